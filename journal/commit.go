@@ -1,0 +1,508 @@
+package journal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Committed is the acknowledgement of one durable event.
+type Committed struct {
+	Seq, Time int64
+	Hash      Hash
+}
+
+// unit is one encoded event body waiting for its seq.
+type unit struct {
+	body          []byte
+	kind, subject string
+}
+
+type requestKind int
+
+const (
+	reqAppend requestKind = iota
+	reqPropose
+	reqPrune
+	reqRebuild
+)
+
+// request is one unit of work for the committer. The committer fills the
+// result fields and closes done.
+type request struct {
+	ctx   context.Context
+	kind  requestKind
+	units []unit // reqAppend
+
+	engine Engine // reqPropose
+	req    any
+
+	prune *pruneRequest // reqPrune
+
+	done      chan struct{}
+	committed []Committed
+	reply     any
+	err       error
+
+	// Filled while building a group.
+	planned  []unit
+	newFirst int64
+	dropped  int64
+}
+
+func (r *request) events() int {
+	if r.kind == reqAppend {
+		return len(r.units)
+	}
+	return 1
+}
+
+// Append encodes bodies in the caller's goroutine (Node filled from
+// Options.Node when empty), queues them to the committer as one unit and
+// returns once they are durable. It is all or nothing.
+func (s *Stream) Append(ctx context.Context, bodies ...*Body) ([]Committed, error) {
+	if len(bodies) == 0 {
+		return nil, nil
+	}
+	units, err := s.encode(bodies)
+	if err != nil {
+		return nil, Errorf("invalid_argument", "%s", err)
+	}
+	r := &request{ctx: ctx, kind: reqAppend, units: units}
+	if err := s.submit(ctx, r); err != nil {
+		return nil, err
+	}
+	return r.committed, nil
+}
+
+// Propose queues req for the named engine's Decide, in commit order, and
+// returns once the events it decided on are durable, with Decide's reply.
+func (s *Stream) Propose(ctx context.Context, engine string, req any) ([]Committed, any, error) {
+	e := s.engineByName[engine]
+	if e == nil {
+		return nil, nil, fmt.Errorf("%s stream has no engine %q", s.name, engine)
+	}
+	r := &request{ctx: ctx, kind: reqPropose, engine: e, req: req}
+	if err := s.submit(ctx, r); err != nil {
+		return nil, nil, err
+	}
+	return r.committed, r.reply, nil
+}
+
+// Rebuild drops every engine projection of the stream and refolds all
+// events, in the committer, so appends wait meanwhile. The result is the
+// state the incremental folds built.
+func (s *Stream) Rebuild(ctx context.Context) error {
+	return s.submit(ctx, &request{ctx: ctx, kind: reqRebuild})
+}
+
+func (s *Stream) encode(bodies []*Body) ([]unit, error) {
+	units := make([]unit, len(bodies))
+	for i, b := range bodies {
+		if b.Node == "" && s.j.opts.Node != "" {
+			c := *b
+			c.Node = s.j.opts.Node
+			b = &c
+		}
+		p, err := EncodeBody(b)
+		if err != nil {
+			return nil, err
+		}
+		units[i] = unit{body: p, kind: b.Kind, subject: b.Subject}
+	}
+	return units, nil
+}
+
+// submit queues r and waits for its answer. A request whose context ends
+// while it waits may still be committed; it is never reported committed
+// when it was not.
+func (s *Stream) submit(ctx context.Context, r *request) error {
+	r.done = make(chan struct{})
+	select {
+	case s.reqs <- r:
+	case <-s.stop:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.committerDone:
+		select {
+		case <-r.done:
+			return r.err
+		default:
+			return ErrClosed // queued after the committer drained the queue
+		}
+	}
+}
+
+// run is the committer: it takes a request, gathers whatever else is
+// queued into a group, and commits the group with one fsync.
+func (s *Stream) run() {
+	defer close(s.committerDone)
+	for {
+		var first *request
+		if s.pending != nil {
+			first, s.pending = s.pending, nil
+		} else {
+			select {
+			case first = <-s.reqs:
+			case <-s.stop:
+				s.drain()
+				return
+			}
+		}
+		s.process(s.gather(first))
+	}
+}
+
+// drain commits what was queued before Close.
+func (s *Stream) drain() {
+	for {
+		var first *request
+		if s.pending != nil {
+			first, s.pending = s.pending, nil
+		} else {
+			select {
+			case first = <-s.reqs:
+			default:
+				return
+			}
+		}
+		s.process(s.gather(first))
+	}
+}
+
+func (s *Stream) gather(first *request) []*request {
+	group := []*request{first}
+	if first.kind == reqRebuild {
+		return group
+	}
+	n := first.events()
+	for n < s.j.opts.MaxGroupEvents {
+		select {
+		case r := <-s.reqs:
+			if r.kind == reqRebuild {
+				s.pending = r
+				return group
+			}
+			group = append(group, r)
+			n += r.events()
+		default:
+			return group
+		}
+	}
+	return group
+}
+
+func answer(r *request, err error) {
+	r.err = err
+	close(r.done)
+}
+
+func (s *Stream) process(group []*request) {
+	live := group[:0]
+	for _, r := range group {
+		switch {
+		case r.ctx.Err() != nil:
+			answer(r, r.ctx.Err())
+		case s.failed != nil:
+			answer(r, s.failed)
+		default:
+			live = append(live, r)
+		}
+	}
+	if len(live) == 0 {
+		return
+	}
+	if live[0].kind == reqRebuild {
+		answer(live[0], s.rebuild())
+		return
+	}
+	if err := s.checkReserve(); err != nil {
+		// Retention frees space, so it runs whatever the reserve says.
+		kept := live[:0]
+		for _, r := range live {
+			if r.kind == reqPrune {
+				kept = append(kept, r)
+			} else {
+				answer(r, err)
+			}
+		}
+		live = kept
+		if len(live) == 0 {
+			return
+		}
+	}
+	s.commitGroup(live)
+}
+
+func (s *Stream) checkReserve() error {
+	free, err := s.j.opts.DiskFree(s.dir)
+	if err != nil {
+		// Not knowing the free space must not stop the journal; pebble's
+		// own errors still stop a write that cannot be made.
+		s.log.Warn("cannot read free disk space", "dir", s.dir, "err", err)
+		return nil
+	}
+	if free < s.reserve {
+		return &reserveError{dir: s.dir, free: free, reserve: s.reserve}
+	}
+	return nil
+}
+
+// built is a group's batch ready to commit.
+type built struct {
+	b    *pebble.Batch
+	tip  tip
+	raws []Raw
+	reqs []*request
+}
+
+// build writes the group's events, indexes and folds into one batch. A
+// request whose Decide fails writes nothing; one whose Fold fails (a bug in
+// an engine) is dropped and the batch is built again without it.
+func (s *Stream) build(group []*request) (*built, error) {
+	now := s.j.opts.Now().UnixNano()
+	for {
+		bt, failed, err := s.buildOnce(group, now)
+		if err != nil {
+			return nil, err
+		}
+		if failed == nil {
+			return bt, nil
+		}
+		var kept []*request
+		for _, r := range group {
+			if r != failed {
+				kept = append(kept, r)
+			}
+		}
+		group = kept
+	}
+}
+
+func (s *Stream) buildOnce(group []*request, now int64) (bt *built, failed *request, err error) {
+	var b *pebble.Batch
+	if len(s.engines) > 0 {
+		b = s.db.NewIndexedBatch()
+	} else {
+		b = s.db.NewBatch()
+	}
+	bt = &built{b: b, tip: s.last}
+	defer func() {
+		if failed != nil || err != nil {
+			_ = b.Close()
+		}
+	}()
+	var kbuf []byte
+	for _, r := range group {
+		r.committed, r.reply, r.err, r.planned = r.committed[:0], nil, nil, nil
+		switch r.kind {
+		case reqAppend:
+			r.planned = r.units
+		case reqPropose:
+			v := &View{r: b, prefix: projPrefix(r.engine.Name()), lastSeq: bt.tip.seq}
+			dec, err := r.engine.Decide(v, r.req)
+			if err != nil {
+				r.err = err
+				continue
+			}
+			units, err := s.encode(dec.Bodies)
+			if err != nil {
+				r.err = fmt.Errorf("engine %s: %w", r.engine.Name(), err)
+				continue
+			}
+			r.planned, r.reply = units, dec.Reply
+		case reqPrune:
+			if err := s.planPrune(b, r); err != nil {
+				r.err = err
+				continue
+			}
+		}
+		bt.reqs = append(bt.reqs, r)
+		for _, u := range r.planned {
+			t := bt.tip
+			seq := t.seq + 1
+			tm := max(now, t.time)
+			h := ChainHash(s.name, seq, tm, t.hash, u.body)
+			rec := EncodeRecord(tm, t.hash, h, u.body)
+			kbuf = appendEventKey(kbuf[:0], seq)
+			if err := b.Set(kbuf, rec, nil); err != nil {
+				return nil, nil, err
+			}
+			if u.subject != "" {
+				kbuf = appendIndexKey(kbuf[:0], prefixSubject, u.subject, seq)
+				if err := b.Set(kbuf, nil, nil); err != nil {
+					return nil, nil, err
+				}
+			}
+			kbuf = appendIndexKey(kbuf[:0], prefixKind, u.kind, seq)
+			if err := b.Set(kbuf, nil, nil); err != nil {
+				return nil, nil, err
+			}
+			raw := Raw{Stream: s.name, Seq: seq, Record: rec}
+			if err := s.fold(b, &raw); err != nil {
+				r.err = err
+				return bt, r, nil
+			}
+			bt.raws = append(bt.raws, raw)
+			r.committed = append(r.committed, Committed{Seq: seq, Time: tm, Hash: h})
+			bt.tip = tip{seq: seq, time: tm, hash: h}
+		}
+	}
+	return bt, nil, nil
+}
+
+// fold applies every engine's Fold to one event, decoded from its stored
+// bytes exactly as Rebuild decodes it.
+func (s *Stream) fold(b *pebble.Batch, raw *Raw) error {
+	if len(s.engines) == 0 {
+		return nil
+	}
+	ev, err := raw.Decode()
+	if err != nil {
+		return err
+	}
+	for _, e := range s.engines {
+		t := &Txn{View: View{r: b, prefix: projPrefix(e.Name()), lastSeq: ev.Seq}, b: b}
+		if err := e.Fold(t, ev); err != nil {
+			return fmt.Errorf("engine %s: fold %s seq %d: %w", e.Name(), ev.Kind, ev.Seq, err)
+		}
+	}
+	return nil
+}
+
+// commitGroup builds, commits with one fsync, publishes and answers.
+func (s *Stream) commitGroup(group []*request) {
+	bt, err := s.build(group)
+	if err != nil {
+		s.fail(group, fmt.Errorf("build %s batch: %w", s.name, err))
+		return
+	}
+	if bt.b.Empty() {
+		_ = bt.b.Close()
+		for _, r := range group {
+			answer(r, r.err)
+		}
+		return
+	}
+	// ApplyNoSyncWait + SyncWait rather than Apply: pebble hands a failed
+	// WAL write or fsync back to SyncWait as an error, where Apply would
+	// call Logger.Fatalf.
+	err = s.db.ApplyNoSyncWait(bt.b, pebble.Sync)
+	if err == nil {
+		err = bt.b.SyncWait()
+	}
+	if err != nil {
+		// The batch may be in the memtable though not durable; nothing past
+		// the durable seq is ever shown, and the stream takes no more
+		// writes, so a restart recovers exactly what the WAL holds.
+		s.failed = fmt.Errorf("%s stream stopped after a write error; restart cairn: %w", s.name, err)
+		s.log.Error("commit failed", "err", err)
+		for _, r := range group {
+			answer(r, s.failed)
+		}
+		return
+	}
+	_ = bt.b.Close()
+	s.last = bt.tip
+	s.publish(bt)
+	s.commits.Add(1)
+	for _, r := range group {
+		if r.err != nil {
+			r.committed = nil
+		}
+		answer(r, r.err)
+	}
+}
+
+func (s *Stream) fail(group []*request, err error) {
+	for _, r := range group {
+		answer(r, err)
+	}
+}
+
+// publish makes the group visible: the new durable seq, a snapshot at it,
+// and the live events to subscribers, all under s.mu so a subscription
+// switching from catch-up to live sees either all of it or none.
+func (s *Stream) publish(bt *built) {
+	st := &snapState{s: s, snap: s.db.NewSnapshot(), seq: bt.tip.seq}
+	st.refs.Store(1)
+	var newFirst int64
+	for _, r := range bt.reqs {
+		if r.err == nil && r.newFirst > 0 {
+			newFirst = r.newFirst
+		}
+	}
+	s.mu.Lock()
+	old := s.cur
+	s.cur = st
+	s.snaps[st] = struct{}{}
+	if newFirst > 0 {
+		s.first.Store(newFirst)
+	} else if s.first.Load() == 0 && len(bt.raws) > 0 {
+		s.first.Store(bt.raws[0].Seq)
+	}
+	s.durable.Store(bt.tip.seq)
+	if len(s.subs) > 0 && len(bt.raws) > 0 {
+		raws := make([]*Raw, len(bt.raws))
+		for i := range bt.raws {
+			raws[i] = &bt.raws[i]
+		}
+		for sub := range s.subs {
+			sub.deliver(raws)
+		}
+	}
+	s.mu.Unlock()
+	if old != nil {
+		old.release()
+	}
+}
+
+// rebuild drops the projections and refolds every stored event in one
+// batch, so a crash leaves either the old or the new projection.
+func (s *Stream) rebuild() error {
+	if len(s.engines) == 0 {
+		return nil
+	}
+	b := s.db.NewIndexedBatch()
+	defer b.Close()
+	if err := b.DeleteRange(prefixProj, prefixEnd(prefixProj), nil); err != nil {
+		return err
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefixEvent, UpperBound: prefixEnd(prefixEvent)})
+	if err != nil {
+		return err
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		seq, err := seqOfEventKey(it.Key())
+		if err != nil {
+			_ = it.Close()
+			return err
+		}
+		raw := Raw{Stream: s.name, Seq: seq, Record: it.Value()}
+		if err := s.fold(b, &raw); err != nil {
+			_ = it.Close()
+			return fmt.Errorf("rebuild: %w", err)
+		}
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return err
+	}
+	if err := s.db.ApplyNoSyncWait(b, pebble.Sync); err != nil {
+		return err
+	}
+	if err := b.SyncWait(); err != nil {
+		s.failed = fmt.Errorf("%s stream stopped after a write error; restart cairn: %w", s.name, err)
+		return s.failed
+	}
+	s.publish(&built{tip: s.last})
+	return nil
+}

@@ -1,0 +1,131 @@
+package journal
+
+import (
+	"errors"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Engine decides on requests and folds events into its projection, which
+// lives under "p/<name>/" in its stream's pebble instance.
+type Engine interface {
+	// Name returns the engine's name, [a-z0-9_]+.
+	Name() string
+	// Decide turns a request into events. It must not write; an error means
+	// nothing of this request is written.
+	Decide(v *View, req any) (Decision, error)
+	// Fold applies one committed event to the projection. Rebuild uses the
+	// same function, so it must depend only on the event and the projection.
+	Fold(t *Txn, ev *Event) error
+}
+
+// Decision is what Decide returns: the events to append and a reply handed
+// back to the proposer untouched.
+type Decision struct {
+	Bodies []*Body
+	Reply  any
+}
+
+// View reads an engine's projection through the batch being built, so a
+// request sees the writes of the requests committed before it in the same
+// group.
+type View struct {
+	r       pebble.Reader
+	prefix  []byte
+	lastSeq int64
+	kbuf    []byte
+}
+
+func (v *View) key(k []byte) []byte {
+	v.kbuf = append(append(v.kbuf[:0], v.prefix...), k...)
+	return v.kbuf
+}
+
+// Get returns a copy of the value of key, and whether it exists.
+func (v *View) Get(key []byte) ([]byte, bool, error) {
+	return readerGet(v.r, v.key(key))
+}
+
+// Iter calls fn for every key in [lower, upper) in order, keys relative to
+// the engine's prefix; upper nil means the end of the prefix. fn's slices
+// are valid only during the call.
+func (v *View) Iter(lower, upper []byte, fn func(k, v []byte) error) error {
+	return readerIter(v.r, v.prefix, lower, upper, fn)
+}
+
+// LastSeq returns the seq of the last event assigned before this request,
+// durable or earlier in the same group.
+func (v *View) LastSeq() int64 { return v.lastSeq }
+
+// Txn is a View that can also write the engine's projection; Fold gets one.
+type Txn struct {
+	View
+	b    *pebble.Batch
+	wbuf []byte
+}
+
+func (t *Txn) wkey(k []byte) []byte {
+	t.wbuf = append(append(t.wbuf[:0], t.prefix...), k...)
+	return t.wbuf
+}
+
+// Set sets key to value.
+func (t *Txn) Set(key, value []byte) error { return t.b.Set(t.wkey(key), value, nil) }
+
+// Delete deletes key.
+func (t *Txn) Delete(key []byte) error { return t.b.Delete(t.wkey(key), nil) }
+
+// DeleteRange deletes the keys in [start, end); end nil means the end of
+// the engine's prefix.
+func (t *Txn) DeleteRange(start, end []byte) error {
+	lo := append(append([]byte(nil), t.prefix...), start...)
+	var hi []byte
+	if end == nil {
+		hi = prefixEnd(t.prefix)
+	} else {
+		hi = append(append([]byte(nil), t.prefix...), end...)
+	}
+	return t.b.DeleteRange(lo, hi, nil)
+}
+
+func readerGet(r pebble.Reader, key []byte) ([]byte, bool, error) {
+	val, closer, err := r.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	out := append([]byte(nil), val...)
+	return out, true, closer.Close()
+}
+
+func readerIter(r pebble.Reader, prefix, lower, upper []byte, fn func(k, v []byte) error) error {
+	lo := append(append([]byte(nil), prefix...), lower...)
+	var hi []byte
+	if upper == nil {
+		hi = prefixEnd(prefix)
+	} else {
+		hi = append(append([]byte(nil), prefix...), upper...)
+	}
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return err
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		val, err := it.ValueAndErr()
+		if err != nil {
+			_ = it.Close()
+			return err
+		}
+		if err := fn(it.Key()[len(prefix):], val); err != nil {
+			_ = it.Close()
+			return err
+		}
+	}
+	if err := it.Error(); err != nil {
+		_ = it.Close()
+		return err
+	}
+	return it.Close()
+}

@@ -1,0 +1,432 @@
+package journal
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"golang.org/x/sys/unix"
+)
+
+// Options configures Open.
+type Options struct {
+	// Dir is the data directory; the streams live in Dir/audit and Dir/capture.
+	Dir string
+	// FS is pebble's file system; default vfs.Default. Tests use vfs.NewMem()
+	// and errorfs.
+	FS vfs.FS
+	// Node is written into Body.Node by Append when it is empty.
+	Node string
+	// Logger receives the journal's and pebble's messages; default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// Reserve is the free space (bytes) below which appends fail with
+	// ErrResourceExhausted (default 256 MiB). CaptureReserve is the capture
+	// stream's higher floor (default 2×Reserve).
+	Reserve, CaptureReserve uint64
+	// DiskFree reports the free space of a stream's directory. The default
+	// is statfs (Bavail×Bsize) on vfs.Default, and FS.GetDiskUsage on any
+	// other FS (unlimited where that is unsupported, as on vfs.NewMem()).
+	DiskFree func(dir string) (uint64, error)
+	// Retention limits the capture stream.
+	Retention Retention
+	// Engines maps a stream name to the engines that fold that stream.
+	Engines map[string][]Engine
+	// SubscriberBuffer is how many live events a subscription buffers before
+	// it falls back to reading the journal (default 4096).
+	SubscriberBuffer int
+	// MaxGroupEvents caps the events of one commit group (default 1024; a
+	// single larger Append is still committed whole).
+	MaxGroupEvents int
+}
+
+// Retention bounds the capture stream by age and size; zero is unlimited.
+// Every is how often the retention pass runs (default 1m).
+type Retention struct {
+	MaxAge   time.Duration
+	MaxBytes int64
+	Every    time.Duration
+}
+
+// Journal holds a daemon's streams.
+type Journal struct {
+	opts    Options
+	streams map[string]*Stream
+
+	stopRetention context.CancelFunc
+	retentionDone chan struct{}
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens (creating if needed) both streams of the journal in opts.Dir,
+// starts their committers and the capture stream's retention loop.
+func Open(opts Options) (*Journal, error) {
+	if opts.FS == nil {
+		opts.FS = vfs.Default
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Reserve == 0 {
+		opts.Reserve = 256 << 20
+	}
+	if opts.CaptureReserve == 0 {
+		opts.CaptureReserve = 2 * opts.Reserve
+	}
+	if opts.DiskFree == nil {
+		opts.DiskFree = defaultDiskFree(opts.FS)
+	}
+	if opts.Retention.Every == 0 {
+		opts.Retention.Every = time.Minute
+	}
+	if opts.SubscriberBuffer <= 0 {
+		opts.SubscriberBuffer = 4096
+	}
+	if opts.MaxGroupEvents <= 0 {
+		opts.MaxGroupEvents = 1024
+	}
+	for name := range opts.Engines {
+		if name != Audit && name != Capture {
+			return nil, fmt.Errorf("open journal %s: engines given for unknown stream %q", opts.Dir, name)
+		}
+	}
+	j := &Journal{opts: opts, streams: make(map[string]*Stream)}
+	for _, name := range Streams {
+		s, err := openStream(j, name)
+		if err != nil {
+			for _, s := range j.streams {
+				_ = s.close()
+			}
+			return nil, fmt.Errorf("open journal %s: %w", opts.Dir, err)
+		}
+		j.streams[name] = s
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	j.stopRetention = cancel
+	j.retentionDone = make(chan struct{})
+	go j.retentionLoop(ctx)
+	return j, nil
+}
+
+// Stream returns the named stream, or nil if there is none.
+func (j *Journal) Stream(name string) *Stream { return j.streams[name] }
+
+// Close stops accepting appends, commits and answers what is queued, ends
+// subscriptions (their Next returns ErrClosed) and closes pebble. It is
+// idempotent.
+func (j *Journal) Close() error {
+	j.closeOnce.Do(func() {
+		j.stopRetention()
+		<-j.retentionDone
+		for _, name := range Streams {
+			if err := j.streams[name].close(); err != nil && j.closeErr == nil {
+				j.closeErr = err
+			}
+		}
+	})
+	return j.closeErr
+}
+
+func defaultDiskFree(fs vfs.FS) func(string) (uint64, error) {
+	if fs == vfs.Default {
+		return func(dir string) (uint64, error) {
+			var st unix.Statfs_t
+			if err := unix.Statfs(dir, &st); err != nil {
+				return 0, fmt.Errorf("statfs %s: %w", dir, err)
+			}
+			return st.Bavail * uint64(st.Bsize), nil
+		}
+	}
+	return func(dir string) (uint64, error) {
+		u, err := fs.GetDiskUsage(dir)
+		if errors.Is(err, vfs.ErrUnsupported) {
+			return math.MaxUint64, nil
+		}
+		return u.AvailBytes, err
+	}
+}
+
+// tip is the end of a stream's chain.
+type tip struct {
+	seq, time int64
+	hash      Hash
+}
+
+// Stream is one append-only, hash-chained log with its own pebble instance
+// and committer.
+type Stream struct {
+	j       *Journal
+	name    string
+	dir     string
+	db      *pebble.DB
+	log     *slog.Logger
+	reserve uint64
+
+	engines      []Engine
+	engineByName map[string]Engine
+
+	reqs          chan *request
+	stop          chan struct{}
+	committerDone chan struct{}
+
+	// Owned by the committer goroutine.
+	last    tip
+	failed  error
+	pending *request
+
+	durable atomic.Int64
+	first   atomic.Int64
+	commits atomic.Int64 // groups committed, for tests and stats
+
+	mu    sync.Mutex // guards what follows, and publishing durable
+	cur   *snapState
+	subs  map[*Subscription]struct{}
+	iters map[*Iter]struct{}
+	snaps map[*snapState]struct{}
+
+	// rw is held shared by every reader while it uses pebble and exclusively
+	// by close, so pebble is never closed under a reader.
+	rw       sync.RWMutex
+	closed   bool
+	closedCh chan struct{}
+}
+
+func openStream(j *Journal, name string) (*Stream, error) {
+	opts := j.opts
+	dir := opts.FS.PathJoin(opts.Dir, name)
+	if err := opts.FS.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("stream %s: %w", name, err)
+	}
+	if err := syncParents(opts.FS, dir); err != nil {
+		return nil, fmt.Errorf("stream %s: %w", name, err)
+	}
+	log := opts.Logger.With("stream", name)
+	db, err := pebble.Open(dir, &pebble.Options{
+		FS:                 opts.FS,
+		Logger:             pebbleLogger{log: log.With("component", "pebble")},
+		FormatMajorVersion: pebble.FormatNewest,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", name, err)
+	}
+	s := &Stream{
+		j:             j,
+		name:          name,
+		dir:           dir,
+		db:            db,
+		log:           log,
+		reserve:       opts.Reserve,
+		engineByName:  make(map[string]Engine),
+		reqs:          make(chan *request, 1024),
+		stop:          make(chan struct{}),
+		committerDone: make(chan struct{}),
+		subs:          make(map[*Subscription]struct{}),
+		iters:         make(map[*Iter]struct{}),
+		snaps:         make(map[*snapState]struct{}),
+		closedCh:      make(chan struct{}),
+	}
+	if name == Capture {
+		s.reserve = opts.CaptureReserve
+	}
+	for _, e := range opts.Engines[name] {
+		en := e.Name()
+		if !validEngineName(en) {
+			_ = db.Close()
+			return nil, fmt.Errorf("stream %s: engine name %q: want [a-z0-9_]+", name, en)
+		}
+		if _, dup := s.engineByName[en]; dup {
+			_ = db.Close()
+			return nil, fmt.Errorf("stream %s: engine %q registered twice", name, en)
+		}
+		s.engineByName[en] = e
+		s.engines = append(s.engines, e)
+	}
+	if err := s.load(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("stream %s: %w", name, err)
+	}
+	st := &snapState{s: s, snap: db.NewSnapshot(), seq: s.last.seq}
+	st.refs.Store(1)
+	s.snaps[st] = struct{}{}
+	s.cur = st
+	go s.run()
+	return s, nil
+}
+
+// syncParents fsyncs the directories holding dir, up to the root, so that
+// a freshly created data directory survives a crash: pebble syncs its own
+// directory but not the entry naming it. Only the stream directory's own
+// parent must sync; ancestors the daemon may not read are skipped.
+func syncParents(fs vfs.FS, dir string) error {
+	for level := 0; ; level++ {
+		parent := fs.PathDir(dir)
+		f, err := fs.OpenDir(parent)
+		if err == nil {
+			err = errors.Join(f.Sync(), f.Close())
+		}
+		if err != nil {
+			if level == 0 {
+				return fmt.Errorf("sync directory %s: %w", parent, err)
+			}
+			return nil
+		}
+		if parent == dir || parent == "." || parent == "/" || parent == "" {
+			return nil
+		}
+		dir = parent
+	}
+}
+
+func validEngineName(n string) bool {
+	if n == "" {
+		return false
+	}
+	for i := 0; i < len(n); i++ {
+		c := n[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// load checks the format version and finds the chain's ends from the last
+// and first event keys: nothing is replayed, so opening is quick whatever
+// the size of the stream.
+func (s *Stream) load() error {
+	v, closer, err := s.db.Get(keyFormat)
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+		if err := s.db.Set(keyFormat, binary.AppendUvarint(nil, formatVersion), pebble.Sync); err != nil {
+			return fmt.Errorf("write format version: %w", err)
+		}
+	case err != nil:
+		return fmt.Errorf("read format version: %w", err)
+	default:
+		ver, n := binary.Uvarint(v)
+		_ = closer.Close()
+		if n <= 0 {
+			return fmt.Errorf("malformed on-disk format version %x", v)
+		}
+		if ver > formatVersion {
+			return fmt.Errorf("on-disk format version %d is newer than this cairn understands (%d): run a newer cairn", ver, formatVersion)
+		}
+	}
+
+	var anchorSeq int64
+	var anchorHash Hash
+	if v, closer, err := s.db.Get(keyAnchor); err == nil {
+		anchorSeq, anchorHash, err = decodeAnchor(v)
+		_ = closer.Close()
+		if err != nil {
+			return err
+		}
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		return fmt.Errorf("read anchor: %w", err)
+	}
+
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefixEvent, UpperBound: prefixEnd(prefixEvent)})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	s.last = tip{seq: anchorSeq, hash: anchorHash}
+	if it.Last() {
+		seq, err := seqOfEventKey(it.Key())
+		if err != nil {
+			return err
+		}
+		rec := it.Value()
+		if err := CheckRecord(rec); err != nil {
+			return fmt.Errorf("last event %d: %w", seq, err)
+		}
+		r := Raw{Stream: s.name, Seq: seq, Record: rec}
+		s.last = tip{seq: seq, time: r.Time(), hash: r.Hash()}
+		if !it.First() {
+			return fmt.Errorf("first event: %w", it.Error())
+		}
+		first, err := seqOfEventKey(it.Key())
+		if err != nil {
+			return err
+		}
+		s.first.Store(first)
+	}
+	s.durable.Store(s.last.seq)
+	return it.Error()
+}
+
+// Name returns the stream's name.
+func (s *Stream) Name() string { return s.name }
+
+// DurableSeq returns the seq of the last event known to be fsynced.
+func (s *Stream) DurableSeq() int64 { return s.durable.Load() }
+
+// FirstSeq returns the oldest seq still stored: 1 unless retention dropped
+// some, 0 if the stream is empty.
+func (s *Stream) FirstSeq() int64 { return s.first.Load() }
+
+// Stats describes a stream's size.
+type Stats struct {
+	FirstSeq, LastSeq, Events int64
+	Bytes                     int64 // pebble's disk usage
+}
+
+// Stats returns the stream's seq range and disk usage.
+func (s *Stream) Stats() Stats {
+	st := Stats{FirstSeq: s.FirstSeq(), LastSeq: s.DurableSeq()}
+	if st.FirstSeq > 0 {
+		st.Events = st.LastSeq - st.FirstSeq + 1
+	}
+	s.rw.RLock()
+	defer s.rw.RUnlock()
+	if !s.closed {
+		st.Bytes = int64(s.db.Metrics().DiskSpaceUsage())
+	}
+	return st
+}
+
+func (s *Stream) close() error {
+	select {
+	case <-s.stop:
+		return nil
+	default:
+	}
+	close(s.stop)
+	<-s.committerDone
+
+	s.rw.Lock()
+	defer s.rw.Unlock()
+	s.closed = true
+	close(s.closedCh)
+	s.mu.Lock()
+	iters := s.iters
+	snaps := s.snaps
+	s.iters, s.snaps = nil, nil
+	s.cur = nil
+	s.subs = nil
+	s.mu.Unlock()
+	for it := range iters {
+		it.forceClose()
+	}
+	for st := range snaps {
+		_ = st.snap.Close()
+	}
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close %s stream: %w", s.name, err)
+	}
+	return nil
+}
