@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/cairnhq/cairn/client"
+	"github.com/cairnhq/cairn/daemon"
+)
+
+// runDaemon runs `cairn daemon ARGS…` and returns the process exit code.
+func runDaemon(args []string) int {
+	fs := flag.NewFlagSet("cairn daemon", flag.ContinueOnError)
+	dataDir := fs.String("data", defaultDataDir(), "data directory (env CAIRN_DATA)")
+	socket := fs.String("socket", client.DefaultSocket(), "unix socket path (env CAIRN_SOCKET)")
+	natsAddr := fs.String("nats", "127.0.0.1:4222", "embedded NATS listen address, or off")
+	natsAuth := fs.String("nats-auth", "token", "NATS auth: token (from <data>/nats.token) or none")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	reserve := fs.Uint64("reserve-mb", 256, "free disk space (MiB) below which appends fail")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "cairn daemon: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(os.Stderr, "cairn daemon: --log-level %q: want debug, info, warn or error\n", *logLevel)
+		return 2
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	err := daemon.Run(ctx, daemon.Config{
+		DataDir:  *dataDir,
+		Socket:   *socket,
+		NATS:     *natsAddr,
+		NATSAuth: *natsAuth,
+		Logger:   logger,
+		Reserve:  *reserve << 20,
+	}, nil)
+	if err != nil {
+		logger.Error("cairn daemon failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// defaultDataDir is $CAIRN_DATA, else /var/lib/cairn as root, else
+// $XDG_DATA_HOME/cairn.
+func defaultDataDir() string {
+	if d := os.Getenv("CAIRN_DATA"); d != "" {
+		return d
+	}
+	if os.Geteuid() == 0 {
+		return "/var/lib/cairn"
+	}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "cairn")
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".local", "share", "cairn")
+}
