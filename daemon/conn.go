@@ -1,0 +1,253 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+)
+
+// maxInFlight bounds the requests one connection may have running at once.
+const maxInFlight = 256
+
+// conn serves one client connection: requests may interleave, answers are
+// written by one writer goroutine in the order they are produced.
+type conn struct {
+	srv  *Server
+	c    *net.UnixConn
+	peer Peer
+	log  *slog.Logger
+
+	ctx    context.Context // canceled when the connection ends
+	cancel context.CancelFunc
+
+	out     chan []byte   // answer lines to the writer
+	outDone chan struct{} // closed when the writer has stopped
+
+	mu       sync.Mutex
+	active   map[int64]*running
+	nextRaw  int64
+	readDone bool // no more requests will be read; streams end at once
+
+	wg  sync.WaitGroup // running requests
+	sem chan struct{}
+}
+
+// running is a request in flight on a connection.
+type running struct {
+	cancel context.CancelFunc
+	stream bool
+}
+
+func (s *Server) newConn(c *net.UnixConn, peer Peer) *conn {
+	ctx, cancel := context.WithCancel(s.connCtx)
+	return &conn{
+		srv:     s,
+		c:       c,
+		peer:    peer,
+		log:     s.log.With("peer_uid", peer.UID, "peer_pid", peer.PID),
+		ctx:     ctx,
+		cancel:  cancel,
+		out:     make(chan []byte, 256),
+		outDone: make(chan struct{}),
+		active:  make(map[int64]*running),
+		sem:     make(chan struct{}, maxInFlight),
+	}
+}
+
+// serve reads requests until the client goes away or the server stops
+// reading, then waits for the requests it started.
+func (cn *conn) serve() {
+	go cn.writer()
+	defer func() {
+		cn.wg.Wait()
+		close(cn.out)
+		<-cn.outDone
+		cn.cancel()
+		cn.c.Close()
+	}()
+	r := bufio.NewReaderSize(cn.c, 64<<10)
+	for {
+		line, err := readLine(r)
+		if errors.Is(err, errLineTooLong) {
+			cn.send(encodeError(0, wireErrBody{Code: "invalid_argument", Message: fmt.Sprintf("request line longer than %d bytes; split it or send a smaller value", MaxLine)}))
+			continue
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				cn.log.Debug("connection read ended", "err", err)
+			}
+			// The client is gone or the daemon is stopping: end the streams
+			// it had open; other requests finish and are answered if possible.
+			cn.cancelStreams()
+			return
+		}
+		if len(line) == 0 {
+			continue
+		}
+		req, err := decodeRequest(line, cn.rawID)
+		if err != nil {
+			var we *wireError
+			errors.As(err, &we)
+			cn.send(encodeError(we.ID, wireErrBody{Code: "invalid_argument", Message: we.Msg}))
+			continue
+		}
+		if req.Cancel {
+			cn.cancelRequest(req.ID)
+			continue
+		}
+		cn.start(req)
+	}
+}
+
+// rawID hands out ids 1, 2, 3… to raw lines.
+func (cn *conn) rawID() int64 {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	cn.nextRaw++
+	return cn.nextRaw
+}
+
+func (cn *conn) start(req request) {
+	ctx, cancel := context.WithCancel(cn.ctx)
+	cn.mu.Lock()
+	if _, dup := cn.active[req.ID]; dup {
+		cn.mu.Unlock()
+		cancel()
+		cn.send(encodeError(req.ID, wireErrBody{Code: "invalid_argument", Message: fmt.Sprintf("request id %d is already running on this connection; use a new id", req.ID)}))
+		return
+	}
+	run := &running{cancel: cancel}
+	cn.active[req.ID] = run
+	cn.mu.Unlock()
+
+	select {
+	case cn.sem <- struct{}{}:
+	case <-cn.ctx.Done():
+		cn.finish(req.ID)
+		return
+	}
+	cn.wg.Add(1)
+	go func() {
+		defer cn.wg.Done()
+		defer func() { <-cn.sem }()
+		defer cn.finish(req.ID)
+		cn.srv.execute(ctx, cn, req.ID, req.DSL, run)
+	}()
+}
+
+func (cn *conn) finish(id int64) {
+	cn.mu.Lock()
+	if r, ok := cn.active[id]; ok {
+		r.cancel()
+		delete(cn.active, id)
+	}
+	cn.mu.Unlock()
+}
+
+func (cn *conn) cancelRequest(id int64) {
+	cn.mu.Lock()
+	r, ok := cn.active[id]
+	cn.mu.Unlock()
+	if ok {
+		r.cancel()
+	}
+}
+
+// cancelStreams ends every open stream of the connection, and every
+// stream that starts later.
+func (cn *conn) cancelStreams() {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	cn.readDone = true
+	for _, r := range cn.active {
+		if r.stream {
+			r.cancel()
+		}
+	}
+}
+
+// send queues an answer line. It reports false once the client is gone.
+func (cn *conn) send(line []byte) bool {
+	select {
+	case cn.out <- line:
+		return true
+	case <-cn.outDone:
+		return false
+	}
+}
+
+// writer writes answer lines, flushing whenever nothing more is queued, so
+// a stream is flushed line by line and a burst goes out in few writes.
+func (cn *conn) writer() {
+	defer close(cn.outDone)
+	w := bufio.NewWriterSize(cn.c, 64<<10)
+	for line := range cn.out {
+		if _, err := w.Write(line); err != nil {
+			cn.fail(err)
+			return
+		}
+		if len(cn.out) == 0 {
+			if err := w.Flush(); err != nil {
+				cn.fail(err)
+				return
+			}
+		}
+	}
+	w.Flush()
+}
+
+// fail ends a connection whose client stopped reading or vanished; its
+// requests are canceled and their answers dropped.
+func (cn *conn) fail(err error) {
+	cn.log.Debug("connection write failed", "err", err)
+	cn.cancel()
+	cn.c.Close()
+}
+
+var errLineTooLong = errors.New("line too long")
+
+// readLine reads one newline-terminated line of at most MaxLine bytes. An
+// overlong line is consumed to its end and reported as errLineTooLong.
+func readLine(r *bufio.Reader) ([]byte, error) {
+	var buf []byte
+	tooLong := false
+	for {
+		frag, err := r.ReadSlice('\n')
+		if !tooLong {
+			if len(buf)+len(frag) > MaxLine+1 {
+				tooLong, buf = true, nil
+			} else {
+				buf = append(buf, frag...)
+			}
+		}
+		switch {
+		case err == nil:
+			if tooLong {
+				return nil, errLineTooLong
+			}
+			return trimEOL(buf), nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		default:
+			if err == io.EOF && len(buf) > 0 && !tooLong {
+				return trimEOL(buf), nil
+			}
+			return nil, err
+		}
+	}
+}
+
+func trimEOL(b []byte) []byte {
+	if n := len(b); n > 0 && b[n-1] == '\n' {
+		b = b[:n-1]
+	}
+	if n := len(b); n > 0 && b[n-1] == '\r' {
+		b = b[:n-1]
+	}
+	return b
+}

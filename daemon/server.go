@@ -1,0 +1,297 @@
+// Package daemon runs cairn's daemon: the unix socket and its wire
+// protocol, the verb table, the journal, the embedded NATS server and the
+// daemon's lifecycle.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cairnhq/cairn/dsl"
+	"github.com/cairnhq/cairn/journal"
+)
+
+// Version is cairn's version, set at build time with -ldflags.
+var Version = "0.1.0-dev"
+
+// Config is how a daemon runs. Zero values mean the defaults of DESIGN.md.
+type Config struct {
+	DataDir  string
+	Socket   string
+	NATS     string // listen address, or "off"
+	NATSAuth string // "token" (default) or "none"
+	Logger   *slog.Logger
+
+	// Reserve is the free disk space below which appends fail.
+	Reserve uint64
+	// CaptureRetention bounds the capture stream.
+	CaptureRetention journal.Retention
+	// DrainTimeout bounds how long a stop waits for in-flight requests.
+	DrainTimeout time.Duration
+}
+
+// Server is a running daemon.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	node    string
+	started time.Time
+
+	journal  *journal.Journal
+	verbs    *dsl.Table
+	handlers map[string]Handler
+	bus      *bus
+
+	connCtx    context.Context
+	connCancel context.CancelFunc
+	conns      sync.WaitGroup
+	connsMu    sync.Mutex
+	open       map[*conn]struct{}
+}
+
+// Run starts a daemon and serves until ctx is canceled, then stops it
+// cleanly: in-flight requests drain, streams end, the journal closes.
+// ready, when not nil, is called once the socket accepts connections.
+func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.NATS == "" {
+		cfg.NATS = "127.0.0.1:4222"
+	}
+	if cfg.NATSAuth == "" {
+		cfg.NATSAuth = "token"
+	}
+	if cfg.DrainTimeout == 0 {
+		cfg.DrainTimeout = 10 * time.Second
+	}
+	node, _ := os.Hostname()
+	s := &Server{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		node:     node,
+		started:  time.Now(),
+		verbs:    dsl.NewTable(),
+		handlers: make(map[string]Handler),
+		open:     make(map[*conn]struct{}),
+	}
+	for _, v := range coreVerbs(s) {
+		s.register(v)
+	}
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	unlock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	// Refuse early, before opening anything, when a live daemon answers.
+	if err := checkSocket(cfg.Socket); err != nil {
+		return err
+	}
+
+	s.journal, err = journal.Open(journal.Options{
+		Dir:       cfg.DataDir,
+		Node:      node,
+		Logger:    s.log.With("component", "journal"),
+		Reserve:   cfg.Reserve,
+		Retention: cfg.CaptureRetention,
+	})
+	if err != nil {
+		return fmt.Errorf("open journal in %s: %w", cfg.DataDir, err)
+	}
+	defer s.journal.Close()
+
+	if cfg.NATS != "off" {
+		s.bus, err = startBus(context.Background(), s, cfg)
+		if err != nil {
+			return err
+		}
+		defer s.bus.close()
+	}
+
+	ln, err := listenSocket(cfg.Socket)
+	if err != nil {
+		return err
+	}
+	s.connCtx, s.connCancel = context.WithCancel(context.Background())
+	defer s.connCancel()
+
+	if _, err := s.journal.Stream(journal.Audit).Append(ctx, &journal.Body{
+		Kind: "daemon.start", Actor: systemActor(),
+		Data: map[string]any{"version": Version, "pid": int64(os.Getpid()), "socket": cfg.Socket, "nats": s.natsURL()},
+	}); err != nil {
+		ln.Close()
+		return fmt.Errorf("record daemon.start: %w", err)
+	}
+	s.log.Info("cairn daemon started", "version", Version, "socket", cfg.Socket, "data", cfg.DataDir, "nats", s.natsURL())
+
+	acceptDone := make(chan struct{})
+	go func() {
+		defer close(acceptDone)
+		s.accept(ln)
+	}()
+	if ready != nil {
+		ready(s)
+	}
+
+	<-ctx.Done()
+	s.log.Info("cairn daemon stopping")
+	ln.Close()
+	<-acceptDone
+	s.drain()
+
+	if _, err := s.journal.Stream(journal.Audit).Append(context.Background(), &journal.Body{
+		Kind: "daemon.stop", Actor: systemActor(),
+		Data: map[string]any{"uptime_ns": int64(time.Since(s.started))},
+	}); err != nil {
+		s.log.Error("record daemon.stop", "err", err)
+	}
+	if s.bus != nil {
+		s.bus.close()
+	}
+	if err := s.journal.Close(); err != nil {
+		return fmt.Errorf("close journal: %w", err)
+	}
+	s.log.Info("cairn daemon stopped")
+	return nil
+}
+
+func (s *Server) register(v Verb) {
+	s.verbs.Register(v.Spec)
+	s.handlers[v.Verb] = v.Run
+}
+
+// Journal returns the daemon's journal.
+func (s *Server) Journal() *journal.Journal { return s.journal }
+
+func (s *Server) accept(ln *net.UnixListener) {
+	for {
+		c, err := ln.AcceptUnix()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.log.Warn("accept", "err", err)
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		peer, err := peerOf(c)
+		if err != nil {
+			s.log.Warn("refusing connection without peer credentials", "err", err)
+			c.Close()
+			continue
+		}
+		cn := s.newConn(c, peer)
+		s.connsMu.Lock()
+		s.open[cn] = struct{}{}
+		s.connsMu.Unlock()
+		s.conns.Add(1)
+		go func() {
+			defer s.conns.Done()
+			cn.serve()
+			s.connsMu.Lock()
+			delete(s.open, cn)
+			s.connsMu.Unlock()
+		}()
+	}
+}
+
+// drain stops reading new requests, ends every stream, and waits for the
+// requests in flight to be answered, at most DrainTimeout.
+func (s *Server) drain() {
+	s.connsMu.Lock()
+	for cn := range s.open {
+		cn.c.CloseRead()
+		cn.cancelStreams()
+	}
+	s.connsMu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.conns.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(s.cfg.DrainTimeout):
+		s.log.Warn("requests still running after the drain timeout; canceling them", "timeout", s.cfg.DrainTimeout)
+		s.connCancel()
+		<-done
+	}
+}
+
+// execute parses and runs one request line, answering done or an error.
+func (s *Server) execute(ctx context.Context, cn *conn, id int64, text string, run *running) {
+	stmts, err := dsl.Parse(text, s.verbs)
+	if err != nil {
+		cn.send(encodeError(id, errorBody(err)))
+		return
+	}
+	for _, st := range stmts {
+		if st.Pipe != nil {
+			cn.send(encodeError(id, wireErrBody{Code: "unimplemented", Message: fmt.Sprintf("%s: the chisel stage is not available in this version of cairn", st.Pipe.Pos), Pos: &wirePos{Line: st.Pipe.Pos.Line, Col: st.Pipe.Pos.Col}}))
+			return
+		}
+		if st.Spec.Stream {
+			cn.mu.Lock()
+			run.stream = true
+			if cn.readDone {
+				// The client left (or the daemon is stopping) before this
+				// stream began: it would never end on its own.
+				run.cancel()
+			}
+			cn.mu.Unlock()
+		}
+		r := &Request{ID: id, Stmt: st, Actor: cn.peer.Actor(), conn: cn}
+		if err := s.handlers[st.Spec.Verb](ctx, r); err != nil {
+			if errors.Is(err, errClientGone) {
+				return
+			}
+			if ctx.Err() != nil && run.stream {
+				// A stream ended by cancel or by the daemon stopping is done.
+				break
+			}
+			body := errorBody(err)
+			if body.Code == "internal" {
+				s.log.Error("request failed", "verb", st.Spec.Verb, "err", err)
+			}
+			cn.send(encodeError(id, body))
+			return
+		}
+	}
+	cn.send(encodeDone(id))
+}
+
+// lockDataDir takes an exclusive lock on the data directory so that a
+// second daemon refuses it clearly.
+func lockDataDir(dir string) (func(), error) {
+	path := filepath.Join(dir, "cairn.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock file: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		owner, _ := os.ReadFile(path)
+		f.Close()
+		return nil, fmt.Errorf("data directory %s is in use by another cairn daemon (pid %s); stop it or use another --data", dir, string(owner))
+	}
+	f.Truncate(0)
+	f.WriteAt([]byte(strconv.Itoa(os.Getpid())), 0)
+	return func() {
+		f.Truncate(0)
+		unix.Flock(int(f.Fd()), unix.LOCK_UN)
+		f.Close()
+	}, nil
+}

@@ -1,0 +1,214 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/cairnhq/cairn/journal"
+)
+
+// runEmit records an event by hand in the audit stream.
+func (s *Server) runEmit(ctx context.Context, r *Request) error {
+	st := r.Stmt
+	kind := st.Args["KIND"]
+	if err := journal.ValidateKind(kind.Text); err != nil {
+		return &posError{code: "invalid_argument", pos: kind.Pos, msg: err.Error()}
+	}
+	body := &journal.Body{Kind: kind.Text, Subject: st.Args["SUBJECT"].Text, Actor: r.Actor}
+	if len(st.Bag) > 0 {
+		body.Data = make(map[string]any, len(st.Bag))
+		for _, kv := range st.Bag {
+			body.Data[kv.Key] = kv.Value.Scalar()
+		}
+	}
+	c, err := s.journal.Stream(journal.Audit).Append(ctx, body)
+	if err != nil {
+		return err
+	}
+	return r.Row(appendRow{
+		Stream: journal.Audit,
+		Seq:    c[0].Seq,
+		Time:   time.Unix(0, c[0].Time).UTC().Format(time.RFC3339Nano),
+		Hash:   c[0].Hash.String(),
+	})
+}
+
+// appendRow answers a recorded event.
+type appendRow struct {
+	Stream string `json:"stream"`
+	Seq    int64  `json:"seq"`
+	Time   string `json:"time"`
+	Hash   string `json:"hash"`
+}
+
+// streamsOpt returns the streams a stream= option selects (default: all).
+func streamsOpt(r *Request) ([]string, error) {
+	w, ok := r.Stmt.Opt("stream")
+	if !ok {
+		return journal.Streams, nil
+	}
+	if w.Text != journal.Audit && w.Text != journal.Capture {
+		return nil, &posError{code: "invalid_argument", pos: w.Pos, msg: fmt.Sprintf("unknown stream %q; streams are audit and capture", w.Text)}
+	}
+	return []string{w.Text}, nil
+}
+
+// runJournalVerify recomputes each stream's chain.
+func (s *Server) runJournalVerify(ctx context.Context, r *Request) error {
+	names, err := streamsOpt(r)
+	if err != nil {
+		return err
+	}
+	var bad []string
+	for _, name := range names {
+		rep, err := s.journal.Stream(name).Verify(ctx)
+		if err != nil {
+			return fmt.Errorf("verify %s: %w", name, err)
+		}
+		row := verifyRow{Stream: name, OK: rep.BadSeq == 0, First: rep.First, Last: rep.Last, Events: rep.Events, BadSeq: rep.BadSeq, Problem: rep.Problem}
+		if rep.BadSeq != 0 {
+			bad = append(bad, fmt.Sprintf("%s: first bad seq %d: %s", name, rep.BadSeq, rep.Problem))
+		}
+		if err := r.Row(row); err != nil {
+			return err
+		}
+	}
+	if len(bad) > 0 {
+		return journal.Errorf("data_loss", "journal verification failed: %s", strings.Join(bad, "; "))
+	}
+	return nil
+}
+
+// verifyRow answers one stream's verification.
+type verifyRow struct {
+	Stream  string `json:"stream"`
+	OK      bool   `json:"ok"`
+	First   int64  `json:"first"`
+	Last    int64  `json:"last"`
+	Events  int64  `json:"events"`
+	BadSeq  int64  `json:"bad_seq,omitempty"`
+	Problem string `json:"problem,omitempty"`
+}
+
+// statsRow answers one stream's extent and size.
+type statsRow struct {
+	Stream   string `json:"stream"`
+	FirstSeq int64  `json:"first_seq"`
+	LastSeq  int64  `json:"last_seq"`
+	Events   int64  `json:"events"`
+	Bytes    int64  `json:"bytes"`
+}
+
+// runJournalStats shows each stream's extent and size.
+func (s *Server) runJournalStats(ctx context.Context, r *Request) error {
+	names, err := streamsOpt(r)
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		st := s.journal.Stream(name).Stats()
+		if err := r.Row(statsRow{Stream: name, FirstSeq: st.FirstSeq, LastSeq: st.LastSeq, Events: st.Events, Bytes: st.Bytes}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runJournalRebuild refolds every engine projection.
+func (s *Server) runJournalRebuild(ctx context.Context, r *Request) error {
+	for _, name := range journal.Streams {
+		start := time.Now()
+		if err := s.journal.Stream(name).Rebuild(ctx); err != nil {
+			return fmt.Errorf("rebuild %s: %w", name, err)
+		}
+		st := s.journal.Stream(name).Stats()
+		if err := r.Row(rebuildRow{Stream: name, Events: st.Events, Took: time.Since(start).String()}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rebuildRow answers one stream's rebuild.
+type rebuildRow struct {
+	Stream string `json:"stream"`
+	Events int64  `json:"events"`
+	Took   string `json:"took"`
+}
+
+// statusRow describes the daemon.
+type statusRow struct {
+	Node    string     `json:"node"`
+	Version string     `json:"version"`
+	PID     int        `json:"pid"`
+	Uptime  string     `json:"uptime"`
+	NATS    string     `json:"nats"`
+	Socket  string     `json:"socket"`
+	Data    string     `json:"data"`
+	Audit   streamInfo `json:"audit"`
+	Capture streamInfo `json:"capture"`
+}
+
+type streamInfo struct {
+	LastSeq int64 `json:"last_seq"`
+	Events  int64 `json:"events"`
+	Bytes   int64 `json:"bytes"`
+}
+
+// runStatus describes the daemon.
+func (s *Server) runStatus(ctx context.Context, r *Request) error {
+	info := func(name string) streamInfo {
+		st := s.journal.Stream(name).Stats()
+		return streamInfo{LastSeq: st.LastSeq, Events: st.Events, Bytes: st.Bytes}
+	}
+	return r.Row(statusRow{
+		Node:    s.node,
+		Version: Version,
+		PID:     os.Getpid(),
+		Uptime:  time.Since(s.started).Round(time.Millisecond).String(),
+		NATS:    s.natsURL(),
+		Socket:  s.cfg.Socket,
+		Data:    s.cfg.DataDir,
+		Audit:   info(journal.Audit),
+		Capture: info(journal.Capture),
+	})
+}
+
+// runHelp lists the verb table, or explains one verb.
+func (s *Server) runHelp(ctx context.Context, r *Request) error {
+	if len(r.Stmt.Rest) > 0 || r.Stmt.Args["VERB"].Text != "" {
+		words := []string{}
+		if w := r.Stmt.Args["VERB"].Text; w != "" {
+			words = append(words, w)
+		}
+		for _, w := range r.Stmt.Rest {
+			words = append(words, w.Text)
+		}
+		text, err := s.verbs.HelpVerb(strings.Join(words, " "))
+		if err != nil {
+			return err
+		}
+		for _, line := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
+			if err := r.Line(line); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, sp := range s.verbs.Specs() {
+		if err := r.Row(helpRow{Verb: sp.Verb, Usage: s.verbs.Usage(sp), Summary: sp.Summary}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// helpRow is one verb of the table, as help lists it and the shell completes it.
+type helpRow struct {
+	Verb    string `json:"verb"`
+	Usage   string `json:"usage"`
+	Summary string `json:"summary"`
+}

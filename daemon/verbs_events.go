@@ -1,0 +1,245 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cairnhq/cairn/journal"
+	"github.com/cairnhq/cairn/journal/filter"
+)
+
+// eventSelection is what events and tail were asked for.
+type eventSelection struct {
+	streams []string
+	query   journal.Query
+	where   *filter.Filter
+	limit   int64
+	count   bool
+}
+
+func (s *Server) selection(r *Request) (*eventSelection, error) {
+	st := r.Stmt
+	sel := &eventSelection{streams: []string{journal.Audit}}
+	if w, ok := st.Opt("stream"); ok {
+		switch w.Text {
+		case journal.Audit, journal.Capture:
+			sel.streams = []string{w.Text}
+		case "*":
+			sel.streams = journal.Streams
+		default:
+			return nil, &posError{code: "invalid_argument", pos: w.Pos, msg: fmt.Sprintf("unknown stream %q; streams are audit, capture, or * for both", w.Text)}
+		}
+	}
+	now := time.Now()
+	if w, ok := st.Opt("since"); ok {
+		t, err := w.Time(now)
+		if err != nil {
+			return nil, &posError{code: "invalid_argument", pos: w.Pos, msg: err.Error()}
+		}
+		sel.query.Since = t.UnixNano()
+	}
+	if w, ok := st.Opt("until"); ok {
+		t, err := w.Time(now)
+		if err != nil {
+			return nil, &posError{code: "invalid_argument", pos: w.Pos, msg: err.Error()}
+		}
+		sel.query.Until = t.UnixNano()
+	}
+	for name, dst := range map[string]*int64{"from": &sel.query.From, "to": &sel.query.To, "limit": &sel.limit} {
+		if w, ok := st.Opt(name); ok {
+			n, err := w.Int()
+			if err != nil || n < 0 {
+				return nil, &posError{code: "invalid_argument", pos: w.Pos, msg: fmt.Sprintf("%s=%s: want a non-negative integer", name, w.Text)}
+			}
+			*dst = n
+		}
+	}
+	if len(sel.streams) > 1 && (sel.query.From != 0 || sel.query.To != 0) {
+		w, _ := st.Opt("stream")
+		return nil, &posError{code: "invalid_argument", pos: w.Pos, msg: "stream=* merges streams by time and takes no from=/to= (seqs belong to one stream); use since=/until="}
+	}
+	if w, ok := st.Opt("kind"); ok {
+		sel.query.Kind = w.Text
+	}
+	if w, ok := st.Opt("subject"); ok {
+		sel.query.Subject = w.Text
+	}
+	sel.query.Reverse = st.Flags["reverse"]
+	sel.count = st.Flags["count"]
+	var err error
+	if sel.where, err = r.Where(); err != nil {
+		return nil, err
+	}
+	return sel, nil
+}
+
+// runEvents answers every matching stored event, or their count.
+func (s *Server) runEvents(ctx context.Context, r *Request) error {
+	sel, err := s.selection(r)
+	if err != nil {
+		return err
+	}
+	iters := make([]*journal.Iter, 0, len(sel.streams))
+	defer func() {
+		for _, it := range iters {
+			it.Close()
+		}
+	}()
+	for _, name := range sel.streams {
+		iters = append(iters, s.journal.Stream(name).Scan(sel.query))
+	}
+	m := newMerge(iters, sel.query.Reverse)
+	var n int64
+	for i := 0; ; i++ {
+		if i&1023 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		raw, err := m.next()
+		if err != nil {
+			return fmt.Errorf("read journal: %w", err)
+		}
+		if raw == nil {
+			break
+		}
+		if sel.where != nil && !sel.where.MatchRaw(raw) {
+			continue
+		}
+		n++
+		if !sel.count {
+			ev, err := raw.Decode()
+			if err != nil {
+				return err
+			}
+			if err := r.Event(ev); err != nil {
+				return err
+			}
+		}
+		if sel.limit > 0 && n >= sel.limit {
+			break
+		}
+	}
+	if sel.count {
+		return r.Row(map[string]int64{"count": n})
+	}
+	return nil
+}
+
+// merge walks several iterators in time order (reverse: newest first).
+type merge struct {
+	iters   []*journal.Iter
+	heads   []*journal.Raw
+	started bool
+	reverse bool
+}
+
+func newMerge(iters []*journal.Iter, reverse bool) *merge {
+	return &merge{iters: iters, heads: make([]*journal.Raw, len(iters)), reverse: reverse}
+}
+
+func (m *merge) advance(i int) error {
+	if m.iters[i].Next() {
+		m.heads[i] = m.iters[i].Raw()
+		return nil
+	}
+	m.heads[i] = nil
+	return m.iters[i].Err()
+}
+
+// next returns the next event, or nil at the end. The Raw is valid until
+// the following call.
+func (m *merge) next() (*journal.Raw, error) {
+	if len(m.iters) == 1 {
+		if m.iters[0].Next() {
+			return m.iters[0].Raw(), nil
+		}
+		return nil, m.iters[0].Err()
+	}
+	if !m.started {
+		m.started = true
+		for i := range m.iters {
+			if err := m.advance(i); err != nil {
+				return nil, err
+			}
+		}
+	}
+	best := -1
+	for i, h := range m.heads {
+		if h == nil {
+			continue
+		}
+		if best < 0 || (!m.reverse && h.Time() < m.heads[best].Time()) || (m.reverse && h.Time() > m.heads[best].Time()) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return nil, nil
+	}
+	out := m.heads[best].Clone()
+	if err := m.advance(best); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// runTail follows a stream live, catching up first from from= or since=.
+func (s *Server) runTail(ctx context.Context, r *Request) error {
+	sel, err := s.selection(r)
+	if err != nil {
+		return err
+	}
+	if len(sel.streams) != 1 {
+		w, _ := r.Stmt.Opt("stream")
+		return &posError{code: "invalid_argument", pos: w.Pos, msg: "tail follows one stream; use stream=audit or stream=capture"}
+	}
+	st := s.journal.Stream(sel.streams[0])
+	from := sel.query.From
+	if sel.query.Since != 0 {
+		it := st.Scan(journal.Query{Since: sel.query.Since})
+		if it.Next() && (from == 0 || it.Raw().Seq > from) {
+			from = it.Raw().Seq
+		} else if from == 0 {
+			from = st.DurableSeq() + 1
+		}
+		it.Close()
+	}
+	q := sel.query
+	match := func(raw *journal.Raw) bool {
+		if q.Kind != "" || q.Subject != "" {
+			if !journal.MatchQuery(q, raw) {
+				return false
+			}
+		}
+		return sel.where == nil || sel.where.MatchRaw(raw)
+	}
+	sub := st.Subscribe(ctx, from, match)
+	defer sub.Close()
+	var n int64
+	for {
+		it, err := sub.Next(ctx)
+		if err != nil {
+			if errors.Is(err, journal.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		if it.Lagged {
+			if err := r.Line("lagged: this reader fell behind and is catching up from the journal; nothing is lost"); err != nil {
+				return err
+			}
+			continue
+		}
+		ev, err := it.Raw.Decode()
+		if err != nil {
+			return err
+		}
+		if err := r.Event(ev); err != nil {
+			return err
+		}
+		n++
+		if sel.limit > 0 && n >= sel.limit {
+			return nil
+		}
+	}
+}

@@ -1,0 +1,108 @@
+package daemon
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+)
+
+// MaxLine is the longest request or answer line the socket carries.
+const MaxLine = 4 << 20
+
+// request is one decoded line of the wire protocol.
+type request struct {
+	ID     int64
+	DSL    string
+	Cancel bool
+}
+
+// envelope is the JSON form of a request line.
+type envelope struct {
+	ID     *int64 `json:"id"`
+	DSL    string `json:"dsl"`
+	Cancel bool   `json:"cancel"`
+}
+
+// wireError is a request line that could not be decoded; ID is the request
+// id when one could be read, else 0.
+type wireError struct {
+	ID  int64
+	Msg string
+}
+
+func (e *wireError) Error() string { return e.Msg }
+
+// decodeRequest decodes one line: a JSON envelope {"id":…,"dsl":…} or
+// {"id":…,"cancel":true}, or a raw statement, which takes the id nextID
+// returns. The line has no trailing newline.
+func decodeRequest(line []byte, nextID func() int64) (request, error) {
+	trimmed := bytes.TrimSpace(line)
+	if len(trimmed) > 0 && trimmed[0] == '{' {
+		var env envelope
+		if err := json.Unmarshal(trimmed, &env); err != nil {
+			return request{}, &wireError{Msg: fmt.Sprintf("malformed JSON request: %v; send {\"id\":N,\"dsl\":\"STATEMENT\"} or a plain statement", err)}
+		}
+		if env.ID == nil {
+			return request{}, &wireError{Msg: `JSON request without "id"; send {"id":N,"dsl":"STATEMENT"}`}
+		}
+		if *env.ID <= 0 {
+			return request{}, &wireError{Msg: fmt.Sprintf(`request id %d: ids are positive integers`, *env.ID)}
+		}
+		if env.Cancel {
+			return request{ID: *env.ID, Cancel: true}, nil
+		}
+		if !utf8.ValidString(env.DSL) {
+			return request{}, &wireError{ID: *env.ID, Msg: "statement is not valid UTF-8"}
+		}
+		return request{ID: *env.ID, DSL: env.DSL}, nil
+	}
+	id := nextID()
+	if !utf8.Valid(line) {
+		return request{}, &wireError{ID: id, Msg: "statement is not valid UTF-8"}
+	}
+	return request{ID: id, DSL: string(line)}, nil
+}
+
+// answer kinds, as they appear on the wire.
+const (
+	kindRow   = "row"
+	kindEvent = "event"
+	kindLine  = "line"
+)
+
+// encodeAnswer renders {"id":ID,"KIND":payload}\n, payload being JSON.
+func encodeAnswer(dst []byte, id int64, kind string, payload []byte) []byte {
+	dst = append(dst, `{"id":`...)
+	dst = strconv.AppendInt(dst, id, 10)
+	dst = append(dst, `,"`...)
+	dst = append(dst, kind...)
+	dst = append(dst, `":`...)
+	dst = append(dst, payload...)
+	return append(dst, "}\n"...)
+}
+
+// encodeDone renders {"id":ID,"done":true}\n.
+func encodeDone(id int64) []byte {
+	return encodeAnswer(nil, id, "done", []byte("true"))
+}
+
+// wirePos is a position in an error answer.
+type wirePos struct {
+	Line int `json:"line"`
+	Col  int `json:"col"`
+}
+
+// wireErrBody is the error object of an error answer.
+type wireErrBody struct {
+	Code    string   `json:"code"`
+	Message string   `json:"message"`
+	Pos     *wirePos `json:"pos,omitempty"`
+}
+
+// encodeError renders {"id":ID,"error":{…}}\n.
+func encodeError(id int64, body wireErrBody) []byte {
+	p, _ := json.Marshal(body)
+	return encodeAnswer(nil, id, "error", p)
+}
