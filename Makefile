@@ -1,0 +1,51 @@
+# cairn — build, run, test, bench.
+GO      ?= go
+BIN     := bin/cairn
+PKGS    := ./...
+FUZZTIME ?= 10s
+
+.PHONY: all build run test unit integration fuzz fuzz-long bench lint vet clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/cairn
+
+# run starts the daemon with embedded defaults: data in /var/lib/cairn and
+# the socket at /run/cairn/cairn.sock as root (CAIRN_DATA / CAIRN_SOCKET or
+# the XDG directories otherwise).
+run: build
+	./$(BIN) daemon
+
+test: vet unit integration fuzz
+
+vet:
+	$(GO) vet $(PKGS)
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# unit runs every package's tests under the race detector.
+unit:
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /integration)
+
+integration: build
+	CAIRN_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m ./integration/...
+
+# fuzz runs every fuzz target briefly (the corpus lives in testdata/fuzz).
+fuzz:
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./dsl/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeRequest$$' -fuzztime=$(FUZZTIME) ./daemon/
+	$(GO) test -run='^$$' -fuzz='^FuzzWalk$$' -fuzztime=$(FUZZTIME) ./journal/filter/
+
+fuzz-long:
+	$(MAKE) fuzz FUZZTIME=5m
+
+# bench runs the Go benchmarks (journal vs raw pebble in the same run) and
+# the end-to-end socket benchmark, and prints the ratios.
+bench: build
+	CAIRN_BIN=$(CURDIR)/$(BIN) ./integration/bench.sh
+
+lint: vet
+
+clean:
+	rm -rf bin
