@@ -217,7 +217,7 @@ func (b *binder) option(tk token) error {
 		if spec.BagPrefix != "" {
 			msg += fmt.Sprintf(" (free keys start with %q)", spec.BagPrefix)
 		}
-		s := nearest(tk.key, names)
+		s := Nearest(tk.key, names)
 		if s == "" {
 			msg += "; usage: " + usage(spec)
 		}
@@ -270,7 +270,7 @@ func (b *binder) unexpected(tk token) error {
 			cands = append(cands, "where")
 		}
 	}
-	if s := nearest(tk.text, cands); s != "" {
+	if s := Nearest(tk.text, cands); s != "" {
 		return errorf(tk.pos, s, "unexpected word %q for %q", tk.text, spec.Verb)
 	}
 	return errorf(tk.pos, "", "unexpected word %q for %q; usage: %s", tk.text, spec.Verb, usage(spec))

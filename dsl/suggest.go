@@ -5,12 +5,12 @@ import (
 	"unicode/utf8"
 )
 
-// nearest returns the candidate closest to word by optimal-string-alignment
+// Nearest returns the candidate closest to word by optimal-string-alignment
 // distance (Damerau–Levenshtein without repeated edits of a substring), ignoring
 // case, or "" when none is close: at most two edits, and at most half the
 // candidate's length, so a short word is not "corrected" into an unrelated one.
 // Ties go to the earlier candidate.
-func nearest(word string, candidates []string) string {
+func Nearest(word string, candidates []string) string {
 	w := []rune(strings.ToLower(word))
 	best, bestD := "", 3
 	for _, c := range candidates {

@@ -241,7 +241,7 @@ func (t *Table) resolve(toks []token, text string, end Pos) (*Spec, int, error) 
 	switch {
 	case j > 0 && j < len(words):
 		next := t.groups[strings.Join(words[:j], " ")]
-		return nil, 0, errorf(toks[j].pos, nearest(words[j], next), "unknown verb %q in %q", words[j], text)
+		return nil, 0, errorf(toks[j].pos, Nearest(words[j], next), "unknown verb %q in %q", words[j], text)
 	case j > 0:
 		group := strings.Join(words[:j], " ")
 		p := end
@@ -252,7 +252,7 @@ func (t *Table) resolve(toks []token, text string, end Pos) (*Spec, int, error) 
 	case first.kind == tokPipe:
 		return nil, 0, errorf(first.pos, "", `expected a verb before "|"`)
 	case first.quoted:
-		return nil, 0, errorf(first.pos, nearest(first.text, t.groups[""]), "expected a verb, found the quoted word %q (a verb is never quoted)", first.text)
+		return nil, 0, errorf(first.pos, Nearest(first.text, t.groups[""]), "expected a verb, found the quoted word %q (a verb is never quoted)", first.text)
 	}
-	return nil, 0, errorf(first.pos, nearest(first.text, t.groups[""]), "unknown verb %q", first.text)
+	return nil, 0, errorf(first.pos, Nearest(first.text, t.groups[""]), "unknown verb %q", first.text)
 }

@@ -210,6 +210,12 @@ func DecodeBody(p []byte) (Body, error) {
 	return b, nil
 }
 
+// DecodeValue decodes one CBOR value of a body (such as its data) the way
+// DecodeBody does: maps as map[string]any, integers as int64.
+func DecodeValue(p []byte, v any) error {
+	return bodyDec.Unmarshal(p, v)
+}
+
 // ValidateKind reports whether kind is dotted lowercase words,
 // [a-z0-9_]+(\.[a-z0-9_]+)+, so that it can never break a NATS subject.
 func ValidateKind(kind string) error {

@@ -2,12 +2,10 @@ package filter
 
 import (
 	"encoding/hex"
-	"reflect"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/fxamacker/cbor/v2"
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/interpreter"
 
@@ -21,19 +19,6 @@ import (
 // (CEL's || and && absorb errors when the other side decides). It is shared
 // and carries a node id so cel-go never labels it in place.
 var errMissing = types.NewErrWithNodeID(-1, "field not carried by this event")
-
-// dataDec decodes `data` exactly as journal decodes a body.
-var dataDec = func() cbor.DecMode {
-	dm, err := cbor.DecOptions{
-		DefaultMapType:  reflect.TypeOf(map[string]any(nil)),
-		IntDec:          cbor.IntDecConvertSigned,
-		MaxNestedLevels: 64,
-	}.DecMode()
-	if err != nil {
-		panic(err)
-	}
-	return dm
-}()
 
 // rawActivation resolves a filter's variables from a stored record, reading
 // only the fields the evaluation asks for. Activations are pooled: one
@@ -166,7 +151,7 @@ func (a *rawActivation) decodeData() any {
 		return errMissing
 	}
 	var m map[string]any
-	if err := dataDec.Unmarshal(a.idx.body[start:end], &m); err != nil || m == nil {
+	if err := journal.DecodeValue(a.idx.body[start:end], &m); err != nil || m == nil {
 		return errMissing
 	}
 	return m

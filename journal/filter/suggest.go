@@ -1,51 +1,17 @@
 package filter
 
 import (
+	"github.com/cairnhq/cairn/dsl"
 	"slices"
 	"strings"
 	"sync"
 )
 
-// nearest returns the candidate closest to s, if it is close enough to be
-// what the user meant: within one edit for short names, up to three for long
-// ones. Ties go to the earlier candidate.
+// nearest returns the candidate closest to s when it is close enough to be
+// what the user meant, by the same rule the DSL uses for verbs and options.
 func nearest(s string, candidates []string) (string, bool) {
-	limit := min(1+len(s)/4, 3)
-	best, bestDist := "", limit+1
-	for _, c := range candidates {
-		if d := editDistance(s, c); d < bestDist {
-			best, bestDist = c, d
-		}
-	}
-	return best, bestDist <= limit
-}
-
-// editDistance is the optimal-string-alignment distance: insertions,
-// deletions, substitutions and transpositions of adjacent letters each cost
-// one, so "nmae" is one edit from "name".
-func editDistance(a, b string) int {
-	// Three rows suffice: the transposition looks two rows back.
-	prev2 := make([]int, len(b)+1)
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				cur[j] = min(cur[j], prev2[j-2]+1)
-			}
-		}
-		prev2, prev, cur = prev, cur, prev2
-	}
-	return prev[len(b)]
+	c := dsl.Nearest(s, candidates)
+	return c, c != ""
 }
 
 // suggestField completes the message for ns.key, an unknown field of a typed
