@@ -132,7 +132,10 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 	if _, err := s.journal.Stream(journal.Audit).Append(ctx, &journal.Body{
 		Kind: "daemon.start", Actor: systemActor(),
 		Data: map[string]any{"version": Version, "pid": int64(os.Getpid()), "socket": cfg.Socket, "nats": s.natsURL()},
-	}); err != nil {
+	}); errors.Is(err, journal.ErrResourceExhausted) {
+		// Start anyway: reads keep working while the disk is nearly full.
+		s.log.Warn("daemon.start not recorded", "err", err)
+	} else if err != nil {
 		ln.Close()
 		return fmt.Errorf("record daemon.start: %w", err)
 	}
