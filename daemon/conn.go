@@ -112,7 +112,7 @@ func (cn *conn) rawID() int64 {
 	return cn.nextRaw
 }
 
-func (cn *conn) start(req request) {
+func (cn *conn) start(req wireRequest) {
 	ctx, cancel := context.WithCancel(cn.ctx)
 	cn.mu.Lock()
 	if _, dup := cn.active[req.ID]; dup {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cairnhq/cairn/engines"
 	"log/slog"
 	"net"
 	"os"
@@ -38,6 +39,8 @@ type Config struct {
 	CaptureRetention journal.Retention
 	// DrainTimeout bounds how long a stop waits for in-flight requests.
 	DrainTimeout time.Duration
+	// Modules are the engines to run (engines.New(), with their flags parsed).
+	Modules []engines.Module
 }
 
 // Server is a running daemon.
@@ -49,7 +52,7 @@ type Server struct {
 
 	journal  *journal.Journal
 	verbs    *dsl.Table
-	handlers map[string]Handler
+	handlers map[string]engines.Handler
 	bus      *bus
 
 	connCtx    context.Context
@@ -82,11 +85,20 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 		node:     node,
 		started:  time.Now(),
 		verbs:    dsl.NewTable(),
-		handlers: make(map[string]Handler),
+		handlers: make(map[string]engines.Handler),
 		open:     make(map[*conn]struct{}),
 	}
 	for _, v := range coreVerbs(s) {
 		s.register(v)
+	}
+	folds := map[string][]journal.Engine{}
+	for _, m := range cfg.Modules {
+		for _, v := range m.Verbs() {
+			s.register(v)
+		}
+		for stream, es := range m.Engines() {
+			folds[stream] = append(folds[stream], es...)
+		}
 	}
 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -108,11 +120,36 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 		Logger:    s.log.With("component", "journal"),
 		Reserve:   cfg.Reserve,
 		Retention: cfg.CaptureRetention,
+		Engines:   folds,
 	})
 	if err != nil {
 		return fmt.Errorf("open journal in %s: %w", cfg.DataDir, err)
 	}
 	defer s.journal.Close()
+
+	// Modules start before any listener opens (the KV engine expires overdue
+	// leases there) and stop after the last request has drained.
+	modCtx, stopModules := context.WithCancel(context.Background())
+	defer stopModules()
+	host := engines.Host{Journal: s.journal, Node: node, DataDir: cfg.DataDir}
+	for i, m := range cfg.Modules {
+		host.Logger = s.log.With("engine", m.Name())
+		if err := m.Start(modCtx, host); err != nil {
+			for _, started := range cfg.Modules[:i] {
+				started.Stop()
+			}
+			return fmt.Errorf("start engine %s: %w", m.Name(), err)
+		}
+	}
+	stopEngines := sync.OnceFunc(func() {
+		stopModules()
+		for _, m := range cfg.Modules {
+			if err := m.Stop(); err != nil {
+				s.log.Error("stop engine", "engine", m.Name(), "err", err)
+			}
+		}
+	})
+	defer stopEngines()
 
 	if cfg.NATS != "off" {
 		s.bus, err = startBus(context.Background(), s, cfg)
@@ -162,6 +199,7 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 	}); err != nil {
 		s.log.Error("record daemon.stop", "err", err)
 	}
+	stopEngines()
 	if s.bus != nil {
 		s.bus.close()
 	}
@@ -257,7 +295,7 @@ func (s *Server) execute(ctx context.Context, cn *conn, id int64, text string, r
 			}
 			cn.mu.Unlock()
 		}
-		r := &Request{ID: id, Stmt: st, Actor: cn.peer.Actor(), conn: cn}
+		r := &request{id: id, stmt: st, actor: cn.peer.Actor(), conn: cn}
 		if err := s.handlers[st.Spec.Verb](ctx, r); err != nil {
 			if errors.Is(err, errClientGone) {
 				return

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"github.com/cairnhq/cairn/engines"
 	"os"
 	"strings"
 	"time"
@@ -11,13 +12,13 @@ import (
 )
 
 // runEmit records an event by hand in the audit stream.
-func (s *Server) runEmit(ctx context.Context, r *Request) error {
-	st := r.Stmt
+func (s *Server) runEmit(ctx context.Context, r engines.Request) error {
+	st := r.Statement()
 	kind := st.Args["KIND"]
 	if err := journal.ValidateKind(kind.Text); err != nil {
-		return &posError{code: "invalid_argument", pos: kind.Pos, msg: err.Error()}
+		return &engines.PosError{Code: "invalid_argument", Pos: kind.Pos, Msg: err.Error()}
 	}
-	body := &journal.Body{Kind: kind.Text, Subject: st.Args["SUBJECT"].Text, Actor: r.Actor}
+	body := &journal.Body{Kind: kind.Text, Subject: st.Args["SUBJECT"].Text, Actor: r.Actor()}
 	if len(st.Bag) > 0 {
 		body.Data = make(map[string]any, len(st.Bag))
 		for _, kv := range st.Bag {
@@ -45,19 +46,19 @@ type appendRow struct {
 }
 
 // streamsOpt returns the streams a stream= option selects (default: all).
-func streamsOpt(r *Request) ([]string, error) {
-	w, ok := r.Stmt.Opt("stream")
+func streamsOpt(r engines.Request) ([]string, error) {
+	w, ok := r.Statement().Opt("stream")
 	if !ok {
 		return journal.Streams, nil
 	}
 	if w.Text != journal.Audit && w.Text != journal.Capture {
-		return nil, &posError{code: "invalid_argument", pos: w.Pos, msg: fmt.Sprintf("unknown stream %q; streams are audit and capture", w.Text)}
+		return nil, &engines.PosError{Code: "invalid_argument", Pos: w.Pos, Msg: fmt.Sprintf("unknown stream %q; streams are audit and capture", w.Text)}
 	}
 	return []string{w.Text}, nil
 }
 
 // runJournalVerify recomputes each stream's chain.
-func (s *Server) runJournalVerify(ctx context.Context, r *Request) error {
+func (s *Server) runJournalVerify(ctx context.Context, r engines.Request) error {
 	names, err := streamsOpt(r)
 	if err != nil {
 		return err
@@ -103,7 +104,7 @@ type statsRow struct {
 }
 
 // runJournalStats shows each stream's extent and size.
-func (s *Server) runJournalStats(ctx context.Context, r *Request) error {
+func (s *Server) runJournalStats(ctx context.Context, r engines.Request) error {
 	names, err := streamsOpt(r)
 	if err != nil {
 		return err
@@ -118,7 +119,7 @@ func (s *Server) runJournalStats(ctx context.Context, r *Request) error {
 }
 
 // runJournalRebuild refolds every engine projection.
-func (s *Server) runJournalRebuild(ctx context.Context, r *Request) error {
+func (s *Server) runJournalRebuild(ctx context.Context, r engines.Request) error {
 	for _, name := range journal.Streams {
 		start := time.Now()
 		if err := s.journal.Stream(name).Rebuild(ctx); err != nil {
@@ -159,7 +160,7 @@ type streamInfo struct {
 }
 
 // runStatus describes the daemon.
-func (s *Server) runStatus(ctx context.Context, r *Request) error {
+func (s *Server) runStatus(ctx context.Context, r engines.Request) error {
 	info := func(name string) streamInfo {
 		st := s.journal.Stream(name).Stats()
 		return streamInfo{LastSeq: st.LastSeq, Events: st.Events, Bytes: st.Bytes}
@@ -178,13 +179,13 @@ func (s *Server) runStatus(ctx context.Context, r *Request) error {
 }
 
 // runHelp lists the verb table, or explains one verb.
-func (s *Server) runHelp(ctx context.Context, r *Request) error {
-	if len(r.Stmt.Rest) > 0 || r.Stmt.Args["VERB"].Text != "" {
+func (s *Server) runHelp(ctx context.Context, r engines.Request) error {
+	if len(r.Statement().Rest) > 0 || r.Statement().Args["VERB"].Text != "" {
 		words := []string{}
-		if w := r.Stmt.Args["VERB"].Text; w != "" {
+		if w := r.Statement().Args["VERB"].Text; w != "" {
 			words = append(words, w)
 		}
-		for _, w := range r.Stmt.Rest {
+		for _, w := range r.Statement().Rest {
 			words = append(words, w.Text)
 		}
 		text, err := s.verbs.HelpVerb(strings.Join(words, " "))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cairnhq/cairn/engines"
 	"time"
 
 	"github.com/cairnhq/cairn/journal"
@@ -19,8 +20,8 @@ type eventSelection struct {
 	count   bool
 }
 
-func (s *Server) selection(r *Request) (*eventSelection, error) {
-	st := r.Stmt
+func (s *Server) selection(r engines.Request) (*eventSelection, error) {
+	st := r.Statement()
 	sel := &eventSelection{streams: []string{journal.Audit}}
 	if w, ok := st.Opt("stream"); ok {
 		switch w.Text {
@@ -29,21 +30,21 @@ func (s *Server) selection(r *Request) (*eventSelection, error) {
 		case "*":
 			sel.streams = journal.Streams
 		default:
-			return nil, &posError{code: "invalid_argument", pos: w.Pos, msg: fmt.Sprintf("unknown stream %q; streams are audit, capture, or * for both", w.Text)}
+			return nil, &engines.PosError{Code: "invalid_argument", Pos: w.Pos, Msg: fmt.Sprintf("unknown stream %q; streams are audit, capture, or * for both", w.Text)}
 		}
 	}
 	now := time.Now()
 	if w, ok := st.Opt("since"); ok {
 		t, err := w.Time(now)
 		if err != nil {
-			return nil, &posError{code: "invalid_argument", pos: w.Pos, msg: err.Error()}
+			return nil, &engines.PosError{Code: "invalid_argument", Pos: w.Pos, Msg: err.Error()}
 		}
 		sel.query.Since = t.UnixNano()
 	}
 	if w, ok := st.Opt("until"); ok {
 		t, err := w.Time(now)
 		if err != nil {
-			return nil, &posError{code: "invalid_argument", pos: w.Pos, msg: err.Error()}
+			return nil, &engines.PosError{Code: "invalid_argument", Pos: w.Pos, Msg: err.Error()}
 		}
 		sel.query.Until = t.UnixNano()
 	}
@@ -51,14 +52,14 @@ func (s *Server) selection(r *Request) (*eventSelection, error) {
 		if w, ok := st.Opt(name); ok {
 			n, err := w.Int()
 			if err != nil || n < 0 {
-				return nil, &posError{code: "invalid_argument", pos: w.Pos, msg: fmt.Sprintf("%s=%s: want a non-negative integer", name, w.Text)}
+				return nil, &engines.PosError{Code: "invalid_argument", Pos: w.Pos, Msg: fmt.Sprintf("%s=%s: want a non-negative integer", name, w.Text)}
 			}
 			*dst = n
 		}
 	}
 	if len(sel.streams) > 1 && (sel.query.From != 0 || sel.query.To != 0) {
 		w, _ := st.Opt("stream")
-		return nil, &posError{code: "invalid_argument", pos: w.Pos, msg: "stream=* merges streams by time and takes no from=/to= (seqs belong to one stream); use since=/until="}
+		return nil, &engines.PosError{Code: "invalid_argument", Pos: w.Pos, Msg: "stream=* merges streams by time and takes no from=/to= (seqs belong to one stream); use since=/until="}
 	}
 	if w, ok := st.Opt("kind"); ok {
 		sel.query.Kind = w.Text
@@ -69,14 +70,14 @@ func (s *Server) selection(r *Request) (*eventSelection, error) {
 	sel.query.Reverse = st.Flags["reverse"]
 	sel.count = st.Flags["count"]
 	var err error
-	if sel.where, err = r.Where(); err != nil {
+	if sel.where, err = engines.Where(r.Statement()); err != nil {
 		return nil, err
 	}
 	return sel, nil
 }
 
 // runEvents answers every matching stored event, or their count.
-func (s *Server) runEvents(ctx context.Context, r *Request) error {
+func (s *Server) runEvents(ctx context.Context, r engines.Request) error {
 	sel, err := s.selection(r)
 	if err != nil {
 		return err
@@ -184,14 +185,14 @@ func (m *merge) next() (*journal.Raw, error) {
 }
 
 // runTail follows a stream live, catching up first from from= or since=.
-func (s *Server) runTail(ctx context.Context, r *Request) error {
+func (s *Server) runTail(ctx context.Context, r engines.Request) error {
 	sel, err := s.selection(r)
 	if err != nil {
 		return err
 	}
 	if len(sel.streams) != 1 {
-		w, _ := r.Stmt.Opt("stream")
-		return &posError{code: "invalid_argument", pos: w.Pos, msg: "tail follows one stream; use stream=audit or stream=capture"}
+		w, _ := r.Statement().Opt("stream")
+		return &engines.PosError{Code: "invalid_argument", Pos: w.Pos, Msg: "tail follows one stream; use stream=audit or stream=capture"}
 	}
 	st := s.journal.Stream(sel.streams[0])
 	from := sel.query.From

@@ -11,8 +11,8 @@ import (
 // MaxLine is the longest request or answer line the socket carries.
 const MaxLine = 4 << 20
 
-// request is one decoded line of the wire protocol.
-type request struct {
+// wireRequest is one decoded line of the wire protocol.
+type wireRequest struct {
 	ID     int64
 	DSL    string
 	Cancel bool
@@ -37,32 +37,32 @@ func (e *wireError) Error() string { return e.Msg }
 // decodeRequest decodes one line: a JSON envelope {"id":…,"dsl":…} or
 // {"id":…,"cancel":true}, or a raw statement, which takes the id nextID
 // returns. The line has no trailing newline.
-func decodeRequest(line []byte, nextID func() int64) (request, error) {
+func decodeRequest(line []byte, nextID func() int64) (wireRequest, error) {
 	trimmed := bytes.TrimSpace(line)
 	if len(trimmed) > 0 && trimmed[0] == '{' {
 		var env envelope
 		if err := json.Unmarshal(trimmed, &env); err != nil {
-			return request{}, &wireError{Msg: fmt.Sprintf("malformed JSON request: %v; send {\"id\":N,\"dsl\":\"STATEMENT\"} or a plain statement", err)}
+			return wireRequest{}, &wireError{Msg: fmt.Sprintf("malformed JSON request: %v; send {\"id\":N,\"dsl\":\"STATEMENT\"} or a plain statement", err)}
 		}
 		if env.ID == nil {
-			return request{}, &wireError{Msg: `JSON request without "id"; send {"id":N,"dsl":"STATEMENT"}`}
+			return wireRequest{}, &wireError{Msg: `JSON request without "id"; send {"id":N,"dsl":"STATEMENT"}`}
 		}
 		if *env.ID <= 0 {
-			return request{}, &wireError{Msg: fmt.Sprintf(`request id %d: ids are positive integers`, *env.ID)}
+			return wireRequest{}, &wireError{Msg: fmt.Sprintf(`request id %d: ids are positive integers`, *env.ID)}
 		}
 		if env.Cancel {
-			return request{ID: *env.ID, Cancel: true}, nil
+			return wireRequest{ID: *env.ID, Cancel: true}, nil
 		}
 		if !utf8.ValidString(env.DSL) {
-			return request{}, &wireError{ID: *env.ID, Msg: "statement is not valid UTF-8"}
+			return wireRequest{}, &wireError{ID: *env.ID, Msg: "statement is not valid UTF-8"}
 		}
-		return request{ID: *env.ID, DSL: env.DSL}, nil
+		return wireRequest{ID: *env.ID, DSL: env.DSL}, nil
 	}
 	id := nextID()
 	if !utf8.Valid(line) {
-		return request{}, &wireError{ID: id, Msg: "statement is not valid UTF-8"}
+		return wireRequest{}, &wireError{ID: id, Msg: "statement is not valid UTF-8"}
 	}
-	return request{ID: id, DSL: string(line)}, nil
+	return wireRequest{ID: id, DSL: string(line)}, nil
 }
 
 // answer kinds, as they appear on the wire.

@@ -14,13 +14,13 @@ func TestDecodeRequest(t *testing.T) {
 	next := func() int64 { n++; return n }
 	for _, tc := range []struct {
 		line    string
-		want    request
+		want    wireRequest
 		wantErr string
 	}{
-		{line: "status", want: request{ID: 1, DSL: "status"}},
-		{line: "kv get a", want: request{ID: 2, DSL: "kv get a"}},
-		{line: `{"id":7,"dsl":"kv get a"}`, want: request{ID: 7, DSL: "kv get a"}},
-		{line: `  {"id":9,"cancel":true}`, want: request{ID: 9, Cancel: true}},
+		{line: "status", want: wireRequest{ID: 1, DSL: "status"}},
+		{line: "kv get a", want: wireRequest{ID: 2, DSL: "kv get a"}},
+		{line: `{"id":7,"dsl":"kv get a"}`, want: wireRequest{ID: 7, DSL: "kv get a"}},
+		{line: `  {"id":9,"cancel":true}`, want: wireRequest{ID: 9, Cancel: true}},
 		{line: `{"id":7,"dsl":`, wantErr: "malformed JSON request"},
 		{line: `{"dsl":"status"}`, wantErr: `without "id"`},
 		{line: `{"id":0,"dsl":"status"}`, wantErr: "ids are positive"},

@@ -41,6 +41,9 @@ func TestNotVisibleWhileSyncing(t *testing.T) {
 	}))
 	j := mustOpen(t, testOptions(fs))
 	defer j.Close()
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { block.Store(false); close(release) }) }
+	defer unblock() // before Close, which waits for the held commit
 	s := j.Stream(Audit)
 	mustAppend(t, s, body("test.emit", "a", nil))
 
@@ -81,8 +84,7 @@ func TestNotVisibleWhileSyncing(t *testing.T) {
 	}
 	cancel()
 
-	block.Store(false)
-	close(release)
+	unblock()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cairnhq/cairn/client"
 	"github.com/cairnhq/cairn/daemon"
+	"github.com/cairnhq/cairn/engines"
 )
 
 // runDaemon runs `cairn daemon ARGS…` and returns the process exit code.
@@ -23,6 +24,10 @@ func runDaemon(args []string) int {
 	natsAuth := fs.String("nats-auth", "token", "NATS auth: token (from <data>/nats.token) or none")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	reserve := fs.Uint64("reserve-mb", 256, "free disk space (MiB) below which appends fail")
+	modules := engines.New()
+	for _, m := range modules {
+		m.Flags(fs)
+	}
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -46,6 +51,7 @@ func runDaemon(args []string) int {
 		NATSAuth: *natsAuth,
 		Logger:   logger,
 		Reserve:  *reserve << 20,
+		Modules:  modules,
 	}, nil)
 	if err != nil {
 		logger.Error("cairn daemon failed", "err", err)

@@ -1,0 +1,144 @@
+// Package engines is how an engine plugs into cairn: the verbs it adds to
+// the command language, the journal engines that decide on its requests and
+// fold its events, and the registry the daemon reads at start.
+//
+// An engine lives in its own folder (engines/kv, engines/capture, …) and
+// registers itself from init; cmd/cairn imports it with one line. Engines
+// never import each other or the daemon: they meet in the journal.
+package engines
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+
+	"github.com/cairnhq/cairn/dsl"
+	"github.com/cairnhq/cairn/journal"
+	"github.com/cairnhq/cairn/journal/filter"
+)
+
+// Request is one bound statement being served, as a verb handler sees it.
+type Request interface {
+	// Statement is the parsed statement.
+	Statement() *dsl.Statement
+	// Actor is who sent it: the peer credentials of its connection.
+	Actor() journal.Actor
+	// Row answers one result row, encoded as JSON.
+	Row(v any) error
+	// Event answers one event.
+	Event(ev *journal.Event) error
+	// Line answers one line of text.
+	Line(s string) error
+}
+
+// Handler runs one statement, writing its answers through r. A nil return
+// answers done; an error becomes the request's error answer (use
+// journal.Errorf for a code, *PosError for a place in the statement).
+type Handler func(ctx context.Context, r Request) error
+
+// Verb is one entry of the verb table: the DSL spec and its handler.
+type Verb struct {
+	dsl.Spec
+	Run Handler
+}
+
+// Host is what the daemon hands a module when it starts.
+type Host struct {
+	Journal *journal.Journal
+	Logger  *slog.Logger
+	Node    string
+	DataDir string
+}
+
+// Module is an engine as the daemon sees it.
+type Module interface {
+	// Name is the engine's name, as in engines/NAME.
+	Name() string
+	// Flags adds the module's daemon flags (such as --etcd) to fs.
+	Flags(fs *flag.FlagSet)
+	// Engines returns the journal engines the module folds, by stream.
+	Engines() map[string][]journal.Engine
+	// Verbs returns the module's verbs.
+	Verbs() []Verb
+	// Start runs once the journal is open and before the socket or any
+	// other listener opens. Goroutines it starts end when ctx ends.
+	Start(ctx context.Context, h Host) error
+	// Stop releases what Start took; the journal is still open.
+	Stop() error
+}
+
+var (
+	mu       sync.Mutex
+	registry = map[string]func() Module{}
+)
+
+// Register makes a module known under name. It panics on a duplicate name,
+// as a wiring mistake is a bug.
+func Register(name string, newModule func() Module) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := registry[name]; dup {
+		panic(fmt.Sprintf("engines: module %q registered twice", name))
+	}
+	registry[name] = newModule
+}
+
+// New returns a fresh instance of every registered module, sorted by name.
+func New() []Module {
+	mu.Lock()
+	defer mu.Unlock()
+	names := make([]string, 0, len(registry))
+	for n := range registry {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	mods := make([]Module, len(names))
+	for i, n := range names {
+		mods[i] = registry[n]()
+	}
+	return mods
+}
+
+// PosError is an error tied to a place in the statement; the daemon answers
+// it with its code and position.
+type PosError struct {
+	Code string
+	Pos  dsl.Pos
+	Msg  string
+}
+
+func (e *PosError) Error() string { return fmt.Sprintf("%s: %s", e.Pos, e.Msg) }
+
+// Errorf returns a *PosError at the word w.
+func Errorf(code string, w dsl.Word, format string, args ...any) error {
+	return &PosError{Code: code, Pos: w.Pos, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Where compiles a statement's where clause, or returns nil when it has
+// none. Compile errors carry their position in the statement.
+func Where(st *dsl.Statement) (*filter.Filter, error) {
+	if st.Where == nil {
+		return nil, nil
+	}
+	f, err := filter.Compile(st.Where.Text)
+	if err != nil {
+		var ce *filter.CompileError
+		if errors.As(err, &ce) {
+			return nil, &PosError{Code: "invalid_argument", Pos: offsetPos(st.Where.Pos, ce.Line, ce.Col), Msg: "where: " + ce.Msg}
+		}
+		return nil, journal.Errorf("invalid_argument", "where: %v", err)
+	}
+	return f, nil
+}
+
+// offsetPos maps a 1-based line:col inside a word onto the statement.
+func offsetPos(start dsl.Pos, line, col int) dsl.Pos {
+	if line <= 1 {
+		return dsl.Pos{Line: start.Line, Col: start.Col + col - 1}
+	}
+	return dsl.Pos{Line: start.Line + line - 1, Col: col}
+}
