@@ -9,10 +9,12 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/cairnhq/cairn/client"
 	"github.com/cairnhq/cairn/daemon"
 	"github.com/cairnhq/cairn/engines"
+	"github.com/cairnhq/cairn/journal"
 )
 
 // runDaemon runs `cairn daemon ARGS…` and returns the process exit code.
@@ -24,6 +26,8 @@ func runDaemon(args []string) int {
 	natsAuth := fs.String("nats-auth", "token", "NATS auth: token (from <data>/nats.token) or none")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	reserve := fs.Uint64("reserve-mb", 256, "free disk space (MiB) below which appends fail")
+	keepAge := fs.Duration("capture-max-age", 7*24*time.Hour, "drop capture events older than this (0: keep)")
+	keepMB := fs.Int64("capture-max-mb", 4096, "drop the oldest capture events beyond this many MiB on disk (0: no limit)")
 	modules := engines.New()
 	for _, m := range modules {
 		m.Flags(fs)
@@ -45,13 +49,14 @@ func runDaemon(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	err := daemon.Run(ctx, daemon.Config{
-		DataDir:  *dataDir,
-		Socket:   *socket,
-		NATS:     *natsAddr,
-		NATSAuth: *natsAuth,
-		Logger:   logger,
-		Reserve:  *reserve << 20,
-		Modules:  modules,
+		DataDir:          *dataDir,
+		Socket:           *socket,
+		NATS:             *natsAddr,
+		NATSAuth:         *natsAuth,
+		Logger:           logger,
+		Reserve:          *reserve << 20,
+		Modules:          modules,
+		CaptureRetention: journal.Retention{MaxAge: *keepAge, MaxBytes: *keepMB << 20},
 	}, nil)
 	if err != nil {
 		logger.Error("cairn daemon failed", "err", err)
