@@ -51,10 +51,10 @@ func (r *request) Row(v any) error {
 }
 
 // Event answers one event.
-func (r *request) Event(ev *journal.Event) error {
+func (r *request) Event(ev any) error {
 	p, err := json.Marshal(ev)
 	if err != nil {
-		return fmt.Errorf("encode event %s/%d: %w", ev.Stream, ev.Seq, err)
+		return fmt.Errorf("encode event: %w", err)
 	}
 	return r.emit(kindEvent, p)
 }

@@ -29,8 +29,9 @@ type Request interface {
 	Actor() journal.Actor
 	// Row answers one result row, encoded as JSON.
 	Row(v any) error
-	// Event answers one event.
-	Event(ev *journal.Event) error
+	// Event answers one event: a *journal.Event, or an engine's own event
+	// object (a kv watch row), encoded as JSON.
+	Event(ev any) error
 	// Line answers one line of text.
 	Line(s string) error
 }
