@@ -210,6 +210,21 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 	return nil
 }
 
+// VerbTable returns the verb table a daemon with these modules serves: the
+// core verbs and every module's. Documentation and tests read it.
+func VerbTable(mods []engines.Module) *dsl.Table {
+	t := dsl.NewTable()
+	for _, v := range coreVerbs(&Server{}) {
+		t.Register(v.Spec)
+	}
+	for _, m := range mods {
+		for _, v := range m.Verbs() {
+			t.Register(v.Spec)
+		}
+	}
+	return t
+}
+
 func (s *Server) register(v Verb) {
 	s.verbs.Register(v.Spec)
 	s.handlers[v.Verb] = v.Run

@@ -1,4 +1,4 @@
-package daemon
+package main
 
 import (
 	"flag"
@@ -6,10 +6,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cairnhq/cairn/dsl"
+	"github.com/cairnhq/cairn/daemon"
+	"github.com/cairnhq/cairn/engines"
 )
 
-var update = flag.Bool("update", false, "rewrite generated documentation")
+var updateDocs = flag.Bool("update", false, "rewrite generated documentation")
 
 const (
 	verbsBegin = "<!-- verbs:begin -->\n"
@@ -18,7 +19,7 @@ const (
 
 // TestDocsVerbs keeps docs/dsl.md's verb reference equal to the verb table.
 func TestDocsVerbs(t *testing.T) {
-	const path = "../docs/dsl.md"
+	const path = "../../docs/dsl.md"
 	doc, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -28,10 +29,8 @@ func TestDocsVerbs(t *testing.T) {
 	if i < 0 || j < i {
 		t.Fatalf("%s lacks the %q … %q markers", path, verbsBegin, verbsEnd)
 	}
-	table := dsl.NewTable()
-	for _, v := range coreVerbs(&Server{}) {
-		table.Register(v.Spec)
-	}
+	// The table of a daemon with every engine this binary links in.
+	table := daemon.VerbTable(engines.New())
 	var b strings.Builder
 	for _, sp := range table.Specs() {
 		help, err := table.HelpVerb(sp.Verb)
@@ -44,11 +43,11 @@ func TestDocsVerbs(t *testing.T) {
 	if want == text {
 		return
 	}
-	if *update {
+	if *updateDocs {
 		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return
 	}
-	t.Errorf("%s's verb reference is out of date; run go test ./daemon -run TestDocsVerbs -update", path)
+	t.Errorf("%s's verb reference is out of date; run go test ./cmd/cairn -run TestDocsVerbs -update", path)
 }
