@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -121,22 +120,22 @@ func (b *bus) publish(ctx context.Context, stream string, sub *journal.Subscript
 		if acc.TotalSubs() == 0 {
 			continue // nobody listens: skip the decoding
 		}
-		ev, err := it.Raw.Decode()
+		kind, err := it.Raw.Kind()
 		if err != nil {
-			b.log.Error("decode event for NATS", "stream", stream, "seq", it.Raw.Seq, "err", err)
+			b.log.Error("read event kind for NATS", "stream", stream, "seq", it.Raw.Seq, "err", err)
 			continue
 		}
-		subject := prefix + ev.Kind
+		subject := prefix + kind
 		if !acc.SubscriptionInterest(subject) {
 			continue
 		}
-		payload, err := json.Marshal(ev)
+		payload, err := it.Raw.JSON()
 		if err != nil {
-			b.log.Error("encode event for NATS", "stream", stream, "seq", ev.Seq, "err", err)
+			b.log.Error("encode event for NATS", "stream", stream, "seq", it.Raw.Seq, "err", err)
 			continue
 		}
 		if err := b.nc.Publish(subject, payload); err != nil {
-			b.log.Error("publish event", "subject", subject, "seq", ev.Seq, "err", err)
+			b.log.Error("publish event", "subject", subject, "seq", it.Raw.Seq, "err", err)
 		}
 	}
 }

@@ -20,8 +20,13 @@ type request struct {
 	stmt  *dsl.Statement
 	actor journal.Actor
 	conn  *conn
-	buf   []byte
+	live  bool   // a stream: every answer goes out at once
+	out   []byte // answers not sent yet
 }
+
+// flushAt is how many answer bytes a non-streaming request gathers before
+// sending them; the rest go out with its done, in one write.
+const flushAt = 64 << 10
 
 var _ engines.Request = (*request)(nil)
 
@@ -32,10 +37,18 @@ func (r *request) Statement() *dsl.Statement { return r.stmt }
 func (r *request) Actor() journal.Actor      { return r.actor }
 
 func (r *request) emit(kind string, payload []byte) error {
-	r.buf = encodeAnswer(r.buf[:0], r.id, kind, payload)
-	line := make([]byte, len(r.buf))
-	copy(line, r.buf)
-	if !r.conn.send(line) {
+	r.out = encodeAnswer(r.out, r.id, kind, payload)
+	if r.live || len(r.out) >= flushAt {
+		return r.flush(nil)
+	}
+	return nil
+}
+
+// flush sends the gathered answers followed by last (done or an error).
+func (r *request) flush(last []byte) error {
+	out := append(r.out, last...)
+	r.out = nil
+	if len(out) > 0 && !r.conn.send(out) {
 		return errClientGone
 	}
 	return nil
@@ -50,9 +63,19 @@ func (r *request) Row(v any) error {
 	return r.emit(kindRow, p)
 }
 
-// Event answers one event.
+// Event answers one event: a stored *journal.Raw (its JSON is shared with
+// every other reader of a live event), a *journal.Event, or any JSON value.
 func (r *request) Event(ev any) error {
-	p, err := json.Marshal(ev)
+	var p []byte
+	var err error
+	switch ev := ev.(type) {
+	case *journal.Raw:
+		p, err = ev.JSON()
+	case json.Marshaler:
+		p, err = ev.MarshalJSON()
+	default:
+		p, err = json.Marshal(ev)
+	}
 	if err != nil {
 		return fmt.Errorf("encode event: %w", err)
 	}

@@ -295,9 +295,10 @@ func (s *Server) execute(ctx context.Context, cn *conn, id int64, text string, r
 		cn.send(encodeError(id, errorBody(err)))
 		return
 	}
+	r := &request{id: id, actor: cn.peer.Actor(), conn: cn}
 	for _, st := range stmts {
 		if st.Pipe != nil {
-			cn.send(encodeError(id, wireErrBody{Code: "unimplemented", Message: fmt.Sprintf("%s: the chisel stage is not available in this version of cairn", st.Pipe.Pos), Pos: &wirePos{Line: st.Pipe.Pos.Line, Col: st.Pipe.Pos.Col}}))
+			r.flush(encodeError(id, wireErrBody{Code: "unimplemented", Message: fmt.Sprintf("%s: the chisel stage is not available in this version of cairn", st.Pipe.Pos), Pos: &wirePos{Line: st.Pipe.Pos.Line, Col: st.Pipe.Pos.Col}}))
 			return
 		}
 		if st.Spec.Stream {
@@ -310,7 +311,7 @@ func (s *Server) execute(ctx context.Context, cn *conn, id int64, text string, r
 			}
 			cn.mu.Unlock()
 		}
-		r := &request{id: id, stmt: st, actor: cn.peer.Actor(), conn: cn}
+		r.stmt, r.live = st, st.Spec.Stream
 		if err := s.handlers[st.Spec.Verb](ctx, r); err != nil {
 			if errors.Is(err, errClientGone) {
 				return
@@ -323,11 +324,11 @@ func (s *Server) execute(ctx context.Context, cn *conn, id int64, text string, r
 			if body.Code == "internal" {
 				s.log.Error("request failed", "verb", st.Spec.Verb, "err", err)
 			}
-			cn.send(encodeError(id, body))
+			r.flush(encodeError(id, body))
 			return
 		}
 	}
-	cn.send(encodeDone(id))
+	r.flush(encodeDone(id))
 }
 
 // lockDataDir takes an exclusive lock on the data directory so that a

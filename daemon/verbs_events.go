@@ -109,11 +109,7 @@ func (s *Server) runEvents(ctx context.Context, r engines.Request) error {
 		}
 		n++
 		if !sel.count {
-			ev, err := raw.Decode()
-			if err != nil {
-				return err
-			}
-			if err := r.Event(ev); err != nil {
+			if err := r.Event(raw); err != nil {
 				return err
 			}
 		}
@@ -231,11 +227,7 @@ func (s *Server) runTail(ctx context.Context, r engines.Request) error {
 			}
 			continue
 		}
-		ev, err := it.Raw.Decode()
-		if err != nil {
-			return err
-		}
-		if err := r.Event(ev); err != nil {
+		if err := r.Event(it.Raw); err != nil {
 			return err
 		}
 		n++

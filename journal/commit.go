@@ -454,6 +454,8 @@ func (s *Stream) publish(bt *built) {
 	if len(s.subs) > 0 && len(bt.raws) > 0 {
 		raws := make([]*Raw, len(bt.raws))
 		for i := range bt.raws {
+			// Every subscriber gets the same *Raw: encode its JSON once.
+			bt.raws[i].shared = new(rawCache)
 			raws[i] = &bt.raws[i]
 		}
 		for sub := range s.subs {

@@ -99,24 +99,21 @@ type Hash [sha256.Size]byte
 // String returns the hash in lowercase hex.
 func (h Hash) String() string { return hex.EncodeToString(h[:]) }
 
-// MarshalJSON encodes the hash as a hex string.
-func (h Hash) MarshalJSON() ([]byte, error) { return json.Marshal(h.String()) }
-
-// UnmarshalJSON decodes a hex string.
-func (h *Hash) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
-	}
-	return h.parse(s)
+// MarshalText encodes the hash as hex (a JSON string).
+func (h Hash) MarshalText() ([]byte, error) {
+	out := make([]byte, hex.EncodedLen(len(h)))
+	hex.Encode(out, h[:])
+	return out, nil
 }
 
-func (h *Hash) parse(s string) error {
-	b, err := hex.DecodeString(s)
-	if err != nil || len(b) != len(h) {
-		return fmt.Errorf("hash %q: want %d hex bytes", s, len(h))
+// UnmarshalText decodes hex.
+func (h *Hash) UnmarshalText(b []byte) error {
+	if hex.DecodedLen(len(b)) != len(h) {
+		return fmt.Errorf("hash %q: want %d hex bytes", b, len(h))
 	}
-	copy(h[:], b)
+	if _, err := hex.Decode(h[:], b); err != nil {
+		return fmt.Errorf("hash %q: %w", b, err)
+	}
 	return nil
 }
 
@@ -288,6 +285,8 @@ type Raw struct {
 	Stream string
 	Seq    int64
 	Record []byte // the stored bytes; owned by the Raw
+
+	shared *rawCache // set on a Raw several readers share
 }
 
 // CheckRecord reports whether r is a well-formed record of a known version.
