@@ -40,10 +40,12 @@ fuzz:
 fuzz-long:
 	$(MAKE) fuzz FUZZTIME=5m
 
-# bench runs the Go benchmarks (journal vs raw pebble in the same run) and
-# the end-to-end socket benchmark, and prints the ratios.
+# bench measures the issue targets in one run on this machine and prints
+# the ratios (journal vs raw pebble, socket load, latency, scan, start-up),
+# then cairn's etcd API against the real etcd with the same client.
 bench: build
-	CAIRN_BIN=$(CURDIR)/$(BIN) ./integration/bench.sh
+	$(GO) run ./cmd/cairnbench --bin $(BIN)
+	CAIRN_BIN=$(CURDIR)/$(BIN) CAIRN_BENCH=1 $(GO) test -count=1 -run '^TestEtcdBench$$' -v ./integration/ | grep -v '^=== RUN'
 
 lint: vet
 
