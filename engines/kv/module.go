@@ -1,0 +1,92 @@
+package kv
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/cairnhq/cairn/engines"
+	"github.com/cairnhq/cairn/journal"
+)
+
+func init() {
+	engines.Register(Name, func() engines.Module { return newModule() })
+}
+
+// EtcdServe starts the etcd v3 gRPC API on addr over s and returns the
+// function that stops it.
+type EtcdServe func(ctx context.Context, addr string, s *Store, log *slog.Logger) (stop func() error, err error)
+
+var (
+	etcdMu       sync.Mutex
+	etcdFrontend EtcdServe
+)
+
+// SetEtcdFrontend is called from the etcdapi package's init: serve starts
+// the etcd v3 gRPC API. The kv module calls it from Start when the daemon
+// was given --etcd ADDR.
+func SetEtcdFrontend(serve func(ctx context.Context, addr string, s *Store, log *slog.Logger) (stop func() error, err error)) {
+	etcdMu.Lock()
+	defer etcdMu.Unlock()
+	etcdFrontend = serve
+}
+
+// module is the kv engine as the daemon runs it.
+type module struct {
+	store    *Store
+	etcdAddr string
+	stopEtcd func() error
+}
+
+var _ engines.Module = (*module)(nil)
+
+func newModule() *module { return &module{store: New(Options{})} }
+
+func (m *module) Name() string { return Name }
+
+func (m *module) Flags(fs *flag.FlagSet) {
+	fs.StringVar(&m.etcdAddr, "etcd", "", "serve the etcd v3 gRPC API on `ADDR` (host:port; off unless given)")
+}
+
+func (m *module) Engines() map[string][]journal.Engine {
+	return map[string][]journal.Engine{journal.Audit: {m.store.Engine()}}
+}
+
+func (m *module) Verbs() []engines.Verb { return verbs(m.store) }
+
+func (m *module) Start(ctx context.Context, h engines.Host) error {
+	if h.Logger != nil {
+		m.store.log = h.Logger
+	}
+	if err := m.store.Start(ctx, h.Journal); err != nil {
+		return err
+	}
+	if m.etcdAddr == "" || m.etcdAddr == "off" {
+		return nil
+	}
+	etcdMu.Lock()
+	serve := etcdFrontend
+	etcdMu.Unlock()
+	if serve == nil {
+		return errors.New("--etcd was given but this cairn was built without the etcd v3 API (engines/kv/etcdapi is not linked in)")
+	}
+	stop, err := serve(ctx, m.etcdAddr, m.store, m.store.log.With("component", "etcd"))
+	if err != nil {
+		return fmt.Errorf("serve etcd v3 API on %s: %w", m.etcdAddr, err)
+	}
+	m.stopEtcd = stop
+	return nil
+}
+
+func (m *module) Stop() error {
+	var err error
+	if m.stopEtcd != nil {
+		err = m.stopEtcd()
+		m.stopEtcd = nil
+	}
+	m.store.Stop()
+	return err
+}

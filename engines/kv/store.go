@@ -1,0 +1,494 @@
+package kv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/cairnhq/cairn/journal"
+)
+
+// Options configures a Store.
+type Options struct {
+	// Now is the clock lease deadlines are measured on; default time.Now.
+	// It should be the journal's clock: deadlines count from commit times.
+	Now func() time.Time
+	// Logger receives the store's messages; default slog.Default().
+	Logger *slog.Logger
+	// ExpiryEvery is how often the lease loop looks for due leases
+	// (default 100ms).
+	ExpiryEvery time.Duration
+}
+
+// Store is the KV engine's API: etcd's KV, Watch and Lease operations on
+// the audit stream. Writes go through the stream's commit pipeline (Decide
+// and Fold); reads use durable snapshots.
+type Store struct {
+	eng  *engine
+	now  func() time.Time
+	log  *slog.Logger
+	tick time.Duration
+
+	st       *journal.Stream
+	loopDone chan struct{}
+
+	mu     sync.Mutex
+	leases map[int64]*leaseMem
+
+	newID func() int64 // lease ids for LeaseGrant(id 0); tests make them predictable
+}
+
+// leaseMem is a live lease's deadline. covered is the deadline the journal
+// records (grant or last checkpoint): a keepalive past it writes a
+// checkpoint, so a restart never expires a lease early.
+type leaseMem struct {
+	granted  int64
+	deadline time.Time
+	covered  time.Time
+	inFlight bool // a checkpoint is being written
+}
+
+// New returns a Store; its Engine must be passed to journal.Open, then
+// Start binds it to the journal.
+func New(opts Options) *Store {
+	s := &Store{now: opts.Now, log: opts.Logger, tick: opts.ExpiryEvery, leases: map[int64]*leaseMem{}}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.tick <= 0 {
+		s.tick = 100 * time.Millisecond
+	}
+	s.eng = &engine{due: s.due}
+	s.newID = randomID
+	return s
+}
+
+func randomID() int64 {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return int64(binary.BigEndian.Uint64(b[:]) >> 1)
+}
+
+// Engine returns the journal engine to fold the audit stream with.
+func (s *Store) Engine() journal.Engine { return s.eng }
+
+// Start binds the store to j's audit stream, loads the lease deadlines,
+// expires the overdue ones and starts the expiry loop, which runs until
+// ctx ends.
+func (s *Store) Start(ctx context.Context, j *journal.Journal) error {
+	s.st = j.Stream(journal.Audit)
+	if s.st == nil {
+		return errors.New("kv: the journal has no audit stream")
+	}
+	sn := s.st.Snapshot()
+	err := sn.Iter(Name, pfxLease, []byte("l0"), func(k, v []byte) error {
+		l, err := decodeLease(v)
+		if err != nil {
+			return err
+		}
+		id := int64(binary.BigEndian.Uint64(k[len(pfxLease):]))
+		d := time.Unix(0, l.Base).Add(time.Duration(l.Remaining) * time.Second)
+		s.leases[id] = &leaseMem{granted: l.Granted, deadline: d, covered: d}
+		return nil
+	})
+	sn.Close()
+	if err != nil {
+		return fmt.Errorf("kv: load leases: %w", err)
+	}
+	if err := s.expireDue(ctx); err != nil {
+		return fmt.Errorf("kv: expire overdue leases: %w", err)
+	}
+	s.loopDone = make(chan struct{})
+	go s.loop(ctx)
+	return nil
+}
+
+// Stop waits for the expiry loop, which ends with Start's context.
+func (s *Store) Stop() {
+	if s.loopDone != nil {
+		<-s.loopDone
+	}
+}
+
+func (s *Store) loop(ctx context.Context) {
+	defer close(s.loopDone)
+	t := time.NewTicker(s.tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.expireDue(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("expire leases", "err", err)
+			}
+		}
+	}
+}
+
+// due reports whether lease id has reached its deadline (or is unknown).
+func (s *Store) due(id int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.leases[id]
+	return l == nil || !s.now().Before(l.deadline)
+}
+
+// expireDue proposes a lease.expire for every lease past its deadline.
+func (s *Store) expireDue(ctx context.Context) error {
+	now := s.now()
+	var due []int64
+	s.mu.Lock()
+	for id, l := range s.leases {
+		if !now.Before(l.deadline) {
+			due = append(due, id)
+		}
+	}
+	s.mu.Unlock()
+	sort.Slice(due, func(i, j int) bool { return due[i] < due[j] })
+	for _, id := range due {
+		committed, reply, err := s.st.Propose(ctx, Name, &expireReq{id: id})
+		if err != nil {
+			return fmt.Errorf("expire lease %s: %w", FormatLeaseID(id), err)
+		}
+		if keep, _ := reply.(bool); !keep {
+			// Expired now, or gone from the projection already (revoked).
+			s.mu.Lock()
+			delete(s.leases, id)
+			s.mu.Unlock()
+		}
+		if len(committed) > 0 {
+			s.log.Debug("lease expired", "lease", FormatLeaseID(id), "seq", committed[0].Seq)
+		}
+	}
+	return nil
+}
+
+// Rev returns the current durable revision: the audit stream's durable seq.
+func (s *Store) Rev() int64 { return s.st.DurableSeq() }
+
+func (s *Store) propose(ctx context.Context, req any) ([]journal.Committed, any, error) {
+	if s.st == nil {
+		return nil, nil, journal.Errorf("unavailable", "kv store not started")
+	}
+	return s.st.Propose(ctx, Name, req)
+}
+
+// Put writes one key.
+func (s *Store) Put(ctx context.Context, actor journal.Actor, r PutRequest) (PutResponse, error) {
+	committed, reply, err := s.propose(ctx, &putReq{actor: actor, r: r})
+	if err != nil {
+		return PutResponse{}, err
+	}
+	resp := reply.(*PutResponse)
+	resp.Rev = committed[0].Seq
+	return *resp, nil
+}
+
+// Delete deletes one key or a range. Deleting nothing writes no event and
+// answers the current revision.
+func (s *Store) Delete(ctx context.Context, actor journal.Actor, r DeleteRequest) (DeleteResponse, error) {
+	committed, reply, err := s.propose(ctx, &deleteReq{actor: actor, r: r})
+	if err != nil {
+		return DeleteResponse{}, err
+	}
+	resp := reply.(*DeleteResponse)
+	if len(committed) > 0 {
+		resp.Rev = committed[0].Seq
+	}
+	return *resp, nil
+}
+
+// Txn runs a transaction as one revision. A txn that writes nothing writes
+// no event and answers the current revision.
+func (s *Store) Txn(ctx context.Context, actor journal.Actor, r TxnRequest) (TxnResponse, error) {
+	committed, reply, err := s.propose(ctx, &txnReq{actor: actor, r: r})
+	if err != nil {
+		return TxnResponse{}, err
+	}
+	resp := reply.(*TxnResponse)
+	if len(committed) > 0 {
+		resp.setRev(committed[0].Seq)
+	}
+	return *resp, nil
+}
+
+// Range reads keys from the durable state; r.Rev > 0 answers from history.
+func (s *Store) Range(ctx context.Context, r RangeRequest) (RangeResponse, error) {
+	if err := checkKey(r.Key); err != nil {
+		return RangeResponse{}, err
+	}
+	if s.st == nil {
+		return RangeResponse{}, journal.Errorf("unavailable", "kv store not started")
+	}
+	if r.Rev < 0 {
+		return RangeResponse{}, journal.Errorf("invalid_argument", "revision %d is negative", r.Rev)
+	}
+	sn := s.st.Snapshot()
+	defer sn.Close()
+	cur := sn.Seq()
+	if r.Rev > cur {
+		return RangeResponse{}, fmt.Errorf("revision %d (current %d): %w", r.Rev, cur, ErrFutureRev)
+	}
+	var kvs []KeyValue
+	var err error
+	if r.Rev == 0 || r.Rev == cur {
+		kvs, err = newEval(snapReader{sn}, cur).rangeKVs(r.Key, r.End)
+	} else {
+		kvs, err = rangeAt(ctx, snapReader{sn}, r.Key, r.End, r.Rev)
+	}
+	if err != nil {
+		return RangeResponse{}, err
+	}
+	rev := cur
+	if r.Rev != 0 {
+		rev = r.Rev
+	}
+	return *shapeRange(kvs, &r, rev), nil
+}
+
+// rangeAt reads [key, end) as it was at rev from the history index: per
+// key, the latest version at or before rev, unless that is a delete.
+func rangeAt(ctx context.Context, r reader, key, end []byte, rev int64) ([]KeyValue, error) {
+	lo, hi := histRangeBounds(key, end)
+	if end == nil {
+		hi = histKey(key, rev+1)
+	}
+	var (
+		out     []KeyValue
+		curKey  []byte
+		last    []byte // value of the latest version <= rev of curKey
+		haveKey bool
+		n       int
+	)
+	flush := func() error {
+		if haveKey && last != nil && last[0] == 'p' {
+			kv, err := decodeKV(curKey, last[1:])
+			if err != nil {
+				return err
+			}
+			out = append(out, kv)
+		}
+		return nil
+	}
+	err := r.Iter(lo, hi, func(k, v []byte) error {
+		if n++; n&4095 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		uk, vrev, err := parseHistKey(k)
+		if err != nil {
+			return err
+		}
+		if !haveKey || string(uk) != string(curKey) {
+			if err := flush(); err != nil {
+				return err
+			}
+			curKey, last, haveKey = uk, nil, true
+		}
+		if vrev <= rev {
+			last = append(last[:0], v...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := flush(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Version is one version of a key in its history: a put, or a delete
+// (Deleted, with only Key and ModRev set).
+type Version struct {
+	KeyValue
+	Deleted bool
+}
+
+// History returns the versions of key, oldest first (newest first with
+// reverse), at most limit of them (0: all), read from the history index.
+func (s *Store) History(ctx context.Context, key []byte, limit int, reverse bool) ([]Version, error) {
+	if err := checkKey(key); err != nil {
+		return nil, err
+	}
+	sn := s.st.Snapshot()
+	defer sn.Close()
+	lo, hi := histRangeBounds(key, nil)
+	var out []Version
+	n := 0
+	err := sn.Iter(Name, lo, hi, func(k, v []byte) error {
+		if n++; n&4095 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		_, rev, err := parseHistKey(k)
+		if err != nil {
+			return err
+		}
+		var ver Version
+		if len(v) > 0 && v[0] == 'p' {
+			kv, err := decodeKV(key, v[1:])
+			if err != nil {
+				return err
+			}
+			ver.KeyValue = kv
+		} else {
+			ver = Version{KeyValue: KeyValue{Key: append([]byte(nil), key...), ModRev: rev}, Deleted: true}
+		}
+		out = append(out, ver)
+		if limit > 0 && !reverse && len(out) >= limit {
+			return errStop
+		}
+		if limit > 0 && reverse && len(out) >= 2*limit+1024 {
+			out = append(out[:0], out[len(out)-limit:]...)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return nil, err
+	}
+	if reverse {
+		if limit > 0 && len(out) > limit {
+			out = out[len(out)-limit:]
+		}
+		for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+			out[i], out[j] = out[j], out[i]
+		}
+	}
+	return out, nil
+}
+
+// LeaseGrant grants a lease of ttl seconds; id 0 picks a fresh random id.
+func (s *Store) LeaseGrant(ctx context.Context, actor journal.Actor, id, ttl int64) (Lease, error) {
+	if id < 0 {
+		return Lease{}, journal.Errorf("invalid_argument", "lease id must be positive")
+	}
+	pick := id == 0
+	for attempt := 0; ; attempt++ {
+		if pick {
+			if id = s.newID(); id == 0 {
+				continue
+			}
+		}
+		committed, reply, err := s.propose(ctx, &grantReq{actor: actor, id: id, ttl: ttl})
+		if err != nil {
+			if pick && errors.Is(err, ErrLeaseExists) && attempt < 8 {
+				continue
+			}
+			return Lease{}, err
+		}
+		l := *reply.(*Lease)
+		d := time.Unix(0, committed[0].Time).Add(time.Duration(ttl) * time.Second)
+		s.mu.Lock()
+		s.leases[id] = &leaseMem{granted: ttl, deadline: d, covered: d}
+		s.mu.Unlock()
+		return l, nil
+	}
+}
+
+// LeaseRevoke ends a lease and deletes its keys in one revision.
+func (s *Store) LeaseRevoke(ctx context.Context, actor journal.Actor, id int64) (int64, error) {
+	committed, _, err := s.propose(ctx, &revokeReq{actor: actor, id: id})
+	if err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	delete(s.leases, id)
+	s.mu.Unlock()
+	return committed[0].Seq, nil
+}
+
+// LeaseKeepAlive renews a lease for its granted TTL. It writes a
+// lease.checkpoint only when the renewed deadline passes the one the
+// journal records, which covers TTL/2 of keepalives ahead: at most one
+// checkpoint per TTL/2.
+func (s *Store) LeaseKeepAlive(ctx context.Context, actor journal.Actor, id int64) (Lease, error) {
+	now := s.now()
+	s.mu.Lock()
+	l := s.leases[id]
+	if l == nil || !now.Before(l.deadline) {
+		s.mu.Unlock()
+		return Lease{ID: id, TTL: -1}, fmt.Errorf("lease %s: %w", FormatLeaseID(id), ErrLeaseNotFound)
+	}
+	granted := l.granted
+	l.deadline = now.Add(time.Duration(granted) * time.Second)
+	need := l.deadline.After(l.covered) && !l.inFlight
+	if need {
+		l.inFlight = true
+	}
+	s.mu.Unlock()
+	if need {
+		ahead := granted + (granted+1)/2
+		committed, _, err := s.propose(ctx, &checkpointReq{actor: actor, id: id, ttl: ahead})
+		s.mu.Lock()
+		if l := s.leases[id]; l != nil {
+			l.inFlight = false
+			if err == nil {
+				l.covered = time.Unix(0, committed[0].Time).Add(time.Duration(ahead) * time.Second)
+			}
+		}
+		if errors.Is(err, ErrLeaseNotFound) {
+			delete(s.leases, id)
+		}
+		s.mu.Unlock()
+		if err != nil {
+			return Lease{ID: id, TTL: -1}, err
+		}
+	}
+	return Lease{ID: id, TTL: granted, GrantedTTL: granted}, nil
+}
+
+// LeaseTimeToLive reports a lease's remaining TTL (rounded up to a second)
+// and, with keys, the keys attached to it. A missing or expired lease is
+// ErrLeaseNotFound, with TTL -1 in the Lease returned beside it.
+func (s *Store) LeaseTimeToLive(ctx context.Context, id int64, keys bool) (Lease, error) {
+	now := s.now()
+	s.mu.Lock()
+	l := s.leases[id]
+	var out Lease
+	if l != nil && now.Before(l.deadline) {
+		out = Lease{ID: id, TTL: ceilSeconds(l.deadline.Sub(now)), GrantedTTL: l.granted}
+	}
+	s.mu.Unlock()
+	if out.ID == 0 {
+		return Lease{ID: id, TTL: -1}, fmt.Errorf("lease %s: %w", FormatLeaseID(id), ErrLeaseNotFound)
+	}
+	if keys {
+		sn := s.st.Snapshot()
+		ks, err := leaseKeys(snapReader{sn}, id)
+		sn.Close()
+		if err != nil {
+			return Lease{}, err
+		}
+		out.Keys = ks
+	}
+	return out, nil
+}
+
+func ceilSeconds(d time.Duration) int64 {
+	return int64((d + time.Second - 1) / time.Second)
+}
+
+// Leases lists the live leases by id.
+func (s *Store) Leases(ctx context.Context) ([]Lease, error) {
+	now := s.now()
+	s.mu.Lock()
+	out := make([]Lease, 0, len(s.leases))
+	for id, l := range s.leases {
+		if now.Before(l.deadline) {
+			out = append(out, Lease{ID: id, TTL: ceilSeconds(l.deadline.Sub(now)), GrantedTTL: l.granted})
+		}
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
