@@ -263,6 +263,19 @@ func formatEvent(raw json.RawMessage) string {
 	if err := json.Unmarshal(raw, &ev); err != nil {
 		return formatCell(raw)
 	}
+	if ev.Kind == "" {
+		// Not a journal event but an engine's own (a kv watch row): its
+		// members as name=value, in their order.
+		fields, ok := orderedFields(raw)
+		if !ok {
+			return formatCell(raw)
+		}
+		parts := make([]string, 0, len(fields))
+		for _, f := range fields {
+			parts = append(parts, f.key+"="+cellEscaper.Replace(formatCell(f.raw)))
+		}
+		return strings.Join(parts, "  ")
+	}
 	subject := ev.Subject
 	if subject == "" {
 		subject = "-"
