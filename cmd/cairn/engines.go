@@ -4,4 +4,5 @@ package main
 // and journal engines) from init. A new engine is one line here.
 import (
 	_ "github.com/cairnhq/cairn/engines/kv"
+	_ "github.com/cairnhq/cairn/engines/kv/etcdapi" // the etcd v3 API of the KV engine (--etcd)
 )

@@ -1,0 +1,236 @@
+// Package etcdapi serves cairn's KV engine over etcd's v3 gRPC API, so that
+// etcdctl, go.etcd.io/etcd/client/v3 and the tools built on them work
+// against `cairn daemon --etcd ADDR`.
+//
+// It serves the KV, Watch and Lease services, Maintenance.Status (for
+// `etcdctl endpoint status`) and Cluster.MemberList (one member: this
+// daemon). Every other RPC of those services and of Auth answers
+// codes.Unimplemented with a message naming what is served. Compaction is
+// refused on purpose: cairn keeps all history.
+//
+// Writes become journal events like any other, with the actor
+// {via: "etcd", addr: the peer's address}; uid, gid and pid are -1, which
+// means unknown, since a network caller has no peer credentials.
+package etcdapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/cairnhq/cairn/engines/kv"
+	"github.com/cairnhq/cairn/journal"
+)
+
+func init() { kv.SetEtcdFrontend(Serve) }
+
+// Constants of the one-member "cluster" this API pretends to be. etcd
+// clients only display them or compare them with each other.
+const (
+	clusterID = 0xca1e_0000_0000_0001
+	memberID  = 0xca1e_0000_0000_0002
+	raftTerm  = 1
+
+	// serverVersion is what Maintenance.Status reports: the etcd release
+	// whose API this package serves (etcdctl only displays it; clients
+	// that check it want ≥ 3.2).
+	serverVersion = "3.5.0"
+
+	// grpcOverhead is room for the request's framing around a value of
+	// kv.MaxValueSize, as etcd adds to --max-request-bytes, so that the KV
+	// engine (not gRPC) refuses a too-large value, with etcd's message.
+	grpcOverhead = 512 * 1024
+)
+
+// server holds what every service needs.
+type server struct {
+	store *kv.Store
+	log   *slog.Logger
+	addr  string // the address listened on, for MemberList
+
+	// ctx ends when the server stops; long-lived streams (watches,
+	// keepalives) end with it so that GracefulStop does not wait forever.
+	ctx context.Context
+}
+
+// Serve listens on addr and serves the etcd v3 API on s until ctx ends or
+// stop is called. Errors opening the listener are returned at once.
+func Serve(ctx context.Context, addr string, s *kv.Store, log *slog.Logger) (stop func() error, err error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("etcd api: listen on %s: %w", addr, err)
+	}
+	return serveListener(ctx, lis, s, log), nil
+}
+
+// serveListener serves on lis, which it owns from now on.
+func serveListener(ctx context.Context, lis net.Listener, s *kv.Store, log *slog.Logger) (stop func() error) {
+	sctx, cancel := context.WithCancel(ctx)
+	srv := &server{store: s, log: log, addr: lis.Addr().String(), ctx: sctx}
+
+	g := grpc.NewServer(
+		grpc.MaxRecvMsgSize(kv.MaxValueSize+grpcOverhead),
+		grpc.MaxSendMsgSize(math.MaxInt32),
+		grpc.MaxConcurrentStreams(math.MaxUint32),
+		// etcdctl pings every 2s while a stream (watch, keep-alive) is
+		// open; gRPC's default policy (5 min) would close it for
+		// "too_many_pings".
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
+		grpc.ChainUnaryInterceptor(unimplementedUnary),
+		grpc.ChainStreamInterceptor(unimplementedStream),
+	)
+	pb.RegisterKVServer(g, &kvService{server: srv})
+	pb.RegisterWatchServer(g, &watchService{server: srv})
+	pb.RegisterLeaseServer(g, &leaseService{server: srv})
+	pb.RegisterMaintenanceServer(g, &maintenanceService{server: srv})
+	pb.RegisterClusterServer(g, &clusterService{server: srv})
+	pb.RegisterAuthServer(g, &pb.UnimplementedAuthServer{})
+
+	served := make(chan error, 1)
+	go func() { served <- g.Serve(lis) }()
+	log.Info("etcd v3 api listening", "addr", srv.addr)
+
+	var once sync.Once
+	var stopErr error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			// Streams end with sctx; give unary calls in flight a moment.
+			done := make(chan struct{})
+			go func() { g.GracefulStop(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				g.Stop()
+				<-done
+			}
+			if err := <-served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				stopErr = fmt.Errorf("etcd api: serve: %w", err)
+			}
+		})
+		return stopErr
+	}
+	go func() {
+		<-sctx.Done()
+		stop()
+	}()
+	return stop
+}
+
+// header returns a response header at revision rev.
+func header(rev int64) *pb.ResponseHeader {
+	return &pb.ResponseHeader{ClusterId: clusterID, MemberId: memberID, Revision: rev, RaftTerm: raftTerm}
+}
+
+// actor is who a write through this API is attributed to. uid, gid and pid
+// are -1 (unknown): a network peer has no credentials to read.
+func actor(ctx context.Context) journal.Actor {
+	a := journal.Actor{Via: "etcd", UID: -1, GID: -1, PID: -1}
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		a.Addr = p.Addr.String()
+	}
+	return a
+}
+
+// errTable maps the KV engine's errors to etcd's gRPC errors, which carry
+// the codes and messages etcd clients recognise.
+var errTable = []struct {
+	kv, grpc error
+}{
+	{kv.ErrEmptyKey, rpctypes.ErrGRPCEmptyKey},
+	{kv.ErrValueTooLarge, rpctypes.ErrGRPCRequestTooLarge},
+	{kv.ErrDuplicateKey, rpctypes.ErrGRPCDuplicateKey},
+	{kv.ErrTooManyOps, rpctypes.ErrGRPCTooManyOps},
+	{kv.ErrKeyNotFound, rpctypes.ErrGRPCKeyNotFound},
+	{kv.ErrFutureRev, rpctypes.ErrGRPCFutureRev},
+	{kv.ErrLeaseNotFound, rpctypes.ErrGRPCLeaseNotFound},
+	{kv.ErrLeaseExists, rpctypes.ErrGRPCLeaseExist},
+	{kv.ErrLeaseTTLLarge, rpctypes.ErrGRPCLeaseTTLTooLarge},
+	// The disk-space reserve is cairn's NOSPACE alarm.
+	{journal.ErrResourceExhausted, rpctypes.ErrGRPCNoSpace},
+}
+
+// toGRPC turns an error of the KV engine or the journal into a gRPC status
+// error: etcd's own where one matches, else the closest code with cairn's
+// message.
+func toGRPC(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	for _, e := range errTable {
+		if errors.Is(err, e.kv) {
+			return e.grpc
+		}
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	case errors.Is(err, journal.ErrClosed):
+		return status.Error(codes.Unavailable, "etcdserver: cairn is shutting down: "+err.Error())
+	}
+	code := codes.Internal
+	switch journal.Code(err) {
+	case "invalid_argument":
+		code = codes.InvalidArgument
+	case "not_found":
+		code = codes.NotFound
+	case "failed_precondition":
+		code = codes.FailedPrecondition
+	case "out_of_range":
+		code = codes.OutOfRange
+	case "resource_exhausted":
+		code = codes.ResourceExhausted
+	case "unavailable":
+		code = codes.Unavailable
+	case "already_exists":
+		code = codes.AlreadyExists
+	case "permission_denied":
+		code = codes.PermissionDenied
+	}
+	return status.Error(code, "etcdserver: "+err.Error())
+}
+
+// served names what this API implements, for Unimplemented messages.
+const served = "cairn serves etcd's KV, Watch and Lease services, Maintenance.Status and Cluster.MemberList"
+
+// unimplementedUnary rewrites the generated "method X not implemented"
+// answers into a message that says what cairn serves instead.
+func unimplementedUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	resp, err := handler(ctx, req)
+	return resp, rewriteUnimplemented(err, info.FullMethod)
+}
+
+func unimplementedStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	return rewriteUnimplemented(handler(srv, ss), info.FullMethod)
+}
+
+func rewriteUnimplemented(err error, method string) error {
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.Unimplemented || !strings.HasPrefix(st.Message(), "method ") {
+		return err
+	}
+	name := strings.ReplaceAll(strings.TrimPrefix(method, "/etcdserverpb."), "/", ".")
+	return status.Errorf(codes.Unimplemented, "%s is not supported by cairn (%s)", name, served)
+}

@@ -1,0 +1,203 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// benchResult is one server's numbers.
+type benchResult struct {
+	seqPerSec   float64
+	seqP50      time.Duration
+	putsPerSec  float64 // 64 clients
+	getsPerSec  float64 // 64 clients, serializable
+	seqN, parN  int
+	getN, conns int
+}
+
+const (
+	benchSeqPuts  = 2000
+	benchClients  = 64
+	benchConns    = 8 // the 64 clients share 8 gRPC connections
+	benchParPuts  = 20000
+	benchParGets  = 100000
+	benchValueLen = 256
+)
+
+// TestEtcdBench runs the performance comparison: the real etcd
+// (Debian's etcd-server) and cairn's --etcd, one after the other, measured
+// with the same etcd v3 client. It runs only with CAIRN_BENCH=1.
+func TestEtcdBench(t *testing.T) {
+	if os.Getenv("CAIRN_BENCH") != "1" {
+		t.Skip("set CAIRN_BENCH=1")
+	}
+	etcdBin, err := exec.LookPath("etcd")
+	if err != nil {
+		t.Fatalf("etcd not found (install Debian's etcd-server): %v", err)
+	}
+
+	// The real etcd.
+	addr, peerAddr := freeAddr(t), freeAddr(t)
+	dataDir := filepath.Join(t.TempDir(), "etcd")
+	cmd := exec.Command(etcdBin, "--data-dir", dataDir, "--name", "bench",
+		"--listen-client-urls", "http://"+addr, "--advertise-client-urls", "http://"+addr,
+		"--listen-peer-urls", "http://"+peerAddr, "--initial-advertise-peer-urls", "http://"+peerAddr,
+		"--initial-cluster", "bench=http://"+peerAddr, "--log-level", "error")
+	logPath := filepath.Join(t.TempDir(), "etcd.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	etcdDone := make(chan struct{})
+	go func() { cmd.Wait(); close(etcdDone) }()
+	stopEtcd := func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-etcdDone:
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			<-etcdDone
+		}
+	}
+	defer stopEtcd()
+	waitEtcdReady(t, addr)
+	etcdRes := runEtcdBench(t, addr)
+	stopEtcd()
+
+	// cairn.
+	caddr := freeAddr(t)
+	d := startDaemon(t, withFlags("--etcd", caddr))
+	cairnRes := runEtcdBench(t, caddr)
+	d.Stop()
+
+	ratio := func(c, e float64) string { return fmt.Sprintf("%.2f×", c/e) }
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n%-44s %12s %12s %8s %8s\n", "measure (same clientv3, one run)", "etcd", "cairn", "ratio", "target")
+	fmt.Fprintf(&b, "%-44s %12.0f %12.0f %8s %8s\n", fmt.Sprintf("sequential puts/s, 1 client (N=%d)", benchSeqPuts), etcdRes.seqPerSec, cairnRes.seqPerSec, ratio(cairnRes.seqPerSec, etcdRes.seqPerSec), "≥ 2×")
+	fmt.Fprintf(&b, "%-44s %12s %12s %8s\n", "sequential put p50", etcdRes.seqP50.Round(time.Microsecond), cairnRes.seqP50.Round(time.Microsecond), ratio(float64(etcdRes.seqP50), float64(cairnRes.seqP50)))
+	fmt.Fprintf(&b, "%-44s %12.0f %12.0f %8s %8s\n", fmt.Sprintf("puts/s, %d clients / %d conns (N=%d)", benchClients, benchConns, benchParPuts), etcdRes.putsPerSec, cairnRes.putsPerSec, ratio(cairnRes.putsPerSec, etcdRes.putsPerSec), "≥ 1.5×")
+	fmt.Fprintf(&b, "%-44s %12.0f %12.0f %8s %8s\n", fmt.Sprintf("serializable gets/s, %d clients (N=%d)", benchClients, benchParGets), etcdRes.getsPerSec, cairnRes.getsPerSec, ratio(cairnRes.getsPerSec, etcdRes.getsPerSec), "≥ 1×")
+	t.Log(b.String())
+	fmt.Print(b.String())
+}
+
+// waitEtcdReady waits until the etcd at addr answers Status.
+func waitEtcdReady(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	c := newBenchClient(t, addr)
+	defer c.Close()
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := c.Status(ctx, addr)
+		cancel()
+		if err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("etcd at %s did not answer within 30s", addr)
+}
+
+func newBenchClient(t *testing.T, addr string) *clientv3.Client {
+	t.Helper()
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{addr}, DialTimeout: 10 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// runEtcdBench measures one server.
+func runEtcdBench(t *testing.T, addr string) benchResult {
+	t.Helper()
+	ctx := context.Background()
+	val := strings.Repeat("v", benchValueLen)
+	res := benchResult{seqN: benchSeqPuts, parN: benchParPuts, getN: benchParGets, conns: benchConns}
+
+	c := newBenchClient(t, addr)
+	defer c.Close()
+	// Warm up the connection and the server.
+	for i := range 50 {
+		if _, err := c.Put(ctx, fmt.Sprintf("warm/%d", i), val); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	lat := make([]time.Duration, benchSeqPuts)
+	start := time.Now()
+	for i := range benchSeqPuts {
+		t0 := time.Now()
+		if _, err := c.Put(ctx, fmt.Sprintf("seq/%06d", i), val); err != nil {
+			t.Fatal(err)
+		}
+		lat[i] = time.Since(t0)
+	}
+	res.seqPerSec = float64(benchSeqPuts) / time.Since(start).Seconds()
+	slices.Sort(lat)
+	res.seqP50 = lat[len(lat)/2]
+
+	conns := make([]*clientv3.Client, benchConns)
+	for i := range conns {
+		conns[i] = newBenchClient(t, addr)
+		defer conns[i].Close()
+	}
+	var next atomic.Int64
+	var failed atomic.Value
+	start = time.Now()
+	collect(benchClients, func(i int) {
+		cl := conns[i%benchConns]
+		for {
+			n := next.Add(1)
+			if n > benchParPuts {
+				return
+			}
+			if _, err := cl.Put(ctx, fmt.Sprintf("par/%06d", n%10000), val); err != nil {
+				failed.Store(err)
+				return
+			}
+		}
+	})
+	res.putsPerSec = float64(benchParPuts) / time.Since(start).Seconds()
+	if err := failed.Load(); err != nil {
+		t.Fatalf("parallel puts on %s: %v", addr, err)
+	}
+
+	next.Store(0)
+	start = time.Now()
+	collect(benchClients, func(i int) {
+		cl := conns[i%benchConns]
+		for {
+			n := next.Add(1)
+			if n > benchParGets {
+				return
+			}
+			if _, err := cl.Get(ctx, fmt.Sprintf("seq/%06d", n%benchSeqPuts), clientv3.WithSerializable()); err != nil {
+				failed.Store(err)
+				return
+			}
+		}
+	})
+	res.getsPerSec = float64(benchParGets) / time.Since(start).Seconds()
+	if err := failed.Load(); err != nil {
+		t.Fatalf("parallel gets on %s: %v", addr, err)
+	}
+	return res
+}
