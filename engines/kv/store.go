@@ -176,6 +176,10 @@ func (s *Store) expireDue(ctx context.Context) error {
 // Rev returns the current durable revision: the audit stream's durable seq.
 func (s *Store) Rev() int64 { return s.st.DurableSeq() }
 
+// DBSize is the size on disk of the audit stream that holds the KV, as
+// etcd's endpoint status reports its database size.
+func (s *Store) DBSize() int64 { return s.st.Stats().Bytes }
+
 func (s *Store) propose(ctx context.Context, req any) ([]journal.Committed, any, error) {
 	if s.st == nil {
 		return nil, nil, journal.Errorf("unavailable", "kv store not started")

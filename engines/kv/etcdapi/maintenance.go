@@ -14,17 +14,10 @@ type maintenanceService struct {
 	*server
 }
 
-// sizer is implemented by a store that knows its size on disk.
-type sizer interface{ DBSize() int64 }
-
 // Status describes this endpoint as a one-member etcd cluster whose leader
 // it is, so that `etcdctl endpoint status` works.
 func (m *maintenanceService) Status(ctx context.Context, _ *pb.StatusRequest) (*pb.StatusResponse, error) {
-	rev := m.store.Rev()
-	var size int64
-	if s, ok := any(m.store).(sizer); ok {
-		size = s.DBSize()
-	}
+	rev, size := m.store.Rev(), m.store.DBSize()
 	return &pb.StatusResponse{
 		Header:           header(rev),
 		Version:          serverVersion,
