@@ -1,0 +1,238 @@
+package scripts
+
+import (
+	"encoding/json"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+
+	"github.com/cairnhq/cairn/journal"
+	"github.com/cairnhq/cairn/journal/filter"
+)
+
+// maxExecDepth bounds chains of chisel.exec (a chisel that execs itself).
+const maxExecDepth = 8
+
+// evtType reads evt.type, which evt.get_type prefers to the kind.
+var evtType = func() *filter.FieldGetter {
+	g, err := filter.Field("evt.type")
+	if err != nil {
+		panic("scripts: " + err.Error())
+	}
+	return g
+}()
+
+// installAPI sets the chisel, evt, cairn and sysdig tables of sysdig's
+// chisel API (plus cairn's helpers) in in's state.
+func (r *run) installAPI(in *instance) {
+	L := in.L
+	L.SetGlobal("chisel", L.SetFuncs(L.NewTable(), map[string]lua.LGFunction{
+		"request_field":   in.requestField,
+		"set_filter":      in.setFilter,
+		"set_interval_s":  func(L *lua.LState) int { in.setInterval(L, 1e9); return 0 },
+		"set_interval_ns": func(L *lua.LState) int { in.setInterval(L, 1); return 0 },
+		"exec":            in.exec,
+	}))
+	L.SetGlobal("evt", L.SetFuncs(L.NewTable(), map[string]lua.LGFunction{
+		"field":    in.evtField,
+		"get_num":  func(L *lua.LState) int { L.Push(lua.LNumber(in.event(L).Seq)); return 1 },
+		"get_ts":   func(L *lua.LState) int { L.Push(lua.LNumber(in.event(L).Time())); return 1 },
+		"get_type": in.evtGetType,
+	}))
+	isLive := func(L *lua.LState) int { L.Push(lua.LBool(r.opts.Live)); return 1 }
+	L.SetGlobal("cairn", L.SetFuncs(L.NewTable(), map[string]lua.LGFunction{
+		"top":             luaTop,
+		"format_bytes":    func(L *lua.LState) int { L.Push(lua.LString(FormatBytes(float64(L.CheckNumber(1))))); return 1 },
+		"format_interval": func(L *lua.LState) int { L.Push(lua.LString(FormatInterval(int64(L.CheckNumber(1))))); return 1 },
+		"format_time":     luaFormatTime,
+		"json":            luaJSON,
+		"is_live":         isLive,
+	}))
+	// The parts of sysdig's own table that make sense here, so that
+	// sysdig chisels run with few changes.
+	L.SetGlobal("sysdig", L.SetFuncs(L.NewTable(), map[string]lua.LGFunction{
+		"is_live":           isLive,
+		"get_output_format": func(L *lua.LState) int { L.Push(lua.LString("normal")); return 1 },
+		"end_capture":       func(L *lua.LState) int { r.ended = true; return 0 },
+		"make_ts": func(L *lua.LState) int {
+			L.Push(lua.LNumber(float64(L.CheckNumber(1))*1e9 + float64(L.OptNumber(2, 0))))
+			return 1
+		},
+	}))
+}
+
+// event returns the event being delivered, or raises an error outside
+// on_event.
+func (in *instance) event(L *lua.LState) *journal.Raw {
+	if in.r.cur == nil {
+		L.RaiseError("there is no event outside on_event")
+	}
+	return in.r.cur
+}
+
+// requestField is chisel.request_field(name): a handle for evt.field. An
+// unknown field is an error naming the nearest.
+func (in *instance) requestField(L *lua.LState) int {
+	name := L.CheckString(1)
+	for i, g := range in.fields {
+		if g.Name() == name {
+			L.Push(lua.LNumber(i + 1))
+			return 1
+		}
+	}
+	g, err := filter.Field(name)
+	if err != nil {
+		L.RaiseError("chisel.request_field: %v", err)
+	}
+	in.fields = append(in.fields, g)
+	in.fieldIsTime = append(in.fieldIsTime, g.Type() == "timestamp")
+	L.Push(lua.LNumber(len(in.fields)))
+	return 1
+}
+
+// setFilter is chisel.set_filter(cel): only events the expression matches
+// reach on_event. "" removes the filter.
+func (in *instance) setFilter(L *lua.LState) int {
+	expr := L.CheckString(1)
+	if expr == "" {
+		in.filter = nil
+		return 0
+	}
+	f, err := filter.Compile(expr)
+	if err != nil {
+		L.RaiseError("chisel.set_filter %q: %v", expr, err)
+	}
+	in.filter = f
+	return 0
+}
+
+func (in *instance) setInterval(L *lua.LState, unit float64) {
+	n := float64(L.CheckNumber(1)) * unit
+	if n < 1e6 || n > 1e9*86400*366 {
+		L.ArgError(1, "the interval must be between 1ms and a year")
+	}
+	in.interval = int64(n)
+	in.armInterval()
+}
+
+// exec is chisel.exec(name, args…): the named chisel of the library joins
+// the run with those arguments, and sees the same events.
+func (in *instance) exec(L *lua.LState) int {
+	r := in.r
+	name := L.CheckString(1)
+	if !in.initializing {
+		L.RaiseError("chisel.exec can only be called from on_init")
+	}
+	if in.depth+1 >= maxExecDepth {
+		L.RaiseError("chisel.exec %s: chisels exec'd %d deep; is one exec'ing itself?", name, maxExecDepth)
+	}
+	var args []string
+	for i := 2; i <= L.GetTop(); i++ {
+		args = append(args, L.ToStringMeta(L.Get(i)).String())
+	}
+	c, err := r.lib.Load(name)
+	if err != nil {
+		L.RaiseError("chisel.exec: %v", err)
+	}
+	child, err := r.newInstance(c, in.depth+1)
+	if err == nil {
+		err = r.setArgs(child, args)
+	}
+	if err == nil {
+		err = r.initInstance(child)
+	}
+	if err != nil {
+		L.RaiseError("chisel.exec %s: %v", name, err)
+	}
+	return 0
+}
+
+// evtField is evt.field(handle): the field's value in the current event, a
+// number, string or boolean (a table for a map or list in data), or nil.
+// Times (time, evt.time) are strings, RFC 3339 with nine digits in UTC, as
+// sysdig's evt.time is a string: a Lua number cannot hold ns since the epoch
+// exactly; evt.get_ts() gives the number.
+func (in *instance) evtField(L *lua.LState) int {
+	h := L.CheckInt(1)
+	if h < 1 || h > len(in.fields) {
+		L.ArgError(1, "not a handle from chisel.request_field")
+	}
+	v, ok := in.fields[h-1].Get(in.event(L))
+	if !ok {
+		L.Push(lua.LNil)
+		return 1
+	}
+	if n, isInt := v.(int64); isInt && in.fieldIsTime[h-1] {
+		L.Push(lua.LString(FormatTime(n)))
+		return 1
+	}
+	L.Push(toLua(L, v))
+	return 1
+}
+
+// evtGetType is evt.get_type(): evt.type on a capture event that has one,
+// else the kind.
+func (in *instance) evtGetType(L *lua.LState) int {
+	raw := in.event(L)
+	if v, ok := evtType.Get(raw); ok {
+		if s, _ := v.(string); s != "" {
+			L.Push(lua.LString(s))
+			return 1
+		}
+	}
+	kind, err := raw.Kind()
+	if err != nil {
+		L.Push(lua.LNil)
+		return 1
+	}
+	L.Push(lua.LString(kind))
+	return 1
+}
+
+// luaTop is cairn.top(tbl, n): the n entries of tbl with the largest
+// numeric values (all when n is 0 or absent), as an array of {key, value},
+// ties in key order.
+func luaTop(L *lua.LState) int {
+	tbl := L.CheckTable(1)
+	n := L.OptInt(2, 0)
+	out := L.NewTable()
+	for _, e := range topEntries(tbl, n) {
+		row := L.CreateTable(0, 2)
+		row.RawSetString("key", e.key)
+		row.RawSetString("value", e.value)
+		out.Append(row)
+	}
+	L.Push(out)
+	return 1
+}
+
+// luaFormatTime is cairn.format_time(ns) or cairn.format_time(s, ns): UTC,
+// RFC 3339 with nine digits. The two-argument form is exact; a single
+// number of ns since the epoch carries a float's ~0.25µs rounding.
+func luaFormatTime(L *lua.LState) int {
+	var ns int64
+	if L.GetTop() >= 2 {
+		ns = int64(L.CheckNumber(1))*1e9 + int64(L.CheckNumber(2))
+	} else {
+		ns = int64(L.CheckNumber(1))
+	}
+	L.Push(lua.LString(FormatTime(ns)))
+	return 1
+}
+
+// luaJSON is cairn.json(value): compact JSON, object keys sorted.
+func luaJSON(L *lua.LState) int {
+	v, err := fromLua(L.CheckAny(1), 0)
+	if err != nil {
+		L.RaiseError("cairn.json: %v", err)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		L.RaiseError("cairn.json: %v", err)
+	}
+	L.Push(lua.LString(b))
+	return 1
+}
+
+// nowNS is the wall clock in ns, for live runs.
+func nowNS() int64 { return time.Now().UnixNano() }

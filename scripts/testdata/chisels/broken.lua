@@ -1,0 +1,2 @@
+description = "broken"
+function on_event(
