@@ -9,12 +9,14 @@ package client
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 )
@@ -217,16 +219,19 @@ func (c *Client) cancel(r *request) error {
 
 // send writes one request line.
 func (c *Client) send(env envelope) error {
-	line, err := json.Marshal(env)
-	if err != nil {
-		return fmt.Errorf("encode request: %w", err)
+	line, ok := appendPlainEnvelope(make([]byte, 0, len(env.DSL)+32), env)
+	if !ok {
+		var err error
+		if line, err = json.Marshal(env); err != nil {
+			return fmt.Errorf("encode request: %w", err)
+		}
+		line = append(line, '\n')
 	}
-	if len(line) >= MaxLine {
+	if len(line) > MaxLine {
 		return fmt.Errorf("statement is %d bytes; the limit is %d", len(env.DSL), MaxLine)
 	}
-	line = append(line, '\n')
 	c.wmu.Lock()
-	_, err = c.conn.Write(line)
+	_, err := c.conn.Write(line)
 	c.wmu.Unlock()
 	if err != nil {
 		c.mu.Lock()
@@ -238,6 +243,30 @@ func (c *Client) send(env envelope) error {
 		return &UnreachableError{Socket: c.socket, Err: fmt.Errorf("send request %d: %w", env.ID, err)}
 	}
 	return nil
+}
+
+// appendPlainEnvelope appends env's line, newline included, byte for byte
+// as json.Marshal writes it, when its statement needs no escaping; ok is
+// false otherwise.
+func appendPlainEnvelope(dst []byte, env envelope) (line []byte, ok bool) {
+	if env.Cancel {
+		return nil, false
+	}
+	for i := 0; i < len(env.DSL); i++ {
+		// Everything json.Marshal escapes or replaces is below 0x20, one
+		// of "\<>&, or outside ASCII (invalid UTF-8, U+2028, U+2029).
+		if b := env.DSL[i]; b < 0x20 || b >= 0x80 || b == '"' || b == '\\' || b == '<' || b == '>' || b == '&' {
+			return nil, false
+		}
+	}
+	dst = append(dst, `{"id":`...)
+	dst = strconv.AppendInt(dst, env.ID, 10)
+	if env.DSL != "" {
+		dst = append(dst, `,"dsl":"`...)
+		dst = append(dst, env.DSL...)
+		dst = append(dst, '"')
+	}
+	return append(dst, "}\n"...), true
 }
 
 // wireAnswer is one answer line.
@@ -259,6 +288,10 @@ func (c *Client) read() {
 	var cause error
 	for sc.Scan() {
 		var m wireAnswer
+		if decodePlainAnswer(sc.Bytes(), &m) {
+			c.dispatch(&m)
+			continue
+		}
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
 			// The stream is out of step with the protocol; nothing after this
 			// line can be trusted to belong to the request it names.
@@ -286,6 +319,48 @@ func (c *Client) read() {
 	for _, r := range pending {
 		r.finish(err)
 	}
+}
+
+// decodePlainAnswer decodes the answers the daemon sends most,
+// {"id":N,"row":{…}}, {"id":N,"event":{…}} and {"id":N,"done":true}, into
+// m exactly as json.Unmarshal would; it reports false for any other line,
+// which then takes json.Unmarshal.
+func decodePlainAnswer(b []byte, m *wireAnswer) bool {
+	const head = `{"id":`
+	if !bytes.HasPrefix(b, []byte(head)) || b[len(b)-1] != '}' {
+		return false
+	}
+	i := len(head)
+	if i >= len(b) || b[i] < '1' || b[i] > '9' {
+		return false
+	}
+	var id int64
+	for start := i; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+		if i-start == 18 {
+			return false // may not fit an int64
+		}
+		id = id*10 + int64(b[i]-'0')
+	}
+	rest := b[i : len(b)-1] // ,"KIND":PAYLOAD
+	var dst *json.RawMessage
+	switch {
+	case string(rest) == `,"done":true`:
+		*m = wireAnswer{ID: id, Done: true}
+		return true
+	case bytes.HasPrefix(rest, []byte(`,"event":`)):
+		rest, dst = rest[len(`,"event":`):], &m.Event
+	case bytes.HasPrefix(rest, []byte(`,"row":`)):
+		rest, dst = rest[len(`,"row":`):], &m.Row
+	default:
+		return false
+	}
+	// An object, whole and valid: then the last brace is the envelope's.
+	if len(rest) < 2 || rest[0] != '{' || rest[len(rest)-1] != '}' || !json.Valid(rest) {
+		return false
+	}
+	*m = wireAnswer{ID: id}
+	*dst = append(json.RawMessage(nil), rest...)
+	return true
 }
 
 // dispatch hands one answer to its request.

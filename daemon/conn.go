@@ -14,8 +14,12 @@ import (
 // maxInFlight bounds the requests one connection may have running at once.
 const maxInFlight = 256
 
+// maxQueued bounds the answer bytes queued behind a write in progress;
+// past it, senders wait for the client to read.
+const maxQueued = 256 << 10
+
 // conn serves one client connection: requests may interleave, answers are
-// written by one writer goroutine in the order they are produced.
+// written in the order they are produced.
 type conn struct {
 	srv  *Server
 	c    *net.UnixConn
@@ -25,8 +29,15 @@ type conn struct {
 	ctx    context.Context // canceled when the connection ends
 	cancel context.CancelFunc
 
-	out     chan []byte   // answer lines to the writer
-	outDone chan struct{} // closed when the writer has stopped
+	// The answers' writer is whichever sender finds nobody writing: it
+	// writes its line and then whatever others queued meanwhile, so a lone
+	// answer costs no goroutine hand-off and a burst goes out in few writes.
+	wmu     sync.Mutex
+	wcond   sync.Cond // signalled when a write ends
+	queued  []byte    // lines waiting for the writer in progress
+	spare   []byte    // a written queue buffer, for reuse
+	writing bool      // a sender is writing
+	wfailed bool      // a write failed: the client is gone
 
 	mu       sync.Mutex
 	active   map[int64]*running
@@ -45,28 +56,26 @@ type running struct {
 
 func (s *Server) newConn(c *net.UnixConn, peer Peer) *conn {
 	ctx, cancel := context.WithCancel(s.connCtx)
-	return &conn{
-		srv:     s,
-		c:       c,
-		peer:    peer,
-		log:     s.log.With("peer_uid", peer.UID, "peer_pid", peer.PID),
-		ctx:     ctx,
-		cancel:  cancel,
-		out:     make(chan []byte, 256),
-		outDone: make(chan struct{}),
-		active:  make(map[int64]*running),
-		sem:     make(chan struct{}, maxInFlight),
+	cn := &conn{
+		srv:    s,
+		c:      c,
+		peer:   peer,
+		log:    s.log.With("peer_uid", peer.UID, "peer_pid", peer.PID),
+		ctx:    ctx,
+		cancel: cancel,
+		active: make(map[int64]*running),
+		sem:    make(chan struct{}, maxInFlight),
 	}
+	cn.wcond.L = &cn.wmu
+	return cn
 }
 
 // serve reads requests until the client goes away or the server stops
 // reading, then waits for the requests it started.
 func (cn *conn) serve() {
-	go cn.writer()
 	defer func() {
+		// Every answer is written by its sender before the sender returns.
 		cn.wg.Wait()
-		close(cn.out)
-		<-cn.outDone
 		cn.cancel()
 		cn.c.Close()
 	}()
@@ -171,34 +180,51 @@ func (cn *conn) cancelStreams() {
 	}
 }
 
-// send queues an answer line. It reports false once the client is gone.
+// send writes an answer line, or queues it behind the write in progress.
+// It reports false once the client is gone.
 func (cn *conn) send(line []byte) bool {
-	select {
-	case cn.out <- line:
+	if len(line) == 0 {
 		return true
-	case <-cn.outDone:
+	}
+	cn.wmu.Lock()
+	for cn.writing && !cn.wfailed && len(cn.queued) >= maxQueued {
+		cn.wcond.Wait()
+	}
+	if cn.wfailed {
+		cn.wmu.Unlock()
 		return false
 	}
-}
-
-// writer writes answer lines, flushing whenever nothing more is queued, so
-// a stream is flushed line by line and a burst goes out in few writes.
-func (cn *conn) writer() {
-	defer close(cn.outDone)
-	w := bufio.NewWriterSize(cn.c, 64<<10)
-	for line := range cn.out {
-		if _, err := w.Write(line); err != nil {
-			cn.fail(err)
-			return
-		}
-		if len(cn.out) == 0 {
-			if err := w.Flush(); err != nil {
-				cn.fail(err)
-				return
-			}
-		}
+	if cn.writing {
+		cn.queued = append(cn.queued, line...)
+		cn.wmu.Unlock()
+		return true
 	}
-	w.Flush()
+	cn.writing = true
+	buf := line
+	for {
+		cn.wmu.Unlock()
+		_, err := cn.c.Write(buf)
+		cn.wmu.Lock()
+		if err != nil {
+			cn.wfailed, cn.writing, cn.queued, cn.spare = true, false, nil, nil
+			cn.wcond.Broadcast()
+			cn.wmu.Unlock()
+			cn.fail(err)
+			return false
+		}
+		if &buf[0] != &line[0] && cap(buf) <= maxQueued {
+			cn.spare = buf[:0]
+		}
+		if len(cn.queued) == 0 {
+			break
+		}
+		buf, cn.queued, cn.spare = cn.queued, cn.spare, nil
+		cn.wcond.Broadcast() // room in the queue again
+	}
+	cn.writing = false
+	cn.wcond.Broadcast()
+	cn.wmu.Unlock()
+	return true
 }
 
 // fail ends a connection whose client stopped reading or vanished; its

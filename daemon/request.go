@@ -20,7 +20,8 @@ type request struct {
 	stmt  *dsl.Statement
 	actor journal.Actor
 	conn  *conn
-	live  bool   // a stream: every answer goes out at once
+	live  bool   // a stream: every answer goes out at once…
+	burst bool   // …unless the handler gathers a burst and calls flush itself
 	out   []byte // answers not sent yet
 }
 
@@ -38,7 +39,7 @@ func (r *request) Actor() journal.Actor      { return r.actor }
 
 func (r *request) emit(kind string, payload []byte) error {
 	r.out = encodeAnswer(r.out, r.id, kind, payload)
-	if r.live || len(r.out) >= flushAt {
+	if (r.live && !r.burst) || len(r.out) >= flushAt {
 		return r.flush(nil)
 	}
 	return nil

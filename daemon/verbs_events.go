@@ -212,9 +212,24 @@ func (s *Server) runTail(ctx context.Context, r engines.Request) error {
 	}
 	sub := st.Subscribe(ctx, from, match)
 	defer sub.Close()
+	// On the socket, the events a commit made visible together go out in
+	// one write: they are sent when the subscription would wait.
+	burst, _ := r.(*request)
+	if burst != nil {
+		burst.burst = true
+		defer func() { burst.burst = false }()
+	}
 	var n int64
 	for {
-		it, err := sub.Next(ctx)
+		it, ok, err := sub.TryNext()
+		if err == nil && !ok {
+			if burst != nil {
+				if err := burst.flush(nil); err != nil {
+					return err
+				}
+			}
+			it, err = sub.Next(ctx)
+		}
 		if err != nil {
 			if errors.Is(err, journal.ErrClosed) {
 				return nil

@@ -39,6 +39,9 @@ func (e *wireError) Error() string { return e.Msg }
 // returns. The line has no trailing newline.
 func decodeRequest(line []byte, nextID func() int64) (wireRequest, error) {
 	trimmed := bytes.TrimSpace(line)
+	if req, ok := decodePlainEnvelope(trimmed); ok {
+		return req, nil
+	}
 	if len(trimmed) > 0 && trimmed[0] == '{' {
 		var env envelope
 		if err := json.Unmarshal(trimmed, &env); err != nil {
@@ -63,6 +66,45 @@ func decodeRequest(line []byte, nextID func() int64) (wireRequest, error) {
 		return wireRequest{}, &wireError{ID: id, Msg: "statement is not valid UTF-8"}
 	}
 	return wireRequest{ID: id, DSL: string(line)}, nil
+}
+
+// decodePlainEnvelope decodes the envelope clients usually send,
+// {"id":N,"dsl":"TEXT"} with N a positive integer and TEXT valid UTF-8 that
+// needs no escape, giving exactly what the encoding/json path gives; ok is
+// false for any other line, which then takes that path.
+func decodePlainEnvelope(b []byte) (req wireRequest, ok bool) {
+	const head, mid = `{"id":`, `,"dsl":"`
+	if !bytes.HasPrefix(b, []byte(head)) {
+		return wireRequest{}, false
+	}
+	i := len(head)
+	if i >= len(b) || b[i] < '1' || b[i] > '9' {
+		return wireRequest{}, false
+	}
+	var id int64
+	for start := i; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+		if i-start == 18 {
+			return wireRequest{}, false // may not fit an int64: let encoding/json judge
+		}
+		id = id*10 + int64(b[i]-'0')
+	}
+	if !bytes.HasPrefix(b[i:], []byte(mid)) {
+		return wireRequest{}, false
+	}
+	i += len(mid)
+	if len(b) < i+2 || b[len(b)-2] != '"' || b[len(b)-1] != '}' {
+		return wireRequest{}, false
+	}
+	text := b[i : len(b)-2]
+	for _, c := range text {
+		if c < 0x20 || c == '"' || c == '\\' {
+			return wireRequest{}, false
+		}
+	}
+	if !utf8.Valid(text) {
+		return wireRequest{}, false // encoding/json would replace the bad bytes
+	}
+	return wireRequest{ID: id, DSL: string(text)}, true
 }
 
 // answer kinds, as they appear on the wire.

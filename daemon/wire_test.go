@@ -115,3 +115,68 @@ func mustJSON(v any) []byte {
 	}
 	return b
 }
+
+// TestDecodePlainEnvelopeMatchesJSON pins the fast path of decodeRequest to
+// what encoding/json decodes from the same line.
+func TestDecodePlainEnvelopeMatchesJSON(t *testing.T) {
+	for _, line := range []string{
+		`{"id":1,"dsl":"status"}`,
+		`{"id":42,"dsl":"emit bench.load s1 i=7"}`,
+		`{"id":123456789012345678,"dsl":"x"}`,
+		`{"id":1234567890123456789,"dsl":"x"}`,
+		`{"id":9223372036854775808,"dsl":"x"}`,
+		`{"id":7,"dsl":""}`,
+		`{"id":7,"dsl":"kv put k 'é ü ☃ 𝄞'"}`,
+		`{"id":7,"dsl":"a\"b"}`,
+		`{"id":7,"dsl":"a\\b"}`,
+		`{"id":7,"dsl":"a\u0041"}`,
+		"{\"id\":7,\"dsl\":\"a\tb\"}",
+		"{\"id\":7,\"dsl\":\"a\xffb\"}",
+		`{"id":07,"dsl":"x"}`,
+		`{"id":0,"dsl":"x"}`,
+		`{"id":-1,"dsl":"x"}`,
+		`{"id":1.0,"dsl":"x"}`,
+		`{"id":1e3,"dsl":"x"}`,
+		`{"id":7,"dsl":"x","cancel":true}`,
+		`{"id":7,"dsl":"x"}}`,
+		`{"id":7,"dsl":"x"} `,
+		`{"id":7,"dsl":"x"`,
+		`{"id":7,"dsl":"x}`,
+		`{"id":7,"dsl":"x" }`,
+		`{"id":7,"dsl":"x\"}`,
+		`{"id":7,"dsl":"a"b"}`,
+		`{"id":7,"DSL":"x"}`,
+	} {
+		fast, ok := decodePlainEnvelope([]byte(line))
+		if !ok {
+			continue
+		}
+		var env envelope
+		if err := json.Unmarshal([]byte(line), &env); err != nil {
+			t.Errorf("fast path took %q, which encoding/json refuses: %v", line, err)
+			continue
+		}
+		want := wireRequest{ID: *env.ID, DSL: env.DSL, Cancel: env.Cancel}
+		if fast != want {
+			t.Errorf("fast path decoded %q as %+v; encoding/json gives %+v", line, fast, want)
+		}
+	}
+}
+
+func FuzzDecodePlainEnvelope(f *testing.F) {
+	f.Add(`{"id":1,"dsl":"status"}`)
+	f.Add(`{"id":7,"dsl":"a\"b"}`)
+	f.Fuzz(func(t *testing.T, line string) {
+		fast, ok := decodePlainEnvelope([]byte(line))
+		if !ok {
+			return
+		}
+		var env envelope
+		if err := json.Unmarshal([]byte(line), &env); err != nil || env.ID == nil {
+			t.Fatalf("fast path took %q, which encoding/json refuses: %v", line, err)
+		}
+		if want := (wireRequest{ID: *env.ID, DSL: env.DSL, Cancel: env.Cancel}); fast != want {
+			t.Fatalf("fast path decoded %q as %+v; encoding/json gives %+v", line, fast, want)
+		}
+	})
+}

@@ -64,13 +64,24 @@ func (s *Stream) Subscribe(ctx context.Context, from int64, match func(*Raw) boo
 // ErrClosed once the subscription or the journal is closed, and the
 // context's error when ctx or the subscription's context ends.
 func (sub *Subscription) Next(ctx context.Context) (Item, error) {
+	it, _, err := sub.take(ctx, true)
+	return it, err
+}
+
+// TryNext is Next without waiting for a commit: ok is false when Next would
+// wait. A reader writes out what it gathered before it waits.
+func (sub *Subscription) TryNext() (it Item, ok bool, err error) {
+	return sub.take(context.Background(), false)
+}
+
+func (sub *Subscription) take(ctx context.Context, wait bool) (Item, bool, error) {
 	for {
 		if err := sub.check(ctx); err != nil {
-			return Item{}, err
+			return Item{}, false, err
 		}
 		if sub.lagged {
 			sub.lagged = false
-			return Item{Lagged: true}, nil
+			return Item{Lagged: true}, true, nil
 		}
 		if len(sub.buf) > 0 {
 			r := sub.buf[0]
@@ -78,15 +89,18 @@ func (sub *Subscription) Next(ctx context.Context) (Item, error) {
 			sub.buf = sub.buf[1:]
 			sub.next = r.Seq + 1
 			if sub.match == nil || sub.match(r) {
-				return Item{Raw: r}, nil
+				return Item{Raw: r}, true, nil
 			}
 			continue
 		}
 		if !sub.live {
 			if err := sub.catchUp(); err != nil {
-				return Item{}, err
+				return Item{}, false, err
 			}
 			continue
+		}
+		if !wait && len(sub.ch) == 0 {
+			return Item{}, false, nil
 		}
 		select {
 		case r := <-sub.ch:
@@ -94,24 +108,24 @@ func (sub *Subscription) Next(ctx context.Context) (Item, error) {
 				continue
 			}
 			if r.Seq != sub.next {
-				return Item{}, fmt.Errorf("%s subscription: live event %d after %d", sub.s.name, r.Seq, sub.next-1)
+				return Item{}, false, fmt.Errorf("%s subscription: live event %d after %d", sub.s.name, r.Seq, sub.next-1)
 			}
 			sub.next++
 			if sub.match == nil || sub.match(r) {
-				return Item{Raw: r}, nil
+				return Item{Raw: r}, true, nil
 			}
 		case <-sub.kick:
 			// publish dropped us; what is left in ch is re-read from disk.
 			sub.live, sub.ch, sub.lagged = false, nil, true
 		case <-ctx.Done():
-			return Item{}, ctx.Err()
+			return Item{}, false, ctx.Err()
 		case <-sub.ctx.Done():
 			sub.Close()
-			return Item{}, sub.ctx.Err()
+			return Item{}, false, sub.ctx.Err()
 		case <-sub.done:
-			return Item{}, ErrClosed
+			return Item{}, false, ErrClosed
 		case <-sub.s.closedCh:
-			return Item{}, ErrClosed
+			return Item{}, false, ErrClosed
 		}
 	}
 }
