@@ -20,6 +20,7 @@ import (
 
 	"github.com/cairnhq/cairn/dsl"
 	"github.com/cairnhq/cairn/journal"
+	"github.com/cairnhq/cairn/scripts"
 )
 
 // Version is cairn's version, set at build time with -ldflags.
@@ -41,6 +42,11 @@ type Config struct {
 	DrainTimeout time.Duration
 	// Modules are the engines to run (engines.New(), with their flags parsed).
 	Modules []engines.Module
+	// ChiselPaths are searched for chisels after the built-ins, in order
+	// (/etc/cairn/chisels, then --chisel-path).
+	ChiselPaths []string
+	// AllowUnsafeScripts gives chisels the full os and io libraries.
+	AllowUnsafeScripts bool
 }
 
 // Server is a running daemon.
@@ -51,6 +57,7 @@ type Server struct {
 	started time.Time
 
 	journal  *journal.Journal
+	chisels  *scripts.Library
 	verbs    *dsl.Table
 	handlers map[string]engines.Handler
 	bus      *bus
@@ -91,6 +98,10 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 	for _, v := range coreVerbs(s) {
 		s.register(v)
 	}
+	for _, v := range chiselVerbs(s) {
+		s.register(v)
+	}
+	s.chisels = scripts.NewLibrary(scripts.Options{Paths: cfg.ChiselPaths, AllowUnsafe: cfg.AllowUnsafeScripts})
 	folds := map[string][]journal.Engine{}
 	for _, m := range cfg.Modules {
 		for _, v := range m.Verbs() {
@@ -214,7 +225,7 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 // core verbs and every module's. Documentation and tests read it.
 func VerbTable(mods []engines.Module) *dsl.Table {
 	t := dsl.NewTable()
-	for _, v := range coreVerbs(&Server{}) {
+	for _, v := range append(coreVerbs(&Server{}), chiselVerbs(&Server{})...) {
 		t.Register(v.Spec)
 	}
 	for _, m := range mods {
@@ -297,9 +308,13 @@ func (s *Server) execute(ctx context.Context, cn *conn, id int64, text string, r
 	}
 	r := &request{id: id, actor: cn.peer.Actor(), conn: cn}
 	for _, st := range stmts {
+		handler := s.handlers[st.Spec.Verb]
 		if st.Pipe != nil {
-			r.flush(encodeError(id, wireErrBody{Code: "unimplemented", Message: fmt.Sprintf("%s: the chisel stage is not available in this version of cairn", st.Pipe.Pos), Pos: &wirePos{Line: st.Pipe.Pos.Line, Col: st.Pipe.Pos.Col}}))
-			return
+			if st.Spec.Verb != "events" && st.Spec.Verb != "tail" {
+				r.flush(encodeError(id, wireErrBody{Code: "invalid_argument", Message: fmt.Sprintf("%s: only events and tail can feed a chisel, not %s", st.Pipe.Pos, st.Spec.Verb), Pos: &wirePos{Line: st.Pipe.Pos.Line, Col: st.Pipe.Pos.Col}}))
+				return
+			}
+			handler = s.runChiselPipe
 		}
 		if st.Spec.Stream {
 			cn.mu.Lock()
@@ -312,7 +327,7 @@ func (s *Server) execute(ctx context.Context, cn *conn, id int64, text string, r
 			cn.mu.Unlock()
 		}
 		r.stmt, r.live = st, st.Spec.Stream
-		if err := s.handlers[st.Spec.Verb](ctx, r); err != nil {
+		if err := handler(ctx, r); err != nil {
 			if errors.Is(err, errClientGone) {
 				return
 			}

@@ -28,6 +28,8 @@ func runDaemon(args []string) int {
 	reserve := fs.Uint64("reserve-mb", 256, "free disk space (MiB) below which appends fail")
 	keepAge := fs.Duration("capture-max-age", 7*24*time.Hour, "drop capture events older than this (0: keep)")
 	keepMB := fs.Int64("capture-max-mb", 4096, "drop the oldest capture events beyond this many MiB on disk (0: no limit)")
+	chiselPath := fs.String("chisel-path", "", "directories searched for chisels after the built-ins and /etc/cairn/chisels (DIR[:DIR…])")
+	unsafeScripts := fs.Bool("allow-unsafe-scripts", false, "give chisels the full os and io libraries (never os.exit)")
 	modules := engines.New()
 	for _, m := range modules {
 		m.Flags(fs)
@@ -49,14 +51,16 @@ func runDaemon(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	err := daemon.Run(ctx, daemon.Config{
-		DataDir:          *dataDir,
-		Socket:           *socket,
-		NATS:             *natsAddr,
-		NATSAuth:         *natsAuth,
-		Logger:           logger,
-		Reserve:          *reserve << 20,
-		Modules:          modules,
-		CaptureRetention: journal.Retention{MaxAge: *keepAge, MaxBytes: *keepMB << 20},
+		DataDir:            *dataDir,
+		Socket:             *socket,
+		NATS:               *natsAddr,
+		NATSAuth:           *natsAuth,
+		Logger:             logger,
+		Reserve:            *reserve << 20,
+		Modules:            modules,
+		ChiselPaths:        append([]string{"/etc/cairn/chisels"}, filepath.SplitList(*chiselPath)...),
+		AllowUnsafeScripts: *unsafeScripts,
+		CaptureRetention:   journal.Retention{MaxAge: *keepAge, MaxBytes: *keepMB << 20},
 	}, nil)
 	if err != nil {
 		logger.Error("cairn daemon failed", "err", err)

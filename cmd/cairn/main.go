@@ -101,7 +101,12 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 		}
 		return s.runShell(stdin)
 	}
-	_, err := s.exec(statement(words))
+	words, err := withLocalChisel(words)
+	if err != nil {
+		fmt.Fprintln(stderr, "cairn:", err)
+		return exitUsage
+	}
+	_, err = s.exec(statement(words))
 	return s.report(err)
 }
 

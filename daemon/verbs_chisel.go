@@ -1,0 +1,272 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/cairnhq/cairn/dsl"
+	"github.com/cairnhq/cairn/engines"
+	"github.com/cairnhq/cairn/journal"
+	"github.com/cairnhq/cairn/scripts"
+)
+
+// chiselVerbs are the verbs of the chisel runtime (scripts/).
+func chiselVerbs(s *Server) []Verb {
+	opts := append(eventOptions(true), dsl.Option{Name: "source", Help: "the chisel's Lua source, sent by `cairn chisel ./file.lua`"})
+	return []Verb{
+		{Spec: dsl.Spec{
+			Verb:    "chisel",
+			Summary: "run a Lua chisel over events, from history or live",
+			Help: "chisel NAME [ARGS…] runs a chisel over the selected events (stream= defaults to the\n" +
+				"chisel's declared stream, else audit) and streams what it prints. With live it follows\n" +
+				"new events and on_interval fires on the wall clock. `events … | chisel NAME ARGS…` and\n" +
+				"`tail … | chisel NAME ARGS…` feed it a selection too.\n\n" +
+				"  chisel topkinds since=1h\n  chisel counts_by actor.user kind=kv.*\n  chisel echo live where 'actor.uid != 0'",
+			Args:    []dsl.Arg{{Name: "NAME", Required: true, Help: "a chisel from `chisel list`, or ./file.lua"}, {Name: "ARGS", Variadic: true, Help: "the chisel's arguments, in the order of its args"}},
+			Options: opts,
+			Flags:   []dsl.Flag{{Name: "live", Help: "follow new events instead of reading history"}, {Name: "reverse", Help: "newest first (history only)"}},
+			Where:   true,
+			Stream:  true,
+		}, Run: s.runChisel},
+		{Spec: dsl.Spec{
+			Verb:    "chisel info",
+			Summary: "describe a chisel: its category, description and arguments",
+			Args:    []dsl.Arg{{Name: "NAME", Required: true}},
+		}, Run: s.runChiselInfo},
+		{Spec: dsl.Spec{
+			Verb:    "chisel list",
+			Summary: "list the chisels: built-in, /etc/cairn/chisels, --chisel-path",
+		}, Run: s.runChiselList},
+	}
+}
+
+// chiselRow is one chisel as chisel list shows it.
+type chiselRow struct {
+	Name     string `json:"name"`
+	Category string `json:"category"`
+	Summary  string `json:"summary"`
+	Args     string `json:"args"`
+	Stream   string `json:"stream,omitempty"`
+	Source   string `json:"source"`
+	Error    string `json:"error,omitempty"`
+}
+
+func (s *Server) runChiselList(ctx context.Context, r engines.Request) error {
+	infos, err := s.chisels.List()
+	for _, in := range infos {
+		args := make([]string, len(in.Args))
+		for i, a := range in.Args {
+			args[i] = a.Name
+			if a.Optional {
+				args[i] = "[" + a.Name + "]"
+			}
+		}
+		if err := r.Row(chiselRow{Name: in.Name, Category: in.Category, Summary: in.ShortDescription, Args: strings.Join(args, " "), Stream: in.Stream, Source: in.Source, Error: in.Error}); err != nil {
+			return err
+		}
+	}
+	return err
+}
+
+func (s *Server) runChiselInfo(ctx context.Context, r engines.Request) error {
+	w := r.Statement().Args["NAME"]
+	in, err := s.chisels.Info(w.Text)
+	if err != nil {
+		return engines.Errorf("not_found", w, "%v", err)
+	}
+	text := "usage: chisel " + in.Name + " " + in.Usage() + "\n\n" + in.Description
+	if in.Category != "" {
+		text += "\n\ncategory: " + in.Category
+	}
+	if in.Stream != "" {
+		text += "\nstream: " + in.Stream
+	}
+	for _, a := range in.Args {
+		opt := ""
+		if a.Optional {
+			opt = " (optional)"
+		}
+		text += fmt.Sprintf("\n  %s  %s%s", a.Name, a.Description, opt)
+	}
+	for _, line := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
+		if err := r.Line(line); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runChisel runs `chisel NAME ARGS…` over its own selection of events.
+func (s *Server) runChisel(ctx context.Context, r engines.Request) error {
+	st := r.Statement()
+	name := st.Args["NAME"]
+	args := make([]string, len(st.Rest))
+	for i, w := range st.Rest {
+		args[i] = w.Text
+	}
+	var ch *scripts.Chisel
+	var err error
+	if src, ok := st.Opt("source"); ok {
+		ch, err = s.chisels.LoadSource(name.Text, src.Text)
+	} else {
+		ch, err = s.chisels.Load(name.Text)
+	}
+	if err != nil {
+		return chiselError(name, err)
+	}
+	return s.runChiselOn(ctx, r, ch, name, args, st.Flags["live"])
+}
+
+// runChiselPipe runs the `| chisel NAME ARGS…` stage of an events (history)
+// or tail (live) statement.
+func (s *Server) runChiselPipe(ctx context.Context, r engines.Request) error {
+	st := r.Statement()
+	name := st.Pipe.Chisel
+	ch, err := s.chisels.Load(name.Text)
+	if err != nil {
+		return chiselError(name, err)
+	}
+	args := make([]string, len(st.Pipe.Args))
+	for i, w := range st.Pipe.Args {
+		args[i] = w.Text
+	}
+	return s.runChiselOn(ctx, r, ch, name, args, st.Spec.Verb == "tail")
+}
+
+func (s *Server) runChiselOn(ctx context.Context, r engines.Request, ch *scripts.Chisel, name dsl.Word, args []string, live bool) error {
+	sel, err := s.selection(r)
+	if err != nil {
+		return err
+	}
+	if _, given := r.Statement().Opt("stream"); !given && ch.Info().Stream != "" {
+		if s.journal.Stream(ch.Info().Stream) == nil {
+			return engines.Errorf("invalid_argument", name, "chisel %s declares unknown stream %q", ch.Info().Name, ch.Info().Stream)
+		}
+		sel.streams = []string{ch.Info().Stream}
+	}
+	var feed scripts.Feed
+	if live {
+		if len(sel.streams) != 1 {
+			return journal.Errorf("invalid_argument", "a live chisel follows one stream; use stream=audit or stream=capture")
+		}
+		f, err := s.liveFeed(ctx, sel)
+		if err != nil {
+			return err
+		}
+		defer f.sub.Close()
+		feed = f
+	} else {
+		f := s.historyFeed(sel)
+		defer f.close()
+		feed = f
+	}
+	err = ch.Run(ctx, feed, scripts.RunOptions{Args: args, Live: live, Output: r.Line})
+	if err != nil && ctx.Err() == nil {
+		return chiselError(name, err)
+	}
+	return err
+}
+
+// chiselError reports a chisel's failure at its name, with the Lua error
+// (file:line) or the bound it outran.
+func chiselError(name dsl.Word, err error) error {
+	code := "failed_precondition"
+	var se *scripts.ScriptError
+	switch {
+	case errors.As(err, &se):
+		code = "invalid_argument"
+	case errors.Is(err, scripts.ErrBudget), errors.Is(err, scripts.ErrMemory):
+		code = "resource_exhausted"
+	case strings.Contains(err.Error(), "no chisel"), strings.Contains(err.Error(), "unknown chisel"):
+		code = "not_found"
+	}
+	return engines.Errorf(code, name, "%v", err)
+}
+
+// historyFeed feeds a chisel the events a selection reads from the journal.
+type historyFeed struct {
+	iters []*journal.Iter
+	m     *merge
+	sel   *eventSelection
+	n     int64
+}
+
+func (s *Server) historyFeed(sel *eventSelection) *historyFeed {
+	f := &historyFeed{sel: sel}
+	for _, name := range sel.streams {
+		f.iters = append(f.iters, s.journal.Stream(name).Scan(sel.query))
+	}
+	f.m = newMerge(f.iters, sel.query.Reverse)
+	return f
+}
+
+func (f *historyFeed) Next(ctx context.Context) (*journal.Raw, error) {
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	for {
+		if f.sel.limit > 0 && f.n >= f.sel.limit {
+			return nil, io.EOF
+		}
+		raw, err := f.m.next()
+		if err != nil {
+			return nil, fmt.Errorf("read journal: %w", err)
+		}
+		if raw == nil {
+			return nil, io.EOF
+		}
+		if f.sel.where != nil && !f.sel.where.MatchRaw(raw) {
+			continue
+		}
+		f.n++
+		return raw, nil
+	}
+}
+
+func (f *historyFeed) close() {
+	for _, it := range f.iters {
+		it.Close()
+	}
+}
+
+// liveFeed feeds a chisel the new events of one stream.
+type liveFeed struct {
+	sub   *journal.Subscription
+	limit int64
+	n     int64
+}
+
+func (s *Server) liveFeed(ctx context.Context, sel *eventSelection) (*liveFeed, error) {
+	st := s.journal.Stream(sel.streams[0])
+	q := sel.query
+	match := func(raw *journal.Raw) bool {
+		if (q.Kind != "" || q.Subject != "") && !journal.MatchQuery(q, raw) {
+			return false
+		}
+		return sel.where == nil || sel.where.MatchRaw(raw)
+	}
+	return &liveFeed{sub: st.Subscribe(ctx, q.From, match), limit: sel.limit}, nil
+}
+
+func (f *liveFeed) Next(ctx context.Context) (*journal.Raw, error) {
+	for {
+		if f.limit > 0 && f.n >= f.limit {
+			return nil, io.EOF
+		}
+		it, err := f.sub.Next(ctx)
+		if err != nil {
+			if errors.Is(err, journal.ErrClosed) {
+				return nil, io.EOF
+			}
+			return nil, err
+		}
+		if it.Lagged {
+			continue // the subscription reads the journal now; nothing is lost
+		}
+		f.n++
+		return it.Raw, nil
+	}
+}
