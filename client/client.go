@@ -24,8 +24,9 @@ import (
 // MaxLine is the longest line the wire protocol allows, in either direction.
 const MaxLine = 4 << 20
 
-// scanLimit leaves room for the envelope around a MaxLine payload.
-const scanLimit = MaxLine + 64<<10
+// scanLimit is the longest answer line read. Answers may exceed MaxLine:
+// a 1.5 MiB value of control characters is six times that as JSON.
+const scanLimit = 16 << 20
 
 // ErrClosed is returned for requests that were still running, or started,
 // after Close.

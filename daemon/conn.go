@@ -44,6 +44,11 @@ type conn struct {
 	nextRaw  int64
 	readDone bool // no more requests will be read; streams end at once
 
+	// lastRaw is closed when the latest raw (plain statement) request has
+	// finished: raw lines run one after another, as a script typed into
+	// socat expects; JSON envelopes interleave.
+	lastRaw chan struct{}
+
 	wg  sync.WaitGroup // running requests
 	sem chan struct{}
 }
@@ -82,8 +87,13 @@ func (cn *conn) serve() {
 	r := bufio.NewReaderSize(cn.c, 64<<10)
 	for {
 		line, err := readLine(r)
-		if errors.Is(err, errLineTooLong) {
-			cn.send(encodeError(0, wireErrBody{Code: "invalid_argument", Message: fmt.Sprintf("request line longer than %d bytes; split it or send a smaller value", MaxLine)}))
+		var tooLong *lineTooLongError
+		if errors.As(err, &tooLong) {
+			var id int64 // a JSON envelope's id is lost with its line
+			if tooLong.first != '{' {
+				id = cn.rawID() // a raw line still takes its id
+			}
+			cn.send(encodeError(id, wireErrBody{Code: "invalid_argument", Message: fmt.Sprintf("request line longer than %d bytes; split it or send a smaller value", MaxLine)}))
 			continue
 		}
 		if err != nil {
@@ -140,11 +150,26 @@ func (cn *conn) start(req wireRequest) {
 		cn.finish(req.ID)
 		return
 	}
+	var after, done chan struct{}
+	if req.Raw {
+		after, done = cn.lastRaw, make(chan struct{})
+		cn.lastRaw = done
+	}
 	cn.wg.Add(1)
 	go func() {
 		defer cn.wg.Done()
 		defer func() { <-cn.sem }()
 		defer cn.finish(req.ID)
+		if done != nil {
+			defer close(done)
+		}
+		if after != nil {
+			select {
+			case <-after:
+			case <-ctx.Done():
+				return
+			}
+		}
 		cn.srv.execute(ctx, cn, req.ID, req.DSL, run)
 	}()
 }
@@ -235,37 +260,52 @@ func (cn *conn) fail(err error) {
 	cn.c.Close()
 }
 
-var errLineTooLong = errors.New("line too long")
+// lineTooLongError is a request line over MaxLine, consumed to its end;
+// first is its first non-space byte, which tells a JSON envelope from a
+// raw statement.
+type lineTooLongError struct{ first byte }
+
+func (e *lineTooLongError) Error() string { return "line too long" }
 
 // readLine reads one newline-terminated line of at most MaxLine bytes. An
 // overlong line is consumed to its end and reported as errLineTooLong.
 func readLine(r *bufio.Reader) ([]byte, error) {
 	var buf []byte
-	tooLong := false
+	var tooLong *lineTooLongError
 	for {
 		frag, err := r.ReadSlice('\n')
-		if !tooLong {
+		if tooLong == nil {
 			if len(buf)+len(frag) > MaxLine+1 {
-				tooLong, buf = true, nil
+				tooLong = &lineTooLongError{first: firstNonSpace(append(buf, frag...))}
+				buf = nil
 			} else {
 				buf = append(buf, frag...)
 			}
 		}
 		switch {
 		case err == nil:
-			if tooLong {
-				return nil, errLineTooLong
+			if tooLong != nil {
+				return nil, tooLong
 			}
 			return trimEOL(buf), nil
 		case errors.Is(err, bufio.ErrBufferFull):
 			continue
 		default:
-			if err == io.EOF && len(buf) > 0 && !tooLong {
+			if err == io.EOF && len(buf) > 0 && tooLong == nil {
 				return trimEOL(buf), nil
 			}
 			return nil, err
 		}
 	}
+}
+
+func firstNonSpace(b []byte) byte {
+	for _, c := range b {
+		if c != ' ' && c != '\t' && c != '\r' {
+			return c
+		}
+	}
+	return 0
 }
 
 func trimEOL(b []byte) []byte {

@@ -38,8 +38,9 @@ type bus struct {
 	closeOnce sync.Once
 }
 
-// startBus starts the embedded NATS server and one publisher per stream.
-func startBus(ctx context.Context, s *Server, cfg Config) (*bus, error) {
+// startBus starts the embedded NATS server and one publisher per stream,
+// publishing each stream's events from the seq in from.
+func startBus(ctx context.Context, s *Server, cfg Config, from map[string]int64) (*bus, error) {
 	host, portStr, err := net.SplitHostPort(cfg.NATS)
 	if err != nil {
 		return nil, fmt.Errorf("--nats %q: want HOST:PORT or off: %w", cfg.NATS, err)
@@ -89,7 +90,7 @@ func startBus(ctx context.Context, s *Server, cfg Config) (*bus, error) {
 	}
 	for _, name := range journal.Streams {
 		st := s.journal.Stream(name)
-		sub := st.Subscribe(ctx, 0, nil)
+		sub := st.Subscribe(ctx, from[name], nil)
 		b.wg.Add(1)
 		go func() {
 			defer b.wg.Done()

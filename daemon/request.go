@@ -57,7 +57,7 @@ func (r *request) flush(last []byte) error {
 
 // Row answers one result row; v is encoded as JSON.
 func (r *request) Row(v any) error {
-	p, err := json.Marshal(v)
+	p, err := journal.EncodeJSON(v)
 	if err != nil {
 		return fmt.Errorf("encode row: %w", err)
 	}
@@ -75,7 +75,7 @@ func (r *request) Event(ev any) error {
 	case json.Marshaler:
 		p, err = ev.MarshalJSON()
 	default:
-		p, err = json.Marshal(ev)
+		p, err = journal.EncodeJSON(ev)
 	}
 	if err != nil {
 		return fmt.Errorf("encode event: %w", err)

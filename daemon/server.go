@@ -137,6 +137,12 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 		return fmt.Errorf("open journal in %s: %w", cfg.DataDir, err)
 	}
 	defer s.journal.Close()
+	// NATS publishes every event from here on, also those the engines
+	// write while they start (the KV engine expires overdue leases).
+	busFrom := make(map[string]int64, len(journal.Streams))
+	for _, name := range journal.Streams {
+		busFrom[name] = s.journal.Stream(name).DurableSeq() + 1
+	}
 
 	// Modules start before any listener opens (the KV engine expires overdue
 	// leases there) and stop after the last request has drained.
@@ -163,7 +169,7 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 	defer stopEngines()
 
 	if cfg.NATS != "off" {
-		s.bus, err = startBus(context.Background(), s, cfg)
+		s.bus, err = startBus(context.Background(), s, cfg, busFrom)
 		if err != nil {
 			return err
 		}
@@ -244,7 +250,7 @@ func (s *Server) register(v Verb) {
 // Journal returns the daemon's journal.
 func (s *Server) Journal() *journal.Journal { return s.journal }
 
-func (s *Server) accept(ln *net.UnixListener) {
+func (s *Server) accept(ln *socketListener) {
 	for {
 		c, err := ln.AcceptUnix()
 		if err != nil {
@@ -293,8 +299,15 @@ func (s *Server) drain() {
 	select {
 	case <-done:
 	case <-time.After(s.cfg.DrainTimeout):
-		s.log.Warn("requests still running after the drain timeout; canceling them", "timeout", s.cfg.DrainTimeout)
+		s.log.Warn("requests still running after the drain timeout; canceling them and closing their connections", "timeout", s.cfg.DrainTimeout)
 		s.connCancel()
+		// A request blocked writing to a client that does not read ends
+		// only when its connection closes.
+		s.connsMu.Lock()
+		for cn := range s.open {
+			cn.c.Close()
+		}
+		s.connsMu.Unlock()
 		<-done
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -14,13 +15,36 @@ import (
 // ErrAlreadyRunning reports that a live daemon answers on the socket path.
 var ErrAlreadyRunning = errors.New("another cairn daemon is already serving this socket")
 
+// socketListener is the daemon's socket. Closing it removes the socket
+// file, if it is still the one this listener made.
+type socketListener struct {
+	*net.UnixListener
+	path string
+	ino  uint64
+}
+
+// Close stops listening and removes the socket file.
+func (l *socketListener) Close() error {
+	err := l.UnixListener.Close()
+	if fi, serr := os.Lstat(l.path); serr == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Ino == l.ino {
+			os.Remove(l.path)
+		}
+	}
+	return err
+}
+
 // listenSocket listens on a unix socket at path, created with mode 0660.
 //
 // It never removes a live daemon's socket: it dials first and refuses if
 // something answers, and it refuses to remove a path that is not a socket.
-func listenSocket(path string) (*net.UnixListener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("create socket directory: %w", err)
+// The socket is bound in a private directory beside path, opened to the
+// group there, and renamed into place: no moment exists when others could
+// connect, and no process-wide umask is touched.
+func listenSocket(path string) (*socketListener, error) {
+	dir := filepath.Dir(path)
+	if err := ensureSocketDir(dir); err != nil {
+		return nil, err
 	}
 	stale, err := probeSocket(path)
 	if err != nil {
@@ -32,21 +56,56 @@ func listenSocket(path string) (*net.UnixListener, error) {
 			return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
 		}
 	}
-
-	// Create the socket with no group/other bits at all, then open it to the
-	// group: there is never a moment when others could connect.
-	old := unix.Umask(0o177)
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	unix.Umask(old)
+	tmp, err := os.MkdirTemp(dir, ".cairn-sock-")
+	if err != nil {
+		return nil, fmt.Errorf("create socket: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	tmpPath := filepath.Join(tmp, "s")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmpPath, Net: "unix"})
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", path, err)
 	}
-	l.SetUnlinkOnClose(true)
-	if err := os.Chmod(path, 0o660); err != nil {
+	l.SetUnlinkOnClose(false)
+	fail := func(err error) (*socketListener, error) {
 		l.Close()
-		return nil, fmt.Errorf("chmod socket %s: %w", path, err)
+		return nil, err
 	}
-	return l, nil
+	if err := os.Chmod(tmpPath, 0o660); err != nil {
+		return fail(fmt.Errorf("chmod socket: %w", err))
+	}
+	fi, err := os.Lstat(tmpPath)
+	if err != nil {
+		return fail(fmt.Errorf("stat socket: %w", err))
+	}
+	if err := os.Rename(tmpPath, path); err != nil {
+		return fail(fmt.Errorf("place socket at %s: %w", path, err))
+	}
+	return &socketListener{UnixListener: l, path: path, ino: fi.Sys().(*syscall.Stat_t).Ino}, nil
+}
+
+// ensureSocketDir creates the socket's directory if needed and refuses one
+// that another user could use to plant or swap the socket: it must belong
+// to us or to root and not be writable by others (unless sticky, as /tmp).
+func ensureSocketDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create socket directory: %w", err)
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("socket directory: %w", err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !fi.IsDir() || !ok {
+		return fmt.Errorf("socket directory %s is not a directory", dir)
+	}
+	if int(st.Uid) != os.Geteuid() && st.Uid != 0 {
+		return fmt.Errorf("socket directory %s belongs to uid %d, not to us (%d) or root; choose another --socket", dir, st.Uid, os.Geteuid())
+	}
+	if fi.Mode().Perm()&0o022 != 0 && fi.Mode()&os.ModeSticky == 0 {
+		return fmt.Errorf("socket directory %s is writable by others (%v); choose another --socket or remove those bits", dir, fi.Mode().Perm())
+	}
+	return nil
 }
 
 // checkSocket refuses a path where a live daemon answers or that is not a

@@ -16,6 +16,7 @@ type wireRequest struct {
 	ID     int64
 	DSL    string
 	Cancel bool
+	Raw    bool // a plain statement line: raw lines run in order
 }
 
 // envelope is the JSON form of a request line.
@@ -65,7 +66,7 @@ func decodeRequest(line []byte, nextID func() int64) (wireRequest, error) {
 	if !utf8.Valid(line) {
 		return wireRequest{}, &wireError{ID: id, Msg: "statement is not valid UTF-8"}
 	}
-	return wireRequest{ID: id, DSL: string(line)}, nil
+	return wireRequest{ID: id, DSL: string(line), Raw: true}, nil
 }
 
 // decodePlainEnvelope decodes the envelope clients usually send,

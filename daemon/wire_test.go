@@ -17,8 +17,8 @@ func TestDecodeRequest(t *testing.T) {
 		want    wireRequest
 		wantErr string
 	}{
-		{line: "status", want: wireRequest{ID: 1, DSL: "status"}},
-		{line: "kv get a", want: wireRequest{ID: 2, DSL: "kv get a"}},
+		{line: "status", want: wireRequest{ID: 1, DSL: "status", Raw: true}},
+		{line: "kv get a", want: wireRequest{ID: 2, DSL: "kv get a", Raw: true}},
 		{line: `{"id":7,"dsl":"kv get a"}`, want: wireRequest{ID: 7, DSL: "kv get a"}},
 		{line: `  {"id":9,"cancel":true}`, want: wireRequest{ID: 9, Cancel: true}},
 		{line: `{"id":7,"dsl":`, wantErr: "malformed JSON request"},
@@ -65,8 +65,9 @@ func TestReadLineLimits(t *testing.T) {
 	for _, w := range want {
 		line, err := readLine(r)
 		if w == "!long" {
-			if !errors.Is(err, errLineTooLong) {
-				t.Fatalf("overlong line: err = %v, want errLineTooLong", err)
+			var tl *lineTooLongError
+			if !errors.As(err, &tl) || tl.first != 'x' {
+				t.Fatalf("overlong line: err = %v, want a lineTooLongError starting with x", err)
 			}
 			continue
 		}

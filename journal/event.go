@@ -3,6 +3,7 @@
 package journal
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -138,9 +139,21 @@ type eventJSON struct {
 	Hash Hash `json:"hash"`
 }
 
+// EncodeJSON encodes v as JSON without escaping <, > and & (which would
+// make a value of HTML six times longer on the wire), and without a newline.
+func EncodeJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
 // MarshalJSON encodes the event as `-o json` prints it and NATS carries it.
 func (e *Event) MarshalJSON() ([]byte, error) {
-	return json.Marshal(eventJSON{
+	return EncodeJSON(eventJSON{
 		Stream: e.Stream,
 		Seq:    e.Seq,
 		Time:   time.Unix(0, e.Time).UTC().Format(time.RFC3339Nano),

@@ -30,6 +30,7 @@ func runDaemon(args []string) int {
 	keepMB := fs.Int64("capture-max-mb", 4096, "drop the oldest capture events beyond this many MiB on disk (0: no limit)")
 	chiselPath := fs.String("chisel-path", "", "directories searched for chisels after the built-ins and /etc/cairn/chisels (DIR[:DIR…])")
 	unsafeScripts := fs.Bool("allow-unsafe-scripts", false, "give chisels the full os and io libraries (never os.exit)")
+	drain := fs.Duration("drain-timeout", 10*time.Second, "on SIGTERM, how long in-flight requests may run before their connections are closed")
 	modules := engines.New()
 	for _, m := range modules {
 		m.Flags(fs)
@@ -58,6 +59,7 @@ func runDaemon(args []string) int {
 		Logger:             logger,
 		Reserve:            *reserve << 20,
 		Modules:            modules,
+		DrainTimeout:       *drain,
 		ChiselPaths:        append([]string{"/etc/cairn/chisels"}, filepath.SplitList(*chiselPath)...),
 		AllowUnsafeScripts: *unsafeScripts,
 		CaptureRetention:   journal.Retention{MaxAge: *keepAge, MaxBytes: *keepMB << 20},
