@@ -142,6 +142,55 @@ func TestKVLeaseExpiresWhileDown(t *testing.T) {
 	}
 }
 
+// TestKVLeaseKeepAliveThenDown: a lease kept alive, then the daemon down
+// past the deadline that keepalive asked. After a SIGKILL the keys go
+// within the documented bound (never before the deadline, at most TTL/2
+// after it, plus the expiry tick); after a clean stop, which records the
+// exact remaining TTL, they are gone at start when the daemon was down
+// more than a second past the deadline (docs/kv.md, Leases).
+func TestKVLeaseKeepAliveThenDown(t *testing.T) {
+	t.Parallel()
+	const ttl = 4 * time.Second
+	for _, clean := range []bool{false, true} {
+		d := startDaemon(t)
+		c := dial(t, d)
+		l := kvtOne(t, c, "lease grant 4")
+		kvtOne(t, c, "kv put ka/a 1 lease="+l.ID)
+		time.Sleep(ttl/2 + 200*time.Millisecond) // past the grant's TTL/2: this keepalive writes a checkpoint
+		kvtOne(t, c, "lease keepalive "+l.ID)
+		ka := time.Now()
+		if clean {
+			d.Stop()
+		} else {
+			d.Kill()
+		}
+		down := ttl + 300*time.Millisecond
+		if clean {
+			down = ttl + 1200*time.Millisecond
+		}
+		time.Sleep(time.Until(ka.Add(down)))
+		d.Restart()
+		c = dial(t, d)
+		for {
+			got := kvtRows(t, do(t, c, "kv get ka/a"))
+			if len(got) == 0 {
+				break
+			}
+			if clean {
+				t.Fatalf("clean stop: the lease's key survived a start %v after the keepalive (TTL %v)", time.Since(ka), ttl)
+			}
+			if el := time.Since(ka); el > ttl+ttl/2+time.Second {
+				t.Fatalf("kill: the lease's key still exists %v after the keepalive (TTL %v; bound TTL*1.5 + 1s)", el, ttl)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if el := time.Since(ka); el < ttl {
+			t.Fatalf("the lease expired %v after its keepalive, before its TTL %v", el, ttl)
+		}
+		d.Stop()
+	}
+}
+
 // TestKVCrashUnderLoad: SIGKILL during 64-client put load; every
 // acknowledged put is readable after the restart.
 func TestKVCrashUnderLoad(t *testing.T) {

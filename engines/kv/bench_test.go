@@ -77,9 +77,26 @@ func BenchmarkHistoryFirstPage(b *testing.B) {
 	ctx := context.Background()
 	b.ResetTimer()
 	for b.Loop() {
-		vs, err := e.s.History(ctx, []byte("hot"), 100, false)
-		if err != nil || len(vs) != 100 {
-			b.Fatal(len(vs), err)
+		n := 0
+		err := e.s.History(ctx, []byte("hot"), 100, false, func(*Version) error { n++; return nil })
+		if err != nil || n != 100 {
+			b.Fatal(n, err)
+		}
+	}
+}
+
+// BenchmarkHistoryReverseFirstPage: kv history KEY reverse limit=10 on a
+// key with 100k versions reads about 10 of them, not the whole history.
+func BenchmarkHistoryReverseFirstPage(b *testing.B) {
+	e := newEnv(b)
+	fillVersions(b, e, "hot", 100_000)
+	ctx := context.Background()
+	b.ResetTimer()
+	for b.Loop() {
+		n := 0
+		err := e.s.History(ctx, []byte("hot"), 10, true, func(*Version) error { n++; return nil })
+		if err != nil || n != 10 {
+			b.Fatal(n, err)
 		}
 	}
 }

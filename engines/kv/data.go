@@ -78,6 +78,25 @@ func getInt(m map[string]any, name string) (int64, error) {
 	return 0, fmt.Errorf("data.%s: want an integer, got %T", name, v)
 }
 
+// getLeaseID reads a lease id stored as a hex string (FormatLeaseID), as
+// event data keeps lease ids: a decimal int64 would lose precision in
+// JSON readers limited to 2^53. A missing field is 0.
+func getLeaseID(m map[string]any, name string) (int64, error) {
+	v, ok := m[name]
+	if !ok {
+		return 0, nil
+	}
+	s, ok := v.(string)
+	if !ok {
+		return 0, fmt.Errorf("data.%s: want a lease id in hex (a string), got %T", name, v)
+	}
+	id, err := ParseLeaseID(s)
+	if err != nil {
+		return 0, fmt.Errorf("data.%s: %w", name, err)
+	}
+	return id, nil
+}
+
 func (o *op) data(withOp bool) map[string]any {
 	m := map[string]any{}
 	putBytes(m, "key", o.Key)
@@ -96,7 +115,7 @@ func (o *op) data(withOp bool) map[string]any {
 	}
 	putBytes(m, "value", o.Value)
 	if o.Lease != 0 {
-		m["lease"] = o.Lease
+		m["lease"] = FormatLeaseID(o.Lease)
 	}
 	m["create_rev"] = o.CreateRev
 	m["version"] = o.Version
@@ -131,7 +150,7 @@ func opFromData(m map[string]any, del bool) (op, error) {
 	if o.Value == nil {
 		o.Value = []byte{}
 	}
-	if o.Lease, err = getInt(m, "lease"); err != nil {
+	if o.Lease, err = getLeaseID(m, "lease"); err != nil {
 		return o, err
 	}
 	if o.CreateRev, err = getInt(m, "create_rev"); err != nil {

@@ -46,7 +46,13 @@ type (
 		actor   journal.Actor
 		id, ttl int64
 	}
+	// stopCheckpointReq records the exact remaining TTL of leases at a
+	// clean stop: one lease.checkpoint per lease still granted, in one batch.
+	stopCheckpointReq struct{ leases []leaseTTL }
 )
+
+// leaseTTL is a lease id and a TTL in seconds.
+type leaseTTL struct{ id, ttl int64 }
 
 // engine is the journal engine: Decide validates and evaluates requests
 // against the projection, Fold applies events to it.
@@ -322,81 +328,121 @@ func cmpInt(a, b int64) int {
 	return 0
 }
 
-type interval struct{ key, end []byte }
+type interval struct {
+	key, end []byte
+	at       int // index of the op in its branch
+}
+
+// Txn parts an OpError can be about.
+const (
+	TxnCompare = iota // the compares (DSL: if)
+	TxnSuccess        // the success branch (DSL: then)
+	TxnFailure        // the failure branch (DSL: else)
+)
+
+// OpError is an error about one part of a txn: Index in the compares or
+// in a branch (Part), so that the DSL can point at the word. For an
+// operation inside a nested txn, Index is the nested txn's. It unwraps to
+// the error itself (ErrDuplicateKey, ErrLeaseNotFound, …).
+type OpError struct {
+	Part  int
+	Index int
+	Err   error
+}
+
+func (e *OpError) Error() string { return e.Err.Error() }
+func (e *OpError) Unwrap() error { return e.Err }
 
 // checkOps enforces etcd's txn rules on one branch: at most MaxTxnOps,
 // no key put twice, no delete overlapping a put. It returns the branch's
-// put keys and delete ranges for the enclosing branch to check.
-func checkOps(ops []Op) (puts map[string]bool, dels []interval, err error) {
+// put keys and delete ranges for the enclosing branch to check; an error
+// comes with the index of the op that broke a rule (the first op whose
+// addition makes the branch invalid: the second write to a key).
+func checkOps(ops []Op) (puts map[string]int, dels []interval, at int, err error) {
 	if len(ops) > MaxTxnOps {
-		return nil, nil, ErrTooManyOps
+		return nil, nil, MaxTxnOps, ErrTooManyOps
 	}
-	puts = map[string]bool{}
-	for _, o := range ops {
+	puts = map[string]int{}
+	at = -1
+	fail := func(i int, e error) {
+		if at < 0 || i < at {
+			at, err = i, e
+		}
+	}
+	for i, o := range ops {
 		switch {
 		case o.Put != nil:
-			if puts[string(o.Put.Key)] {
-				return nil, nil, fmt.Errorf("key %q: %w", o.Put.Key, ErrDuplicateKey)
+			if _, dup := puts[string(o.Put.Key)]; dup {
+				fail(i, fmt.Errorf("key %q: %w", o.Put.Key, ErrDuplicateKey))
+				continue
 			}
-			puts[string(o.Put.Key)] = true
+			puts[string(o.Put.Key)] = i
 		case o.Delete != nil:
-			dels = append(dels, interval{o.Delete.Key, o.Delete.End})
+			dels = append(dels, interval{o.Delete.Key, o.Delete.End, i})
 		case o.Txn != nil:
 			union := map[string]bool{}
 			for _, branch := range [][]Op{o.Txn.Success, o.Txn.Failure} {
-				p, d, err := checkOps(branch)
-				if err != nil {
-					return nil, nil, err
+				p, d, _, e := checkOps(branch)
+				if e != nil {
+					fail(i, e)
+					break
 				}
 				for k := range p {
 					union[k] = true
 				}
-				dels = append(dels, d...)
+				for _, iv := range d {
+					dels = append(dels, interval{iv.key, iv.end, i})
+				}
 			}
 			for k := range union {
-				if puts[k] {
-					return nil, nil, fmt.Errorf("key %q: %w", k, ErrDuplicateKey)
+				if _, dup := puts[k]; dup {
+					fail(i, fmt.Errorf("key %q: %w", k, ErrDuplicateKey))
+					continue
 				}
-				puts[k] = true
+				puts[k] = i
 			}
 		case o.Range != nil:
 		default:
-			return nil, nil, journal.Errorf("invalid_argument", "empty txn operation")
+			fail(i, journal.Errorf("invalid_argument", "empty txn operation"))
 		}
 	}
 	for _, d := range dels {
-		for k := range puts {
+		for k, pi := range puts {
 			if inRange([]byte(k), d.key, d.end) {
-				return nil, nil, fmt.Errorf("key %q put and deleted: %w", k, ErrDuplicateKey)
+				fail(max(pi, d.at), fmt.Errorf("key %q put and deleted: %w", k, ErrDuplicateKey))
 			}
 		}
 	}
-	return puts, dels, nil
+	if err != nil {
+		return nil, nil, at, err
+	}
+	return puts, dels, -1, nil
 }
 
 func (s *evalState) txn(t *TxnRequest) (*TxnResponse, error) {
-	for _, branch := range [][]Op{t.Success, t.Failure} {
-		if _, _, err := checkOps(branch); err != nil {
-			return nil, err
-		}
+	if _, _, at, err := checkOps(t.Success); err != nil {
+		return nil, &OpError{Part: TxnSuccess, Index: at, Err: err}
+	}
+	if _, _, at, err := checkOps(t.Failure); err != nil {
+		return nil, &OpError{Part: TxnFailure, Index: at, Err: err}
 	}
 	if len(t.Compare) > MaxTxnOps {
-		return nil, ErrTooManyOps
+		return nil, &OpError{Part: TxnCompare, Index: MaxTxnOps, Err: ErrTooManyOps}
 	}
 	ok := true
 	for i := range t.Compare {
 		held, err := s.compare(&t.Compare[i])
 		if err != nil {
-			return nil, err
+			return nil, &OpError{Part: TxnCompare, Index: i, Err: err}
 		}
 		if !held {
 			ok = false
 			break
 		}
 	}
-	branch := t.Success
+	branch, part := t.Success, TxnSuccess
 	if !ok {
-		branch = t.Failure
+		branch, part = t.Failure, TxnFailure
 	}
 	resp := &TxnResponse{Succeeded: ok, Rev: s.rev, Responses: make([]OpResponse, len(branch))}
 	for i, o := range branch {
@@ -412,7 +458,7 @@ func (s *evalState) txn(t *TxnRequest) (*TxnResponse, error) {
 			resp.Responses[i].Txn, err = s.txn(o.Txn)
 		}
 		if err != nil {
-			return nil, err
+			return nil, &OpError{Part: part, Index: i, Err: err}
 		}
 	}
 	return resp, nil
@@ -490,7 +536,7 @@ func (e *engine) Decide(v *journal.View, req any) (journal.Decision, error) {
 			}
 			return journal.Decision{}, err
 		}
-		body := &journal.Body{Kind: KindLeaseGrant, Subject: FormatLeaseID(r.id), Actor: r.actor, Data: map[string]any{"id": r.id, "ttl": r.ttl}}
+		body := &journal.Body{Kind: KindLeaseGrant, Subject: FormatLeaseID(r.id), Actor: r.actor, Data: map[string]any{"id": FormatLeaseID(r.id), "ttl": r.ttl}}
 		return journal.Decision{Bodies: []*journal.Body{body}, Reply: &Lease{ID: r.id, TTL: r.ttl, GrantedTTL: r.ttl}}, nil
 	case *revokeReq:
 		return e.decideEnd(s, r.id, KindLeaseRevoke, r.actor, true)
@@ -507,8 +553,21 @@ func (e *engine) Decide(v *journal.View, req any) (journal.Decision, error) {
 		if !ok {
 			return journal.Decision{}, fmt.Errorf("lease %s: %w", FormatLeaseID(r.id), ErrLeaseNotFound)
 		}
-		body := &journal.Body{Kind: KindLeaseCheckpoint, Subject: FormatLeaseID(r.id), Actor: r.actor, Data: map[string]any{"id": r.id, "ttl": r.ttl}}
+		body := &journal.Body{Kind: KindLeaseCheckpoint, Subject: FormatLeaseID(r.id), Actor: r.actor, Data: map[string]any{"id": FormatLeaseID(r.id), "ttl": r.ttl}}
 		return journal.Decision{Bodies: []*journal.Body{body}}, nil
+	case *stopCheckpointReq:
+		var bodies []*journal.Body
+		for _, l := range r.leases {
+			ok, err := s.leaseExists(l.id)
+			if err != nil {
+				return journal.Decision{}, err
+			}
+			if ok {
+				bodies = append(bodies, &journal.Body{Kind: KindLeaseCheckpoint, Subject: FormatLeaseID(l.id),
+					Actor: journal.Actor{Via: "system", User: "cairn"}, Data: map[string]any{"id": FormatLeaseID(l.id), "ttl": l.ttl}})
+			}
+		}
+		return journal.Decision{Bodies: bodies}, nil
 	}
 	return journal.Decision{}, fmt.Errorf("kv: unknown request %T", req)
 }
@@ -539,7 +598,7 @@ func (e *engine) decideEnd(s *evalState, id int64, kind string, actor journal.Ac
 			s.ops = append(s.ops, op{Del: true, Key: kv.Key, PrevRev: kv.ModRev})
 		}
 	}
-	body := &journal.Body{Kind: kind, Subject: FormatLeaseID(id), Actor: actor, Data: map[string]any{"id": id, "keys": opsData(s.ops, false)}}
+	body := &journal.Body{Kind: kind, Subject: FormatLeaseID(id), Actor: actor, Data: map[string]any{"id": FormatLeaseID(id), "keys": opsData(s.ops, false)}}
 	return journal.Decision{Bodies: []*journal.Body{body}, Reply: s.rev}, nil
 }
 
@@ -569,7 +628,7 @@ func (e *engine) Fold(t *journal.Txn, ev *journal.Event) error {
 			}
 		}
 		if ev.Kind == KindLeaseRevoke || ev.Kind == KindLeaseExpire {
-			id, err := getInt(ev.Data, "id")
+			id, err := getLeaseID(ev.Data, "id")
 			if err != nil {
 				return err
 			}
@@ -581,7 +640,7 @@ func (e *engine) Fold(t *journal.Txn, ev *journal.Event) error {
 			}
 		}
 	case KindLeaseGrant:
-		id, err := getInt(ev.Data, "id")
+		id, err := getLeaseID(ev.Data, "id")
 		if err != nil {
 			return err
 		}
@@ -591,7 +650,7 @@ func (e *engine) Fold(t *journal.Txn, ev *journal.Event) error {
 		}
 		return t.Set(leaseKey(id), encodeLease(leaseRec{Granted: ttl, Remaining: ttl, Base: ev.Time}))
 	case KindLeaseCheckpoint:
-		id, err := getInt(ev.Data, "id")
+		id, err := getLeaseID(ev.Data, "id")
 		if err != nil {
 			return err
 		}

@@ -112,11 +112,50 @@ func (s *Store) Start(ctx context.Context, j *journal.Journal) error {
 	return nil
 }
 
-// Stop waits for the expiry loop, which ends with Start's context.
+// Stop waits for the expiry loop, which ends with Start's context, then
+// (the daemon calls it after its listeners closed and its requests
+// drained, so no keepalive can follow) expires the leases that fell due
+// and records the exact remaining TTL of every lease whose journaled
+// deadline is later than its real one: after a clean stop a lease expires
+// on time (within a second), while after a crash it may live up to TTL/2
+// past its last keepalive's deadline (docs/kv.md, Leases).
 func (s *Store) Stop() {
-	if s.loopDone != nil {
-		<-s.loopDone
+	if s.loopDone == nil {
+		return
 	}
+	<-s.loopDone
+	s.loopDone = nil
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.expireDue(ctx); err != nil {
+		s.log.Error("expire leases at stop", "err", err)
+	}
+	if err := s.checkpointExact(ctx); err != nil {
+		s.log.Error("checkpoint leases at stop", "err", err)
+	}
+}
+
+// checkpointExact writes a lease.checkpoint for every live lease whose
+// journaled deadline (covered) is a second or more past its real one. The
+// TTL recorded is the remaining time rounded up to a second, counted from
+// the checkpoint's commit time, which is not before now: never early, at
+// most a second late.
+func (s *Store) checkpointExact(ctx context.Context) error {
+	now := s.now()
+	var list []leaseTTL
+	s.mu.Lock()
+	for id, l := range s.leases {
+		if now.Before(l.deadline) && l.covered.Sub(l.deadline) >= time.Second {
+			list = append(list, leaseTTL{id: id, ttl: ceilSeconds(l.deadline.Sub(now))})
+		}
+	}
+	s.mu.Unlock()
+	if len(list) == 0 {
+		return nil
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].id < list[j].id })
+	_, _, err := s.propose(ctx, &stopCheckpointReq{leases: list})
+	return err
 }
 
 func (s *Store) loop(ctx context.Context) {
@@ -319,56 +358,156 @@ type Version struct {
 	Deleted bool
 }
 
-// History returns the versions of key, oldest first (newest first with
-// reverse), at most limit of them (0: all), read from the history index.
-func (s *Store) History(ctx context.Context, key []byte, limit int, reverse bool) ([]Version, error) {
+// History calls fn with each version of key, oldest first (newest first
+// with reverse), at most limit of them (0: all), read from the history
+// index a bounded page at a time: memory does not grow with the history,
+// and fn runs outside any journal read (it may block on a slow client).
+// The Version is only valid during the call. A reverse read with a limit
+// reads about limit versions, however long the history.
+func (s *Store) History(ctx context.Context, key []byte, limit int, reverse bool, fn func(*Version) error) error {
 	if err := checkKey(key); err != nil {
-		return nil, err
+		return err
+	}
+	if s.st == nil {
+		return journal.Errorf("unavailable", "kv store not started")
 	}
 	sn := s.st.Snapshot()
 	defer sn.Close()
-	lo, hi := histRangeBounds(key, nil)
-	var out []Version
-	n := 0
-	err := sn.Iter(Name, lo, hi, func(k, v []byte) error {
-		if n++; n&4095 == 0 && ctx.Err() != nil {
-			return ctx.Err()
+	return history(ctx, snapReader{sn}, sn.Seq(), key, limit, reverse, fn)
+}
+
+// History pages: at most histPageMax versions and about histPageBytes of
+// values are held at once.
+const (
+	histPageMax   = 256
+	histPageBytes = 4 << 20
+)
+
+type histEntry struct {
+	rev int64
+	val []byte
+}
+
+// histPage reads key's versions in [lower, upper) (history keys), oldest
+// first, into buf until it holds max entries or histPageBytes; more
+// reports that the range holds versions after the last one read.
+func histPage(r reader, lower, upper []byte, max int, buf []histEntry) (out []histEntry, more bool, err error) {
+	out, size := buf[:0], 0
+	err = r.Iter(lower, upper, func(k, v []byte) error {
+		if len(out) >= max || size >= histPageBytes {
+			more = true
+			return errStop
 		}
 		_, rev, err := parseHistKey(k)
 		if err != nil {
 			return err
 		}
-		var ver Version
-		if len(v) > 0 && v[0] == 'p' {
-			kv, err := decodeKV(key, v[1:])
+		out = append(out, histEntry{rev: rev, val: append([]byte(nil), v...)})
+		size += len(v)
+		return nil
+	})
+	if errors.Is(err, errStop) {
+		err = nil
+	}
+	return out, more, err
+}
+
+func histVersion(key []byte, e *histEntry) (Version, error) {
+	if len(e.val) > 0 && e.val[0] == 'p' {
+		kv, err := decodeKV(key, e.val[1:])
+		return Version{KeyValue: kv}, err
+	}
+	return Version{KeyValue: KeyValue{Key: append([]byte(nil), key...), ModRev: e.rev}, Deleted: true}, nil
+}
+
+// history pages through key's versions up to revision cur; see History.
+//
+// Forward, each page seeks past the last revision read. The journal's
+// snapshots iterate forward only, so reverse reads revision windows
+// [hi-span, hi) from the newest down, emitting each newest first: the
+// first window is limit revisions wide (the history index is dense when
+// the key is hot), empty or thin windows widen it, and a window holding
+// more than a page is narrowed and read again.
+func history(ctx context.Context, r reader, cur int64, key []byte, limit int, reverse bool, fn func(*Version) error) error {
+	lo, hi := histRangeBounds(key, nil)
+	n := 0
+	want := func() int {
+		if limit > 0 {
+			return min(limit-n, histPageMax)
+		}
+		return histPageMax
+	}
+	emit := func(e *histEntry) error {
+		v, err := histVersion(key, e)
+		if err != nil {
+			return err
+		}
+		n++
+		return fn(&v)
+	}
+	var buf []histEntry
+	if !reverse {
+		lower := lo
+		for limit == 0 || n < limit {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			page, more, err := histPage(r, lower, hi, want(), buf)
 			if err != nil {
 				return err
 			}
-			ver.KeyValue = kv
-		} else {
-			ver = Version{KeyValue: KeyValue{Key: append([]byte(nil), key...), ModRev: rev}, Deleted: true}
-		}
-		out = append(out, ver)
-		if limit > 0 && !reverse && len(out) >= limit {
-			return errStop
-		}
-		if limit > 0 && reverse && len(out) >= 2*limit+1024 {
-			out = append(out[:0], out[len(out)-limit:]...)
+			for i := range page {
+				if err := emit(&page[i]); err != nil {
+					return err
+				}
+			}
+			if !more || len(page) == 0 {
+				return nil
+			}
+			lower = histKey(key, page[len(page)-1].rev+1)
+			buf = page[:0]
 		}
 		return nil
-	})
-	if err != nil && !errors.Is(err, errStop) {
-		return nil, err
 	}
-	if reverse {
-		if limit > 0 && len(out) > limit {
-			out = out[len(out)-limit:]
-		}
-		for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-			out[i], out[j] = out[j], out[i]
-		}
+	// The oldest version bounds the walk down.
+	first, _, err := histPage(r, lo, hi, 1, nil)
+	if err != nil || len(first) == 0 {
+		return err
 	}
-	return out, nil
+	oldest := first[0].rev
+	top := cur + 1
+	span := int64(want())
+	for top > oldest && (limit == 0 || n < limit) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		bottom := max(oldest, top-span)
+		page, more, err := histPage(r, histKey(key, bottom), histKey(key, top), histPageMax, buf)
+		if err != nil {
+			return err
+		}
+		buf = page[:0]
+		if more {
+			// Too many (or too large) versions in the window: narrow it
+			// to half of what filled a page and read it again.
+			span = max(1, min(span/2, (page[len(page)-1].rev-bottom+1)/2))
+			continue
+		}
+		for i := len(page) - 1; i >= 0 && (limit == 0 || n < limit); i-- {
+			if err := emit(&page[i]); err != nil {
+				return err
+			}
+		}
+		top = bottom
+		switch {
+		case len(page) == 0:
+			span *= 4
+		case len(page) < want()/2:
+			span *= 2
+		}
+		span = min(span, 1<<40)
+	}
+	return nil
 }
 
 // LeaseGrant grants a lease of ttl seconds; id 0 picks a fresh random id.

@@ -37,7 +37,7 @@ func getSpec(verb string) dsl.Spec {
 		Flags: []dsl.Flag{
 			{Name: "prefix", Help: "every key starting with KEY"},
 			{Name: "keys-only", Help: "leave out the values"},
-			{Name: "count-only", Help: "answer only {count}"},
+			{Name: "count-only", Help: "answer only {count}; with limit=N also more (would N cut the keys?)"},
 		},
 		Options: []dsl.Option{
 			{Name: "at", Kind: dsl.SeqOrTime, Help: "read at revision SEQ, or at the last revision at or before TIME"},
@@ -275,9 +275,16 @@ func (s *Store) runGet(ctx context.Context, r engines.Request) error {
 		return err
 	}
 	if atTime != nil {
-		t, err := atTime.Time(time.Now())
+		now := s.now()
+		t, err := atTime.Time(now)
 		if err != nil {
 			return engines.Errorf("invalid_argument", *atTime, "at=%s: %v", atTime.Text, err)
+		}
+		if t.After(now) {
+			// As at=SEQ past the current revision: the future has no
+			// state yet, and answering the current one would be a guess.
+			return engines.Errorf("out_of_range", *atTime, "at=%s is in the future (now %s); nothing has been written there yet",
+				atTime.Text, now.UTC().Format(time.RFC3339Nano))
 		}
 		rev, err := s.revAtTime(t)
 		if err != nil {
@@ -285,7 +292,7 @@ func (s *Store) runGet(ctx context.Context, r engines.Request) error {
 		}
 		if rev == 0 {
 			if req.CountOnly {
-				return r.Row(map[string]int64{"count": 0})
+				return r.Row(countRow(&req, 0))
 			}
 			return nil // nothing had happened yet
 		}
@@ -299,7 +306,7 @@ func (s *Store) runGet(ctx context.Context, r engines.Request) error {
 		return atWord(st.Args["KEY"], err)
 	}
 	if req.CountOnly {
-		return r.Row(map[string]int64{"count": resp.Count})
+		return r.Row(countRow(&req, resp.Count))
 	}
 	for i := range resp.KVs {
 		if err := r.Row(KVRow(&resp.KVs[i], !req.KeysOnly)); err != nil {
@@ -307,6 +314,17 @@ func (s *Store) runGet(ctx context.Context, r engines.Request) error {
 		}
 	}
 	return nil
+}
+
+// countRow is count-only's answer: {count}, and with limit= also more,
+// whether that limit would cut the keys (etcd's RangeResponse.more). Key
+// rows never carry a marker, as etcdctl get --limit prints none.
+func countRow(req *RangeRequest, count int64) map[string]any {
+	row := map[string]any{"count": count}
+	if req.Limit > 0 {
+		row["more"] = count > req.Limit
+	}
+	return row
 }
 
 func (s *Store) runDel(ctx context.Context, r engines.Request) error {
@@ -338,9 +356,23 @@ func (s *Store) runTxn(ctx context.Context, r engines.Request) error {
 	}
 	resp, err := s.Txn(ctx, r.Actor(), t)
 	if err != nil {
-		return atWord(dsl.Word{Pos: st.Pos}, err)
+		return atWord(txnErrWord(st, err), err)
 	}
 	return r.Row(txnRow(&resp))
+}
+
+// txnErrWord returns the word a txn error is about: the compare or
+// operation an OpError names (at its first character inside the quotes),
+// else the statement.
+func txnErrWord(st *dsl.Statement, err error) dsl.Word {
+	var oe *OpError
+	if errors.As(err, &oe) && oe.Part >= TxnCompare && oe.Part <= TxnFailure {
+		words := st.Sections[[...]string{TxnCompare: "if", TxnSuccess: "then", TxnFailure: "else"}[oe.Part]]
+		if oe.Index >= 0 && oe.Index < len(words) {
+			return dsl.Word{Pos: innerPos(words[oe.Index], 0)}
+		}
+	}
+	return dsl.Word{Pos: st.Pos}
 }
 
 func txnRow(t *TxnResponse) map[string]any {
@@ -423,14 +455,17 @@ func (s *Store) runHistory(ctx context.Context, r engines.Request) error {
 		}
 		limit = int(n)
 	}
-	vers, err := s.History(ctx, key, limit, st.Flags["reverse"])
-	if err != nil {
-		return atWord(st.Args["KEY"], err)
+	if len(key) == 0 {
+		return atWord(st.Args["KEY"], ErrEmptyKey)
 	}
+	if s.st == nil {
+		return journal.Errorf("unavailable", "kv store not started")
+	}
+	// One snapshot for the versions and their events, so every version
+	// read finds its event; time and actor are looked up per row emitted.
 	sn := s.st.Snapshot()
 	defer sn.Close()
-	for i := range vers {
-		v := &vers[i]
+	err := history(ctx, snapReader{sn}, sn.Seq(), key, limit, st.Flags["reverse"], func(v *Version) error {
 		row := KVRow(&v.KeyValue, !v.Deleted)
 		row["type"] = "PUT"
 		if v.Deleted {
@@ -443,10 +478,13 @@ func (s *Store) runHistory(ctx context.Context, r engines.Request) error {
 				row["actor"] = ev.Actor
 			}
 		}
-		it.Close()
-		if err := r.Row(row); err != nil {
+		if err := it.Close(); err != nil {
 			return err
 		}
+		return r.Row(row)
+	})
+	if err != nil {
+		return atWord(st.Args["KEY"], err)
 	}
 	return nil
 }

@@ -10,15 +10,16 @@ import (
 // opData is one op as event data stores it (see op.data), decoded into
 // a struct: a watch catching up decodes only kind and data, without maps.
 type opData struct {
-	Op        string  `cbor:"op"`
-	Key       *string `cbor:"key"`
-	KeyB64    *string `cbor:"key_b64"`
-	Value     *string `cbor:"value"`
-	ValueB64  *string `cbor:"value_b64"`
-	Lease     int64   `cbor:"lease"`
-	CreateRev int64   `cbor:"create_rev"`
-	Version   int64   `cbor:"version"`
-	PrevRev   int64   `cbor:"prev_rev"`
+	Op       string  `cbor:"op"`
+	Key      *string `cbor:"key"`
+	KeyB64   *string `cbor:"key_b64"`
+	Value    *string `cbor:"value"`
+	ValueB64 *string `cbor:"value_b64"`
+	Lease    string  `cbor:"lease"` // hex, as FormatLeaseID
+
+	CreateRev int64 `cbor:"create_rev"`
+	Version   int64 `cbor:"version"`
+	PrevRev   int64 `cbor:"prev_rev"`
 }
 
 type watchBody struct {
@@ -41,8 +42,13 @@ func pickBytes(s, b64 *string) ([]byte, error) {
 }
 
 func (d *opData) op(del bool) (op, error) {
-	o := op{Del: del || d.Op == "delete", Lease: d.Lease, CreateRev: d.CreateRev, Version: d.Version, PrevRev: d.PrevRev}
+	o := op{Del: del || d.Op == "delete", CreateRev: d.CreateRev, Version: d.Version, PrevRev: d.PrevRev}
 	var err error
+	if d.Lease != "" {
+		if o.Lease, err = ParseLeaseID(d.Lease); err != nil {
+			return o, err
+		}
+	}
 	if o.Key, err = pickBytes(d.Key, d.KeyB64); err != nil {
 		return o, err
 	}
