@@ -61,11 +61,18 @@ func TestNotVisibleWhileSyncing(t *testing.T) {
 		done <- err
 	}()
 	<-entered
-	// pebble has applied the batch to its memtable: it is readable there.
-	if _, closer, err := s.db.Get(eventKey(2)); err != nil {
-		t.Fatalf("expected pebble to show the unsynced batch: %v", err)
-	} else {
-		closer.Close()
+	// pebble applies the batch to its memtable while the WAL syncs (the
+	// sync may start first): wait until it is readable there.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		_, closer, err := s.db.Get(eventKey(2))
+		if err == nil {
+			closer.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("expected pebble to show the unsynced batch: %v", err)
+		}
+		time.Sleep(time.Millisecond)
 	}
 	if d := s.DurableSeq(); d != 1 {
 		t.Fatalf("durable %d while syncing", d)
