@@ -6,6 +6,8 @@ import "github.com/cairnhq/cairn/dsl"
 // (TestCoreVerbsSorted). Engines add theirs beside it.
 func coreVerbs(s *Server) []Verb {
 	return []Verb{
+		auditSummaryVerb(s),
+		auditWhoVerb(s),
 		{Spec: dsl.Spec{
 			Verb:    "emit",
 			Summary: "record an event by hand in the audit stream",
