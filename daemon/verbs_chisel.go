@@ -248,7 +248,7 @@ func (s *Server) liveFeed(ctx context.Context, sel *eventSelection) (*liveFeed, 
 		}
 		return sel.where == nil || sel.where.MatchRaw(raw)
 	}
-	return &liveFeed{sub: st.Subscribe(ctx, q.From, match), limit: sel.limit}, nil
+	return &liveFeed{sub: st.Subscribe(ctx, startSeq(st, q), match), limit: sel.limit}, nil
 }
 
 func (f *liveFeed) Next(ctx context.Context) (*journal.Raw, error) {

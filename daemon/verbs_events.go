@@ -180,6 +180,23 @@ func (m *merge) next() (*journal.Raw, error) {
 	return out, nil
 }
 
+// startSeq is where a live reader of st starts: at from=, or at the first
+// event at or after since= when that is later; 0 (the next event) when
+// neither is given.
+func startSeq(st *journal.Stream, q journal.Query) int64 {
+	from := q.From
+	if q.Since != 0 {
+		it := st.Scan(journal.Query{Since: q.Since})
+		if it.Next() && (from == 0 || it.Raw().Seq > from) {
+			from = it.Raw().Seq
+		} else if from == 0 {
+			from = st.DurableSeq() + 1
+		}
+		it.Close()
+	}
+	return from
+}
+
 // runTail follows a stream live, catching up first from from= or since=.
 func (s *Server) runTail(ctx context.Context, r engines.Request) error {
 	sel, err := s.selection(r)
@@ -191,16 +208,7 @@ func (s *Server) runTail(ctx context.Context, r engines.Request) error {
 		return &engines.PosError{Code: "invalid_argument", Pos: w.Pos, Msg: "tail follows one stream; use stream=audit or stream=capture"}
 	}
 	st := s.journal.Stream(sel.streams[0])
-	from := sel.query.From
-	if sel.query.Since != 0 {
-		it := st.Scan(journal.Query{Since: sel.query.Since})
-		if it.Next() && (from == 0 || it.Raw().Seq > from) {
-			from = it.Raw().Seq
-		} else if from == 0 {
-			from = st.DurableSeq() + 1
-		}
-		it.Close()
-	}
+	from := startSeq(st, sel.query)
 	q := sel.query
 	match := func(raw *journal.Raw) bool {
 		if q.Kind != "" || q.Subject != "" {

@@ -385,12 +385,8 @@ end
 		{"misspelt", []string{"misspelt.lua:4", "on_init", `"proc.nmae"`, "did you mean proc.name"}, "invalid_argument", 2},
 		{"badfilter", []string{"badfilter.lua:4", "proc.nmae", "proc.name"}, "invalid_argument", 2},
 		{"boom", []string{"boom.lua:5", "on_event"}, "invalid_argument", 2},
-		// A syntax error is answered with file:line:column. Its code is
-		// failed_precondition (exit 1) today: scripts.Library.compile
-		// returns it as a plain error, which chiselError does not tell
-		// from a daemon-side failure. It should be invalid_argument (exit
-		// 2) like the script errors above; the test accepts both.
-		{"broken", []string{"broken.lua:4:7", "syntax error near 'local'"}, "", 0},
+		// A syntax error is answered with file:line:column.
+		{"broken", []string{"broken.lua:4:7", "syntax error near 'local'"}, "invalid_argument", 2},
 	}
 	for _, tc := range cases {
 		stmt := "chisel " + tc.name
@@ -402,10 +398,7 @@ end
 			}
 		}
 		_, errOut, code := cli(t, d, "chisel", tc.name)
-		if tc.code == "" && de.Code != "invalid_argument" && de.Code != "failed_precondition" {
-			t.Errorf("%s: code %s, want invalid_argument (or failed_precondition, for now)", stmt, de.Code)
-		}
-		if tc.code != "" && (de.Code != tc.code || code != tc.exit) {
+		if de.Code != tc.code || code != tc.exit {
 			t.Errorf("%s: code %s, CLI exit %d; want %s and exit %d", stmt, de.Code, code, tc.code, tc.exit)
 		}
 		if code == 0 || !strings.Contains(errOut, tc.want[0]) {
@@ -500,5 +493,47 @@ func requireTable(t *testing.T, stmt string, lines []string, valueTitle, keyTitl
 	}
 	if !headerSeen || fmt.Sprint(got) != fmt.Sprint(rows) {
 		t.Errorf("%s printed\n%s\nwant header %s %s and rows %v", stmt, strings.Join(lines, "\n"), valueTitle, keyTitle, rows)
+	}
+}
+
+// TestChiselLiveSince: a live chisel given since= first catches up on the
+// events since then, as tail does, and then follows new ones.
+func TestChiselLiveSince(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t)
+	c := dial(t, d)
+	for i := 0; i < 3; i++ {
+		emit(t, c, fmt.Sprintf("emit note.old old%d", i))
+	}
+	for _, stmt := range []string{"chisel echo live since=1h", "tail since=1h | chisel echo"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		s, err := c.Stream(ctx, stmt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		emit(t, c, "emit note.new new-"+strings.Fields(stmt)[0])
+		want := []string{"old0", "old1", "old2", "new-" + strings.Fields(stmt)[0]}
+		var got []string
+		for len(got) < len(want) {
+			a, err := s.Next()
+			if err != nil {
+				t.Fatalf("%s: %v after %q", stmt, err, got)
+			}
+			if !a.HasLine {
+				continue
+			}
+			for _, w := range want {
+				if strings.Contains(a.Line, w) {
+					got = append(got, w)
+				}
+			}
+		}
+		s.Cancel()
+		cancel()
+		for i, w := range want {
+			if got[i] != w {
+				t.Fatalf("%s printed %q, want %q in order", stmt, got, want)
+			}
+		}
 	}
 }

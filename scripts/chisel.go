@@ -59,8 +59,12 @@ type ScriptError struct {
 	Traceback string
 }
 
-// Error reads "chisel NAME: CALLBACK: FILE:LINE: MESSAGE".
+// Error reads "chisel NAME: CALLBACK: FILE:LINE: MESSAGE" ("chisel NAME:
+// FILE:LINE: MESSAGE" for a syntax error).
 func (e *ScriptError) Error() string {
+	if e.Callback == "" {
+		return fmt.Sprintf("chisel %s: %s", e.Chisel, e.Msg)
+	}
 	return fmt.Sprintf("chisel %s: %s: %s", e.Chisel, e.Callback, e.Msg)
 }
 

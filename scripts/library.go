@@ -313,7 +313,7 @@ func (l *Library) load(s source) (*Chisel, error) {
 func (l *Library) compile(name, chunk, origin, src string) (*Chisel, error) {
 	proto, err := compileLua(chunk, src)
 	if err != nil {
-		return nil, fmt.Errorf("chisel %s: %w", name, err)
+		return nil, &ScriptError{Chisel: name, Msg: err.Error()} // a syntax error: no callback ran
 	}
 	c := &Chisel{lib: l, name: name, chunk: chunk, proto: proto}
 	info, err := c.describe()
