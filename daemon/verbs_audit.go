@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"slices"
 	"sort"
 	"strconv"
@@ -398,30 +399,16 @@ func (s *Server) runAuditSummary(ctx context.Context, r engines.Request) error {
 	if err != nil {
 		return err
 	}
-	iters := make([]*journal.Iter, 0, len(sel.streams))
-	defer func() {
-		for _, it := range iters {
-			it.Close()
-		}
-	}()
-	for _, name := range sel.streams {
-		iters = append(iters, s.journal.Stream(name).Scan(sel.query))
-	}
-	m := newMerge(iters, false)
+	f := s.historyFeed(sel)
+	defer f.close()
 	groups := map[[2]string]*auditGroup{}
-	for i := 0; ; i++ {
-		if i&1023 == 0 && ctx.Err() != nil {
-			return ctx.Err()
-		}
-		raw, err := m.next()
-		if err != nil {
-			return fmt.Errorf("read journal: %w", err)
-		}
-		if raw == nil {
+	for {
+		raw, err := f.Next(ctx)
+		if err == io.EOF {
 			break
 		}
-		if sel.where != nil && !sel.where.MatchRaw(raw) {
-			continue
+		if err != nil {
+			return err
 		}
 		ev, err := raw.Decode()
 		if err != nil {

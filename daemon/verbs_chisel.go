@@ -186,52 +186,6 @@ func chiselError(name dsl.Word, err error) error {
 	return engines.Errorf(code, name, "%v", err)
 }
 
-// historyFeed feeds a chisel the events a selection reads from the journal.
-type historyFeed struct {
-	iters []*journal.Iter
-	m     *merge
-	sel   *eventSelection
-	n     int64
-}
-
-func (s *Server) historyFeed(sel *eventSelection) *historyFeed {
-	f := &historyFeed{sel: sel}
-	for _, name := range sel.streams {
-		f.iters = append(f.iters, s.journal.Stream(name).Scan(sel.query))
-	}
-	f.m = newMerge(f.iters, sel.query.Reverse)
-	return f
-}
-
-func (f *historyFeed) Next(ctx context.Context) (*journal.Raw, error) {
-	if ctx.Err() != nil {
-		return nil, ctx.Err()
-	}
-	for {
-		if f.sel.limit > 0 && f.n >= f.sel.limit {
-			return nil, io.EOF
-		}
-		raw, err := f.m.next()
-		if err != nil {
-			return nil, fmt.Errorf("read journal: %w", err)
-		}
-		if raw == nil {
-			return nil, io.EOF
-		}
-		if f.sel.where != nil && !f.sel.where.MatchRaw(raw) {
-			continue
-		}
-		f.n++
-		return raw, nil
-	}
-}
-
-func (f *historyFeed) close() {
-	for _, it := range f.iters {
-		it.Close()
-	}
-}
-
 // liveFeed feeds a chisel the new events of one stream.
 type liveFeed struct {
 	sub   *journal.Subscription

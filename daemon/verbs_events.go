@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/cairnhq/cairn/engines"
+	"io"
 	"time"
 
 	"github.com/cairnhq/cairn/journal"
@@ -82,45 +83,74 @@ func (s *Server) runEvents(ctx context.Context, r engines.Request) error {
 	if err != nil {
 		return err
 	}
-	iters := make([]*journal.Iter, 0, len(sel.streams))
-	defer func() {
-		for _, it := range iters {
-			it.Close()
-		}
-	}()
-	for _, name := range sel.streams {
-		iters = append(iters, s.journal.Stream(name).Scan(sel.query))
-	}
-	m := newMerge(iters, sel.query.Reverse)
-	var n int64
-	for i := 0; ; i++ {
-		if i&1023 == 0 && ctx.Err() != nil {
-			return ctx.Err()
-		}
-		raw, err := m.next()
-		if err != nil {
-			return fmt.Errorf("read journal: %w", err)
-		}
-		if raw == nil {
+	f := s.historyFeed(sel)
+	defer f.close()
+	for {
+		raw, err := f.Next(ctx)
+		if err == io.EOF {
 			break
 		}
-		if sel.where != nil && !sel.where.MatchRaw(raw) {
-			continue
+		if err != nil {
+			return err
 		}
-		n++
 		if !sel.count {
 			if err := r.Event(raw); err != nil {
 				return err
 			}
 		}
-		if sel.limit > 0 && n >= sel.limit {
-			break
-		}
 	}
 	if sel.count {
-		return r.Row(map[string]int64{"count": n})
+		return r.Row(map[string]int64{"count": f.n})
 	}
 	return nil
+}
+
+// historyFeed reads the events a selection picks from the journal, in time
+// order across streams, filtered by its where clause and bounded by its
+// limit: events, audit and chisels over history read through it.
+type historyFeed struct {
+	iters []*journal.Iter
+	m     *merge
+	sel   *eventSelection
+	n     int64
+}
+
+func (s *Server) historyFeed(sel *eventSelection) *historyFeed {
+	f := &historyFeed{sel: sel}
+	for _, name := range sel.streams {
+		f.iters = append(f.iters, s.journal.Stream(name).Scan(sel.query))
+	}
+	f.m = newMerge(f.iters, sel.query.Reverse)
+	return f
+}
+
+func (f *historyFeed) Next(ctx context.Context) (*journal.Raw, error) {
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	for {
+		if f.sel.limit > 0 && f.n >= f.sel.limit {
+			return nil, io.EOF
+		}
+		raw, err := f.m.next()
+		if err != nil {
+			return nil, fmt.Errorf("read journal: %w", err)
+		}
+		if raw == nil {
+			return nil, io.EOF
+		}
+		if f.sel.where != nil && !f.sel.where.MatchRaw(raw) {
+			continue
+		}
+		f.n++
+		return raw, nil
+	}
+}
+
+func (f *historyFeed) close() {
+	for _, it := range f.iters {
+		it.Close()
+	}
 }
 
 // merge walks several iterators in time order (reverse: newest first).
