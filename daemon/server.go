@@ -101,6 +101,9 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 	for _, v := range chiselVerbs(s) {
 		s.register(v)
 	}
+	for _, v := range archiveVerbs(s) {
+		s.register(v)
+	}
 	s.chisels = scripts.NewLibrary(scripts.Options{Paths: cfg.ChiselPaths, AllowUnsafe: cfg.AllowUnsafeScripts})
 	folds := map[string][]journal.Engine{}
 	for _, m := range cfg.Modules {
@@ -231,7 +234,7 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 // core verbs and every module's. Documentation and tests read it.
 func VerbTable(mods []engines.Module) *dsl.Table {
 	t := dsl.NewTable()
-	for _, v := range append(coreVerbs(&Server{}), chiselVerbs(&Server{})...) {
+	for _, v := range append(append(coreVerbs(&Server{}), chiselVerbs(&Server{})...), archiveVerbs(&Server{})...) {
 		t.Register(v.Spec)
 	}
 	for _, m := range mods {

@@ -27,6 +27,7 @@ const (
 	reqPropose
 	reqPrune
 	reqRebuild
+	reqImport
 )
 
 // request is one unit of work for the committer. The committer fills the
@@ -41,6 +42,8 @@ type request struct {
 
 	prune *pruneRequest // reqPrune
 
+	imports []*Raw // reqImport
+
 	done      chan struct{}
 	committed []Committed
 	reply     any
@@ -53,8 +56,11 @@ type request struct {
 }
 
 func (r *request) events() int {
-	if r.kind == reqAppend {
+	switch r.kind {
+	case reqAppend:
 		return len(r.units)
+	case reqImport:
+		return len(r.imports)
 	}
 	return 1
 }
@@ -325,6 +331,19 @@ func (s *Stream) buildOnce(group []*request, now int64) (bt *built, failed *requ
 				r.err = err
 				continue
 			}
+		case reqImport:
+			if err := s.checkImport(bt.tip, r.imports); err != nil {
+				r.err = err
+				continue
+			}
+			bt.reqs = append(bt.reqs, r)
+			if kbuf, err = s.buildImport(b, bt, r, kbuf); err != nil {
+				if r.err != nil {
+					return bt, r, nil // a fold failed
+				}
+				return nil, nil, err
+			}
+			continue
 		}
 		bt.reqs = append(bt.reqs, r)
 		for _, u := range r.planned {
@@ -332,22 +351,10 @@ func (s *Stream) buildOnce(group []*request, now int64) (bt *built, failed *requ
 			seq := t.seq + 1
 			tm := max(now, t.time)
 			h := ChainHash(s.name, seq, tm, t.hash, u.body)
-			rec := EncodeRecord(tm, t.hash, h, u.body)
-			kbuf = appendEventKey(kbuf[:0], seq)
-			if err := b.Set(kbuf, rec, nil); err != nil {
+			raw := Raw{Stream: s.name, Seq: seq, Record: EncodeRecord(tm, t.hash, h, u.body)}
+			if kbuf, err = s.put(b, kbuf, &raw, u.kind, u.subject); err != nil {
 				return nil, nil, err
 			}
-			if u.subject != "" {
-				kbuf = appendIndexKey(kbuf[:0], prefixSubject, u.subject, seq)
-				if err := b.Set(kbuf, nil, nil); err != nil {
-					return nil, nil, err
-				}
-			}
-			kbuf = appendIndexKey(kbuf[:0], prefixKind, u.kind, seq)
-			if err := b.Set(kbuf, nil, nil); err != nil {
-				return nil, nil, err
-			}
-			raw := Raw{Stream: s.name, Seq: seq, Record: rec}
 			if err := s.fold(b, &raw); err != nil {
 				r.err = err
 				return bt, r, nil
@@ -358,6 +365,23 @@ func (s *Stream) buildOnce(group []*request, now int64) (bt *built, failed *requ
 		}
 	}
 	return bt, nil, nil
+}
+
+// put writes one event's record and its subject and kind index keys into
+// b. Every event is written through it, appended or imported.
+func (s *Stream) put(b *pebble.Batch, kbuf []byte, raw *Raw, kind, subject string) ([]byte, error) {
+	kbuf = appendEventKey(kbuf[:0], raw.Seq)
+	if err := b.Set(kbuf, raw.Record, nil); err != nil {
+		return kbuf, err
+	}
+	if subject != "" {
+		kbuf = appendIndexKey(kbuf[:0], prefixSubject, subject, raw.Seq)
+		if err := b.Set(kbuf, nil, nil); err != nil {
+			return kbuf, err
+		}
+	}
+	kbuf = appendIndexKey(kbuf[:0], prefixKind, kind, raw.Seq)
+	return kbuf, b.Set(kbuf, nil, nil)
 }
 
 // fold applies every engine's Fold to one event, decoded from its stored

@@ -30,6 +30,7 @@ func runDaemon(args []string) int {
 	keepMB := fs.Int64("capture-max-mb", 4096, "drop the oldest capture events beyond this many MiB on disk (0: no limit)")
 	chiselPath := fs.String("chisel-path", "", "directories searched for chisels after the built-ins and /etc/cairn/chisels (DIR[:DIR…])")
 	unsafeScripts := fs.Bool("allow-unsafe-scripts", false, "give chisels the full os and io libraries (never os.exit)")
+	restore := fs.String("restore", "", "before starting, import the capture `files` (FILE[,FILE…], a backup made with journal export) into an empty data directory")
 	drain := fs.Duration("drain-timeout", 10*time.Second, "on SIGTERM, how long in-flight requests may run before their connections are closed")
 	modules := engines.New()
 	for _, m := range modules {
@@ -51,7 +52,7 @@ func runDaemon(args []string) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	err := daemon.Run(ctx, daemon.Config{
+	cfg := daemon.Config{
 		DataDir:            *dataDir,
 		Socket:             *socket,
 		NATS:               *natsAddr,
@@ -63,7 +64,14 @@ func runDaemon(args []string) int {
 		ChiselPaths:        append([]string{"/etc/cairn/chisels"}, filepath.SplitList(*chiselPath)...),
 		AllowUnsafeScripts: *unsafeScripts,
 		CaptureRetention:   journal.Retention{MaxAge: *keepAge, MaxBytes: *keepMB << 20},
-	}, nil)
+	}
+	if *restore != "" {
+		if err := restoreBackup(ctx, cfg, *restore); err != nil {
+			logger.Error("cairn daemon: restore failed", "err", err)
+			return 1
+		}
+	}
+	err := daemon.Run(ctx, cfg, nil)
 	if err != nil {
 		logger.Error("cairn daemon failed", "err", err)
 		return 1

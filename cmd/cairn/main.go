@@ -31,6 +31,8 @@ const usageText = `usage:
   cairn [--socket PATH] [-o table|json] STATEMENT…   run one statement
   cairn [--socket PATH] [-o table|json] -f FILE      run a file's statements (- for stdin), stop at the first error
   cairn [--socket PATH] [-o table|json] shell        interactive prompt
+  cairn [-o table|json] read FILE [salvage] [FILTERS…] [| chisel NAME ARGS…]
+                                                     read a capture file, no daemon needed
   cairn daemon [FLAGS…]                              run the daemon
 
 'cairn help' lists the statements the daemon understands.
@@ -100,6 +102,9 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 		return s.runShell(stdin)
+	}
+	if code, ok := s.runClientFile(words); ok {
+		return code
 	}
 	words, err := withLocalChisel(words)
 	if err != nil {

@@ -1,0 +1,121 @@
+package journal
+
+import (
+	"context"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Import appends events exported from a stream of the same name verbatim:
+// same seq, time, prev, hash and body, so the chain (and every hash a user
+// kept) carries over. The committer checks, in commit order, that the
+// events continue the stream: the first one's seq is the tip's plus one and
+// its prev is the tip's hash — or the stream is empty (no event, no
+// retention anchor), in which case it may start anywhere and its prev is
+// kept as the stream's anchor, as if retention had dropped what came
+// before. Every event must then be well formed, chained to the one before
+// it with a time not before it, and carry the hash its contents give.
+//
+// Imported events are written, indexed and folded into the engines exactly
+// as appended ones, in one batch with one fsync, and become visible only
+// once durable. Import is all or nothing; a refusal is a
+// failed_precondition (does not continue the stream) or an
+// invalid_argument (a bad event) *CodeError and writes nothing.
+func (s *Stream) Import(ctx context.Context, raws []*Raw) ([]Committed, error) {
+	if len(raws) == 0 {
+		return nil, nil
+	}
+	r := &request{ctx: ctx, kind: reqImport, imports: raws}
+	if err := s.submit(ctx, r); err != nil {
+		return nil, err
+	}
+	return r.committed, nil
+}
+
+// checkImport verifies an import against the tip it would follow, before
+// anything of it is written.
+func (s *Stream) checkImport(t tip, raws []*Raw) error {
+	first := raws[0]
+	switch {
+	case first.Seq <= 0:
+		return Errorf("invalid_argument", "import into %s: first seq %d: seqs start at 1", s.name, first.Seq)
+	case t.seq == 0 && t.hash == (Hash{}):
+		// An empty stream takes any start; seq 1 must hang from the zero hash.
+		if err := CheckRecord(first.Record); err != nil {
+			return Errorf("invalid_argument", "import into %s: seq %d: %v", s.name, first.Seq, err)
+		}
+		if first.Seq == 1 && first.Prev() != (Hash{}) {
+			return Errorf("invalid_argument", "import into %s: seq 1 has prev %s, want the zero hash", s.name, first.Prev())
+		}
+	case first.Seq != t.seq+1:
+		return Errorf("failed_precondition",
+			"import into %s: the events start at seq %d but the stream's next seq is %d; an import must continue the stream (its first event's prev is the stream's last hash), and a backup is restored into an empty data directory with `cairn daemon --restore FILE`",
+			s.name, first.Seq, t.seq+1)
+	default:
+		if err := CheckRecord(first.Record); err != nil {
+			return Errorf("invalid_argument", "import into %s: seq %d: %v", s.name, first.Seq, err)
+		}
+		if first.Prev() != t.hash {
+			return Errorf("failed_precondition",
+				"import into %s: seq %d's prev %s is not the hash of the stream's seq %d (%s): the events come from another chain",
+				s.name, first.Seq, first.Prev(), t.seq, t.hash)
+		}
+	}
+	prev, prevSeq, prevTime := first.Prev(), first.Seq-1, t.time
+	for _, raw := range raws {
+		if raw.Stream != s.name {
+			return Errorf("invalid_argument", "import into %s: seq %d belongs to the %s stream", s.name, raw.Seq, raw.Stream)
+		}
+		if raw.Seq != prevSeq+1 {
+			return Errorf("invalid_argument", "import into %s: seq %d follows seq %d: seqs must be consecutive", s.name, raw.Seq, prevSeq)
+		}
+		if err := CheckRecord(raw.Record); err != nil {
+			return Errorf("invalid_argument", "import into %s: seq %d: %v", s.name, raw.Seq, err)
+		}
+		if raw.Prev() != prev {
+			return Errorf("invalid_argument", "import into %s: seq %d's prev %s is not the hash of seq %d (%s): the chain is broken", s.name, raw.Seq, raw.Prev(), prevSeq, prev)
+		}
+		if raw.Time() < prevTime {
+			return Errorf("invalid_argument", "import into %s: seq %d's time goes backwards", s.name, raw.Seq)
+		}
+		if h := raw.ComputeHash(); h != raw.Hash() {
+			return Errorf("invalid_argument", "import into %s: seq %d's stored hash %s does not match its contents (%s)", s.name, raw.Seq, raw.Hash(), h)
+		}
+		if _, _, err := peekEnvelope(raw.Body()); err != nil {
+			return Errorf("invalid_argument", "import into %s: seq %d: %v", s.name, raw.Seq, err)
+		}
+		prev, prevSeq, prevTime = raw.Hash(), raw.Seq, raw.Time()
+	}
+	return nil
+}
+
+// buildImport writes a checked import into b through the path appends take
+// (put, then fold) and advances the batch's tip. A failed fold sets r.err.
+func (s *Stream) buildImport(b *pebble.Batch, bt *built, r *request, kbuf []byte) ([]byte, error) {
+	var err error
+	if first := r.imports[0]; bt.tip.seq == 0 && first.Seq > 1 {
+		if err := b.Set(keyAnchor, encodeAnchor(first.Seq-1, first.Prev()), nil); err != nil {
+			return kbuf, err
+		}
+	}
+	for _, in := range r.imports {
+		// The batch keeps a copy of the record; the Raw handed to
+		// subscribers must not alias the caller's memory either.
+		raw := Raw{Stream: s.name, Seq: in.Seq, Record: append([]byte(nil), in.Record...)}
+		kind, subject, perr := peekEnvelope(raw.Body())
+		if perr != nil {
+			return kbuf, perr // checkImport peeked every body already
+		}
+		if kbuf, err = s.put(b, kbuf, &raw, string(kind), string(subject)); err != nil {
+			return kbuf, err
+		}
+		if err := s.fold(b, &raw); err != nil {
+			r.err = Errorf("invalid_argument", "import into %s: %v", s.name, err)
+			return kbuf, r.err
+		}
+		bt.raws = append(bt.raws, raw)
+		r.committed = append(r.committed, Committed{Seq: raw.Seq, Time: raw.Time(), Hash: raw.Hash()})
+		bt.tip = tip{seq: raw.Seq, time: raw.Time(), hash: raw.Hash()}
+	}
+	return kbuf, nil
+}
