@@ -47,6 +47,10 @@ type Config struct {
 	ChiselPaths []string
 	// AllowUnsafeScripts gives chisels the full os and io libraries.
 	AllowUnsafeScripts bool
+	// ChiselCallbackTime and ChiselMemory bound each chisel run (0: the
+	// scripts package's defaults, 5 s and 256 MiB).
+	ChiselCallbackTime time.Duration
+	ChiselMemory       int64
 }
 
 // Server is a running daemon.
@@ -104,7 +108,12 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 	for _, v := range archiveVerbs(s) {
 		s.register(v)
 	}
-	s.chisels = scripts.NewLibrary(scripts.Options{Paths: cfg.ChiselPaths, AllowUnsafe: cfg.AllowUnsafeScripts})
+	s.chisels = scripts.NewLibrary(scripts.Options{
+		Paths:       cfg.ChiselPaths,
+		AllowUnsafe: cfg.AllowUnsafeScripts,
+		CallbackCPU: cfg.ChiselCallbackTime,
+		MemoryLimit: cfg.ChiselMemory,
+	})
 	folds := map[string][]journal.Engine{}
 	for _, m := range cfg.Modules {
 		for _, v := range m.Verbs() {

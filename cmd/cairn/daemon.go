@@ -30,6 +30,8 @@ func runDaemon(args []string) int {
 	keepMB := fs.Int64("capture-max-mb", 4096, "drop the oldest capture events beyond this many MiB on disk (0: no limit)")
 	chiselPath := fs.String("chisel-path", "", "directories searched for chisels after the built-ins and /etc/cairn/chisels (DIR[:DIR…])")
 	unsafeScripts := fs.Bool("allow-unsafe-scripts", false, "give chisels the full os and io libraries (never os.exit)")
+	chiselCPU := fs.Duration("chisel-callback-time", 5*time.Second, "how long one chisel callback may run before it is stopped")
+	chiselMem := fs.Int64("chisel-memory-mb", 256, "Lua memory one chisel run may hold (MiB)")
 	restore := fs.String("restore", "", "before starting, import the capture `files` (FILE[,FILE…], a backup made with journal export) into an empty data directory")
 	drain := fs.Duration("drain-timeout", 10*time.Second, "on SIGTERM, how long in-flight requests may run before their connections are closed")
 	modules := engines.New()
@@ -63,6 +65,8 @@ func runDaemon(args []string) int {
 		DrainTimeout:       *drain,
 		ChiselPaths:        append([]string{"/etc/cairn/chisels"}, filepath.SplitList(*chiselPath)...),
 		AllowUnsafeScripts: *unsafeScripts,
+		ChiselCallbackTime: *chiselCPU,
+		ChiselMemory:       *chiselMem << 20,
 		CaptureRetention:   journal.Retention{MaxAge: *keepAge, MaxBytes: *keepMB << 20},
 	}
 	if *restore != "" {
