@@ -1,0 +1,213 @@
+package capture
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"time"
+
+	"github.com/cairnhq/cairn/dsl"
+	"github.com/cairnhq/cairn/engines"
+	"github.com/cairnhq/cairn/journal"
+)
+
+// Name is the module's name.
+const Name = "capture"
+
+func init() {
+	engines.Register(Name, func() engines.Module { return &module{} })
+}
+
+// module is the capture engine as the daemon runs it. It folds nothing:
+// it appends observations to the capture stream.
+type module struct {
+	buffer int
+	pipe   *Pipeline
+}
+
+var _ engines.Module = (*module)(nil)
+
+func (m *module) Name() string { return Name }
+
+func (m *module) Flags(fs *flag.FlagSet) {
+	fs.IntVar(&m.buffer, "capture-buffer", DefaultBuffer, "events held between capture sources and the journal before they are dropped (tests make it small)")
+}
+
+func (m *module) Engines() map[string][]journal.Engine { return nil }
+
+func (m *module) Start(ctx context.Context, h engines.Host) error {
+	log := h.Logger
+	if log != nil {
+		log = log.With("component", "capture")
+	}
+	m.pipe = NewPipeline(h.Journal.Stream(journal.Capture), PipelineOptions{Buffer: m.buffer, Logger: log})
+	go func() {
+		<-ctx.Done()
+		m.pipe.Close()
+	}()
+	return nil
+}
+
+func (m *module) Stop() error {
+	if m.pipe == nil {
+		return nil
+	}
+	return m.pipe.Close()
+}
+
+func (m *module) Verbs() []engines.Verb {
+	return []engines.Verb{
+		{Spec: dsl.Spec{
+			Verb:    "capture sources",
+			Summary: "list the capture sources",
+			Help:    "capture sources answers a row {source, description, running} per source this cairn knows.",
+		}, Run: m.runSources},
+		{Spec: dsl.Spec{
+			Verb:    "capture start",
+			Summary: "start observing the host into the capture stream",
+			Help: "capture start SOURCE… starts each source and answers once each is receiving; a source that\n" +
+				"cannot run here answers failed_precondition with its reason while the others keep running.\n" +
+				"where 'CEL' keeps only the matching events; interval= is the period of polling sources;\n" +
+				"ns=NAME observes the named network namespace (net); include-self keeps cairn's own activity.\n\n" +
+				"  capture start net\n  capture start net ns=blue\n  capture start proc where 'proc.name != \"sshd\"'",
+			Args:    []dsl.Arg{{Name: "SOURCE", Required: true, Variadic: true, Help: "source names (capture sources)"}},
+			Flags:   []dsl.Flag{{Name: "include-self", Help: "keep events about the cairn daemon itself"}},
+			Options: []dsl.Option{{Name: "interval", Kind: dsl.Duration, Help: "sampling period of polling sources (default 1s)"}, {Name: "ns", Meta: "NAME", Help: "named network namespace (ip netns) to observe"}},
+			Where:   true,
+		}, Run: m.runStart},
+		{Spec: dsl.Spec{
+			Verb:    "capture status",
+			Summary: "counters of each capture source",
+			Help:    "capture status answers a row {source, running, events_per_s, events, drops, errors} per source.",
+		}, Run: m.runStatus},
+		{Spec: dsl.Spec{
+			Verb:    "capture stop",
+			Summary: "stop capture sources, after their events are stored",
+			Help:    "capture stop [SOURCE…] stops the named sources (all running ones without a name) and answers\nonce everything they emitted is in the capture stream.\n\n  capture stop\n  capture stop net",
+			Args:    []dsl.Arg{{Name: "SOURCE", Variadic: true, Help: "source names"}},
+		}, Run: m.runStop},
+	}
+}
+
+func (m *module) pipeline() (*Pipeline, error) {
+	if m.pipe == nil {
+		return nil, journal.Errorf("unavailable", "the capture engine has not started")
+	}
+	return m.pipe, nil
+}
+
+func (m *module) runSources(ctx context.Context, r engines.Request) error {
+	p, err := m.pipeline()
+	if err != nil {
+		return err
+	}
+	for _, n := range SourceNames() {
+		desc := ""
+		if s, ok := newSource(n); ok {
+			if d, ok := s.(Describer); ok {
+				desc = d.Description()
+			}
+		}
+		if err := r.Row(map[string]any{"source": n, "description": desc, "running": p.Running(n)}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *module) runStart(ctx context.Context, r engines.Request) error {
+	p, err := m.pipeline()
+	if err != nil {
+		return err
+	}
+	st := r.Statement()
+	f, err := engines.Where(st)
+	if err != nil {
+		return err
+	}
+	o := RunOptions{Filter: f, IncludeSelf: st.Flags["include-self"], Config: SourceConfig{Interval: time.Second}}
+	if w, ok := st.Opt("interval"); ok {
+		d, err := w.Duration()
+		if err != nil || d <= 0 {
+			return engines.Errorf("invalid_argument", w, "interval=%s: want a positive duration such as 1s", w.Text)
+		}
+		o.Config.Interval = d
+	}
+	if w, ok := st.Opt("ns"); ok {
+		o.Config.Namespace = w.Text
+	}
+	words := append([]dsl.Word(nil), st.Rest...)
+	if w, ok := st.Args["SOURCE"]; ok && w.Text != "" && (len(words) == 0 || words[0].Pos != w.Pos) {
+		words = append([]dsl.Word{w}, words...)
+	}
+	// Check every name first, so a typo starts nothing.
+	known := map[string]bool{}
+	for _, n := range SourceNames() {
+		known[n] = true
+	}
+	seen := map[string]bool{}
+	for _, w := range words {
+		if !known[w.Text] {
+			return engines.Errorf("invalid_argument", w, "unknown capture source %q (capture sources lists them)", w.Text)
+		}
+		if seen[w.Text] {
+			return engines.Errorf("invalid_argument", w, "capture source %s named twice", w.Text)
+		}
+		seen[w.Text] = true
+		if p.Running(w.Text) {
+			return engines.Errorf("failed_precondition", w, "capture source %s is already running; capture stop %s first", w.Text, w.Text)
+		}
+	}
+	var errs []error
+	for _, w := range words {
+		if err := p.Start(w.Text, o); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := r.Row(map[string]any{"source": w.Text, "running": true}); err != nil {
+			return err
+		}
+	}
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	if len(errs) > 1 {
+		return journal.Errorf("failed_precondition", "%v", errors.Join(errs...))
+	}
+	return nil
+}
+
+func (m *module) runStop(ctx context.Context, r engines.Request) error {
+	p, err := m.pipeline()
+	if err != nil {
+		return err
+	}
+	st := r.Statement()
+	var names []string
+	if w, ok := st.Args["SOURCE"]; ok && w.Text != "" && (len(st.Rest) == 0 || st.Rest[0].Pos != w.Pos) {
+		names = append(names, w.Text)
+	}
+	for _, w := range st.Rest {
+		names = append(names, w.Text)
+	}
+	stopped, err := p.Stop(names...)
+	for _, n := range stopped {
+		if rerr := r.Row(map[string]any{"source": n, "running": false}); rerr != nil {
+			return rerr
+		}
+	}
+	return err
+}
+
+func (m *module) runStatus(ctx context.Context, r engines.Request) error {
+	p, err := m.pipeline()
+	if err != nil {
+		return err
+	}
+	for _, s := range p.Status() {
+		if err := r.Row(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,74 @@
+package capture
+
+import (
+	"context"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/cairnhq/cairn/journal"
+)
+
+func init() {
+	RegisterSource("synthetic", func() Source { return &synthetic{} })
+}
+
+// synthetic emits made-up events at full speed until stopped, for
+// benchmarks and overload tests. It needs no privilege.
+type synthetic struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+var _ Describer = (*synthetic)(nil)
+
+func (s *synthetic) Description() string {
+	return "made-up capture.synthetic events at full speed, for benchmarks and overload tests"
+}
+
+// Start begins emitting. The events go out at full speed: the source never
+// waits, so a pipeline that cannot keep up drops (and counts) them.
+func (s *synthetic) Start(ctx context.Context, cfg SourceConfig, emit Emit) error {
+	ctx, s.cancel = context.WithCancel(ctx)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		pid := int64(os.Getpid()) + 1 // not the daemon: self-exclusion keeps the daemon's own pid out
+		for n := int64(1); ; n++ {
+			if n%1024 == 0 {
+				if ctx.Err() != nil {
+					return
+				}
+				// Let the writer run on a small machine: the source
+				// must not starve the journal it feeds.
+				runtime.Gosched()
+			}
+			emit(syntheticBody(n, pid))
+		}
+	}()
+	return nil
+}
+
+// syntheticBody is event n of the synthetic source: a body shaped like a
+// real process event, so filters and encoding cost what they would.
+func syntheticBody(n, pid int64) *journal.Body {
+	return &journal.Body{
+		Kind:    "capture.synthetic",
+		Subject: "pid/" + strconv.FormatInt(pid, 10),
+		Actor:   journal.Actor{Via: "system"},
+		Evt:     &journal.Evt{Type: "synthetic", Num: n, Time: time.Now().UnixNano()},
+		Proc:    &journal.Proc{Name: "synthetic", PID: pid, PPID: 1, Exe: "/synthetic"},
+		Data:    map[string]any{"n": n},
+	}
+}
+
+// Stop stops emitting and returns once the emitting goroutine has ended.
+func (s *synthetic) Stop() error {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+	return nil
+}
