@@ -390,11 +390,23 @@ func (s *Stream) fold(b *pebble.Batch, raw *Raw) error {
 	if len(s.engines) == 0 {
 		return nil
 	}
-	ev, err := raw.Decode()
-	if err != nil {
-		return err
-	}
+	var ev *Event
 	for _, e := range s.engines {
+		if kf, ok := e.(KindFilter); ok {
+			kind, err := raw.Kind()
+			if err != nil {
+				return err
+			}
+			if !kf.FoldsKind(kind) {
+				continue
+			}
+		}
+		if ev == nil {
+			var err error
+			if ev, err = raw.Decode(); err != nil {
+				return err
+			}
+		}
 		t := &Txn{View: View{r: b, prefix: projPrefix(e.Name()), lastSeq: ev.Seq}, b: b}
 		if err := e.Fold(t, ev); err != nil {
 			return fmt.Errorf("engine %s: fold %s seq %d: %w", e.Name(), ev.Kind, ev.Seq, err)

@@ -19,6 +19,15 @@ type Engine interface {
 	Fold(t *Txn, ev *Event) error
 }
 
+// KindFilter is implemented by an engine that folds only some kinds of
+// events: the committer then decodes an event for it only when it wants the
+// event's kind (read without decoding the body), so an engine never costs
+// the events of others a decode. FoldsKind must not change over time, as
+// Rebuild relies on it too.
+type KindFilter interface {
+	FoldsKind(kind string) bool
+}
+
 // Decision is what Decide returns: the events to append and a reply handed
 // back to the proposer untouched.
 type Decision struct {

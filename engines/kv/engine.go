@@ -615,6 +615,18 @@ func leaseKeys(r reader, id int64) ([][]byte, error) {
 
 // Fold applies one event to the projection. It reads only the projection
 // and the event, so a rebuild reproduces it byte for byte.
+// FoldsKind says the KV folds only its own events (journal.KindFilter), so
+// the committer decodes no other event for it.
+func (e *engine) FoldsKind(kind string) bool {
+	switch kind {
+	case KindPut, KindDelete, KindTxn, KindLeaseRevoke, KindLeaseExpire, KindLeaseGrant, KindLeaseCheckpoint:
+		return true
+	}
+	return false
+}
+
+var _ journal.KindFilter = (*engine)(nil)
+
 func (e *engine) Fold(t *journal.Txn, ev *journal.Event) error {
 	switch ev.Kind {
 	case KindPut, KindDelete, KindTxn, KindLeaseRevoke, KindLeaseExpire:

@@ -1,0 +1,41 @@
+package journal
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// kindCounter folds only kinds under its prefix and counts what it is given.
+type kindCounter struct {
+	prefix string
+	folded []string
+}
+
+func (k *kindCounter) Name() string                        { return "kindcounter" }
+func (k *kindCounter) Decide(*View, any) (Decision, error) { return Decision{}, nil }
+func (k *kindCounter) FoldsKind(kind string) bool          { return strings.HasPrefix(kind, k.prefix) }
+func (k *kindCounter) Fold(t *Txn, ev *Event) error        { k.folded = append(k.folded, ev.Kind); return nil }
+
+// TestKindFilterSkipsOtherKinds: an engine that declares the kinds it folds
+// is never handed (nor made to decode) the others, also on rebuild.
+func TestKindFilterSkipsOtherKinds(t *testing.T) {
+	kc := &kindCounter{prefix: "mine."}
+	opts := testOptions(vfs.NewMem())
+	opts.Engines = map[string][]Engine{Audit: {kc}}
+	j := mustOpen(t, opts)
+	defer j.Close()
+	s := j.Stream(Audit)
+	mustAppend(t, s, body("mine.a", "x", nil), body("other.b", "y", nil), body("mine.c", "z", nil))
+	if got := strings.Join(kc.folded, ","); got != "mine.a,mine.c" {
+		t.Fatalf("folded %q, want only mine.a,mine.c", got)
+	}
+	kc.folded = nil
+	if err := s.Rebuild(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(kc.folded, ","); got != "mine.a,mine.c" {
+		t.Fatalf("rebuild folded %q, want only mine.a,mine.c", got)
+	}
+}
