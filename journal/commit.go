@@ -367,14 +367,14 @@ func (s *Stream) buildOnce(group []*request, now int64) (bt *built, failed *requ
 	return bt, nil, nil
 }
 
-// put writes one event's record and its subject and kind index keys into
-// b. Every event is written through it, appended or imported.
+// put writes one event's record and its subject (except on a stream
+// without that index) and kind index keys into b. Every event is written through it, appended or imported.
 func (s *Stream) put(b *pebble.Batch, kbuf []byte, raw *Raw, kind, subject string) ([]byte, error) {
 	kbuf = appendEventKey(kbuf[:0], raw.Seq)
 	if err := b.Set(kbuf, raw.Record, nil); err != nil {
 		return kbuf, err
 	}
-	if subject != "" {
+	if subject != "" && !s.noSubjectIndex {
 		kbuf = appendIndexKey(kbuf[:0], prefixSubject, subject, raw.Seq)
 		if err := b.Set(kbuf, nil, nil); err != nil {
 			return kbuf, err

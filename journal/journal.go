@@ -203,6 +203,40 @@ type Stream struct {
 	rw       sync.RWMutex
 	closed   bool
 	closedCh chan struct{}
+
+	// noSubjectIndex: the stream writes no s/ keys (capture: an
+	// append-only log at 100k events/s, where the index costs a third of
+	// the compaction work); Scan by subject reads e/ and filters.
+	noSubjectIndex bool
+}
+
+// dropSubjectIndex removes the s/ keys an older version wrote into a
+// stream that no longer keeps that index: nothing reads them, and retention
+// would no longer delete them.
+func dropSubjectIndex(db *pebble.DB) error {
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: prefixSubject, UpperBound: prefixEnd(prefixSubject)})
+	if err != nil {
+		return err
+	}
+	found := it.First()
+	if err := errors.Join(it.Error(), it.Close()); err != nil || !found {
+		return err
+	}
+	return db.DeleteRange(prefixSubject, prefixEnd(prefixSubject), pebble.Sync)
+}
+
+// captureOptions tunes pebble for the capture stream: a high-rate,
+// append-only log whose e/ keys arrive in order and whose only index is by
+// kind. Larger memtables and files and a deeper L0 mean fewer, larger
+// flushes and compactions (docs/benchmarks.md, "Capture ingest").
+func captureOptions(o *pebble.Options) {
+	o.MemTableSize = 64 << 20
+	o.MemTableStopWritesThreshold = 4
+	o.L0CompactionThreshold = 8
+	o.L0StopWritesThreshold = 32
+	o.LBaseMaxBytes = 256 << 20
+	o.TargetFileSizes[0] = 16 << 20
+	o.CompactionConcurrencyRange = func() (int, int) { return 1, 2 }
 }
 
 func openStream(j *Journal, name string) (*Stream, error) {
@@ -215,11 +249,15 @@ func openStream(j *Journal, name string) (*Stream, error) {
 		return nil, fmt.Errorf("stream %s: %w", name, err)
 	}
 	log := opts.Logger.With("stream", name)
-	db, err := pebble.Open(dir, &pebble.Options{
+	popts := &pebble.Options{
 		FS:                 opts.FS,
 		Logger:             pebbleLogger{log: log.With("component", "pebble")},
 		FormatMajorVersion: pebble.FormatNewest,
-	})
+	}
+	if name == Capture {
+		captureOptions(popts)
+	}
+	db, err := pebble.Open(dir, popts)
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", name, err)
 	}
@@ -241,6 +279,7 @@ func openStream(j *Journal, name string) (*Stream, error) {
 	}
 	if name == Capture {
 		s.reserve = opts.CaptureReserve
+		s.noSubjectIndex = true
 	}
 	for _, e := range opts.Engines[name] {
 		en := e.Name()
@@ -258,6 +297,12 @@ func openStream(j *Journal, name string) (*Stream, error) {
 	if err := s.load(); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("stream %s: %w", name, err)
+	}
+	if s.noSubjectIndex {
+		if err := dropSubjectIndex(db); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("stream %s: %w", name, err)
+		}
 	}
 	st := &snapState{s: s, snap: db.NewSnapshot(), seq: s.last.seq}
 	st.refs.Store(1)

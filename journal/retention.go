@@ -122,7 +122,7 @@ func (s *Stream) planPrune(b *pebble.Batch, r *request) error {
 		if err != nil {
 			continue
 		}
-		if len(subject) > 0 {
+		if len(subject) > 0 && !s.noSubjectIndex {
 			kbuf = appendIndexKey(kbuf[:0], prefixSubject, string(subject), seq)
 			if err := b.Delete(kbuf, nil); err != nil {
 				_ = it.Close()

@@ -15,7 +15,7 @@ type Query struct {
 	// uses the kind index.
 	Kind string
 	// Subject is a glob as Kind ('*' also crosses '/'); an exact subject uses
-	// the subject history index.
+	// the subject history index, except on capture, which keeps none.
 	Subject string
 	Reverse bool
 }
@@ -196,7 +196,7 @@ func (it *Iter) init() error {
 	}
 	var err error
 	switch {
-	case it.q.Subject != "" && !isGlob(it.q.Subject):
+	case it.q.Subject != "" && !isGlob(it.q.Subject) && !it.s.noSubjectIndex:
 		it.index = indexPrefix(prefixSubject, it.q.Subject)
 	case it.q.Kind != "" && !isGlob(it.q.Kind):
 		it.index, it.byKind = indexPrefix(prefixKind, it.q.Kind), true

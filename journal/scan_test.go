@@ -17,13 +17,21 @@ type refEvent struct {
 	kind, subject string
 }
 
+// TestScanMatchesBruteForce runs on audit (with a subject index) and on
+// capture (without: an exact subject falls back to a filtered scan).
 func TestScanMatchesBruteForce(t *testing.T) {
+	for _, stream := range []string{Audit, Capture} {
+		t.Run(stream, func(t *testing.T) { scanMatchesBruteForce(t, stream) })
+	}
+}
+
+func scanMatchesBruteForce(t *testing.T, stream string) {
 	clock := newClock()
 	opts := testOptions(vfs.NewMem())
 	opts.Now = clock.Now
 	j := mustOpen(t, opts)
 	defer j.Close()
-	s := j.Stream(Audit)
+	s := j.Stream(stream)
 
 	kinds := []string{"kv.put", "kv.delete", "infra.create", "infra.drift", "kv.txn"}
 	subjects := []string{"app/db/url", "app/db/user", "app/web", "pid/1", "", "x.y"}
