@@ -106,6 +106,9 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 	if code, ok := s.runClientFile(words); ok {
 		return code
 	}
+	if code, ok := s.runCaptureRun(words); ok {
+		return code
+	}
 	words, err := withLocalChisel(words)
 	if err != nil {
 		fmt.Fprintln(stderr, "cairn:", err)

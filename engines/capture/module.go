@@ -58,6 +58,25 @@ func (m *module) Stop() error {
 func (m *module) Verbs() []engines.Verb {
 	return []engines.Verb{
 		{Spec: dsl.Spec{
+			Verb:    "capture ingest",
+			Summary: "store capture events a client observed (capture run sends them)",
+			Help: "capture ingest events=BATCH appends the events of BATCH to the capture stream, with the\n" +
+				"connection's peer as their actor, and answers once they are stored. BATCH is what\n" +
+				"`cairn capture run` sends: base64 of length-prefixed CBOR event bodies, at most 2 MiB.",
+			Options: []dsl.Option{{Name: "events", Meta: "BATCH", Help: "the encoded events"}},
+		}, Run: m.runIngest},
+		{Spec: dsl.Spec{
+			Verb:    "capture run",
+			Summary: "trace a command's syscalls into the capture stream, like strace -f",
+			Help: "capture run [where 'CEL'] -- CMD ARGS… runs CMD under ptrace in the CLI, as your user, and\n" +
+				"stores its syscalls (open, read, write, copy_file_range, close, execve, …) with evt.type,\n" +
+				"evt.res, evt.latency, fd.name, fd.type and data.bytes. Only matching events are sent.\n" +
+				"The CLI answers when the command has exited, with its exit code.\n\n" +
+				"  cairn capture run -- make -j2 test\n  cairn capture run where 'fd.type == \"file\"' -- sh -c 'cat a > b'",
+			Raw:   true,
+			Where: true,
+		}, Run: m.runRun},
+		{Spec: dsl.Spec{
 			Verb:    "capture sources",
 			Summary: "list the capture sources",
 			Help:    "capture sources answers a row {source, description, running} per source this cairn knows.",
@@ -210,4 +229,30 @@ func (m *module) runStatus(ctx context.Context, r engines.Request) error {
 		}
 	}
 	return nil
+}
+
+func (m *module) runIngest(ctx context.Context, r engines.Request) error {
+	p, err := m.pipeline()
+	if err != nil {
+		return err
+	}
+	st := r.Statement()
+	w, ok := st.Opt("events")
+	if !ok {
+		return journal.Errorf("invalid_argument", "capture ingest needs events=BATCH")
+	}
+	bodies, err := DecodeTraceBatch(w.Text)
+	if err != nil {
+		return engines.Errorf("invalid_argument", w, "%v", err)
+	}
+	if err := p.Ingest(ctx, r.Actor(), bodies); err != nil {
+		return err
+	}
+	return r.Row(map[string]any{"events": len(bodies)})
+}
+
+// runRun answers a `capture run` that reached the daemon: tracing happens
+// in the CLI, as the caller's user, never in the daemon.
+func (m *module) runRun(ctx context.Context, r engines.Request) error {
+	return journal.Errorf("failed_precondition", "capture run traces in the CLI, as your user: run it as `cairn capture run [where 'CEL'] -- CMD ARGS…`")
 }
