@@ -1,0 +1,218 @@
+package capture
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/cairnhq/cairn/journal"
+)
+
+// fakeTracee answers from maps: fds[pid][fd] is the /proc link target.
+type fakeTracee struct {
+	fds   map[int]map[int]string
+	mem   map[uint64][]byte
+	procs map[int]journal.Proc
+}
+
+func (f *fakeTracee) FDName(pid, fd int) string { return f.fds[pid][fd] }
+func (f *fakeTracee) ReadMem(pid int, addr uint64, n int) ([]byte, error) {
+	b, ok := f.mem[addr]
+	if !ok {
+		return nil, errors.New("EFAULT")
+	}
+	return b[:n], nil
+}
+func (f *fakeTracee) Proc(pid int) journal.Proc { return f.procs[pid] }
+
+func (f *fakeTracee) set(pid, fd int, name string) {
+	if f.fds[pid] == nil {
+		f.fds[pid] = map[int]string{}
+	}
+	f.fds[pid][fd] = name
+}
+
+func newFake() *fakeTracee {
+	return &fakeTracee{fds: map[int]map[int]string{}, mem: map[uint64][]byte{}, procs: map[int]journal.Proc{
+		10: {Name: "dash", PID: 10, PPID: 1, Cmdline: "sh -c cat IN > OUT"},
+		11: {Name: "cat", PID: 11, PPID: 10, Cmdline: "cat IN"},
+	}}
+}
+
+// line renders the events of one syscall compactly for comparison.
+func line(bs []*journal.Body) string {
+	var out []string
+	for _, b := range bs {
+		s := fmt.Sprintf("%s %s pid=%d res=%d lat=%d", b.Kind, b.Evt.Type, b.Proc.PID, b.Evt.Res, b.Evt.Latency)
+		if b.FD != nil {
+			s += fmt.Sprintf(" fd=%s(%s)", b.FD.Name, b.FD.Type)
+		}
+		if n, ok := b.Data["bytes"]; ok {
+			s += fmt.Sprintf(" bytes=%v/%v", n, b.Data["io_dir"])
+		}
+		out = append(out, s)
+	}
+	return strings.Join(out, "; ")
+}
+
+// TestDecodeCatRedirect decodes `sh -c 'cat IN > OUT'` as the kernel shows
+// it: the shell opens OUT and moves it to fd 1, vforks, the child execs
+// cat, which copies IN to fd 1 with copy_file_range.
+func TestDecodeCatRedirect(t *testing.T) {
+	f := newFake()
+	d := NewDecoder(f)
+	f.set(10, 1, "/dev/pts/0")
+	f.set(10, 3, "/home/ana/OUT")
+	steps := []struct {
+		s    Syscall
+		fork int // a vfork child reported after this call
+		want string
+	}{
+		{s: Syscall{PID: 10, Nr: 1, Args: [6]uint64{1}, Ret: 5, Entry: 100, Exit: 150}, want: "capture.syscall write pid=10 res=5 lat=50 fd=/dev/pts/0(file) bytes=5/w"},
+		{s: Syscall{PID: 10, Nr: 257, Args: [6]uint64{uint64(0xffffff9c)}, Ret: 3}, want: "capture.syscall openat pid=10 res=3 lat=0 fd=/home/ana/OUT(file)"},
+		{s: Syscall{PID: 10, Nr: 72, Args: [6]uint64{1, 0, 10}, Ret: 11}, want: "capture.syscall fcntl pid=10 res=11 lat=0 fd=/dev/pts/0(file)"},
+		{s: Syscall{PID: 10, Nr: 72, Args: [6]uint64{1, 3}, Ret: 0}, want: ""}, // F_GETFL
+		{s: Syscall{PID: 10, Nr: 33, Args: [6]uint64{3, 1}, Ret: 1}, want: "capture.syscall dup2 pid=10 res=1 lat=0 fd=/home/ana/OUT(file)"},
+		{s: Syscall{PID: 10, Nr: 3, Args: [6]uint64{3}}, want: "capture.syscall close pid=10 res=0 lat=0 fd=/home/ana/OUT(file)"},
+		{s: Syscall{PID: 10, Nr: 58, Ret: 11}, fork: 11, want: ""},
+		{s: Syscall{PID: 11, Nr: 59, Ret: 0}, want: "capture.exec execve pid=11 res=0 lat=0"},
+		{s: Syscall{PID: 11, Nr: 257, Ret: 3}, want: "capture.syscall openat pid=11 res=3 lat=0 fd=/home/ana/IN(file)"},
+		{s: Syscall{PID: 11, Nr: 326, Args: [6]uint64{3, 0, 1, 0, 1 << 62, 0}, Ret: 65536, Entry: 7, Exit: 9},
+			want: "capture.syscall copy_file_range pid=11 res=65536 lat=2 fd=/home/ana/IN(file) bytes=65536/r; " +
+				"capture.syscall copy_file_range pid=11 res=65536 lat=2 fd=/home/ana/OUT(file) bytes=65536/w"},
+		{s: Syscall{PID: 11, Nr: 0, Args: [6]uint64{7}, Ret: -9}, want: "capture.syscall read pid=11 res=-9 lat=0"},
+	}
+	for i, st := range steps {
+		if st.s.PID == 11 && st.s.Nr == 257 {
+			f.set(11, 3, "/home/ana/IN")
+			f.set(11, 1, "/home/ana/OUT") // the kernel's view after the exec
+		}
+		got := line(d.Decode(st.s))
+		if got != st.want {
+			t.Errorf("step %d (%s):\n got %s\nwant %s", i, SyscallName(st.s.Nr), got, st.want)
+		}
+		if st.fork != 0 {
+			c := d.Fork(10, st.fork, 0, 0)
+			if got := line([]*journal.Body{c}); got != "capture.clone clone pid=11 res=0 lat=0" || c.Proc.PPID != 10 || c.Proc.Name != "dash" {
+				t.Errorf("fork: %s %+v", got, c.Proc)
+			}
+			// The child's fd 1 comes from the parent's table (OUT).
+			if e := d.table(11)[1]; e.name != "/home/ana/OUT" {
+				t.Errorf("child fd 1 = %+v", e)
+			}
+		}
+	}
+	ex := d.ProcExit(11, 0, 5)
+	if ex.Kind != TraceExitKind || ex.Evt.Type != "procexit" || ex.Data["exit_code"] != int64(0) || ex.Proc.Name != "cat" {
+		t.Errorf("procexit: %+v %+v", ex, ex.Proc)
+	}
+	if _, ok := d.tables[11]; ok {
+		t.Error("the exited process's table is kept")
+	}
+}
+
+// TestDecodeForkSharing checks that a CLONE_FILES child shares the table,
+// a fork copies it, a thread has no clone or procexit event, and an exec
+// forgets the names (they are looked up again).
+func TestDecodeForkSharing(t *testing.T) {
+	f := newFake()
+	d := NewDecoder(f)
+	f.set(10, 4, "/a")
+	d.Decode(Syscall{PID: 10, Nr: 2, Ret: 4})
+	if b := d.Fork(10, 20, cloneFiles|cloneThread, 0); b != nil {
+		t.Errorf("a thread has a clone event: %+v", b)
+	}
+	d.Fork(10, 21, 0, 0)
+	d.Decode(Syscall{PID: 20, Nr: 3, Args: [6]uint64{4}})
+	if _, ok := d.table(10)[4]; ok {
+		t.Error("close in a CLONE_FILES thread left the parent's fd")
+	}
+	if e := d.table(21)[4]; e.name != "/a" {
+		t.Errorf("forked child lost fd 4: %+v", e)
+	}
+	if b := d.ProcExit(20, 0, 0); b != nil {
+		t.Errorf("a thread has a procexit: %+v", b)
+	}
+	f.set(21, 4, "/b")
+	d.Decode(Syscall{PID: 21, Nr: 59})
+	if e := d.lookup(21, 4); e.name != "/b" {
+		t.Errorf("after exec fd 4 = %+v, want the name from /proc", e)
+	}
+}
+
+func TestDecodePipeSocketAccept(t *testing.T) {
+	f := newFake()
+	d := NewDecoder(f)
+	f.mem[0x1000] = binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, 5), 6)
+	f.set(10, 5, "pipe:[77]")
+	if got := line(d.Decode(Syscall{PID: 10, Nr: 293, Args: [6]uint64{0x1000}})); got != "capture.syscall pipe pid=10 res=0 lat=0" {
+		t.Errorf("pipe2: %s", got)
+	}
+	if got := line(d.Decode(Syscall{PID: 10, Nr: 1, Args: [6]uint64{6}, Ret: 3})); got != "capture.syscall write pid=10 res=3 lat=0 fd=pipe:[77](pipe) bytes=3/w" {
+		t.Errorf("write to pipe: %s", got)
+	}
+	f.set(10, 7, "socket:[88]")
+	f.set(10, 8, "socket:[89]")
+	d.Decode(Syscall{PID: 10, Nr: 41, Args: [6]uint64{10}, Ret: 7})
+	if got := line(d.Decode(Syscall{PID: 10, Nr: 288, Args: [6]uint64{7}, Ret: 8})); got != "capture.syscall accept pid=10 res=8 lat=0 fd=socket:[89](ipv6)" {
+		t.Errorf("accept4: %s", got)
+	}
+	if got := line(d.Decode(Syscall{PID: 10, Nr: 45, Args: [6]uint64{8}, Ret: 100})); got != "capture.syscall recvfrom pid=10 res=100 lat=0 fd=socket:[89](ipv6) bytes=100/r" {
+		t.Errorf("recvfrom: %s", got)
+	}
+	// sendfile(out, in, …) and splice(in, off, out, …).
+	f.set(10, 9, "/srv/f")
+	got := line(d.Decode(Syscall{PID: 10, Nr: 40, Args: [6]uint64{8, 9}, Ret: 10}))
+	if got != "capture.syscall sendfile pid=10 res=10 lat=0 fd=/srv/f(file) bytes=10/r; capture.syscall sendfile pid=10 res=10 lat=0 fd=socket:[89](ipv6) bytes=10/w" {
+		t.Errorf("sendfile: %s", got)
+	}
+	if got := line(d.Decode(Syscall{PID: 10, Nr: 9})); got != "" {
+		t.Errorf("mmap is not decoded: %s", got)
+	}
+}
+
+func TestEntryFromName(t *testing.T) {
+	for name, typ := range map[string]string{
+		"/etc/passwd": "file", "pipe:[1]": "pipe", "socket:[2]": "socket",
+		"anon_inode:[eventfd]": "event", "anon_inode:inotify": "inotify", "anon_inode:bpf-map": "unknown",
+	} {
+		if e := entryFromName(name); e.typ != typ || e.name != name {
+			t.Errorf("%s: %+v, want type %s", name, e, typ)
+		}
+	}
+}
+
+func TestTraceBatch(t *testing.T) {
+	in := []*journal.Body{
+		{Kind: TraceSyscallKind, Subject: "pid/1", Evt: &journal.Evt{Type: "read", Res: 5}, Data: map[string]any{"bytes": int64(5)}},
+		{Kind: TraceExitKind, Subject: "pid/1", Data: map[string]any{"exit_code": int64(7)}},
+	}
+	s, err := EncodeTraceBatch(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := DecodeTraceBatch(s)
+	if err != nil || len(out) != 2 || out[0].Evt.Res != 5 || out[0].Data["bytes"] != int64(5) || out[1].Data["exit_code"] != int64(7) {
+		t.Fatalf("round trip: %v %+v", err, out)
+	}
+	for _, bad := range []*journal.Body{{Kind: "kv.put"}, {Kind: DropKind}, {Kind: "capture"}} {
+		s, err := EncodeTraceBatch([]*journal.Body{bad})
+		if err != nil {
+			continue // refused already
+		}
+		if _, err := DecodeTraceBatch(s); err == nil {
+			t.Errorf("kind %q accepted", bad.Kind)
+		}
+	}
+	if _, err := DecodeTraceBatch(""); err == nil {
+		t.Error("empty batch accepted")
+	}
+	if _, err := DecodeTraceBatch("!!"); err == nil {
+		t.Error("bad base64 accepted")
+	}
+	if _, err := DecodeTraceBatch("AAAA"); err == nil { // 3 bytes: a truncated length
+		t.Error("truncated batch accepted")
+	}
+}
