@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -259,6 +260,17 @@ func formatEvent(raw json.RawMessage) string {
 			Addr string `json:"addr"`
 		} `json:"actor"`
 		Data json.RawMessage `json:"data"`
+		// The sysdig objects of capture events.
+		Evt *struct {
+			Type string `json:"type"`
+		} `json:"evt"`
+		Proc *struct {
+			Name    string `json:"name"`
+			Cmdline string `json:"cmdline"`
+		} `json:"proc"`
+		FD *struct {
+			Name string `json:"name"`
+		} `json:"fd"`
 	}
 	if err := json.Unmarshal(raw, &ev); err != nil {
 		return formatCell(raw)
@@ -298,6 +310,19 @@ func formatEvent(raw json.RawMessage) string {
 		if len(who) > 0 {
 			parts = append(parts, "actor="+strings.Join(who, " "))
 		}
+	}
+	if ev.Evt != nil && ev.Evt.Type != "" {
+		parts = append(parts, "evt="+ev.Evt.Type)
+	}
+	if p := ev.Proc; p != nil && (p.Name != "" || p.Cmdline != "") {
+		cmd := p.Cmdline
+		if cmd == "" {
+			cmd = p.Name
+		}
+		parts = append(parts, "proc="+strconv.Quote(cmd))
+	}
+	if ev.FD != nil && ev.FD.Name != "" {
+		parts = append(parts, "fd="+cellEscaper.Replace(ev.FD.Name))
 	}
 	if data := formatCell(ev.Data); data != "" && data != "{}" {
 		parts = append(parts, "data="+data)
