@@ -33,13 +33,7 @@ integration: build
 
 # fuzz runs every fuzz target briefly (the corpus lives in testdata/fuzz).
 fuzz:
-	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./dsl/
-	$(GO) test -run='^$$' -fuzz='^FuzzQuote$$' -fuzztime=$(FUZZTIME) ./dsl/
-	$(GO) test -run='^$$' -fuzz='^FuzzDecodeRequest$$' -fuzztime=$(FUZZTIME) ./daemon/
-	$(GO) test -run='^$$' -fuzz='^FuzzDecodePlainEnvelope$$' -fuzztime=$(FUZZTIME) ./daemon/
-	$(GO) test -run='^$$' -fuzz='^FuzzPlainAnswer$$' -fuzztime=$(FUZZTIME) ./client/
-	$(GO) test -run='^$$' -fuzz='^FuzzWalk$$' -fuzztime=$(FUZZTIME) ./journal/filter/
-	$(GO) test -run='^$$' -fuzz='^FuzzReader$$' -fuzztime=$(FUZZTIME) ./journal/archive/
+	FUZZTIME=$(FUZZTIME) ./.ci/fuzz
 
 fuzz-long:
 	$(MAKE) fuzz FUZZTIME=5m
