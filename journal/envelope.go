@@ -1,8 +1,9 @@
 package journal
 
 import (
-	"encoding/binary"
 	"errors"
+
+	"github.com/cairnhq/cairn/journal/cborwalk"
 )
 
 var errPeek = errors.New("body is not a definite-length CBOR map")
@@ -11,97 +12,36 @@ var errPeek = errors.New("body is not a definite-length CBOR map")
 // decoding it: it walks the top-level CBOR map and skips every other value.
 // The strings alias body.
 func peekEnvelope(body []byte) (kind, subject []byte, err error) {
-	major, n, p, err := cborHead(body)
-	if err != nil || major != 5 {
+	major, _, n, i, ok := cborwalk.Head(body, 0)
+	if !ok || major != cborwalk.MajorMap {
 		return nil, nil, errPeek
 	}
 	found := 0
-	for i := uint64(0); i < n && found < 2; i++ {
-		km, kl, q, err := cborHead(p)
-		if err != nil || km != 3 || uint64(len(q)) < kl {
+	for ; n > 0 && found < 2; n-- {
+		key, next, ok := cborwalk.Text(body, i)
+		if !ok {
 			return nil, nil, errPeek
 		}
-		key := q[:kl]
-		p = q[kl:]
 		switch string(key) {
 		case "kind", "subject":
-			vm, vl, q, err := cborHead(p)
-			if err != nil || vm != 3 || uint64(len(q)) < vl {
+			v, after, ok := cborwalk.Text(body, next)
+			if !ok {
 				return nil, nil, errPeek
 			}
 			if key[0] == 'k' {
-				kind = q[:vl]
+				kind = v
 			} else {
-				subject = q[:vl]
+				subject = v
 			}
-			p = q[vl:]
+			i = after
 			found++
 		default:
-			if p, err = cborSkip(p, 0); err != nil {
-				return nil, nil, err
+			if i, ok = cborwalk.Skip(body, next); !ok {
+				return nil, nil, errPeek
 			}
 		}
 	}
 	return kind, subject, nil
-}
-
-// cborHead reads one item head: its major type and argument.
-func cborHead(p []byte) (major byte, arg uint64, rest []byte, err error) {
-	if len(p) == 0 {
-		return 0, 0, nil, errPeek
-	}
-	major, ai := p[0]>>5, p[0]&31
-	p = p[1:]
-	switch {
-	case ai < 24:
-		return major, uint64(ai), p, nil
-	case ai == 24 && len(p) >= 1:
-		return major, uint64(p[0]), p[1:], nil
-	case ai == 25 && len(p) >= 2:
-		return major, uint64(binary.BigEndian.Uint16(p)), p[2:], nil
-	case ai == 26 && len(p) >= 4:
-		return major, uint64(binary.BigEndian.Uint32(p)), p[4:], nil
-	case ai == 27 && len(p) >= 8:
-		return major, binary.BigEndian.Uint64(p), p[8:], nil
-	}
-	// Indefinite lengths never occur in deterministic encoding.
-	return 0, 0, nil, errPeek
-}
-
-// cborSkip skips one complete item.
-func cborSkip(p []byte, depth int) ([]byte, error) {
-	if depth > 64 {
-		return nil, errPeek
-	}
-	major, n, p, err := cborHead(p)
-	if err != nil {
-		return nil, err
-	}
-	switch major {
-	case 0, 1, 7: // integers, simple values and floats carry everything in the head
-		return p, nil
-	case 2, 3:
-		if uint64(len(p)) < n {
-			return nil, errPeek
-		}
-		return p[n:], nil
-	case 4, 5:
-		if major == 5 {
-			n *= 2
-		}
-		if n > uint64(len(p)) { // every item takes at least one byte
-			return nil, errPeek
-		}
-		for i := uint64(0); i < n; i++ {
-			if p, err = cborSkip(p, depth+1); err != nil {
-				return nil, err
-			}
-		}
-		return p, nil
-	case 6:
-		return cborSkip(p, depth+1)
-	}
-	return nil, errPeek
 }
 
 // globMatch reports whether s matches pattern, where '*' matches any run of

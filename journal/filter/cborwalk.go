@@ -1,9 +1,10 @@
 package filter
 
 import (
-	"encoding/binary"
 	"math"
 	"unsafe"
+
+	"github.com/cairnhq/cairn/journal/cborwalk"
 )
 
 // This file reads the stored CBOR body of an event just far enough to answer
@@ -14,110 +15,25 @@ import (
 // indefinite lengths, reserved additional info, absurd lengths — makes the
 // walker report the field as missing; it never panics, whatever the bytes.
 
-// CBOR major types.
+// CBOR major types, as package cborwalk names them.
 const (
-	majorUint   = 0
-	majorNegint = 1
-	majorBytes  = 2
-	majorText   = 3
-	majorArray  = 4
-	majorMap    = 5
-	majorTag    = 6
-	majorSimple = 7
+	majorUint   = cborwalk.MajorUint
+	majorNegint = cborwalk.MajorNegint
+	majorBytes  = cborwalk.MajorBytes
+	majorText   = cborwalk.MajorText
+	majorArray  = cborwalk.MajorArray
+	majorMap    = cborwalk.MajorMap
+	majorTag    = cborwalk.MajorTag
+	majorSimple = cborwalk.MajorSimple
 )
 
-// head decodes the head of the data item at p[i]: its major type, its
-// additional information, its argument, and the offset just past the head.
-// ok is false for a truncated head and for indefinite lengths and reserved
-// values, which a deterministic body never holds.
 func head(p []byte, i int) (major, info byte, arg uint64, next int, ok bool) {
-	if i < 0 || i >= len(p) {
-		return 0, 0, 0, 0, false
-	}
-	b := p[i]
-	major, info = b>>5, b&0x1f
-	i++
-	switch {
-	case info < 24:
-		return major, info, uint64(info), i, true
-	case info == 24:
-		if len(p)-i < 1 {
-			return 0, 0, 0, 0, false
-		}
-		return major, info, uint64(p[i]), i + 1, true
-	case info == 25:
-		if len(p)-i < 2 {
-			return 0, 0, 0, 0, false
-		}
-		return major, info, uint64(binary.BigEndian.Uint16(p[i:])), i + 2, true
-	case info == 26:
-		if len(p)-i < 4 {
-			return 0, 0, 0, 0, false
-		}
-		return major, info, uint64(binary.BigEndian.Uint32(p[i:])), i + 4, true
-	case info == 27:
-		if len(p)-i < 8 {
-			return 0, 0, 0, 0, false
-		}
-		return major, info, binary.BigEndian.Uint64(p[i:]), i + 8, true
-	default: // 28–30 reserved, 31 indefinite length or break
-		return 0, 0, 0, 0, false
-	}
+	return cborwalk.Head(p, i)
 }
 
-// skip returns the offset just past the data item at p[i]. It counts the
-// items still owed instead of recursing, so nesting costs no stack and
-// needs no depth limit; counts are checked against the bytes left, so
-// garbage cannot make it loop for long.
-func skip(p []byte, i int) (int, bool) {
-	for owed := uint64(1); owed > 0; owed-- {
-		var (
-			major byte
-			arg   uint64
-			ok    bool
-		)
-		if i < len(p) && p[i]&0x1f < 24 {
-			// The common case, inlined: a head whose argument is in the
-			// initial byte.
-			major, arg = p[i]>>5, uint64(p[i]&0x1f)
-			i++
-		} else if major, _, arg, i, ok = head(p, i); !ok {
-			return 0, false
-		}
-		rest := uint64(len(p) - i)
-		switch major {
-		case majorBytes, majorText:
-			if arg > rest {
-				return 0, false
-			}
-			i += int(arg)
-		case majorArray:
-			// Every item takes at least a byte.
-			if arg > rest {
-				return 0, false
-			}
-			owed += arg
-		case majorMap:
-			if arg > rest/2 {
-				return 0, false
-			}
-			owed += 2 * arg
-		case majorTag: // the tag number, then one item
-			owed++
-		}
-	}
-	return i, true
-}
+func skip(p []byte, i int) (int, bool) { return cborwalk.Skip(p, i) }
 
-// textAt returns the bytes of the text string at p[i] and the offset past it.
-func textAt(p []byte, i int) (s []byte, next int, ok bool) {
-	major, _, arg, next, ok := head(p, i)
-	if !ok || major != majorText || arg > uint64(len(p)-next) {
-		return nil, 0, false
-	}
-	end := next + int(arg)
-	return p[next:end], end, true
-}
+func textAt(p []byte, i int) (s []byte, next int, ok bool) { return cborwalk.Text(p, i) }
 
 // readText returns the text string at p[i]. The string aliases p: it is only
 // handed to CEL for one evaluation, during which the record is not touched,
