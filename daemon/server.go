@@ -160,7 +160,7 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 	// leases there) and stop after the last request has drained.
 	modCtx, stopModules := context.WithCancel(context.Background())
 	defer stopModules()
-	host := engines.Host{Journal: s.journal, Node: node, DataDir: cfg.DataDir}
+	host := engines.Host{Journal: s.journal, Node: node, DataDir: cfg.DataDir, Services: &engines.Services{}}
 	for i, m := range cfg.Modules {
 		host.Logger = s.log.With("engine", m.Name())
 		if err := m.Start(modCtx, host); err != nil {

@@ -53,6 +53,50 @@ type Host struct {
 	Logger  *slog.Logger
 	Node    string
 	DataDir string
+	// Services are what modules offer each other: a module provides in
+	// Start and others look up when they serve a request (never in Start,
+	// as modules start in name order).
+	Services *Services
+}
+
+// Services is a registry of what modules offer each other by name, so that
+// engines meet without importing each other: the kv module provides "kv"
+// (a KV), the infra engine's kv provider looks it up.
+type Services struct {
+	mu sync.RWMutex
+	m  map[string]any
+}
+
+// Provide makes v known as name, replacing an earlier one.
+func (s *Services) Provide(name string, v any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[string]any{}
+	}
+	s.m[name] = v
+}
+
+// Lookup returns what was provided as name, or nil.
+func (s *Services) Lookup(name string) any {
+	if s == nil {
+		return nil
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.m[name]
+}
+
+// KV is the service the kv module provides as "kv": single-key writes and
+// reads of cairn's key-value store, each write one journal event with the
+// given actor.
+type KV interface {
+	// Put writes key=value and returns the revision.
+	Put(ctx context.Context, actor journal.Actor, key, value []byte) (rev int64, err error)
+	// Get reads key now.
+	Get(ctx context.Context, key []byte) (value []byte, found bool, err error)
+	// Delete deletes key and says whether it existed.
+	Delete(ctx context.Context, actor journal.Actor, key []byte) (deleted bool, err error)
 }
 
 // Module is an engine as the daemon sees it.

@@ -64,6 +64,9 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 	if err := m.store.Start(ctx, h.Journal); err != nil {
 		return err
 	}
+	if h.Services != nil {
+		h.Services.Provide(Name, service{m.store})
+	}
 	if m.etcdAddr == "" || m.etcdAddr == "off" {
 		return nil
 	}
