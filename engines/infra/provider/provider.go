@@ -237,3 +237,11 @@ func (e *Error) Unwrap() error { return e.Err }
 type Unsupported struct{ Reason string }
 
 func (e *Unsupported) Error() string { return "unsupported here: " + e.Reason }
+
+// Normalizer is implemented by a resource type whose attributes have
+// several spellings of one reality (an owner "root" reads back as
+// "root:root"): the engine normalizes known configured values before it
+// compares them with what Read returns, so a plan stays empty.
+type Normalizer interface {
+	Normalize(v Values) Values
+}
