@@ -199,7 +199,7 @@ func (s *session) exec(stmt string) (interrupted bool, err error) {
 		}
 	}()
 
-	out := newPrinter(s.stdout, s.json)
+	out := newPrinter(s.stdout, s.json).withLines(s.stderr)
 	var flush <-chan time.Time
 	for {
 		select {

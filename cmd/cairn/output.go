@@ -33,16 +33,33 @@ type printer struct {
 	rows      [][]string     // rows not printed yet, one cell per column
 	widths    []int          // column widths once streaming
 	streaming bool           // rows are printed on arrival
+	// lines is where "line" answers go: w, except in json mode, where the
+	// text goes to stderr so that stdout stays one JSON value per line.
+	lines   io.Writer
+	sawLine bool // a line was answered: rows then leave out nested values the text told
 }
 
 func newPrinter(w io.Writer, jsonMode bool) *printer {
-	return &printer{w: w, json: jsonMode, colIndex: map[string]int{}}
+	return &printer{w: w, lines: w, json: jsonMode, colIndex: map[string]int{}}
+}
+
+// withLines sends line answers to lw in json mode.
+func (p *printer) withLines(lw io.Writer) *printer {
+	if p.json {
+		p.lines = lw
+	}
+	return p
 }
 
 // add renders or records one answer.
 func (p *printer) add(a client.Answer) error {
 	switch {
 	case a.HasLine:
+		p.sawLine = true
+		if p.lines != p.w {
+			_, err := io.WriteString(p.lines, a.Line+"\n")
+			return err
+		}
 		return p.writeLine(a.Line)
 	case p.json && a.Row != nil:
 		return p.writeJSON(a.Row)
@@ -150,6 +167,9 @@ func (p *printer) cells(row json.RawMessage) []string {
 	}
 	cells := make([]string, len(p.cols))
 	for _, f := range fields {
+		if p.sawLine && len(f.raw) > 0 && (f.raw[0] == '[' || f.raw[0] == '{') {
+			continue // a narrative answer (infra plan): the text showed it; -o json has it
+		}
 		i, known := p.colIndex[f.key]
 		if !known {
 			i = len(p.cols)

@@ -1,0 +1,458 @@
+package infra
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cairnhq/cairn/engines/infra/config"
+	"github.com/cairnhq/cairn/engines/infra/provider"
+	"github.com/cairnhq/cairn/journal"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// committer appends infra events to the audit stream.
+type committer func(ctx context.Context, req *commitReq) ([]journal.Committed, error)
+
+// applier carries out one plan.
+type applier struct {
+	plan        *Plan
+	ss          *sessions
+	commit      committer
+	actor       journal.Actor
+	node        string
+	parallelism int
+	say         func(string)
+	planSeq     int64
+
+	mu        sync.Mutex
+	added     int
+	changed   int
+	destroyed int
+	failures  []string
+}
+
+// step is one unit of an apply: create or update (or read) an instance,
+// delete one, or evaluate a local.
+type step struct {
+	key    string
+	deps   []*step
+	done   chan struct{}
+	failed bool // set before done closes
+	run    func(ctx context.Context) error
+	what   string // the address shown when it fails
+}
+
+func (a *applier) body(kind, addr string, data map[string]any) *journal.Body {
+	if data == nil {
+		data = map[string]any{}
+	}
+	data["workspace"] = a.plan.Workspace
+	if addr != "" {
+		data["addr"] = addr
+	}
+	return &journal.Body{Kind: kind, Subject: subject(a.plan.Workspace, addr), Node: a.node, Actor: a.actor, Data: data}
+}
+
+func (a *applier) record(ctx context.Context, b *journal.Body) error {
+	_, err := a.commit(ctx, &commitReq{ws: a.plan.Workspace, bodies: []*journal.Body{b}})
+	return err
+}
+
+// run applies the plan: the intent first, then every step in dependency
+// order, independent ones in parallel, each completed change committed as
+// it happens; then the outputs.
+func (a *applier) run(ctx context.Context) error {
+	p := a.plan
+	var changes []any
+	for _, c := range p.Changes {
+		if c.Action != NoOp {
+			changes = append(changes, map[string]any{"addr": c.Addr, "action": string(c.Action)})
+		}
+	}
+	intent := a.body(KindIntent, "", map[string]any{
+		"plan": a.planSeq, "dir": p.Dir, "changes": changes,
+		"summary": map[string]any{"add": int64(p.Summary.Add), "change": int64(p.Summary.Change), "destroy": int64(p.Summary.Destroy)},
+	})
+	if _, err := a.commit(ctx, &commitReq{ws: p.Workspace, check: true, expectSeq: p.StateSeq, bodies: []*journal.Body{intent}}); err != nil {
+		return err
+	}
+	var typs []string
+	for _, c := range p.Changes {
+		typs = append(typs, c.Type)
+	}
+	if err := a.ss.open(typs); err != nil {
+		return err
+	}
+	steps := a.steps()
+	sem := make(chan struct{}, max(a.parallelism, 1))
+	var wg sync.WaitGroup
+	for _, s := range steps {
+		wg.Add(1)
+		go func(s *step) {
+			defer wg.Done()
+			defer close(s.done)
+			for _, d := range s.deps {
+				<-d.done
+				if d.failed {
+					s.failed = true
+					return
+				}
+			}
+			if ctx.Err() != nil {
+				s.failed = true
+				return
+			}
+			sem <- struct{}{}
+			err := s.run(ctx)
+			<-sem
+			if err != nil {
+				s.failed = true
+				a.mu.Lock()
+				a.failures = append(a.failures, fmt.Sprintf("%s: %v", s.what, err))
+				a.mu.Unlock()
+				a.say(fmt.Sprintf("Error: %s: %v", s.what, err))
+			}
+		}(s)
+	}
+	wg.Wait()
+
+	outputs := map[string]any{}
+	if len(a.failures) == 0 {
+		for _, n := range p.order {
+			if n.out == nil {
+				continue
+			}
+			v, d := n.out.Expr.Value(p.eval.context(n.deps, nil))
+			if d.HasErrors() {
+				a.failures = append(a.failures, config.Format(d))
+				continue
+			}
+			uv, _ := v.UnmarkDeep()
+			if !uv.IsWhollyKnown() {
+				continue
+			}
+			outputs[n.out.Name] = outputValue(uv, n.out.Sensitive)
+		}
+	}
+	sort.Strings(a.failures)
+	data := map[string]any{
+		"plan": a.planSeq, "dir": p.Dir, "added": int64(a.added), "changed": int64(a.changed), "destroyed": int64(a.destroyed),
+	}
+	if len(a.failures) == 0 {
+		data["outputs"] = outputs
+	} else {
+		data["error"] = strings.Join(a.failures, "; ")
+	}
+	if err := a.record(context.WithoutCancel(ctx), a.body(KindApply, "", data)); err != nil {
+		return err
+	}
+	if len(a.failures) > 0 {
+		return journal.Errorf("failed_precondition", "apply failed after %d added, %d changed, %d destroyed (each recorded): %s; fix it and apply again",
+			a.added, a.changed, a.destroyed, strings.Join(a.failures, "; "))
+	}
+	return nil
+}
+
+// steps builds the apply's steps with their dependencies.
+func (a *applier) steps() []*step {
+	p := a.plan
+	var all []*step
+	newStep := func(key, what string, run func(context.Context) error) *step {
+		s := &step{key: key, what: what, done: make(chan struct{}), run: run}
+		all = append(all, s)
+		return s
+	}
+	byDep := map[string][]*step{}  // config address -> its apply steps
+	applyOf := map[string]*step{}  // instance address -> its create/update step
+	deleteOf := map[string]*step{} // instance address -> its delete step
+	changeOf := map[string]*Change{}
+	for _, c := range p.Changes {
+		changeOf[c.Addr] = c
+		switch c.Action {
+		case Delete, Replace, ReplaceCBD:
+			c := c
+			deleteOf[c.Addr] = newStep("d:"+c.Addr, c.Addr, func(ctx context.Context) error { return a.destroy(ctx, c) })
+		}
+		if c.Action == NoOp && c.prior != nil && c.actual == nil && c.node == nil {
+			c := c
+			deleteOf[c.Addr] = newStep("f:"+c.Addr, c.Addr, func(ctx context.Context) error {
+				return a.record(ctx, a.body(KindForget, c.Addr, map[string]any{"before": c.prior.toMap(), "reason": "gone outside cairn"}))
+			})
+		}
+	}
+	for _, n := range p.order {
+		switch {
+		case n.local != nil:
+			n := n
+			s := newStep("l:"+n.addr, n.addr, func(ctx context.Context) error {
+				v, d := n.local.Expr.Value(p.eval.context(n.deps, nil))
+				if d.HasErrors() {
+					return diagErr(d)
+				}
+				p.eval.setLocal(n.local.Name, v)
+				return nil
+			})
+			byDep[n.addr] = append(byDep[n.addr], s)
+		case n.res != nil:
+			byDep[n.addr] = nil
+		}
+	}
+	for _, c := range p.Changes {
+		if c.node == nil || c.Action == Delete {
+			continue
+		}
+		c := c
+		s := newStep("a:"+c.Addr, c.Addr, func(ctx context.Context) error { return a.apply(ctx, c) })
+		applyOf[c.Addr] = s
+		byDep[c.resAddr] = append(byDep[c.resAddr], s)
+	}
+	// Dependencies.
+	for _, n := range p.order {
+		if n.local == nil {
+			continue
+		}
+		for _, s := range byDep[n.addr] {
+			for _, d := range n.deps {
+				s.deps = append(s.deps, byDep[d]...)
+			}
+		}
+	}
+	for addr, s := range applyOf {
+		c := changeOf[addr]
+		for _, d := range c.node.deps {
+			s.deps = append(s.deps, byDep[d]...)
+		}
+		if c.Action == Replace {
+			s.deps = append(s.deps, deleteOf[addr])
+		}
+	}
+	for addr, s := range deleteOf {
+		c := changeOf[addr]
+		if c.Action == ReplaceCBD {
+			s.deps = append(s.deps, applyOf[addr])
+		}
+		// An object is deleted only after everything being deleted that
+		// depends on it.
+		for other, ds := range deleteOf {
+			if other == addr {
+				continue
+			}
+			oc := changeOf[other]
+			deps := oc.deps
+			if oc.prior != nil && len(oc.prior.Deps) > 0 {
+				deps = oc.prior.Deps
+			}
+			for _, d := range deps {
+				if d == c.resAddr {
+					s.deps = append(s.deps, ds)
+				}
+			}
+		}
+	}
+	return all
+}
+
+func (a *applier) say2(format string, args ...any) { a.say(fmt.Sprintf(format, args...)) }
+
+// planned returns the values to create or update an instance with.
+func planned(sch *provider.Schema, cv *configValues, actual provider.Values, lc config.Lifecycle) provider.Values {
+	out := provider.Values{}
+	for name, at := range sch.Attributes {
+		ignored := actual != nil && (contains(lc.IgnoreChanges, "all") || contains(lc.IgnoreChanges, name))
+		switch {
+		case ignored:
+			out[name] = actual[name]
+		case cv.set[name]:
+			out[name] = cv.vals[name]
+		case at.Computed && actual != nil:
+			out[name] = actual[name]
+		}
+	}
+	return out
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// stateOf builds the state record of an instance from what the provider
+// answered.
+func stateOf(c *Change, id string, sch *provider.Schema, got provider.Values, cv *configValues) *ResourceState {
+	rs := &ResourceState{Addr: c.Addr, Type: c.Type, ID: id, Attrs: map[string]any{}, Deps: c.deps}
+	for _, name := range sch.Names() {
+		at := sch.Attributes[name]
+		v := got[name]
+		sens := at.Sensitive || cv.sensitive[name]
+		if sens {
+			rs.Sensitive = append(rs.Sensitive, name)
+			if v != nil {
+				v = digest(v)
+			}
+		}
+		if v != nil {
+			rs.Attrs[name] = v
+		}
+		if cv.set[name] && !contains(c.lc.IgnoreChanges, "all") && !contains(c.lc.IgnoreChanges, name) {
+			rs.Config = append(rs.Config, name)
+		}
+	}
+	return rs
+}
+
+// redacted is a state record as events show it (sensitive attributes are
+// digests already).
+func (a *applier) apply(ctx context.Context, c *Change) error {
+	p := a.plan
+	n := c.node
+	if c.Mode == "data" {
+		cv, d := p.eval.instanceConfig(n, &c.inst)
+		if d.HasErrors() {
+			return diagErr(d)
+		}
+		a.say2("%s: Reading...", c.Addr)
+		v, err := p.readData(ctx, a.ss, n, dataType(n.res.Type), cv)
+		if err != nil {
+			return err
+		}
+		p.eval.setInstance(n.addr, c.inst.key, v)
+		a.say2("%s: Read complete", c.Addr)
+		return nil
+	}
+	rt := resourceType(c.Type)
+	sch := rt.Schema()
+	cv, d := p.eval.instanceConfig(n, &c.inst)
+	if d.HasErrors() {
+		return diagErr(d)
+	}
+	if len(cv.unknown) > 0 {
+		var names []string
+		for k := range cv.unknown {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		return fmt.Errorf("%s still unknown after what it depends on was applied", strings.Join(names, ", "))
+	}
+	for name, v := range c.cfg.vals {
+		if !equal(v, cv.vals[name]) {
+			return fmt.Errorf("attribute %s was %s in the plan but is %s now; run infra plan again", name, display(v), display(cv.vals[name]))
+		}
+	}
+	sensitive := func(attr string) bool { return cv.sensitive[attr] || sch.Attributes[attr].Sensitive }
+	s, err := a.ss.get(c.Type)
+	if err != nil {
+		return err
+	}
+	switch c.Action {
+	case NoOp:
+		if c.actual != nil {
+			p.eval.setInstance(n.addr, c.inst.key, objectValue(sch, ctyValues(sch, c.actual, sensitive), cty.StringVal(c.prior.ID)))
+		}
+		return nil
+	case Create, Replace, ReplaceCBD:
+		want := planned(sch, cv, nil, c.lc)
+		id, err := rt.ID(want)
+		if err != nil {
+			return err
+		}
+		a.say2("%s: Creating...", c.Addr)
+		start := time.Now()
+		got, err := rt.Create(ctx, s, want)
+		if err != nil {
+			return err
+		}
+		rs := stateOf(c, id, sch, got, cv)
+		var before any
+		if c.Action == Create && c.prior != nil {
+			before = c.prior.toMap()
+		}
+		if err := a.record(ctx, a.body(KindCreate, c.Addr, map[string]any{"type": c.Type, "id": id, "before": before, "after": rs.toMap(), "dir": p.Dir})); err != nil {
+			return err
+		}
+		p.eval.setInstance(n.addr, c.inst.key, objectValue(sch, ctyValues(sch, got, sensitive), cty.StringVal(id)))
+		a.mu.Lock()
+		a.added++
+		a.mu.Unlock()
+		a.say2("%s: Creation complete after %s [id=%s]", c.Addr, since(start), id)
+		return nil
+	case Update:
+		want := planned(sch, cv, c.actual, c.lc)
+		a.say2("%s: Modifying... [id=%s]", c.Addr, c.prior.ID)
+		start := time.Now()
+		got, err := rt.Update(ctx, s, c.prior.ID, c.actual, want)
+		if err != nil {
+			return err
+		}
+		rs := stateOf(c, c.prior.ID, sch, got, cv)
+		beforeRS := stateOf(c, c.prior.ID, sch, c.actual, cv)
+		if err := a.record(ctx, a.body(KindUpdate, c.Addr, map[string]any{"type": c.Type, "id": c.prior.ID, "before": beforeRS.toMap(), "after": rs.toMap(), "dir": p.Dir})); err != nil {
+			return err
+		}
+		p.eval.setInstance(n.addr, c.inst.key, objectValue(sch, ctyValues(sch, got, sensitive), cty.StringVal(c.prior.ID)))
+		a.mu.Lock()
+		a.changed++
+		a.mu.Unlock()
+		a.say2("%s: Modifications complete after %s [id=%s]", c.Addr, since(start), c.prior.ID)
+		return nil
+	}
+	return nil
+}
+
+func (a *applier) destroy(ctx context.Context, c *Change) error {
+	rt := resourceType(c.Type)
+	if rt == nil {
+		return fmt.Errorf("no provider offers type %q", c.Type)
+	}
+	s, err := a.ss.get(c.Type)
+	if err != nil {
+		return err
+	}
+	a.say2("%s: Destroying... [id=%s]", c.Addr, c.prior.ID)
+	start := time.Now()
+	if c.actual != nil {
+		if err := rt.Delete(ctx, s, c.prior.ID, c.actual); err != nil {
+			return err
+		}
+	}
+	before := c.prior
+	if c.actual != nil {
+		b := *c.prior
+		b.Attrs = map[string]any{}
+		for k, v := range c.actual {
+			if c.prior.sensitive(k) && v != nil {
+				v = digest(v)
+			}
+			if v != nil {
+				b.Attrs[k] = v
+			}
+		}
+		before = &b
+	}
+	if err := a.record(ctx, a.body(KindDelete, c.Addr, map[string]any{"type": c.Type, "id": c.prior.ID, "before": before.toMap(), "after": nil})); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.destroyed++
+	a.mu.Unlock()
+	a.say2("%s: Destruction complete after %s", c.Addr, since(start))
+	return nil
+}
+
+func since(t time.Time) string {
+	d := time.Since(t)
+	if d < time.Second {
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(100 * time.Millisecond).String()
+}
+
+var errNotApplied = errors.New("not applied")

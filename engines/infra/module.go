@@ -1,0 +1,125 @@
+package infra
+
+import (
+	"context"
+	"flag"
+	"log/slog"
+	"sync"
+
+	"github.com/cairnhq/cairn/engines"
+	"github.com/cairnhq/cairn/engines/infra/provider"
+	"github.com/cairnhq/cairn/journal"
+
+	// The providers linked in: each registers itself from init.
+	_ "github.com/cairnhq/cairn/engines/infra/providers/file"
+	_ "github.com/cairnhq/cairn/engines/infra/providers/kv"
+	// NETPROVIDER _ "github.com/cairnhq/cairn/engines/infra/providers/net"
+)
+
+func init() {
+	engines.Register(Name, func() engines.Module { return newModule() })
+}
+
+// module is the infra engine as the daemon runs it.
+type module struct {
+	audit    *journal.Stream
+	log      *slog.Logger
+	node     string
+	services *engines.Services
+	noDrift  bool
+
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex // per workspace: applies are serialized
+	plans *planCache
+	drift *driftWatcher
+}
+
+var _ engines.Module = (*module)(nil)
+
+func newModule() *module {
+	return &module{locks: map[string]*sync.Mutex{}, plans: newPlanCache(64), log: slog.Default()}
+}
+
+func (m *module) Name() string { return Name }
+
+func (m *module) Flags(fs *flag.FlagSet) {
+	fs.BoolVar(&m.noDrift, "infra-no-drift", false, "do not watch managed objects for drift")
+}
+
+func (m *module) Engines() map[string][]journal.Engine {
+	return map[string][]journal.Engine{journal.Audit: {engine{}}}
+}
+
+func (m *module) Verbs() []engines.Verb { return m.verbs() }
+
+func (m *module) Start(ctx context.Context, h engines.Host) error {
+	m.audit = h.Journal.Stream(journal.Audit)
+	if h.Logger != nil {
+		m.log = h.Logger.With("engine", Name)
+	}
+	m.node = h.Node
+	m.services = h.Services
+	if !m.noDrift {
+		m.drift = newDriftWatcher(ctx, m)
+		m.drift.resubscribe()
+	}
+	return nil
+}
+
+func (m *module) Stop() error {
+	if m.drift != nil {
+		m.drift.stop()
+	}
+	return nil
+}
+
+// lock returns the workspace's apply lock.
+func (m *module) lock(ws string) *sync.Mutex {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l := m.locks[ws]
+	if l == nil {
+		l = &sync.Mutex{}
+		m.locks[ws] = l
+	}
+	return l
+}
+
+func (m *module) commit(ctx context.Context, req *commitReq) ([]journal.Committed, error) {
+	c, _, err := m.audit.Propose(ctx, Name, req)
+	return c, err
+}
+
+func (m *module) env(actor journal.Actor) provider.Env {
+	return provider.Env{Actor: actor, Services: m.services}
+}
+
+// planCache keeps recent plans in memory: a plan holds variable values,
+// sensitive ones included, so it is never written anywhere.
+type planCache struct {
+	mu    sync.Mutex
+	max   int
+	order []int64
+	m     map[int64]*Plan
+}
+
+func newPlanCache(n int) *planCache { return &planCache{max: n, m: map[int64]*Plan{}} }
+
+func (c *planCache) put(p *Plan) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m[p.ID] = p
+	c.order = append(c.order, p.ID)
+	for len(c.order) > c.max {
+		delete(c.m, c.order[0])
+		c.order = c.order[1:]
+	}
+}
+
+func (c *planCache) take(id int64) *Plan {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.m[id]
+	delete(c.m, id)
+	return p
+}

@@ -1,0 +1,738 @@
+package infra
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/cairnhq/cairn/engines/infra/config"
+	"github.com/cairnhq/cairn/engines/infra/provider"
+	"github.com/cairnhq/cairn/journal"
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// Action is what a plan does to one instance.
+type Action string
+
+const (
+	NoOp       Action = "no-op"
+	Create     Action = "create"
+	Update     Action = "update"
+	Delete     Action = "delete"
+	Replace    Action = "replace"          // delete, then create (-/+)
+	ReplaceCBD Action = "replace-cbd"      // create, then delete (+/-)
+	Read       Action = "read"             // a data source read during apply (<=)
+	readNow    Action = "read-during-plan" // a data source read while planning
+)
+
+// AttrChange is one attribute's change in a plan.
+type AttrChange struct {
+	Name      string `json:"name"`
+	Before    any    `json:"before"`
+	After     any    `json:"after"`
+	Unknown   bool   `json:"unknown,omitempty"` // after is known only after apply
+	ForceNew  bool   `json:"forces_replacement,omitempty"`
+	Sensitive bool   `json:"sensitive,omitempty"`
+	Changed   bool   `json:"changed"`
+}
+
+// Change is one instance's entry of a plan.
+type Change struct {
+	Addr    string       `json:"addr"`
+	Type    string       `json:"type"`
+	Name    string       `json:"name"`
+	Mode    string       `json:"mode"` // managed or data
+	Action  Action       `json:"action"`
+	Reason  string       `json:"reason,omitempty"`
+	ID      string       `json:"id,omitempty"` // the object's id in state, for update/delete/replace
+	Attrs   []AttrChange `json:"attributes,omitempty"`
+	resAddr string
+	node    *node
+	inst    instance
+	prior   *ResourceState
+	actual  provider.Values // as refreshed; nil when missing
+	cfg     *configValues
+	deps    []string // resource addresses (TYPE.NAME) it depends on
+	lc      config.Lifecycle
+}
+
+// Outside is an attribute that changed outside cairn since the last apply.
+type Outside struct {
+	Addr      string `json:"addr"`
+	Attribute string `json:"attribute,omitempty"` // empty: the object is gone
+	Before    any    `json:"before"`
+	After     any    `json:"after"`
+}
+
+// Summary counts a plan's changes as Terraform does.
+type Summary struct {
+	Add     int `json:"add"`
+	Change  int `json:"change"`
+	Destroy int `json:"destroy"`
+}
+
+// Plan is a plan: what an apply would do.
+type Plan struct {
+	ID        int64          `json:"id"` // the seq of its infra.plan event
+	Workspace string         `json:"workspace"`
+	Dir       string         `json:"dir"`
+	Destroy   bool           `json:"destroy,omitempty"`
+	Summary   Summary        `json:"summary"`
+	Changes   []*Change      `json:"changes"`
+	Outside   []Outside      `json:"changed_outside,omitempty"`
+	Outputs   map[string]any `json:"outputs,omitempty"`
+	Unknown   []string       `json:"outputs_unknown,omitempty"`
+	StateSeq  int64          `json:"state_seq"`
+	Reality   string         `json:"reality"` // digest of what refresh read
+	Targets   []string       `json:"targets,omitempty"`
+	Warnings  []string       `json:"warnings,omitempty"`
+	inputs    config.Inputs
+	cfg       *config.Config
+	order     []*node
+	eval      *evaluator
+	stateRes  map[string]*ResourceState
+	sensOut   map[string]bool
+}
+
+// Empty reports whether the plan changes nothing.
+func (p *Plan) Empty() bool { return p.Summary == Summary{} }
+
+// planRequest is what plan (and apply without a saved plan) start from.
+type planRequest struct {
+	ws       string
+	dir      string
+	inputs   config.Inputs
+	targets  []string
+	replace  []string
+	destroy  bool
+	env      provider.Env
+	state    map[string]*ResourceState
+	stateSeq int64
+}
+
+// diagError is HCL diagnostics as an error, rendered file:line:col.
+type diagError struct{ diags hcl.Diagnostics }
+
+func (e *diagError) Error() string { return config.Format(e.diags) }
+
+func diagErr(d hcl.Diagnostics) error {
+	var errs hcl.Diagnostics
+	for _, x := range d {
+		if x.Severity == hcl.DiagError {
+			errs = append(errs, x)
+		}
+	}
+	return &diagError{errs}
+}
+
+// sessions opens one provider session per provider on demand.
+type sessions struct {
+	env provider.Env
+	ctx context.Context
+	m   map[string]provider.Session
+}
+
+func newSessions(ctx context.Context, env provider.Env) *sessions {
+	return &sessions{env: env, ctx: ctx, m: map[string]provider.Session{}}
+}
+
+func (s *sessions) get(typ string) (provider.Session, error) {
+	p := providerOf(typ)
+	if p == nil {
+		return nil, fmt.Errorf("no provider offers type %q", typ)
+	}
+	if ss, ok := s.m[p.Name()]; ok {
+		return ss, nil
+	}
+	ss, err := p.Open(s.ctx, s.env)
+	if err != nil {
+		return nil, fmt.Errorf("provider %s: %w", p.Name(), err)
+	}
+	s.m[p.Name()] = ss
+	return ss, nil
+}
+
+// open opens the sessions of every provider used by the given types now,
+// so that get is then safe to call from many goroutines.
+func (s *sessions) open(typs []string) error {
+	for _, t := range typs {
+		if _, err := s.get(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *sessions) close() {
+	for _, ss := range s.m {
+		_ = ss.Close()
+	}
+}
+
+// refresh reads every object of state from reality, in one session per
+// provider.
+func refresh(ctx context.Context, ss *sessions, state map[string]*ResourceState) (map[string]provider.Values, error) {
+	out := make(map[string]provider.Values, len(state))
+	addrs := make([]string, 0, len(state))
+	for a := range state {
+		addrs = append(addrs, a)
+	}
+	sort.Strings(addrs)
+	for _, a := range addrs {
+		rs := state[a]
+		rt := resourceType(rs.Type)
+		if rt == nil {
+			return nil, fmt.Errorf("%s: state holds type %q, which no provider of this cairn offers", a, rs.Type)
+		}
+		s, err := ss.get(rs.Type)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", a, err)
+		}
+		v, found, err := rt.Read(ctx, s, rs.ID)
+		if err != nil {
+			return nil, fmt.Errorf("refresh %s (%s): %w", a, rs.ID, err)
+		}
+		if found {
+			out[a] = v
+		}
+	}
+	return out, nil
+}
+
+// realityDigest condenses what refresh read, so a saved plan can tell
+// whether reality moved.
+func realityDigest(state map[string]*ResourceState, actual map[string]provider.Values) string {
+	addrs := make([]string, 0, len(state))
+	for a := range state {
+		addrs = append(addrs, a)
+	}
+	sort.Strings(addrs)
+	h := sha256.New()
+	for _, a := range addrs {
+		rs := state[a]
+		v := actual[a]
+		m := map[string]any{}
+		for k, x := range v {
+			if rs.sensitive(k) {
+				x = digest(x)
+			}
+			m[k] = x
+		}
+		b, _ := json.Marshal(m)
+		fmt.Fprintf(h, "%s\x00%t\x00%s\x00", a, v != nil, b)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+// makePlan loads, evaluates and diffs a configuration against state and
+// reality.
+func makePlan(ctx context.Context, req planRequest) (*Plan, error) {
+	cfg, diags := config.Load(req.dir)
+	if diags.HasErrors() {
+		return nil, diagErr(diags)
+	}
+	vars, diags := cfg.VariableValues(req.inputs)
+	if diags.HasErrors() {
+		return nil, diagErr(diags)
+	}
+	order, diags := buildGraph(cfg)
+	if diags.HasErrors() {
+		return nil, diagErr(diags)
+	}
+	p := &Plan{
+		Workspace: req.ws, Dir: req.dir, Destroy: req.destroy, StateSeq: req.stateSeq, Targets: req.targets,
+		inputs: req.inputs, cfg: cfg, order: order, eval: newEvaluator(cfg, vars), stateRes: req.state,
+		Outputs: map[string]any{}, sensOut: map[string]bool{},
+	}
+	ss := newSessions(ctx, req.env)
+	defer ss.close()
+	actual, err := refresh(ctx, ss, req.state)
+	if err != nil {
+		return nil, err
+	}
+	p.Reality = realityDigest(req.state, actual)
+	p.Outside = outside(req.state, actual)
+
+	replace := map[string]bool{}
+	for _, r := range req.replace {
+		replace[r] = true
+	}
+	inConfig := map[string]bool{}
+	for _, n := range order {
+		switch {
+		case n.local != nil:
+			v, d := n.local.Expr.Value(p.eval.context(n.deps, nil))
+			if d.HasErrors() {
+				return nil, diagErr(d)
+			}
+			p.eval.setLocal(n.local.Name, v)
+		case n.out != nil:
+			v, d := n.out.Expr.Value(p.eval.context(n.deps, nil))
+			if d.HasErrors() {
+				return nil, diagErr(d)
+			}
+			uv, marks := v.UnmarkDeep()
+			_, sens := marks[config.Sensitive]
+			if sens && !n.out.Sensitive {
+				return nil, diagErr(hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Output refers to sensitive values",
+					Detail: fmt.Sprintf("Output %q shows a sensitive value; add sensitive = true to the output block to confirm it may be stored (redacted).", n.out.Name), Subject: n.out.Range.Ptr()}})
+			}
+			if !uv.IsWhollyKnown() {
+				p.Unknown = append(p.Unknown, n.out.Name)
+				continue
+			}
+			p.sensOut[n.out.Name] = n.out.Sensitive
+			p.Outputs[n.out.Name] = outputValue(uv, n.out.Sensitive)
+		case n.res != nil && n.res.Mode == config.Data:
+			if err := p.planData(ctx, ss, n); err != nil {
+				return nil, err
+			}
+		case n.res != nil:
+			insts, d := p.eval.expand(n)
+			if d.HasErrors() {
+				return nil, diagErr(d)
+			}
+			for _, in := range insts {
+				inConfig[in.addr] = true
+				c, err := p.planInstance(n, in, req.state[in.addr], actual[in.addr], replace[in.addr] || replace[n.addr], req.destroy)
+				if err != nil {
+					return nil, err
+				}
+				p.Changes = append(p.Changes, c)
+			}
+		}
+	}
+	// What state holds and the configuration no longer declares.
+	var orphans []string
+	for a := range req.state {
+		if !inConfig[a] {
+			orphans = append(orphans, a)
+		}
+	}
+	sort.Strings(orphans)
+	for _, a := range orphans {
+		rs := req.state[a]
+		c := &Change{Addr: a, Type: rs.Type, Name: nameOf(a), Mode: "managed", Action: Delete, Reason: "not in the configuration", ID: rs.ID, prior: rs, actual: actual[a], deps: rs.Deps, resAddr: resAddrOf(a)}
+		if actual[a] == nil {
+			c.Action, c.Reason = NoOp, "not in the configuration and already gone"
+		}
+		if req.destroy {
+			c.Reason = ""
+		}
+		c.Attrs = deleteAttrs(rs, actual[a])
+		p.Changes = append(p.Changes, c)
+	}
+	if err := p.applyTargets(req.targets); err != nil {
+		return nil, err
+	}
+	for _, c := range p.Changes {
+		if (c.Action == Delete || c.Action == Replace || c.Action == ReplaceCBD) && c.lc.PreventDestroy {
+			what := "destroy"
+			if c.Action != Delete {
+				what = "replace"
+			}
+			return nil, journal.Errorf("failed_precondition",
+				"%s has lifecycle.prevent_destroy set, but the plan would %s it; remove prevent_destroy from its lifecycle block if this is intended, or change the configuration so it is kept", c.Addr, what)
+		}
+		switch c.Action {
+		case Create:
+			p.Summary.Add++
+		case Update:
+			p.Summary.Change++
+		case Delete:
+			p.Summary.Destroy++
+		case Replace, ReplaceCBD:
+			p.Summary.Add++
+			p.Summary.Destroy++
+		}
+	}
+	sort.SliceStable(p.Changes, func(i, j int) bool { return p.Changes[i].Addr < p.Changes[j].Addr })
+	return p, nil
+}
+
+func outputValue(v cty.Value, sensitive bool) any {
+	if sensitive {
+		return "(sensitive value)"
+	}
+	b, err := ctyJSON(v)
+	if err != nil {
+		return v.GoString()
+	}
+	var x any
+	_ = json.Unmarshal(b, &x)
+	return x
+}
+
+// nameOf returns NAME of TYPE.NAME[key].
+func nameOf(addr string) string {
+	a := resAddrOf(addr)
+	if i := strings.LastIndexByte(a, '.'); i >= 0 {
+		return a[i+1:]
+	}
+	return a
+}
+
+// resAddrOf cuts an instance key off an address.
+func resAddrOf(addr string) string {
+	if i := strings.IndexByte(addr, '['); i >= 0 {
+		return addr[:i]
+	}
+	return addr
+}
+
+func outside(state map[string]*ResourceState, actual map[string]provider.Values) []Outside {
+	var out []Outside
+	for a, rs := range state {
+		v, ok := actual[a]
+		if !ok {
+			out = append(out, Outside{Addr: a})
+			continue
+		}
+		for _, attr := range rs.Config {
+			want := rs.Attrs[attr]
+			got := v[attr]
+			if rs.sensitive(attr) {
+				if digest(got) != want {
+					out = append(out, Outside{Addr: a, Attribute: attr, Before: "(sensitive value)", After: "(sensitive value)"})
+				}
+				continue
+			}
+			if !equal(want, got) {
+				out = append(out, Outside{Addr: a, Attribute: attr, Before: want, After: got})
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Addr != out[j].Addr {
+			return out[i].Addr < out[j].Addr
+		}
+		return out[i].Attribute < out[j].Attribute
+	})
+	return out
+}
+
+func deleteAttrs(rs *ResourceState, actual provider.Values) []AttrChange {
+	var out []AttrChange
+	names := make([]string, 0, len(rs.Attrs))
+	for n := range rs.Attrs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		before := rs.Attrs[n]
+		if actual != nil && !rs.sensitive(n) {
+			before = actual[n]
+		}
+		if before == nil {
+			continue
+		}
+		out = append(out, AttrChange{Name: n, Before: before, Changed: true, Sensitive: rs.sensitive(n)})
+	}
+	return out
+}
+
+func (p *Plan) planData(ctx context.Context, ss *sessions, n *node) error {
+	dt := dataType(n.res.Type)
+	insts, d := p.eval.expand(n)
+	if d.HasErrors() {
+		return diagErr(d)
+	}
+	for _, in := range insts {
+		cv, d := p.eval.instanceConfig(n, &in)
+		if d.HasErrors() {
+			return diagErr(d)
+		}
+		if len(cv.unknown) > 0 {
+			// Read during apply, once its arguments are known.
+			vals := map[string]cty.Value{}
+			for name, a := range n.sch.Attributes {
+				if v, ok := cv.cty[name]; ok && !a.Computed {
+					vals[name] = v
+				} else {
+					vals[name] = cty.UnknownVal(ctyType(a.Type))
+				}
+			}
+			p.eval.setInstance(n.addr, in.key, objectValue(n.sch, vals, cty.UnknownVal(cty.String)))
+			p.Changes = append(p.Changes, &Change{Addr: in.addr, Type: n.res.Type, Name: n.res.Name, Mode: "data", Action: Read,
+				Reason: "its arguments are known only after apply", node: n, inst: in, cfg: cv, deps: resDeps(n.deps), resAddr: n.addr})
+			continue
+		}
+		v, err := p.readData(ctx, ss, n, dt, cv)
+		if err != nil {
+			return fmt.Errorf("%s: %w", in.addr, err)
+		}
+		p.eval.setInstance(n.addr, in.key, v)
+	}
+	return nil
+}
+
+func (p *Plan) readData(ctx context.Context, ss *sessions, n *node, dt provider.DataSource, cv *configValues) (cty.Value, error) {
+	s, err := ss.get(n.res.Type)
+	if err != nil {
+		return cty.NilVal, err
+	}
+	got, err := dt.Read(ctx, s, cv.vals)
+	if err != nil {
+		return cty.NilVal, err
+	}
+	for k, v := range cv.vals {
+		if _, ok := got[k]; !ok {
+			got[k] = v
+		}
+	}
+	vals := ctyValues(n.sch, got, func(a string) bool { return cv.sensitive[a] || n.sch.Attributes[a].Sensitive })
+	return objectValue(n.sch, vals, cty.StringVal(n.res.Type)), nil
+}
+
+// resDeps keeps the resource and data source addresses of refs.
+func resDeps(refs []string) []string {
+	var out []string
+	for _, r := range refs {
+		if strings.HasPrefix(r, "var.") || strings.HasPrefix(r, "local.") {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// transitiveDeps returns n's resource dependencies, through locals.
+func (p *Plan) transitiveDeps(n *node) []string {
+	byAddr := map[string]*node{}
+	for _, x := range p.order {
+		byAddr[x.addr] = x
+	}
+	seen := map[string]bool{}
+	var out []string
+	var walk func(refs []string)
+	walk = func(refs []string) {
+		for _, r := range refs {
+			if seen[r] {
+				continue
+			}
+			seen[r] = true
+			switch {
+			case strings.HasPrefix(r, "var."):
+			case strings.HasPrefix(r, "local."):
+				if x := byAddr[r]; x != nil {
+					walk(x.deps)
+				}
+			default:
+				out = append(out, r)
+			}
+		}
+	}
+	walk(n.deps)
+	sort.Strings(out)
+	return out
+}
+
+func (p *Plan) planInstance(n *node, in instance, prior *ResourceState, actual provider.Values, forceReplace, destroy bool) (*Change, error) {
+	rt := resourceType(n.res.Type)
+	cv, d := p.eval.instanceConfig(n, &in)
+	if d.HasErrors() {
+		return nil, diagErr(d)
+	}
+	c := &Change{Addr: in.addr, Type: n.res.Type, Name: n.res.Name, Mode: "managed", node: n, inst: in, cfg: cv, prior: prior, actual: actual,
+		deps: p.transitiveDeps(n), lc: n.res.Lifecycle, resAddr: n.addr}
+	known := map[string]bool{}
+	for k := range cv.set {
+		known[k] = true
+	}
+	if err := rt.Validate(cv.vals, known); err != nil {
+		return nil, diagErr(hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid " + n.res.Type, Detail: err.Error(), Subject: n.res.Range.Ptr()}})
+	}
+	id := cty.UnknownVal(cty.String)
+	newID := ""
+	if len(cv.unknown) == 0 {
+		s, err := rt.ID(cv.vals)
+		if err != nil {
+			return nil, diagErr(hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid " + n.res.Type, Detail: err.Error(), Subject: n.res.Range.Ptr()}})
+		}
+		newID = s
+	}
+	if prior != nil {
+		c.ID = prior.ID
+	}
+	ignored := func(attr string) bool {
+		return slices.Contains(c.lc.IgnoreChanges, "all") || slices.Contains(c.lc.IgnoreChanges, attr)
+	}
+	sensitive := func(attr string) bool { return cv.sensitive[attr] || n.sch.Attributes[attr].Sensitive }
+	vals := map[string]cty.Value{}
+
+	switch {
+	case destroy:
+		if prior == nil {
+			c.Action = NoOp
+		} else if actual == nil {
+			c.Action = NoOp
+		} else {
+			c.Action = Delete
+			c.Attrs = deleteAttrs(prior, actual)
+		}
+		// Values stay as they are, for outputs and references.
+		if actual != nil {
+			vals = ctyValues(n.sch, actual, sensitive)
+			id = cty.StringVal(prior.ID)
+		} else {
+			for name, a := range n.sch.Attributes {
+				vals[name] = cty.UnknownVal(ctyType(a.Type))
+			}
+		}
+		p.eval.setInstance(n.addr, in.key, objectValue(n.sch, vals, id))
+		return c, nil
+	case prior == nil || actual == nil:
+		c.Action = Create
+		if prior != nil {
+			c.Reason = "it was deleted outside cairn"
+		}
+	default:
+		c.Action = NoOp
+		if newID != "" && newID != prior.ID {
+			c.Action = Replace
+			c.Reason = fmt.Sprintf("its id changes from %s to %s", prior.ID, newID)
+		}
+	}
+	for _, name := range n.sch.Names() {
+		a := n.sch.Attributes[name]
+		ac := AttrChange{Name: name, Sensitive: sensitive(name)}
+		if c.Action != Create {
+			ac.Before = actual[name]
+		}
+		switch {
+		case cv.unknown[name]:
+			ac.Unknown, ac.Changed = true, true
+			vals[name] = cv.cty[name]
+		case cv.set[name]:
+			ac.After = cv.vals[name]
+			vals[name] = toCty(cv.vals[name], a.Type)
+			if c.Action != Create {
+				ac.Changed = !equal(ac.Before, ac.After)
+			} else {
+				ac.Changed = true
+			}
+		case a.Computed:
+			if c.Action == Create {
+				ac.Unknown, ac.Changed = true, true
+				vals[name] = cty.UnknownVal(ctyType(a.Type))
+			} else {
+				ac.After = ac.Before
+				vals[name] = toCty(ac.Before, a.Type)
+			}
+		default: // not set, not computed: null
+			vals[name] = cty.NullVal(ctyType(a.Type))
+			if c.Action != Create {
+				ac.Changed = ac.Before != nil
+			}
+		}
+		if sensitive(name) && vals[name] != cty.NilVal {
+			vals[name] = vals[name].Mark(config.Sensitive)
+		}
+		if c.Action != Create && ac.Changed && ignored(name) {
+			ac.Changed, ac.After, ac.Unknown = false, ac.Before, false
+			vals[name] = toCty(ac.Before, a.Type)
+		}
+		if ac.Changed && a.ForceNew && c.Action != Create {
+			ac.ForceNew = true
+		}
+		if ac.Before == nil && ac.After == nil && !ac.Unknown {
+			continue
+		}
+		c.Attrs = append(c.Attrs, ac)
+	}
+	if c.Action == NoOp || c.Action == Replace {
+		for _, ac := range c.Attrs {
+			if !ac.Changed {
+				continue
+			}
+			if ac.ForceNew {
+				c.Action = Replace
+			} else if c.Action == NoOp {
+				c.Action = Update
+			}
+		}
+	}
+	if forceReplace && prior != nil && actual != nil {
+		c.Action, c.Reason = Replace, "replacement was requested (replace=)"
+	}
+	if c.Action == Replace && c.lc.CreateBeforeDestroy {
+		c.Action = ReplaceCBD
+	}
+	if c.Action == Update {
+		// What only the provider computes may change with the update.
+		for i, ac := range c.Attrs {
+			if a := n.sch.Attributes[ac.Name]; a.Computed && !a.Optional && !a.Required {
+				c.Attrs[i].Unknown, c.Attrs[i].Changed = true, true
+				vals[ac.Name] = cty.UnknownVal(ctyType(a.Type))
+			}
+		}
+	}
+	switch c.Action {
+	case NoOp, Update:
+		id = cty.StringVal(prior.ID)
+	default:
+		if newID != "" {
+			id = cty.StringVal(newID)
+		}
+		if c.Action != Create {
+			// Computed values of a replaced object are new.
+			for name, a := range n.sch.Attributes {
+				if a.Computed && !cv.set[name] {
+					vals[name] = cty.UnknownVal(ctyType(a.Type))
+				}
+			}
+		}
+	}
+	p.eval.setInstance(n.addr, in.key, objectValue(n.sch, vals, id))
+	return c, nil
+}
+
+// applyTargets keeps only the changes of the targeted instances and what
+// they depend on (as terraform -target does).
+func (p *Plan) applyTargets(targets []string) error {
+	if len(targets) == 0 {
+		return nil
+	}
+	keep := map[string]bool{}
+	byRes := map[string][]*Change{}
+	for _, c := range p.Changes {
+		byRes[c.resAddr] = append(byRes[c.resAddr], c)
+	}
+	var visit func(c *Change)
+	visit = func(c *Change) {
+		if keep[c.Addr] {
+			return
+		}
+		keep[c.Addr] = true
+		for _, d := range c.deps {
+			for _, x := range byRes[d] {
+				visit(x)
+			}
+		}
+	}
+	for _, t := range targets {
+		found := false
+		for _, c := range p.Changes {
+			if c.Addr == t || c.resAddr == t {
+				visit(c)
+				found = true
+			}
+		}
+		if !found {
+			return journal.Errorf("invalid_argument", "target=%s matches no resource of the configuration or state", t)
+		}
+	}
+	for _, c := range p.Changes {
+		if !keep[c.Addr] && c.Action != NoOp {
+			c.Action, c.Reason = NoOp, "not targeted"
+		}
+	}
+	p.Warnings = append(p.Warnings, "Resource targeting is in effect: this plan may not include every change the configuration asks for.")
+	return nil
+}

@@ -1,0 +1,189 @@
+package infra
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// symbols are Terraform's action symbols.
+var symbols = map[Action]string{
+	Create: "+", Update: "~", Delete: "-", Replace: "-/+", ReplaceCBD: "+/-", Read: "<=",
+}
+
+var headlines = map[Action]string{
+	Create:     "will be created",
+	Update:     "will be updated in-place",
+	Delete:     "will be destroyed",
+	Replace:    "must be replaced",
+	ReplaceCBD: "must be replaced",
+	Read:       "will be read during apply",
+}
+
+// render writes a plan as Terraform prints one.
+func render(p *Plan) []string {
+	var out []string
+	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
+	if len(p.Outside) > 0 {
+		add("Note: Objects have changed outside of cairn")
+		add("")
+		add("cairn detected the following changes made outside of cairn since the last apply:")
+		last := ""
+		for _, o := range p.Outside {
+			if o.Addr != last {
+				add("")
+				if o.Attribute == "" {
+					add("  # %s has been deleted", o.Addr)
+					last = o.Addr
+					continue
+				}
+				add("  # %s has changed", o.Addr)
+				last = o.Addr
+			}
+			if o.Attribute != "" {
+				add("    ~ %s = %s -> %s", o.Attribute, display(o.Before), display(o.After))
+			}
+		}
+		add("")
+	}
+	var acts []*Change
+	for _, c := range p.Changes {
+		if c.Action != NoOp {
+			acts = append(acts, c)
+		}
+	}
+	if len(acts) == 0 {
+		add("No changes. Your infrastructure matches the configuration.")
+		if p.Destroy {
+			out[len(out)-1] = "No changes. No objects need to be destroyed."
+		}
+		return append(out, renderOutputs(p)...)
+	}
+	add("cairn will perform the following actions:")
+	for _, c := range acts {
+		add("")
+		head := headlines[c.Action]
+		if c.Reason != "" && c.Action != Replace && c.Action != ReplaceCBD {
+			head += " (because " + c.Reason + ")"
+		}
+		add("  # %s %s", c.Addr, head)
+		if (c.Action == Replace || c.Action == ReplaceCBD) && c.Reason != "" {
+			add("  # (because %s)", c.Reason)
+		}
+		sym := symbols[c.Action]
+		block := "resource"
+		if c.Mode == "data" {
+			block = "data"
+		}
+		add("%s %s %q %q {", pad(sym), block, c.Type, c.Name)
+		width := 0
+		for _, ac := range c.Attrs {
+			width = max(width, len(ac.Name))
+		}
+		if c.Action != Delete {
+			width = max(width, 2)
+		}
+		if c.Action == Create || c.Action == Replace || c.Action == ReplaceCBD {
+			v := "(known after apply)"
+			if c.Action == Create && c.ID != "" {
+				v = fmt.Sprintf("%q", c.ID)
+			}
+			if c.Action != Create {
+				add("      ~ %-*s = %q -> (known after apply)", width, "id", c.ID)
+			} else {
+				add("      + %-*s = %s", width, "id", v)
+			}
+		} else if c.Action == Update {
+			add("        %-*s = %q", width, "id", c.ID)
+		}
+		for _, ac := range c.Attrs {
+			add("%s", attrLine(c.Action, ac, width))
+		}
+		add("    }")
+	}
+	add("")
+	add("Plan: %d to add, %d to change, %d to destroy.", p.Summary.Add, p.Summary.Change, p.Summary.Destroy)
+	out = append(out, renderOutputs(p)...)
+	for _, w := range p.Warnings {
+		add("")
+		add("Warning: %s", w)
+	}
+	return out
+}
+
+func pad(sym string) string {
+	switch len(sym) {
+	case 1:
+		return "  " + sym
+	case 2:
+		return " " + sym
+	}
+	return sym
+}
+
+func value(ac AttrChange, after bool) string {
+	if ac.Sensitive {
+		return "(sensitive value)"
+	}
+	if after {
+		if ac.Unknown {
+			return "(known after apply)"
+		}
+		return display(ac.After)
+	}
+	return display(ac.Before)
+}
+
+func attrLine(act Action, ac AttrChange, width int) string {
+	name := fmt.Sprintf("%-*s", width, ac.Name)
+	switch act {
+	case Create, Read:
+		return fmt.Sprintf("      + %s = %s", name, value(ac, true))
+	case Delete:
+		return fmt.Sprintf("      - %s = %s -> null", name, value(ac, false))
+	}
+	if !ac.Changed {
+		return fmt.Sprintf("        %s = %s", name, value(ac, false))
+	}
+	suffix := ""
+	if ac.ForceNew {
+		suffix = " # forces replacement"
+	}
+	switch {
+	case ac.Before == nil:
+		return fmt.Sprintf("      + %s = %s%s", name, value(ac, true), suffix)
+	case ac.After == nil && !ac.Unknown:
+		return fmt.Sprintf("      - %s = %s -> null%s", name, value(ac, false), suffix)
+	}
+	return fmt.Sprintf("      ~ %s = %s -> %s%s", name, value(ac, false), value(ac, true), suffix)
+}
+
+func renderOutputs(p *Plan) []string {
+	if len(p.Outputs) == 0 && len(p.Unknown) == 0 {
+		return nil
+	}
+	var out []string
+	out = append(out, "", "Outputs:")
+	names := make([]string, 0, len(p.Outputs)+len(p.Unknown))
+	for n := range p.Outputs {
+		names = append(names, n)
+	}
+	names = append(names, p.Unknown...)
+	sort.Strings(names)
+	for _, n := range names {
+		v, ok := p.Outputs[n]
+		s := "(known after apply)"
+		if ok {
+			s = outputText(v)
+		}
+		out = append(out, fmt.Sprintf("  %s = %s", n, s))
+	}
+	return out
+}
+
+func outputText(v any) string {
+	if s, ok := v.(string); ok && s == "(sensitive value)" {
+		return s
+	}
+	return strings.TrimSpace(display(v))
+}

@@ -1,0 +1,184 @@
+package infra
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"slices"
+
+	"github.com/cairnhq/cairn/engines/infra/provider"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
+)
+
+// ctyType is the cty type of a provider attribute type.
+func ctyType(t provider.Type) cty.Type {
+	switch t {
+	case provider.Number:
+		return cty.Number
+	case provider.Bool:
+		return cty.Bool
+	case provider.StringList:
+		return cty.List(cty.String)
+	}
+	return cty.String
+}
+
+// toGo converts a known, unmarked cty value to the provider's Go value of
+// type t; null becomes nil.
+func toGo(v cty.Value, t provider.Type) (any, error) {
+	v, err := convert.Convert(v, ctyType(t))
+	if err != nil {
+		return nil, err
+	}
+	if v.IsNull() {
+		return nil, nil
+	}
+	switch t {
+	case provider.Number:
+		bf := v.AsBigFloat()
+		i, acc := bf.Int64()
+		if acc != big.Exact {
+			return nil, fmt.Errorf("a whole number is required, not %s", bf.Text('f', -1))
+		}
+		return i, nil
+	case provider.Bool:
+		return v.True(), nil
+	case provider.StringList:
+		out := []string{}
+		for it := v.ElementIterator(); it.Next(); {
+			_, e := it.Element()
+			if e.IsNull() {
+				return nil, fmt.Errorf("list elements must not be null")
+			}
+			out = append(out, e.AsString())
+		}
+		return out, nil
+	}
+	return v.AsString(), nil
+}
+
+// toCty converts a provider Go value of type t to cty.
+func toCty(x any, t provider.Type) cty.Value {
+	if x == nil {
+		return cty.NullVal(ctyType(t))
+	}
+	switch t {
+	case provider.Number:
+		if n, ok := asInt(x); ok {
+			return cty.NumberIntVal(n)
+		}
+	case provider.Bool:
+		if b, ok := x.(bool); ok {
+			return cty.BoolVal(b)
+		}
+	case provider.StringList:
+		l := asList(x)
+		if len(l) == 0 {
+			return cty.ListValEmpty(cty.String)
+		}
+		vals := make([]cty.Value, len(l))
+		for i, s := range l {
+			vals[i] = cty.StringVal(s)
+		}
+		return cty.ListVal(vals)
+	default:
+		if s, ok := x.(string); ok {
+			return cty.StringVal(s)
+		}
+	}
+	return cty.NullVal(ctyType(t))
+}
+
+func asInt(x any) (int64, bool) {
+	switch n := x.(type) {
+	case int64:
+		return n, true
+	case int:
+		return int64(n), true
+	case uint64:
+		return int64(n), true
+	case float64:
+		return int64(n), float64(int64(n)) == n
+	case json.Number:
+		i, err := n.Int64()
+		return i, err == nil
+	}
+	return 0, false
+}
+
+func asList(x any) []string {
+	switch l := x.(type) {
+	case []string:
+		return l
+	case []any:
+		out := make([]string, 0, len(l))
+		for _, e := range l {
+			s, _ := e.(string)
+			out = append(out, s)
+		}
+		return out
+	}
+	return nil
+}
+
+// normalize returns x as the Go type of t (after a JSON or CBOR round
+// trip numbers and lists come back as other types).
+func normalize(x any, t provider.Type) any {
+	if x == nil {
+		return nil
+	}
+	switch t {
+	case provider.Number:
+		if n, ok := asInt(x); ok {
+			return n
+		}
+	case provider.StringList:
+		return asList(x)
+	}
+	return x
+}
+
+// equal compares two provider values.
+func equal(a, b any) bool {
+	la, aok := a.([]string)
+	lb, bok := b.([]string)
+	if aok || bok {
+		return slices.Equal(la, lb) && (la == nil) == (lb == nil) || len(la) == 0 && len(lb) == 0
+	}
+	if na, ok := asInt(a); ok {
+		nb, ok := asInt(b)
+		return ok && na == nb
+	}
+	return a == b
+}
+
+// digest is how a sensitive value is kept in state and events: its
+// SHA-256, never the value.
+func digest(x any) string {
+	b, _ := json.Marshal(x)
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// display renders a value as the plan shows it.
+func display(x any) string {
+	switch v := x.(type) {
+	case nil:
+		return "null"
+	case string:
+		b, _ := json.Marshal(v)
+		return string(b)
+	case []string:
+		b, _ := json.Marshal(v)
+		return string(b)
+	}
+	return fmt.Sprint(x)
+}
+
+func convertCty(v cty.Value, ty cty.Type) (cty.Value, error) { return convert.Convert(v, ty) }
+
+func ctyJSON(v cty.Value) ([]byte, error) { return ctyjson.Marshal(v, v.Type()) }
