@@ -140,7 +140,7 @@ func TestSavedPlanIsRefusedOnceRealityMoved(t *testing.T) {
 
 	writeConfig(t, cfg, files(root, 1, "v2"))
 	var row planRow
-	json.Unmarshal(e.ok("infra plan "+cfg).rows[0], &row)
+	json.Unmarshal(e.ok("infra plan " + cfg).rows[0], &row)
 	if err := os.WriteFile(filepath.Join(root, "f0"), []byte("by hand"), 0o644); err != nil {
 		t.Fatal(err)
 	}
