@@ -121,6 +121,7 @@ type diagError struct{ diags hcl.Diagnostics }
 
 func (e *diagError) Error() string { return config.Format(e.diags) }
 
+// diagErr keeps the errors of d as an invalid_argument error.
 func diagErr(d hcl.Diagnostics) error {
 	var errs hcl.Diagnostics
 	for _, x := range d {
@@ -128,7 +129,7 @@ func diagErr(d hcl.Diagnostics) error {
 			errs = append(errs, x)
 		}
 	}
-	return &diagError{errs}
+	return &journal.CodeError{Code: "invalid_argument", Msg: (&diagError{errs}).Error()}
 }
 
 // sessions opens one provider session per provider on demand.
@@ -667,7 +668,7 @@ func (p *Plan) planInstance(n *node, in instance, prior *ResourceState, actual p
 	if c.Action == Update {
 		// What only the provider computes may change with the update.
 		for i, ac := range c.Attrs {
-			if a := n.sch.Attributes[ac.Name]; a.Computed && !a.Optional && !a.Required {
+			if a := n.sch.Attributes[ac.Name]; a.UpdateComputes {
 				c.Attrs[i].Unknown, c.Attrs[i].Changed = true, true
 				vals[ac.Name] = cty.UnknownVal(ctyType(a.Type))
 			}

@@ -255,7 +255,7 @@ type planRow struct {
 }
 
 func (p *Plan) row() planRow {
-	var changes []*Change
+	changes := []*Change{}
 	for _, c := range p.Changes {
 		if c.Action != NoOp {
 			changes = append(changes, c)

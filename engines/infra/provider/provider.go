@@ -52,14 +52,17 @@ func (t Type) String() string {
 // replacement"). Sensitive: its value is never shown or journaled, only a
 // digest of it.
 type Attribute struct {
-	Type        Type
-	Required    bool
-	Optional    bool
-	Computed    bool
-	ForceNew    bool
-	Sensitive   bool
-	Default     any // the value when the configuration leaves it out (not for Computed)
-	Description string
+	Type      Type
+	Required  bool
+	Optional  bool
+	Computed  bool
+	ForceNew  bool
+	Sensitive bool
+	// UpdateComputes marks a computed attribute an in-place update may
+	// change (a file's sha256): a plan shows it as known after apply.
+	UpdateComputes bool
+	Default        any // the value when the configuration leaves it out (not for Computed)
+	Description    string
 }
 
 // Schema describes a resource or data source type.

@@ -37,7 +37,7 @@ func (fileResource) Schema() *provider.Schema {
 			"content": {Type: provider.String, Optional: true, Default: "", Description: "The file's content."},
 			"mode":    {Type: provider.String, Optional: true, Default: defaultFileMode, Description: "Permission bits as four octal digits."},
 			"owner":   {Type: provider.String, Optional: true, Computed: true, Description: "\"user\", \"user:group\" or \"uid:gid\"; read back as \"user:group\"."},
-			"sha256":  {Type: provider.String, Computed: true, Description: "The SHA-256 of the content, in hex."},
+			"sha256":  {Type: provider.String, Computed: true, UpdateComputes: true, Description: "The SHA-256 of the content, in hex."},
 		},
 	}
 }
