@@ -224,6 +224,9 @@ func (m *module) request(r engines.Request, destroy bool) (planRequest, error) {
 	if err != nil {
 		return planRequest{}, err
 	}
+	if err := checkReadable(r.Actor(), dir, in.Files); err != nil {
+		return planRequest{}, err
+	}
 	sn := m.audit.Snapshot()
 	defer sn.Close()
 	rd := stateReader{sn}
@@ -465,6 +468,9 @@ func (m *module) runValidate(ctx context.Context, r engines.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := checkReadable(r.Actor(), dir, nil); err != nil {
+		return err
+	}
 	cfg, diags := config.Load(dir)
 	if diags.HasErrors() {
 		return diagErr(diags)
@@ -479,6 +485,9 @@ func (m *module) runGraph(ctx context.Context, r engines.Request) error {
 	st := r.Statement()
 	dir, err := resolveDir(r, st.Args["PATH"])
 	if err != nil {
+		return err
+	}
+	if err := checkReadable(r.Actor(), dir, nil); err != nil {
 		return err
 	}
 	cfg, diags := config.Load(dir)

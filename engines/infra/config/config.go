@@ -131,16 +131,23 @@ var lifecycleSchema = &hcl.BodySchema{
 // Load reads every *.hcl file of dir (sorted by name) into one
 // configuration. The diagnostics carry file:line:col.
 func Load(dir string) (*Config, hcl.Diagnostics) {
-	names, err := filepath.Glob(filepath.Join(dir, "*.hcl"))
-	if err != nil {
-		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read configuration", Detail: err.Error()}}
-	}
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		detail := fmt.Sprintf("%s is not a directory", dir)
 		if err != nil {
 			detail = err.Error()
 		}
 		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read configuration", Detail: detail + "; give the directory that holds the *.hcl files"}}
+	}
+	// Not filepath.Glob: the directory's own name may hold glob characters.
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read configuration", Detail: err.Error()}}
+	}
+	var names []string
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".hcl") && !e.IsDir() {
+			names = append(names, filepath.Join(dir, e.Name()))
+		}
 	}
 	if len(names) == 0 {
 		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "No configuration files",
@@ -154,7 +161,16 @@ func Load(dir string) (*Config, hcl.Diagnostics) {
 	}
 	var diags hcl.Diagnostics
 	for _, name := range names {
-		f, d := p.ParseHCLFile(name)
+		src, err := os.ReadFile(name)
+		if err != nil {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot read configuration", Detail: err.Error()})
+			continue
+		}
+		if d := CheckNumbers(src, name); d.HasErrors() {
+			diags = append(diags, d...)
+			continue
+		}
+		f, d := p.ParseHCL(src, name)
 		diags = append(diags, d...)
 		if f == nil {
 			continue
@@ -180,6 +196,10 @@ func Parse(dir string, files map[string]string) (*Config, hcl.Diagnostics) {
 	sort.Strings(names)
 	var diags hcl.Diagnostics
 	for _, name := range names {
+		if d := CheckNumbers([]byte(files[name]), name); d.HasErrors() {
+			diags = append(diags, d...)
+			continue
+		}
 		f, d := p.ParseHCL([]byte(files[name]), name)
 		diags = append(diags, d...)
 		if f == nil {
@@ -202,7 +222,13 @@ func (c *Config) addFile(f *hcl.File) hcl.Diagnostics {
 		case "locals":
 			attrs, d := b.Body.JustAttributes()
 			diags = append(diags, d...)
-			for name, a := range attrs {
+			names := make([]string, 0, len(attrs))
+			for name := range attrs {
+				names = append(names, name)
+			}
+			sort.Strings(names)
+			for _, name := range names {
+				a := attrs[name]
 				if prev, dup := c.Locals[name]; dup {
 					diags = append(diags, duplicate("local value", name, a.NameRange, prev.Range))
 					continue
@@ -231,6 +257,11 @@ func (c *Config) addResource(b *hcl.Block) hcl.Diagnostics {
 		r.Mode = Data
 	}
 	var diags hcl.Diagnostics
+	if !hclsyntaxValidIdent(r.Type) || strings.Contains(r.Type, "-") {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid resource type",
+			Detail: "A type must start with a letter or underscore and may contain only letters, digits and underscores.", Subject: b.LabelRanges[0].Ptr()})
+		return diags
+	}
 	if !hclsyntaxValidIdent(r.Name) {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid resource name",
 			Detail: "A name must start with a letter or underscore and may contain only letters, digits, underscores and dashes.", Subject: b.LabelRanges[1].Ptr()})

@@ -25,7 +25,7 @@ func Functions() map[string]function.Function {
 		"chunklist":       stdlib.ChunklistFunc,
 		"cidrhost":        cidr.HostFunc,
 		"cidrnetmask":     cidr.NetmaskFunc,
-		"cidrsubnet":      cidr.SubnetFunc,
+		"cidrsubnet":      cidrSubnetFunc,
 		"cidrsubnets":     cidr.SubnetsFunc,
 		"coalesce":        stdlib.CoalesceFunc,
 		"coalescelist":    stdlib.CoalesceListFunc,
@@ -46,7 +46,7 @@ func Functions() map[string]function.Function {
 		"jsondecode":      stdlib.JSONDecodeFunc,
 		"jsonencode":      stdlib.JSONEncodeFunc,
 		"keys":            stdlib.KeysFunc,
-		"length":          stdlib.LengthFunc,
+		"length":          lengthFunc,
 		"log":             stdlib.LogFunc,
 		"lookup":          stdlib.LookupFunc,
 		"lower":           stdlib.LowerFunc,
@@ -93,3 +93,52 @@ func Functions() map[string]function.Function {
 		"zipmap":          stdlib.ZipmapFunc,
 	}
 }
+
+// lengthFunc is Terraform's length: of a string (in characters), a
+// collection, a tuple or an object.
+var lengthFunc = function.New(&function.Spec{
+	Params: []function.Parameter{{Name: "value", Type: cty.DynamicPseudoType, AllowDynamicType: true, AllowUnknown: true, AllowMarked: true}},
+	Type: func(args []cty.Value) (cty.Type, error) {
+		ty := args[0].Type()
+		switch {
+		case ty == cty.String, ty.IsCollectionType(), ty.IsTupleType(), ty.IsObjectType(), ty == cty.DynamicPseudoType:
+			return cty.Number, nil
+		}
+		return cty.NilType, function.NewArgErrorf(0, "argument must be a string, a collection type, or a structural type")
+	},
+	RefineResult: func(b *cty.RefinementBuilder) *cty.RefinementBuilder { return b.NotNull() },
+	Impl: func(args []cty.Value, retType cty.Type) (cty.Value, error) {
+		v, marks := args[0].Unmark()
+		ty := v.Type()
+		switch {
+		case v.IsNull():
+			return cty.NilVal, function.NewArgErrorf(0, "argument must not be null")
+		case ty == cty.String:
+			if !v.IsKnown() {
+				return cty.UnknownVal(cty.Number).WithMarks(marks), nil
+			}
+			n, err := stdlib.Strlen(v)
+			return n.WithMarks(marks), err
+		case ty.IsTupleType():
+			return cty.NumberIntVal(int64(ty.Length())).WithMarks(marks), nil
+		case ty.IsObjectType():
+			return cty.NumberIntVal(int64(len(ty.AttributeTypes()))).WithMarks(marks), nil
+		case !v.IsKnown():
+			return cty.UnknownVal(cty.Number).WithMarks(marks), nil
+		}
+		return v.Length().WithMarks(marks), nil
+	},
+})
+
+// cidrSubnetFunc is cidrsubnet with Terraform's check that newbits is not
+// negative (go-cty-funcs' misses it and answers nonsense).
+var cidrSubnetFunc = function.New(&function.Spec{
+	Params: cidr.SubnetFunc.Params(),
+	Type:   function.StaticReturnType(cty.String),
+	Impl: func(args []cty.Value, retType cty.Type) (cty.Value, error) {
+		if nb := args[1]; nb.IsKnown() && !nb.IsNull() && nb.LessThan(cty.Zero).True() {
+			return cty.UnknownVal(cty.String), function.NewArgErrorf(1, "newbits must not be negative")
+		}
+		return cidr.SubnetFunc.Call(args)
+	},
+})

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"os"
 	"sort"
 
 	"github.com/hashicorp/hcl/v2"
@@ -42,7 +43,16 @@ func (c *Config) VariableValues(in Inputs) (map[string]cty.Value, hcl.Diagnostic
 	givenAt := map[string]hcl.Range{}
 	p := hclparse.NewParser()
 	for _, name := range in.Files {
-		f, d := p.ParseHCLFile(name)
+		src, err := os.ReadFile(name)
+		if err != nil {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot read var-file", Detail: err.Error()})
+			continue
+		}
+		if d := CheckNumbers(src, name); d.HasErrors() {
+			diags = append(diags, d...)
+			continue
+		}
+		f, d := p.ParseHCL(src, name)
 		diags = append(diags, d...)
 		if f == nil {
 			continue
@@ -81,6 +91,10 @@ func (c *Config) VariableValues(in Inputs) (map[string]cty.Value, hcl.Diagnostic
 			continue
 		}
 		// As terraform -var: a value of another type is an HCL expression.
+		if d := CheckNumbers([]byte(raw), "var."+n); d.HasErrors() {
+			diags = append(diags, d...)
+			continue
+		}
 		expr, d := hclsyntax.ParseExpression([]byte(raw), "var."+n, hcl.InitialPos)
 		diags = append(diags, d...)
 		if d.HasErrors() {
@@ -93,7 +107,13 @@ func (c *Config) VariableValues(in Inputs) (map[string]cty.Value, hcl.Diagnostic
 		}
 	}
 	out := make(map[string]cty.Value, len(c.Variables))
-	for n, decl := range c.Variables {
+	declared := make([]string, 0, len(c.Variables))
+	for n := range c.Variables {
+		declared = append(declared, n)
+	}
+	sort.Strings(declared)
+	for _, n := range declared {
+		decl := c.Variables[n]
 		v, ok := given[n]
 		if !ok {
 			if decl.Default == cty.NilVal {
