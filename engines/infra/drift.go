@@ -12,7 +12,7 @@ import (
 )
 
 // driftDebounce gathers a burst of netlink notifications (ip link set …
-// sends several) into one check.
+// sends several) into one check, run this long after the first of them.
 const driftDebounce = 100 * time.Millisecond
 
 // driftWatcher watches every managed object a provider can watch (the net
@@ -137,9 +137,8 @@ func (d *driftWatcher) changed(pname, scope string) {
 	if d.ctx.Err() != nil {
 		return
 	}
-	if t, ok := d.pending[key]; ok {
-		t.Reset(driftDebounce)
-		return
+	if _, ok := d.pending[key]; ok {
+		return // a check is due already; a burst is one check, never postponed
 	}
 	d.wg.Add(1)
 	d.pending[key] = time.AfterFunc(driftDebounce, func() {

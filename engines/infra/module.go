@@ -13,7 +13,7 @@ import (
 	// The providers linked in: each registers itself from init.
 	_ "github.com/cairnhq/cairn/engines/infra/providers/file"
 	_ "github.com/cairnhq/cairn/engines/infra/providers/kv"
-	// NETPROVIDER _ "github.com/cairnhq/cairn/engines/infra/providers/net"
+	_ "github.com/cairnhq/cairn/engines/infra/providers/net"
 )
 
 func init() {
