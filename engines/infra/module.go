@@ -55,7 +55,7 @@ func (m *module) Verbs() []engines.Verb { return m.verbs() }
 func (m *module) Start(ctx context.Context, h engines.Host) error {
 	m.audit = h.Journal.Stream(journal.Audit)
 	if h.Logger != nil {
-		m.log = h.Logger.With("engine", Name)
+		m.log = h.Logger
 	}
 	m.node = h.Node
 	m.services = h.Services

@@ -797,6 +797,9 @@ func (m *module) runRefresh(ctx context.Context, r engines.Request) error {
 		if _, err := m.commit(ctx, &commitReq{ws: ws, bodies: bodies}); err != nil {
 			return err
 		}
+		if m.drift != nil {
+			m.drift.resubscribe() // forgotten objects are no longer watched
+		}
 	}
 	return r.Line(fmt.Sprintf("Refreshed %d objects of workspace %q: %d updated from reality.", len(state), ws, len(bodies)))
 }
