@@ -437,7 +437,11 @@ func (a *applier) destroy(ctx context.Context, c *Change) error {
 		}
 		before = &b
 	}
-	if err := a.record(ctx, a.body(KindDelete, c.Addr, map[string]any{"type": c.Type, "id": c.prior.ID, "before": before.toMap(), "after": nil})); err != nil {
+	data := map[string]any{"type": c.Type, "id": c.prior.ID, "before": before.toMap(), "after": nil}
+	if c.Action == ReplaceCBD {
+		data["deposed"] = true // its replacement is in state already
+	}
+	if err := a.record(ctx, a.body(KindDelete, c.Addr, data)); err != nil {
 		return err
 	}
 	a.mu.Lock()

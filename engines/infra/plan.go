@@ -449,8 +449,9 @@ func (p *Plan) planData(ctx context.Context, ss *sessions, n *node) error {
 		if d.HasErrors() {
 			return diagErr(d)
 		}
-		if len(cv.unknown) > 0 {
-			// Read during apply, once its arguments are known.
+		if len(cv.unknown) > 0 || p.pendingDeps(n) {
+			// Read during apply, once its arguments are known and what it
+			// depends on is made (as Terraform defers such reads).
 			vals := map[string]cty.Value{}
 			for name, a := range n.sch.Attributes {
 				if v, ok := cv.cty[name]; ok && !a.Computed {
@@ -489,6 +490,21 @@ func (p *Plan) readData(ctx context.Context, ss *sessions, n *node, dt provider.
 	}
 	vals := ctyValues(n.sch, got, func(a string) bool { return cv.sensitive[a] || n.sch.Attributes[a].Sensitive })
 	return objectValue(n.sch, vals, cty.StringVal(n.res.Type)), nil
+}
+
+// pendingDeps reports whether a managed resource n depends on (through
+// locals too) has a change in this plan.
+func (p *Plan) pendingDeps(n *node) bool {
+	deps := map[string]bool{}
+	for _, d := range p.transitiveDeps(n) {
+		deps[d] = true
+	}
+	for _, c := range p.Changes {
+		if deps[c.resAddr] && c.Action != NoOp {
+			return true
+		}
+	}
+	return false
 }
 
 // resDeps keeps the resource and data source addresses of refs.

@@ -244,6 +244,9 @@ func (engine) Fold(t *journal.Txn, ev *journal.Event) error {
 		}
 		return touch()
 	case KindDelete, KindForget:
+		if deposed, _ := ev.Data["deposed"].(bool); deposed {
+			return touch() // the old object of a create_before_destroy: state is the new one
+		}
 		if err := t.Delete(resKey(ws, addr)); err != nil {
 			return err
 		}

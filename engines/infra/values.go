@@ -172,7 +172,7 @@ func display(x any) string {
 	case string:
 		b, _ := json.Marshal(v)
 		return string(b)
-	case []string:
+	case []string, []any, map[string]any:
 		b, _ := json.Marshal(v)
 		return string(b)
 	}

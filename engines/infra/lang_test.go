@@ -1,0 +1,126 @@
+package infra
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestForEachDataSourcesAndReadDuringApply(t *testing.T) {
+	e := newEnv(t)
+	cfg := filepath.Join(t.TempDir(), "ws")
+	root := t.TempDir()
+	seed := filepath.Join(root, "seed")
+	if err := os.WriteFile(seed, []byte("from seed"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeConfig(t, cfg, map[string]string{
+		"vars.hcl": `variable "hosts" {
+  type    = map(string)
+  default = { web = "10.0.0.0/24", db = "10.1.0.0/24" }
+}`,
+		"main.hcl": fmt.Sprintf(`
+data "file" "seed" {
+  path = %q
+}
+resource "file" "host" {
+  for_each = var.hosts
+  path     = "%s/${each.key}"
+  content  = "${data.file.seed.content} ${each.key} ${cidrhost(each.value, 1)}"
+}
+data "file" "web" {
+  path = file.host["web"].path
+}
+resource "file" "copy" {
+  path    = "%s/copy"
+  content = upper(data.file.web.content)
+}
+output "gateways" {
+  value = { for k, v in var.hosts : k => cidrhost(v, 1) }
+}`, seed, root, root)})
+	a := e.ok("infra plan " + cfg)
+	mustContain(t, "plan", a.text, `# file.host["db"] will be created`, `content = "from seed db 10.1.0.1"`,
+		"# data.file.web will be read during apply", ` <= data "file" "web"`, "Plan: 3 to add, 0 to change, 0 to destroy.",
+		`gateways = {"db":"10.1.0.1","web":"10.0.0.1"}`)
+	e.ok("infra apply " + cfg + " auto-approve")
+	if got := readFile(t, filepath.Join(root, "copy")); got != "FROM SEED WEB 10.0.0.1" {
+		t.Fatalf("copy = %q", got)
+	}
+	mustContain(t, "second plan", e.ok("infra plan "+cfg).text, "No changes.")
+	// A key removed from the map destroys its instance only.
+	a = e.ok("infra plan " + cfg + ` var.hosts='{web="10.0.0.0/24"}'`)
+	mustContain(t, "plan", a.text, `# file.host["db"] will be destroyed`, "Plan: 0 to add, 0 to change, 1 to destroy.")
+}
+
+func TestLifecycleIgnoreChangesAndCreateBeforeDestroy(t *testing.T) {
+	e := newEnv(t)
+	cfg := filepath.Join(t.TempDir(), "ws")
+	root := t.TempDir()
+	conf := func(content, name string) map[string]string {
+		return map[string]string{"main.hcl": fmt.Sprintf(`
+resource "file" "ignored" {
+  path    = "%s/ignored"
+  content = %q
+  lifecycle {
+    ignore_changes = [content]
+  }
+}
+resource "file" "cbd" {
+  path    = "%s/%s"
+  content = "x"
+  lifecycle {
+    create_before_destroy = true
+  }
+}`, root, content, root, name)}
+	}
+	writeConfig(t, cfg, conf("first", "a"))
+	e.ok("infra apply " + cfg + " auto-approve")
+	writeConfig(t, cfg, conf("second", "b"))
+	a := e.ok("infra plan " + cfg)
+	mustContain(t, "plan", a.text, `+/- resource "file" "cbd"`, "Plan: 1 to add, 0 to change, 1 to destroy.")
+	if strings.Contains(a.text, "file.ignored") {
+		t.Fatalf("ignore_changes did not hold:\n%s", a.text)
+	}
+	a = e.ok("infra apply " + cfg + " auto-approve")
+	create := strings.Index(a.text, "file.cbd: Creation complete")
+	destroy := strings.Index(a.text, "file.cbd: Destruction complete")
+	if create < 0 || destroy < 0 || create > destroy {
+		t.Fatalf("create_before_destroy order:\n%s", a.text)
+	}
+	if readFile(t, filepath.Join(root, "ignored")) != "first" {
+		t.Fatal("an ignored change was applied")
+	}
+	// A change made by hand to an ignored attribute is no drift either.
+	os.WriteFile(filepath.Join(root, "ignored"), []byte("by hand"), 0o644)
+	mustContain(t, "plan", e.ok("infra plan "+cfg).text, "No changes.")
+}
+
+func TestTargetReplaceWorkspaceAndGraph(t *testing.T) {
+	e := newEnv(t)
+	cfg := filepath.Join(t.TempDir(), "ws")
+	root := filepath.Join(t.TempDir(), "out")
+	writeConfig(t, cfg, files(root, 3, "t"))
+	a := e.ok("infra apply " + cfg + " auto-approve target=file.f[1]")
+	mustContain(t, "targeted apply", a.text, "Resources: 2 added", "Resource targeting is in effect")
+	if _, err := os.Stat(filepath.Join(root, "f0")); !os.IsNotExist(err) {
+		t.Fatal("an untargeted resource was created")
+	}
+	if a := e.run("infra plan " + cfg + " target=file.nope"); a.err == nil {
+		t.Fatal("target of nothing accepted")
+	}
+	e.ok("infra apply " + cfg + " auto-approve")
+	a = e.ok("infra plan " + cfg + " replace=file.f[2]")
+	mustContain(t, "replace plan", a.text, "# file.f[2] must be replaced", "replacement was requested", "Plan: 1 to add, 0 to change, 1 to destroy.")
+
+	// The same directory under another workspace is another state.
+	a = e.ok("infra plan " + cfg + " workspace=other")
+	mustContain(t, "other workspace", a.text, "Plan: 4 to add")
+	if a := e.run("infra state list"); a.err != nil {
+		t.Fatalf("one workspace with state: %v", a.err)
+	}
+
+	g := e.ok("infra graph " + cfg).text
+	mustContain(t, "graph", g, "digraph {", `"file.f" -> "directory.root"`, `"file.f" -> "local.names"`, `"output.paths" -> "file.f"`)
+}
