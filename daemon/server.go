@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -352,7 +353,7 @@ func (s *Server) execute(ctx context.Context, cn *conn, id int64, text string, r
 			cn.mu.Unlock()
 		}
 		r.stmt, r.live = st, st.Spec.Stream
-		if err := handler(ctx, r); err != nil {
+		if err := s.callHandler(ctx, handler, r); err != nil {
 			if errors.Is(err, errClientGone) {
 				return
 			}
@@ -369,6 +370,18 @@ func (s *Server) execute(ctx context.Context, cn *conn, id int64, text string, r
 		}
 	}
 	r.flush(encodeDone(id))
+}
+
+// callHandler runs one statement's handler; a panic in it fails that
+// request, logged with its stack, and leaves the daemon running.
+func (s *Server) callHandler(ctx context.Context, handler engines.Handler, r *request) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("handler panicked", "verb", r.stmt.Spec.Verb, "panic", p, "stack", string(debug.Stack()))
+			err = journal.Errorf("internal", "%s failed on an internal error (%v); the daemon keeps running — please report it with the statement", r.stmt.Spec.Verb, p)
+		}
+	}()
+	return handler(ctx, r)
 }
 
 // lockDataDir takes an exclusive lock on the data directory so that a
