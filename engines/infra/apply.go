@@ -58,8 +58,10 @@ func (a *applier) body(kind, addr string, data map[string]any) *journal.Body {
 	return &journal.Body{Kind: kind, Subject: subject(a.plan.Workspace, addr), Node: a.node, Actor: a.actor, Data: data}
 }
 
+// record commits one event of a change already made: even when the
+// request is cancelled meanwhile, what happened is written down.
 func (a *applier) record(ctx context.Context, b *journal.Body) error {
-	_, err := a.commit(ctx, &commitReq{ws: a.plan.Workspace, bodies: []*journal.Body{b}})
+	_, err := a.commit(context.WithoutCancel(ctx), &commitReq{ws: a.plan.Workspace, bodies: []*journal.Body{b}})
 	return err
 }
 
@@ -78,7 +80,16 @@ func (a *applier) run(ctx context.Context) error {
 		"plan": a.planSeq, "dir": p.Dir, "changes": changes,
 		"summary": map[string]any{"add": int64(p.Summary.Add), "change": int64(p.Summary.Change), "destroy": int64(p.Summary.Destroy)},
 	})
-	if _, err := a.commit(ctx, &commitReq{ws: p.Workspace, check: true, expectSeq: p.StateSeq, bodies: []*journal.Body{intent}}); err != nil {
+	steps, err := a.steps()
+	if err != nil {
+		return err
+	}
+	bodies := []*journal.Body{intent}
+	for _, mv := range p.Moves {
+		rs := p.stateRes[mv.To]
+		bodies = append(bodies, a.body(KindMove, mv.To, map[string]any{"from": mv.From, "type": rs.Type, "id": rs.ID, "after": rs.toMap()}))
+	}
+	if _, err := a.commit(ctx, &commitReq{ws: p.Workspace, check: true, expectSeq: p.StateSeq, bodies: bodies}); err != nil {
 		return err
 	}
 	var typs []string
@@ -88,7 +99,6 @@ func (a *applier) run(ctx context.Context) error {
 	if err := a.ss.open(typs); err != nil {
 		return err
 	}
-	steps := a.steps()
 	sem := make(chan struct{}, max(a.parallelism, 1))
 	var wg sync.WaitGroup
 	for _, s := range steps {
@@ -97,18 +107,24 @@ func (a *applier) run(ctx context.Context) error {
 			defer wg.Done()
 			defer close(s.done)
 			for _, d := range s.deps {
-				<-d.done
+				select {
+				case <-d.done:
+				case <-ctx.Done():
+					s.failed = true
+					return
+				}
 				if d.failed {
 					s.failed = true
 					return
 				}
 			}
-			if ctx.Err() != nil {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
 				s.failed = true
 				return
 			}
-			sem <- struct{}{}
-			err := s.run(ctx)
+			err := runStep(ctx, s)
 			<-sem
 			if err != nil {
 				s.failed = true
@@ -122,7 +138,7 @@ func (a *applier) run(ctx context.Context) error {
 	wg.Wait()
 
 	outputs := map[string]any{}
-	if len(a.failures) == 0 {
+	if len(a.failures) == 0 && !p.Destroy {
 		for _, n := range p.order {
 			if n.out == nil {
 				continue
@@ -158,8 +174,21 @@ func (a *applier) run(ctx context.Context) error {
 	return nil
 }
 
+// runStep runs one step; a panic fails the step, not the daemon.
+func runStep(ctx context.Context, s *step) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("internal error (%v); please report it with the configuration", p)
+		}
+	}()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.run(ctx)
+}
+
 // steps builds the apply's steps with their dependencies.
-func (a *applier) steps() []*step {
+func (a *applier) steps() ([]*step, error) {
 	p := a.plan
 	var all []*step
 	newStep := func(key, what string, run func(context.Context) error) *step {
@@ -230,6 +259,15 @@ func (a *applier) steps() []*step {
 		if c.Action == Replace {
 			s.deps = append(s.deps, deleteOf[addr])
 		}
+		// An object is made only after another with its id is gone (an
+		// orphan whose address changed, a replaced neighbour).
+		if c.newID != "" {
+			for other, ds := range deleteOf {
+				if other != addr && changeOf[other].prior != nil && changeOf[other].prior.ID == c.newID {
+					s.deps = append(s.deps, ds)
+				}
+			}
+		}
 	}
 	for addr, s := range deleteOf {
 		c := changeOf[addr]
@@ -254,7 +292,46 @@ func (a *applier) steps() []*step {
 			}
 		}
 	}
-	return all
+	if cyc := cycle(all); cyc != nil {
+		return nil, journal.Errorf("failed_precondition", "the apply's steps wait on each other (%s); nothing was applied — please report it with the configuration", strings.Join(cyc, " -> "))
+	}
+	return all, nil
+}
+
+// cycle returns the keys of a dependency cycle among steps, or nil.
+func cycle(steps []*step) []string {
+	const (
+		unseen = iota
+		open
+		closed
+	)
+	state := map[*step]int{}
+	var path []string
+	var visit func(s *step) []string
+	visit = func(s *step) []string {
+		switch state[s] {
+		case open:
+			return append(path, s.key)
+		case closed:
+			return nil
+		}
+		state[s] = open
+		path = append(path, s.key)
+		for _, d := range s.deps {
+			if c := visit(d); c != nil {
+				return c
+			}
+		}
+		path = path[:len(path)-1]
+		state[s] = closed
+		return nil
+	}
+	for _, s := range steps {
+		if c := visit(s); c != nil {
+			return c
+		}
+	}
+	return nil
 }
 
 func (a *applier) say2(format string, args ...any) { a.say(fmt.Sprintf(format, args...)) }

@@ -25,6 +25,7 @@ type driftWatcher struct {
 	m   *module
 
 	mu      sync.Mutex
+	stopped bool
 	cancel  context.CancelFunc
 	scopes  map[string]bool // provider name + "\x00" + scope
 	pending map[string]*time.Timer
@@ -37,11 +38,15 @@ func newDriftWatcher(ctx context.Context, m *module) *driftWatcher {
 
 func (d *driftWatcher) stop() {
 	d.mu.Lock()
+	d.stopped = true
 	if d.cancel != nil {
 		d.cancel()
 	}
-	for _, t := range d.pending {
-		t.Stop()
+	for key, t := range d.pending {
+		if t.Stop() {
+			d.wg.Done() // its function will not run
+			delete(d.pending, key)
+		}
 	}
 	d.mu.Unlock()
 	d.wg.Wait()
@@ -95,7 +100,7 @@ func (d *driftWatcher) resubscribe() {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.ctx.Err() != nil || sameSet(flat, d.scopes) {
+	if d.stopped || d.ctx.Err() != nil || sameSet(flat, d.scopes) {
 		return
 	}
 	if d.cancel != nil {
@@ -134,7 +139,7 @@ func (d *driftWatcher) changed(pname, scope string) {
 	key := pname + "\x00" + scope
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.ctx.Err() != nil {
+	if d.stopped || d.ctx.Err() != nil {
 		return
 	}
 	if _, ok := d.pending[key]; ok {

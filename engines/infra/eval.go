@@ -25,6 +25,10 @@ type node struct {
 	out   *config.Output
 }
 
+// maxCount bounds count and for_each: a typo of 1e9 must not take the
+// daemon's memory.
+const maxCount = 100000
+
 // instance is one instance of a resource: the resource itself, or one of
 // its count or for_each copies.
 type instance struct {
@@ -337,12 +341,16 @@ func (e *evaluator) expand(n *node) ([]instance, hcl.Diagnostics) {
 				Detail: "The \"count\" value depends on values that are known only after apply; count must be known at plan time.", Subject: r.Count.Range().Ptr()}}
 		}
 		var cnt int
-		if v.IsNull() || v.Type() != cty.Number {
+		if !v.IsNull() {
+			v, _ = convertCty(v, cty.Number) // "2" counts as 2, as in Terraform
+		}
+		if v == cty.NilVal || v.IsNull() || v.Type() != cty.Number {
 			return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid count argument", Detail: "count must be a whole number.", Subject: r.Count.Range().Ptr()}}
 		}
 		i, acc := v.AsBigFloat().Int64()
-		if acc != 0 || i < 0 {
-			return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid count argument", Detail: "count must be a whole number, 0 or more.", Subject: r.Count.Range().Ptr()}}
+		if acc != 0 || i < 0 || i > maxCount {
+			return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid count argument",
+				Detail: fmt.Sprintf("count must be a whole number from 0 to %d.", maxCount), Subject: r.Count.Range().Ptr()}}
 		}
 		cnt = int(i)
 		e.setShape(n.addr, "count")
@@ -356,9 +364,12 @@ func (e *evaluator) expand(n *node) ([]instance, hcl.Diagnostics) {
 		if diags.HasErrors() {
 			return nil, diags
 		}
-		v, _ = v.Unmark()
 		bad := func(detail string) hcl.Diagnostics {
 			return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid for_each argument", Detail: detail, Subject: r.ForEach.Range().Ptr()}}
+		}
+		v, marks := v.UnmarkDeep()
+		if _, ok := marks[config.Sensitive]; ok {
+			return nil, bad("Sensitive values, or values derived from sensitive values, cannot be used as for_each arguments: the keys would name instances in plans, state and events.")
 		}
 		if !v.IsWhollyKnown() {
 			return nil, bad("The \"for_each\" value depends on values that are known only after apply; it must be known at plan time.")
@@ -366,9 +377,20 @@ func (e *evaluator) expand(n *node) ([]instance, hcl.Diagnostics) {
 		if v.IsNull() {
 			return nil, bad("for_each must be a map, or a set of strings; it is null.")
 		}
+		ty := v.Type()
+		if (ty.IsMapType() || ty.IsObjectType() || ty.IsSetType()) && v.LengthInt() > maxCount {
+			n := v.LengthInt()
+			return nil, bad(fmt.Sprintf("for_each has %d elements; at most %d.", n, maxCount))
+		}
+		if ty.IsSetType() {
+			for it := v.ElementIterator(); it.Next(); {
+				if _, ev := it.Element(); ev.IsNull() {
+					return nil, bad("for_each sets must not contain null.")
+				}
+			}
+		}
 		e.setShape(n.addr, "for_each")
 		var out []instance
-		ty := v.Type()
 		switch {
 		case ty.IsMapType() || ty.IsObjectType():
 			for it := v.ElementIterator(); it.Next(); {

@@ -60,6 +60,14 @@ type Change struct {
 	cfg     *configValues
 	deps    []string // resource addresses (TYPE.NAME) it depends on
 	lc      config.Lifecycle
+	newID   string // the id the new object will have, when known at plan time
+}
+
+// Move is a state address change Terraform makes on its own: X becomes
+// X[0] when count is added, and back when it is removed.
+type Move struct {
+	From string `json:"from"`
+	To   string `json:"to"`
 }
 
 // Outside is an attribute that changed outside cairn since the last apply.
@@ -85,6 +93,7 @@ type Plan struct {
 	Destroy   bool           `json:"destroy,omitempty"`
 	Summary   Summary        `json:"summary"`
 	Changes   []*Change      `json:"changes"`
+	Moves     []Move         `json:"moved,omitempty"`
 	Outside   []Outside      `json:"changed_outside,omitempty"`
 	Outputs   map[string]any `json:"outputs,omitempty"`
 	Unknown   []string       `json:"outputs_unknown,omitempty"`
@@ -101,7 +110,7 @@ type Plan struct {
 }
 
 // Empty reports whether the plan changes nothing.
-func (p *Plan) Empty() bool { return p.Summary == Summary{} }
+func (p *Plan) Empty() bool { return p.Summary == Summary{} && len(p.Moves) == 0 }
 
 // planRequest is what plan (and apply without a saved plan) start from.
 type planRequest struct {
@@ -299,6 +308,7 @@ func makePlan(ctx context.Context, req planRequest) (*Plan, error) {
 			if d.HasErrors() {
 				return nil, diagErr(d)
 			}
+			p.moveCount(n, insts, req.state, actual)
 			for _, in := range insts {
 				inConfig[in.addr] = true
 				c, err := p.planInstance(n, in, req.state[in.addr], actual[in.addr], replace[in.addr] || replace[n.addr], req.destroy)
@@ -329,6 +339,7 @@ func makePlan(ctx context.Context, req planRequest) (*Plan, error) {
 		c.Attrs = deleteAttrs(rs, actual[a])
 		p.Changes = append(p.Changes, c)
 	}
+	p.createBeforeDestroy()
 	if err := p.applyTargets(req.targets); err != nil {
 		return nil, err
 	}
@@ -368,6 +379,65 @@ func outputValue(v cty.Value, sensitive bool) any {
 	var x any
 	_ = json.Unmarshal(b, &x)
 	return x
+}
+
+// moveCount moves state as Terraform does when count is added to a
+// resource (X becomes X[0]) or removed (X[0] becomes X), so the object is
+// kept rather than destroyed and made again.
+func (p *Plan) moveCount(n *node, insts []instance, state map[string]*ResourceState, actual map[string]provider.Values) {
+	move := func(from, to string) {
+		rs := *state[from]
+		rs.Addr = to
+		state[to] = &rs
+		delete(state, from)
+		if v, ok := actual[from]; ok {
+			actual[to] = v
+			delete(actual, from)
+		}
+		p.Moves = append(p.Moves, Move{From: from, To: to})
+	}
+	zero := n.addr + "[0]"
+	_, haveBare := state[n.addr]
+	_, haveZero := state[zero]
+	switch {
+	case n.res.Count != nil && len(insts) > 0 && insts[0].addr == zero && haveBare && !haveZero:
+		move(n.addr, zero)
+	case n.res.Count == nil && n.res.ForEach == nil && haveZero && !haveBare:
+		move(zero, n.addr)
+	}
+}
+
+// createBeforeDestroy passes create_before_destroy on to what a +/-
+// replacement depends on, as Terraform does: otherwise the dependency's
+// -/+ (delete first) and the dependent's +/- (create first) wait on each
+// other. A dependency whose id does not change cannot be created first:
+// the dependent is then replaced delete-first too.
+func (p *Plan) createBeforeDestroy() {
+	byRes := map[string][]*Change{}
+	for _, c := range p.Changes {
+		byRes[c.resAddr] = append(byRes[c.resAddr], c)
+	}
+	for changed := true; changed; {
+		changed = false
+		for _, c := range p.Changes {
+			if c.Action != ReplaceCBD {
+				continue
+			}
+			for _, d := range c.deps {
+				for _, x := range byRes[d] {
+					if x.Action != Replace {
+						continue
+					}
+					if x.newID != "" && x.newID != x.ID {
+						x.Action = ReplaceCBD
+					} else {
+						c.Action = Replace
+					}
+					changed = true
+				}
+			}
+		}
+	}
 }
 
 // nameOf returns NAME of TYPE.NAME[key].
@@ -495,12 +565,15 @@ func (p *Plan) readData(ctx context.Context, ss *sessions, n *node, dt provider.
 // pendingDeps reports whether a managed resource n depends on (through
 // locals too) has a change in this plan.
 func (p *Plan) pendingDeps(n *node) bool {
+	if p.Destroy {
+		return false // nothing is made; read what is there
+	}
 	deps := map[string]bool{}
 	for _, d := range p.transitiveDeps(n) {
 		deps[d] = true
 	}
 	for _, c := range p.Changes {
-		if deps[c.resAddr] && c.Action != NoOp {
+		if deps[c.resAddr] && c.Action != NoOp && c.Action != Delete {
 			return true
 		}
 	}
@@ -678,8 +751,15 @@ func (p *Plan) planInstance(n *node, in instance, prior *ResourceState, actual p
 	if forceReplace && prior != nil && actual != nil {
 		c.Action, c.Reason = Replace, "replacement was requested (replace=)"
 	}
+	c.newID = newID
 	if c.Action == Replace && c.lc.CreateBeforeDestroy {
-		c.Action = ReplaceCBD
+		if newID != "" && prior != nil && newID == prior.ID {
+			// The new object would be the old one: creating it first would
+			// overwrite it and the deposed delete would then remove it.
+			c.Reason = strings.TrimPrefix(c.Reason+"; ", "; ") + "create_before_destroy cannot apply: the new object has the same id, " + newID
+		} else {
+			c.Action = ReplaceCBD
+		}
 	}
 	if c.Action == Update {
 		// What only the provider computes may change with the update.
@@ -730,6 +810,21 @@ func (p *Plan) applyTargets(targets []string) error {
 		for _, d := range c.deps {
 			for _, x := range byRes[d] {
 				visit(x)
+			}
+		}
+	}
+	if p.Destroy {
+		// Destroying a target destroys what depends on it, not what it
+		// depends on.
+		visit = func(c *Change) {
+			if keep[c.Addr] {
+				return
+			}
+			keep[c.Addr] = true
+			for _, x := range p.Changes {
+				if contains(x.deps, c.resAddr) || x.prior != nil && contains(x.prior.Deps, c.resAddr) {
+					visit(x)
+				}
 			}
 		}
 	}

@@ -52,7 +52,7 @@ func render(p *Plan) []string {
 			acts = append(acts, c)
 		}
 	}
-	if len(acts) == 0 {
+	if len(acts) == 0 && len(p.Moves) == 0 {
 		add("No changes. Your infrastructure matches the configuration.")
 		if p.Destroy {
 			out[len(out)-1] = "No changes. No objects need to be destroyed."
@@ -60,6 +60,10 @@ func render(p *Plan) []string {
 		return append(out, renderOutputs(p)...)
 	}
 	add("cairn will perform the following actions:")
+	for _, mv := range p.Moves {
+		add("")
+		add("  # %s has moved to %s", mv.From, mv.To)
+	}
 	for _, c := range acts {
 		add("")
 		head := headlines[c.Action]

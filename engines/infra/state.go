@@ -24,6 +24,7 @@ const (
 	KindImport  = "infra.import"  // an existing object was put under management
 	KindRefresh = "infra.refresh" // state was updated from reality
 	KindForget  = "infra.forget"  // an object left state without being deleted
+	KindMove    = "infra.move"    // an object's address changed (count added or removed)
 	KindDrift   = "infra.drift"   // reality moved away from state
 	KindApply   = "infra.apply"   // an apply ended (outputs, counts, error)
 )
@@ -251,6 +252,23 @@ func (engine) Fold(t *journal.Txn, ev *journal.Event) error {
 			return err
 		}
 		if err := clearDrift(); err != nil {
+			return err
+		}
+		return touch()
+	case KindMove:
+		from, _ := ev.Data["from"].(string)
+		b, err := json.Marshal(ev.Data["after"])
+		if err != nil {
+			return err
+		}
+		if err := t.Delete(resKey(ws, from)); err != nil {
+			return err
+		}
+		p := driftAddrPrefix(ws, from)
+		if err := t.DeleteRange(p, prefixEnd(p)); err != nil {
+			return err
+		}
+		if err := t.Set(resKey(ws, addr), b); err != nil {
 			return err
 		}
 		return touch()

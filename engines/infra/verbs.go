@@ -380,9 +380,9 @@ func (m *module) applyNew(ctx context.Context, r engines.Request, destroy bool) 
 		return r.Line("\nApply complete! Resources: 0 added, 0 changed, 0 destroyed.")
 	}
 	if !st.Flags["auto-approve"] {
-		m.plans.put(p)
 		return journal.Errorf("failed_precondition", "not applied: add auto-approve to apply this, or apply the saved plan with infra apply plan=%d", p.ID)
 	}
+	m.plans.take(p.ID) // applied now: not again
 	return m.execute(ctx, r, p)
 }
 
