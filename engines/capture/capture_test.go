@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -324,5 +325,23 @@ func TestSyntheticStops(t *testing.T) {
 	}
 	if got := int64(len(scan(t, j, "capture.synthetic"))); got != st.Events || got == 0 {
 		t.Fatalf("%d synthetic events stored, status says %d accepted", got, st.Events)
+	}
+}
+
+func TestSyntheticRateNeverRunsAhead(t *testing.T) {
+	var n atomic.Int64
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &synthetic{}
+	start := time.Now()
+	if err := s.Start(ctx, SourceConfig{Rate: 5000}, func(*journal.Body) bool { n.Add(1); return true }); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	s.wg.Wait()
+	el := time.Since(start).Seconds()
+	got := n.Load()
+	if got == 0 || float64(got) > 5000*el+1 {
+		t.Fatalf("%d events in %.3fs at rate=5000", got, el)
 	}
 }

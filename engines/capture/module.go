@@ -91,7 +91,7 @@ func (m *module) Verbs() []engines.Verb {
 				"  capture start net\n  capture start net ns=blue\n  capture start proc where 'proc.name != \"sshd\"'",
 			Args:    []dsl.Arg{{Name: "SOURCE", Required: true, Variadic: true, Help: "source names (capture sources)"}},
 			Flags:   []dsl.Flag{{Name: "include-self", Help: "keep events about the cairn daemon itself"}},
-			Options: []dsl.Option{{Name: "interval", Kind: dsl.Duration, Help: "sampling period of polling sources (default 1s)"}, {Name: "ns", Meta: "NAME", Help: "named network namespace (ip netns) to observe"}},
+			Options: []dsl.Option{{Name: "interval", Kind: dsl.Duration, Help: "sampling period of polling sources (default 1s)"}, {Name: "ns", Meta: "NAME", Help: "named network namespace (ip netns) to observe"}, {Name: "rate", Kind: dsl.Int, Meta: "N", Help: "synthetic: N events a second (default: full speed)"}},
 			Where:   true,
 		}, Run: m.runStart},
 		{Spec: dsl.Spec{
@@ -154,6 +154,13 @@ func (m *module) runStart(ctx context.Context, r engines.Request) error {
 	}
 	if w, ok := st.Opt("ns"); ok {
 		o.Config.Namespace = w.Text
+	}
+	if w, ok := st.Opt("rate"); ok {
+		n, err := w.Int()
+		if err != nil || n <= 0 {
+			return engines.Errorf("invalid_argument", w, "rate=%s: want events a second, such as 100000", w.Text)
+		}
+		o.Config.Rate = n
 	}
 	words := append([]dsl.Word(nil), st.Rest...)
 	if w, ok := st.Args["SOURCE"]; ok && w.Text != "" && (len(words) == 0 || words[0].Pos != w.Pos) {

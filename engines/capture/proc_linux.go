@@ -285,10 +285,16 @@ func (s *ProcSource) handle(ev procEvent, wallOff int64) {
 			return
 		}
 		e, err := readProcEntry(s.root, ev.TGID)
+		var data map[string]any
 		if err != nil {
-			// Gone already: keep what the fork told.
+			// Gone already (a process that execs and exits within
+			// microseconds): the connector names no program, and what the
+			// fork told is the parent's. Say so rather than show the
+			// parent's command as the new one.
 			e = old
 			e.PID = ev.TGID
+			e.Name, e.Comm, e.Exe, e.Cmdline = "", "", "", ""
+			data = map[string]any{"unresolved": "the process exited before /proc could be read"}
 		}
 		if known {
 			e.StartNS, e.Self = old.StartNS, old.Self
@@ -297,7 +303,7 @@ func (s *ProcSource) handle(ev procEvent, wallOff int64) {
 			}
 		}
 		s.table.put(e)
-		s.send("capture.exec", "execve", e, ts+wallOff, nil)
+		s.send("capture.exec", "execve", e, ts+wallOff, data)
 	case procEventUID:
 		s.table.setIDs(ev.TGID, &ev.EID, nil)
 	case procEventGID:

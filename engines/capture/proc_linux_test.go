@@ -136,3 +136,28 @@ func TestProcSourceExcludesSelf(t *testing.T) {
 		t.Errorf("%d events about this process's children", self)
 	}
 }
+
+// TestProcExecOfAGoneProcess: when /proc holds nothing for an exec'd pid
+// (it exited within microseconds), the exec event says so rather than
+// showing the parent's command, which the fork left in the table.
+func TestProcExecOfAGoneProcess(t *testing.T) {
+	var got []journal.Body
+	src := NewProcSource()
+	src.root = t.TempDir() // an empty /proc: every pid is gone
+	src.table = newProcTable()
+	src.users = map[int64]string{}
+	src.emit = func(b *journal.Body) bool { got = append(got, *b); return true }
+	src.table.put(procEntry{PID: 100, Name: "dash", Comm: "dash", Exe: "/usr/bin/dash", Cmdline: "dash -c loop", UID: 7})
+	src.handle(procEvent{What: procEventFork, PID: 101, TGID: 101, ParentPID: 100, ParentTGID: 100}, 0)
+	src.handle(procEvent{What: procEventExec, PID: 101, TGID: 101}, 0)
+	if len(got) != 2 {
+		t.Fatalf("%d events", len(got))
+	}
+	ex := got[1]
+	if ex.Kind != "capture.exec" || ex.Proc.Name != "" || ex.Proc.Cmdline != "" || ex.Proc.Exe != "" || ex.Data["unresolved"] == nil {
+		t.Fatalf("exec of a gone process: proc %+v data %v", ex.Proc, ex.Data)
+	}
+	if ex.Proc.PPID != 100 || ex.Actor.UID != 7 {
+		t.Fatalf("what the fork told was lost: proc %+v actor %+v", ex.Proc, ex.Actor)
+	}
+}

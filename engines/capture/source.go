@@ -30,7 +30,9 @@ type SourceConfig struct {
 	// Namespace is a named network namespace to observe (net source), ""
 	// for the daemon's own.
 	Namespace string
-	Logger    *slog.Logger
+	// Rate is the synthetic source's events a second; 0 is full speed.
+	Rate   int64
+	Logger *slog.Logger
 }
 
 // Source is one kind of observation.

@@ -25,7 +25,7 @@ type synthetic struct {
 var _ Describer = (*synthetic)(nil)
 
 func (s *synthetic) Description() string {
-	return "made-up capture.synthetic events at full speed, for benchmarks and overload tests"
+	return "made-up capture.synthetic events at full speed (or rate=N a second), for benchmarks and overload tests"
 }
 
 // Start begins emitting. The events go out at full speed: the source never
@@ -36,6 +36,10 @@ func (s *synthetic) Start(ctx context.Context, cfg SourceConfig, emit Emit) erro
 	go func() {
 		defer s.wg.Done()
 		pid := int64(os.Getpid()) + 1 // not the daemon: self-exclusion keeps the daemon's own pid out
+		if cfg.Rate > 0 {
+			s.paced(ctx, cfg.Rate, pid, emit)
+			return
+		}
 		for n := int64(1); ; n++ {
 			if n%1024 == 0 {
 				if ctx.Err() != nil {
@@ -49,6 +53,26 @@ func (s *synthetic) Start(ctx context.Context, cfg SourceConfig, emit Emit) erro
 		}
 	}()
 	return nil
+}
+
+// paced emits rate events a second, catching up with the schedule every
+// millisecond (a steady load, as a busy host makes, rather than bursts).
+func (s *synthetic) paced(ctx context.Context, rate, pid int64, emit Emit) {
+	start := time.Now()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	n := int64(1)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		due := int64(time.Since(start).Seconds()*float64(rate)) + 1
+		for ; n < due; n++ {
+			emit(syntheticBody(n, pid))
+		}
+	}
 }
 
 // syntheticBody is event n of the synthetic source: a body shaped like a
