@@ -84,7 +84,11 @@ func TestEtcdBench(t *testing.T) {
 
 	// cairn.
 	caddr := freeAddr(t)
-	d := startDaemon(t, withFlags("--etcd", caddr))
+	flags := []string{"--etcd", caddr}
+	if prof := os.Getenv("CAIRN_BENCH_CPUPROFILE"); prof != "" {
+		flags = append(flags, "--cpuprofile", prof) // the daemon's own profile, for performance work
+	}
+	d := startDaemon(t, withFlags(flags...))
 	cairnRes := runEtcdBench(t, caddr)
 	d.Stop()
 

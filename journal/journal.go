@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"golang.org/x/sys/unix"
 )
@@ -239,6 +240,17 @@ func captureOptions(o *pebble.Options) {
 	o.CompactionConcurrencyRange = func() (int, int) { return 1, 2 }
 }
 
+// auditOptions tunes pebble for the audit stream, whose engines read
+// their projections on every write (a KV put looks its key up in Decide
+// and in Fold): bloom filters make a lookup of a key that is not there
+// cost no block reads, and a larger block cache keeps index blocks hot.
+func auditOptions(o *pebble.Options) {
+	o.CacheSize = 64 << 20
+	for i := range o.Levels {
+		o.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+}
+
 func openStream(j *Journal, name string) (*Stream, error) {
 	opts := j.opts
 	dir := opts.FS.PathJoin(opts.Dir, name)
@@ -256,6 +268,8 @@ func openStream(j *Journal, name string) (*Stream, error) {
 	}
 	if name == Capture {
 		captureOptions(popts)
+	} else {
+		auditOptions(popts)
 	}
 	db, err := pebble.Open(dir, popts)
 	if err != nil {

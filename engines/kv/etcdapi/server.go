@@ -85,10 +85,16 @@ func serveListener(ctx context.Context, lis net.Listener, s *kv.Store, log *slog
 	sctx, cancel := context.WithCancel(ctx)
 	srv := &server{store: s, log: log, addr: lis.Addr().String(), ctx: sctx}
 
+	const streamWorkers = 256
 	g := grpc.NewServer(
 		grpc.MaxRecvMsgSize(kv.MaxValueSize+grpcOverhead),
 		grpc.MaxSendMsgSize(math.MaxInt32),
 		grpc.MaxConcurrentStreams(math.MaxUint32),
+		// Handlers run on long-lived workers rather than a new goroutine
+		// per RPC: a fresh goroutine's stack grows (copystack) through
+		// the journal and pebble on every call, 16% of the CPU under 64
+		// clients. Streams beyond the workers still get goroutines.
+		grpc.NumStreamWorkers(streamWorkers),
 		// etcdctl pings every 2s while a stream (watch, keep-alive) is
 		// open; gRPC's default policy (5 min) would close it for
 		// "too_many_pings".
