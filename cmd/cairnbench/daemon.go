@@ -182,3 +182,16 @@ func (b *bench) cleanup() {
 		_ = os.RemoveAll(filepath.Dir(d.socket))
 	}
 }
+
+// daemonClient starts a daemon on a fresh data directory named name under
+// the run's temporary directory and returns a client of it.
+func (b *bench) daemonClient(ctx context.Context, name string) (*client.Client, error) {
+	d, err := b.newDaemon(filepath.Join(b.tmp, name))
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := d.start(ctx, b.cfg.bin); err != nil {
+		return nil, err
+	}
+	return client.Dial(ctx, d.socket)
+}

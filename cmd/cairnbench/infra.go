@@ -33,14 +33,7 @@ func runInfra(ctx context.Context, b *bench) error {
 		b.skip("infra", "needs ip (iproute2)")
 		return nil
 	}
-	d, err := b.newDaemon(filepath.Join(b.tmp, "infra-data"))
-	if err != nil {
-		return err
-	}
-	if _, _, err := d.start(ctx, b.cfg.bin); err != nil {
-		return err
-	}
-	c, err := client.Dial(ctx, d.socket)
+	c, err := b.daemonClient(ctx, "infra-data")
 	if err != nil {
 		return err
 	}

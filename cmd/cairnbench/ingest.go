@@ -3,10 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"time"
-
-	"github.com/cairnhq/cairn/client"
 )
 
 // ingestRate and ingestFor are issue 5's capture target: 100k events a
@@ -19,14 +16,7 @@ const (
 // runIngest runs the synthetic capture source at a steady 100k events/s in
 // the real daemon for 60 s and reports what was stored and dropped.
 func runIngest(ctx context.Context, b *bench) error {
-	d, err := b.newDaemon(filepath.Join(b.tmp, "ingest-data"))
-	if err != nil {
-		return err
-	}
-	if _, _, err := d.start(ctx, b.cfg.bin); err != nil {
-		return err
-	}
-	c, err := client.Dial(ctx, d.socket)
+	c, err := b.daemonClient(ctx, "ingest-data")
 	if err != nil {
 		return err
 	}

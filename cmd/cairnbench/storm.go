@@ -29,14 +29,7 @@ func runStorm(ctx context.Context, b *bench) error {
 	if err != nil {
 		return err
 	}
-	d, err := b.newDaemon(filepath.Join(b.tmp, "storm-data"))
-	if err != nil {
-		return err
-	}
-	if _, _, err := d.start(ctx, b.cfg.bin); err != nil {
-		return err
-	}
-	c, err := client.Dial(ctx, d.socket)
+	c, err := b.daemonClient(ctx, "storm-data")
 	if err != nil {
 		return err
 	}

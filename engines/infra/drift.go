@@ -2,6 +2,8 @@ package infra
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -111,11 +113,7 @@ func (d *driftWatcher) resubscribe() {
 	all := provider.All()
 	for pname, ss := range want {
 		w := all[pname].(provider.Watcher)
-		scopes := make([]string, 0, len(ss))
-		for s := range ss {
-			scopes = append(scopes, s)
-		}
-		sort.Strings(scopes)
+		scopes := slices.Sorted(maps.Keys(ss))
 		pname := pname
 		for _, err := range w.Watch(ctx, scopes, func(c provider.Change) { d.changed(pname, c.Scope) }) {
 			d.m.log.Warn("drift: cannot watch", "provider", pname, "err", err)

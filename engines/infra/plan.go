@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -189,11 +190,7 @@ func (s *sessions) close() {
 // provider.
 func refresh(ctx context.Context, ss *sessions, state map[string]*ResourceState) (map[string]provider.Values, error) {
 	out := make(map[string]provider.Values, len(state))
-	addrs := make([]string, 0, len(state))
-	for a := range state {
-		addrs = append(addrs, a)
-	}
-	sort.Strings(addrs)
+	addrs := slices.Sorted(maps.Keys(state))
 	for _, a := range addrs {
 		rs := state[a]
 		rt := resourceType(rs.Type)
@@ -218,11 +215,7 @@ func refresh(ctx context.Context, ss *sessions, state map[string]*ResourceState)
 // realityDigest condenses what refresh read, so a saved plan can tell
 // whether reality moved.
 func realityDigest(state map[string]*ResourceState, actual map[string]provider.Values) string {
-	addrs := make([]string, 0, len(state))
-	for a := range state {
-		addrs = append(addrs, a)
-	}
-	sort.Strings(addrs)
+	addrs := slices.Sorted(maps.Keys(state))
 	h := sha256.New()
 	for _, a := range addrs {
 		rs := state[a]
@@ -490,11 +483,7 @@ func outside(state map[string]*ResourceState, actual map[string]provider.Values)
 
 func deleteAttrs(rs *ResourceState, actual provider.Values) []AttrChange {
 	var out []AttrChange
-	names := make([]string, 0, len(rs.Attrs))
-	for n := range rs.Attrs {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(rs.Attrs))
 	for _, n := range names {
 		before := rs.Attrs[n]
 		if actual != nil && !rs.sensitive(n) {

@@ -3,8 +3,10 @@ package infra
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -462,41 +464,39 @@ func (m *module) execute(ctx context.Context, r engines.Request, p *Plan) error 
 	return r.Line(fmt.Sprintf("%s complete! Resources: %d added, %d changed, %d destroyed.", verb, a.added, a.changed, a.destroyed))
 }
 
-func (m *module) runValidate(ctx context.Context, r engines.Request) error {
-	st := r.Statement()
-	dir, err := resolveDir(r, st.Args["PATH"])
+// loadGraph reads the configuration at the statement's PATH and builds
+// its graph, for the verbs that only look at it (validate, graph).
+func loadGraph(r engines.Request) (*config.Config, []*node, error) {
+	dir, err := resolveDir(r, r.Statement().Args["PATH"])
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if err := checkReadable(r.Actor(), dir, nil); err != nil {
-		return err
+		return nil, nil, err
 	}
 	cfg, diags := config.Load(dir)
 	if diags.HasErrors() {
-		return diagErr(diags)
+		return nil, nil, diagErr(diags)
 	}
-	if _, d := buildGraph(cfg); d.HasErrors() {
-		return diagErr(d)
+	order, diags := buildGraph(cfg)
+	if diags.HasErrors() {
+		return nil, nil, diagErr(diags)
+	}
+	return cfg, order, nil
+}
+
+func (m *module) runValidate(ctx context.Context, r engines.Request) error {
+	cfg, _, err := loadGraph(r)
+	if err != nil {
+		return err
 	}
 	return r.Line(fmt.Sprintf("Success! The configuration is valid (%d resources, %d variables, %d outputs).", len(cfg.Resources), len(cfg.Variables), len(cfg.Outputs)))
 }
 
 func (m *module) runGraph(ctx context.Context, r engines.Request) error {
-	st := r.Statement()
-	dir, err := resolveDir(r, st.Args["PATH"])
+	_, order, err := loadGraph(r)
 	if err != nil {
 		return err
-	}
-	if err := checkReadable(r.Actor(), dir, nil); err != nil {
-		return err
-	}
-	cfg, diags := config.Load(dir)
-	if diags.HasErrors() {
-		return diagErr(diags)
-	}
-	order, d := buildGraph(cfg)
-	if d.HasErrors() {
-		return diagErr(d)
 	}
 	lines := []string{"digraph {", "  compound = \"true\"", "  newrank = \"true\"", "  subgraph \"root\" {"}
 	for _, n := range order {
@@ -546,11 +546,7 @@ func (m *module) runStateList(ctx context.Context, r engines.Request) error {
 	if err != nil {
 		return err
 	}
-	addrs := make([]string, 0, len(res))
-	for a := range res {
-		addrs = append(addrs, a)
-	}
-	sort.Strings(addrs)
+	addrs := slices.Sorted(maps.Keys(res))
 	for _, a := range addrs {
 		if err := r.Row(stateRow{Addr: a, Type: res[a].Type, ID: res[a].ID, Workspace: ws}); err != nil {
 			return err
@@ -629,11 +625,7 @@ func (m *module) runOutput(ctx context.Context, r engines.Request) error {
 	if err != nil {
 		return err
 	}
-	names := make([]string, 0, len(meta.Outputs))
-	for n := range meta.Outputs {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(meta.Outputs))
 	if w, ok := st.Args["NAME"]; ok {
 		v, ok := meta.Outputs[w.Text]
 		if !ok {
@@ -764,11 +756,7 @@ func (m *module) runRefresh(ctx context.Context, r engines.Request) error {
 		return err
 	}
 	var bodies []*journal.Body
-	addrs := make([]string, 0, len(state))
-	for a := range state {
-		addrs = append(addrs, a)
-	}
-	sort.Strings(addrs)
+	addrs := slices.Sorted(maps.Keys(state))
 	for _, a := range addrs {
 		rs := state[a]
 		v, ok := actual[a]

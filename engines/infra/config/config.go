@@ -8,8 +8,10 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -154,11 +156,7 @@ func Load(dir string) (*Config, hcl.Diagnostics) {
 			Detail: fmt.Sprintf("%s holds no *.hcl file; an infra configuration is every *.hcl file of a directory", dir)}}
 	}
 	sort.Strings(names)
-	p := hclparse.NewParser()
-	c := &Config{
-		Dir: dir, Files: map[string][]byte{}, Variables: map[string]*Variable{}, Locals: map[string]*Local{},
-		Resources: map[string]*Resource{}, Outputs: map[string]*Output{},
-	}
+	files := make(map[string]string, len(names))
 	var diags hcl.Diagnostics
 	for _, name := range names {
 		src, err := os.ReadFile(name)
@@ -166,41 +164,28 @@ func Load(dir string) (*Config, hcl.Diagnostics) {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot read configuration", Detail: err.Error()})
 			continue
 		}
-		if d := CheckNumbers(src, name); d.HasErrors() {
-			diags = append(diags, d...)
-			continue
-		}
-		f, d := p.ParseHCL(src, name)
-		diags = append(diags, d...)
-		if f == nil {
-			continue
-		}
-		c.Files[name] = f.Bytes
-		diags = append(diags, c.addFile(f)...)
+		files[name] = string(src)
 	}
-	return c, diags
+	c, d := Parse(dir, files)
+	return c, append(diags, d...)
 }
 
-// Parse reads one configuration from sources given by name, as Load does
-// with files (for tests and fuzzing).
+// Parse reads one configuration from sources given by file name (Load
+// reads them from a directory; tests and fuzzing give them directly).
 func Parse(dir string, files map[string]string) (*Config, hcl.Diagnostics) {
 	p := hclparse.NewParser()
 	c := &Config{
 		Dir: dir, Files: map[string][]byte{}, Variables: map[string]*Variable{}, Locals: map[string]*Local{},
 		Resources: map[string]*Resource{}, Outputs: map[string]*Output{},
 	}
-	names := make([]string, 0, len(files))
-	for n := range files {
-		names = append(names, n)
-	}
-	sort.Strings(names)
 	var diags hcl.Diagnostics
-	for _, name := range names {
-		if d := CheckNumbers([]byte(files[name]), name); d.HasErrors() {
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		src := []byte(files[name])
+		if d := CheckNumbers(src, name); d.HasErrors() {
 			diags = append(diags, d...)
 			continue
 		}
-		f, d := p.ParseHCL([]byte(files[name]), name)
+		f, d := p.ParseHCL(src, name)
 		diags = append(diags, d...)
 		if f == nil {
 			continue
@@ -222,11 +207,7 @@ func (c *Config) addFile(f *hcl.File) hcl.Diagnostics {
 		case "locals":
 			attrs, d := b.Body.JustAttributes()
 			diags = append(diags, d...)
-			names := make([]string, 0, len(attrs))
-			for name := range attrs {
-				names = append(names, name)
-			}
-			sort.Strings(names)
+			names := slices.Sorted(maps.Keys(attrs))
 			for _, name := range names {
 				a := attrs[name]
 				if prev, dup := c.Locals[name]; dup {

@@ -2,8 +2,9 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
@@ -72,11 +73,7 @@ func (c *Config) VariableValues(in Inputs) (map[string]cty.Value, hcl.Diagnostic
 			}
 		}
 	}
-	names := make([]string, 0, len(in.Values))
-	for n := range in.Values {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(in.Values))
 	for _, n := range names {
 		raw := in.Values[n]
 		at := in.ValueRanges[n]
@@ -107,11 +104,7 @@ func (c *Config) VariableValues(in Inputs) (map[string]cty.Value, hcl.Diagnostic
 		}
 	}
 	out := make(map[string]cty.Value, len(c.Variables))
-	declared := make([]string, 0, len(c.Variables))
-	for n := range c.Variables {
-		declared = append(declared, n)
-	}
-	sort.Strings(declared)
+	declared := slices.Sorted(maps.Keys(c.Variables))
 	for _, n := range declared {
 		decl := c.Variables[n]
 		v, ok := given[n]
