@@ -400,3 +400,36 @@ func TestInfraPreventDestroy(t *testing.T) {
 		t.Fatalf("replacing plan: exit %d %s", code, errOut)
 	}
 }
+
+// TestInfraImportNet: a bridge made by hand with ip, imported, is then
+// managed: the next plan says No changes, and a change to it is planned.
+func TestInfraImportNet(t *testing.T) {
+	ip, ns := infraNS(t)
+	runIP(t, ip, "-n", ns, "link", "add", "br9", "type", "bridge")
+	runIP(t, ip, "-n", ns, "link", "set", "br9", "mtu", "1400", "up")
+	d := startDaemon(t)
+	dir := filepath.Join(t.TempDir(), "imp")
+	conf := func(mtu int) string {
+		return fmt.Sprintf(`
+variable "ns" {}
+resource "net_link" "br9" {
+  namespace = var.ns
+  name      = "br9"
+  kind      = "bridge"
+  mtu       = %d
+}`, mtu)
+	}
+	writeHCL(t, dir, conf(1400))
+	vns := "var.ns=" + ns
+	if out := cliOK(t, d, "infra", "plan", dir, vns); !strings.Contains(out, "Plan: 1 to add") {
+		t.Fatalf("plan before import:\n%s", out)
+	}
+	cliOK(t, d, "infra", "import", "net_link.br9", ns+"/br9", dir, vns)
+	if out := cliOK(t, d, "infra", "plan", dir, vns); !strings.Contains(out, "No changes.") {
+		t.Fatalf("plan after import:\n%s", out)
+	}
+	writeHCL(t, dir, conf(1450))
+	if out := cliOK(t, d, "infra", "plan", dir, vns); !strings.Contains(out, "~ mtu") || !strings.Contains(out, "Plan: 0 to add, 1 to change, 0 to destroy.") {
+		t.Fatalf("plan after an edit:\n%s", out)
+	}
+}
