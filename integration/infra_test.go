@@ -433,3 +433,33 @@ resource "net_link" "br9" {
 		t.Fatalf("plan after an edit:\n%s", out)
 	}
 }
+
+// TestInfraReplacedBridgeKeepsItsPorts: replacing a bridge takes its ports
+// off it in the kernel; the veths that name it as master are enslaved
+// again in the same apply, so the apply leaves no drift and the next plan
+// is empty.
+func TestInfraReplacedBridgeKeepsItsPorts(t *testing.T) {
+	ip, ns := infraNS(t)
+	d := startDaemon(t)
+	dir := filepath.Join(t.TempDir(), "lab")
+	vns := "var.ns=" + ns
+	writeHCL(t, dir, labConfig(2, 1400, false, "10.77.0.254"))
+	cliOK(t, d, "infra", "apply", dir, vns, "auto-approve")
+	out := cliOK(t, d, "infra", "apply", dir, vns, "replace=net_link.br0", "auto-approve")
+	if !strings.Contains(out, "# net_link.veth[0] will be updated in-place (because net_link.br0 is replaced)") {
+		t.Fatalf("apply:\n%s", out)
+	}
+	ls := links(t, ip, ns)
+	for _, v := range []string{"veth0", "veth1"} {
+		if ls[v]["master"] != "br0" {
+			t.Fatalf("%s after the bridge was replaced: %v", v, ls[v])
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // past the drift debounce
+	if drift := strings.TrimSpace(cliOK(t, d, "-o", "json", "events", "kind=infra.drift")); drift != "" {
+		t.Fatalf("cairn's own apply raised drift:\n%s", drift)
+	}
+	if out := cliOK(t, d, "infra", "plan", dir, vns); !strings.Contains(out, "No changes.") {
+		t.Fatalf("plan after the replacement:\n%s", out)
+	}
+}

@@ -429,7 +429,23 @@ func (a *applier) apply(ctx context.Context, c *Change) error {
 	if err != nil {
 		return err
 	}
-	switch c.Action {
+	action := c.Action
+	if c.reapply {
+		// What it refers to was just replaced: reality may have moved
+		// under it (a port taken off its bridge), or taken it along (an
+		// address of the bridge), which is then made again.
+		fresh, found, err := rt.Read(ctx, s, c.prior.ID)
+		if err != nil {
+			return err
+		}
+		if found {
+			c.actual = fresh
+		} else {
+			action = Create
+			a.say2("%s: gone with %s; creating it again", c.Addr, c.Reason)
+		}
+	}
+	switch action {
 	case NoOp:
 		if c.actual != nil {
 			p.eval.setInstance(n.addr, c.inst.key, objectValue(sch, ctyValues(sch, c.actual, sensitive), cty.StringVal(c.prior.ID)))
@@ -449,7 +465,7 @@ func (a *applier) apply(ctx context.Context, c *Change) error {
 		}
 		rs := stateOf(c, id, sch, got, cv)
 		var before any
-		if c.Action == Create && c.prior != nil {
+		if action == Create && c.prior != nil {
 			before = c.prior.toMap()
 		}
 		if err := a.record(ctx, a.body(KindCreate, c.Addr, map[string]any{"type": c.Type, "id": id, "before": before, "after": rs.toMap(), "dir": p.Dir})); err != nil {

@@ -62,6 +62,7 @@ type Change struct {
 	deps    []string // resource addresses (TYPE.NAME) it depends on
 	lc      config.Lifecycle
 	newID   string // the id the new object will have, when known at plan time
+	reapply bool   // an update because something it refers to is replaced: read reality again first
 }
 
 // Move is a state address change Terraform makes on its own: X becomes
@@ -333,6 +334,7 @@ func makePlan(ctx context.Context, req planRequest) (*Plan, error) {
 		p.Changes = append(p.Changes, c)
 	}
 	p.createBeforeDestroy()
+	p.reapplyDependents()
 	if err := p.applyTargets(req.targets); err != nil {
 		return nil, err
 	}
@@ -427,6 +429,42 @@ func (p *Plan) createBeforeDestroy() {
 						c.Action = Replace
 					}
 					changed = true
+				}
+			}
+		}
+	}
+}
+
+// reapplyDependents updates in place what refers to a replaced object
+// and would otherwise be left alone: the kernel takes a bridge's ports
+// off it when the bridge is deleted, so a veth whose master is the
+// replaced bridge must be enslaved again, or cairn's own apply would
+// leave drift behind.
+func (p *Plan) reapplyDependents() {
+	replaced := map[string]string{} // resource -> the replaced resource it goes back to
+	for _, c := range p.Changes {
+		if c.Action == Replace || c.Action == ReplaceCBD {
+			replaced[c.resAddr] = c.resAddr
+		}
+	}
+	if len(replaced) == 0 {
+		return
+	}
+	// Through what is re-applied too: a route via an address of the
+	// replaced bridge went with it.
+	for more := true; more; {
+		more = false
+		for _, c := range p.Changes {
+			if c.Action != NoOp || c.node == nil || c.prior == nil || c.actual == nil {
+				continue
+			}
+			for _, d := range c.deps {
+				if root, ok := replaced[d]; ok {
+					c.Action, c.Reason, c.reapply = Update, root+" is replaced", true
+					if _, seen := replaced[c.resAddr]; !seen {
+						replaced[c.resAddr], more = root, true
+					}
+					break
 				}
 			}
 		}
