@@ -55,6 +55,9 @@ func (r *request) flush(last []byte) error {
 	return nil
 }
 
+// Flush sends the answers gathered so far (engines.Flusher).
+func (r *request) Flush() error { return r.flush(nil) }
+
 // Row answers one result row; v is encoded as JSON.
 func (r *request) Row(v any) error {
 	p, err := journal.EncodeJSON(v)

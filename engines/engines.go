@@ -36,6 +36,14 @@ type Request interface {
 	Line(s string) error
 }
 
+// Flusher is implemented by a Request whose answers are gathered before
+// they are sent (the daemon's, for verbs that are not streams): Flush
+// sends what was answered so far now, so a long verb (infra apply) shows
+// its progress as it goes.
+type Flusher interface {
+	Flush() error
+}
+
 // Handler runs one statement, writing its answers through r. A nil return
 // answers done; an error becomes the request's error answer (use
 // journal.Errorf for a code, *PosError for a place in the statement).

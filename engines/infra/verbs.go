@@ -434,8 +434,12 @@ func (m *module) execute(ctx context.Context, r engines.Request, p *Plan) error 
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		f, _ := r.(engines.Flusher)
 		for l := range lines {
 			_ = r.Line(l)
+			if f != nil {
+				_ = f.Flush() // progress shows as it happens, as terraform apply's does
+			}
 		}
 	}()
 	ss := newSessions(ctx, m.env(r.Actor()))
