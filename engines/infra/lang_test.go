@@ -1,6 +1,8 @@
 package infra
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -123,4 +125,31 @@ func TestTargetReplaceWorkspaceAndGraph(t *testing.T) {
 
 	g := e.ok("infra graph " + cfg).text
 	mustContain(t, "graph", g, "digraph {", `"file.f" -> "directory.root"`, `"file.f" -> "local.names"`, `"output.paths" -> "file.f"`)
+}
+
+func TestImportAndGraphWithoutPath(t *testing.T) {
+	e := newEnv(t)
+	cfg := filepath.Join(t.TempDir(), "ws")
+	root := t.TempDir()
+	writeConfig(t, cfg, map[string]string{"main.hcl": fmt.Sprintf(`
+resource "file" "a" {
+  path    = "%s/a"
+  content = "a"
+}
+resource "file" "b" {
+  path    = "%s/b"
+  content = file.a.sha256
+}`, root, root)})
+	if a := e.run("infra graph"); a.err == nil {
+		t.Fatal("graph without PATH and without any workspace answered")
+	}
+	e.ok("infra apply " + cfg + " auto-approve target=file.a")
+	mustContain(t, "graph", e.ok("infra graph").text, `"file.b" -> "file.a"`)
+	b := filepath.Join(root, "b")
+	sum := sha256.Sum256([]byte("a"))
+	if err := os.WriteFile(b, []byte(hex.EncodeToString(sum[:])), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.ok("infra import file.b " + b) // no PATH: the workspace's directory
+	mustContain(t, "plan after import", e.ok("infra plan "+cfg).text, "No changes.")
 }

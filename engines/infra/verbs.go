@@ -25,6 +25,7 @@ var (
 	optTarget    = dsl.Option{Name: "target", Meta: "ADDR", Repeatable: true, Help: "only this resource (and what it depends on)"}
 	optReplace   = dsl.Option{Name: "replace", Meta: "ADDR", Repeatable: true, Help: "replace this resource even if unchanged"}
 	argPath      = dsl.Arg{Name: "PATH", Required: true, Help: "directory of *.hcl files (relative to your working directory)"}
+	optPath      = dsl.Arg{Name: "PATH", Help: "directory of *.hcl files; default: where the workspace was last applied from"}
 )
 
 func (m *module) verbs() []engines.Verb {
@@ -61,18 +62,18 @@ func (m *module) verbs() []engines.Verb {
 		{Spec: dsl.Spec{
 			Verb:      "infra graph",
 			Summary:   "the configuration's dependency graph, in DOT",
-			Help:      "infra graph PATH answers the graph as Graphviz DOT lines.\n\n  cairn infra graph ./net | dot -Tsvg > net.svg",
-			Args:      []dsl.Arg{argPath},
-			Options:   []dsl.Option{optVarFile},
+			Help:      "infra graph [PATH] answers the graph as Graphviz DOT lines (without PATH: the workspace's last applied directory).\n\n  cairn infra graph ./net | dot -Tsvg > net.svg",
+			Args:      []dsl.Arg{optPath},
+			Options:   []dsl.Option{optWorkspace, optVarFile},
 			Bag:       true,
 			BagPrefix: "var.",
 		}, Run: m.runGraph},
 		{Spec: dsl.Spec{
 			Verb:    "infra import",
 			Summary: "put an existing object under management",
-			Help: "infra import ADDR ID PATH reads the object ID (as the provider names it: ns1/br0 for a link in netns ns1,\n" +
+			Help: "infra import ADDR ID [PATH] reads the object ID (as the provider names it: ns1/br0 for a link in netns ns1,\n" +
 				"/br0 in the daemon's own) into state as ADDR, which PATH's configuration must declare.\n\n  infra import net_link.br0 ns1/br0 ./net",
-			Args:      []dsl.Arg{{Name: "ADDR", Required: true, Help: "resource address, such as net_link.br0"}, {Name: "ID", Required: true, Help: "the object's id"}, argPath},
+			Args:      []dsl.Arg{{Name: "ADDR", Required: true, Help: "resource address, such as net_link.br0"}, {Name: "ID", Required: true, Help: "the object's id"}, optPath},
 			Options:   []dsl.Option{optWorkspace, optVarFile},
 			Bag:       true,
 			BagPrefix: "var.",
@@ -214,11 +215,7 @@ func (m *module) knownWorkspace(st *dsl.Statement) (string, error) {
 // request builds a plan request under the workspace lock the caller holds.
 func (m *module) request(r engines.Request, destroy bool) (planRequest, error) {
 	st := r.Statement()
-	dir, err := resolveDir(r, st.Args["PATH"])
-	if err != nil {
-		return planRequest{}, err
-	}
-	ws, err := workspaceOf(st, dir)
+	dir, ws, err := m.dirOf(r)
 	if err != nil {
 		return planRequest{}, err
 	}
@@ -468,10 +465,38 @@ func (m *module) execute(ctx context.Context, r engines.Request, p *Plan) error 
 	return r.Line(fmt.Sprintf("%s complete! Resources: %d added, %d changed, %d destroyed.", verb, a.added, a.changed, a.destroyed))
 }
 
+// dirOf returns the configuration directory and workspace of a
+// statement: its PATH (and workspace=, else the directory's name), or,
+// for the verbs where PATH may be left out (import, graph), the directory
+// the workspace was last applied from.
+func (m *module) dirOf(r engines.Request) (dir, ws string, err error) {
+	st := r.Statement()
+	if w, ok := st.Args["PATH"]; ok {
+		if dir, err = resolveDir(r, w); err != nil {
+			return "", "", err
+		}
+		ws, err = workspaceOf(st, dir)
+		return dir, ws, err
+	}
+	if ws, err = m.knownWorkspace(st); err != nil {
+		return "", "", err
+	}
+	sn := m.audit.Snapshot()
+	meta, err := stateReader{sn}.meta(ws)
+	sn.Close()
+	if err != nil {
+		return "", "", err
+	}
+	if meta.Dir == "" {
+		return "", "", journal.Errorf("invalid_argument", "workspace %q has no configuration directory on record; give PATH", ws)
+	}
+	return meta.Dir, ws, nil
+}
+
 // loadGraph reads the configuration at the statement's PATH and builds
 // its graph, for the verbs that only look at it (validate, graph).
-func loadGraph(r engines.Request) (*config.Config, []*node, error) {
-	dir, err := resolveDir(r, r.Statement().Args["PATH"])
+func (m *module) loadGraph(r engines.Request) (*config.Config, []*node, error) {
+	dir, _, err := m.dirOf(r)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -490,7 +515,7 @@ func loadGraph(r engines.Request) (*config.Config, []*node, error) {
 }
 
 func (m *module) runValidate(ctx context.Context, r engines.Request) error {
-	cfg, _, err := loadGraph(r)
+	cfg, _, err := m.loadGraph(r)
 	if err != nil {
 		return err
 	}
@@ -498,7 +523,7 @@ func (m *module) runValidate(ctx context.Context, r engines.Request) error {
 }
 
 func (m *module) runGraph(ctx context.Context, r engines.Request) error {
-	_, order, err := loadGraph(r)
+	_, order, err := m.loadGraph(r)
 	if err != nil {
 		return err
 	}
