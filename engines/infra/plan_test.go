@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cairnhq/cairn/journal"
 )
@@ -205,6 +206,8 @@ func TestStateShowAtAnswersFromHistory(t *testing.T) {
 	writeConfig(t, cfg, files(root, 1, "old"))
 	e.ok("infra apply " + cfg + " auto-approve")
 	seq := e.j.Stream("audit").DurableSeq()
+	between := time.Now().UTC()
+	time.Sleep(10 * time.Millisecond)
 	writeConfig(t, cfg, files(root, 1, "new"))
 	e.ok("infra apply " + cfg + " auto-approve")
 
@@ -212,6 +215,8 @@ func TestStateShowAtAnswersFromHistory(t *testing.T) {
 	mustContain(t, "state now", string(now.rows[0]), `"content":"new 0"`)
 	then := e.ok(fmt.Sprintf("infra state show file.f[0] at=%d", seq))
 	mustContain(t, "state then", string(then.rows[0]), `"content":"old 0"`)
+	byTime := e.ok("infra state show file.f[0] at=" + between.Format(time.RFC3339Nano))
+	mustContain(t, "state at a time", string(byTime.rows[0]), `"content":"old 0"`)
 	if a := e.run("infra state show file.f[0] at=1"); a.err == nil {
 		t.Fatal("state before the first apply answered")
 	}
