@@ -167,7 +167,7 @@ func (p *printer) cells(row json.RawMessage) []string {
 	}
 	cells := make([]string, len(p.cols))
 	for _, f := range fields {
-		if p.sawLine && len(f.raw) > 0 && (f.raw[0] == '[' || f.raw[0] == '{') {
+		if _, known := p.colIndex[f.key]; !known && p.sawLine && len(f.raw) > 0 && (f.raw[0] == '[' || f.raw[0] == '{') {
 			continue // a narrative answer (infra plan): the text showed it; -o json has it
 		}
 		i, known := p.colIndex[f.key]

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -50,6 +51,12 @@ func runInfra(ctx context.Context, b *bench) error {
 		if err != nil {
 			return err
 		}
+		deleted := false
+		defer func() {
+			if !deleted {
+				_ = exec.Command(ip, "netns", "del", ns).Run()
+			}
+		}()
 		if kind == "" {
 			kind = "dummy"
 			if exec.Command(ip, "-n", ns, "link", "add", "probe", "type", "dummy").Run() != nil {
@@ -81,16 +88,16 @@ resource "net_address" "a" {
 			return err
 		}
 		start := time.Now()
-		res, err := c.Do(ctx, "infra apply "+dir+" auto-approve parallelism=10")
+		res, err := c.Do(ctx, "infra apply "+strconv.Quote(dir)+" auto-approve parallelism=10")
 		if err != nil {
 			return fmt.Errorf("apply: %w", err)
 		}
 		applies = append(applies, time.Since(start).Seconds())
-		if last := res.Lines[len(res.Lines)-1]; !strings.Contains(last, fmt.Sprintf("%d added", 2*n)) {
-			return fmt.Errorf("apply answered %q", last)
+		if text := strings.Join(res.Lines, "\n"); !strings.Contains(text, fmt.Sprintf("%d added", 2*n)) {
+			return fmt.Errorf("apply answered %q", text)
 		}
 		start = time.Now()
-		res, err = c.Do(ctx, "infra plan "+dir)
+		res, err = c.Do(ctx, "infra plan "+strconv.Quote(dir))
 		if err != nil {
 			return fmt.Errorf("no-op plan: %w", err)
 		}
@@ -99,6 +106,7 @@ resource "net_address" "a" {
 			return errors.New("the plan after the apply is not empty")
 		}
 		b.logf("round %d: plan+apply %.2fs, no-op plan %.3fs", r+1, applies[r], noops[r])
+		deleted = true
 		if err := delNetns(ctx, c, ip, ns, filepath.Base(dir)); err != nil {
 			return err
 		}

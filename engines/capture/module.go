@@ -157,8 +157,8 @@ func (m *module) runStart(ctx context.Context, r engines.Request) error {
 	}
 	if w, ok := st.Opt("rate"); ok {
 		n, err := w.Int()
-		if err != nil || n <= 0 {
-			return engines.Errorf("invalid_argument", w, "rate=%s: want events a second, such as 100000", w.Text)
+		if err != nil || n <= 0 || n > maxSyntheticRate {
+			return engines.Errorf("invalid_argument", w, "rate=%s: want events a second, 1 to %d, such as 100000", w.Text, maxSyntheticRate)
 		}
 		o.Config.Rate = n
 	}
@@ -180,6 +180,9 @@ func (m *module) runStart(ctx context.Context, r engines.Request) error {
 			return engines.Errorf("invalid_argument", w, "capture source %s named twice", w.Text)
 		}
 		seen[w.Text] = true
+		if rw, ok := st.Opt("rate"); ok && w.Text != "synthetic" {
+			return engines.Errorf("invalid_argument", rw, "rate= paces the synthetic source only, not %s", w.Text)
+		}
 		if p.Running(w.Text) {
 			return engines.Errorf("failed_precondition", w, "capture source %s is already running; capture stop %s first", w.Text, w.Text)
 		}

@@ -269,6 +269,11 @@ func wallOffset() int64 {
 	return time.Now().UnixNano() - ts.Nano()
 }
 
+// unresolvedName is proc.name of a process whose program is unknown (it
+// exited before /proc could be read): sysdig's "<NA>", so that filters such
+// as proc.name != "sshd" still match it.
+const unresolvedName = "<NA>"
+
 // handle updates the table from one event and emits what it means.
 func (s *ProcSource) handle(ev procEvent, wallOff int64) {
 	ts := int64(ev.Timestamp)
@@ -293,7 +298,7 @@ func (s *ProcSource) handle(ev procEvent, wallOff int64) {
 			// parent's command as the new one.
 			e = old
 			e.PID = ev.TGID
-			e.Name, e.Comm, e.Exe, e.Cmdline = "", "", "", ""
+			e.Name, e.Comm, e.Exe, e.Cmdline = unresolvedName, unresolvedName, "", ""
 			data = map[string]any{"unresolved": "the process exited before /proc could be read"}
 		}
 		if known {

@@ -154,10 +154,30 @@ func TestProcExecOfAGoneProcess(t *testing.T) {
 		t.Fatalf("%d events", len(got))
 	}
 	ex := got[1]
-	if ex.Kind != "capture.exec" || ex.Proc.Name != "" || ex.Proc.Cmdline != "" || ex.Proc.Exe != "" || ex.Data["unresolved"] == nil {
+	if ex.Kind != "capture.exec" || ex.Proc.Name != "<NA>" || ex.Proc.Cmdline != "" || ex.Proc.Exe != "" || ex.Data["unresolved"] == nil {
 		t.Fatalf("exec of a gone process: proc %+v data %v", ex.Proc, ex.Data)
 	}
 	if ex.Proc.PPID != 100 || ex.Actor.UID != 7 {
 		t.Fatalf("what the fork told was lost: proc %+v actor %+v", ex.Proc, ex.Actor)
+	}
+}
+
+func TestSyntheticStopsPromptlyAtAnyRate(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &synthetic{}
+	if err := s.Start(ctx, SourceConfig{Rate: maxSyntheticRate}, func(*journal.Body) bool {
+		time.Sleep(time.Microsecond) // slower than the rate asks
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the paced source did not stop")
 	}
 }

@@ -55,8 +55,14 @@ func (s *synthetic) Start(ctx context.Context, cfg SourceConfig, emit Emit) erro
 	return nil
 }
 
+// maxSyntheticRate bounds rate=: far above what a journal stores, and a
+// schedule that stays a count, not a flood.
+const maxSyntheticRate = 10_000_000
+
 // paced emits rate events a second, catching up with the schedule every
 // millisecond (a steady load, as a busy host makes, rather than bursts).
+// A backlog of more than a second is dropped rather than chased, and the
+// context is checked within a burst, so stop is prompt at any rate.
 func (s *synthetic) paced(ctx context.Context, rate, pid int64, emit Emit) {
 	start := time.Now()
 	tick := time.NewTicker(time.Millisecond)
@@ -69,7 +75,13 @@ func (s *synthetic) paced(ctx context.Context, rate, pid int64, emit Emit) {
 		case <-tick.C:
 		}
 		due := int64(time.Since(start).Seconds()*float64(rate)) + 1
+		if due-n > rate {
+			n = due - rate // more than a second behind: skip, do not chase
+		}
 		for ; n < due; n++ {
+			if n%1024 == 0 && ctx.Err() != nil {
+				return
+			}
 			emit(syntheticBody(n, pid))
 		}
 	}

@@ -442,10 +442,16 @@ func (m *module) execute(ctx context.Context, r engines.Request, p *Plan) error 
 	ss := newSessions(ctx, m.env(r.Actor()))
 	a := &applier{plan: p, ss: ss, commit: m.commit, actor: r.Actor(), node: m.node, parallelism: int(par), planSeq: p.ID,
 		say: func(s string) { lines <- s }}
-	err := a.run(ctx)
-	ss.close()
-	close(lines)
-	<-done
+	err := func() error {
+		// Even if the apply panics, the progress writer is done with r
+		// before anything else answers.
+		defer func() {
+			ss.close()
+			close(lines)
+			<-done
+		}()
+		return a.run(ctx)
+	}()
 	if m.drift != nil {
 		m.drift.afterApply(p.Workspace)
 	}
