@@ -463,3 +463,56 @@ func TestInfraReplacedBridgeKeepsItsPorts(t *testing.T) {
 		t.Fatalf("plan after the replacement:\n%s", out)
 	}
 }
+
+// TestInfraReplacedNamespaceTakesItsContentAlong: replacing a namespace
+// deletes everything in it; what is in it and changes in the same apply
+// (the bridge's mtu) is made again with its new values, the rest made
+// again as it was.
+func TestInfraReplacedNamespaceTakesItsContentAlong(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create network namespaces; CI runs as root")
+	}
+	ip := requireIP(t)
+	var rb [4]byte
+	rand.Read(rb[:])
+	ns := "cairn-infra-" + hex.EncodeToString(rb[:])
+	t.Cleanup(func() { exec.Command(ip, "netns", "del", ns).Run() })
+	d := startDaemon(t)
+	dir := filepath.Join(t.TempDir(), "nsr")
+	conf := func(mtu int) string {
+		return fmt.Sprintf(`
+variable "ns" {}
+resource "net_namespace" "lab" {
+  name = var.ns
+}
+resource "net_link" "br0" {
+  namespace = net_namespace.lab.name
+  name      = "br0"
+  kind      = "bridge"
+  mtu       = %d
+}
+resource "net_address" "gw" {
+  namespace = net_namespace.lab.name
+  link      = net_link.br0.name
+  cidr      = "10.79.0.1/24"
+}`, mtu)
+	}
+	vns := "var.ns=" + ns
+	writeHCL(t, dir, conf(1400))
+	cliOK(t, d, "infra", "apply", dir, vns, "auto-approve")
+	writeHCL(t, dir, conf(1500))
+	out := cliOK(t, d, "infra", "apply", dir, vns, "replace=net_namespace.lab", "auto-approve")
+	if !strings.Contains(out, "gone along with the replaced net_namespace.lab") {
+		t.Fatalf("apply:\n%s", out)
+	}
+	if br := links(t, ip, ns)["br0"]; br == nil || br["mtu"].(float64) != 1500 {
+		t.Fatalf("br0 after the namespace was replaced: %v", br)
+	}
+	if got := addrsOf(t, ip, ns, "br0"); strings.Join(got, " ") != "10.79.0.1/24" {
+		t.Fatalf("addresses: %v", got)
+	}
+	if out := cliOK(t, d, "infra", "plan", dir, vns); !strings.Contains(out, "No changes.") {
+		t.Fatalf("plan after:\n%s", out)
+	}
+	cliOK(t, d, "infra", "destroy", dir, vns, "auto-approve")
+}

@@ -207,7 +207,7 @@ func (a *applier) steps() ([]*step, error) {
 			c := c
 			deleteOf[c.Addr] = newStep("d:"+c.Addr, c.Addr, func(ctx context.Context) error { return a.destroy(ctx, c) })
 		}
-		if c.Action == NoOp && c.prior != nil && c.actual == nil && c.node == nil {
+		if c.forget {
 			c := c
 			deleteOf[c.Addr] = newStep("f:"+c.Addr, c.Addr, func(ctx context.Context) error {
 				return a.record(ctx, a.body(KindForget, c.Addr, map[string]any{"before": c.prior.toMap(), "reason": "gone outside cairn"}))
@@ -442,7 +442,7 @@ func (a *applier) apply(ctx context.Context, c *Change) error {
 			c.actual = fresh
 		} else {
 			action = Create
-			a.say2("%s: gone with %s; creating it again", c.Addr, c.Reason)
+			a.say2("%s: gone along with the replaced %s; creating it again", c.Addr, c.reapplyRoot)
 		}
 	}
 	switch action {

@@ -45,24 +45,26 @@ type AttrChange struct {
 
 // Change is one instance's entry of a plan.
 type Change struct {
-	Addr    string       `json:"addr"`
-	Type    string       `json:"type"`
-	Name    string       `json:"name"`
-	Mode    string       `json:"mode"` // managed or data
-	Action  Action       `json:"action"`
-	Reason  string       `json:"reason,omitempty"`
-	ID      string       `json:"id,omitempty"` // the object's id in state, for update/delete/replace
-	Attrs   []AttrChange `json:"attributes,omitempty"`
-	resAddr string
-	node    *node
-	inst    instance
-	prior   *ResourceState
-	actual  provider.Values // as refreshed; nil when missing
-	cfg     *configValues
-	deps    []string // resource addresses (TYPE.NAME) it depends on
-	lc      config.Lifecycle
-	newID   string // the id the new object will have, when known at plan time
-	reapply bool   // an update because something it refers to is replaced: read reality again first
+	Addr        string       `json:"addr"`
+	Type        string       `json:"type"`
+	Name        string       `json:"name"`
+	Mode        string       `json:"mode"` // managed or data
+	Action      Action       `json:"action"`
+	Reason      string       `json:"reason,omitempty"`
+	ID          string       `json:"id,omitempty"` // the object's id in state, for update/delete/replace
+	Attrs       []AttrChange `json:"attributes,omitempty"`
+	resAddr     string
+	node        *node
+	inst        instance
+	prior       *ResourceState
+	actual      provider.Values // as refreshed; nil when missing
+	cfg         *configValues
+	deps        []string // resource addresses (TYPE.NAME) it depends on
+	lc          config.Lifecycle
+	newID       string // the id the new object will have, when known at plan time
+	reapply     bool   // something it refers to is replaced: read reality again first
+	reapplyRoot string // the replaced resource
+	forget      bool   // gone outside cairn and not wanted: leaves state
 }
 
 // Move is a state address change Terraform makes on its own: X becomes
@@ -112,7 +114,20 @@ type Plan struct {
 }
 
 // Empty reports whether the plan changes nothing.
-func (p *Plan) Empty() bool { return p.Summary == Summary{} && len(p.Moves) == 0 }
+func (p *Plan) Empty() bool {
+	return p.Summary == Summary{} && len(p.Moves) == 0 && len(p.forgets()) == 0
+}
+
+// forgets lists the changes that only take a gone object out of state.
+func (p *Plan) forgets() []*Change {
+	var out []*Change
+	for _, c := range p.Changes {
+		if c.forget {
+			out = append(out, c)
+		}
+	}
+	return out
+}
 
 // planRequest is what plan (and apply without a saved plan) start from.
 type planRequest struct {
@@ -325,7 +340,7 @@ func makePlan(ctx context.Context, req planRequest) (*Plan, error) {
 		rs := req.state[a]
 		c := &Change{Addr: a, Type: rs.Type, Name: nameOf(a), Mode: "managed", Action: Delete, Reason: "not in the configuration", ID: rs.ID, prior: rs, actual: actual[a], deps: rs.Deps, resAddr: resAddrOf(a)}
 		if actual[a] == nil {
-			c.Action, c.Reason = NoOp, "not in the configuration and already gone"
+			c.Action, c.Reason, c.forget = NoOp, "not in the configuration and already gone", true
 		}
 		if req.destroy {
 			c.Reason = ""
@@ -409,8 +424,25 @@ func (p *Plan) moveCount(n *node, insts []instance, state map[string]*ResourceSt
 // the dependent is then replaced delete-first too.
 func (p *Plan) createBeforeDestroy() {
 	byRes := map[string][]*Change{}
+	gone := map[string]*Change{} // old id -> the change that deletes it
 	for _, c := range p.Changes {
 		byRes[c.resAddr] = append(byRes[c.resAddr], c)
+		if c.prior != nil && (c.Action == Delete || c.Action == Replace || c.Action == ReplaceCBD) {
+			gone[c.prior.ID] = c
+		}
+	}
+	// A change falls back to delete-first for good (the set only grows, so
+	// this ends): when its new object would take an id another change
+	// still has to delete, or a dependency must be replaced delete-first.
+	downgraded := map[*Change]bool{}
+	downgrade := func(c *Change, why string) {
+		c.Action, downgraded[c] = Replace, true
+		c.Reason = strings.TrimPrefix(c.Reason+"; ", "; ") + "create_before_destroy cannot apply: " + why
+	}
+	for _, c := range p.Changes {
+		if o, ok := gone[c.newID]; ok && o != c && c.Action == ReplaceCBD {
+			downgrade(c, "its new id "+c.newID+" is "+o.Addr+"'s until that is deleted")
+		}
 	}
 	for changed := true; changed; {
 		changed = false
@@ -420,13 +452,13 @@ func (p *Plan) createBeforeDestroy() {
 			}
 			for _, d := range c.deps {
 				for _, x := range byRes[d] {
-					if x.Action != Replace {
+					if x.Action != Replace || c.Action != ReplaceCBD {
 						continue
 					}
-					if x.newID != "" && x.newID != x.ID {
+					if !downgraded[x] && x.newID != "" && x.newID != x.ID {
 						x.Action = ReplaceCBD
 					} else {
-						c.Action = Replace
+						downgrade(c, x.Addr+" is replaced delete-first")
 					}
 					changed = true
 				}
@@ -455,12 +487,12 @@ func (p *Plan) reapplyDependents() {
 	for more := true; more; {
 		more = false
 		for _, c := range p.Changes {
-			if c.Action != NoOp || c.node == nil || c.prior == nil || c.actual == nil {
+			if c.reapply || c.Action != NoOp && c.Action != Update || c.node == nil || c.prior == nil || c.actual == nil {
 				continue
 			}
 			for _, d := range c.deps {
 				if root, ok := replaced[d]; ok {
-					c.Action, c.Reason, c.reapply = Update, root+" is replaced", true
+					c.Action, c.Reason, c.reapply, c.reapplyRoot = Update, root+" is replaced", true, root
 					if _, seen := replaced[c.resAddr]; !seen {
 						replaced[c.resAddr], more = root, true
 					}
@@ -688,7 +720,7 @@ func (p *Plan) planInstance(n *node, in instance, prior *ResourceState, actual p
 		if prior == nil {
 			c.Action = NoOp
 		} else if actual == nil {
-			c.Action = NoOp
+			c.Action, c.forget = NoOp, true
 		} else {
 			c.Action = Delete
 			c.Attrs = deleteAttrs(prior, actual)

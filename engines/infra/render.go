@@ -52,7 +52,8 @@ func render(p *Plan) []string {
 			acts = append(acts, c)
 		}
 	}
-	if len(acts) == 0 && len(p.Moves) == 0 {
+	forgets := p.forgets()
+	if len(acts) == 0 && len(p.Moves) == 0 && len(forgets) == 0 {
 		add("No changes. Your infrastructure matches the configuration.")
 		if p.Destroy {
 			out[len(out)-1] = "No changes. No objects need to be destroyed."
@@ -63,6 +64,10 @@ func render(p *Plan) []string {
 	for _, mv := range p.Moves {
 		add("")
 		add("  # %s has moved to %s", mv.From, mv.To)
+	}
+	for _, c := range forgets {
+		add("")
+		add("  # %s is gone already and leaves the state", c.Addr)
 	}
 	for _, c := range acts {
 		add("")

@@ -207,3 +207,120 @@ func TestDriftWatcherStopsWithACheckPending(t *testing.T) {
 	}
 	d.changed("net", "nowhere") // after stop: nothing
 }
+
+func TestCreateBeforeDestroyPropagationEnds(t *testing.T) {
+	e := newEnv(t)
+	cfg := filepath.Join(t.TempDir(), "ws")
+	root := t.TempDir()
+	writeConfig(t, cfg, map[string]string{"main.hcl": fmt.Sprintf(`
+variable "v" {
+  default = "a"
+}
+resource "directory" "y" {
+  path = "%s/y"
+}
+resource "directory" "x" {
+  path = "${directory.y.path}/${var.v}"
+}
+resource "file" "c0" {
+  path    = "${directory.x.path}/f"
+  content = "c"
+  lifecycle {
+    create_before_destroy = true
+  }
+}`, root)})
+	e.ok("infra apply " + cfg + " auto-approve")
+	a := e.runWithin(20*time.Second, "infra apply "+cfg+" auto-approve var.v=b replace=directory.y")
+	if a.err != nil {
+		t.Fatalf("%v\n%s", a.err, a.text)
+	}
+	mustContain(t, "apply", a.text, "create_before_destroy cannot apply")
+	if readFile(t, filepath.Join(root, "y", "b", "f")) != "c" {
+		t.Fatal("y/b/f missing")
+	}
+	mustContain(t, "plan", e.ok("infra plan "+cfg+" var.v=b").text, "No changes.")
+}
+
+func TestCreateBeforeDestroySwappedIDsReplaceDeleteFirst(t *testing.T) {
+	e := newEnv(t)
+	cfg := filepath.Join(t.TempDir(), "ws")
+	root := t.TempDir()
+	conf := func(pa, pb string) map[string]string {
+		return map[string]string{"main.hcl": fmt.Sprintf(`
+resource "file" "a" {
+  path    = "%s/%s"
+  content = "a"
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+resource "file" "b" {
+  path    = "%s/%s"
+  content = "b"
+  lifecycle {
+    create_before_destroy = true
+  }
+}`, root, pa, root, pb)}
+	}
+	writeConfig(t, cfg, conf("p", "q"))
+	e.ok("infra apply " + cfg + " auto-approve")
+	writeConfig(t, cfg, conf("q", "p"))
+	a := e.ok("infra apply " + cfg + " auto-approve")
+	mustContain(t, "swap", a.text, "Resources: 2 added, 0 changed, 2 destroyed.")
+	if readFile(t, filepath.Join(root, "p")) != "b" || readFile(t, filepath.Join(root, "q")) != "a" {
+		t.Fatal("not swapped")
+	}
+	mustContain(t, "plan", e.ok("infra plan "+cfg).text, "No changes.")
+}
+
+func TestGoneObjectsLeaveState(t *testing.T) {
+	e := newEnv(t)
+	cfg := filepath.Join(t.TempDir(), "ws")
+	root := filepath.Join(t.TempDir(), "out")
+	writeConfig(t, cfg, files(root, 2, "g"))
+	e.ok("infra apply " + cfg + " auto-approve")
+
+	// An orphan that is gone already.
+	os.Remove(filepath.Join(root, "f1"))
+	writeConfig(t, cfg, files(root, 1, "g"))
+	a := e.ok("infra apply " + cfg + " auto-approve")
+	mustContain(t, "apply", a.text, "file.f[1] is gone already and leaves the state")
+	mustContain(t, "plan", e.ok("infra plan "+cfg).text, "No changes.")
+	if strings.Contains(e.ok("infra plan "+cfg).text, "deleted") {
+		t.Fatal("the gone orphan is still reported")
+	}
+
+	// A destroy of something gone already.
+	os.Remove(filepath.Join(root, "f0"))
+	e.ok("infra destroy " + cfg + " auto-approve")
+	for _, r := range e.ok("infra state list").rows {
+		if strings.Contains(string(r), "file.f") {
+			t.Fatalf("still in state after destroy: %s", r)
+		}
+	}
+}
+
+func TestStateShowAtFollowsMoves(t *testing.T) {
+	e := newEnv(t)
+	cfg := filepath.Join(t.TempDir(), "ws")
+	root := t.TempDir()
+	conf := func(count string) map[string]string {
+		return map[string]string{"main.hcl": fmt.Sprintf(`
+resource "file" "b" {
+  %s
+  path    = "%s/b"
+  content = "b"
+}`, count, root)}
+	}
+	writeConfig(t, cfg, conf(""))
+	e.ok("infra apply " + cfg + " auto-approve")
+	before := e.j.Stream("audit").DurableSeq()
+	writeConfig(t, cfg, conf("count = 1"))
+	e.ok("infra apply " + cfg + " auto-approve")
+	last := e.j.Stream("audit").DurableSeq()
+	mustContain(t, "new address", string(e.ok(fmt.Sprintf("infra state show file.b[0] at=%d", last)).rows[0]), `"addr":"file.b[0]"`)
+	if a := e.run(fmt.Sprintf("infra state show file.b at=%d", last)); a.err == nil || !strings.Contains(a.err.Error(), "had moved to file.b[0]") {
+		t.Fatalf("old address after the move: %v", a.err)
+	}
+	mustContain(t, "old address before the move", string(e.ok(fmt.Sprintf("infra state show file.b at=%d", before)).rows[0]), `"addr":"file.b"`)
+}

@@ -616,7 +616,12 @@ func (m *module) runStateShow(ctx context.Context, r engines.Request) error {
 				return err
 			}
 			switch ev.Kind {
-			case KindCreate, KindUpdate, KindImport, KindRefresh:
+			case KindCreate, KindUpdate, KindImport, KindRefresh, KindMove:
+				if to, seq, moved, err := m.movedAway(ws, addr, ev.Seq+1, q.To, q.Until); err != nil {
+					return err
+				} else if moved {
+					return journal.Errorf("not_found", "%s had moved to %s (seq %d) by %s; infra state show %s at=%s", addr, to, seq, w.Text, to, w.Text)
+				}
 				rs, err := stateFromData(ev.Data["after"])
 				if err != nil {
 					return err
@@ -646,6 +651,24 @@ func (m *module) runStateShow(ctx context.Context, r engines.Request) error {
 		return err
 	}
 	return r.Row(stateRow{Addr: addr, Type: rs.Type, ID: rs.ID, Workspace: ws, Attrs: redactedAttrs(rs)})
+}
+
+// movedAway reports whether addr of ws was moved to another address by an
+// infra.move in [from, to] (or up to until), and where to.
+func (m *module) movedAway(ws, addr string, from, to, until int64) (string, int64, bool, error) {
+	it := m.audit.Scan(journal.Query{Kind: KindMove, From: from, To: to, Until: until})
+	defer it.Close()
+	for it.Next() {
+		ev, err := it.Raw().Decode()
+		if err != nil {
+			return "", 0, false, err
+		}
+		if ev.Data["workspace"] == ws && ev.Data["from"] == addr {
+			dst, _ := ev.Data["addr"].(string)
+			return dst, ev.Seq, true, nil
+		}
+	}
+	return "", 0, false, it.Err()
 }
 
 func (m *module) runOutput(ctx context.Context, r engines.Request) error {
