@@ -283,7 +283,6 @@ func TestLoadReportsEveryBadFile(t *testing.T) {
 // Load of a directory whose name holds a glob metacharacter must read that
 // directory, not one the pattern happens to match.
 func TestLoadDirectoryWithGlobMetacharacters(t *testing.T) {
-	t.Skip(`BUG: config.go:134 Load builds its pattern with filepath.Glob(filepath.Join(dir, "*.hcl")) without escaping dir: Load(".../a[b]") reads .../ab/*.hcl`)
 	base := t.TempDir()
 	for dir, src := range map[string]string{"a[b]": `variable "mine" {}`, "ab": `variable "someone_elses" {}`} {
 		if err := os.Mkdir(filepath.Join(base, dir), 0o755); err != nil {
@@ -502,7 +501,6 @@ func TestInvalidResourceName(t *testing.T) {
 // The type label becomes part of the address as the name label does, so it
 // must be held to the same rule.
 func TestInvalidResourceType(t *testing.T) {
-	t.Skip(`BUG: config.go:234 addResource validates the name label but not the type label: resource "data.net_link" "lo" {} gets the address data.net_link.lo, a managed resource that Refs resolves as if it were the data source`)
 	for _, typ := range []string{"data.net_link", "net link", "0net", ""} {
 		src := fmt.Sprintf("resource %q \"lo\" {}\n", typ)
 		if got := parseErr(t, map[string]string{"main.hcl": src}); !strings.HasPrefix(got, "main.hcl:1:10: error: Invalid resource type") {
@@ -750,7 +748,6 @@ func TestFormat(t *testing.T) {
 // HCL wrote it: turning it into a string must not cost the daemon minutes
 // of CPU and megabytes of memory.
 func TestHugeNumberDefault(t *testing.T) {
-	t.Skip(`BUG: config.go:333 (addVariable's convertTo) turns default = 1e9999999 of a string variable into its 10,000,000-digit decimal text, in time quadratic in the exponent: 0.5 s for 1e999999, 17 s for 1e9999999, and 1e600000000 (accepted) would take days; the same through a var-file value (variables.go:106)`)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -376,7 +376,6 @@ func TestVariableValuesWithoutVariables(t *testing.T) {
 // The same configuration and inputs give the same answer, in the same
 // order, every time: the diagnostics are shown to a person and journaled.
 func TestVariableValuesDiagnosticsOrder(t *testing.T) {
-	t.Skip("BUG: variables.go:96 VariableValues loops over the map c.Variables, so its diagnostics come in a different order from one call to the next (config.go:205 does the same with a locals block's attributes)")
 	c := parse(t, map[string]string{"main.hcl": `
 variable "a" {}
 variable "b" {}
@@ -394,7 +393,6 @@ variable "e" {}
 
 // Loading the same files twice reports their mistakes in the same order.
 func TestLocalsDiagnosticsOrder(t *testing.T) {
-	t.Skip("BUG: config.go:205 addFile loops over the map a locals block's JustAttributes returns, so duplicate-local diagnostics come in a different order from one load to the next")
 	files := map[string]string{
 		"a.hcl": "locals {\n  a = 1\n  b = 1\n  c = 1\n  d = 1\n  e = 1\n}\n",
 		"b.hcl": "locals {\n  a = 2\n  b = 2\n  c = 2\n  d = 2\n  e = 2\n}\n",
