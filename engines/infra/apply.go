@@ -2,7 +2,6 @@ package infra
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -334,7 +333,7 @@ func cycle(steps []*step) []string {
 	return nil
 }
 
-func (a *applier) say2(format string, args ...any) { a.say(fmt.Sprintf(format, args...)) }
+func (a *applier) sayf(format string, args ...any) { a.say(fmt.Sprintf(format, args...)) }
 
 // planned returns the values to create or update an instance with.
 func planned(sch *provider.Schema, cv *configValues, actual provider.Values, lc config.Lifecycle) provider.Values {
@@ -396,13 +395,13 @@ func (a *applier) apply(ctx context.Context, c *Change) error {
 		if d.HasErrors() {
 			return diagErr(d)
 		}
-		a.say2("%s: Reading...", c.Addr)
+		a.sayf("%s: Reading...", c.Addr)
 		v, err := p.readData(ctx, a.ss, n, dataType(n.res.Type), cv)
 		if err != nil {
 			return err
 		}
 		p.eval.setInstance(n.addr, c.inst.key, v)
-		a.say2("%s: Read complete", c.Addr)
+		a.sayf("%s: Read complete", c.Addr)
 		return nil
 	}
 	rt := resourceType(c.Type)
@@ -442,7 +441,7 @@ func (a *applier) apply(ctx context.Context, c *Change) error {
 			c.actual = fresh
 		} else {
 			action = Create
-			a.say2("%s: gone along with the replaced %s; creating it again", c.Addr, c.reapplyRoot)
+			a.sayf("%s: gone along with the replaced %s; creating it again", c.Addr, c.reapplyRoot)
 		}
 	}
 	switch action {
@@ -457,7 +456,7 @@ func (a *applier) apply(ctx context.Context, c *Change) error {
 		if err != nil {
 			return err
 		}
-		a.say2("%s: Creating...", c.Addr)
+		a.sayf("%s: Creating...", c.Addr)
 		start := time.Now()
 		got, err := rt.Create(ctx, s, want)
 		if err != nil {
@@ -475,11 +474,11 @@ func (a *applier) apply(ctx context.Context, c *Change) error {
 		a.mu.Lock()
 		a.added++
 		a.mu.Unlock()
-		a.say2("%s: Creation complete after %s [id=%s]", c.Addr, since(start), id)
+		a.sayf("%s: Creation complete after %s [id=%s]", c.Addr, since(start), id)
 		return nil
 	case Update:
 		want := planned(sch, cv, c.actual, c.lc)
-		a.say2("%s: Modifying... [id=%s]", c.Addr, c.prior.ID)
+		a.sayf("%s: Modifying... [id=%s]", c.Addr, c.prior.ID)
 		start := time.Now()
 		got, err := rt.Update(ctx, s, c.prior.ID, c.actual, want)
 		if err != nil {
@@ -494,7 +493,7 @@ func (a *applier) apply(ctx context.Context, c *Change) error {
 		a.mu.Lock()
 		a.changed++
 		a.mu.Unlock()
-		a.say2("%s: Modifications complete after %s [id=%s]", c.Addr, since(start), c.prior.ID)
+		a.sayf("%s: Modifications complete after %s [id=%s]", c.Addr, since(start), c.prior.ID)
 		return nil
 	}
 	return nil
@@ -509,7 +508,7 @@ func (a *applier) destroy(ctx context.Context, c *Change) error {
 	if err != nil {
 		return err
 	}
-	a.say2("%s: Destroying... [id=%s]", c.Addr, c.prior.ID)
+	a.sayf("%s: Destroying... [id=%s]", c.Addr, c.prior.ID)
 	start := time.Now()
 	if c.actual != nil {
 		if err := rt.Delete(ctx, s, c.prior.ID, c.actual); err != nil {
@@ -540,7 +539,7 @@ func (a *applier) destroy(ctx context.Context, c *Change) error {
 	a.mu.Lock()
 	a.destroyed++
 	a.mu.Unlock()
-	a.say2("%s: Destruction complete after %s", c.Addr, since(start))
+	a.sayf("%s: Destruction complete after %s", c.Addr, since(start))
 	return nil
 }
 
@@ -551,5 +550,3 @@ func since(t time.Time) string {
 	}
 	return d.Round(100 * time.Millisecond).String()
 }
-
-var errNotApplied = errors.New("not applied")

@@ -5,7 +5,6 @@ import (
 	"maps"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -153,12 +152,6 @@ func (d *driftWatcher) changed(pname, scope string) {
 	})
 }
 
-// afterApply follows the scopes an apply may have changed and checks the
-// workspace once, under the state the apply left.
-func (d *driftWatcher) afterApply(ws string) {
-	d.resubscribe()
-}
-
 func (d *driftWatcher) checkAll(pname, scope string) {
 	sn := d.m.audit.Snapshot()
 	wss, err := stateReader{sn}.workspaces()
@@ -223,7 +216,7 @@ func (d *driftWatcher) check(ws, pname, scope string) error {
 		}
 		for _, x := range driftOf(rs, got, found) {
 			k := rs.Addr + "\x00" + x.Attribute
-			if prev, ok := openAt[k]; ok && equal(normalizeLoose(prev), x.Actual) {
+			if prev, ok := openAt[k]; ok && equal(prev, x.Actual) {
 				continue
 			}
 			bodies = append(bodies, &journal.Body{Kind: KindDrift, Subject: subject(ws, rs.Addr), Node: d.m.node,
@@ -259,18 +252,3 @@ func driftOf(rs *ResourceState, got map[string]any, found bool) []Drift {
 	}
 	return out
 }
-
-// normalizeLoose turns a JSON-decoded number back into an int64.
-func normalizeLoose(x any) any {
-	if n, ok := asInt(x); ok {
-		if _, isStr := x.(string); !isStr {
-			return n
-		}
-	}
-	if l, ok := x.([]any); ok {
-		return asList(l)
-	}
-	return x
-}
-
-var _ = strings.Cut

@@ -3,7 +3,6 @@ package infra
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -183,5 +182,3 @@ func readFile(t testing.TB, p string) string {
 	}
 	return string(b)
 }
-
-var _ = fmt.Sprint

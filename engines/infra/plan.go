@@ -110,7 +110,6 @@ type Plan struct {
 	order     []*node
 	eval      *evaluator
 	stateRes  map[string]*ResourceState
-	sensOut   map[string]bool
 }
 
 // Empty reports whether the plan changes nothing.
@@ -267,7 +266,7 @@ func makePlan(ctx context.Context, req planRequest) (*Plan, error) {
 	p := &Plan{
 		Workspace: req.ws, Dir: req.dir, Destroy: req.destroy, StateSeq: req.stateSeq, Targets: req.targets,
 		inputs: req.inputs, cfg: cfg, order: order, eval: newEvaluator(cfg, vars), stateRes: req.state,
-		Outputs: map[string]any{}, sensOut: map[string]bool{},
+		Outputs: map[string]any{},
 	}
 	ss := newSessions(ctx, req.env)
 	defer ss.close()
@@ -306,7 +305,6 @@ func makePlan(ctx context.Context, req planRequest) (*Plan, error) {
 				p.Unknown = append(p.Unknown, n.out.Name)
 				continue
 			}
-			p.sensOut[n.out.Name] = n.out.Sensitive
 			p.Outputs[n.out.Name] = outputValue(uv, n.out.Sensitive)
 		case n.res != nil && n.res.Mode == config.Data:
 			if err := p.planData(ctx, ss, n); err != nil {

@@ -144,8 +144,8 @@ func normalize(x any, t provider.Type) any {
 
 // equal compares two provider values.
 func equal(a, b any) bool {
-	la, aok := a.([]string)
-	lb, bok := b.([]string)
+	la, aok := listOf(a)
+	lb, bok := listOf(b)
 	if aok || bok {
 		return slices.Equal(la, lb) && (la == nil) == (lb == nil) || len(la) == 0 && len(lb) == 0
 	}
@@ -154,6 +154,16 @@ func equal(a, b any) bool {
 		return ok && na == nb
 	}
 	return a == b
+}
+
+// listOf returns x as a []string when it is a list (a []any after a JSON
+// or CBOR trip).
+func listOf(x any) ([]string, bool) {
+	switch x.(type) {
+	case []string, []any:
+		return asList(x), true
+	}
+	return nil, false
 }
 
 // digest is how a sensitive value is kept in state and events: its

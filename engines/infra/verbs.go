@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -241,6 +240,22 @@ func (m *module) request(r engines.Request, destroy bool) (planRequest, error) {
 		env: m.env(r.Actor()), state: state, stateSeq: meta.Seq}, nil
 }
 
+// lockedRequest takes the workspace's apply lock, then builds the plan
+// request from the state as of holding it; unlock releases the lock.
+func (m *module) lockedRequest(r engines.Request, destroy bool) (req planRequest, unlock func(), err error) {
+	_, ws, err := m.dirOf(r)
+	if err != nil {
+		return planRequest{}, nil, err
+	}
+	l := m.lock(ws)
+	l.Lock()
+	if req, err = m.request(r, destroy); err != nil {
+		l.Unlock()
+		return planRequest{}, nil, err
+	}
+	return req, l.Unlock, nil
+}
+
 // planRow is the machine-readable answer of infra plan (-o json).
 type planRow struct {
 	ID        int64          `json:"id"`
@@ -301,17 +316,11 @@ func (m *module) runPlan(ctx context.Context, r engines.Request) error {
 }
 
 func (m *module) plan(ctx context.Context, r engines.Request, destroy bool) error {
-	req, err := m.request(r, destroy)
+	req, unlock, err := m.lockedRequest(r, destroy)
 	if err != nil {
 		return err
 	}
-	l := m.lock(req.ws)
-	l.Lock()
-	defer l.Unlock()
-	req, err = m.request(r, destroy) // state as of holding the lock
-	if err != nil {
-		return err
-	}
+	defer unlock()
 	p, err := makePlan(ctx, req)
 	if err != nil {
 		return err
@@ -355,16 +364,11 @@ func (m *module) runApply(ctx context.Context, r engines.Request) error {
 
 func (m *module) applyNew(ctx context.Context, r engines.Request, destroy bool) error {
 	st := r.Statement()
-	req, err := m.request(r, destroy)
+	req, unlock, err := m.lockedRequest(r, destroy)
 	if err != nil {
 		return err
 	}
-	l := m.lock(req.ws)
-	l.Lock()
-	defer l.Unlock()
-	if req, err = m.request(r, destroy); err != nil {
-		return err
-	}
+	defer unlock()
 	p, err := makePlan(ctx, req)
 	if err != nil {
 		return err
@@ -453,7 +457,7 @@ func (m *module) execute(ctx context.Context, r engines.Request, p *Plan) error 
 		return a.run(ctx)
 	}()
 	if m.drift != nil {
-		m.drift.afterApply(p.Workspace)
+		m.drift.resubscribe() // an apply may have made or emptied a namespace
 	}
 	if err != nil {
 		return err
@@ -721,16 +725,11 @@ func (m *module) runDrift(ctx context.Context, r engines.Request) error {
 func (m *module) runImport(ctx context.Context, r engines.Request) error {
 	st := r.Statement()
 	addr, id := st.Args["ADDR"], st.Args["ID"].Text
-	req, err := m.request(r, false)
+	req, unlock, err := m.lockedRequest(r, false)
 	if err != nil {
 		return err
 	}
-	l := m.lock(req.ws)
-	l.Lock()
-	defer l.Unlock()
-	if req, err = m.request(r, false); err != nil {
-		return err
-	}
+	defer unlock()
 	if _, ok := req.state[addr.Text]; ok {
 		return engines.Errorf("failed_precondition", addr, "%s is already managed in workspace %q; infra state show %s shows it", addr.Text, req.ws, addr.Text)
 	}
@@ -861,5 +860,3 @@ func sameAttrs(a, b map[string]any) bool {
 	}
 	return true
 }
-
-var _ = strconv.Itoa
