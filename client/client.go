@@ -19,10 +19,12 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+
+	"github.com/cairnhq/cairn/client/wire"
 )
 
 // MaxLine is the longest line the wire protocol allows, in either direction.
-const MaxLine = 4 << 20
+const MaxLine = wire.MaxLine
 
 // scanLimit is the longest answer line read. Answers may exceed MaxLine:
 // a 1.5 MiB value of control characters is six times that as JSON.
@@ -174,13 +176,6 @@ func (s *Stream) Cancel() error {
 	return s.c.cancel(s.r)
 }
 
-// envelope is one request line.
-type envelope struct {
-	ID     int64  `json:"id"`
-	DSL    string `json:"dsl,omitempty"`
-	Cancel bool   `json:"cancel,omitempty"`
-}
-
 // start registers a request and sends it.
 func (c *Client) start(ctx context.Context, dsl string) (*request, error) {
 	if err := ctx.Err(); err != nil {
@@ -196,7 +191,7 @@ func (c *Client) start(ctx context.Context, dsl string) (*request, error) {
 	// Registered before sending, so no answer can arrive for an unknown id.
 	c.pending[r.id] = r
 	c.mu.Unlock()
-	if err := c.send(envelope{ID: r.id, DSL: dsl}); err != nil {
+	if err := c.send(wire.Request{ID: r.id, DSL: dsl}); err != nil {
 		c.mu.Lock()
 		delete(c.pending, r.id)
 		c.mu.Unlock()
@@ -215,11 +210,11 @@ func (c *Client) cancel(r *request) error {
 	r.canceled = true
 	r.queue = nil
 	r.mu.Unlock()
-	return c.send(envelope{ID: r.id, Cancel: true})
+	return c.send(wire.Request{ID: r.id, Cancel: true})
 }
 
 // send writes one request line.
-func (c *Client) send(env envelope) error {
+func (c *Client) send(env wire.Request) error {
 	line, ok := appendPlainEnvelope(make([]byte, 0, len(env.DSL)+32), env)
 	if !ok {
 		var err error
@@ -249,7 +244,7 @@ func (c *Client) send(env envelope) error {
 // appendPlainEnvelope appends env's line, newline included, byte for byte
 // as json.Marshal writes it, when its statement needs no escaping; ok is
 // false otherwise.
-func appendPlainEnvelope(dst []byte, env envelope) (line []byte, ok bool) {
+func appendPlainEnvelope(dst []byte, env wire.Request) (line []byte, ok bool) {
 	if env.Cancel {
 		return nil, false
 	}
@@ -270,16 +265,6 @@ func appendPlainEnvelope(dst []byte, env envelope) (line []byte, ok bool) {
 	return append(dst, "}\n"...), true
 }
 
-// wireAnswer is one answer line.
-type wireAnswer struct {
-	ID    int64           `json:"id"`
-	Row   json.RawMessage `json:"row"`
-	Event json.RawMessage `json:"event"`
-	Line  *string         `json:"line"`
-	Done  bool            `json:"done"`
-	Error *wireError      `json:"error"`
-}
-
 // read routes answer lines to their requests until the connection ends. It
 // never blocks on a request, so a stream nobody reads cannot stall the others.
 func (c *Client) read() {
@@ -288,7 +273,7 @@ func (c *Client) read() {
 	sc.Buffer(make([]byte, 64<<10), scanLimit)
 	var cause error
 	for sc.Scan() {
-		var m wireAnswer
+		var m wire.Answer
 		if decodePlainAnswer(sc.Bytes(), &m) {
 			c.dispatch(&m)
 			continue
@@ -326,7 +311,7 @@ func (c *Client) read() {
 // {"id":N,"row":{…}}, {"id":N,"event":{…}} and {"id":N,"done":true}, into
 // m exactly as json.Unmarshal would; it reports false for any other line,
 // which then takes json.Unmarshal.
-func decodePlainAnswer(b []byte, m *wireAnswer) bool {
+func decodePlainAnswer(b []byte, m *wire.Answer) bool {
 	const head = `{"id":`
 	if !bytes.HasPrefix(b, []byte(head)) || b[len(b)-1] != '}' {
 		return false
@@ -346,7 +331,7 @@ func decodePlainAnswer(b []byte, m *wireAnswer) bool {
 	var dst *json.RawMessage
 	switch {
 	case string(rest) == `,"done":true`:
-		*m = wireAnswer{ID: id, Done: true}
+		*m = wire.Answer{ID: id, Done: true}
 		return true
 	case bytes.HasPrefix(rest, []byte(`,"event":`)):
 		rest, dst = rest[len(`,"event":`):], &m.Event
@@ -359,13 +344,13 @@ func decodePlainAnswer(b []byte, m *wireAnswer) bool {
 	if len(rest) < 2 || rest[0] != '{' || rest[len(rest)-1] != '}' || !json.Valid(rest) {
 		return false
 	}
-	*m = wireAnswer{ID: id}
+	*m = wire.Answer{ID: id}
 	*dst = append(json.RawMessage(nil), rest...)
 	return true
 }
 
 // dispatch hands one answer to its request.
-func (c *Client) dispatch(m *wireAnswer) {
+func (c *Client) dispatch(m *wire.Answer) {
 	final := m.Done || m.Error != nil
 	c.mu.Lock()
 	r := c.pending[m.ID]
@@ -378,7 +363,7 @@ func (c *Client) dispatch(m *wireAnswer) {
 	}
 	switch {
 	case m.Error != nil:
-		r.finish(m.Error.typed())
+		r.finish(typedError(m.Error))
 	case m.Done:
 		r.finish(io.EOF)
 	case m.Row != nil:

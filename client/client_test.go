@@ -251,7 +251,7 @@ func TestErrors(t *testing.T) {
 
 	_, err := c.Do(ctx, "bad")
 	var pe *ParseError
-	if !errors.As(err, &pe) || pe.Pos != (Pos{1, 2}) || err.Error() != `1:2: unknown verb "bad"` {
+	if !errors.As(err, &pe) || pe.Pos != (Pos{Line: 1, Col: 2}) || err.Error() != `1:2: unknown verb "bad"` {
 		t.Fatalf("bad: %#v %v", err, err)
 	}
 	if ExitCode(err) != 2 {
@@ -268,7 +268,7 @@ func TestErrors(t *testing.T) {
 	}
 
 	_, err = c.Do(ctx, "badcel")
-	if !errors.As(err, &de) || de.Code != "invalid_argument" || de.Pos == nil || *de.Pos != (Pos{1, 9}) {
+	if !errors.As(err, &de) || de.Code != "invalid_argument" || de.Pos == nil || *de.Pos != (Pos{Line: 1, Col: 9}) {
 		t.Fatalf("badcel: %#v", err)
 	}
 	if ExitCode(err) != 2 {

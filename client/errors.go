@@ -4,26 +4,25 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/cairnhq/cairn/client/wire"
 )
 
 // Error codes the daemon uses that callers commonly branch on. The full set is
 // gRPC's code names in snake_case plus CodeParse.
 const (
 	// CodeParse marks a statement the DSL parser rejected; it arrives as a *ParseError.
-	CodeParse = "parse"
+	CodeParse = wire.Parse
 	// CodeInvalidArgument marks a well-formed statement with a bad argument (bad CEL, bad HCL, …).
-	CodeInvalidArgument = "invalid_argument"
+	CodeInvalidArgument = wire.InvalidArgument
 	// CodeCanceled marks a request that ended because it was canceled.
-	CodeCanceled = "canceled"
+	CodeCanceled = wire.Canceled
 	// CodeNotFound marks a request about something that does not exist.
-	CodeNotFound = "not_found"
+	CodeNotFound = wire.NotFound
 )
 
 // Pos is a 1-based position in a statement; Col counts code points.
-type Pos struct {
-	Line int `json:"line"`
-	Col  int `json:"col"`
-}
+type Pos = wire.Pos
 
 // UnreachableError reports that the daemon could not be reached: the dial
 // failed, or the connection was lost before the request's answer was complete.
@@ -58,9 +57,9 @@ func (e *ParseError) Error() string {
 
 // DaemonError reports any error answer other than a parse error.
 type DaemonError struct {
-	Code    string // gRPC code name in snake_case, e.g. "not_found"
-	Message string // the daemon's message
-	Pos     *Pos   // set when the error points into the statement (e.g. a CEL error)
+	Code    wire.Code // gRPC code name in snake_case, e.g. "not_found"
+	Message string    // the daemon's message
+	Pos     *Pos      // set when the error points into the statement (e.g. a CEL error)
 }
 
 // Error returns the daemon's message followed by the code.
@@ -98,15 +97,8 @@ func ExitCode(err error) int {
 	return 1
 }
 
-// wireError is the "error" member of an answer line.
-type wireError struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Pos     *Pos   `json:"pos,omitempty"`
-}
-
 // typed turns an error answer into *ParseError or *DaemonError.
-func (w *wireError) typed() error {
+func typedError(w *wire.Error) error {
 	if w.Code == CodeParse {
 		pe := &ParseError{Message: w.Message}
 		if w.Pos != nil {

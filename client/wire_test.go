@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"reflect"
 	"testing"
+
+	"github.com/cairnhq/cairn/client/wire"
 )
 
 // TestPlainEnvelopeMatchesJSON pins the request fast path to json.Marshal.
 func TestPlainEnvelopeMatchesJSON(t *testing.T) {
-	for _, env := range []envelope{
+	for _, env := range []wire.Request{
 		{ID: 1, DSL: "status"},
 		{ID: 1 << 40, DSL: "emit bench.load s1 i=7"},
 		{ID: 3},
@@ -51,11 +53,11 @@ func TestPlainAnswerMatchesJSON(t *testing.T) {
 		`{"id":9223372036854775807,"done":true}`,
 		`{"id":3,"row":{"a":"\ud800"}}`,
 	} {
-		var fast wireAnswer
+		var fast wire.Answer
 		if !decodePlainAnswer([]byte(line), &fast) {
 			continue
 		}
-		var want wireAnswer
+		var want wire.Answer
 		if err := json.Unmarshal([]byte(line), &want); err != nil {
 			t.Errorf("fast path took %q, which json.Unmarshal refuses: %v", line, err)
 			continue
@@ -70,11 +72,11 @@ func FuzzPlainAnswer(f *testing.F) {
 	f.Add(`{"id":2,"row":{"stream":"audit","seq":1}}`)
 	f.Add(`{"id":1,"done":true}`)
 	f.Fuzz(func(t *testing.T, line string) {
-		var fast wireAnswer
+		var fast wire.Answer
 		if !decodePlainAnswer([]byte(line), &fast) {
 			return
 		}
-		var want wireAnswer
+		var want wire.Answer
 		if err := json.Unmarshal([]byte(line), &want); err != nil {
 			t.Fatalf("fast path took %q, which json.Unmarshal refuses: %v", line, err)
 		}

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+
+	"github.com/cairnhq/cairn/client/wire"
 )
 
 // maxInFlight bounds the requests one connection may have running at once.
@@ -93,7 +95,7 @@ func (cn *conn) serve() {
 			if tooLong.first != '{' {
 				id = cn.rawID() // a raw line still takes its id
 			}
-			cn.send(encodeError(id, wireErrBody{Code: "invalid_argument", Message: fmt.Sprintf("request line longer than %d bytes; split it or send a smaller value", MaxLine)}))
+			cn.send(encodeError(id, wire.Error{Code: wire.InvalidArgument, Message: fmt.Sprintf("request line longer than %d bytes; split it or send a smaller value", wire.MaxLine)}))
 			continue
 		}
 		if err != nil {
@@ -112,7 +114,7 @@ func (cn *conn) serve() {
 		if err != nil {
 			var we *wireError
 			errors.As(err, &we)
-			cn.send(encodeError(we.ID, wireErrBody{Code: "invalid_argument", Message: we.Msg}))
+			cn.send(encodeError(we.ID, wire.Error{Code: wire.InvalidArgument, Message: we.Msg}))
 			continue
 		}
 		if req.Cancel {
@@ -137,7 +139,7 @@ func (cn *conn) start(req wireRequest) {
 	if _, dup := cn.active[req.ID]; dup {
 		cn.mu.Unlock()
 		cancel()
-		cn.send(encodeError(req.ID, wireErrBody{Code: "invalid_argument", Message: fmt.Sprintf("request id %d is already running on this connection; use a new id", req.ID)}))
+		cn.send(encodeError(req.ID, wire.Error{Code: wire.InvalidArgument, Message: fmt.Sprintf("request id %d is already running on this connection; use a new id", req.ID)}))
 		return
 	}
 	run := &running{cancel: cancel}
@@ -260,14 +262,14 @@ func (cn *conn) fail(err error) {
 	cn.c.Close()
 }
 
-// lineTooLongError is a request line over MaxLine, consumed to its end;
+// lineTooLongError is a request line over wire.MaxLine, consumed to its end;
 // first is its first non-space byte, which tells a JSON envelope from a
 // raw statement.
 type lineTooLongError struct{ first byte }
 
 func (e *lineTooLongError) Error() string { return "line too long" }
 
-// readLine reads one newline-terminated line of at most MaxLine bytes. An
+// readLine reads one newline-terminated line of at most wire.MaxLine bytes. An
 // overlong line is consumed to its end and reported as errLineTooLong.
 func readLine(r *bufio.Reader) ([]byte, error) {
 	var buf []byte
@@ -275,7 +277,7 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 	for {
 		frag, err := r.ReadSlice('\n')
 		if tooLong == nil {
-			if len(buf)+len(frag) > MaxLine+1 {
+			if len(buf)+len(frag) > wire.MaxLine+1 {
 				tooLong = &lineTooLongError{first: firstNonSpace(append(buf, frag...))}
 				buf = nil
 			} else {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/cairnhq/cairn/client/wire"
 	"github.com/cairnhq/cairn/dsl"
 	"github.com/cairnhq/cairn/engines"
 	"github.com/cairnhq/cairn/journal"
@@ -64,7 +65,7 @@ func (r *request) Row(v any) error {
 	if err != nil {
 		return fmt.Errorf("encode row: %w", err)
 	}
-	return r.emit(kindRow, p)
+	return r.emit(wire.KindRow, p)
 }
 
 // Event answers one event: a stored *journal.Raw (its JSON is shared with
@@ -83,24 +84,28 @@ func (r *request) Event(ev any) error {
 	if err != nil {
 		return fmt.Errorf("encode event: %w", err)
 	}
-	return r.emit(kindEvent, p)
+	return r.emit(wire.KindEvent, p)
 }
 
 // Line answers one line of text.
 func (r *request) Line(s string) error {
 	p, _ := json.Marshal(s)
-	return r.emit(kindLine, p)
+	return r.emit(wire.KindLine, p)
 }
 
 // errorBody turns a handler or parse error into the wire's error object.
-func errorBody(err error) wireErrBody {
+func errorBody(err error) wire.Error {
 	var de *dsl.Error
 	if errors.As(err, &de) {
-		return wireErrBody{Code: "parse", Message: de.Error(), Pos: &wirePos{Line: de.Pos.Line, Col: de.Pos.Col}}
+		return wire.Error{Code: wire.Parse, Message: de.Error(), Pos: &wire.Pos{Line: de.Pos.Line, Col: de.Pos.Col}}
 	}
 	var pe *engines.PosError
 	if errors.As(err, &pe) {
-		return wireErrBody{Code: pe.Code, Message: pe.Error(), Pos: &wirePos{Line: pe.Pos.Line, Col: pe.Pos.Col}}
+		return wire.Error{Code: pe.Code, Message: pe.Error(), Pos: &wire.Pos{Line: pe.Pos.Line, Col: pe.Pos.Col}}
 	}
-	return wireErrBody{Code: journal.Code(err), Message: err.Error()}
+	msg := err.Error()
+	if hint := engines.ErrorHint(err); hint != "" {
+		msg += ": " + hint
+	}
+	return wire.Error{Code: engines.ErrorCode(err), Message: msg}
 }

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/cairnhq/cairn/engines"
 	"log/slog"
 	"net"
 	"os"
@@ -16,6 +15,9 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/cairnhq/cairn/client/wire"
+	"github.com/cairnhq/cairn/engines"
 
 	"golang.org/x/sys/unix"
 
@@ -337,7 +339,7 @@ func (s *Server) execute(ctx context.Context, cn *conn, id int64, text string, r
 		handler := s.handlers[st.Spec.Verb]
 		if st.Pipe != nil {
 			if st.Spec.Verb != "events" && st.Spec.Verb != "tail" {
-				r.flush(encodeError(id, wireErrBody{Code: "invalid_argument", Message: fmt.Sprintf("%s: only events and tail can feed a chisel, not %s", st.Pipe.Pos, st.Spec.Verb), Pos: &wirePos{Line: st.Pipe.Pos.Line, Col: st.Pipe.Pos.Col}}))
+				r.flush(encodeError(id, wire.Error{Code: wire.InvalidArgument, Message: fmt.Sprintf("%s: only events and tail can feed a chisel, not %s", st.Pipe.Pos, st.Spec.Verb), Pos: &wire.Pos{Line: st.Pipe.Pos.Line, Col: st.Pipe.Pos.Col}}))
 				return
 			}
 			handler = s.runChiselPipe
@@ -378,7 +380,7 @@ func (s *Server) callHandler(ctx context.Context, handler engines.Handler, r *re
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error("handler panicked", "verb", r.stmt.Spec.Verb, "panic", p, "stack", string(debug.Stack()))
-			err = journal.Errorf("internal", "%s failed on an internal error (%v); the daemon keeps running — please report it with the statement", r.stmt.Spec.Verb, p)
+			err = wire.Errorf(wire.Internal, "%s failed on an internal error (%v); the daemon keeps running — please report it with the statement", r.stmt.Spec.Verb, p)
 		}
 	}()
 	return handler(ctx, r)

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cairnhq/cairn/client/wire"
 	"github.com/cairnhq/cairn/dsl"
 	"github.com/cairnhq/cairn/engines"
 	"github.com/cairnhq/cairn/journal"
@@ -71,18 +72,6 @@ func archiveVerbs(s *Server) []Verb {
 	}
 }
 
-// exportHead is the first row of an export: what the capture file's
-// header needs.
-type exportHead struct {
-	Stream   string       `json:"stream"`
-	Node     string       `json:"node"`
-	FirstSeq int64        `json:"first_seq"`
-	LastSeq  int64        `json:"last_seq"`
-	Events   int64        `json:"events"`
-	Anchor   journal.Hash `json:"anchor"`
-	Head     journal.Hash `json:"head"`
-}
-
 // exportRecord is one event row of an export: the record exactly as stored.
 type exportRecord struct {
 	seq    int64
@@ -107,16 +96,16 @@ func (s *Server) runJournalExport(ctx context.Context, r engines.Request) error 
 	st := r.Statement()
 	for _, name := range []string{"kind", "subject"} {
 		if w, ok := st.Opt(name); ok {
-			return engines.Errorf("invalid_argument", w, errExportSelect, name+"=")
+			return engines.Errorf(wire.InvalidArgument, w, errExportSelect, name+"=")
 		}
 	}
 	if st.Where != nil {
-		return engines.Errorf("invalid_argument", *st.Where, errExportSelect, "where")
+		return engines.Errorf(wire.InvalidArgument, *st.Where, errExportSelect, "where")
 	}
 	name := journal.Audit
 	if w, ok := st.Opt("stream"); ok {
 		if w.Text != journal.Audit && w.Text != journal.Capture {
-			return engines.Errorf("invalid_argument", w, "journal export reads one stream: audit or capture, not %q", w.Text)
+			return engines.Errorf(wire.InvalidArgument, w, "journal export reads one stream: audit or capture, not %q", w.Text)
 		}
 		name = w.Text
 	}
@@ -138,7 +127,7 @@ func (s *Server) runJournalExport(ctx context.Context, r engines.Request) error 
 	if err := errors.Join(it.Err(), it.Close()); err != nil {
 		return fmt.Errorf("read journal: %w", err)
 	}
-	head := exportHead{Stream: name, Node: s.node}
+	head := wire.ExportHead{Stream: name, Node: s.node}
 	if last == nil {
 		return r.Row(head)
 	}
@@ -150,7 +139,7 @@ func (s *Server) runJournalExport(ctx context.Context, r engines.Request) error 
 		raw := it.Raw()
 		if i == 0 {
 			head.FirstSeq, head.LastSeq, head.Events = raw.Seq, last.Seq, last.Seq-raw.Seq+1
-			head.Anchor, head.Head = raw.Prev(), last.Hash()
+			head.Anchor, head.Head = raw.Prev().String(), last.Hash().String()
 			if err := r.Row(head); err != nil {
 				return err
 			}
@@ -181,7 +170,7 @@ func exportQuery(st *dsl.Statement) (journal.Query, error) {
 	if w, ok := st.Opt("from"); ok {
 		n, err := w.Int()
 		if err != nil || n < 0 {
-			return q, engines.Errorf("invalid_argument", w, "from=%s: want a non-negative integer", w.Text)
+			return q, engines.Errorf(wire.InvalidArgument, w, "from=%s: want a non-negative integer", w.Text)
 		}
 		q.From = n
 	}
@@ -191,7 +180,7 @@ func exportQuery(st *dsl.Statement) (journal.Query, error) {
 			continue // the file
 		}
 		if n < 0 || q.To != 0 {
-			return q, engines.Errorf("invalid_argument", w, "to=%s: give one last seq (a non-negative integer) and at most one file", w.Text)
+			return q, engines.Errorf(wire.InvalidArgument, w, "to=%s: give one last seq (a non-negative integer) and at most one file", w.Text)
 		}
 		q.To = n
 	}
@@ -200,7 +189,7 @@ func exportQuery(st *dsl.Statement) (journal.Query, error) {
 		if w, ok := st.Opt(name); ok {
 			t, err := w.Time(now)
 			if err != nil {
-				return q, engines.Errorf("invalid_argument", w, "%v", err)
+				return q, engines.Errorf(wire.InvalidArgument, w, "%v", err)
 			}
 			*dst = t.UnixNano()
 		}
@@ -208,32 +197,23 @@ func exportQuery(st *dsl.Statement) (journal.Query, error) {
 	return q, nil
 }
 
-// importRow answers one imported part (or, from Restore, one file).
-type importRow struct {
-	Stream   string `json:"stream"`
-	FirstSeq int64  `json:"first_seq"`
-	LastSeq  int64  `json:"last_seq"`
-	Events   int64  `json:"events"`
-	Head     string `json:"head"`
-}
-
 func (s *Server) runJournalImport(ctx context.Context, r engines.Request) error {
 	st := r.Statement()
 	if len(st.Rest) > 0 {
-		return engines.Errorf("invalid_argument", st.Rest[0],
+		return engines.Errorf(wire.InvalidArgument, st.Rest[0],
 			"the daemon does not open files a client names: run `cairn journal import FILE`, which verifies the file and sends it in part= options")
 	}
 	w, ok := st.Opt("part")
 	if !ok {
-		return journal.Errorf("invalid_argument", "journal import needs part=BASE64 (one complete capture file); the cairn CLI sends it: cairn journal import FILE")
+		return wire.Errorf(wire.InvalidArgument, "journal import needs part=BASE64 (one complete capture file); the cairn CLI sends it: cairn journal import FILE")
 	}
 	data, err := base64.StdEncoding.DecodeString(w.Text)
 	if err != nil {
-		return engines.Errorf("invalid_argument", w, "part=: not base64: %v", err)
+		return engines.Errorf(wire.InvalidArgument, w, "part=: not base64: %v", err)
 	}
 	hdr, raws, err := readPart(bytes.NewReader(data))
 	if err != nil {
-		return engines.Errorf("invalid_argument", w, "part=: %v", err)
+		return engines.Errorf(wire.InvalidArgument, w, "part=: %v", err)
 	}
 	row, err := importRaws(ctx, s.journal, hdr, raws)
 	if err != nil {
@@ -262,12 +242,12 @@ func readPart(src io.Reader) (archive.Header, []*journal.Raw, error) {
 }
 
 // importRaws appends verified events to the stream the header names.
-func importRaws(ctx context.Context, j *journal.Journal, hdr archive.Header, raws []*journal.Raw) (importRow, error) {
+func importRaws(ctx context.Context, j *journal.Journal, hdr archive.Header, raws []*journal.Raw) (wire.ImportRow, error) {
 	st := j.Stream(hdr.Stream)
 	if st == nil {
-		return importRow{}, journal.Errorf("invalid_argument", "the capture file is of stream %q, which this cairn does not have", hdr.Stream)
+		return wire.ImportRow{}, wire.Errorf(wire.InvalidArgument, "the capture file is of stream %q, which this cairn does not have", hdr.Stream)
 	}
-	row := importRow{Stream: hdr.Stream}
+	row := wire.ImportRow{Stream: hdr.Stream}
 	if len(raws) == 0 {
 		return row, nil
 	}
@@ -346,7 +326,7 @@ func Restore(ctx context.Context, cfg Config, files []string) ([]RestoreReport, 
 	for _, name := range journal.Streams {
 		st := j.Stream(name).Stats()
 		if st.LastSeq != 0 && slices.ContainsFunc(inputs, func(in input) bool { return in.hdr.Stream == name }) {
-			return nil, journal.Errorf("failed_precondition",
+			return nil, wire.Errorf(wire.FailedPrecondition,
 				"restore: the %s stream in %s already holds events (seqs %d–%d); restore into an empty data directory, or continue a stream with `cairn journal import FILE`",
 				name, cfg.DataDir, st.FirstSeq, st.LastSeq)
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/cairnhq/cairn/client/wire"
 	"github.com/cairnhq/cairn/dsl"
 	"github.com/cairnhq/cairn/engines"
 	"github.com/cairnhq/cairn/journal"
@@ -75,7 +76,7 @@ func (s *Server) runChiselInfo(ctx context.Context, r engines.Request) error {
 	w := r.Statement().Args["NAME"]
 	in, err := s.chisels.Info(w.Text)
 	if err != nil {
-		return engines.Errorf("not_found", w, "%v", err)
+		return engines.Errorf(wire.NotFound, w, "%v", err)
 	}
 	text := "usage: chisel " + in.Name + " " + in.Usage() + "\n\n" + in.Description
 	if in.Category != "" {
@@ -143,14 +144,14 @@ func (s *Server) runChiselOn(ctx context.Context, r engines.Request, ch *scripts
 	}
 	if _, given := r.Statement().Opt("stream"); !given && ch.Info().Stream != "" {
 		if s.journal.Stream(ch.Info().Stream) == nil {
-			return engines.Errorf("invalid_argument", name, "chisel %s declares unknown stream %q", ch.Info().Name, ch.Info().Stream)
+			return engines.Errorf(wire.InvalidArgument, name, "chisel %s declares unknown stream %q", ch.Info().Name, ch.Info().Stream)
 		}
 		sel.streams = []string{ch.Info().Stream}
 	}
 	var feed scripts.Feed
 	if live {
 		if len(sel.streams) != 1 {
-			return journal.Errorf("invalid_argument", "a live chisel follows one stream; use stream=audit or stream=capture")
+			return wire.Errorf(wire.InvalidArgument, "a live chisel follows one stream; use stream=audit or stream=capture")
 		}
 		f, err := s.liveFeed(ctx, sel)
 		if err != nil {
@@ -173,15 +174,15 @@ func (s *Server) runChiselOn(ctx context.Context, r engines.Request, ch *scripts
 // chiselError reports a chisel's failure at its name, with the Lua error
 // (file:line) or the bound it outran.
 func chiselError(name dsl.Word, err error) error {
-	code := "failed_precondition"
+	code := wire.FailedPrecondition
 	var se *scripts.ScriptError
 	switch {
 	case errors.As(err, &se):
-		code = "invalid_argument"
+		code = wire.InvalidArgument
 	case errors.Is(err, scripts.ErrBudget), errors.Is(err, scripts.ErrMemory):
-		code = "resource_exhausted"
+		code = wire.ResourceExhausted
 	case strings.Contains(err.Error(), "no chisel"), strings.Contains(err.Error(), "unknown chisel"):
-		code = "not_found"
+		code = wire.NotFound
 	}
 	return engines.Errorf(code, name, "%v", err)
 }

@@ -3,10 +3,12 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"github.com/cairnhq/cairn/engines"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/cairnhq/cairn/client/wire"
+	"github.com/cairnhq/cairn/engines"
 
 	"github.com/cairnhq/cairn/journal"
 )
@@ -16,7 +18,7 @@ func (s *Server) runEmit(ctx context.Context, r engines.Request) error {
 	st := r.Statement()
 	kind := st.Args["KIND"]
 	if err := journal.ValidateKind(kind.Text); err != nil {
-		return &engines.PosError{Code: "invalid_argument", Pos: kind.Pos, Msg: err.Error()}
+		return &engines.PosError{Code: wire.InvalidArgument, Pos: kind.Pos, Msg: err.Error()}
 	}
 	body := &journal.Body{Kind: kind.Text, Subject: st.Args["SUBJECT"].Text, Actor: r.Actor()}
 	if len(st.Bag) > 0 {
@@ -52,7 +54,7 @@ func streamsOpt(r engines.Request) ([]string, error) {
 		return journal.Streams, nil
 	}
 	if w.Text != journal.Audit && w.Text != journal.Capture {
-		return nil, &engines.PosError{Code: "invalid_argument", Pos: w.Pos, Msg: fmt.Sprintf("unknown stream %q; streams are audit and capture", w.Text)}
+		return nil, &engines.PosError{Code: wire.InvalidArgument, Pos: w.Pos, Msg: fmt.Sprintf("unknown stream %q; streams are audit and capture", w.Text)}
 	}
 	return []string{w.Text}, nil
 }
@@ -78,7 +80,7 @@ func (s *Server) runJournalVerify(ctx context.Context, r engines.Request) error 
 		}
 	}
 	if len(bad) > 0 {
-		return journal.Errorf("data_loss", "journal verification failed: %s", strings.Join(bad, "; "))
+		return wire.Errorf(wire.DataLoss, "journal verification failed: %s", strings.Join(bad, "; "))
 	}
 	return nil
 }
@@ -140,32 +142,13 @@ type rebuildRow struct {
 	Took   string `json:"took"`
 }
 
-// statusRow describes the daemon.
-type statusRow struct {
-	Node    string     `json:"node"`
-	Version string     `json:"version"`
-	PID     int        `json:"pid"`
-	Uptime  string     `json:"uptime"`
-	NATS    string     `json:"nats"`
-	Socket  string     `json:"socket"`
-	Data    string     `json:"data"`
-	Audit   streamInfo `json:"audit"`
-	Capture streamInfo `json:"capture"`
-}
-
-type streamInfo struct {
-	LastSeq int64 `json:"last_seq"`
-	Events  int64 `json:"events"`
-	Bytes   int64 `json:"bytes"`
-}
-
 // runStatus describes the daemon.
 func (s *Server) runStatus(ctx context.Context, r engines.Request) error {
-	info := func(name string) streamInfo {
+	info := func(name string) wire.StreamInfo {
 		st := s.journal.Stream(name).Stats()
-		return streamInfo{LastSeq: st.LastSeq, Events: st.Events, Bytes: st.Bytes}
+		return wire.StreamInfo{LastSeq: st.LastSeq, Events: st.Events, Bytes: st.Bytes}
 	}
-	return r.Row(statusRow{
+	return r.Row(wire.StatusRow{
 		Node:    s.node,
 		Version: Version,
 		PID:     os.Getpid(),
@@ -200,16 +183,9 @@ func (s *Server) runHelp(ctx context.Context, r engines.Request) error {
 		return nil
 	}
 	for _, sp := range s.verbs.Specs() {
-		if err := r.Row(helpRow{Verb: sp.Verb, Usage: s.verbs.Usage(sp), Summary: sp.Summary}); err != nil {
+		if err := r.Row(wire.HelpRow{Verb: sp.Verb, Usage: s.verbs.Usage(sp), Summary: sp.Summary}); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// helpRow is one verb of the table, as help lists it and the shell completes it.
-type helpRow struct {
-	Verb    string `json:"verb"`
-	Usage   string `json:"usage"`
-	Summary string `json:"summary"`
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/cairnhq/cairn/engines"
 	"io"
 	"time"
+
+	"github.com/cairnhq/cairn/client/wire"
+	"github.com/cairnhq/cairn/engines"
 
 	"github.com/cairnhq/cairn/journal"
 	"github.com/cairnhq/cairn/journal/filter"
@@ -31,21 +33,21 @@ func (s *Server) selection(r engines.Request) (*eventSelection, error) {
 		case "*":
 			sel.streams = journal.Streams
 		default:
-			return nil, &engines.PosError{Code: "invalid_argument", Pos: w.Pos, Msg: fmt.Sprintf("unknown stream %q; streams are audit, capture, or * for both", w.Text)}
+			return nil, &engines.PosError{Code: wire.InvalidArgument, Pos: w.Pos, Msg: fmt.Sprintf("unknown stream %q; streams are audit, capture, or * for both", w.Text)}
 		}
 	}
 	now := time.Now()
 	if w, ok := st.Opt("since"); ok {
 		t, err := w.Time(now)
 		if err != nil {
-			return nil, &engines.PosError{Code: "invalid_argument", Pos: w.Pos, Msg: err.Error()}
+			return nil, &engines.PosError{Code: wire.InvalidArgument, Pos: w.Pos, Msg: err.Error()}
 		}
 		sel.query.Since = t.UnixNano()
 	}
 	if w, ok := st.Opt("until"); ok {
 		t, err := w.Time(now)
 		if err != nil {
-			return nil, &engines.PosError{Code: "invalid_argument", Pos: w.Pos, Msg: err.Error()}
+			return nil, &engines.PosError{Code: wire.InvalidArgument, Pos: w.Pos, Msg: err.Error()}
 		}
 		sel.query.Until = t.UnixNano()
 	}
@@ -53,14 +55,14 @@ func (s *Server) selection(r engines.Request) (*eventSelection, error) {
 		if w, ok := st.Opt(name); ok {
 			n, err := w.Int()
 			if err != nil || n < 0 {
-				return nil, &engines.PosError{Code: "invalid_argument", Pos: w.Pos, Msg: fmt.Sprintf("%s=%s: want a non-negative integer", name, w.Text)}
+				return nil, &engines.PosError{Code: wire.InvalidArgument, Pos: w.Pos, Msg: fmt.Sprintf("%s=%s: want a non-negative integer", name, w.Text)}
 			}
 			*dst = n
 		}
 	}
 	if len(sel.streams) > 1 && (sel.query.From != 0 || sel.query.To != 0) {
 		w, _ := st.Opt("stream")
-		return nil, &engines.PosError{Code: "invalid_argument", Pos: w.Pos, Msg: "stream=* merges streams by time and takes no from=/to= (seqs belong to one stream); use since=/until="}
+		return nil, &engines.PosError{Code: wire.InvalidArgument, Pos: w.Pos, Msg: "stream=* merges streams by time and takes no from=/to= (seqs belong to one stream); use since=/until="}
 	}
 	if w, ok := st.Opt("kind"); ok {
 		sel.query.Kind = w.Text
@@ -235,7 +237,7 @@ func (s *Server) runTail(ctx context.Context, r engines.Request) error {
 	}
 	if len(sel.streams) != 1 {
 		w, _ := r.Statement().Opt("stream")
-		return &engines.PosError{Code: "invalid_argument", Pos: w.Pos, Msg: "tail follows one stream; use stream=audit or stream=capture"}
+		return &engines.PosError{Code: wire.InvalidArgument, Pos: w.Pos, Msg: "tail follows one stream; use stream=audit or stream=capture"}
 	}
 	st := s.journal.Stream(sel.streams[0])
 	from := startSeq(st, sel.query)

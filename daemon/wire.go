@@ -6,10 +6,9 @@ import (
 	"fmt"
 	"strconv"
 	"unicode/utf8"
-)
 
-// MaxLine is the longest request or answer line the socket carries.
-const MaxLine = 4 << 20
+	"github.com/cairnhq/cairn/client/wire"
+)
 
 // wireRequest is one decoded line of the wire protocol.
 type wireRequest struct {
@@ -108,13 +107,6 @@ func decodePlainEnvelope(b []byte) (req wireRequest, ok bool) {
 	return wireRequest{ID: id, DSL: string(text)}, true
 }
 
-// answer kinds, as they appear on the wire.
-const (
-	kindRow   = "row"
-	kindEvent = "event"
-	kindLine  = "line"
-)
-
 // encodeAnswer renders {"id":ID,"KIND":payload}\n, payload being JSON.
 func encodeAnswer(dst []byte, id int64, kind string, payload []byte) []byte {
 	dst = append(dst, `{"id":`...)
@@ -131,21 +123,8 @@ func encodeDone(id int64) []byte {
 	return encodeAnswer(nil, id, "done", []byte("true"))
 }
 
-// wirePos is a position in an error answer.
-type wirePos struct {
-	Line int `json:"line"`
-	Col  int `json:"col"`
-}
-
-// wireErrBody is the error object of an error answer.
-type wireErrBody struct {
-	Code    string   `json:"code"`
-	Message string   `json:"message"`
-	Pos     *wirePos `json:"pos,omitempty"`
-}
-
 // encodeError renders {"id":ID,"error":{…}}\n.
-func encodeError(id int64, body wireErrBody) []byte {
+func encodeError(id int64, body wire.Error) []byte {
 	p, _ := json.Marshal(body)
 	return encodeAnswer(nil, id, "error", p)
 }

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/cairnhq/cairn/client/wire"
 )
 
 func TestDecodeRequest(t *testing.T) {
@@ -43,7 +45,7 @@ func TestDecodeRequest(t *testing.T) {
 }
 
 func TestEncodeAnswer(t *testing.T) {
-	line := encodeAnswer(nil, 7, kindRow, []byte(`{"a":1}`))
+	line := encodeAnswer(nil, 7, wire.KindRow, []byte(`{"a":1}`))
 	var got map[string]any
 	if err := json.Unmarshal(line, &got); err != nil {
 		t.Fatalf("answer %q is not JSON: %v", line, err)
@@ -51,14 +53,14 @@ func TestEncodeAnswer(t *testing.T) {
 	if got["id"] != float64(7) || got["row"].(map[string]any)["a"] != float64(1) || line[len(line)-1] != '\n' {
 		t.Errorf("answer = %q", line)
 	}
-	e := encodeError(3, wireErrBody{Code: "parse", Message: "1:4: bad", Pos: &wirePos{1, 4}})
+	e := encodeError(3, wire.Error{Code: wire.Parse, Message: "1:4: bad", Pos: &wire.Pos{Line: 1, Col: 4}})
 	if string(e) != `{"id":3,"error":{"code":"parse","message":"1:4: bad","pos":{"line":1,"col":4}}}`+"\n" {
 		t.Errorf("error answer = %q", e)
 	}
 }
 
 func TestReadLineLimits(t *testing.T) {
-	long := strings.Repeat("x", MaxLine+10)
+	long := strings.Repeat("x", wire.MaxLine+10)
 	in := "status\r\n" + long + "\n" + "after\n" + "last"
 	r := bufio.NewReaderSize(strings.NewReader(in), 4096)
 	want := []string{"status", "!long", "after", "last"}
@@ -75,12 +77,12 @@ func TestReadLineLimits(t *testing.T) {
 			t.Fatalf("readLine = %q, %v; want %q", line, err, w)
 		}
 	}
-	// A line of exactly MaxLine bytes is accepted.
-	exact := bytes.Repeat([]byte("y"), MaxLine)
+	// A line of exactly wire.MaxLine bytes is accepted.
+	exact := bytes.Repeat([]byte("y"), wire.MaxLine)
 	r = bufio.NewReaderSize(bytes.NewReader(append(exact, '\n')), 4096)
 	line, err := readLine(r)
-	if err != nil || len(line) != MaxLine {
-		t.Fatalf("MaxLine line: len %d, err %v", len(line), err)
+	if err != nil || len(line) != wire.MaxLine {
+		t.Fatalf("wire.MaxLine line: len %d, err %v", len(line), err)
 	}
 }
 
@@ -103,7 +105,7 @@ func FuzzDecodeRequest(f *testing.F) {
 		if req.ID <= 0 {
 			t.Fatalf("accepted request with id %d", req.ID)
 		}
-		if !req.Cancel && !json.Valid(encodeAnswer(nil, req.ID, kindLine, mustJSON(req.DSL))) {
+		if !req.Cancel && !json.Valid(encodeAnswer(nil, req.ID, wire.KindLine, mustJSON(req.DSL))) {
 			t.Fatalf("answer for %q is not valid JSON", req.DSL)
 		}
 	})

@@ -16,6 +16,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/cairnhq/cairn/client/wire"
 	"github.com/cairnhq/cairn/dsl"
 	"github.com/cairnhq/cairn/journal"
 	"github.com/cairnhq/cairn/journal/filter"
@@ -46,7 +47,7 @@ type Flusher interface {
 
 // Handler runs one statement, writing its answers through r. A nil return
 // answers done; an error becomes the request's error answer (use
-// journal.Errorf for a code, *PosError for a place in the statement).
+// wire.Errorf for a code, *PosError for a place in the statement).
 type Handler func(ctx context.Context, r Request) error
 
 // Verb is one entry of the verb table: the DSL spec and its handler.
@@ -159,7 +160,7 @@ func New() []Module {
 // PosError is an error tied to a place in the statement; the daemon answers
 // it with its code and position.
 type PosError struct {
-	Code string
+	Code wire.Code
 	Pos  dsl.Pos
 	Msg  string
 }
@@ -167,7 +168,7 @@ type PosError struct {
 func (e *PosError) Error() string { return fmt.Sprintf("%s: %s", e.Pos, e.Msg) }
 
 // Errorf returns a *PosError at the word w.
-func Errorf(code string, w dsl.Word, format string, args ...any) error {
+func Errorf(code wire.Code, w dsl.Word, format string, args ...any) error {
 	return &PosError{Code: code, Pos: w.Pos, Msg: fmt.Sprintf(format, args...)}
 }
 
@@ -181,9 +182,9 @@ func Where(st *dsl.Statement) (*filter.Filter, error) {
 	if err != nil {
 		var ce *filter.CompileError
 		if errors.As(err, &ce) {
-			return nil, &PosError{Code: "invalid_argument", Pos: offsetPos(st.Where.Pos, ce.Line, ce.Col), Msg: "where: " + ce.Msg}
+			return nil, &PosError{Code: wire.InvalidArgument, Pos: offsetPos(st.Where.Pos, ce.Line, ce.Col), Msg: "where: " + ce.Msg}
 		}
-		return nil, journal.Errorf("invalid_argument", "where: %v", err)
+		return nil, wire.Errorf(wire.InvalidArgument, "where: %v", err)
 	}
 	return f, nil
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cairnhq/cairn/client/wire"
 )
 
 // cliIn runs the CLI in dir (so relative paths resolve there) as a client
@@ -34,22 +36,10 @@ func cliInOK(t *testing.T, d *daemonProc, dir string, args ...string) string {
 	return r.Stdout
 }
 
-// exportSummary is the row `journal export -o json` prints.
-type exportSummary struct {
-	File     string `json:"file"`
-	Stream   string `json:"stream"`
-	Files    int    `json:"files"`
-	Events   int64  `json:"events"`
-	FirstSeq int64  `json:"first_seq"`
-	LastSeq  int64  `json:"last_seq"`
-	Bytes    int64  `json:"bytes"`
-	Head     string `json:"head"`
-}
-
-func exportTo(t *testing.T, d *daemonProc, dir string, args ...string) exportSummary {
+func exportTo(t *testing.T, d *daemonProc, dir string, args ...string) wire.ExportSummary {
 	t.Helper()
 	out := cliInOK(t, d, dir, append([]string{"-o", "json", "journal", "export"}, args...)...)
-	rows := parseNDJSON[exportSummary](t, out)
+	rows := parseNDJSON[wire.ExportSummary](t, out)
 	if len(rows) != 1 {
 		t.Fatalf("journal export printed %q, want one summary row", out)
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cairnhq/cairn/client"
+	"github.com/cairnhq/cairn/client/wire"
 )
 
 // writeChisel writes a chisel into dir as NAME.lua.
@@ -378,7 +379,7 @@ end
 	cases := []struct {
 		name string
 		want []string // in the message
-		code string
+		code wire.Code
 		exit int
 	}{
 		// A script error is bad input, as bad CEL is: invalid_argument, exit 2.

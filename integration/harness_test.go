@@ -20,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/cairnhq/cairn/client"
+	"github.com/cairnhq/cairn/client/wire"
 )
 
 // cairnBin is the binary under test: $CAIRN_BIN, or one built by TestMain.
@@ -100,7 +101,7 @@ type daemonProc struct {
 	state  *os.ProcessState
 	starts int
 
-	Status statusRow // the status row of the last start
+	Status wire.StatusRow // the status row of the last start
 }
 
 // daemonOpt adjusts a daemon before its first start.
@@ -241,30 +242,30 @@ func (d *daemonProc) start() {
 }
 
 // tryStatus dials the socket and runs status once.
-func (d *daemonProc) tryStatus() (statusRow, error) {
+func (d *daemonProc) tryStatus() (wire.StatusRow, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	c, err := client.Dial(ctx, d.Socket)
 	if err != nil {
-		return statusRow{}, err
+		return wire.StatusRow{}, err
 	}
 	defer c.Close()
 	res, err := c.Do(ctx, "status")
 	if err != nil {
-		return statusRow{}, err
+		return wire.StatusRow{}, err
 	}
 	if len(res.Rows) != 1 {
-		return statusRow{}, fmt.Errorf("status answered %d rows", len(res.Rows))
+		return wire.StatusRow{}, fmt.Errorf("status answered %d rows", len(res.Rows))
 	}
-	var st statusRow
+	var st wire.StatusRow
 	if err := json.Unmarshal(res.Rows[0], &st); err != nil {
-		return statusRow{}, fmt.Errorf("status row %s: %w", res.Rows[0], err)
+		return wire.StatusRow{}, fmt.Errorf("status row %s: %w", res.Rows[0], err)
 	}
 	return st, nil
 }
 
 // requireServing fails the test unless the daemon answers status.
-func (d *daemonProc) requireServing() statusRow {
+func (d *daemonProc) requireServing() wire.StatusRow {
 	d.t.Helper()
 	st, err := d.tryStatus()
 	if err != nil {
@@ -339,24 +340,6 @@ func (d *daemonProc) Log() string {
 		return fmt.Sprintf("(no log: %v)", err)
 	}
 	return string(b)
-}
-
-// statusRow is the row `status` answers.
-type statusRow struct {
-	Node    string      `json:"node"`
-	Version string      `json:"version"`
-	PID     int         `json:"pid"`
-	NATS    string      `json:"nats"`
-	Socket  string      `json:"socket"`
-	Data    string      `json:"data"`
-	Audit   streamStats `json:"audit"`
-	Capture streamStats `json:"capture"`
-}
-
-type streamStats struct {
-	LastSeq int64 `json:"last_seq"`
-	Events  int64 `json:"events"`
-	Bytes   int64 `json:"bytes"`
 }
 
 // wireEvent is an event as `-o json` prints it and NATS carries it.

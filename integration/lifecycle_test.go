@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cairnhq/cairn/client"
+	"github.com/cairnhq/cairn/client/wire"
 )
 
 // waitExit waits for a daemon that is expected to give up by itself.
@@ -173,7 +174,7 @@ func TestDefaultPaths(t *testing.T) {
 	if r.Code != 0 {
 		t.Fatalf("cairn status without --socket: exit %d\n%s", r.Code, r.Stderr)
 	}
-	rows := parseNDJSON[statusRow](t, r.Stdout)
+	rows := parseNDJSON[wire.StatusRow](t, r.Stdout)
 	if len(rows) != 1 || rows[0].PID != d.Pid() {
 		t.Errorf("cairn status without --socket printed %s, want the row of pid %d", r.Stdout, d.Pid())
 	}

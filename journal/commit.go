@@ -74,7 +74,7 @@ func (s *Stream) Append(ctx context.Context, bodies ...*Body) ([]Committed, erro
 	}
 	units, err := s.encode(bodies)
 	if err != nil {
-		return nil, Errorf("invalid_argument", "%s", err)
+		return nil, invalidf("%s", err)
 	}
 	r := &request{ctx: ctx, kind: reqAppend, units: units}
 	if err := s.submit(ctx, r); err != nil {

@@ -295,8 +295,8 @@ func TestReserve(t *testing.T) {
 
 	free.Store(50 << 20)
 	_, err := s.Append(context.Background(), body("test.emit", "b", nil))
-	if !errors.Is(err, ErrResourceExhausted) || Code(err) != "resource_exhausted" {
-		t.Fatalf("append below the reserve: %v (code %q)", err, Code(err))
+	if !errors.Is(err, ErrResourceExhausted) {
+		t.Fatalf("append below the reserve: %v", err)
 	}
 	if !strings.Contains(err.Error(), "free space on /data/audit (50 MiB) is below the reserve (100 MiB)") {
 		t.Fatalf("message: %v", err)
@@ -318,22 +318,20 @@ func TestReserve(t *testing.T) {
 	}
 }
 
-func TestCode(t *testing.T) {
+func TestTypedErrors(t *testing.T) {
 	for _, c := range []struct {
 		err  error
-		want string
+		want error
 	}{
-		{nil, ""},
-		{Errorf("not_found", "no key %q", "a"), "not_found"},
-		{fmt.Errorf("wrap: %w", Errorf("invalid_argument", "x")), "invalid_argument"},
-		{&reserveError{dir: "d"}, "resource_exhausted"},
-		{fmt.Errorf("x: %w", ErrClosed), "unavailable"},
-		{context.Canceled, "canceled"},
-		{context.DeadlineExceeded, "deadline_exceeded"},
-		{errors.New("boom"), "internal"},
+		{&reserveError{dir: "d"}, ErrResourceExhausted},
+		{fmt.Errorf("x: %w", invalidf("bad %d", 1)), ErrInvalid},
+		{discontinuousf("gap"), ErrNotContinuous},
 	} {
-		if got := Code(c.err); got != c.want {
-			t.Errorf("Code(%v) = %q, want %q", c.err, got, c.want)
+		if !errors.Is(c.err, c.want) {
+			t.Errorf("%v does not match %v", c.err, c.want)
 		}
+	}
+	if errors.Is(invalidf("x"), ErrNotContinuous) {
+		t.Error("an invalid-input error matches ErrNotContinuous")
 	}
 }

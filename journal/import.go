@@ -38,25 +38,25 @@ func (s *Stream) checkImport(t tip, raws []*Raw) error {
 	first := raws[0]
 	switch {
 	case first.Seq <= 0:
-		return Errorf("invalid_argument", "import into %s: first seq %d: seqs start at 1", s.name, first.Seq)
+		return invalidf("import into %s: first seq %d: seqs start at 1", s.name, first.Seq)
 	case t.seq == 0 && t.hash == (Hash{}):
 		// An empty stream takes any start; seq 1 must hang from the zero hash.
 		if err := CheckRecord(first.Record); err != nil {
-			return Errorf("invalid_argument", "import into %s: seq %d: %v", s.name, first.Seq, err)
+			return invalidf("import into %s: seq %d: %v", s.name, first.Seq, err)
 		}
 		if first.Seq == 1 && first.Prev() != (Hash{}) {
-			return Errorf("invalid_argument", "import into %s: seq 1 has prev %s, want the zero hash", s.name, first.Prev())
+			return invalidf("import into %s: seq 1 has prev %s, want the zero hash", s.name, first.Prev())
 		}
 	case first.Seq != t.seq+1:
-		return Errorf("failed_precondition",
+		return discontinuousf(
 			"import into %s: the events start at seq %d but the stream's next seq is %d; an import must continue the stream (its first event's prev is the stream's last hash), and a backup is restored into an empty data directory with `cairn daemon --restore FILE`",
 			s.name, first.Seq, t.seq+1)
 	default:
 		if err := CheckRecord(first.Record); err != nil {
-			return Errorf("invalid_argument", "import into %s: seq %d: %v", s.name, first.Seq, err)
+			return invalidf("import into %s: seq %d: %v", s.name, first.Seq, err)
 		}
 		if first.Prev() != t.hash {
-			return Errorf("failed_precondition",
+			return discontinuousf(
 				"import into %s: seq %d's prev %s is not the hash of the stream's seq %d (%s): the events come from another chain",
 				s.name, first.Seq, first.Prev(), t.seq, t.hash)
 		}
@@ -64,25 +64,25 @@ func (s *Stream) checkImport(t tip, raws []*Raw) error {
 	prev, prevSeq, prevTime := first.Prev(), first.Seq-1, t.time
 	for _, raw := range raws {
 		if raw.Stream != s.name {
-			return Errorf("invalid_argument", "import into %s: seq %d belongs to the %s stream", s.name, raw.Seq, raw.Stream)
+			return invalidf("import into %s: seq %d belongs to the %s stream", s.name, raw.Seq, raw.Stream)
 		}
 		if raw.Seq != prevSeq+1 {
-			return Errorf("invalid_argument", "import into %s: seq %d follows seq %d: seqs must be consecutive", s.name, raw.Seq, prevSeq)
+			return invalidf("import into %s: seq %d follows seq %d: seqs must be consecutive", s.name, raw.Seq, prevSeq)
 		}
 		if err := CheckRecord(raw.Record); err != nil {
-			return Errorf("invalid_argument", "import into %s: seq %d: %v", s.name, raw.Seq, err)
+			return invalidf("import into %s: seq %d: %v", s.name, raw.Seq, err)
 		}
 		if raw.Prev() != prev {
-			return Errorf("invalid_argument", "import into %s: seq %d's prev %s is not the hash of seq %d (%s): the chain is broken", s.name, raw.Seq, raw.Prev(), prevSeq, prev)
+			return invalidf("import into %s: seq %d's prev %s is not the hash of seq %d (%s): the chain is broken", s.name, raw.Seq, raw.Prev(), prevSeq, prev)
 		}
 		if raw.Time() < prevTime {
-			return Errorf("invalid_argument", "import into %s: seq %d's time goes backwards", s.name, raw.Seq)
+			return invalidf("import into %s: seq %d's time goes backwards", s.name, raw.Seq)
 		}
 		if h := raw.ComputeHash(); h != raw.Hash() {
-			return Errorf("invalid_argument", "import into %s: seq %d's stored hash %s does not match its contents (%s)", s.name, raw.Seq, raw.Hash(), h)
+			return invalidf("import into %s: seq %d's stored hash %s does not match its contents (%s)", s.name, raw.Seq, raw.Hash(), h)
 		}
 		if _, _, err := peekEnvelope(raw.Body()); err != nil {
-			return Errorf("invalid_argument", "import into %s: seq %d: %v", s.name, raw.Seq, err)
+			return invalidf("import into %s: seq %d: %v", s.name, raw.Seq, err)
 		}
 		prev, prevSeq, prevTime = raw.Hash(), raw.Seq, raw.Time()
 	}
@@ -110,7 +110,7 @@ func (s *Stream) buildImport(b *pebble.Batch, bt *built, r *request, kbuf []byte
 			return kbuf, err
 		}
 		if err := s.fold(b, &raw); err != nil {
-			r.err = Errorf("invalid_argument", "import into %s: %v", s.name, err)
+			r.err = invalidf("import into %s: %v", s.name, err)
 			return kbuf, r.err
 		}
 		bt.raws = append(bt.raws, raw)

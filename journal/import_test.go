@@ -3,6 +3,7 @@ package journal
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 
@@ -113,8 +114,8 @@ func TestImportRefusesBrokenChain(t *testing.T) {
 			j, s := importTarget(t)
 			defer j.Close()
 			_, err := s.Import(context.Background(), mutate(src))
-			if err == nil || Code(err) != "invalid_argument" {
-				t.Fatalf("import: %v (code %q), want invalid_argument", err, Code(err))
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("import: %v, want ErrInvalid", err)
 			}
 			if n := s.DurableSeq(); n != 0 {
 				t.Fatalf("refused import wrote up to seq %d", n)
@@ -133,12 +134,12 @@ func TestImportMustContinueStream(t *testing.T) {
 	mustAppend(t, s, body("daemon.start", "", nil))
 	// Not following the tip: the seqs collide.
 	_, err := s.Import(context.Background(), src)
-	if Code(err) != "failed_precondition" {
+	if !errors.Is(err, ErrNotContinuous) {
 		t.Fatalf("import over seq 1: %v, want failed_precondition", err)
 	}
 	// Following the tip's seq but from another chain.
 	_, err = s.Import(context.Background(), src[1:])
-	if Code(err) != "failed_precondition" {
+	if !errors.Is(err, ErrNotContinuous) {
 		t.Fatalf("import from another chain: %v, want failed_precondition", err)
 	}
 	if s.DurableSeq() != 1 {
@@ -151,7 +152,7 @@ func TestImportMustContinueStream(t *testing.T) {
 	if _, err := s2.Import(context.Background(), src[:4]); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s2.Import(context.Background(), src[5:]); Code(err) != "failed_precondition" {
+	if _, err := s2.Import(context.Background(), src[5:]); !errors.Is(err, ErrNotContinuous) {
 		t.Fatalf("import skipping seq 5: %v, want failed_precondition", err)
 	}
 	if _, err := s2.Import(context.Background(), src[4:]); err != nil {

@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/cairnhq/cairn/client"
+	"github.com/cairnhq/cairn/client/wire"
 	"github.com/cairnhq/cairn/daemon"
 	"github.com/cairnhq/cairn/engines"
 	"github.com/cairnhq/cairn/journal"
@@ -80,23 +81,6 @@ func absPath(p string) (string, error) {
 		return "", errors.New("empty file name")
 	}
 	return filepath.Abs(p)
-}
-
-// exportRow is one event row of journal export.
-type exportRow struct {
-	Seq    int64  `json:"seq"`
-	Record []byte `json:"record"`
-}
-
-// exportHead is the first row of journal export.
-type exportHead struct {
-	Stream   string       `json:"stream"`
-	Node     string       `json:"node"`
-	FirstSeq int64        `json:"first_seq"`
-	LastSeq  int64        `json:"last_seq"`
-	Events   int64        `json:"events"`
-	Anchor   journal.Hash `json:"anchor"`
-	Head     journal.Hash `json:"head"`
 }
 
 // countingFile counts the bytes written to a part.
@@ -174,9 +158,13 @@ func (s *session) runExport(args []string) int {
 	if err != nil {
 		return s.report(err)
 	}
-	var head exportHead
+	var head wire.ExportHead
 	if err := json.Unmarshal(a.Row, &head); err != nil {
 		return s.failed("journal export: unexpected first answer %s: %v", a.Row, err)
+	}
+	var anchor journal.Hash
+	if err := anchor.UnmarshalText([]byte(head.Anchor)); err != nil {
+		return s.failed("journal export: the daemon's anchor: %v", err)
 	}
 	var written int64
 	create := func(i int) (io.WriteCloser, error) {
@@ -187,7 +175,7 @@ func (s *session) runExport(args []string) int {
 		return countingFile{File: f, n: &written}, nil
 	}
 	rw := archive.NewRotating(create, archive.Header{
-		Node: head.Node, Stream: head.Stream, FirstSeq: head.FirstSeq, LastSeq: head.LastSeq, Anchor: head.Anchor,
+		Node: head.Node, Stream: head.Stream, FirstSeq: head.FirstSeq, LastSeq: head.LastSeq, Anchor: anchor,
 	}, maxSize, maxFiles)
 	var events int64
 	for {
@@ -200,7 +188,7 @@ func (s *session) runExport(args []string) int {
 			s.report(err)
 			return s.failed("journal export: %s is incomplete", file)
 		}
-		var row exportRow
+		var row wire.ExportRecord
 		if err := json.Unmarshal(a.Row, &row); err != nil {
 			_ = rw.Close()
 			return s.failed("journal export: unexpected answer %.200s: %v", a.Row, err)
@@ -218,22 +206,10 @@ func (s *session) runExport(args []string) int {
 	if maxFiles > 0 {
 		files = min(files, maxFiles)
 	}
-	return s.printRow(exportSummary{
+	return s.printRow(wire.ExportSummary{
 		File: file, Stream: head.Stream, Files: files, Events: events,
 		FirstSeq: head.FirstSeq, LastSeq: head.LastSeq, Bytes: written, Head: head.Head,
 	})
-}
-
-// exportSummary is the row printed after an export.
-type exportSummary struct {
-	File     string       `json:"file"`
-	Stream   string       `json:"stream"`
-	Files    int          `json:"files"`
-	Events   int64        `json:"events"`
-	FirstSeq int64        `json:"first_seq"`
-	LastSeq  int64        `json:"last_seq"`
-	Bytes    int64        `json:"bytes"`
-	Head     journal.Hash `json:"head"`
 }
 
 // printRow prints one result row as the CLI prints a daemon's rows.
@@ -330,17 +306,6 @@ func (s *session) runImport(args []string) int {
 	return exitOK
 }
 
-// importSummary is the row printed for one imported file.
-type importSummary struct {
-	File     string `json:"file"`
-	Stream   string `json:"stream"`
-	Parts    int    `json:"parts"`
-	Events   int64  `json:"events"`
-	FirstSeq int64  `json:"first_seq"`
-	LastSeq  int64  `json:"last_seq"`
-	Head     string `json:"head"`
-}
-
 // partSender collects one part and sends it to the daemon when the
 // RotatingWriter closes it.
 type partSender struct {
@@ -351,8 +316,8 @@ type partSender struct {
 func (p *partSender) Close() error { return p.send(p.Bytes()) }
 
 // importOne sends one verified file.
-func (s *session) importOne(c *client.Client, f importFile) (importSummary, error) {
-	sum := importSummary{File: f.path, Stream: f.hdr.Stream}
+func (s *session) importOne(c *client.Client, f importFile) (wire.ImportSummary, error) {
+	sum := wire.ImportSummary{File: f.path, Stream: f.hdr.Stream}
 	src, err := os.Open(f.path)
 	if err != nil {
 		return sum, err
@@ -394,7 +359,7 @@ func (s *session) importOne(c *client.Client, f importFile) (importSummary, erro
 
 // sendPart sends one part (a complete capture file) and adds what the
 // daemon imported to sum.
-func (s *session) sendPart(c *client.Client, f importFile, sum *importSummary, part []byte) error {
+func (s *session) sendPart(c *client.Client, f importFile, sum *wire.ImportSummary, part []byte) error {
 	line := "journal import part=" + base64.StdEncoding.EncodeToString(part)
 	if len(line) > client.MaxLine-64 {
 		return fmt.Errorf("%s: an event near seq %d is too large to send over the socket (%d bytes in base64); restore the file with cairn daemon --restore", f.path, sum.LastSeq+1, len(line))
@@ -408,12 +373,7 @@ func (s *session) sendPart(c *client.Client, f importFile, sum *importSummary, p
 	}
 	sum.Parts++
 	for _, r := range res.Rows {
-		var row struct {
-			FirstSeq int64  `json:"first_seq"`
-			LastSeq  int64  `json:"last_seq"`
-			Events   int64  `json:"events"`
-			Head     string `json:"head"`
-		}
+		var row wire.ImportRow
 		if err := json.Unmarshal(r, &row); err == nil && row.Events > 0 {
 			if sum.FirstSeq == 0 {
 				sum.FirstSeq = row.FirstSeq

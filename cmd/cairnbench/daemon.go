@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cairnhq/cairn/client"
+	"github.com/cairnhq/cairn/client/wire"
 )
 
 // daemonProc is one `cairn daemon` process started by the benchmark, as
@@ -23,16 +24,6 @@ type daemonProc struct {
 	data, socket, logPath string
 	cmd                   *exec.Cmd
 	done                  chan struct{}
-}
-
-// statusRow is the part of `status` the benchmark reads.
-type statusRow struct {
-	PID   int    `json:"pid"`
-	NATS  string `json:"nats"`
-	Audit struct {
-		LastSeq int64 `json:"last_seq"`
-		Events  int64 `json:"events"`
-	} `json:"audit"`
 }
 
 // newDaemon prepares a daemon on data (created if missing) with a socket in
@@ -76,17 +67,17 @@ func (d *daemonProc) launch(bin string) error {
 
 // start launches the daemon and returns the time from exec to its first
 // successful status answer, polling the socket every millisecond.
-func (d *daemonProc) start(ctx context.Context, bin string) (time.Duration, statusRow, error) {
+func (d *daemonProc) start(ctx context.Context, bin string) (time.Duration, wire.StatusRow, error) {
 	t0 := time.Now()
 	if err := d.launch(bin); err != nil {
-		return 0, statusRow{}, err
+		return 0, wire.StatusRow{}, err
 	}
 	deadline := t0.Add(30 * time.Second)
 	var lastErr error
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		select {
 		case <-d.done:
-			return 0, statusRow{}, fmt.Errorf("daemon exited before answering status (%v); see %s", d.cmd.ProcessState, d.logPath)
+			return 0, wire.StatusRow{}, fmt.Errorf("daemon exited before answering status (%v); see %s", d.cmd.ProcessState, d.logPath)
 		default:
 		}
 		st, err := d.status(ctx)
@@ -99,26 +90,26 @@ func (d *daemonProc) start(ctx context.Context, bin string) (time.Duration, stat
 		lastErr = err
 		time.Sleep(time.Millisecond)
 	}
-	return 0, statusRow{}, fmt.Errorf("daemon did not answer status within 30s: %v", lastErr)
+	return 0, wire.StatusRow{}, fmt.Errorf("daemon did not answer status within 30s: %v", lastErr)
 }
 
 // status dials the socket and runs status once.
-func (d *daemonProc) status(ctx context.Context) (statusRow, error) {
+func (d *daemonProc) status(ctx context.Context) (wire.StatusRow, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	c, err := client.Dial(ctx, d.socket)
 	if err != nil {
-		return statusRow{}, err
+		return wire.StatusRow{}, err
 	}
 	defer c.Close()
 	res, err := c.Do(ctx, "status")
 	if err != nil {
-		return statusRow{}, err
+		return wire.StatusRow{}, err
 	}
 	if len(res.Rows) != 1 {
-		return statusRow{}, fmt.Errorf("status answered %d rows", len(res.Rows))
+		return wire.StatusRow{}, fmt.Errorf("status answered %d rows", len(res.Rows))
 	}
-	var st statusRow
+	var st wire.StatusRow
 	return st, json.Unmarshal(res.Rows[0], &st)
 }
 

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cairnhq/cairn/client/wire"
 	"github.com/cairnhq/cairn/journal"
 	"github.com/cairnhq/cairn/journal/filter"
 )
@@ -146,12 +147,12 @@ var ErrRunning = errors.New("already running")
 func (p *Pipeline) Start(name string, o RunOptions) error {
 	src, ok := newSource(name)
 	if !ok {
-		return journal.Errorf("invalid_argument", "unknown capture source %q (capture sources lists them)", name)
+		return wire.Errorf(wire.InvalidArgument, "unknown capture source %q (capture sources lists them)", name)
 	}
 	p.mu.Lock()
 	if r := p.runs[name]; r != nil && r.running.Load() {
 		p.mu.Unlock()
-		return journal.Errorf("failed_precondition", "capture source %s is %v; capture stop %s first", name, ErrRunning, name)
+		return wire.Errorf(wire.FailedPrecondition, "capture source %s is %v; capture stop %s first", name, ErrRunning, name)
 	}
 	r := &run{name: name, src: src, opts: o, lastTick: time.Now(), ready: make(chan struct{})}
 	defer close(r.ready)
@@ -168,7 +169,7 @@ func (p *Pipeline) Start(name string, o RunOptions) error {
 		cancel()
 		r.running.Store(false)
 		r.errors.Add(1)
-		return journal.Errorf("failed_precondition", "capture source %s cannot start: %v", name, err)
+		return wire.Errorf(wire.FailedPrecondition, "capture source %s cannot start: %v", name, err)
 	}
 	return nil
 }
@@ -218,7 +219,7 @@ func (p *Pipeline) Stop(names ...string) ([]string, error) {
 			r := p.runs[n]
 			if r == nil || !r.running.Load() {
 				p.mu.Unlock()
-				return nil, journal.Errorf("failed_precondition", "capture source %s is not running", n)
+				return nil, wire.Errorf(wire.FailedPrecondition, "capture source %s is not running", n)
 			}
 			rs = append(rs, r)
 		}

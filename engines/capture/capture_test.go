@@ -12,6 +12,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/cairnhq/cairn/client/wire"
 	"github.com/cairnhq/cairn/journal"
 	"github.com/cairnhq/cairn/journal/filter"
 )
@@ -292,17 +293,17 @@ func TestStartErrors(t *testing.T) {
 	handRefuse = errors.New("needs root")
 	handMu.Unlock()
 	err := p.Start("hand", RunOptions{})
-	if journal.Code(err) != "failed_precondition" || p.Running("hand") {
-		t.Fatalf("refusing source: err %v (code %s), running %v", err, journal.Code(err), p.Running("hand"))
+	if wire.CodeOf(err) != wire.FailedPrecondition || p.Running("hand") {
+		t.Fatalf("refusing source: err %v (code %s), running %v", err, wire.CodeOf(err), p.Running("hand"))
 	}
 	startHand(t, p, RunOptions{})
-	if err := p.Start("hand", RunOptions{}); journal.Code(err) != "failed_precondition" || !errors.Is(err, err) {
+	if err := p.Start("hand", RunOptions{}); wire.CodeOf(err) != wire.FailedPrecondition || !errors.Is(err, err) {
 		t.Fatalf("second start: %v, want failed_precondition", err)
 	}
-	if err := p.Start("nope", RunOptions{}); journal.Code(err) != "invalid_argument" {
+	if err := p.Start("nope", RunOptions{}); wire.CodeOf(err) != wire.InvalidArgument {
 		t.Fatalf("unknown source: %v, want invalid_argument", err)
 	}
-	if _, err := p.Stop("synthetic"); journal.Code(err) != "failed_precondition" {
+	if _, err := p.Stop("synthetic"); wire.CodeOf(err) != wire.FailedPrecondition {
 		t.Fatalf("stop of a source not running: %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"time"
 
+	"github.com/cairnhq/cairn/client/wire"
 	"github.com/cairnhq/cairn/dsl"
 	"github.com/cairnhq/cairn/engines"
 	"github.com/cairnhq/cairn/journal"
@@ -110,7 +111,7 @@ func (m *module) Verbs() []engines.Verb {
 
 func (m *module) pipeline() (*Pipeline, error) {
 	if m.pipe == nil {
-		return nil, journal.Errorf("unavailable", "the capture engine has not started")
+		return nil, wire.Errorf(wire.Unavailable, "the capture engine has not started")
 	}
 	return m.pipe, nil
 }
@@ -148,7 +149,7 @@ func (m *module) runStart(ctx context.Context, r engines.Request) error {
 	if w, ok := st.Opt("interval"); ok {
 		d, err := w.Duration()
 		if err != nil || d <= 0 {
-			return engines.Errorf("invalid_argument", w, "interval=%s: want a positive duration such as 1s", w.Text)
+			return engines.Errorf(wire.InvalidArgument, w, "interval=%s: want a positive duration such as 1s", w.Text)
 		}
 		o.Config.Interval = d
 	}
@@ -158,7 +159,7 @@ func (m *module) runStart(ctx context.Context, r engines.Request) error {
 	if w, ok := st.Opt("rate"); ok {
 		n, err := w.Int()
 		if err != nil || n <= 0 || n > maxSyntheticRate {
-			return engines.Errorf("invalid_argument", w, "rate=%s: want events a second, 1 to %d, such as 100000", w.Text, maxSyntheticRate)
+			return engines.Errorf(wire.InvalidArgument, w, "rate=%s: want events a second, 1 to %d, such as 100000", w.Text, maxSyntheticRate)
 		}
 		o.Config.Rate = n
 	}
@@ -174,17 +175,17 @@ func (m *module) runStart(ctx context.Context, r engines.Request) error {
 	seen := map[string]bool{}
 	for _, w := range words {
 		if !known[w.Text] {
-			return engines.Errorf("invalid_argument", w, "unknown capture source %q (capture sources lists them)", w.Text)
+			return engines.Errorf(wire.InvalidArgument, w, "unknown capture source %q (capture sources lists them)", w.Text)
 		}
 		if seen[w.Text] {
-			return engines.Errorf("invalid_argument", w, "capture source %s named twice", w.Text)
+			return engines.Errorf(wire.InvalidArgument, w, "capture source %s named twice", w.Text)
 		}
 		seen[w.Text] = true
 		if rw, ok := st.Opt("rate"); ok && w.Text != "synthetic" {
-			return engines.Errorf("invalid_argument", rw, "rate= paces the synthetic source only, not %s", w.Text)
+			return engines.Errorf(wire.InvalidArgument, rw, "rate= paces the synthetic source only, not %s", w.Text)
 		}
 		if p.Running(w.Text) {
-			return engines.Errorf("failed_precondition", w, "capture source %s is already running; capture stop %s first", w.Text, w.Text)
+			return engines.Errorf(wire.FailedPrecondition, w, "capture source %s is already running; capture stop %s first", w.Text, w.Text)
 		}
 	}
 	var errs []error
@@ -201,7 +202,7 @@ func (m *module) runStart(ctx context.Context, r engines.Request) error {
 		return errs[0]
 	}
 	if len(errs) > 1 {
-		return journal.Errorf("failed_precondition", "%v", errors.Join(errs...))
+		return wire.Errorf(wire.FailedPrecondition, "%v", errors.Join(errs...))
 	}
 	return nil
 }
@@ -249,11 +250,11 @@ func (m *module) runIngest(ctx context.Context, r engines.Request) error {
 	st := r.Statement()
 	w, ok := st.Opt("events")
 	if !ok {
-		return journal.Errorf("invalid_argument", "capture ingest needs events=BATCH")
+		return wire.Errorf(wire.InvalidArgument, "capture ingest needs events=BATCH")
 	}
 	bodies, err := DecodeTraceBatch(w.Text)
 	if err != nil {
-		return engines.Errorf("invalid_argument", w, "%v", err)
+		return engines.Errorf(wire.InvalidArgument, w, "%v", err)
 	}
 	if err := p.Ingest(ctx, r.Actor(), bodies); err != nil {
 		return err
@@ -264,5 +265,5 @@ func (m *module) runIngest(ctx context.Context, r engines.Request) error {
 // runRun answers a `capture run` that reached the daemon: tracing happens
 // in the CLI, as the caller's user, never in the daemon.
 func (m *module) runRun(ctx context.Context, r engines.Request) error {
-	return journal.Errorf("failed_precondition", "capture run traces in the CLI, as your user: run it as `cairn capture run [where 'CEL'] -- CMD ARGS…`")
+	return wire.Errorf(wire.FailedPrecondition, "capture run traces in the CLI, as your user: run it as `cairn capture run [where 'CEL'] -- CMD ARGS…`")
 }

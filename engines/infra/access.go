@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/cairnhq/cairn/client/wire"
 	"github.com/cairnhq/cairn/journal"
 )
 
@@ -44,7 +45,7 @@ func checkReadable(a journal.Actor, dir string, files []string) error {
 			shift = 3
 		}
 		if st.Mode>>shift&bit == 0 {
-			return journal.Errorf("permission_denied", "%s is not readable by uid %d; the daemon reads configurations only where the caller may", p, a.UID)
+			return wire.Errorf(wire.PermissionDenied, "%s is not readable by uid %d; the daemon reads configurations only where the caller may", p, a.UID)
 		}
 		return nil
 	}

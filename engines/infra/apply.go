@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cairnhq/cairn/client/wire"
 	"github.com/cairnhq/cairn/engines/infra/config"
 	"github.com/cairnhq/cairn/engines/infra/provider"
 	"github.com/cairnhq/cairn/journal"
@@ -167,7 +168,7 @@ func (a *applier) run(ctx context.Context) error {
 		return err
 	}
 	if len(a.failures) > 0 {
-		return journal.Errorf("failed_precondition", "apply failed after %d added, %d changed, %d destroyed (each recorded): %s; fix it and apply again",
+		return wire.Errorf(wire.FailedPrecondition, "apply failed after %d added, %d changed, %d destroyed (each recorded): %s; fix it and apply again",
 			a.added, a.changed, a.destroyed, strings.Join(a.failures, "; "))
 	}
 	return nil
@@ -292,7 +293,7 @@ func (a *applier) steps() ([]*step, error) {
 		}
 	}
 	if cyc := cycle(all); cyc != nil {
-		return nil, journal.Errorf("failed_precondition", "the apply's steps wait on each other (%s); nothing was applied — please report it with the configuration", strings.Join(cyc, " -> "))
+		return nil, wire.Errorf(wire.FailedPrecondition, "the apply's steps wait on each other (%s); nothing was applied — please report it with the configuration", strings.Join(cyc, " -> "))
 	}
 	return all, nil
 }

@@ -11,9 +11,9 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/cairnhq/cairn/client/wire"
 	"github.com/cairnhq/cairn/engines/infra/config"
 	"github.com/cairnhq/cairn/engines/infra/provider"
-	"github.com/cairnhq/cairn/journal"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 )
@@ -154,7 +154,7 @@ func diagErr(d hcl.Diagnostics) error {
 			errs = append(errs, x)
 		}
 	}
-	return &journal.CodeError{Code: "invalid_argument", Msg: (&diagError{errs}).Error()}
+	return &wire.Error{Code: wire.InvalidArgument, Message: (&diagError{errs}).Error()}
 }
 
 // sessions opens one provider session per provider on demand.
@@ -357,7 +357,7 @@ func makePlan(ctx context.Context, req planRequest) (*Plan, error) {
 			if c.Action != Delete {
 				what = "replace"
 			}
-			return nil, journal.Errorf("failed_precondition",
+			return nil, wire.Errorf(wire.FailedPrecondition,
 				"%s has lifecycle.prevent_destroy set, but the plan would %s it; remove prevent_destroy from its lifecycle block if this is intended, or change the configuration so it is kept", c.Addr, what)
 		}
 		switch c.Action {
@@ -894,7 +894,7 @@ func (p *Plan) applyTargets(targets []string) error {
 			}
 		}
 		if !found {
-			return journal.Errorf("invalid_argument", "target=%s matches no resource of the configuration or state", t)
+			return wire.Errorf(wire.InvalidArgument, "target=%s matches no resource of the configuration or state", t)
 		}
 	}
 	for _, c := range p.Changes {

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/cairnhq/cairn/client/wire"
 	"github.com/cairnhq/cairn/journal"
 )
 
@@ -188,7 +189,7 @@ func (engine) Decide(v *journal.View, req any) (journal.Decision, error) {
 			return journal.Decision{}, err
 		}
 		if meta.Seq != r.expectSeq {
-			return journal.Decision{}, journal.Errorf("failed_precondition",
+			return journal.Decision{}, wire.Errorf(wire.FailedPrecondition,
 				"the saved plan is stale: state or reality of workspace %q moved since it was made (seq %d, now %d); run infra plan again", r.ws, r.expectSeq, meta.Seq)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairnhq/cairn/client/wire"
 	"github.com/cairnhq/cairn/dsl"
 	"github.com/cairnhq/cairn/engines"
 	"github.com/cairnhq/cairn/engines/infra/config"
@@ -130,13 +131,13 @@ func (m *module) verbs() []engines.Verb {
 func resolveDir(r engines.Request, w dsl.Word) (string, error) {
 	p := w.Text
 	if p == "" {
-		return "", engines.Errorf("invalid_argument", w, "PATH is empty; give the directory of the *.hcl files")
+		return "", engines.Errorf(wire.InvalidArgument, w, "PATH is empty; give the directory of the *.hcl files")
 	}
 	if !filepath.IsAbs(p) {
 		pid := r.Actor().PID
 		cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
 		if pid <= 0 || err != nil {
-			return "", engines.Errorf("invalid_argument", w, "%s is relative and the caller's working directory is unknown; give an absolute path", p)
+			return "", engines.Errorf(wire.InvalidArgument, w, "%s is relative and the caller's working directory is unknown; give an absolute path", p)
 		}
 		p = filepath.Join(cwd, p)
 	}
@@ -183,9 +184,9 @@ func workspaceOf(st *dsl.Statement, dir string) (string, error) {
 	}
 	if ws == "" || ws == "/" || ws == "." || strings.ContainsAny(ws, "/\x00") {
 		if ok {
-			return "", engines.Errorf("invalid_argument", w, "workspace %q: a workspace name is one path element", ws)
+			return "", engines.Errorf(wire.InvalidArgument, w, "workspace %q: a workspace name is one path element", ws)
 		}
-		return "", journal.Errorf("invalid_argument", "cannot name a workspace after %q; give workspace=NAME", dir)
+		return "", wire.Errorf(wire.InvalidArgument, "cannot name a workspace after %q; give workspace=NAME", dir)
 	}
 	return ws, nil
 }
@@ -204,11 +205,11 @@ func (m *module) knownWorkspace(st *dsl.Statement) (string, error) {
 	}
 	switch len(all) {
 	case 0:
-		return "", journal.Errorf("not_found", "no workspace has state yet; apply a configuration first")
+		return "", wire.Errorf(wire.NotFound, "no workspace has state yet; apply a configuration first")
 	case 1:
 		return all[0], nil
 	}
-	return "", journal.Errorf("invalid_argument", "there are several workspaces (%s); give workspace=NAME", strings.Join(all, ", "))
+	return "", wire.Errorf(wire.InvalidArgument, "there are several workspaces (%s); give workspace=NAME", strings.Join(all, ", "))
 }
 
 // request builds a plan request under the workspace lock the caller holds.
@@ -347,17 +348,17 @@ func (m *module) runApply(ctx context.Context, r engines.Request) error {
 	st := r.Statement()
 	if w, ok := st.Opt("plan"); ok {
 		if _, hasPath := st.Args["PATH"]; hasPath {
-			return engines.Errorf("invalid_argument", w, "give PATH or plan=ID, not both")
+			return engines.Errorf(wire.InvalidArgument, w, "give PATH or plan=ID, not both")
 		}
 		id, _ := w.Int()
 		p := m.plans.take(id)
 		if p == nil {
-			return engines.Errorf("not_found", w, "plan %d is not held by this daemon (plans live in memory, as they hold variable values, until applied or the daemon restarts); run infra plan again", id)
+			return engines.Errorf(wire.NotFound, w, "plan %d is not held by this daemon (plans live in memory, as they hold variable values, until applied or the daemon restarts); run infra plan again", id)
 		}
 		return m.applySaved(ctx, r, p)
 	}
 	if _, ok := st.Args["PATH"]; !ok {
-		return journal.Errorf("invalid_argument", "infra apply needs PATH (with auto-approve) or plan=ID")
+		return wire.Errorf(wire.InvalidArgument, "infra apply needs PATH (with auto-approve) or plan=ID")
 	}
 	return m.applyNew(ctx, r, false)
 }
@@ -383,7 +384,7 @@ func (m *module) applyNew(ctx context.Context, r engines.Request, destroy bool) 
 		return r.Line("\nApply complete! Resources: 0 added, 0 changed, 0 destroyed.")
 	}
 	if !st.Flags["auto-approve"] {
-		return journal.Errorf("failed_precondition", "not applied: add auto-approve to apply this, or apply the saved plan with infra apply plan=%d", p.ID)
+		return wire.Errorf(wire.FailedPrecondition, "not applied: add auto-approve to apply this, or apply the saved plan with infra apply plan=%d", p.ID)
 	}
 	m.plans.take(p.ID) // applied now: not again
 	return m.execute(ctx, r, p)
@@ -405,7 +406,7 @@ func (m *module) applySaved(ctx context.Context, r engines.Request, p *Plan) err
 		return err
 	}
 	if meta.Seq != p.StateSeq {
-		return journal.Errorf("failed_precondition", "plan %d is stale: the state of workspace %q changed since it was made (seq %d, now %d); run infra plan again", p.ID, p.Workspace, p.StateSeq, meta.Seq)
+		return wire.Errorf(wire.FailedPrecondition, "plan %d is stale: the state of workspace %q changed since it was made (seq %d, now %d); run infra plan again", p.ID, p.Workspace, p.StateSeq, meta.Seq)
 	}
 	ss := newSessions(ctx, m.env(r.Actor()))
 	actual, err := refresh(ctx, ss, state)
@@ -414,7 +415,7 @@ func (m *module) applySaved(ctx context.Context, r engines.Request, p *Plan) err
 		return err
 	}
 	if d := realityDigest(state, actual); d != p.Reality {
-		return journal.Errorf("failed_precondition", "plan %d is stale: reality changed since it was made (%d objects changed outside cairn); run infra plan again", p.ID, len(outside(state, actual)))
+		return wire.Errorf(wire.FailedPrecondition, "plan %d is stale: reality changed since it was made (%d objects changed outside cairn); run infra plan again", p.ID, len(outside(state, actual)))
 	}
 	if p.Empty() {
 		return r.Line("Apply complete! Resources: 0 added, 0 changed, 0 destroyed.")
@@ -428,7 +429,7 @@ func (m *module) execute(ctx context.Context, r engines.Request, p *Plan) error 
 	par := int64(10)
 	if w, ok := st.Opt("parallelism"); ok {
 		if par, _ = w.Int(); par < 1 {
-			return engines.Errorf("invalid_argument", w, "parallelism must be 1 or more")
+			return engines.Errorf(wire.InvalidArgument, w, "parallelism must be 1 or more")
 		}
 	}
 	lines := make(chan string, 256)
@@ -498,7 +499,7 @@ func (m *module) dirOf(r engines.Request) (dir, ws string, err error) {
 		return "", "", err
 	}
 	if meta.Dir == "" {
-		return "", "", journal.Errorf("invalid_argument", "workspace %q has no configuration directory on record; give PATH", ws)
+		return "", "", wire.Errorf(wire.InvalidArgument, "workspace %q has no configuration directory on record; give PATH", ws)
 	}
 	return meta.Dir, ws, nil
 }
@@ -608,7 +609,7 @@ func (m *module) runStateShow(ctx context.Context, r engines.Request) error {
 		} else {
 			t, err := w.Time(time.Now())
 			if err != nil {
-				return engines.Errorf("invalid_argument", w, "at=%s: %v", w.Text, err)
+				return engines.Errorf(wire.InvalidArgument, w, "at=%s: %v", w.Text, err)
 			}
 			q.Until = t.UnixNano()
 		}
@@ -624,7 +625,7 @@ func (m *module) runStateShow(ctx context.Context, r engines.Request) error {
 				if to, seq, moved, err := m.movedAway(ws, addr, ev.Seq+1, q.To, q.Until); err != nil {
 					return err
 				} else if moved {
-					return journal.Errorf("not_found", "%s had moved to %s (seq %d) by %s; infra state show %s at=%s", addr, to, seq, w.Text, to, w.Text)
+					return wire.Errorf(wire.NotFound, "%s had moved to %s (seq %d) by %s; infra state show %s at=%s", addr, to, seq, w.Text, to, w.Text)
 				}
 				rs, err := stateFromData(ev.Data["after"])
 				if err != nil {
@@ -633,13 +634,13 @@ func (m *module) runStateShow(ctx context.Context, r engines.Request) error {
 				return r.Row(stateRow{Addr: addr, Type: rs.Type, ID: rs.ID, Workspace: ws, Attrs: redactedAttrs(rs), Seq: ev.Seq,
 					Time: time.Unix(0, ev.Time).UTC().Format(time.RFC3339Nano)})
 			case KindDelete, KindForget:
-				return journal.Errorf("not_found", "%s was not in the state of workspace %q at %s (deleted at seq %d)", addr, ws, w.Text, ev.Seq)
+				return wire.Errorf(wire.NotFound, "%s was not in the state of workspace %q at %s (deleted at seq %d)", addr, ws, w.Text, ev.Seq)
 			}
 		}
 		if err := it.Err(); err != nil {
 			return err
 		}
-		return journal.Errorf("not_found", "%s was not in the state of workspace %q at %s", addr, ws, w.Text)
+		return wire.Errorf(wire.NotFound, "%s was not in the state of workspace %q at %s", addr, ws, w.Text)
 	}
 	sn := m.audit.Snapshot()
 	defer sn.Close()
@@ -648,7 +649,7 @@ func (m *module) runStateShow(ctx context.Context, r engines.Request) error {
 		return err
 	}
 	if !ok {
-		return engines.Errorf("not_found", st.Args["ADDR"], "%s is not in the state of workspace %q; infra state list shows what is", addr, ws)
+		return engines.Errorf(wire.NotFound, st.Args["ADDR"], "%s is not in the state of workspace %q; infra state list shows what is", addr, ws)
 	}
 	rs, err := decodeState(b)
 	if err != nil {
@@ -691,7 +692,7 @@ func (m *module) runOutput(ctx context.Context, r engines.Request) error {
 	if w, ok := st.Args["NAME"]; ok {
 		v, ok := meta.Outputs[w.Text]
 		if !ok {
-			return engines.Errorf("not_found", w, "output %q not found; the outputs are: %s", w.Text, strings.Join(names, ", "))
+			return engines.Errorf(wire.NotFound, w, "output %q not found; the outputs are: %s", w.Text, strings.Join(names, ", "))
 		}
 		return r.Row(map[string]any{"name": w.Text, "value": v})
 	}
@@ -731,7 +732,7 @@ func (m *module) runImport(ctx context.Context, r engines.Request) error {
 	}
 	defer unlock()
 	if _, ok := req.state[addr.Text]; ok {
-		return engines.Errorf("failed_precondition", addr, "%s is already managed in workspace %q; infra state show %s shows it", addr.Text, req.ws, addr.Text)
+		return engines.Errorf(wire.FailedPrecondition, addr, "%s is already managed in workspace %q; infra state show %s shows it", addr.Text, req.ws, addr.Text)
 	}
 	cfg, diags := config.Load(req.dir)
 	if diags.HasErrors() {
@@ -748,7 +749,7 @@ func (m *module) runImport(ctx context.Context, r engines.Request) error {
 		}
 	}
 	if n == nil {
-		return engines.Errorf("not_found", addr, "%s is not declared in %s; add its resource block first, as terraform import needs", resAddrOf(addr.Text), req.dir)
+		return engines.Errorf(wire.NotFound, addr, "%s is not declared in %s; add its resource block first, as terraform import needs", resAddrOf(addr.Text), req.dir)
 	}
 	rt := resourceType(n.res.Type)
 	ss := newSessions(ctx, req.env)
@@ -762,7 +763,7 @@ func (m *module) runImport(ctx context.Context, r engines.Request) error {
 		return fmt.Errorf("import %s: %w", addr.Text, err)
 	}
 	if !found {
-		return engines.Errorf("not_found", st.Args["ID"], "cannot import %s: no object %q exists", addr.Text, id)
+		return engines.Errorf(wire.NotFound, st.Args["ID"], "cannot import %s: no object %q exists", addr.Text, id)
 	}
 	cv := &configValues{set: map[string]bool{}, sensitive: map[string]bool{}}
 	for name := range n.attrs {

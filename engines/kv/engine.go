@@ -8,6 +8,7 @@ import (
 	"sort"
 	"unicode/utf8"
 
+	"github.com/cairnhq/cairn/client/wire"
 	"github.com/cairnhq/cairn/journal"
 )
 
@@ -240,7 +241,7 @@ func (s *evalState) rng(r *RangeRequest) (*RangeResponse, error) {
 		return nil, err
 	}
 	if r.Rev != 0 {
-		return nil, journal.Errorf("invalid_argument", "a range inside a txn reads the txn's revision; rev= is not supported there")
+		return nil, wire.Errorf(wire.InvalidArgument, "a range inside a txn reads the txn's revision; rev= is not supported there")
 	}
 	kvs, err := s.rangeKVs(r.Key, r.End)
 	if err != nil {
@@ -296,7 +297,7 @@ func (s *evalState) compare(c *Compare) (bool, error) {
 		case CompareLease:
 			cmp = cmpInt(kv.Lease, c.Int)
 		default:
-			return false, journal.Errorf("invalid_argument", "unknown compare target %d", c.Target)
+			return false, wire.Errorf(wire.InvalidArgument, "unknown compare target %d", c.Target)
 		}
 		var ok bool
 		switch c.Result {
@@ -309,7 +310,7 @@ func (s *evalState) compare(c *Compare) (bool, error) {
 		case Less:
 			ok = cmp < 0
 		default:
-			return false, journal.Errorf("invalid_argument", "unknown compare result %d", c.Result)
+			return false, wire.Errorf(wire.InvalidArgument, "unknown compare result %d", c.Result)
 		}
 		if !ok {
 			return false, nil
@@ -403,7 +404,7 @@ func checkOps(ops []Op) (puts map[string]int, dels []interval, at int, err error
 			}
 		case o.Range != nil:
 		default:
-			fail(i, journal.Errorf("invalid_argument", "empty txn operation"))
+			fail(i, wire.Errorf(wire.InvalidArgument, "empty txn operation"))
 		}
 	}
 	for _, d := range dels {
@@ -522,10 +523,10 @@ func (e *engine) Decide(v *journal.View, req any) (journal.Decision, error) {
 		return journal.Decision{Bodies: []*journal.Body{body}, Reply: resp}, nil
 	case *grantReq:
 		if r.id <= 0 {
-			return journal.Decision{}, journal.Errorf("invalid_argument", "lease id must be positive")
+			return journal.Decision{}, wire.Errorf(wire.InvalidArgument, "lease id must be positive")
 		}
 		if r.ttl <= 0 {
-			return journal.Decision{}, journal.Errorf("invalid_argument", "lease TTL must be at least 1 second")
+			return journal.Decision{}, wire.Errorf(wire.InvalidArgument, "lease TTL must be at least 1 second")
 		}
 		if r.ttl > MaxLeaseTTL {
 			return journal.Decision{}, ErrLeaseTTLLarge

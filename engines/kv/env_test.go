@@ -13,6 +13,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/cairnhq/cairn/client/wire"
 	"github.com/cairnhq/cairn/dsl"
 	"github.com/cairnhq/cairn/engines"
 	"github.com/cairnhq/cairn/journal"
@@ -162,7 +163,7 @@ func errString(err error) string {
 	if pe, ok := err.(*engines.PosError); ok {
 		return fmt.Sprintf("error %s: %s", pe.Code, pe.Error())
 	}
-	return fmt.Sprintf("error %s: %v", journal.Code(err), err)
+	return fmt.Sprintf("error %s: %v", wire.CodeOf(err), err)
 }
 
 func (e *env) handler(verb string) engines.Handler {

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cairnhq/cairn/client/wire"
 	"github.com/cairnhq/cairn/journal"
 )
 
@@ -221,7 +222,7 @@ func (s *Store) DBSize() int64 { return s.st.Stats().Bytes }
 
 func (s *Store) propose(ctx context.Context, req any) ([]journal.Committed, any, error) {
 	if s.st == nil {
-		return nil, nil, journal.Errorf("unavailable", "kv store not started")
+		return nil, nil, wire.Errorf(wire.Unavailable, "kv store not started")
 	}
 	return s.st.Propose(ctx, Name, req)
 }
@@ -271,10 +272,10 @@ func (s *Store) Range(ctx context.Context, r RangeRequest) (RangeResponse, error
 		return RangeResponse{}, err
 	}
 	if s.st == nil {
-		return RangeResponse{}, journal.Errorf("unavailable", "kv store not started")
+		return RangeResponse{}, wire.Errorf(wire.Unavailable, "kv store not started")
 	}
 	if r.Rev < 0 {
-		return RangeResponse{}, journal.Errorf("invalid_argument", "revision %d is negative", r.Rev)
+		return RangeResponse{}, wire.Errorf(wire.InvalidArgument, "revision %d is negative", r.Rev)
 	}
 	sn := s.st.Snapshot()
 	defer sn.Close()
@@ -369,7 +370,7 @@ func (s *Store) History(ctx context.Context, key []byte, limit int, reverse bool
 		return err
 	}
 	if s.st == nil {
-		return journal.Errorf("unavailable", "kv store not started")
+		return wire.Errorf(wire.Unavailable, "kv store not started")
 	}
 	sn := s.st.Snapshot()
 	defer sn.Close()
@@ -513,7 +514,7 @@ func history(ctx context.Context, r reader, cur int64, key []byte, limit int, re
 // LeaseGrant grants a lease of ttl seconds; id 0 picks a fresh random id.
 func (s *Store) LeaseGrant(ctx context.Context, actor journal.Actor, id, ttl int64) (Lease, error) {
 	if id < 0 {
-		return Lease{}, journal.Errorf("invalid_argument", "lease id must be positive")
+		return Lease{}, wire.Errorf(wire.InvalidArgument, "lease id must be positive")
 	}
 	pick := id == 0
 	for attempt := 0; ; attempt++ {

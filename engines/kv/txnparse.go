@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cairnhq/cairn/client/wire"
 	"github.com/cairnhq/cairn/dsl"
 	"github.com/cairnhq/cairn/engines"
 )
@@ -21,7 +22,7 @@ func innerPos(w dsl.Word, i int) dsl.Pos {
 }
 
 func posErr(w dsl.Word, i int, format string, args ...any) error {
-	return &engines.PosError{Code: "invalid_argument", Pos: innerPos(w, i), Msg: fmt.Sprintf(format, args...)}
+	return &engines.PosError{Code: wire.InvalidArgument, Pos: innerPos(w, i), Msg: fmt.Sprintf(format, args...)}
 }
 
 // cmpLexer reads one compare in etcdctl's syntax, such as
@@ -211,7 +212,7 @@ func ParseOp(w dsl.Word) (Op, error) {
 			if de.Suggest != "" {
 				msg += fmt.Sprintf("; did you mean %q?", de.Suggest)
 			}
-			return Op{}, &engines.PosError{Code: "invalid_argument", Pos: shiftPos(w, de.Pos), Msg: "txn operation: " + msg}
+			return Op{}, &engines.PosError{Code: wire.InvalidArgument, Pos: shiftPos(w, de.Pos), Msg: "txn operation: " + msg}
 		}
 		return Op{}, err
 	}

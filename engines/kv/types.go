@@ -8,9 +8,7 @@
 // from the per-key revision index and the journal itself.
 package kv
 
-import (
-	"github.com/cairnhq/cairn/journal"
-)
+import "github.com/cairnhq/cairn/client/wire"
 
 // MaxValueSize is the largest value (and the largest request) accepted,
 // etcd's default request limit.
@@ -165,15 +163,15 @@ type Lease struct {
 // Errors, matching etcd's (the etcd API maps each to its rpctypes error;
 // the DSL shows the message with the code).
 var (
-	ErrEmptyKey      = journal.Errorf("invalid_argument", "key is not provided")
-	ErrValueTooLarge = journal.Errorf("invalid_argument", "request is too large (values are limited to 1.5 MiB)")
-	ErrDuplicateKey  = journal.Errorf("invalid_argument", "duplicate key given in txn request")
-	ErrTooManyOps    = journal.Errorf("invalid_argument", "too many operations in txn request")
-	ErrKeyNotFound   = journal.Errorf("invalid_argument", "key not found")
-	ErrFutureRev     = journal.Errorf("out_of_range", "required revision is a future revision")
-	ErrLeaseNotFound = journal.Errorf("not_found", "requested lease not found")
-	ErrLeaseExists   = journal.Errorf("failed_precondition", "lease already exists")
-	ErrLeaseTTLLarge = journal.Errorf("out_of_range", "too large lease TTL")
+	ErrEmptyKey      = wire.Errorf(wire.InvalidArgument, "key is not provided")
+	ErrValueTooLarge = wire.Errorf(wire.InvalidArgument, "request is too large (values are limited to 1.5 MiB)")
+	ErrDuplicateKey  = wire.Errorf(wire.InvalidArgument, "duplicate key given in txn request")
+	ErrTooManyOps    = wire.Errorf(wire.InvalidArgument, "too many operations in txn request")
+	ErrKeyNotFound   = wire.Errorf(wire.InvalidArgument, "key not found")
+	ErrFutureRev     = wire.Errorf(wire.OutOfRange, "required revision is a future revision")
+	ErrLeaseNotFound = wire.Errorf(wire.NotFound, "requested lease not found")
+	ErrLeaseExists   = wire.Errorf(wire.FailedPrecondition, "lease already exists")
+	ErrLeaseTTLLarge = wire.Errorf(wire.OutOfRange, "too large lease TTL")
 )
 
 // MaxTxnOps is the most operations one txn branch may hold (etcd's default).

@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/cairnhq/cairn/client/wire"
 	"github.com/cairnhq/cairn/dsl"
 	"github.com/cairnhq/cairn/engines"
 	"github.com/cairnhq/cairn/journal"
@@ -130,8 +131,8 @@ func atWord(w dsl.Word, err error) error {
 	if errors.As(err, &pe) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	code := journal.Code(err)
-	if code == "internal" || code == "unavailable" || code == "resource_exhausted" {
+	code := engines.ErrorCode(err)
+	if code == wire.Internal || code == wire.Unavailable || code == wire.ResourceExhausted {
 		return err
 	}
 	return &engines.PosError{Code: code, Pos: w.Pos, Msg: err.Error()}
@@ -174,7 +175,7 @@ func buildPut(st *dsl.Statement) (PutRequest, error) {
 	if w, ok := st.Opt("lease"); ok {
 		id, err := ParseLeaseID(w.Text)
 		if err != nil {
-			return p, engines.Errorf("invalid_argument", w, "lease=%s: %v", w.Text, err)
+			return p, engines.Errorf(wire.InvalidArgument, w, "lease=%s: %v", w.Text, err)
 		}
 		p.Lease = id
 	}
@@ -191,14 +192,14 @@ func buildGet(st *dsl.Statement) (RangeRequest, *dsl.Word, error) {
 	if w, ok := st.Opt("limit"); ok {
 		n, err := w.Int()
 		if err != nil || n < 0 {
-			return r, nil, engines.Errorf("invalid_argument", w, "limit=%s: want a non-negative integer", w.Text)
+			return r, nil, engines.Errorf(wire.InvalidArgument, w, "limit=%s: want a non-negative integer", w.Text)
 		}
 		r.Limit = n
 	}
 	if w, ok := st.Opt("at"); ok {
 		if n, err := w.Int(); err == nil {
 			if n < 1 {
-				return r, nil, engines.Errorf("invalid_argument", w, "at=%s: revisions start at 1", w.Text)
+				return r, nil, engines.Errorf(wire.InvalidArgument, w, "at=%s: revisions start at 1", w.Text)
 			}
 			r.Rev = n
 		} else {
@@ -278,12 +279,12 @@ func (s *Store) runGet(ctx context.Context, r engines.Request) error {
 		now := s.now()
 		t, err := atTime.Time(now)
 		if err != nil {
-			return engines.Errorf("invalid_argument", *atTime, "at=%s: %v", atTime.Text, err)
+			return engines.Errorf(wire.InvalidArgument, *atTime, "at=%s: %v", atTime.Text, err)
 		}
 		if t.After(now) {
 			// As at=SEQ past the current revision: the future has no
 			// state yet, and answering the current one would be a guess.
-			return engines.Errorf("out_of_range", *atTime, "at=%s is in the future (now %s); nothing has been written there yet",
+			return engines.Errorf(wire.OutOfRange, *atTime, "at=%s is in the future (now %s); nothing has been written there yet",
 				atTime.Text, now.UTC().Format(time.RFC3339Nano))
 		}
 		rev, err := s.revAtTime(t)
@@ -426,7 +427,7 @@ func (s *Store) runWatch(ctx context.Context, r engines.Request) error {
 	if w, ok := st.Opt("from"); ok {
 		n, err := w.Int()
 		if err != nil || n < 1 {
-			return engines.Errorf("invalid_argument", w, "from=%s: want a revision >= 1", w.Text)
+			return engines.Errorf(wire.InvalidArgument, w, "from=%s: want a revision >= 1", w.Text)
 		}
 		from = n
 	}
@@ -451,7 +452,7 @@ func (s *Store) runHistory(ctx context.Context, r engines.Request) error {
 	if w, ok := st.Opt("limit"); ok {
 		n, err := w.Int()
 		if err != nil || n < 0 {
-			return engines.Errorf("invalid_argument", w, "limit=%s: want a non-negative integer", w.Text)
+			return engines.Errorf(wire.InvalidArgument, w, "limit=%s: want a non-negative integer", w.Text)
 		}
 		limit = int(n)
 	}
@@ -459,7 +460,7 @@ func (s *Store) runHistory(ctx context.Context, r engines.Request) error {
 		return atWord(st.Args["KEY"], ErrEmptyKey)
 	}
 	if s.st == nil {
-		return journal.Errorf("unavailable", "kv store not started")
+		return wire.Errorf(wire.Unavailable, "kv store not started")
 	}
 	// One snapshot for the versions and their events, so every version
 	// read finds its event; time and actor are looked up per row emitted.
@@ -493,7 +494,7 @@ func leaseArg(st *dsl.Statement) (int64, dsl.Word, error) {
 	w := st.Args["ID"]
 	id, err := ParseLeaseID(w.Text)
 	if err != nil {
-		return 0, w, engines.Errorf("invalid_argument", w, "%v", err)
+		return 0, w, engines.Errorf(wire.InvalidArgument, w, "%v", err)
 	}
 	return id, w, nil
 }
@@ -502,7 +503,7 @@ func (s *Store) runLeaseGrant(ctx context.Context, r engines.Request) error {
 	w := r.Statement().Args["TTL"]
 	d, err := w.Duration()
 	if err != nil || d < time.Second {
-		return engines.Errorf("invalid_argument", w, "TTL %q: want seconds (>= 1) or a duration such as 90s", w.Text)
+		return engines.Errorf(wire.InvalidArgument, w, "TTL %q: want seconds (>= 1) or a duration such as 90s", w.Text)
 	}
 	l, err := s.LeaseGrant(ctx, r.Actor(), 0, ceilSeconds(d))
 	if err != nil {

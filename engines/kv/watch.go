@@ -3,6 +3,7 @@ package kv
 import (
 	"context"
 
+	"github.com/cairnhq/cairn/client/wire"
 	"github.com/cairnhq/cairn/journal"
 )
 
@@ -27,10 +28,10 @@ func (s *Store) Watch(ctx context.Context, key, end []byte, startRev int64, prev
 		return err
 	}
 	if s.st == nil {
-		return journal.Errorf("unavailable", "kv store not started")
+		return wire.Errorf(wire.Unavailable, "kv store not started")
 	}
 	if startRev < 0 {
-		return journal.Errorf("invalid_argument", "watch start revision %d is negative", startRev)
+		return wire.Errorf(wire.InvalidArgument, "watch start revision %d is negative", startRev)
 	}
 	sub := s.st.Subscribe(ctx, startRev, matchKeyEvents)
 	defer sub.Close()

@@ -32,6 +32,8 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/cairnhq/cairn/client/wire"
+	"github.com/cairnhq/cairn/engines"
 	"github.com/cairnhq/cairn/engines/kv"
 	"github.com/cairnhq/cairn/journal"
 )
@@ -197,22 +199,22 @@ func toGRPC(err error) error {
 		return status.Error(codes.Unavailable, "etcdserver: cairn is shutting down: "+err.Error())
 	}
 	code := codes.Internal
-	switch journal.Code(err) {
-	case "invalid_argument":
+	switch engines.ErrorCode(err) {
+	case wire.InvalidArgument:
 		code = codes.InvalidArgument
-	case "not_found":
+	case wire.NotFound:
 		code = codes.NotFound
-	case "failed_precondition":
+	case wire.FailedPrecondition:
 		code = codes.FailedPrecondition
-	case "out_of_range":
+	case wire.OutOfRange:
 		code = codes.OutOfRange
-	case "resource_exhausted":
+	case wire.ResourceExhausted:
 		code = codes.ResourceExhausted
-	case "unavailable":
+	case wire.Unavailable:
 		code = codes.Unavailable
-	case "already_exists":
+	case wire.AlreadyExists:
 		code = codes.AlreadyExists
-	case "permission_denied":
+	case wire.PermissionDenied:
 		code = codes.PermissionDenied
 	}
 	return status.Error(code, "etcdserver: "+err.Error())
