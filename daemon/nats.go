@@ -67,11 +67,12 @@ func startBus(ctx context.Context, s *Server, cfg Config, from map[string]int64)
 		if err != nil {
 			return nil, err
 		}
-		opts.Authorization = b.token
 	case "none":
 	default:
 		return nil, fmt.Errorf("--nats-auth %q: want token or none", cfg.NATSAuth)
 	}
+	auth := newNATSAuth(b.token)
+	opts.CustomClientAuthentication = auth
 	b.srv, err = server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("configure embedded NATS: %w", err)
@@ -83,7 +84,7 @@ func startBus(ctx context.Context, s *Server, cfg Config, from map[string]int64)
 		return nil, fmt.Errorf("embedded NATS did not start listening on %s (is the port in use? choose another with --nats ADDR or --nats off)", cfg.NATS)
 	}
 	b.url = b.srv.ClientURL()
-	b.nc, err = nats.Connect("", nats.InProcessServer(b.srv), nats.Token(b.token), nats.Name("cairn-publisher"))
+	b.nc, err = nats.Connect("", nats.InProcessServer(b.srv), nats.UserInfo(publisherUser, auth.publisherPass), nats.Name(publisherUser))
 	if err != nil {
 		b.srv.Shutdown()
 		return nil, fmt.Errorf("connect to embedded NATS: %w", err)

@@ -162,3 +162,70 @@ func TestNATSOff(t *testing.T) {
 	emit(t, c, "emit app.note quiet")
 	d.Stop()
 }
+
+// TestNATSSubscribersCannotPublish holds the token and tries to put a forged
+// kv.put on the daemon's subject: the server refuses the publish (the token
+// user may only subscribe), a subscriber on cairn.audit.> never sees it, and
+// the next message that subscriber gets is the real event that follows.
+func TestNATSSubscribersCannotPublish(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t)
+	b, err := os.ReadFile(filepath.Join(d.Data, "nats.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := strings.TrimSpace(string(b))
+
+	listener, err := nats.Connect(d.Status.NATS, nats.Token(token), nats.Timeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer listener.Close()
+	msgs := make(chan *nats.Msg, 16)
+	sub, err := listener.ChanSubscribe("cairn.audit.>", msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := listener.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	refused := make(chan error, 4)
+	forger, err := nats.Connect(d.Status.NATS, nats.Token(token), nats.Timeout(5*time.Second),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { refused <- err }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer forger.Close()
+	forged := `{"stream":"audit","seq":999999,"kind":"kv.put","subject":"app/x","actor":{"uid":0,"comm":"sshd"},"data":{"value":"evil"}}`
+	if err := forger.Publish("cairn.audit.kv.put", []byte(forged)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-refused:
+		if !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
+			t.Fatalf("forged publish: %v, want a permissions violation", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server did not refuse the token user's publish on cairn.audit.kv.put")
+	}
+
+	c := dial(t, d)
+	row := emit(t, c, "emit app.note real")
+	select {
+	case m := <-msgs:
+		var ev struct {
+			Seq  int64  `json:"seq"`
+			Kind string `json:"kind"`
+		}
+		if err := json.Unmarshal(m.Data, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.Kind != "app.note" || ev.Seq != row.Seq {
+			t.Fatalf("first message after the forgery: %s, want the real app.note seq %d", m.Data, row.Seq)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the real event did not arrive")
+	}
+}
