@@ -36,7 +36,7 @@ func procComm(pid int) string {
 
 // Actor returns the journal actor for changes this peer causes over the socket.
 func (p Peer) Actor() journal.Actor {
-	return journal.Actor{UID: p.UID, GID: p.GID, PID: p.PID, User: p.User, Comm: p.Comm, Via: "socket"}
+	return journal.Actor{UID: p.UID, GID: p.GID, PID: p.PID, User: p.User, Comm: p.Comm, Via: "socket", Groups: p.Groups}
 }
 
 // systemActor is the actor of what the daemon does on its own.

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -141,6 +142,7 @@ func probeSocket(path string) (stale bool, err error) {
 type Peer struct {
 	UID, GID, PID int
 	User, Comm    string
+	Groups        []int // supplementary groups at connect (SO_PEERGROUPS)
 }
 
 // peerOf reads a unix connection's peer credentials once.
@@ -151,16 +153,41 @@ func peerOf(c *net.UnixConn) (Peer, error) {
 	}
 	var cred *unix.Ucred
 	var cerr error
+	var groups []int
 	if err := raw.Control(func(fd uintptr) {
 		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+		groups = peerGroups(int(fd))
 	}); err != nil {
 		return Peer{}, fmt.Errorf("peer credentials: %w", err)
 	}
 	if cerr != nil {
 		return Peer{}, fmt.Errorf("peer credentials: %w", cerr)
 	}
-	p := Peer{UID: int(cred.Uid), GID: int(cred.Gid), PID: int(cred.Pid)}
+	p := Peer{UID: int(cred.Uid), GID: int(cred.Gid), PID: int(cred.Pid), Groups: groups}
 	p.User = userName(p.UID)
 	p.Comm = procComm(p.PID)
 	return p, nil
+}
+
+// peerGroups reads the supplementary groups the peer had when it connected
+// (SO_PEERGROUPS, Linux 4.13+), or nil when the kernel does not say.
+func peerGroups(fd int) []int {
+	buf := make([]uint32, 64)
+	for {
+		n := uint32(len(buf) * 4)
+		_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_PEERGROUPS,
+			uintptr(unsafe.Pointer(&buf[0])), uintptr(unsafe.Pointer(&n)), 0)
+		switch {
+		case errno == unix.ERANGE && int(n) > len(buf)*4:
+			buf = make([]uint32, n/4)
+			continue
+		case errno != 0:
+			return nil
+		}
+		groups := make([]int, n/4)
+		for i := range groups {
+			groups[i] = int(buf[i])
+		}
+		return groups
+	}
 }

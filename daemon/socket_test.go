@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -108,5 +109,17 @@ func TestPeerCredentials(t *testing.T) {
 	}
 	if a := p.Actor(); a.Via != "socket" || a.PID != os.Getpid() {
 		t.Errorf("actor = %+v", a)
+	}
+	want, err := os.Getgroups()
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(want)
+	gotGroups := slices.Sorted(slices.Values(p.Groups))
+	if p.Groups == nil || !slices.Equal(gotGroups, want) {
+		t.Errorf("peer groups %v, want %v (SO_PEERGROUPS)", p.Groups, want)
+	}
+	if a := p.Actor(); !slices.Equal(a.Groups, p.Groups) {
+		t.Errorf("actor groups %v, want the peer's %v", a.Groups, p.Groups)
 	}
 }

@@ -35,6 +35,9 @@ type Actor struct {
 	Comm string `json:"comm,omitempty" cbor:"comm,omitempty"`
 	Via  string `json:"via" cbor:"via"`
 	Addr string `json:"addr,omitempty" cbor:"addr,omitempty"`
+	// Groups are the caller's supplementary groups, carried so that work
+	// done for the caller (internal/ascaller) has them; never recorded.
+	Groups []int `json:"-" cbor:"-"`
 }
 
 // Evt is sysdig's evt object: the system event itself.

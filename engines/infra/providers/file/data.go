@@ -26,7 +26,7 @@ func (fileData) Schema() *provider.Schema {
 	}
 }
 
-func (fileData) Read(ctx context.Context, s provider.Session, args provider.Values) (provider.Values, error) {
+func (fileData) read(ctx context.Context, s provider.Session, args provider.Values) (provider.Values, error) {
 	path := args.String("path")
 	if err := checkPath(path); err != nil {
 		return nil, err

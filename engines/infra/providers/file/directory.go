@@ -51,7 +51,7 @@ func (dirResource) Validate(v provider.Values, known map[string]bool) error {
 	return errors.Join(errs...)
 }
 
-func (dirResource) Read(ctx context.Context, s provider.Session, id string) (provider.Values, bool, error) {
+func (dirResource) read(ctx context.Context, s provider.Session, id string) (provider.Values, bool, error) {
 	m, found, err := inspectDir(id)
 	if err != nil || !found {
 		return nil, false, err
@@ -78,7 +78,7 @@ func inspectDir(path string) (meta, bool, error) {
 	return metaOf(fi), true, nil
 }
 
-func (r dirResource) Create(ctx context.Context, s provider.Session, planned provider.Values) (provider.Values, error) {
+func (r dirResource) create(ctx context.Context, s provider.Session, planned provider.Values) (provider.Values, error) {
 	path := planned.String("path")
 	if err := checkPath(path); err != nil {
 		return nil, err
@@ -117,7 +117,7 @@ func (r dirResource) Create(ctx context.Context, s provider.Session, planned pro
 	return r.readBack(ctx, path)
 }
 
-func (r dirResource) Update(ctx context.Context, s provider.Session, id string, prior, planned provider.Values) (provider.Values, error) {
+func (r dirResource) update(ctx context.Context, s provider.Session, id string, prior, planned provider.Values) (provider.Values, error) {
 	mode, err := modeOf(planned, defaultDirMode)
 	if err != nil {
 		return nil, err
@@ -140,14 +140,14 @@ func (r dirResource) Update(ctx context.Context, s provider.Session, id string, 
 }
 
 func (r dirResource) readBack(ctx context.Context, path string) (provider.Values, error) {
-	v, found, err := r.Read(ctx, nil, path)
+	v, found, err := r.read(ctx, nil, path)
 	if err == nil && !found {
 		err = fmt.Errorf("%s vanished right after it was made", path)
 	}
 	return v, err
 }
 
-func (dirResource) Delete(ctx context.Context, s provider.Session, id string, prior provider.Values) error {
+func (dirResource) delete(ctx context.Context, s provider.Session, id string, prior provider.Values) error {
 	if _, found, err := inspectDir(id); err != nil || !found {
 		return err
 	}

@@ -71,11 +71,11 @@ func validateFile(v provider.Values, known map[string]bool) error {
 	return errors.Join(errs...)
 }
 
-func (fileResource) Read(ctx context.Context, s provider.Session, id string) (provider.Values, bool, error) {
+func (fileResource) read(ctx context.Context, s provider.Session, id string) (provider.Values, bool, error) {
 	return readFile(id)
 }
 
-func (fileResource) Create(ctx context.Context, s provider.Session, planned provider.Values) (provider.Values, error) {
+func (fileResource) create(ctx context.Context, s provider.Session, planned provider.Values) (provider.Values, error) {
 	path := planned.String("path")
 	if err := checkPath(path); err != nil {
 		return nil, err
@@ -104,7 +104,7 @@ func (fileResource) Create(ctx context.Context, s provider.Session, planned prov
 	return readBack(path)
 }
 
-func (fileResource) Update(ctx context.Context, s provider.Session, id string, prior, planned provider.Values) (provider.Values, error) {
+func (fileResource) update(ctx context.Context, s provider.Session, id string, prior, planned provider.Values) (provider.Values, error) {
 	mode, err := modeOf(planned, defaultFileMode)
 	if err != nil {
 		return nil, err
@@ -134,7 +134,7 @@ func (fileResource) Update(ctx context.Context, s provider.Session, id string, p
 	return readBack(id)
 }
 
-func (fileResource) Delete(ctx context.Context, s provider.Session, id string, prior provider.Values) error {
+func (fileResource) delete(ctx context.Context, s provider.Session, id string, prior provider.Values) error {
 	fi, err := os.Lstat(id)
 	switch {
 	case notFound(err):

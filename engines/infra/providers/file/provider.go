@@ -12,6 +12,7 @@ import (
 	"context"
 
 	"github.com/cairnhq/cairn/engines/infra/provider"
+	"github.com/cairnhq/cairn/internal/ascaller"
 )
 
 func init() { provider.Register(New()) }
@@ -40,12 +41,18 @@ func (*Provider) DataSources() map[string]provider.DataSource {
 	return map[string]provider.DataSource{"file": fileData{}}
 }
 
-// Open returns a session. It holds nothing: the file system is cheap to
-// ask again, and a cached stat would go stale with every write.
+// Open returns a session. It holds only who the work is for: the file
+// system is cheap to ask again, and a cached stat would go stale with
+// every write.
 func (*Provider) Open(ctx context.Context, env provider.Env) (provider.Session, error) {
-	return session{}, nil
+	a := env.Actor
+	if a.Via == "system" {
+		return session{}, nil
+	}
+	return session{cred: ascaller.Cred{UID: a.UID, GID: a.GID, Groups: a.Groups}}, nil
 }
 
-type session struct{}
+// session carries the caller whose credentials every file operation takes.
+type session struct{ cred ascaller.Cred }
 
 func (session) Close() error { return nil }
