@@ -6,9 +6,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/cairnhq/cairn/client/wire"
 	"github.com/cairnhq/cairn/journal"
 )
 
@@ -107,6 +110,9 @@ func DecodeTraceBatch(s string) ([]*journal.Body, error) {
 // room instead of dropping: the client is the tracer, and slowing it slows
 // the traced command, as strace does, instead of losing its syscalls.
 func (p *Pipeline) Ingest(ctx context.Context, actor journal.Actor, bodies []*journal.Body) error {
+	if err := checkIngested(actor, bodies, procUID); err != nil {
+		return err
+	}
 	p.mu.Lock()
 	r := p.runs[TraceSource]
 	if r == nil {
@@ -117,6 +123,12 @@ func (p *Pipeline) Ingest(ctx context.Context, actor journal.Actor, bodies []*jo
 	p.mu.Unlock()
 	for _, b := range bodies {
 		b.Actor = actor
+		if actor.UID != 0 {
+			// A non-root tracer traces its own command: ptrace ignores
+			// set-user-ID bits, so the user is the caller, whatever the
+			// client says.
+			b.User = &journal.User{UID: int64(actor.UID), Name: actor.User}
+		}
 		if b.Proc != nil && b.Container == nil {
 			b.Container = &journal.Container{ID: "host"}
 		}
@@ -130,4 +142,43 @@ func (p *Pipeline) Ingest(ctx context.Context, actor journal.Actor, bodies []*jo
 		}
 	}
 	return p.Flush(ctx)
+}
+
+// checkIngested refuses, from a non-root client, an event that names a
+// live process owned by another user: a tracer sees only the processes it
+// started, which run as the caller. A process that has exited cannot be
+// checked and is taken as reported (its user is the caller's anyway).
+func checkIngested(actor journal.Actor, bodies []*journal.Body, uidOf func(pid int64) (int, bool)) error {
+	if actor.UID == 0 {
+		return nil
+	}
+	for i, b := range bodies {
+		if b.Proc == nil || b.Proc.PID <= 0 {
+			continue
+		}
+		if uid, alive := uidOf(b.Proc.PID); alive && uid != actor.UID {
+			return wire.Errorf(wire.PermissionDenied,
+				"events=: event %d names pid %d, a process of uid %d; uid %d can ingest only what it traced (cairn capture run)",
+				i+1, b.Proc.PID, uid, actor.UID)
+		}
+	}
+	return nil
+}
+
+// procUID reads the real uid of a live process from /proc.
+func procUID(pid int64) (int, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Uid:"); ok {
+			if f := strings.Fields(rest); len(f) > 0 {
+				if uid, err := strconv.Atoi(f[0]); err == nil {
+					return uid, true
+				}
+			}
+		}
+	}
+	return 0, false
 }

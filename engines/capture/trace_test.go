@@ -1,12 +1,14 @@
 package capture
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/cairnhq/cairn/client/wire"
 	"github.com/cairnhq/cairn/journal"
 )
 
@@ -214,5 +216,36 @@ func TestTraceBatch(t *testing.T) {
 	}
 	if _, err := DecodeTraceBatch("AAAA"); err == nil { // 3 bytes: a truncated length
 		t.Error("truncated batch accepted")
+	}
+}
+
+// TestIngestTrust: a non-root client cannot ingest events about a live
+// process of another user, and its events' user is the caller's whatever
+// the client wrote; root's are taken as sent.
+func TestIngestTrust(t *testing.T) {
+	owners := map[int64]int{1: 0, 4000: 1000}
+	uidOf := func(pid int64) (int, bool) { uid, ok := owners[pid]; return uid, ok }
+	forged := []*journal.Body{{Kind: "capture.exec", Proc: &journal.Proc{PID: 1, Name: "sshd"}, User: &journal.User{UID: 0, Name: "root"}}}
+	user := journal.Actor{UID: 1000, GID: 1000, User: "alice"}
+	if err := checkIngested(user, forged, uidOf); wire.CodeOf(err) != wire.PermissionDenied || !strings.Contains(err.Error(), "pid 1") {
+		t.Fatalf("uid 1000 ingesting pid 1: %v, want permission_denied naming pid 1", err)
+	}
+	own := []*journal.Body{{Kind: "capture.exec", Proc: &journal.Proc{PID: 4000}}, {Kind: "capture.exit", Proc: &journal.Proc{PID: 999999}}}
+	if err := checkIngested(user, own, uidOf); err != nil {
+		t.Fatalf("uid 1000 ingesting its own and exited processes: %v", err)
+	}
+	if err := checkIngested(journal.Actor{UID: 0}, forged, uidOf); err != nil {
+		t.Fatalf("root ingesting: %v", err)
+	}
+
+	j := openJournal(t)
+	p := NewPipeline(j.Stream(journal.Capture), PipelineOptions{Logger: quietLog})
+	defer p.Close()
+	body := &journal.Body{Kind: "capture.exec", Proc: &journal.Proc{PID: 999999, Name: "x"}, User: &journal.User{UID: 0, Name: "root"}}
+	if err := p.Ingest(context.Background(), user, []*journal.Body{body}); err != nil {
+		t.Fatal(err)
+	}
+	if body.User.UID != 1000 || body.User.Name != "alice" {
+		t.Fatalf("ingested user %+v, want the caller's", body.User)
 	}
 }
