@@ -272,6 +272,10 @@ func (c *Client) read() {
 	sc := bufio.NewScanner(c.conn)
 	sc.Buffer(make([]byte, 64<<10), scanLimit)
 	var cause error
+	// refused is the daemon's last word about the connection itself (an
+	// error answer with id 0), such as a connection limit: when the
+	// connection then ends, that is what every pending request gets.
+	var refused error
 	for sc.Scan() {
 		var m wire.Answer
 		if decodePlainAnswer(sc.Bytes(), &m) {
@@ -284,6 +288,10 @@ func (c *Client) read() {
 			cause = fmt.Errorf("bad answer line: %w", err)
 			break
 		}
+		if m.ID == 0 && m.Error != nil {
+			refused = typedError(m.Error)
+			continue
+		}
 		c.dispatch(&m)
 	}
 	if cause == nil {
@@ -294,8 +302,11 @@ func (c *Client) read() {
 	}
 	c.mu.Lock()
 	var err error = &UnreachableError{Socket: c.socket, Err: fmt.Errorf("connection lost: %w", cause)}
-	if c.closing {
+	switch {
+	case c.closing:
 		err = ErrClosed
+	case refused != nil:
+		err = refused
 	}
 	c.err = err
 	pending := c.pending

@@ -50,6 +50,14 @@ type Config struct {
 	ChiselPaths []string
 	// AllowUnsafeScripts gives chisels the full os and io libraries.
 	AllowUnsafeScripts bool
+	// SocketGroup, when set, owns the socket (mode 0660), so its members
+	// may connect: a group name or a numeric gid.
+	SocketGroup string
+	// MaxConns and MaxConnsPerUID cap client connections in total and per
+	// non-root uid (0: the defaults). The total is also bounded by the
+	// descriptors the process may open.
+	MaxConns, MaxConnsPerUID int
+
 	// ChiselCallbackTime and ChiselMemory bound each chisel run (0: the
 	// scripts package's defaults, 5 s and 256 MiB).
 	ChiselCallbackTime time.Duration
@@ -68,6 +76,8 @@ type Server struct {
 	verbs    *dsl.Table
 	handlers map[string]engines.Handler
 	bus      *bus
+
+	limits *connLimits
 
 	connCtx    context.Context
 	connCancel context.CancelFunc
@@ -91,6 +101,16 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 	}
 	if cfg.DrainTimeout == 0 {
 		cfg.DrainTimeout = 10 * time.Second
+	}
+	if cfg.MaxConns == 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.MaxConnsPerUID == 0 {
+		cfg.MaxConnsPerUID = DefaultMaxConnsPerUID
+	}
+	socketGID, err := lookupGroup(cfg.SocketGroup)
+	if err != nil {
+		return err
 	}
 	node, _ := os.Hostname()
 	s := &Server{
@@ -191,7 +211,9 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 		defer s.bus.close()
 	}
 
-	ln, err := listenSocket(cfg.Socket)
+	nofile := raiseNoFile(s.log)
+	s.limits = newConnLimits(connBudget(nofile, cfg.MaxConns), cfg.MaxConnsPerUID)
+	ln, err := listenSocket(cfg.Socket, socketGID)
 	if err != nil {
 		return err
 	}
@@ -266,20 +288,26 @@ func (s *Server) register(v Verb) {
 func (s *Server) Journal() *journal.Journal { return s.journal }
 
 func (s *Server) accept(ln *socketListener) {
+	var backoff acceptBackoff
 	for {
 		c, err := ln.AcceptUnix()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			s.log.Warn("accept", "err", err)
-			time.Sleep(10 * time.Millisecond)
+			backoff.failed(s.log, "socket", unwrapSyscall(err))
 			continue
 		}
+		backoff.ok()
 		peer, err := peerOf(c)
 		if err != nil {
 			s.log.Warn("refusing connection without peer credentials", "err", err)
 			c.Close()
+			continue
+		}
+		release, err := s.limits.acquire(peer.UID)
+		if err != nil {
+			go refuseConn(c, err)
 			continue
 		}
 		cn := s.newConn(c, peer)
@@ -289,6 +317,7 @@ func (s *Server) accept(ln *socketListener) {
 		s.conns.Add(1)
 		go func() {
 			defer s.conns.Done()
+			defer release()
 			cn.serve()
 			s.connsMu.Lock()
 			delete(s.open, cn)

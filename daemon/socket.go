@@ -42,7 +42,9 @@ func (l *socketListener) Close() error {
 // The socket is bound in a private directory beside path, opened to the
 // group there, and renamed into place: no moment exists when others could
 // connect, and no process-wide umask is touched.
-func listenSocket(path string) (*socketListener, error) {
+//
+// gid, when not -1, becomes the socket's group, so its members may connect.
+func listenSocket(path string, gid int) (*socketListener, error) {
 	dir := filepath.Dir(path)
 	if err := ensureSocketDir(dir); err != nil {
 		return nil, err
@@ -74,6 +76,11 @@ func listenSocket(path string) (*socketListener, error) {
 	}
 	if err := os.Chmod(tmpPath, 0o660); err != nil {
 		return fail(fmt.Errorf("chmod socket: %w", err))
+	}
+	if gid != -1 {
+		if err := os.Lchown(tmpPath, -1, gid); err != nil {
+			return fail(fmt.Errorf("give the socket to group %d (--socket-group): %w", gid, err))
+		}
 	}
 	fi, err := os.Lstat(tmpPath)
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 
 func TestListenSocketMode(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "run", "cairn.sock")
-	l, err := listenSocket(path)
+	l, err := listenSocket(path, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +28,7 @@ func TestListenSocketMode(t *testing.T) {
 
 func TestListenSocketRefusesLiveDaemon(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cairn.sock")
-	l, err := listenSocket(path)
+	l, err := listenSocket(path, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func TestListenSocketRefusesLiveDaemon(t *testing.T) {
 			c.Close()
 		}
 	}()
-	if _, err := listenSocket(path); !errors.Is(err, ErrAlreadyRunning) {
+	if _, err := listenSocket(path, -1); !errors.Is(err, ErrAlreadyRunning) {
 		t.Fatalf("second listen: err = %v, want ErrAlreadyRunning", err)
 	}
 	// The first listener is untouched.
@@ -58,7 +58,7 @@ func TestListenSocketRefusesNonSocket(t *testing.T) {
 	if err := os.WriteFile(path, []byte("precious"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := listenSocket(path); err == nil || !strings.Contains(err.Error(), "not a socket") {
+	if _, err := listenSocket(path, -1); err == nil || !strings.Contains(err.Error(), "not a socket") {
 		t.Fatalf("listen over a file: err = %v, want a refusal", err)
 	}
 	if b, _ := os.ReadFile(path); string(b) != "precious" {
@@ -74,7 +74,7 @@ func TestListenSocketReplacesStaleSocket(t *testing.T) {
 	}
 	l.SetUnlinkOnClose(false)
 	l.Close() // leaves the socket file behind, as a killed daemon does
-	l2, err := listenSocket(path)
+	l2, err := listenSocket(path, -1)
 	if err != nil {
 		t.Fatalf("stale socket not replaced: %v", err)
 	}
@@ -83,7 +83,7 @@ func TestListenSocketReplacesStaleSocket(t *testing.T) {
 
 func TestPeerCredentials(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cairn.sock")
-	l, err := listenSocket(path)
+	l, err := listenSocket(path, -1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -226,6 +226,11 @@ func dropSubjectIndex(db *pebble.DB) error {
 	return db.DeleteRange(prefixSubject, prefixEnd(prefixSubject), pebble.Sync)
 }
 
+// MaxOpenFiles bounds the descriptors one stream's pebble instance keeps
+// open (its table cache); the daemon reserves them before it sizes its
+// connection limits.
+const MaxOpenFiles = 1000
+
 // captureOptions tunes pebble for the capture stream: a high-rate,
 // append-only log whose e/ keys arrive in order and whose only index is by
 // kind. Larger memtables and files and a deeper L0 mean fewer, larger
@@ -265,6 +270,7 @@ func openStream(j *Journal, name string) (*Stream, error) {
 		FS:                 opts.FS,
 		Logger:             pebbleLogger{log: log.With("component", "pebble")},
 		FormatMajorVersion: pebble.FormatNewest,
+		MaxOpenFiles:       MaxOpenFiles,
 	}
 	if name == Capture {
 		captureOptions(popts)

@@ -35,6 +35,9 @@ func runDaemon(args []string) int {
 	chiselMem := fs.Int64("chisel-memory-mb", 256, "Lua memory one chisel run may hold (MiB)")
 	restore := fs.String("restore", "", "before starting, import the capture `files` (FILE[,FILE…], a backup made with journal export) into an empty data directory")
 	drain := fs.Duration("drain-timeout", 10*time.Second, "on SIGTERM, how long in-flight requests may run before their connections are closed")
+	socketGroup := fs.String("socket-group", "", "`group` (name or gid) that owns the socket, so its members may connect (default: the daemon's)")
+	maxConns := fs.Int("max-conns", daemon.DefaultMaxConns, "most client connections in all (also bounded by RLIMIT_NOFILE)")
+	maxConnsPerUID := fs.Int("max-conns-per-uid", daemon.DefaultMaxConnsPerUID, "most client connections one non-root uid may hold")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the daemon to `FILE` until it stops (performance work)")
 	modules := engines.New()
 	for _, m := range modules {
@@ -81,6 +84,9 @@ func runDaemon(args []string) int {
 		ChiselCallbackTime: *chiselCPU,
 		ChiselMemory:       *chiselMem << 20,
 		CaptureRetention:   journal.Retention{MaxAge: *keepAge, MaxBytes: *keepMB << 20},
+		SocketGroup:        *socketGroup,
+		MaxConns:           *maxConns,
+		MaxConnsPerUID:     *maxConnsPerUID,
 	}
 	if *restore != "" {
 		if err := restoreBackup(ctx, cfg, *restore); err != nil {
