@@ -26,6 +26,8 @@ func ErrorCode(err error) wire.Code {
 		return wire.InvalidArgument
 	case errors.Is(err, journal.ErrNotContinuous):
 		return wire.FailedPrecondition
+	case journal.IsDataLoss(err):
+		return wire.DataLoss
 	}
 	return wire.CodeOf(err)
 }

@@ -23,6 +23,7 @@ func TestErrorCode(t *testing.T) {
 		{fmt.Errorf("x: %w", journal.ErrClosed), wire.Unavailable},
 		{fmt.Errorf("x: %w", journal.ErrInvalid), wire.InvalidArgument},
 		{fmt.Errorf("x: %w", journal.ErrNotContinuous), wire.FailedPrecondition},
+		{&journal.DataLossError{Stream: "audit", AfterSeq: 9, Cause: errors.New("crc mismatch")}, wire.DataLoss},
 		{context.Canceled, wire.Canceled},
 		{context.DeadlineExceeded, wire.DeadlineExceeded},
 		{errors.New("boom"), wire.Internal},

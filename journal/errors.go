@@ -3,6 +3,9 @@ package journal
 import (
 	"errors"
 	"fmt"
+	"strings"
+
+	"github.com/cockroachdb/pebble/v2"
 )
 
 // The journal's errors are typed: callers branch on them with errors.Is,
@@ -19,6 +22,10 @@ var (
 	// ErrInvalid is matched by an error about input the journal refuses: an
 	// event body that does not encode, an import whose events do not chain.
 	ErrInvalid = errors.New("invalid input")
+
+	// ErrDataLoss is matched by an error reading events that the disk
+	// damaged: a *DataLossError naming the first event that cannot be read.
+	ErrDataLoss = errors.New("data loss")
 
 	// ErrNotContinuous is matched by an import that does not continue the
 	// stream where it ends.
@@ -52,4 +59,55 @@ func invalidf(format string, args ...any) error {
 }
 func discontinuousf(format string, args ...any) error {
 	return &kindError{kind: ErrNotContinuous, msg: fmt.Sprintf(format, args...)}
+}
+
+// DataLossError reports events that cannot be read because a file of the
+// stream is damaged (pebble found a checksum mismatch).
+type DataLossError struct {
+	Stream string
+	// AfterSeq is the last event read intact before the damage (0: none);
+	// the first bad seq is the next one in the direction of the read.
+	AfterSeq int64
+	File     string // the damaged file, when pebble said which
+	Cause    error
+}
+
+func (e *DataLossError) Error() string {
+	file := "a file of the stream"
+	if e.File != "" {
+		file = e.File
+	}
+	return fmt.Sprintf("%s stream: data loss: the event after seq %d cannot be read: %s is damaged (%v); "+
+		"`cairn journal verify` reports the first bad seq, and a backup restores it (cairn daemon --restore)",
+		e.Stream, e.AfterSeq, file, firstLine(e.Cause))
+}
+
+func (e *DataLossError) Is(target error) bool { return target == ErrDataLoss }
+func (e *DataLossError) Unwrap() error        { return e.Cause }
+
+// firstLine is err's message up to its first newline: pebble's corruption
+// errors carry stack traces after it.
+func firstLine(err error) string {
+	msg := err.Error()
+	if i := strings.IndexByte(msg, '\n'); i >= 0 {
+		msg = msg[:i]
+	}
+	return msg
+}
+
+// readError turns an error from reading the stream into a *DataLossError
+// when pebble found corruption, and returns any other error as it is.
+func (s *Stream) readError(err error, afterSeq int64) error {
+	if err == nil || !pebble.IsCorruptionError(err) {
+		return err
+	}
+	file, _ := s.lastCorrupt.Load().(string)
+	return &DataLossError{Stream: s.name, AfterSeq: afterSeq, File: file, Cause: err}
+}
+
+// IsDataLoss reports whether err comes from damaged storage: a
+// *DataLossError, or a corruption pebble reported on a path that does not
+// name seqs (a projection read).
+func IsDataLoss(err error) bool {
+	return errors.Is(err, ErrDataLoss) || pebble.IsCorruptionError(err)
 }

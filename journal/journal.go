@@ -170,6 +170,9 @@ type tip struct {
 // Stream is one append-only, hash-chained log with its own pebble instance
 // and committer.
 type Stream struct {
+	// lastCorrupt holds the path of the last file pebble found damaged.
+	lastCorrupt *atomic.Value
+
 	j       *Journal
 	name    string
 	dir     string
@@ -272,6 +275,16 @@ func openStream(j *Journal, name string) (*Stream, error) {
 		FormatMajorVersion: pebble.FormatNewest,
 		MaxOpenFiles:       MaxOpenFiles,
 	}
+	// A damaged file is reported to the reader that found it, as a
+	// *DataLossError; pebble's default would stop the process.
+	lastCorrupt := new(atomic.Value)
+	popts.EventListener = &pebble.EventListener{
+		DataCorruption: func(info pebble.DataCorruptionInfo) {
+			if prev, _ := lastCorrupt.Swap(info.Path).(string); prev != info.Path {
+				log.Error("damaged file: reads that reach it fail with data_loss", "file", info.Path, "err", firstLine(info.Details))
+			}
+		},
+	}
 	if name == Capture {
 		captureOptions(popts)
 	} else {
@@ -296,6 +309,7 @@ func openStream(j *Journal, name string) (*Stream, error) {
 		iters:         make(map[*Iter]struct{}),
 		snaps:         make(map[*snapState]struct{}),
 		closedCh:      make(chan struct{}),
+		lastCorrupt:   lastCorrupt,
 	}
 	if name == Capture {
 		s.reserve = opts.CaptureReserve

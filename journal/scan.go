@@ -109,7 +109,7 @@ func (it *Iter) Next() bool {
 	for ; ok; ok = it.step() {
 		matched, err := it.load()
 		if err != nil {
-			it.err, it.done = err, true
+			it.err, it.done = s.readError(err, it.raw.Seq), true
 			return false
 		}
 		if matched {
@@ -117,7 +117,7 @@ func (it *Iter) Next() bool {
 		}
 	}
 	if err := it.it.Error(); err != nil {
-		it.err = err
+		it.err = s.readError(err, it.raw.Seq)
 	}
 	it.done = true
 	return false

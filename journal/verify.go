@@ -2,6 +2,7 @@ package journal
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -87,6 +88,9 @@ func (s *Stream) Verify(ctx context.Context) (VerifyReport, error) {
 		prev, prevSeq, prevTime = r.Hash(), seq, r.Time()
 	}
 	if err := it.Error(); err != nil {
+		if de := (*DataLossError)(nil); errors.As(s.readError(err, prevSeq), &de) {
+			return bad(prevSeq+1, "unreadable: %s is damaged (%v)", de.File, firstLine(err))
+		}
 		return rep, err
 	}
 	if prevSeq < st.seq {
