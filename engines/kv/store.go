@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"log/slog"
 	"sort"
 	"sync"
@@ -712,4 +713,83 @@ func (s *Store) Leases(ctx context.Context) ([]Lease, error) {
 	s.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
+}
+
+// HashKV returns a hash of the KV state at revision rev (0: the current
+// one) and the KV revision it describes: CRC-32C (Castagnoli, as etcd's
+// HashKV) over every live key in key order, each as be64(len(key)) key
+// be64(len(value)) value be64(create_rev) be64(mod_rev) be64(version)
+// be64(lease). It depends only on the state, so it is the same before and
+// after a restart or a rebuild, and at any revision between two changes.
+func (s *Store) HashKV(ctx context.Context, rev int64) (hash uint32, at int64, err error) {
+	if s.st == nil {
+		return 0, 0, wire.Errorf(wire.Unavailable, "kv store not started")
+	}
+	if rev < 0 {
+		return 0, 0, wire.Errorf(wire.InvalidArgument, "revision %d is negative", rev)
+	}
+	sn := s.st.Snapshot()
+	defer sn.Close()
+	if rev > sn.Seq() {
+		return 0, 0, fmt.Errorf("revision %d (current %d): %w", rev, sn.Seq(), ErrFutureRev)
+	}
+	cur, err := s.kvRevAt(sn)
+	if err != nil {
+		return 0, 0, err
+	}
+	h := crc32.New(crc32.MakeTable(crc32.Castagnoli))
+	var buf []byte
+	add := func(kv KeyValue) error {
+		buf = binary.BigEndian.AppendUint64(buf[:0], uint64(len(kv.Key)))
+		buf = append(buf, kv.Key...)
+		buf = binary.BigEndian.AppendUint64(buf, uint64(len(kv.Value)))
+		buf = append(buf, kv.Value...)
+		for _, n := range []int64{kv.CreateRev, kv.ModRev, kv.Version, kv.Lease} {
+			buf = binary.BigEndian.AppendUint64(buf, uint64(n))
+		}
+		h.Write(buf)
+		return nil
+	}
+	all, end := []byte{0}, []byte{0}
+	if rev == 0 || rev >= cur {
+		rev = cur
+		lo, hi := curBounds(all, end)
+		n := 0
+		err = snapReader{sn}.Iter(lo, hi, func(k, v []byte) error {
+			if n++; n&4095 == 0 && ctx.Err() != nil {
+				return ctx.Err()
+			}
+			kv, err := decodeKV(k[len(pfxCur):], v)
+			if err != nil {
+				return err
+			}
+			return add(kv)
+		})
+	} else {
+		err = eachAt(ctx, snapReader{sn}, all, end, rev, add)
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	return h.Sum32(), rev, nil
+}
+
+// SpaceShort returns the error an append to the audit stream would fail
+// with now for the free-space reserve (matching
+// journal.ErrResourceExhausted), or nil: etcd's NOSPACE condition.
+func (s *Store) SpaceShort() error {
+	if s.st == nil {
+		return nil
+	}
+	return s.st.ReserveShort()
+}
+
+// Defragment compacts the audit stream that holds the KV (a pebble manual
+// compaction), as etcd's defragment rewrites its database file. History
+// stays: nothing is dropped but what pebble already superseded.
+func (s *Store) Defragment(ctx context.Context) error {
+	if s.st == nil {
+		return wire.Errorf(wire.Unavailable, "kv store not started")
+	}
+	return s.st.Compact(ctx)
 }

@@ -57,9 +57,12 @@ func (k *kvService) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse,
 	if err != nil {
 		return nil, err
 	}
+	if err := k.refuseWrite(true); err != nil {
+		return nil, err
+	}
 	pr, err := k.store.Put(ctx, actor(ctx), req)
 	if err != nil {
-		return nil, toGRPC(err)
+		return nil, k.writeErr(err)
 	}
 	return toPutResponse(pr), nil
 }
@@ -81,9 +84,12 @@ func toPutResponse(pr kv.PutResponse) *pb.PutResponse {
 
 // DeleteRange deletes one key or a range.
 func (k *kvService) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
+	if err := k.refuseWrite(false); err != nil {
+		return nil, err
+	}
 	dr, err := k.store.Delete(ctx, actor(ctx), fromDelete(r))
 	if err != nil {
-		return nil, toGRPC(err)
+		return nil, k.writeErr(err)
 	}
 	return toDeleteResponse(dr), nil
 }
@@ -106,9 +112,14 @@ func (k *kvService) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse,
 	if err != nil {
 		return nil, err
 	}
+	if !readOnly(req.Success) || !readOnly(req.Failure) {
+		if err := k.refuseWrite(hasPut(req.Success) || hasPut(req.Failure)); err != nil {
+			return nil, err
+		}
+	}
 	tr, err := k.store.Txn(ctx, actor(ctx), req)
 	if err != nil {
-		return nil, toGRPC(err)
+		return nil, k.writeErr(err)
 	}
 	return toTxnResponse(tr), nil
 }
@@ -116,6 +127,26 @@ func (k *kvService) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse,
 // Compact is refused: cairn never compacts its history.
 func (k *kvService) Compact(context.Context, *pb.CompactionRequest) (*pb.CompactionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "cairn keeps all history; compaction is not supported")
+}
+
+// hasPut reports whether a txn branch puts a key, at any depth.
+func hasPut(ops []kv.Op) bool {
+	for _, o := range ops {
+		if o.Put != nil || (o.Txn != nil && (hasPut(o.Txn.Success) || hasPut(o.Txn.Failure))) {
+			return true
+		}
+	}
+	return false
+}
+
+// readOnly reports whether a txn branch only reads, at any depth.
+func readOnly(ops []kv.Op) bool {
+	for _, o := range ops {
+		if o.Put != nil || o.Delete != nil || (o.Txn != nil && (!readOnly(o.Txn.Success) || !readOnly(o.Txn.Failure))) {
+			return false
+		}
+	}
+	return true
 }
 
 func fromTxn(r *pb.TxnRequest) (kv.TxnRequest, error) {
