@@ -70,14 +70,23 @@ type engine struct {
 	revFloor atomic.Int64
 }
 
-// kvRev returns the KV revision r holds: the seq of the last event that
-// changed a key. Lease grants, checkpoints, revokes of a lease without
-// keys and other engines' events take seqs but leave it, as etcd's leases
-// live outside its MVCC revisions.
-func (e *engine) kvRev(r reader) (int64, error) {
+// kvRev returns the KV revision r holds, last being its last seq: the seq
+// of the last event that changed a key. Lease grants, checkpoints, revokes
+// of a lease without keys and other engines' events take seqs but leave
+// it, as etcd's leases live outside its MVCC revisions.
+//
+// Before any key changed it is 1 once the stream holds an event (that
+// event changed no key, so the state at 1 is the empty one), as etcd's
+// store starts at 1: clients take revision 0 to mean "now" (a watch from
+// a Get's header revision 0 would miss the first put).
+func (e *engine) kvRev(r reader, last int64) (int64, error) {
 	b, ok, err := r.Get(keyKVRev)
 	if err != nil || !ok {
-		return e.revFloor.Load(), err
+		rev := e.revFloor.Load()
+		if rev == 0 && last > 0 {
+			rev = 1
+		}
+		return rev, err
 	}
 	if len(b) != 8 {
 		return 0, errors.New("kv: bad KV revision record")
@@ -593,7 +602,7 @@ func (e *engine) Decide(v *journal.View, req any) (journal.Decision, error) {
 			return journal.Decision{}, err
 		}
 		if len(s.ops) == 0 {
-			if resp.Rev, err = e.kvRev(v); err != nil {
+			if resp.Rev, err = e.kvRev(v, last); err != nil {
 				return journal.Decision{}, err
 			}
 			return journal.Decision{Reply: resp}, nil
@@ -610,7 +619,7 @@ func (e *engine) Decide(v *journal.View, req any) (journal.Decision, error) {
 			return journal.Decision{}, err
 		}
 		if len(s.ops) == 0 {
-			rev, err := e.kvRev(v)
+			rev, err := e.kvRev(v, last)
 			if err != nil {
 				return journal.Decision{}, err
 			}
@@ -702,7 +711,7 @@ func (e *engine) decideEnd(s *evalState, id int64, kind string, actor journal.Ac
 	// as it is the only body) when it deletes keys, else unchanged.
 	rev := s.rev
 	if len(s.ops) == 0 {
-		if rev, err = e.kvRev(s.r); err != nil {
+		if rev, err = e.kvRev(s.r, s.rev-1); err != nil {
 			return journal.Decision{}, err
 		}
 	}

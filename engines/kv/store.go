@@ -346,7 +346,7 @@ func (s *Store) kvRevAt(sn *journal.Snapshot) (int64, error) {
 	if c := s.revCache.Load(); c != nil && c.seq == seq {
 		return c.rev, nil
 	}
-	rev, err := s.eng.kvRev(snapReader{sn})
+	rev, err := s.eng.kvRev(snapReader{sn}, seq)
 	if err != nil {
 		return 0, err
 	}
