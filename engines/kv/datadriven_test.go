@@ -14,7 +14,7 @@ import (
 )
 
 // TestDataDriven runs testdata/*: `run` runs DSL statements through the
-// verbs, `advance d=DURATION` moves the clock and expires due leases,
+// verbs, `range` and `txn` run etcd-shaped requests (etcdops_test.go), `advance d=DURATION` moves the clock and expires due leases,
 // `restart` reopens the journal and store, `rebuild` refolds the
 // projection and requires it unchanged, `events` lists the journal.
 func TestDataDriven(t *testing.T) {
@@ -25,6 +25,10 @@ func TestDataDriven(t *testing.T) {
 			switch d.Cmd {
 			case "run":
 				return e.run(ctx, d.Input)
+			case "range":
+				return e.etcdRange(ctx, d.Input)
+			case "txn":
+				return e.etcdTxn(ctx, d.Input)
 			case "advance":
 				var s string
 				d.ScanArgs(t, "d", &s)

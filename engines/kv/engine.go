@@ -2,10 +2,14 @@ package kv
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/cairnhq/cairn/client/wire"
@@ -61,6 +65,33 @@ type engine struct {
 	// due reports whether lease id is still due to expire; Decide asks it
 	// so that a keepalive that raced the expiry loop wins.
 	due func(id int64) bool
+	// revFloor is the KV revision of a projection folded before it
+	// recorded one (see Store.Start); 0 for any other.
+	revFloor atomic.Int64
+}
+
+// kvRev returns the KV revision r holds, last being its last seq: the seq
+// of the last event that changed a key. Lease grants, checkpoints, revokes
+// of a lease without keys and other engines' events take seqs but leave
+// it, as etcd's leases live outside its MVCC revisions.
+//
+// Before any key changed it is 1 once the stream holds an event (that
+// event changed no key, so the state at 1 is the empty one), as etcd's
+// store starts at 1: clients take revision 0 to mean "now" (a watch from
+// a Get's header revision 0 would miss the first put).
+func (e *engine) kvRev(r reader, last int64) (int64, error) {
+	b, ok, err := r.Get(keyKVRev)
+	if err != nil || !ok {
+		rev := e.revFloor.Load()
+		if rev == 0 && last > 0 {
+			rev = 1
+		}
+		return rev, err
+	}
+	if len(b) != 8 {
+		return 0, errors.New("kv: bad KV revision record")
+	}
+	return int64(binary.BigEndian.Uint64(b)), nil
 }
 
 var _ journal.Engine = (*engine)(nil)
@@ -236,25 +267,72 @@ func (s *evalState) del(d *DeleteRequest) (*DeleteResponse, error) {
 	return resp, nil
 }
 
+// rng answers a range of a txn. Without Rev it reads the state as the
+// txn leaves it so far; with Rev it reads the history at that revision,
+// as etcd's txn does (the txn's own writes are at s.rev, once it made
+// any).
 func (s *evalState) rng(r *RangeRequest) (*RangeResponse, error) {
-	if err := checkKey(r.Key); err != nil {
+	if err := checkRange(r); err != nil {
 		return nil, err
 	}
-	if r.Rev != 0 {
-		return nil, wire.Errorf(wire.InvalidArgument, "a range inside a txn reads the txn's revision; rev= is not supported there")
+	last := s.rev - 1
+	var kvs []KeyValue
+	var err error
+	switch {
+	case r.Rev == 0 || (r.Rev == last && len(s.ops) == 0) || (r.Rev == s.rev && len(s.ops) > 0):
+		kvs, err = s.rangeKVs(r.Key, r.End)
+	case r.Rev > last:
+		return nil, fmt.Errorf("revision %d (current %d): %w", r.Rev, last, ErrFutureRev)
+	default:
+		kvs, err = rangeAt(context.Background(), s.r, r.Key, r.End, r.Rev)
 	}
-	kvs, err := s.rangeKVs(r.Key, r.End)
 	if err != nil {
 		return nil, err
 	}
 	return shapeRange(kvs, r, s.rev), nil
 }
 
-// shapeRange applies a RangeRequest's limit, keys-only and count-only.
+// checkRange refuses a RangeRequest the store cannot answer whatever its
+// state: an empty key, a negative revision, an unknown sort.
+func checkRange(r *RangeRequest) error {
+	if err := checkKey(r.Key); err != nil {
+		return err
+	}
+	if r.Rev < 0 {
+		return wire.Errorf(wire.InvalidArgument, "revision %d is negative", r.Rev)
+	}
+	if r.SortOrder < SortNone || r.SortOrder > SortDescend || r.SortTarget < SortByKey || r.SortTarget > SortByValue {
+		return fmt.Errorf("sort order %d, sort target %d: %w", r.SortOrder, r.SortTarget, ErrBadSort)
+	}
+	return nil
+}
+
+// shapeRange applies a RangeRequest's revision filters, sort, limit,
+// keys-only and count-only to the keys of its range (in key order), as
+// etcd's server does above its store: Count is the keys in the range
+// before filtering, More says the limit cut the filtered, sorted keys.
 func shapeRange(kvs []KeyValue, r *RangeRequest, rev int64) *RangeResponse {
 	resp := &RangeResponse{Count: int64(len(kvs)), Rev: rev}
 	if r.CountOnly {
 		return resp
+	}
+	if r.MinModRev != 0 || r.MaxModRev != 0 || r.MinCreateRev != 0 || r.MaxCreateRev != 0 {
+		kvs = slices.DeleteFunc(kvs, func(x KeyValue) bool {
+			return (r.MinModRev > 0 && x.ModRev < r.MinModRev) ||
+				(r.MaxModRev > 0 && x.ModRev > r.MaxModRev) ||
+				(r.MinCreateRev > 0 && x.CreateRev < r.MinCreateRev) ||
+				(r.MaxCreateRev > 0 && x.CreateRev > r.MaxCreateRev)
+		})
+	}
+	order := r.SortOrder
+	switch {
+	case order == SortNone && r.SortTarget != SortByKey:
+		order = SortAscend // as etcd: a target without an order ascends
+	case order == SortAscend && r.SortTarget == SortByKey:
+		order = SortNone // already in key order
+	}
+	if order != SortNone {
+		sortKVs(kvs, r.SortTarget, order == SortDescend)
 	}
 	if r.Limit > 0 && int64(len(kvs)) > r.Limit {
 		kvs, resp.More = kvs[:r.Limit], true
@@ -266,6 +344,29 @@ func shapeRange(kvs []KeyValue, r *RangeRequest, rev int64) *RangeResponse {
 	}
 	resp.KVs = kvs
 	return resp
+}
+
+// sortKVs sorts stably by target, so that keys stay in key order among
+// equals.
+func sortKVs(kvs []KeyValue, target SortTarget, desc bool) {
+	cmp := func(a, b KeyValue) int {
+		switch target {
+		case SortByVersion:
+			return cmpInt(a.Version, b.Version)
+		case SortByCreate:
+			return cmpInt(a.CreateRev, b.CreateRev)
+		case SortByMod:
+			return cmpInt(a.ModRev, b.ModRev)
+		case SortByValue:
+			return bytes.Compare(a.Value, b.Value)
+		}
+		return bytes.Compare(a.Key, b.Key)
+	}
+	if desc {
+		slices.SortStableFunc(kvs, func(a, b KeyValue) int { return cmp(b, a) })
+	} else {
+		slices.SortStableFunc(kvs, cmp)
+	}
 }
 
 // compare evaluates one txn guard.
@@ -501,7 +602,9 @@ func (e *engine) Decide(v *journal.View, req any) (journal.Decision, error) {
 			return journal.Decision{}, err
 		}
 		if len(s.ops) == 0 {
-			resp.Rev = last
+			if resp.Rev, err = e.kvRev(v, last); err != nil {
+				return journal.Decision{}, err
+			}
 			return journal.Decision{Reply: resp}, nil
 		}
 		data := map[string]any{"keys": opsData(s.ops, false)}
@@ -516,7 +619,11 @@ func (e *engine) Decide(v *journal.View, req any) (journal.Decision, error) {
 			return journal.Decision{}, err
 		}
 		if len(s.ops) == 0 {
-			resp.setRev(last)
+			rev, err := e.kvRev(v, last)
+			if err != nil {
+				return journal.Decision{}, err
+			}
+			resp.setRev(rev)
 			return journal.Decision{Reply: resp}, nil
 		}
 		body := &journal.Body{Kind: KindTxn, Subject: subjectOf(s.ops[0].Key), Actor: r.actor, Data: map[string]any{"ops": opsData(s.ops, true)}}
@@ -525,8 +632,8 @@ func (e *engine) Decide(v *journal.View, req any) (journal.Decision, error) {
 		if r.id <= 0 {
 			return journal.Decision{}, wire.Errorf(wire.InvalidArgument, "lease id must be positive")
 		}
-		if r.ttl <= 0 {
-			return journal.Decision{}, wire.Errorf(wire.InvalidArgument, "lease TTL must be at least 1 second")
+		if r.ttl < MinLeaseTTL {
+			return journal.Decision{}, wire.Errorf(wire.InvalidArgument, "lease TTL must be at least %d seconds", MinLeaseTTL)
 		}
 		if r.ttl > MaxLeaseTTL {
 			return journal.Decision{}, ErrLeaseTTLLarge
@@ -600,7 +707,15 @@ func (e *engine) decideEnd(s *evalState, id int64, kind string, actor journal.Ac
 		}
 	}
 	body := &journal.Body{Kind: kind, Subject: FormatLeaseID(id), Actor: actor, Data: map[string]any{"id": FormatLeaseID(id), "keys": opsData(s.ops, false)}}
-	return journal.Decision{Bodies: []*journal.Body{body}, Reply: s.rev}, nil
+	// The reply is the KV revision after the event: its own seq (s.rev,
+	// as it is the only body) when it deletes keys, else unchanged.
+	rev := s.rev
+	if len(s.ops) == 0 {
+		if rev, err = e.kvRev(s.r, s.rev-1); err != nil {
+			return journal.Decision{}, err
+		}
+	}
+	return journal.Decision{Bodies: []*journal.Body{body}, Reply: rev}, nil
 }
 
 // leaseKeys lists the keys attached to lease id.
@@ -637,6 +752,11 @@ func (e *engine) Fold(t *journal.Txn, ev *journal.Event) error {
 		}
 		for i := range ops {
 			if err := foldOp(t, ev.Seq, &ops[i]); err != nil {
+				return err
+			}
+		}
+		if len(ops) > 0 {
+			if err := t.Set(keyKVRev, binary.BigEndian.AppendUint64(nil, uint64(ev.Seq))); err != nil {
 				return err
 			}
 		}

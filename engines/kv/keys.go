@@ -11,6 +11,7 @@ import (
 //	"h/" esc(key) 0x00 0x01 be64(rev)       → the key's version at rev: 'p' encodeKV, or 'd' (a delete)
 //	"l/" be64(id)                           → lease: be64 granted TTL (s), be64 remaining TTL (s), be64 base time (ns)
 //	"x/" be64(id) key                       → "" (the keys attached to a lease)
+//	"rev"                                   → be64 the KV revision: the seq of the last event that changed a key
 //
 // esc is order-preserving (0x00 → 0x00 0xff, terminated by 0x00 0x01), so
 // the versions of one key are contiguous and sorted by revision, and the
@@ -20,6 +21,7 @@ var (
 	pfxHist  = []byte("h/")
 	pfxLease = []byte("l/")
 	pfxLKeys = []byte("x/")
+	keyKVRev = []byte("rev")
 )
 
 func curKey(key []byte) []byte { return append(append([]byte(nil), pfxCur...), key...) }

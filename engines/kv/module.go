@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/cairnhq/cairn/engines"
 	"github.com/cairnhq/cairn/journal"
@@ -18,7 +19,9 @@ func init() {
 
 // EtcdServe starts the etcd v3 gRPC API on addr over s and returns the
 // function that stops it.
-type EtcdServe func(ctx context.Context, addr string, s *Store, log *slog.Logger) (stop func() error, err error)
+// progress is the interval of the periodic progress notifications of
+// watches that ask for them.
+type EtcdServe func(ctx context.Context, addr string, progress time.Duration, s *Store, log *slog.Logger) (stop func() error, err error)
 
 var (
 	etcdMu       sync.Mutex
@@ -28,7 +31,7 @@ var (
 // SetEtcdFrontend is called from the etcdapi package's init: serve starts
 // the etcd v3 gRPC API. The kv module calls it from Start when the daemon
 // was given --etcd ADDR.
-func SetEtcdFrontend(serve func(ctx context.Context, addr string, s *Store, log *slog.Logger) (stop func() error, err error)) {
+func SetEtcdFrontend(serve EtcdServe) {
 	etcdMu.Lock()
 	defer etcdMu.Unlock()
 	etcdFrontend = serve
@@ -38,6 +41,7 @@ func SetEtcdFrontend(serve func(ctx context.Context, addr string, s *Store, log 
 type module struct {
 	store    *Store
 	etcdAddr string
+	etcdProg time.Duration
 	stopEtcd func() error
 }
 
@@ -49,6 +53,7 @@ func (m *module) Name() string { return Name }
 
 func (m *module) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&m.etcdAddr, "etcd", "", "serve the etcd v3 gRPC API on `ADDR` (host:port; off unless given)")
+	fs.DurationVar(&m.etcdProg, "etcd-progress-interval", 10*time.Minute, "how often a quiet etcd watch that asked for progress notifications gets one (etcd's default 10m)")
 }
 
 func (m *module) Engines() map[string][]journal.Engine {
@@ -76,7 +81,7 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 	if serve == nil {
 		return errors.New("--etcd was given but this cairn was built without the etcd v3 API (engines/kv/etcdapi is not linked in)")
 	}
-	stop, err := serve(ctx, m.etcdAddr, m.store, m.store.log.With("component", "etcd"))
+	stop, err := serve(ctx, m.etcdAddr, m.etcdProg, m.store, m.store.log.With("component", "etcd"))
 	if err != nil {
 		return fmt.Errorf("serve etcd v3 API on %s: %w", m.etcdAddr, err)
 	}

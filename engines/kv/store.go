@@ -6,9 +6,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cairnhq/cairn/client/wire"
@@ -43,6 +45,8 @@ type Store struct {
 	leases map[int64]*leaseMem
 
 	newID func() int64 // lease ids for LeaseGrant(id 0); tests make them predictable
+
+	revCache atomic.Pointer[revCache]
 }
 
 // leaseMem is a live lease's deadline. covered is the deadline the journal
@@ -91,6 +95,10 @@ func (s *Store) Start(ctx context.Context, j *journal.Journal) error {
 		return errors.New("kv: the journal has no audit stream")
 	}
 	sn := s.st.Snapshot()
+	if err := s.loadRevFloor(sn); err != nil {
+		sn.Close()
+		return fmt.Errorf("kv: load the KV revision: %w", err)
+	}
 	err := sn.Iter(Name, pfxLease, []byte("l0"), func(k, v []byte) error {
 		l, err := decodeLease(v)
 		if err != nil {
@@ -111,6 +119,23 @@ func (s *Store) Start(ctx context.Context, j *journal.Journal) error {
 	s.loopDone = make(chan struct{})
 	go s.loop(ctx)
 	return nil
+}
+
+// loadRevFloor finds the KV revision of a projection folded before the
+// projection recorded it: the newest revision of the history index (one
+// pass over it, once). The next write records it.
+func (s *Store) loadRevFloor(sn *journal.Snapshot) error {
+	if _, ok, err := sn.Get(Name, keyKVRev); err != nil || ok {
+		return err
+	}
+	var top int64
+	err := sn.Iter(Name, pfxHist, []byte("h0"), func(k, _ []byte) error {
+		_, rev, err := parseHistKey(k)
+		top = max(top, rev)
+		return err
+	})
+	s.eng.revFloor.Store(top)
+	return err
 }
 
 // Stop waits for the expiry loop, which ends with Start's context, then
@@ -213,8 +238,20 @@ func (s *Store) expireDue(ctx context.Context) error {
 	return nil
 }
 
-// Rev returns the current durable revision: the audit stream's durable seq.
-func (s *Store) Rev() int64 { return s.st.DurableSeq() }
+// Rev returns the current KV revision: the seq of the last durable event
+// that changed a key (lease grants and checkpoints, other engines' events
+// take seqs of the audit stream but do not move it). 0 until a key is
+// written; on an error reading it, the durable seq.
+func (s *Store) Rev() int64 {
+	sn := s.st.Snapshot()
+	defer sn.Close()
+	rev, err := s.kvRevAt(sn)
+	if err != nil {
+		s.log.Error("read the KV revision", "err", err)
+		return sn.Seq()
+	}
+	return rev
+}
 
 // DBSize is the size on disk of the audit stream that holds the KV, as
 // etcd's endpoint status reports its database size.
@@ -267,15 +304,13 @@ func (s *Store) Txn(ctx context.Context, actor journal.Actor, r TxnRequest) (Txn
 }
 
 // Range reads keys from the durable state; r.Rev > 0 answers from history.
+// The answer's Rev is the current KV revision, as etcd's header.
 func (s *Store) Range(ctx context.Context, r RangeRequest) (RangeResponse, error) {
-	if err := checkKey(r.Key); err != nil {
+	if err := checkRange(&r); err != nil {
 		return RangeResponse{}, err
 	}
 	if s.st == nil {
 		return RangeResponse{}, wire.Errorf(wire.Unavailable, "kv store not started")
-	}
-	if r.Rev < 0 {
-		return RangeResponse{}, wire.Errorf(wire.InvalidArgument, "revision %d is negative", r.Rev)
 	}
 	sn := s.st.Snapshot()
 	defer sn.Close()
@@ -283,9 +318,14 @@ func (s *Store) Range(ctx context.Context, r RangeRequest) (RangeResponse, error
 	if r.Rev > cur {
 		return RangeResponse{}, fmt.Errorf("revision %d (current %d): %w", r.Rev, cur, ErrFutureRev)
 	}
+	rev, err := s.kvRevAt(sn)
+	if err != nil {
+		return RangeResponse{}, err
+	}
 	var kvs []KeyValue
-	var err error
-	if r.Rev == 0 || r.Rev == cur {
+	if r.Rev == 0 || r.Rev >= rev {
+		// Nothing changed a key since rev: the state at r.Rev is the
+		// current one.
 		kvs, err = newEval(snapReader{sn}, cur).rangeKVs(r.Key, r.End)
 	} else {
 		kvs, err = rangeAt(ctx, snapReader{sn}, r.Key, r.End, r.Rev)
@@ -293,22 +333,46 @@ func (s *Store) Range(ctx context.Context, r RangeRequest) (RangeResponse, error
 	if err != nil {
 		return RangeResponse{}, err
 	}
-	rev := cur
-	if r.Rev != 0 {
-		rev = r.Rev
-	}
 	return *shapeRange(kvs, &r, rev), nil
+}
+
+// revCache is the KV revision at one durable seq, so that reads at an
+// unchanged seq do not look it up again.
+type revCache struct{ seq, rev int64 }
+
+// kvRevAt returns the KV revision as of snapshot sn.
+func (s *Store) kvRevAt(sn *journal.Snapshot) (int64, error) {
+	seq := sn.Seq()
+	if c := s.revCache.Load(); c != nil && c.seq == seq {
+		return c.rev, nil
+	}
+	rev, err := s.eng.kvRev(snapReader{sn}, seq)
+	if err != nil {
+		return 0, err
+	}
+	s.revCache.Store(&revCache{seq: seq, rev: rev})
+	return rev, nil
 }
 
 // rangeAt reads [key, end) as it was at rev from the history index: per
 // key, the latest version at or before rev, unless that is a delete.
 func rangeAt(ctx context.Context, r reader, key, end []byte, rev int64) ([]KeyValue, error) {
+	var out []KeyValue
+	err := eachAt(ctx, r, key, end, rev, func(kv KeyValue) error {
+		out = append(out, kv)
+		return nil
+	})
+	return out, err
+}
+
+// eachAt calls fn with each key of [key, end) as it was at rev, in key
+// order, reading the history index.
+func eachAt(ctx context.Context, r reader, key, end []byte, rev int64, fn func(KeyValue) error) error {
 	lo, hi := histRangeBounds(key, end)
 	if end == nil {
 		hi = histKey(key, rev+1)
 	}
 	var (
-		out     []KeyValue
 		curKey  []byte
 		last    []byte // value of the latest version <= rev of curKey
 		haveKey bool
@@ -320,7 +384,7 @@ func rangeAt(ctx context.Context, r reader, key, end []byte, rev int64) ([]KeyVa
 			if err != nil {
 				return err
 			}
-			out = append(out, kv)
+			return fn(kv)
 		}
 		return nil
 	}
@@ -344,12 +408,9 @@ func rangeAt(ctx context.Context, r reader, key, end []byte, rev int64) ([]KeyVa
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if err := flush(); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return flush()
 }
 
 // Version is one version of a key in its history: a put, or a delete
@@ -511,11 +572,14 @@ func history(ctx context.Context, r reader, cur int64, key []byte, limit int, re
 	return nil
 }
 
-// LeaseGrant grants a lease of ttl seconds; id 0 picks a fresh random id.
+// LeaseGrant grants a lease of ttl seconds, at least MinLeaseTTL (a
+// shorter one, 0 or less included, gets MinLeaseTTL, as etcd's does); id 0
+// picks a fresh random id.
 func (s *Store) LeaseGrant(ctx context.Context, actor journal.Actor, id, ttl int64) (Lease, error) {
 	if id < 0 {
 		return Lease{}, wire.Errorf(wire.InvalidArgument, "lease id must be positive")
 	}
+	ttl = max(ttl, MinLeaseTTL)
 	pick := id == 0
 	for attempt := 0; ; attempt++ {
 		if pick {
@@ -539,16 +603,30 @@ func (s *Store) LeaseGrant(ctx context.Context, actor journal.Actor, id, ttl int
 	}
 }
 
-// LeaseRevoke ends a lease and deletes its keys in one revision.
+// LeaseRevoke ends a lease and deletes its keys in one revision, and
+// returns the seq of its lease.revoke event.
 func (s *Store) LeaseRevoke(ctx context.Context, actor journal.Actor, id int64) (int64, error) {
-	committed, _, err := s.propose(ctx, &revokeReq{actor: actor, id: id})
+	seq, _, err := s.revoke(ctx, actor, id)
+	return seq, err
+}
+
+// LeaseRevokeKV is LeaseRevoke answering the KV revision after the revoke,
+// as etcd's header: the revoke's seq when it deleted keys, else the KV
+// revision unchanged.
+func (s *Store) LeaseRevokeKV(ctx context.Context, actor journal.Actor, id int64) (int64, error) {
+	_, rev, err := s.revoke(ctx, actor, id)
+	return rev, err
+}
+
+func (s *Store) revoke(ctx context.Context, actor journal.Actor, id int64) (seq, kvRev int64, err error) {
+	committed, reply, err := s.propose(ctx, &revokeReq{actor: actor, id: id})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	s.mu.Lock()
 	delete(s.leases, id)
 	s.mu.Unlock()
-	return committed[0].Seq, nil
+	return committed[0].Seq, reply.(int64), nil
 }
 
 // LeaseKeepAlive renews a lease for its granted TTL. It writes a
@@ -635,4 +713,83 @@ func (s *Store) Leases(ctx context.Context) ([]Lease, error) {
 	s.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
+}
+
+// HashKV returns a hash of the KV state at revision rev (0: the current
+// one) and the KV revision it describes: CRC-32C (Castagnoli, as etcd's
+// HashKV) over every live key in key order, each as be64(len(key)) key
+// be64(len(value)) value be64(create_rev) be64(mod_rev) be64(version)
+// be64(lease). It depends only on the state, so it is the same before and
+// after a restart or a rebuild, and at any revision between two changes.
+func (s *Store) HashKV(ctx context.Context, rev int64) (hash uint32, at int64, err error) {
+	if s.st == nil {
+		return 0, 0, wire.Errorf(wire.Unavailable, "kv store not started")
+	}
+	if rev < 0 {
+		return 0, 0, wire.Errorf(wire.InvalidArgument, "revision %d is negative", rev)
+	}
+	sn := s.st.Snapshot()
+	defer sn.Close()
+	if rev > sn.Seq() {
+		return 0, 0, fmt.Errorf("revision %d (current %d): %w", rev, sn.Seq(), ErrFutureRev)
+	}
+	cur, err := s.kvRevAt(sn)
+	if err != nil {
+		return 0, 0, err
+	}
+	h := crc32.New(crc32.MakeTable(crc32.Castagnoli))
+	var buf []byte
+	add := func(kv KeyValue) error {
+		buf = binary.BigEndian.AppendUint64(buf[:0], uint64(len(kv.Key)))
+		buf = append(buf, kv.Key...)
+		buf = binary.BigEndian.AppendUint64(buf, uint64(len(kv.Value)))
+		buf = append(buf, kv.Value...)
+		for _, n := range []int64{kv.CreateRev, kv.ModRev, kv.Version, kv.Lease} {
+			buf = binary.BigEndian.AppendUint64(buf, uint64(n))
+		}
+		h.Write(buf)
+		return nil
+	}
+	all, end := []byte{0}, []byte{0}
+	if rev == 0 || rev >= cur {
+		rev = cur
+		lo, hi := curBounds(all, end)
+		n := 0
+		err = snapReader{sn}.Iter(lo, hi, func(k, v []byte) error {
+			if n++; n&4095 == 0 && ctx.Err() != nil {
+				return ctx.Err()
+			}
+			kv, err := decodeKV(k[len(pfxCur):], v)
+			if err != nil {
+				return err
+			}
+			return add(kv)
+		})
+	} else {
+		err = eachAt(ctx, snapReader{sn}, all, end, rev, add)
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	return h.Sum32(), rev, nil
+}
+
+// SpaceShort returns the error an append to the audit stream would fail
+// with now for the free-space reserve (matching
+// journal.ErrResourceExhausted), or nil: etcd's NOSPACE condition.
+func (s *Store) SpaceShort() error {
+	if s.st == nil {
+		return nil
+	}
+	return s.st.ReserveShort()
+}
+
+// Defragment compacts the audit stream that holds the KV (a pebble manual
+// compaction), as etcd's defragment rewrites its database file. History
+// stays: nothing is dropped but what pebble already superseded.
+func (s *Store) Defragment(ctx context.Context) error {
+	if s.st == nil {
+		return wire.Errorf(wire.Unavailable, "kv store not started")
+	}
+	return s.st.Compact(ctx)
 }

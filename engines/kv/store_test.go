@@ -52,7 +52,7 @@ func TestErrors(t *testing.T) {
 		t.Errorf("too many ops: %v", err)
 	}
 	// Nothing of the failed requests was written: one event (the grant).
-	if rev := s.Rev(); rev != 1 {
+	if rev := s.st.DurableSeq(); rev != 1 {
 		t.Errorf("rev = %d after failed requests, want 1", rev)
 	}
 	// IgnoreValue keeps the value; a non-UTF-8 key round-trips.
@@ -240,7 +240,7 @@ func TestProperty(t *testing.T) {
 				return any
 			}
 			for step := 0; step < 300; step++ {
-				rev := s.Rev()
+				rev := s.st.DurableSeq()
 				switch op := rng.IntN(10); {
 				case op < 4:
 					k, v, l := key(), fmt.Sprint(step), pickLease()
@@ -294,7 +294,7 @@ func TestProperty(t *testing.T) {
 						t.Fatal(err)
 					}
 					leaseIDs = append(leaseIDs, l.ID)
-					m.snapshot(s.Rev())
+					m.snapshot(s.st.DurableSeq())
 				case op < 9 && len(leaseIDs) > 0:
 					i := rng.IntN(len(leaseIDs))
 					id := leaseIDs[i]
@@ -312,7 +312,7 @@ func TestProperty(t *testing.T) {
 					for _, l := range live {
 						alive[l.ID] = true
 					}
-					before := s.Rev()
+					before := s.st.DurableSeq()
 					if err := s.expireDue(ctx); err != nil {
 						t.Fatal(err)
 					}
@@ -335,12 +335,12 @@ func TestProperty(t *testing.T) {
 						}
 					}
 					leaseIDs = keep
-					if s.Rev() != before+int64(len(gone)) {
-						t.Fatalf("expiry wrote %d events, want %d", s.Rev()-before, len(gone))
+					if s.st.DurableSeq() != before+int64(len(gone)) {
+						t.Fatalf("expiry wrote %d events, want %d", s.st.DurableSeq()-before, len(gone))
 					}
 				}
 			}
-			last := s.Rev()
+			last := s.st.DurableSeq()
 			check := func() {
 				for rev := int64(1); rev <= last; rev++ {
 					r, err := e.s.Range(ctx, RangeRequest{Key: []byte{0}, End: []byte{0}, Rev: rev})

@@ -44,20 +44,57 @@ type Event struct {
 
 // RangeRequest reads keys, as etcd's RangeRequest: Key alone is one key;
 // with End, the range [Key, End); End == "\x00" means every key >= Key.
+//
+// As etcd does above its store, the keys read are filtered by the
+// revision bounds, then sorted, then cut to Limit; Count is the number of
+// keys in the range before any of that.
 type RangeRequest struct {
 	Key, End  []byte
 	Rev       int64 // 0: current; > current: ErrFutureRev
 	Limit     int64 // 0: no limit
 	KeysOnly  bool
 	CountOnly bool
+
+	SortOrder  SortOrder  // SortNone: key order (SortByKey ascending)
+	SortTarget SortTarget // a target other than SortByKey with SortNone ascends
+
+	// Revision filters, 0 for none: keep the keys whose mod_rev and
+	// create_rev lie within [Min, Max].
+	MinModRev, MaxModRev       int64
+	MinCreateRev, MaxCreateRev int64
 }
+
+// SortOrder is a RangeRequest's order, as etcd's RangeRequest_SortOrder.
+type SortOrder int
+
+// Sort orders.
+const (
+	SortNone SortOrder = iota
+	SortAscend
+	SortDescend
+)
+
+// SortTarget is what a RangeRequest sorts by, as etcd's
+// RangeRequest_SortTarget.
+type SortTarget int
+
+// Sort targets.
+const (
+	SortByKey SortTarget = iota
+	SortByVersion
+	SortByCreate
+	SortByMod
+	SortByValue
+)
 
 // RangeResponse answers a RangeRequest.
 type RangeResponse struct {
 	KVs   []KeyValue
-	Count int64 // keys in the range, regardless of Limit
+	Count int64 // keys in the range, regardless of filters and Limit
 	More  bool  // Limit cut the answer
-	Rev   int64 // the revision the answer was read at
+	// Rev is the KV revision current when the answer was read (etcd's
+	// header revision), even when Rev asked for a past one.
+	Rev int64
 }
 
 // PutRequest writes one key.
@@ -172,7 +209,13 @@ var (
 	ErrLeaseNotFound = wire.Errorf(wire.NotFound, "requested lease not found")
 	ErrLeaseExists   = wire.Errorf(wire.FailedPrecondition, "lease already exists")
 	ErrLeaseTTLLarge = wire.Errorf(wire.OutOfRange, "too large lease TTL")
+	ErrBadSort       = wire.Errorf(wire.InvalidArgument, "unknown sort order or sort target")
 )
+
+// MinLeaseTTL is the shortest lease in seconds: a grant asking less gets
+// this, as etcd's minimum lease TTL (1.5 election timeouts of 1 s,
+// rounded up) does.
+const MinLeaseTTL = 2
 
 // MaxTxnOps is the most operations one txn branch may hold (etcd's default).
 const MaxTxnOps = 128

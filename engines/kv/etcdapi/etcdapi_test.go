@@ -249,9 +249,9 @@ func TestUnimplemented(t *testing.T) {
 	if s := status.Convert(err); s.Code() != codes.Unimplemented || s.Message() != "cairn keeps all history; compaction is not supported" {
 		t.Errorf("compact: %v", err)
 	}
-	_, err = pb.NewMaintenanceClient(ts.cli.ActiveConnection()).Defragment(ctx, &pb.DefragmentRequest{})
-	if s := status.Convert(err); s.Code() != codes.Unimplemented || !strings.Contains(s.Message(), "Maintenance.Defragment is not supported by cairn") {
-		t.Errorf("defragment: %v", err)
+	_, err = pb.NewMaintenanceClient(ts.cli.ActiveConnection()).MoveLeader(ctx, &pb.MoveLeaderRequest{TargetID: 1})
+	if s := status.Convert(err); s.Code() != codes.Unimplemented || !strings.Contains(s.Message(), "Maintenance.MoveLeader is not supported by cairn") {
+		t.Errorf("move leader: %v", err)
 	}
 	_, err = pb.NewAuthClient(ts.cli.ActiveConnection()).AuthStatus(ctx, &pb.AuthStatusRequest{})
 	if s := status.Convert(err); s.Code() != codes.Unimplemented || !strings.Contains(s.Message(), "Auth.AuthStatus is not supported") {

@@ -1,9 +1,7 @@
 package etcdapi
 
 import (
-	"bytes"
 	"context"
-	"slices"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -20,103 +18,37 @@ type kvService struct {
 	*server
 }
 
-// Range reads keys, sorting and filtering by revision where asked (the
-// engine reads in key order; everything else happens here, as etcd does it
-// above its own store).
+// Range reads keys, filtered by revision, sorted and cut where asked (the
+// KV engine does all of it, as it does for a range inside a txn). The
+// header carries the current KV revision, also when the range reads a
+// past one, as etcd's does.
 func (k *kvService) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResponse, error) {
-	resp, err := k.rangeKV(ctx, r)
-	return resp, toGRPC(err)
-}
-
-func (k *kvService) rangeKV(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResponse, error) {
-	req := kv.RangeRequest{Key: r.Key, End: r.RangeEnd, Rev: r.Revision, Limit: r.Limit, KeysOnly: r.KeysOnly, CountOnly: r.CountOnly}
-
-	order, target := r.SortOrder, r.SortTarget
-	if order == pb.RangeRequest_NONE && target != pb.RangeRequest_KEY {
-		order = pb.RangeRequest_ASCEND // as etcd: a target without an order ascends
-	}
-	if target == pb.RangeRequest_KEY && order == pb.RangeRequest_ASCEND {
-		order = pb.RangeRequest_NONE // the engine's own order
-	}
-	filtered := r.MinModRevision != 0 || r.MaxModRevision != 0 || r.MinCreateRevision != 0 || r.MaxCreateRevision != 0
-	post := (order != pb.RangeRequest_NONE || filtered) && !r.CountOnly
-	if post {
-		req.Limit = 0 // sort or filter everything, then cut
-		if target == pb.RangeRequest_VALUE {
-			req.KeysOnly = false
-		}
-	}
-	if order < pb.RangeRequest_NONE || order > pb.RangeRequest_DESCEND || target < pb.RangeRequest_KEY || target > pb.RangeRequest_VALUE {
-		return nil, status.Errorf(codes.InvalidArgument, "etcdserver: unknown sort order %d or sort target %d", order, target)
-	}
-
-	rr, err := k.store.Range(ctx, req)
+	rr, err := k.store.Range(ctx, fromRange(r))
 	if err != nil {
-		return nil, err
+		return nil, toGRPC(err)
 	}
-	kvs := rr.KVs
-	more := rr.More
-	if post {
-		if filtered {
-			kvs = slices.DeleteFunc(kvs, func(x kv.KeyValue) bool {
-				return (r.MinModRevision > 0 && x.ModRev < r.MinModRevision) ||
-					(r.MaxModRevision > 0 && x.ModRev > r.MaxModRevision) ||
-					(r.MinCreateRevision > 0 && x.CreateRev < r.MinCreateRevision) ||
-					(r.MaxCreateRevision > 0 && x.CreateRev > r.MaxCreateRevision)
-			})
-		}
-		if order != pb.RangeRequest_NONE {
-			sortKVs(kvs, target, order == pb.RangeRequest_DESCEND)
-		}
-		more = false
-		if r.Limit > 0 && int64(len(kvs)) > r.Limit {
-			kvs, more = kvs[:r.Limit], true
-		}
-	}
-	resp := &pb.RangeResponse{Header: header(rr.Rev), Count: rr.Count, More: more}
-	if len(kvs) > 0 {
-		resp.Kvs = make([]*mvccpb.KeyValue, len(kvs))
-		for i := range kvs {
-			if r.KeysOnly {
-				kvs[i].Value = nil
-			}
-			resp.Kvs[i] = toKV(&kvs[i])
-		}
-	}
-	return resp, nil
+	return toRangeResponse(&rr), nil
 }
 
-// sortKVs sorts stably by target, so that keys stay in key order among
-// equals, as etcd's sort does.
-func sortKVs(kvs []kv.KeyValue, target pb.RangeRequest_SortTarget, desc bool) {
-	cmp := func(a, b kv.KeyValue) int {
-		switch target {
-		case pb.RangeRequest_VERSION:
-			return compareInt(a.Version, b.Version)
-		case pb.RangeRequest_CREATE:
-			return compareInt(a.CreateRev, b.CreateRev)
-		case pb.RangeRequest_MOD:
-			return compareInt(a.ModRev, b.ModRev)
-		case pb.RangeRequest_VALUE:
-			return bytes.Compare(a.Value, b.Value)
-		}
-		return bytes.Compare(a.Key, b.Key)
-	}
-	if desc {
-		slices.SortStableFunc(kvs, func(a, b kv.KeyValue) int { return cmp(b, a) })
-	} else {
-		slices.SortStableFunc(kvs, cmp)
+// fromRange converts a RangeRequest; the engine's sort enums are etcd's.
+func fromRange(r *pb.RangeRequest) kv.RangeRequest {
+	return kv.RangeRequest{
+		Key: r.Key, End: r.RangeEnd, Rev: r.Revision, Limit: r.Limit, KeysOnly: r.KeysOnly, CountOnly: r.CountOnly,
+		SortOrder: kv.SortOrder(r.SortOrder), SortTarget: kv.SortTarget(r.SortTarget),
+		MinModRev: r.MinModRevision, MaxModRev: r.MaxModRevision,
+		MinCreateRev: r.MinCreateRevision, MaxCreateRev: r.MaxCreateRevision,
 	}
 }
 
-func compareInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
+func toRangeResponse(rr *kv.RangeResponse) *pb.RangeResponse {
+	resp := &pb.RangeResponse{Header: header(rr.Rev), Count: rr.Count, More: rr.More}
+	if len(rr.KVs) > 0 {
+		resp.Kvs = make([]*mvccpb.KeyValue, len(rr.KVs))
+		for i := range rr.KVs {
+			resp.Kvs[i] = toKV(&rr.KVs[i])
+		}
 	}
-	return 0
+	return resp
 }
 
 // Put writes one key.
@@ -125,9 +57,12 @@ func (k *kvService) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse,
 	if err != nil {
 		return nil, err
 	}
+	if err := k.refuseWrite(true); err != nil {
+		return nil, err
+	}
 	pr, err := k.store.Put(ctx, actor(ctx), req)
 	if err != nil {
-		return nil, toGRPC(err)
+		return nil, k.writeErr(err)
 	}
 	return toPutResponse(pr), nil
 }
@@ -149,9 +84,12 @@ func toPutResponse(pr kv.PutResponse) *pb.PutResponse {
 
 // DeleteRange deletes one key or a range.
 func (k *kvService) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
+	if err := k.refuseWrite(false); err != nil {
+		return nil, err
+	}
 	dr, err := k.store.Delete(ctx, actor(ctx), fromDelete(r))
 	if err != nil {
-		return nil, toGRPC(err)
+		return nil, k.writeErr(err)
 	}
 	return toDeleteResponse(dr), nil
 }
@@ -174,9 +112,14 @@ func (k *kvService) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse,
 	if err != nil {
 		return nil, err
 	}
+	if !readOnly(req.Success) || !readOnly(req.Failure) {
+		if err := k.refuseWrite(hasPut(req.Success) || hasPut(req.Failure)); err != nil {
+			return nil, err
+		}
+	}
 	tr, err := k.store.Txn(ctx, actor(ctx), req)
 	if err != nil {
-		return nil, toGRPC(err)
+		return nil, k.writeErr(err)
 	}
 	return toTxnResponse(tr), nil
 }
@@ -184,6 +127,26 @@ func (k *kvService) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse,
 // Compact is refused: cairn never compacts its history.
 func (k *kvService) Compact(context.Context, *pb.CompactionRequest) (*pb.CompactionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "cairn keeps all history; compaction is not supported")
+}
+
+// hasPut reports whether a txn branch puts a key, at any depth.
+func hasPut(ops []kv.Op) bool {
+	for _, o := range ops {
+		if o.Put != nil || (o.Txn != nil && (hasPut(o.Txn.Success) || hasPut(o.Txn.Failure))) {
+			return true
+		}
+	}
+	return false
+}
+
+// readOnly reports whether a txn branch only reads, at any depth.
+func readOnly(ops []kv.Op) bool {
+	for _, o := range ops {
+		if o.Put != nil || o.Delete != nil || (o.Txn != nil && (!readOnly(o.Txn.Success) || !readOnly(o.Txn.Failure))) {
+			return false
+		}
+	}
+	return true
 }
 
 func fromTxn(r *pb.TxnRequest) (kv.TxnRequest, error) {
@@ -228,12 +191,11 @@ func fromOps(ops []*pb.RequestOp) ([]kv.Op, error) {
 		}
 		switch u := op.Request.(type) {
 		case *pb.RequestOp_RequestRange:
-			r := u.RequestRange
-			if r.SortOrder != pb.RangeRequest_NONE || r.SortTarget != pb.RangeRequest_KEY ||
-				r.MinModRevision != 0 || r.MaxModRevision != 0 || r.MinCreateRevision != 0 || r.MaxCreateRevision != 0 {
-				return nil, status.Error(codes.InvalidArgument, "etcdserver: sorting and revision filters are not supported inside a txn by cairn; sort the answer or use a plain Range")
+			if u.RequestRange == nil {
+				return nil, status.Error(codes.InvalidArgument, "etcdserver: txn operation without a request")
 			}
-			out = append(out, kv.Op{Range: &kv.RangeRequest{Key: r.Key, End: r.RangeEnd, Rev: r.Revision, Limit: r.Limit, KeysOnly: r.KeysOnly, CountOnly: r.CountOnly}})
+			r := fromRange(u.RequestRange)
+			out = append(out, kv.Op{Range: &r})
 		case *pb.RequestOp_RequestPut:
 			p, err := fromPut(u.RequestPut)
 			if err != nil {
@@ -264,11 +226,7 @@ func toTxnResponse(tr kv.TxnResponse) *pb.TxnResponse {
 		case o.Put != nil:
 			op.Response = &pb.ResponseOp_ResponsePut{ResponsePut: toPutResponse(*o.Put)}
 		case o.Range != nil:
-			rr := &pb.RangeResponse{Header: header(o.Range.Rev), Count: o.Range.Count, More: o.Range.More}
-			for i := range o.Range.KVs {
-				rr.Kvs = append(rr.Kvs, toKV(&o.Range.KVs[i]))
-			}
-			op.Response = &pb.ResponseOp_ResponseRange{ResponseRange: rr}
+			op.Response = &pb.ResponseOp_ResponseRange{ResponseRange: toRangeResponse(o.Range)}
 		case o.Delete != nil:
 			op.Response = &pb.ResponseOp_ResponseDeleteRange{ResponseDeleteRange: toDeleteResponse(*o.Delete)}
 		case o.Txn != nil:

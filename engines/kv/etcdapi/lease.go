@@ -17,20 +17,28 @@ type leaseService struct {
 	*server
 }
 
-// LeaseGrant grants a lease; ID 0 lets the engine pick one.
+// LeaseGrant grants a lease; ID 0 lets the engine pick one. A TTL under
+// kv.MinLeaseTTL (2 s), 0 included, gets kv.MinLeaseTTL, as etcd's minimum
+// lease TTL. The header carries the KV revision, which a grant leaves.
 func (l *leaseService) LeaseGrant(ctx context.Context, r *pb.LeaseGrantRequest) (*pb.LeaseGrantResponse, error) {
+	if err := l.refuseWrite(true); err != nil {
+		return nil, err
+	}
 	le, err := l.store.LeaseGrant(ctx, actor(ctx), r.ID, r.TTL)
 	if err != nil {
-		return nil, toGRPC(err)
+		return nil, l.writeErr(err)
 	}
 	return &pb.LeaseGrantResponse{Header: header(l.store.Rev()), ID: le.ID, TTL: le.TTL}, nil
 }
 
 // LeaseRevoke revokes a lease and deletes its keys, as one revision.
 func (l *leaseService) LeaseRevoke(ctx context.Context, r *pb.LeaseRevokeRequest) (*pb.LeaseRevokeResponse, error) {
-	rev, err := l.store.LeaseRevoke(ctx, actor(ctx), r.ID)
+	if err := l.refuseWrite(false); err != nil {
+		return nil, err
+	}
+	rev, err := l.store.LeaseRevokeKV(ctx, actor(ctx), r.ID)
 	if err != nil {
-		return nil, toGRPC(err)
+		return nil, l.writeErr(err)
 	}
 	return &pb.LeaseRevokeResponse{Header: header(rev)}, nil
 }
@@ -81,7 +89,7 @@ func (l *leaseService) LeaseKeepAlive(stream pb.Lease_LeaseKeepAliveServer) erro
 		case errors.Is(err, kv.ErrLeaseNotFound):
 			le = kv.Lease{ID: req.ID, TTL: 0}
 		case err != nil:
-			return toGRPC(err)
+			return l.writeErr(err)
 		}
 		if err := stream.Send(&pb.LeaseKeepAliveResponse{Header: header(l.store.Rev()), ID: req.ID, TTL: le.TTL}); err != nil {
 			return err

@@ -2,10 +2,11 @@
 // etcdctl, go.etcd.io/etcd/client/v3 and the tools built on them work
 // against `cairn daemon --etcd ADDR`.
 //
-// It serves the KV, Watch and Lease services, Maintenance.Status (for
-// `etcdctl endpoint status`) and Cluster.MemberList (one member: this
-// daemon). Every other RPC of those services and of Auth answers
-// codes.Unimplemented with a message naming what is served. Compaction is
+// It serves the KV, Watch and Lease services, Maintenance's Status, Alarm
+// (the free-space reserve is etcd's NOSPACE alarm), HashKV, Hash and
+// Defragment, and Cluster.MemberList (one member: this daemon). Every other
+// RPC of those services and of Auth answers codes.Unimplemented with a
+// message naming what is served; docs/kv.md lists them all. Compaction is
 // refused on purpose: cairn keeps all history.
 //
 // Writes become journal events like any other, with the actor
@@ -26,6 +27,7 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"go.etcd.io/etcd/api/v3/version"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/keepalive"
@@ -47,16 +49,17 @@ const (
 	memberID  = 0xca1e_0000_0000_0002
 	raftTerm  = 1
 
-	// serverVersion is what Maintenance.Status reports: the etcd release
-	// whose API this package serves (etcdctl only displays it; clients
-	// that check it want ≥ 3.2).
-	serverVersion = "3.5.0"
-
 	// grpcOverhead is room for the request's framing around a value of
 	// kv.MaxValueSize, as etcd adds to --max-request-bytes, so that the KV
 	// engine (not gRPC) refuses a too-large value, with etcd's message.
 	grpcOverhead = 512 * 1024
 )
+
+// serverVersion is what Maintenance.Status reports: the release of
+// go.etcd.io/etcd/api whose protocol this package serves (etcdctl only
+// displays it; clients that check it want ≥ 3.2, Kubernetes ≥ 3.5.13 for
+// its watch-progress features).
+var serverVersion = version.Version
 
 // server holds what every service needs.
 type server struct {
@@ -64,14 +67,19 @@ type server struct {
 	log   *slog.Logger
 	addr  string // the address listened on, for MemberList
 
+	alarms   alarmSet      // armed alarms (Maintenance.Alarm)
+	progress time.Duration // interval of periodic watch progress notifications
+
 	// ctx ends when the server stops; long-lived streams (watches,
 	// keepalives) end with it so that GracefulStop does not wait forever.
 	ctx context.Context
 }
 
 // Serve listens on addr and serves the etcd v3 API on s until ctx ends or
-// stop is called. Errors opening the listener are returned at once.
-func Serve(ctx context.Context, addr string, s *kv.Store, log *slog.Logger) (stop func() error, err error) {
+// stop is called; a watch that asks for progress notifications gets one
+// every progress (0: etcd's default, 10 minutes) it is quiet. Errors opening
+// the listener are returned at once.
+func Serve(ctx context.Context, addr string, progress time.Duration, s *kv.Store, log *slog.Logger) (stop func() error, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -79,13 +87,21 @@ func Serve(ctx context.Context, addr string, s *kv.Store, log *slog.Logger) (sto
 	if err != nil {
 		return nil, fmt.Errorf("etcd api: listen on %s: %w", addr, err)
 	}
-	return serveListener(ctx, lis, s, log), nil
+	stop = serveListenerEvery(ctx, lis, progress, s, log)
+	return stop, nil
 }
 
 // serveListener serves on lis, which it owns from now on.
 func serveListener(ctx context.Context, lis net.Listener, s *kv.Store, log *slog.Logger) (stop func() error) {
+	return serveListenerEvery(ctx, lis, progressInterval, s, log)
+}
+
+func serveListenerEvery(ctx context.Context, lis net.Listener, progress time.Duration, s *kv.Store, log *slog.Logger) (stop func() error) {
 	sctx, cancel := context.WithCancel(ctx)
-	srv := &server{store: s, log: log, addr: lis.Addr().String(), ctx: sctx}
+	if progress <= 0 {
+		progress = progressInterval
+	}
+	srv := &server{store: s, log: log, addr: lis.Addr().String(), ctx: sctx, progress: progress}
 
 	const streamWorkers = 256
 	g := grpc.NewServer(
@@ -221,7 +237,7 @@ func toGRPC(err error) error {
 }
 
 // served names what this API implements, for Unimplemented messages.
-const served = "cairn serves etcd's KV, Watch and Lease services, Maintenance.Status and Cluster.MemberList"
+const served = "cairn serves etcd's KV, Watch and Lease services, Maintenance's Status, Alarm, HashKV and Defragment, and Cluster.MemberList; see docs/kv.md"
 
 // unimplementedUnary rewrites the generated "method X not implemented"
 // answers into a message that says what cairn serves instead.

@@ -15,7 +15,8 @@ import (
 )
 
 // progressInterval is how often a watch created with progress_notify hears
-// that nothing changed, etcd's default. Tests shorten it.
+// that nothing changed when Serve is given no interval (the daemon's
+// --etcd-progress-interval), etcd's default. Tests shorten it.
 var progressInterval = 10 * time.Minute
 
 // invalidWatchID marks a response that belongs to no watch (a progress
@@ -255,7 +256,7 @@ func (ws *watchStream) deliver(wt *watch, rev int64, evs []kv.Event) error {
 // progressLoop sends a watch's periodic progress notification when nothing
 // was sent to it for a whole interval, as etcd does.
 func (ws *watchStream) progressLoop(ctx context.Context, wt *watch) {
-	t := time.NewTicker(progressInterval)
+	t := time.NewTicker(ws.srv.progress)
 	defer t.Stop()
 	for {
 		select {
