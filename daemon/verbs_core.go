@@ -154,6 +154,7 @@ func (s *Server) runStatus(ctx context.Context, r engines.Request) error {
 		PID:     os.Getpid(),
 		Uptime:  time.Since(s.started).Round(time.Millisecond).String(),
 		NATS:    s.natsURL(),
+		HTTP:    s.httpAddr(),
 		Socket:  s.cfg.Socket,
 		Data:    s.cfg.DataDir,
 		Audit:   info(journal.Audit),

@@ -114,6 +114,7 @@ type StatusRow struct {
 	PID     int        `json:"pid"`
 	Uptime  string     `json:"uptime"`
 	NATS    string     `json:"nats"`
+	HTTP    string     `json:"http"` // the HTTP listener's bound address, or "off"
 	Socket  string     `json:"socket"`
 	Data    string     `json:"data"`
 	Audit   StreamInfo `json:"audit"`
