@@ -22,7 +22,8 @@ const (
 	Capture = "capture"
 )
 
-// Streams lists the stream names in a stable order.
+// Streams lists the built-in streams in a stable order. A journal may hold
+// more (Options.Streams): Journal.Names lists them all.
 var Streams = []string{Audit, Capture}
 
 // Actor says who caused an event. Via is "socket", "etcd", "http", "nats"
