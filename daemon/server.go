@@ -143,7 +143,11 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 		MemoryLimit: cfg.ChiselMemory,
 	})
 	folds := map[string][]journal.Engine{}
+	var streams []journal.StreamSpec
 	for _, m := range cfg.Modules {
+		if sd, ok := m.(engines.StreamDeclarer); ok {
+			streams = append(streams, sd.Streams()...)
+		}
 		for _, v := range m.Verbs() {
 			s.register(v)
 		}
@@ -171,6 +175,7 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 		Logger:    s.log.With("component", "journal"),
 		Reserve:   cfg.Reserve,
 		Retention: cfg.CaptureRetention,
+		Streams:   streams,
 		Engines:   folds,
 	})
 	if err != nil {
@@ -179,8 +184,8 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 	defer s.journal.Close()
 	// NATS publishes every event from here on, also those the engines
 	// write while they start (the KV engine expires overdue leases).
-	busFrom := make(map[string]int64, len(journal.Streams))
-	for _, name := range journal.Streams {
+	busFrom := make(map[string]int64)
+	for _, name := range s.journal.Names() {
 		busFrom[name] = s.journal.Stream(name).DurableSeq() + 1
 	}
 

@@ -229,3 +229,11 @@ func ActorFrom(ctx context.Context) (journal.Actor, bool) {
 	a, ok := ctx.Value(actorKey{}).(journal.Actor)
 	return a, ok
 }
+
+// StreamDeclarer is implemented by a module that writes a stream of its
+// own beside audit and capture (the logs engine's "logs", capture-like).
+// The daemon asks before it opens the journal; the module then reaches the
+// stream with Host.Journal.Stream(name), and reads take stream=NAME.
+type StreamDeclarer interface {
+	Streams() []journal.StreamSpec
+}

@@ -119,6 +119,8 @@ type StatusRow struct {
 	Data    string     `json:"data"`
 	Audit   StreamInfo `json:"audit"`
 	Capture StreamInfo `json:"capture"`
+	// Streams are the streams engines declared beside audit and capture.
+	Streams map[string]StreamInfo `json:"streams,omitempty"`
 }
 
 // StreamInfo is one stream's part of the status row.
