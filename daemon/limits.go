@@ -110,8 +110,8 @@ func nrOpen() uint64 {
 }
 
 // connBudget is the total connection cap the descriptor limit allows.
-func connBudget(nofile uint64, configured int) int {
-	room := int(nofile) - fdReserve - journal.MaxOpenFiles*len(journal.Streams)
+func connBudget(nofile uint64, streams, configured int) int {
+	room := int(nofile) - fdReserve - journal.MaxOpenFiles*streams
 	if room < 64 {
 		room = 64
 	}

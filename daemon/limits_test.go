@@ -40,13 +40,13 @@ func TestConnLimits(t *testing.T) {
 }
 
 func TestConnBudget(t *testing.T) {
-	if got := connBudget(20000, DefaultMaxConns); got != DefaultMaxConns {
+	if got := connBudget(20000, 2, DefaultMaxConns); got != DefaultMaxConns {
 		t.Errorf("budget at 20000 descriptors: %d", got)
 	}
-	if got := connBudget(4096, DefaultMaxConns); got >= 4096-1024 {
+	if got := connBudget(4096, 2, DefaultMaxConns); got >= 4096-1024 {
 		t.Errorf("budget at 4096 descriptors: %d leaves no reserve", got)
 	}
-	if got := connBudget(100, 10); got != 10 {
+	if got := connBudget(100, 2, 10); got != 10 {
 		t.Errorf("budget at 100 descriptors, 10 configured: %d", got)
 	}
 }

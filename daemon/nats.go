@@ -89,7 +89,7 @@ func startBus(ctx context.Context, s *Server, cfg Config, from map[string]int64)
 		b.srv.Shutdown()
 		return nil, fmt.Errorf("connect to embedded NATS: %w", err)
 	}
-	for _, name := range journal.Streams {
+	for _, name := range s.journal.Names() {
 		st := s.journal.Stream(name)
 		sub := st.Subscribe(ctx, from[name], nil)
 		b.wg.Add(1)

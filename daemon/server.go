@@ -35,6 +35,7 @@ type Config struct {
 	Socket   string
 	NATS     string // listen address, or "off"
 	NATSAuth string // "token" (default) or "none"
+	HTTP     string // the HTTP listen address, or "off"
 	Logger   *slog.Logger
 
 	// Reserve is the free disk space below which appends fail.
@@ -76,6 +77,7 @@ type Server struct {
 	verbs    *dsl.Table
 	handlers map[string]engines.Handler
 	bus      *bus
+	http     *httpListener
 
 	limits *connLimits
 
@@ -95,6 +97,9 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 	}
 	if cfg.NATS == "" {
 		cfg.NATS = "127.0.0.1:4222"
+	}
+	if cfg.HTTP == "" {
+		cfg.HTTP = "127.0.0.1:8500"
 	}
 	if cfg.NATSAuth == "" {
 		cfg.NATSAuth = "token"
@@ -138,7 +143,11 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 		MemoryLimit: cfg.ChiselMemory,
 	})
 	folds := map[string][]journal.Engine{}
+	var streams []journal.StreamSpec
 	for _, m := range cfg.Modules {
+		if sd, ok := m.(engines.StreamDeclarer); ok {
+			streams = append(streams, sd.Streams()...)
+		}
 		for _, v := range m.Verbs() {
 			s.register(v)
 		}
@@ -166,6 +175,7 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 		Logger:    s.log.With("component", "journal"),
 		Reserve:   cfg.Reserve,
 		Retention: cfg.CaptureRetention,
+		Streams:   streams,
 		Engines:   folds,
 	})
 	if err != nil {
@@ -174,8 +184,8 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 	defer s.journal.Close()
 	// NATS publishes every event from here on, also those the engines
 	// write while they start (the KV engine expires overdue leases).
-	busFrom := make(map[string]int64, len(journal.Streams))
-	for _, name := range journal.Streams {
+	busFrom := make(map[string]int64)
+	for _, name := range s.journal.Names() {
 		busFrom[name] = s.journal.Stream(name).DurableSeq() + 1
 	}
 
@@ -211,8 +221,18 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 		defer s.bus.close()
 	}
 
+	// The HTTP routes are gathered once the modules started: a handler
+	// may use what Start set up.
+	if cfg.HTTP != "off" {
+		s.http, err = s.listenHTTP(cfg.HTTP)
+		if err != nil {
+			return err
+		}
+		defer s.http.ln.Close()
+	}
+
 	nofile := raiseNoFile(s.log)
-	s.limits = newConnLimits(connBudget(nofile, cfg.MaxConns), cfg.MaxConnsPerUID)
+	s.limits = newConnLimits(connBudget(nofile, len(s.journal.Names()), cfg.MaxConns), cfg.MaxConnsPerUID)
 	ln, err := listenSocket(cfg.Socket, socketGID)
 	if err != nil {
 		return err
@@ -222,7 +242,7 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 
 	if _, err := s.journal.Stream(journal.Audit).Append(ctx, &journal.Body{
 		Kind: "daemon.start", Actor: systemActor(),
-		Data: map[string]any{"version": Version, "pid": int64(os.Getpid()), "socket": cfg.Socket, "nats": s.natsURL()},
+		Data: map[string]any{"version": Version, "pid": int64(os.Getpid()), "socket": cfg.Socket, "nats": s.natsURL(), "http": s.httpAddr()},
 	}); errors.Is(err, journal.ErrResourceExhausted) {
 		// Start anyway: reads keep working while the disk is nearly full.
 		s.log.Warn("daemon.start not recorded", "err", err)
@@ -230,13 +250,16 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 		ln.Close()
 		return fmt.Errorf("record daemon.start: %w", err)
 	}
-	s.log.Info("cairn daemon started", "version", Version, "socket", cfg.Socket, "data", cfg.DataDir, "nats", s.natsURL())
+	s.log.Info("cairn daemon started", "version", Version, "socket", cfg.Socket, "data", cfg.DataDir, "nats", s.natsURL(), "http", s.httpAddr())
 
 	acceptDone := make(chan struct{})
 	go func() {
 		defer close(acceptDone)
 		s.accept(ln)
 	}()
+	if s.http != nil {
+		go s.http.serve(s.log)
+	}
 	if ready != nil {
 		ready(s)
 	}
@@ -245,7 +268,15 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 	s.log.Info("cairn daemon stopping")
 	ln.Close()
 	<-acceptDone
+	httpDone := make(chan struct{})
+	go func() {
+		defer close(httpDone)
+		if s.http != nil {
+			s.http.shutdown(s.log, s.cfg.DrainTimeout)
+		}
+	}()
 	s.drain()
+	<-httpDone
 
 	if _, err := s.journal.Stream(journal.Audit).Append(context.Background(), &journal.Body{
 		Kind: "daemon.stop", Actor: systemActor(),

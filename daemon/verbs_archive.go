@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cairnhq/cairn/client/wire"
@@ -104,8 +105,8 @@ func (s *Server) runJournalExport(ctx context.Context, r engines.Request) error 
 	}
 	name := journal.Audit
 	if w, ok := st.Opt("stream"); ok {
-		if w.Text != journal.Audit && w.Text != journal.Capture {
-			return engines.Errorf(wire.InvalidArgument, w, "journal export reads one stream: audit or capture, not %q", w.Text)
+		if s.journal.Stream(w.Text) == nil {
+			return engines.Errorf(wire.InvalidArgument, w, "journal export reads one stream: %s, not %q", strings.Join(s.journal.Names(), ", "), w.Text)
 		}
 		name = w.Text
 	}

@@ -48,20 +48,20 @@ type appendRow struct {
 }
 
 // streamsOpt returns the streams a stream= option selects (default: all).
-func streamsOpt(r engines.Request) ([]string, error) {
+func (s *Server) streamsOpt(r engines.Request) ([]string, error) {
 	w, ok := r.Statement().Opt("stream")
 	if !ok {
-		return journal.Streams, nil
+		return s.journal.Names(), nil
 	}
-	if w.Text != journal.Audit && w.Text != journal.Capture {
-		return nil, &engines.PosError{Code: wire.InvalidArgument, Pos: w.Pos, Msg: fmt.Sprintf("unknown stream %q; streams are audit and capture", w.Text)}
+	if s.journal.Stream(w.Text) == nil {
+		return nil, &engines.PosError{Code: wire.InvalidArgument, Pos: w.Pos, Msg: fmt.Sprintf("unknown stream %q; streams are %s", w.Text, strings.Join(s.journal.Names(), ", "))}
 	}
 	return []string{w.Text}, nil
 }
 
 // runJournalVerify recomputes each stream's chain.
 func (s *Server) runJournalVerify(ctx context.Context, r engines.Request) error {
-	names, err := streamsOpt(r)
+	names, err := s.streamsOpt(r)
 	if err != nil {
 		return err
 	}
@@ -107,7 +107,7 @@ type statsRow struct {
 
 // runJournalStats shows each stream's extent and size.
 func (s *Server) runJournalStats(ctx context.Context, r engines.Request) error {
-	names, err := streamsOpt(r)
+	names, err := s.streamsOpt(r)
 	if err != nil {
 		return err
 	}
@@ -122,7 +122,7 @@ func (s *Server) runJournalStats(ctx context.Context, r engines.Request) error {
 
 // runJournalRebuild refolds every engine projection.
 func (s *Server) runJournalRebuild(ctx context.Context, r engines.Request) error {
-	for _, name := range journal.Streams {
+	for _, name := range s.journal.Names() {
 		start := time.Now()
 		if err := s.journal.Stream(name).Rebuild(ctx); err != nil {
 			return fmt.Errorf("rebuild %s: %w", name, err)
@@ -148,16 +148,27 @@ func (s *Server) runStatus(ctx context.Context, r engines.Request) error {
 		st := s.journal.Stream(name).Stats()
 		return wire.StreamInfo{LastSeq: st.LastSeq, Events: st.Events, Bytes: st.Bytes}
 	}
+	var more map[string]wire.StreamInfo
+	for _, name := range s.journal.Names() {
+		if name != journal.Audit && name != journal.Capture {
+			if more == nil {
+				more = map[string]wire.StreamInfo{}
+			}
+			more[name] = info(name)
+		}
+	}
 	return r.Row(wire.StatusRow{
 		Node:    s.node,
 		Version: Version,
 		PID:     os.Getpid(),
 		Uptime:  time.Since(s.started).Round(time.Millisecond).String(),
 		NATS:    s.natsURL(),
+		HTTP:    s.httpAddr(),
 		Socket:  s.cfg.Socket,
 		Data:    s.cfg.DataDir,
 		Audit:   info(journal.Audit),
 		Capture: info(journal.Capture),
+		Streams: more,
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/cairnhq/cairn/client/wire"
@@ -27,13 +28,13 @@ func (s *Server) selection(r engines.Request) (*eventSelection, error) {
 	st := r.Statement()
 	sel := &eventSelection{streams: []string{journal.Audit}}
 	if w, ok := st.Opt("stream"); ok {
-		switch w.Text {
-		case journal.Audit, journal.Capture:
+		switch {
+		case w.Text == "*":
+			sel.streams = s.journal.Names()
+		case s.journal.Stream(w.Text) != nil:
 			sel.streams = []string{w.Text}
-		case "*":
-			sel.streams = journal.Streams
 		default:
-			return nil, &engines.PosError{Code: wire.InvalidArgument, Pos: w.Pos, Msg: fmt.Sprintf("unknown stream %q; streams are audit, capture, or * for both", w.Text)}
+			return nil, &engines.PosError{Code: wire.InvalidArgument, Pos: w.Pos, Msg: fmt.Sprintf("unknown stream %q; streams are %s, or * for all", w.Text, strings.Join(s.journal.Names(), ", "))}
 		}
 	}
 	now := time.Now()

@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sort"
 	"sync"
 
@@ -195,4 +196,44 @@ func offsetPos(start dsl.Pos, line, col int) dsl.Pos {
 		return dsl.Pos{Line: start.Line, Col: start.Col + col - 1}
 	}
 	return dsl.Pos{Line: start.Line + line - 1, Col: col}
+}
+
+// Route is one HTTP route a module serves on the daemon's HTTP listener
+// (--http). Pattern is a net/http ServeMux pattern, method and wildcards
+// included ("GET /v1/kv/{key...}"); a pattern that conflicts with another
+// module's or the daemon's stops the daemon at start.
+type Route struct {
+	Pattern string
+	Handler http.Handler
+}
+
+// HTTPRouter is implemented by a module that serves HTTP routes. The daemon
+// asks once, after every module started and before the listener opens.
+// A handler finds who is calling with ActorFrom(r.Context()), and records
+// that actor on the events it writes, as a verb uses Request.Actor.
+type HTTPRouter interface {
+	HTTPRoutes() []Route
+}
+
+type actorKey struct{}
+
+// WithActor returns ctx carrying actor, the caller of what runs under it.
+func WithActor(ctx context.Context, actor journal.Actor) context.Context {
+	return context.WithValue(ctx, actorKey{}, actor)
+}
+
+// ActorFrom returns the actor WithActor put in ctx: for an HTTP request, the
+// caller as the daemon found it (via "http"; the uid of a loopback caller
+// from the kernel, -1 for a remote one, whose address is in Addr).
+func ActorFrom(ctx context.Context) (journal.Actor, bool) {
+	a, ok := ctx.Value(actorKey{}).(journal.Actor)
+	return a, ok
+}
+
+// StreamDeclarer is implemented by a module that writes a stream of its
+// own beside audit and capture (the logs engine's "logs", capture-like).
+// The daemon asks before it opens the journal; the module then reaches the
+// stream with Host.Journal.Stream(name), and reads take stream=NAME.
+type StreamDeclarer interface {
+	Streams() []journal.StreamSpec
 }

@@ -22,11 +22,13 @@ const (
 	Capture = "capture"
 )
 
-// Streams lists the stream names in a stable order.
+// Streams lists the built-in streams in a stable order. A journal may hold
+// more (Options.Streams): Journal.Names lists them all.
 var Streams = []string{Audit, Capture}
 
-// Actor says who caused an event. Via is "socket", "etcd", "nats" or
-// "system"; Addr is set for network callers.
+// Actor says who caused an event. Via is "socket", "etcd", "http", "nats"
+// or "system"; Addr is set for network callers, whose UID is -1 when the
+// kernel cannot vouch for it.
 type Actor struct {
 	UID  int    `json:"uid" cbor:"uid"`
 	GID  int    `json:"gid" cbor:"gid"`

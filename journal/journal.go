@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,7 +20,8 @@ import (
 
 // Options configures Open.
 type Options struct {
-	// Dir is the data directory; the streams live in Dir/audit and Dir/capture.
+	// Dir is the data directory; each stream lives in Dir/NAME (Dir/audit,
+	// Dir/capture, …).
 	Dir string
 	// FS is pebble's file system; default vfs.Default. Tests use vfs.NewMem()
 	// and errorfs.
@@ -40,6 +42,9 @@ type Options struct {
 	DiskFree func(dir string) (uint64, error)
 	// Retention limits the capture stream.
 	Retention Retention
+	// Streams are the streams beyond audit and capture, declared by the
+	// modules that write them (see StreamSpec).
+	Streams []StreamSpec
 	// Engines maps a stream name to the engines that fold that stream.
 	Engines map[string][]Engine
 	// SubscriberBuffer is how many live events a subscription buffers before
@@ -50,7 +55,7 @@ type Options struct {
 	MaxGroupEvents int
 }
 
-// Retention bounds the capture stream by age and size; zero is unlimited.
+// Retention bounds a capture-like stream by age and size; zero is unlimited.
 // Every is how often the retention pass runs (default 1m).
 type Retention struct {
 	MaxAge   time.Duration
@@ -61,6 +66,7 @@ type Retention struct {
 // Journal holds a daemon's streams.
 type Journal struct {
 	opts    Options
+	specs   []StreamSpec
 	streams map[string]*Stream
 
 	stopRetention context.CancelFunc
@@ -70,8 +76,9 @@ type Journal struct {
 	closeErr  error
 }
 
-// Open opens (creating if needed) both streams of the journal in opts.Dir,
-// starts their committers and the capture stream's retention loop.
+// Open opens (creating if needed) every stream of the journal in opts.Dir
+// (audit, capture and opts.Streams), starts their committers and the
+// retention loops of the capture-like ones.
 func Open(opts Options) (*Journal, error) {
 	if opts.FS == nil {
 		opts.FS = vfs.Default
@@ -91,35 +98,36 @@ func Open(opts Options) (*Journal, error) {
 	if opts.DiskFree == nil {
 		opts.DiskFree = defaultDiskFree(opts.FS)
 	}
-	if opts.Retention.Every == 0 {
-		opts.Retention.Every = time.Minute
-	}
 	if opts.SubscriberBuffer <= 0 {
 		opts.SubscriberBuffer = 4096
 	}
 	if opts.MaxGroupEvents <= 0 {
 		opts.MaxGroupEvents = 1024
 	}
+	specs, err := streamSpecs(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open journal %s: %w", opts.Dir, err)
+	}
 	for name := range opts.Engines {
-		if name != Audit && name != Capture {
+		if !slices.ContainsFunc(specs, func(sp StreamSpec) bool { return sp.Name == name }) {
 			return nil, fmt.Errorf("open journal %s: engines given for unknown stream %q", opts.Dir, name)
 		}
 	}
-	j := &Journal{opts: opts, streams: make(map[string]*Stream)}
-	for _, name := range Streams {
-		s, err := openStream(j, name)
+	j := &Journal{opts: opts, specs: specs, streams: make(map[string]*Stream)}
+	for _, sp := range specs {
+		s, err := openStream(j, sp)
 		if err != nil {
 			for _, s := range j.streams {
 				_ = s.close()
 			}
 			return nil, fmt.Errorf("open journal %s: %w", opts.Dir, err)
 		}
-		j.streams[name] = s
+		j.streams[sp.Name] = s
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	j.stopRetention = cancel
 	j.retentionDone = make(chan struct{})
-	go j.retentionLoop(ctx)
+	go j.retentionLoops(ctx)
 	return j, nil
 }
 
@@ -133,8 +141,8 @@ func (j *Journal) Close() error {
 	j.closeOnce.Do(func() {
 		j.stopRetention()
 		<-j.retentionDone
-		for _, name := range Streams {
-			if err := j.streams[name].close(); err != nil && j.closeErr == nil {
+		for _, sp := range j.specs {
+			if err := j.streams[sp.Name].close(); err != nil && j.closeErr == nil {
 				j.closeErr = err
 			}
 		}
@@ -175,6 +183,7 @@ type Stream struct {
 
 	j       *Journal
 	name    string
+	spec    StreamSpec
 	dir     string
 	db      *pebble.DB
 	log     *slog.Logger
@@ -208,7 +217,7 @@ type Stream struct {
 	closed   bool
 	closedCh chan struct{}
 
-	// noSubjectIndex: the stream writes no s/ keys (capture: an
+	// noSubjectIndex: the stream writes no s/ keys (capture-like: an
 	// append-only log at 100k events/s, where the index costs a third of
 	// the compaction work); Scan by subject reads e/ and filters.
 	noSubjectIndex bool
@@ -259,8 +268,8 @@ func auditOptions(o *pebble.Options) {
 	}
 }
 
-func openStream(j *Journal, name string) (*Stream, error) {
-	opts := j.opts
+func openStream(j *Journal, spec StreamSpec) (*Stream, error) {
+	opts, name := j.opts, spec.Name
 	dir := opts.FS.PathJoin(opts.Dir, name)
 	if err := opts.FS.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("stream %s: %w", name, err)
@@ -285,7 +294,7 @@ func openStream(j *Journal, name string) (*Stream, error) {
 			}
 		},
 	}
-	if name == Capture {
+	if spec.Class == CaptureLike {
 		captureOptions(popts)
 	} else {
 		auditOptions(popts)
@@ -297,6 +306,7 @@ func openStream(j *Journal, name string) (*Stream, error) {
 	s := &Stream{
 		j:             j,
 		name:          name,
+		spec:          spec,
 		dir:           dir,
 		db:            db,
 		log:           log,
@@ -311,7 +321,7 @@ func openStream(j *Journal, name string) (*Stream, error) {
 		closedCh:      make(chan struct{}),
 		lastCorrupt:   lastCorrupt,
 	}
-	if name == Capture {
+	if spec.Class == CaptureLike {
 		s.reserve = opts.CaptureReserve
 		s.noSubjectIndex = true
 	}

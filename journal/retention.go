@@ -3,6 +3,7 @@ package journal
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -21,14 +22,14 @@ type pruneRequest struct {
 // dropped_to) and reason ("age" or "size").
 const CheckpointKind = "journal.checkpoint"
 
-// Prune runs one retention pass over the capture stream (a no-op on other
-// streams): it drops the events older than Retention.MaxAge, then, while
-// pebble uses more than Retention.MaxBytes, the oldest tenth of what is
+// Prune runs one retention pass over a capture-like stream (a no-op on
+// audit-like ones): it drops the events older than its Retention.MaxAge,
+// then, while pebble uses more than Retention.MaxBytes, the oldest tenth of what is
 // left, each drop followed by a checkpoint event that keeps the chain
 // verifiable. It returns how many events it dropped.
 func (s *Stream) Prune(ctx context.Context, now time.Time) (dropped int64, err error) {
-	ret := s.j.opts.Retention
-	if s.name != Capture {
+	ret := s.spec.Retention
+	if s.spec.Class != CaptureLike {
 		return 0, nil
 	}
 	if ret.MaxAge > 0 {
@@ -73,7 +74,7 @@ func (s *Stream) pruneOnce(ctx context.Context, now time.Time, reason string) (i
 // event range, its index entries and the anchor, and plans the checkpoint
 // event. It reads the durable state, which is all pebble holds here.
 func (s *Stream) planPrune(b *pebble.Batch, r *request) error {
-	pr, ret := r.prune, s.j.opts.Retention
+	pr, ret := r.prune, s.spec.Retention
 	first, last := s.first.Load(), s.last.seq
 	r.dropped, r.newFirst = 0, 0
 	if first == 0 || last <= first {
@@ -163,16 +164,25 @@ func (s *Stream) planPrune(b *pebble.Batch, r *request) error {
 	return nil
 }
 
-// retentionLoop prunes the capture stream every Retention.Every.
-func (j *Journal) retentionLoop(ctx context.Context) {
+// retentionLoops runs one retention loop per capture-like stream that has
+// a retention, until ctx ends.
+func (j *Journal) retentionLoops(ctx context.Context) {
 	defer close(j.retentionDone)
-	ret := j.opts.Retention
-	if ret.MaxAge == 0 && ret.MaxBytes == 0 {
-		return
+	var wg sync.WaitGroup
+	for _, sp := range j.specs {
+		if sp.Class != CaptureLike || sp.Retention.MaxAge == 0 && sp.Retention.MaxBytes == 0 {
+			continue
+		}
+		wg.Go(func() { j.streams[sp.Name].retentionLoop(ctx) })
 	}
-	t := time.NewTicker(ret.Every)
+	wg.Wait()
+}
+
+// retentionLoop prunes the stream every Retention.Every.
+func (s *Stream) retentionLoop(ctx context.Context) {
+	t := time.NewTicker(s.spec.Retention.Every)
 	defer t.Stop()
-	s := j.streams[Capture]
+	j := s.j
 	for {
 		select {
 		case <-ctx.Done():

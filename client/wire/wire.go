@@ -114,10 +114,13 @@ type StatusRow struct {
 	PID     int        `json:"pid"`
 	Uptime  string     `json:"uptime"`
 	NATS    string     `json:"nats"`
+	HTTP    string     `json:"http"` // the HTTP listener's bound address, or "off"
 	Socket  string     `json:"socket"`
 	Data    string     `json:"data"`
 	Audit   StreamInfo `json:"audit"`
 	Capture StreamInfo `json:"capture"`
+	// Streams are the streams engines declared beside audit and capture.
+	Streams map[string]StreamInfo `json:"streams,omitempty"`
 }
 
 // StreamInfo is one stream's part of the status row.

@@ -24,6 +24,7 @@ func runDaemon(args []string) int {
 	dataDir := fs.String("data", defaultDataDir(), "data directory (env CAIRN_DATA)")
 	socket := fs.String("socket", client.DefaultSocket(), "unix socket path (env CAIRN_SOCKET)")
 	natsAddr := fs.String("nats", "127.0.0.1:4222", "embedded NATS listen address, or off")
+	httpAddr := fs.String("http", defaultHTTP(), "HTTP listen address (env CAIRN_HTTP; Consul-style API, engines' routes), or off")
 	natsAuth := fs.String("nats-auth", "token", "NATS auth: token (from <data>/nats.token) or none")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	reserve := fs.Uint64("reserve-mb", 256, "free disk space (MiB) below which appends fail")
@@ -75,6 +76,7 @@ func runDaemon(args []string) int {
 		Socket:             *socket,
 		NATS:               *natsAddr,
 		NATSAuth:           *natsAuth,
+		HTTP:               *httpAddr,
 		Logger:             logger,
 		Reserve:            *reserve << 20,
 		Modules:            modules,
@@ -100,6 +102,14 @@ func runDaemon(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// defaultHTTP is $CAIRN_HTTP, else 127.0.0.1:8500 (Consul's HTTP port).
+func defaultHTTP() string {
+	if a := os.Getenv("CAIRN_HTTP"); a != "" {
+		return a
+	}
+	return "127.0.0.1:8500"
 }
 
 // defaultDataDir is $CAIRN_DATA, else /var/lib/cairn as root, else

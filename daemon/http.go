@@ -1,0 +1,120 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/cairnhq/cairn/engines"
+	"github.com/cairnhq/cairn/journal"
+)
+
+// httpListener is the daemon's one HTTP server (--http): the daemon's own
+// routes and every module's, behind one middleware that finds who is
+// calling.
+type httpListener struct {
+	srv  *http.Server
+	ln   net.Listener
+	addr string // the bound address, host:port
+	done chan struct{}
+}
+
+// httpPeerKey keys the caller of a connection in its context.
+type httpPeerKey struct{}
+
+// listenHTTP binds addr and builds the server; nothing is served until
+// serve. A route that conflicts with another is an error naming its owner.
+func (s *Server) listenHTTP(addr string) (*httpListener, error) {
+	mux := http.NewServeMux()
+	for _, r := range s.httpRoutes() {
+		if err := handle(mux, r.Pattern, r.Handler); err != nil {
+			return nil, fmt.Errorf("daemon HTTP route: %w", err)
+		}
+	}
+	for _, m := range s.cfg.Modules {
+		hr, ok := m.(engines.HTTPRouter)
+		if !ok {
+			continue
+		}
+		for _, r := range hr.HTTPRoutes() {
+			if err := handle(mux, r.Pattern, r.Handler); err != nil {
+				return nil, fmt.Errorf("engine %s: HTTP route: %w", m.Name(), err)
+			}
+		}
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--http %s: %w (choose another address with --http ADDR, or --http off)", addr, err)
+	}
+	h := &httpListener{ln: ln, addr: ln.Addr().String(), done: make(chan struct{})}
+	h.srv = &http.Server{
+		Handler:           withCaller(mux),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.With("component", "http").Handler(), slog.LevelWarn),
+		// The caller is looked up once per connection, as soon as it is
+		// accepted: the later, the likelier the caller has closed its
+		// socket and the kernel no longer knows its owner.
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, httpPeerKey{}, httpActor(c.LocalAddr(), c.RemoteAddr()))
+		},
+	}
+	return h, nil
+}
+
+// handle registers a route, turning ServeMux's panic on a bad or
+// conflicting pattern into an error.
+func handle(mux *http.ServeMux, pattern string, h http.Handler) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%q: %v", pattern, p)
+		}
+	}()
+	if h == nil {
+		return fmt.Errorf("%q: no handler", pattern)
+	}
+	mux.Handle(pattern, h)
+	return nil
+}
+
+// withCaller puts the connection's caller into every request's context,
+// where engines.ActorFrom finds it.
+func withCaller(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a, ok := r.Context().Value(httpPeerKey{}).(journal.Actor); ok {
+			r = r.WithContext(engines.WithActor(r.Context(), a))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// serve answers requests until shutdown.
+func (h *httpListener) serve(log *slog.Logger) {
+	defer close(h.done)
+	if err := h.srv.Serve(h.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Error("HTTP listener stopped", "addr", h.addr, "err", err)
+	}
+}
+
+// shutdown stops accepting, lets the requests in flight finish for at most
+// timeout, then closes their connections.
+func (h *httpListener) shutdown(log *slog.Logger, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := h.srv.Shutdown(ctx); err != nil {
+		log.Warn("HTTP requests still running after the drain timeout; closing their connections", "timeout", timeout)
+		h.srv.Close()
+	}
+	<-h.done
+}
+
+func (s *Server) httpAddr() string {
+	if s.http == nil {
+		return "off"
+	}
+	return s.http.addr
+}
