@@ -40,6 +40,11 @@ type Store struct {
 
 	st       *journal.Stream
 	loopDone chan struct{}
+	hub      *watchHub // the synced watches, fed by one subscription
+
+	// etcdHonourCompaction: the etcd API answers ErrCompacted below the
+	// latest compaction (--etcd-honour-compaction); set before Start.
+	etcdHonourCompaction bool
 
 	mu     sync.Mutex
 	leases map[int64]*leaseMem
@@ -73,6 +78,7 @@ func New(opts Options) *Store {
 		s.tick = 100 * time.Millisecond
 	}
 	s.eng = &engine{due: s.due}
+	s.etcdHonourCompaction = true // docs/kv.md, Compaction: etcd clients rely on ErrCompacted
 	s.newID = randomID
 	return s
 }
@@ -116,6 +122,8 @@ func (s *Store) Start(ctx context.Context, j *journal.Journal) error {
 	if err := s.expireDue(ctx); err != nil {
 		return fmt.Errorf("kv: expire overdue leases: %w", err)
 	}
+	s.hub = newWatchHub(s.st.DurableSeq() + 1)
+	go s.hub.run(ctx, s.st)
 	s.loopDone = make(chan struct{})
 	go s.loop(ctx)
 	return nil
@@ -151,6 +159,7 @@ func (s *Store) Stop() {
 	}
 	<-s.loopDone
 	s.loopDone = nil
+	<-s.hub.done
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := s.expireDue(ctx); err != nil {
@@ -783,6 +792,43 @@ func (s *Store) SpaceShort() error {
 	}
 	return s.st.ReserveShort()
 }
+
+// Compact records an etcd compaction at rev as a kv.compact event and
+// returns the KV revision (which a compaction does not move). Nothing is
+// dropped: history stays readable through cairn's verbs, and the etcd API
+// answers ErrCompacted below rev only when it honours compaction
+// (HonoursCompaction). A rev at or below the latest compaction's is a
+// *CompactedError, one past the journal's tip ErrFutureRev, as in etcd.
+func (s *Store) Compact(ctx context.Context, actor journal.Actor, rev int64, physical bool) (int64, error) {
+	_, reply, err := s.propose(ctx, &compactReq{actor: actor, rev: rev, physical: physical})
+	if err != nil {
+		return 0, err
+	}
+	return reply.(int64), nil
+}
+
+// CompactRev returns the revision of the latest kv.compact, -1 when there
+// was none.
+func (s *Store) CompactRev() int64 {
+	if s.st == nil {
+		return -1
+	}
+	sn := s.st.Snapshot()
+	defer sn.Close()
+	rev, err := compactRev(snapReader{sn})
+	if err != nil {
+		s.log.Error("read the compact revision", "err", err)
+		return -1
+	}
+	return rev
+}
+
+// HonoursCompaction reports whether the etcd API answers ErrCompacted for
+// reads and watches below the latest compaction (--etcd-honour-compaction).
+func (s *Store) HonoursCompaction() bool { return s.etcdHonourCompaction }
+
+// SetHonourCompaction sets HonoursCompaction; call it before Start.
+func (s *Store) SetHonourCompaction(on bool) { s.etcdHonourCompaction = on }
 
 // Defragment compacts the audit stream that holds the KV (a pebble manual
 // compaction), as etcd's defragment rewrites its database file. History
