@@ -59,6 +59,7 @@ type watchHub struct {
 	dirty  bool
 	count  atomic.Int64 // synced watches
 	picked []*watcher   // dispatch's scratch
+	drops  atomic.Int64 // watches dropped back to unsynced for falling behind
 
 	done chan struct{}
 }
@@ -154,6 +155,7 @@ func (h *watchHub) dispatch(raw *journal.Raw) {
 		case w.ch <- ro:
 		default:
 			h.drop(w, seq) // it falls behind: it catches up on its own
+			h.drops.Add(1)
 		}
 	}
 	clear(h.picked)
