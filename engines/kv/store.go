@@ -5,10 +5,12 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	"flag"
 	"fmt"
 	"hash/crc32"
 	"log/slog"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,8 +45,8 @@ type Store struct {
 	hub      *watchHub // the synced watches, fed by one subscription
 
 	// etcdHonourCompaction: the etcd API answers ErrCompacted below the
-	// latest compaction (--etcd-honour-compaction); set before Start.
-	etcdHonourCompaction bool
+	// latest compaction (--etcd-honour-compaction).
+	etcdHonourCompaction atomic.Bool
 
 	mu     sync.Mutex
 	leases map[int64]*leaseMem
@@ -78,7 +80,7 @@ func New(opts Options) *Store {
 		s.tick = 100 * time.Millisecond
 	}
 	s.eng = &engine{due: s.due}
-	s.etcdHonourCompaction = true // docs/kv.md, Compaction: etcd clients rely on ErrCompacted
+	s.etcdHonourCompaction.Store(true) // docs/kv.md, Compaction: etcd clients rely on ErrCompacted
 	s.newID = randomID
 	return s
 }
@@ -825,10 +827,32 @@ func (s *Store) CompactRev() int64 {
 
 // HonoursCompaction reports whether the etcd API answers ErrCompacted for
 // reads and watches below the latest compaction (--etcd-honour-compaction).
-func (s *Store) HonoursCompaction() bool { return s.etcdHonourCompaction }
+func (s *Store) HonoursCompaction() bool { return s.etcdHonourCompaction.Load() }
 
-// SetHonourCompaction sets HonoursCompaction; call it before Start.
-func (s *Store) SetHonourCompaction(on bool) { s.etcdHonourCompaction = on }
+// SetHonourCompaction sets HonoursCompaction (default true).
+func (s *Store) SetHonourCompaction(on bool) { s.etcdHonourCompaction.Store(on) }
+
+// HonourCompactionFlag is HonoursCompaction as a boolean flag.Value, for
+// --etcd-honour-compaction.
+func (s *Store) HonourCompactionFlag() flag.Value { return honourFlag{s} }
+
+type honourFlag struct{ s *Store }
+
+func (f honourFlag) IsBoolFlag() bool { return true }
+func (f honourFlag) String() string {
+	if f.s == nil {
+		return "true"
+	}
+	return strconv.FormatBool(f.s.HonoursCompaction())
+}
+func (f honourFlag) Set(v string) error {
+	on, err := strconv.ParseBool(v)
+	if err != nil {
+		return err
+	}
+	f.s.SetHonourCompaction(on)
+	return nil
+}
 
 // Defragment compacts the audit stream that holds the KV (a pebble manual
 // compaction), as etcd's defragment rewrites its database file. History
