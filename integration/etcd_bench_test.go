@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -80,6 +81,7 @@ func TestEtcdBench(t *testing.T) {
 	defer stopEtcd()
 	waitEtcdReady(t, addr)
 	etcdRes := runEtcdBench(t, addr)
+	etcdFan := runFanOutBench(t, addr)
 	stopEtcd()
 
 	// cairn.
@@ -90,6 +92,7 @@ func TestEtcdBench(t *testing.T) {
 	}
 	d := startDaemon(t, withFlags(flags...))
 	cairnRes := runEtcdBench(t, caddr)
+	cairnFan := runFanOutBench(t, caddr)
 	d.Stop()
 
 	ceiling := pebbleSyncedRate(t, benchSeqPuts)
@@ -102,8 +105,120 @@ func TestEtcdBench(t *testing.T) {
 	fmt.Fprintf(&b, "%-44s %12.0f %12.0f %8s %8s\n", fmt.Sprintf("puts/s, %d clients / %d conns (N=%d)", benchClients, benchConns, benchParPuts), etcdRes.putsPerSec, cairnRes.putsPerSec, ratio(cairnRes.putsPerSec, etcdRes.putsPerSec), "≥ 1.5×")
 	fmt.Fprintf(&b, "%-44s %12.0f %12.0f %8s %8s\n", fmt.Sprintf("serializable gets/s, %d clients (N=%d)", benchClients, benchParGets), etcdRes.getsPerSec, cairnRes.getsPerSec, ratio(cairnRes.getsPerSec, etcdRes.getsPerSec), "≥ 1×")
 	fmt.Fprintf(&b, "%-44s %12s %12.0f %8s %8s\n", "ceiling: pebble alone, 1 writer, Set+Sync/s", "", ceiling, ratio(cairnRes.seqPerSec, ceiling), "")
+	fmt.Fprintf(&b, "\nwatch fan-out (same clientv3; idle watches on other keys over %d conns; %d puts per figure)\n", benchConns, benchFanPuts)
+	fmt.Fprintf(&b, "%-44s %12s %12s %8s %8s\n", "measure", "etcd", "cairn", "ratio", "target")
+	for i := range etcdFan {
+		e, c := etcdFan[i], cairnFan[i]
+		us := func(d time.Duration) string { return d.Round(10 * time.Microsecond).String() }
+		fmt.Fprintf(&b, "%-44s %12s %12s %8s\n", fmt.Sprintf("%d idle: unwatched put p50", e.idle), us(e.putP50), us(c.putP50), ratio(float64(e.putP50), float64(c.putP50)))
+		fmt.Fprintf(&b, "%-44s %12s %12s %8s\n", fmt.Sprintf("%d idle: unwatched put p99", e.idle), us(e.putP99), us(c.putP99), ratio(float64(e.putP99), float64(c.putP99)))
+		fmt.Fprintf(&b, "%-44s %12s %12s %8s\n", fmt.Sprintf("%d idle: put→event p50", e.idle), us(e.evP50), us(c.evP50), ratio(float64(e.evP50), float64(c.evP50)))
+		fmt.Fprintf(&b, "%-44s %12s %12s %8s %8s\n", fmt.Sprintf("%d idle: put→event p99", e.idle), us(e.evP99), us(c.evP99), ratio(float64(e.evP99), float64(c.evP99)), "≤ 3ms")
+		if e.idle > 0 {
+			fmt.Fprintf(&b, "%-44s %12s %12s %8s\n", fmt.Sprintf("%d txns of 100 keys → %d watches", e.idle/100, e.idle), us(e.fanAll), us(c.fanAll), ratio(float64(e.fanAll), float64(c.fanAll)))
+		}
+	}
 	t.Log(b.String())
 	fmt.Print(b.String())
+}
+
+// fanResult is one server's watch fan-out figures with idle watches.
+type fanResult struct {
+	idle                         int
+	putP50, putP99, evP50, evP99 time.Duration
+	fanAll                       time.Duration // txns of 100 keys reaching every idle watch
+}
+
+const benchFanPuts = 300
+
+// runFanOutBench measures, with 0, 1,000 and 3,000 idle watches (one key
+// each, spread over benchConns connections): the latency of a put nobody
+// watches, the time from a put to its event at a watch of its key, and
+// how long idle/100 txns of 100 keys take to reach every idle watch (one
+// key each), as issue 12 item 6 measured them.
+func runFanOutBench(t *testing.T, addr string) []fanResult {
+	t.Helper()
+	var out []fanResult
+	val := strings.Repeat("v", benchValueLen)
+	conns := make([]*clientv3.Client, benchConns)
+	for i := range conns {
+		conns[i] = newBenchClient(t, addr)
+		defer conns[i].Close()
+	}
+	c := newBenchClient(t, addr)
+	defer c.Close()
+	for round, idle := range []int{0, 1000, 3000} {
+		ctx, cancel := context.WithCancel(context.Background())
+		res := fanResult{idle: idle}
+		var got atomic.Int64
+		all := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range idle {
+			ch := conns[i%benchConns].Watch(ctx, fmt.Sprintf("fan%d/%05d", round, i), clientv3.WithCreatedNotify())
+			if wr := <-ch; !wr.Created {
+				t.Fatalf("watch %d on %s not created: %v", i, addr, wr.Err())
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for wr := range ch {
+					if n := got.Add(int64(len(wr.Events))); n == int64(idle) && len(wr.Events) > 0 {
+						close(all)
+					}
+				}
+			}()
+		}
+		hot := fmt.Sprintf("hot%d", round)
+		hch := c.Watch(ctx, hot, clientv3.WithCreatedNotify())
+		if wr := <-hch; !wr.Created {
+			t.Fatalf("hot watch on %s not created: %v", addr, wr.Err())
+		}
+		put := make([]time.Duration, benchFanPuts)
+		for i := range put {
+			t0 := time.Now()
+			if _, err := c.Put(ctx, fmt.Sprintf("cold%d/%d", round, i), val); err != nil {
+				t.Fatal(err)
+			}
+			put[i] = time.Since(t0)
+		}
+		ev := make([]time.Duration, benchFanPuts)
+		for i := range ev {
+			t0 := time.Now()
+			if _, err := c.Put(ctx, hot, val); err != nil {
+				t.Fatal(err)
+			}
+			if wr := <-hch; len(wr.Events) != 1 {
+				t.Fatalf("hot watch on %s: %+v %v", addr, wr, wr.Err())
+			}
+			ev[i] = time.Since(t0)
+		}
+		slices.Sort(put)
+		slices.Sort(ev)
+		res.putP50, res.putP99 = put[len(put)/2], put[len(put)*99/100]
+		res.evP50, res.evP99 = ev[len(ev)/2], ev[len(ev)*99/100]
+		if idle > 0 {
+			t0 := time.Now()
+			for tx := range idle / 100 {
+				ops := make([]clientv3.Op, 100)
+				for j := range ops {
+					ops[j] = clientv3.OpPut(fmt.Sprintf("fan%d/%05d", round, tx*100+j), val)
+				}
+				if _, err := c.Txn(ctx).Then(ops...).Commit(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			select {
+			case <-all:
+			case <-time.After(60 * time.Second):
+				t.Fatalf("fan-out on %s: %d of %d events in 60s", addr, got.Load(), idle)
+			}
+			res.fanAll = time.Since(t0)
+		}
+		cancel()
+		wg.Wait()
+		out = append(out, res)
+	}
+	return out
 }
 
 // pebbleSyncedRate measures pebble's single-writer synced rate on this

@@ -3,6 +3,8 @@ package kv
 import (
 	"context"
 	"fmt"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -121,4 +123,70 @@ func BenchmarkWatchCatchUp(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkWatchFanOut measures a durable put's latency and the time from
+// the put to its event at a watch of its key, with 0, 1,000 and 3,000 idle
+// watches on other keys (half single keys, half prefixes): the put must not
+// pay for them, and the event must not wait on them (issue 12, item 6).
+func BenchmarkWatchFanOut(b *testing.B) {
+	for _, idle := range []int{0, 1000, 3000} {
+		b.Run(fmt.Sprintf("idle=%d", idle), func(b *testing.B) {
+			e := benchEnv(b)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan struct{})
+			defer func() { cancel(); <-done }()
+			var wg sync.WaitGroup
+			for i := range idle {
+				key, end := fmt.Appendf(nil, "idle/%d", i), []byte(nil)
+				if i%2 == 1 {
+					key = fmt.Appendf(nil, "idle/%d/", i)
+					end = fmt.Appendf(nil, "idle/%d0", i)
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					e.s.Watch(ctx, key, end, 0, false, func(int64, []Event) error { return nil })
+				}()
+			}
+			events := make(chan time.Time, 1)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				e.s.Watch(ctx, []byte("hot"), nil, 0, false, func(int64, []Event) error {
+					events <- time.Now()
+					return nil
+				})
+			}()
+			go func() { wg.Wait(); close(done) }()
+			for e.s.hub.count.Load() < int64(idle+1) {
+				time.Sleep(time.Millisecond)
+			}
+			var put, toEvent []time.Duration
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				t0 := time.Now()
+				if _, err := e.s.Put(ctx, actor, PutRequest{Key: []byte("hot"), Value: fmt.Appendf(nil, "v%d", i)}); err != nil {
+					b.Fatal(err)
+				}
+				put = append(put, time.Since(t0))
+				toEvent = append(toEvent, (<-events).Sub(t0))
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(quantile(put, 0.5).Microseconds()), "put-p50-µs")
+			b.ReportMetric(float64(quantile(put, 0.99).Microseconds()), "put-p99-µs")
+			b.ReportMetric(float64(quantile(toEvent, 0.5).Microseconds()), "event-p50-µs")
+			b.ReportMetric(float64(quantile(toEvent, 0.99).Microseconds()), "event-p99-µs")
+		})
+	}
+}
+
+func quantile(d []time.Duration, q float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[int(q*float64(len(s)-1))]
 }

@@ -12,6 +12,7 @@ const (
 	KindPut             = "kv.put"
 	KindDelete          = "kv.delete"
 	KindTxn             = "kv.txn"
+	KindCompact         = "kv.compact"
 	KindLeaseGrant      = "lease.grant"
 	KindLeaseRevoke     = "lease.revoke"
 	KindLeaseExpire     = "lease.expire"

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"sync/atomic"
 	"unicode/utf8"
 
@@ -51,6 +52,12 @@ type (
 		actor   journal.Actor
 		id, ttl int64
 	}
+	// compactReq records an etcd compaction at rev (kv.compact).
+	compactReq struct {
+		actor    journal.Actor
+		rev      int64
+		physical bool
+	}
 	// stopCheckpointReq records the exact remaining TTL of leases at a
 	// clean stop: one lease.checkpoint per lease still granted, in one batch.
 	stopCheckpointReq struct{ leases []leaseTTL }
@@ -90,6 +97,19 @@ func (e *engine) kvRev(r reader, last int64) (int64, error) {
 	}
 	if len(b) != 8 {
 		return 0, errors.New("kv: bad KV revision record")
+	}
+	return int64(binary.BigEndian.Uint64(b)), nil
+}
+
+// compactRev returns the revision of the latest kv.compact r holds, -1
+// when there was none (etcd's HashKV answers -1 then).
+func compactRev(r reader) (int64, error) {
+	b, ok, err := r.Get(keyCompact)
+	if err != nil || !ok {
+		return -1, err
+	}
+	if len(b) != 8 {
+		return 0, errors.New("kv: bad compact revision record")
 	}
 	return int64(binary.BigEndian.Uint64(b)), nil
 }
@@ -663,6 +683,28 @@ func (e *engine) Decide(v *journal.View, req any) (journal.Decision, error) {
 		}
 		body := &journal.Body{Kind: KindLeaseCheckpoint, Subject: FormatLeaseID(r.id), Actor: r.actor, Data: map[string]any{"id": FormatLeaseID(r.id), "ttl": r.ttl}}
 		return journal.Decision{Bodies: []*journal.Body{body}}, nil
+	case *compactReq:
+		cur, err := compactRev(v)
+		if err != nil {
+			return journal.Decision{}, err
+		}
+		if r.rev < 0 {
+			return journal.Decision{}, wire.Errorf(wire.InvalidArgument, "compact revision %d is negative", r.rev)
+		}
+		if r.rev <= cur {
+			return journal.Decision{}, fmt.Errorf("compact %d (compacted at %d): %w", r.rev, cur, &CompactedError{Rev: cur})
+		}
+		if r.rev > last {
+			return journal.Decision{}, fmt.Errorf("compact %d (current %d): %w", r.rev, last, ErrFutureRev)
+		}
+		rev, err := e.kvRev(v, last)
+		if err != nil {
+			return journal.Decision{}, err
+		}
+		body := &journal.Body{Kind: KindCompact, Subject: strconv.FormatInt(r.rev, 10), Actor: r.actor,
+			Data: map[string]any{"rev": r.rev, "physical": r.physical}}
+		// A compaction changes no key: the KV revision stays, as etcd's.
+		return journal.Decision{Bodies: []*journal.Body{body}, Reply: rev}, nil
 	case *stopCheckpointReq:
 		var bodies []*journal.Body
 		for _, l := range r.leases {
@@ -735,7 +777,7 @@ func leaseKeys(r reader, id int64) ([][]byte, error) {
 // the committer decodes no other event for it.
 func (e *engine) FoldsKind(kind string) bool {
 	switch kind {
-	case KindPut, KindDelete, KindTxn, KindLeaseRevoke, KindLeaseExpire, KindLeaseGrant, KindLeaseCheckpoint:
+	case KindPut, KindDelete, KindTxn, KindLeaseRevoke, KindLeaseExpire, KindLeaseGrant, KindLeaseCheckpoint, KindCompact:
 		return true
 	}
 	return false
@@ -772,6 +814,12 @@ func (e *engine) Fold(t *journal.Txn, ev *journal.Event) error {
 				return err
 			}
 		}
+	case KindCompact:
+		rev, err := getInt(ev.Data, "rev")
+		if err != nil {
+			return fmt.Errorf("%s data: %w", ev.Kind, err)
+		}
+		return t.Set(keyCompact, binary.BigEndian.AppendUint64(nil, uint64(rev)))
 	case KindLeaseGrant:
 		id, err := getLeaseID(ev.Data, "id")
 		if err != nil {

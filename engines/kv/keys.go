@@ -12,16 +12,18 @@ import (
 //	"l/" be64(id)                           → lease: be64 granted TTL (s), be64 remaining TTL (s), be64 base time (ns)
 //	"x/" be64(id) key                       → "" (the keys attached to a lease)
 //	"rev"                                   → be64 the KV revision: the seq of the last event that changed a key
+//	"compact"                               → be64 the revision of the latest kv.compact (absent: none)
 //
 // esc is order-preserving (0x00 → 0x00 0xff, terminated by 0x00 0x01), so
 // the versions of one key are contiguous and sorted by revision, and the
 // keys of a range [start, end) map onto the range [esc(start), esc(end)).
 var (
-	pfxCur   = []byte("k/")
-	pfxHist  = []byte("h/")
-	pfxLease = []byte("l/")
-	pfxLKeys = []byte("x/")
-	keyKVRev = []byte("rev")
+	pfxCur     = []byte("k/")
+	pfxHist    = []byte("h/")
+	pfxLease   = []byte("l/")
+	pfxLKeys   = []byte("x/")
+	keyKVRev   = []byte("rev")
+	keyCompact = []byte("compact")
 )
 
 func curKey(key []byte) []byte { return append(append([]byte(nil), pfxCur...), key...) }

@@ -54,6 +54,7 @@ func (m *module) Name() string { return Name }
 func (m *module) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&m.etcdAddr, "etcd", "", "serve the etcd v3 gRPC API on `ADDR` (host:port; off unless given)")
 	fs.DurationVar(&m.etcdProg, "etcd-progress-interval", 10*time.Minute, "how often a quiet etcd watch that asked for progress notifications gets one (etcd's default 10m)")
+	fs.Var(m.store.HonourCompactionFlag(), "etcd-honour-compaction", "the etcd API answers ErrCompacted for reads and watches below the latest compaction, as etcd does; on unless =false (history stays readable through cairn's verbs; docs/kv.md)")
 }
 
 func (m *module) Engines() map[string][]journal.Engine {

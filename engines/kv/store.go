@@ -5,10 +5,12 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	"flag"
 	"fmt"
 	"hash/crc32"
 	"log/slog"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +42,11 @@ type Store struct {
 
 	st       *journal.Stream
 	loopDone chan struct{}
+	hub      *watchHub // the synced watches, fed by one subscription
+
+	// etcdHonourCompaction: the etcd API answers ErrCompacted below the
+	// latest compaction (--etcd-honour-compaction).
+	etcdHonourCompaction atomic.Bool
 
 	mu     sync.Mutex
 	leases map[int64]*leaseMem
@@ -73,6 +80,7 @@ func New(opts Options) *Store {
 		s.tick = 100 * time.Millisecond
 	}
 	s.eng = &engine{due: s.due}
+	s.etcdHonourCompaction.Store(true) // docs/kv.md, Compaction: etcd clients rely on ErrCompacted
 	s.newID = randomID
 	return s
 }
@@ -116,6 +124,8 @@ func (s *Store) Start(ctx context.Context, j *journal.Journal) error {
 	if err := s.expireDue(ctx); err != nil {
 		return fmt.Errorf("kv: expire overdue leases: %w", err)
 	}
+	s.hub = newWatchHub(s.st.DurableSeq() + 1)
+	go s.hub.run(ctx, s.st)
 	s.loopDone = make(chan struct{})
 	go s.loop(ctx)
 	return nil
@@ -151,6 +161,7 @@ func (s *Store) Stop() {
 	}
 	<-s.loopDone
 	s.loopDone = nil
+	<-s.hub.done
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := s.expireDue(ctx); err != nil {
@@ -782,6 +793,65 @@ func (s *Store) SpaceShort() error {
 		return nil
 	}
 	return s.st.ReserveShort()
+}
+
+// Compact records an etcd compaction at rev as a kv.compact event and
+// returns the KV revision (which a compaction does not move). Nothing is
+// dropped: history stays readable through cairn's verbs, and the etcd API
+// answers ErrCompacted below rev only when it honours compaction
+// (HonoursCompaction). A rev at or below the latest compaction's is a
+// *CompactedError, one past the journal's tip ErrFutureRev, as in etcd.
+func (s *Store) Compact(ctx context.Context, actor journal.Actor, rev int64, physical bool) (int64, error) {
+	_, reply, err := s.propose(ctx, &compactReq{actor: actor, rev: rev, physical: physical})
+	if err != nil {
+		return 0, err
+	}
+	return reply.(int64), nil
+}
+
+// CompactRev returns the revision of the latest kv.compact, -1 when there
+// was none.
+func (s *Store) CompactRev() int64 {
+	if s.st == nil {
+		return -1
+	}
+	sn := s.st.Snapshot()
+	defer sn.Close()
+	rev, err := compactRev(snapReader{sn})
+	if err != nil {
+		s.log.Error("read the compact revision", "err", err)
+		return -1
+	}
+	return rev
+}
+
+// HonoursCompaction reports whether the etcd API answers ErrCompacted for
+// reads and watches below the latest compaction (--etcd-honour-compaction).
+func (s *Store) HonoursCompaction() bool { return s.etcdHonourCompaction.Load() }
+
+// SetHonourCompaction sets HonoursCompaction (default true).
+func (s *Store) SetHonourCompaction(on bool) { s.etcdHonourCompaction.Store(on) }
+
+// HonourCompactionFlag is HonoursCompaction as a boolean flag.Value, for
+// --etcd-honour-compaction.
+func (s *Store) HonourCompactionFlag() flag.Value { return honourFlag{s} }
+
+type honourFlag struct{ s *Store }
+
+func (f honourFlag) IsBoolFlag() bool { return true }
+func (f honourFlag) String() string {
+	if f.s == nil {
+		return "true"
+	}
+	return strconv.FormatBool(f.s.HonoursCompaction())
+}
+func (f honourFlag) Set(v string) error {
+	on, err := strconv.ParseBool(v)
+	if err != nil {
+		return err
+	}
+	f.s.SetHonourCompaction(on)
+	return nil
 }
 
 // Defragment compacts the audit stream that holds the KV (a pebble manual

@@ -206,6 +206,7 @@ var (
 	ErrTooManyOps    = wire.Errorf(wire.InvalidArgument, "too many operations in txn request")
 	ErrKeyNotFound   = wire.Errorf(wire.InvalidArgument, "key not found")
 	ErrFutureRev     = wire.Errorf(wire.OutOfRange, "required revision is a future revision")
+	ErrCompacted     = wire.Errorf(wire.OutOfRange, "required revision has been compacted")
 	ErrLeaseNotFound = wire.Errorf(wire.NotFound, "requested lease not found")
 	ErrLeaseExists   = wire.Errorf(wire.FailedPrecondition, "lease already exists")
 	ErrLeaseTTLLarge = wire.Errorf(wire.OutOfRange, "too large lease TTL")

@@ -23,6 +23,9 @@ type kvService struct {
 // header carries the current KV revision, also when the range reads a
 // past one, as etcd's does.
 func (k *kvService) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResponse, error) {
+	if err := k.checkCompacted(r.Revision); err != nil {
+		return nil, err
+	}
 	rr, err := k.store.Range(ctx, fromRange(r))
 	if err != nil {
 		return nil, toGRPC(err)
@@ -112,6 +115,12 @@ func (k *kvService) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse,
 	if err != nil {
 		return nil, err
 	}
+	if err := k.checkTxnCompacted(req.Success); err != nil {
+		return nil, err
+	}
+	if err := k.checkTxnCompacted(req.Failure); err != nil {
+		return nil, err
+	}
 	if !readOnly(req.Success) || !readOnly(req.Failure) {
 		if err := k.refuseWrite(hasPut(req.Success) || hasPut(req.Failure)); err != nil {
 			return nil, err
@@ -124,9 +133,54 @@ func (k *kvService) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse,
 	return toTxnResponse(tr), nil
 }
 
-// Compact is refused: cairn never compacts its history.
-func (k *kvService) Compact(context.Context, *pb.CompactionRequest) (*pb.CompactionResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "cairn keeps all history; compaction is not supported")
+// Compact records a compaction (a kv.compact event) and drops nothing:
+// history stays readable through cairn's own verbs. When the API honours
+// compaction, reads and watches below the revision answer ErrCompacted
+// from now on, as etcd's; physical makes no difference, as the event is
+// durable when Compact answers.
+func (k *kvService) Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.CompactionResponse, error) {
+	if err := k.refuseWrite(false); err != nil {
+		return nil, err
+	}
+	rev, err := k.store.Compact(ctx, actor(ctx), r.Revision, r.Physical)
+	if err != nil {
+		return nil, k.writeErr(err)
+	}
+	return &pb.CompactionResponse{Header: header(rev)}, nil
+}
+
+// checkCompacted answers etcd's ErrCompacted for a read at a revision
+// below the latest compaction, when the API honours compaction (revision
+// 0 is "now"; the compact revision itself stays readable, as in etcd).
+func (s *server) checkCompacted(rev int64) error {
+	if rev <= 0 || !s.store.HonoursCompaction() {
+		return nil
+	}
+	if c := s.store.CompactRev(); rev < c {
+		return rpctypes.ErrGRPCCompacted
+	}
+	return nil
+}
+
+// checkTxnCompacted is checkCompacted for every range of a txn branch, at
+// any depth: etcd refuses the whole txn before it runs.
+func (s *server) checkTxnCompacted(ops []kv.Op) error {
+	for _, o := range ops {
+		switch {
+		case o.Range != nil:
+			if err := s.checkCompacted(o.Range.Rev); err != nil {
+				return err
+			}
+		case o.Txn != nil:
+			if err := s.checkTxnCompacted(o.Txn.Success); err != nil {
+				return err
+			}
+			if err := s.checkTxnCompacted(o.Txn.Failure); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // hasPut reports whether a txn branch puts a key, at any depth.

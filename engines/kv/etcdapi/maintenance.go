@@ -160,14 +160,18 @@ func (m *maintenanceService) Status(ctx context.Context, _ *pb.StatusRequest) (*
 }
 
 // HashKV hashes the KV state at a revision (0: the current one); see
-// kv.Store.HashKV. Nothing is ever compacted, which etcd reports as
-// compact revision -1.
+// kv.Store.HashKV. The compact revision is the latest kv.compact's (-1:
+// none, as etcd reports it); below it the answer is ErrCompacted when the
+// API honours compaction, as etcd's.
 func (m *maintenanceService) HashKV(ctx context.Context, r *pb.HashKVRequest) (*pb.HashKVResponse, error) {
+	if err := m.checkCompacted(r.Revision); err != nil {
+		return nil, err
+	}
 	h, rev, err := m.store.HashKV(ctx, r.Revision)
 	if err != nil {
 		return nil, toGRPC(err)
 	}
-	return &pb.HashKVResponse{Header: header(m.store.Rev()), Hash: h, CompactRevision: -1, HashRevision: rev}, nil
+	return &pb.HashKVResponse{Header: header(m.store.Rev()), Hash: h, CompactRevision: m.store.CompactRev(), HashRevision: rev}, nil
 }
 
 // Hash is etcd's hash of the whole backend, for its tests; cairn answers

@@ -6,8 +6,10 @@
 // (the free-space reserve is etcd's NOSPACE alarm), HashKV, Hash and
 // Defragment, and Cluster.MemberList (one member: this daemon). Every other
 // RPC of those services and of Auth answers codes.Unimplemented with a
-// message naming what is served; docs/kv.md lists them all. Compaction is
-// refused on purpose: cairn keeps all history.
+// message naming what is served; docs/kv.md lists them all. Compact is
+// journaled (kv.compact) but drops nothing: cairn keeps all history, and
+// only the etcd API answers ErrCompacted below it, when it honours
+// compaction (--etcd-honour-compaction).
 //
 // Writes become journal events like any other, with the actor
 // {via: "etcd", addr: the peer's address}; uid, gid and pid are -1, which
@@ -184,6 +186,7 @@ var errTable = []struct {
 	{kv.ErrTooManyOps, rpctypes.ErrGRPCTooManyOps},
 	{kv.ErrKeyNotFound, rpctypes.ErrGRPCKeyNotFound},
 	{kv.ErrFutureRev, rpctypes.ErrGRPCFutureRev},
+	{kv.ErrCompacted, rpctypes.ErrGRPCCompacted},
 	{kv.ErrLeaseNotFound, rpctypes.ErrGRPCLeaseNotFound},
 	{kv.ErrLeaseExists, rpctypes.ErrGRPCLeaseExist},
 	{kv.ErrLeaseTTLLarge, rpctypes.ErrGRPCLeaseTTLTooLarge},

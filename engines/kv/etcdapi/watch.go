@@ -2,6 +2,7 @@ package etcdapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -194,7 +195,8 @@ func (ws *watchStream) create(c *pb.WatchCreateRequest) error {
 	go func() {
 		defer ws.wg.Done()
 		defer close(wt.done)
-		err := ws.srv.store.Watch(wctx, key, end, start, c.PrevKv, func(rev int64, evs []kv.Event) error {
+		opts := kv.WatchOptions{PrevKV: c.PrevKv, Compaction: ws.srv.store.HonoursCompaction()}
+		err := ws.srv.store.WatchWith(wctx, key, end, start, opts, func(rev int64, evs []kv.Event) error {
 			return ws.deliver(wt, rev, evs)
 		})
 		if wctx.Err() != nil {
@@ -205,6 +207,14 @@ func (ws *watchStream) create(c *pb.WatchCreateRequest) error {
 		delete(ws.watches, id)
 		ws.mu.Unlock()
 		cancel()
+		var compacted *kv.CompactedError
+		if errors.As(err, &compacted) {
+			// As etcd's watchableStore: the revisions the watch needs are
+			// compacted; the client re-lists from the compact revision.
+			// etcd's answer carries revision 0 and no reason.
+			ws.send(&pb.WatchResponse{Header: header(0), WatchId: id, Canceled: true, CompactRevision: compacted.Rev})
+			return
+		}
 		reason := "watch ended"
 		if err != nil {
 			reason = toGRPC(err).Error()
