@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -72,12 +73,11 @@ type Server struct {
 	node    string
 	started time.Time
 
-	journal  *journal.Journal
-	chisels  *scripts.Library
-	verbs    *dsl.Table
-	handlers map[string]engines.Handler
-	bus      *bus
-	http     *httpListener
+	journal *journal.Journal
+	chisels *scripts.Library
+	verbs   *dsl.Table
+	bus     *bus
+	http    *httpListener
 
 	limits *connLimits
 
@@ -119,23 +119,13 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 	}
 	node, _ := os.Hostname()
 	s := &Server{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		node:     node,
-		started:  time.Now(),
-		verbs:    dsl.NewTable(),
-		handlers: make(map[string]engines.Handler),
-		open:     make(map[*conn]struct{}),
+		cfg:     cfg,
+		log:     cfg.Logger,
+		node:    node,
+		started: time.Now(),
+		open:    make(map[*conn]struct{}),
 	}
-	for _, v := range coreVerbs(s) {
-		s.register(v)
-	}
-	for _, v := range chiselVerbs(s) {
-		s.register(v)
-	}
-	for _, v := range archiveVerbs(s) {
-		s.register(v)
-	}
+	s.verbs = buildTable(s, cfg.Modules)
 	s.chisels = scripts.NewLibrary(scripts.Options{
 		Paths:       cfg.ChiselPaths,
 		AllowUnsafe: cfg.AllowUnsafeScripts,
@@ -147,9 +137,6 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 	for _, m := range cfg.Modules {
 		if sd, ok := m.(engines.StreamDeclarer); ok {
 			streams = append(streams, sd.Streams()...)
-		}
-		for _, v := range m.Verbs() {
-			s.register(v)
 		}
 		for stream, es := range m.Engines() {
 			folds[stream] = append(folds[stream], es...)
@@ -296,23 +283,38 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 }
 
 // VerbTable returns the verb table a daemon with these modules serves: the
-// core verbs and every module's. Documentation and tests read it.
+// daemon's verbs and every module's. The CLI, help and docs/dsl.md read it;
+// its handlers are unbound (the daemon's own have no Server).
 func VerbTable(mods []engines.Module) *dsl.Table {
+	return buildTable(nil, mods)
+}
+
+// buildTable registers the daemon's verbs, bound to s when s is not nil,
+// and every module's, each spec holding its handler: the one registry from
+// the CLI to the handler.
+func buildTable(s *Server, mods []engines.Module) *dsl.Table {
 	t := dsl.NewTable()
-	for _, v := range append(append(coreVerbs(&Server{}), chiselVerbs(&Server{})...), archiveVerbs(&Server{})...) {
-		t.Register(v.Spec)
+	for _, list := range daemonVerbs() {
+		for _, v := range list {
+			if s != nil {
+				v.Spec.Handler = v.bind(s).Run
+			}
+			t.Register(v.Spec)
+		}
 	}
 	for _, m := range mods {
 		for _, v := range m.Verbs() {
+			v.Spec.Handler = v.Run
 			t.Register(v.Spec)
 		}
 	}
 	return t
 }
 
-func (s *Server) register(v Verb) {
-	s.verbs.Register(v.Spec)
-	s.handlers[v.Verb] = v.Run
+// handlerOf is the handler the table holds for a statement's verb.
+func handlerOf(sp *dsl.Spec) engines.Handler {
+	h, _ := sp.Handler.(engines.Handler)
+	return h
 }
 
 // Journal returns the daemon's journal.
@@ -396,10 +398,10 @@ func (s *Server) execute(ctx context.Context, cn *conn, id int64, text string, r
 	}
 	r := &request{id: id, actor: cn.peer.Actor(), conn: cn}
 	for _, st := range stmts {
-		handler := s.handlers[st.Spec.Verb]
+		handler := handlerOf(st.Spec)
 		if st.Pipe != nil {
-			if st.Spec.Verb != "events" && st.Spec.Verb != "tail" {
-				r.flush(encodeError(id, wire.Error{Code: wire.InvalidArgument, Message: fmt.Sprintf("%s: only events and tail can feed a chisel, not %s", st.Pipe.Pos, st.Spec.Verb), Pos: &wire.Pos{Line: st.Pipe.Pos.Line, Col: st.Pipe.Pos.Col}}))
+			if !st.Spec.Pipe || st.Spec.Client {
+				r.flush(encodeError(id, wire.Error{Code: wire.InvalidArgument, Message: fmt.Sprintf("%s: only %s can feed a chisel, not %s", st.Pipe.Pos, strings.Join(s.pipeVerbs(), " and "), st.Spec.Verb), Pos: &wire.Pos{Line: st.Pipe.Pos.Line, Col: st.Pipe.Pos.Col}}))
 				return
 			}
 			handler = s.runChiselPipe

@@ -27,10 +27,11 @@ import (
 // answers the stored records and the CLI writes them; the CLI reads and
 // verifies a file and import receives it in parts. The daemon never opens a
 // path a client names.
-func archiveVerbs(s *Server) []Verb {
-	return []Verb{
+func archiveVerbs() []serverVerb {
+	return []serverVerb{
 		{Spec: dsl.Spec{
 			Verb:    "journal export",
+			Access:  dsl.AccessRead,
 			Summary: "export an unbroken range of a stream's events to a capture file",
 			Help: "journal export answers the stored records of a range of seqs, exactly as stored, for the\n" +
 				"CLI to write as a capture file (cairn read, journal import, cairn daemon --restore). The\n" +
@@ -56,9 +57,11 @@ func archiveVerbs(s *Server) []Verb {
 			},
 			Where:  true,
 			Stream: true,
-		}, Run: s.runJournalExport},
+			Client: true,
+		}, run: (*Server).runJournalExport},
 		{Spec: dsl.Spec{
 			Verb:    "journal import",
+			Access:  dsl.AccessHost,
 			Summary: "append a capture file's events verbatim, continuing the stream",
 			Help: "journal import FILE: the CLI reads and verifies FILE completely, then sends it in parts\n" +
 				"(part= carries one complete capture file in base64, at most 4 MiB per line). The daemon\n" +
@@ -69,7 +72,8 @@ func archiveVerbs(s *Server) []Verb {
 				"  journal import capture.cairn\n  journal import part1.cairn part1.cairn1",
 			Args:    []dsl.Arg{{Name: "FILE", Variadic: true, Help: "capture files, read by the CLI"}},
 			Options: []dsl.Option{{Name: "part", Help: "one complete capture file in base64 (sent by the CLI)"}},
-		}, Run: s.runJournalImport},
+			Client:  true,
+		}, run: (*Server).runJournalImport},
 	}
 }
 

@@ -21,9 +21,10 @@ import (
 // rather than raw events. Their entries sit in coreVerbs, in order.
 
 // auditSummaryVerb is `audit`: what changed, by engine and actor.
-func auditSummaryVerb(s *Server) Verb {
-	return Verb{Spec: dsl.Spec{
+func auditSummaryVerb() serverVerb {
+	return serverVerb{Spec: dsl.Spec{
 		Verb:    "audit",
+		Access:  dsl.AccessRead,
 		Summary: "summarize what changed, grouped by engine and actor",
 		Help: "audit answers one row per engine (the kind's first word) and actor: how many events,\n" +
 			"which kinds, the first and the last. Actors are told apart by user, uid, command, how they\n" +
@@ -33,13 +34,14 @@ func auditSummaryVerb(s *Server) Verb {
 			"  audit since=24h where 'actor.uid != 0'",
 		Options: summaryOptions(),
 		Where:   true,
-	}, Run: s.runAuditSummary}
+	}, run: (*Server).runAuditSummary}
 }
 
 // auditWhoVerb is `audit who SUBJECT`: one subject's changes.
-func auditWhoVerb(s *Server) Verb {
-	return Verb{Spec: dsl.Spec{
+func auditWhoVerb() serverVerb {
+	return serverVerb{Spec: dsl.Spec{
 		Verb:    "audit who",
+		Access:  dsl.AccessRead,
 		Summary: "every change to one subject: actor, time, before and after",
 		Help: "audit who SUBJECT answers one row per change to SUBJECT (an exact key, resource or\n" +
 			"subject), oldest first: seq, time, kind, actor, and the value before and after. For KV keys\n" +
@@ -52,7 +54,7 @@ func auditWhoVerb(s *Server) Verb {
 		Options: whoOptions(),
 		Flags:   []dsl.Flag{{Name: "reverse", Help: "newest first"}},
 		Where:   true,
-	}, Run: s.runAuditWho}
+	}, run: (*Server).runAuditWho}
 }
 
 // summaryOptions are events' filters without limit=, which means nothing

@@ -15,32 +15,36 @@ import (
 )
 
 // chiselVerbs are the verbs of the chisel runtime (scripts/).
-func chiselVerbs(s *Server) []Verb {
+func chiselVerbs() []serverVerb {
 	opts := append(eventOptions(true), dsl.Option{Name: "source", Help: "the chisel's Lua source, sent by `cairn chisel ./file.lua`"})
-	return []Verb{
+	return []serverVerb{
 		{Spec: dsl.Spec{
 			Verb:    "chisel",
+			Access:  dsl.AccessRead,
 			Summary: "run a Lua chisel over events, from history or live",
 			Help: "chisel NAME [ARGS…] runs a chisel over the selected events (stream= defaults to the\n" +
 				"chisel's declared stream, else audit) and streams what it prints. With live it follows\n" +
 				"new events and on_interval fires on the wall clock. `events … | chisel NAME ARGS…` and\n" +
 				"`tail … | chisel NAME ARGS…` feed it a selection too.\n\n" +
 				"  chisel topkinds since=1h\n  chisel counts_by actor.user kind=kv.*\n  chisel echo live where 'actor.uid != 0'",
-			Args:    []dsl.Arg{{Name: "NAME", Required: true, Help: "a chisel from `chisel list`, or ./file.lua"}, {Name: "ARGS", Variadic: true, Help: "the chisel's arguments, in the order of its args"}},
-			Options: opts,
-			Flags:   []dsl.Flag{{Name: "live", Help: "follow new events instead of reading history"}, {Name: "reverse", Help: "newest first (history only)"}},
-			Where:   true,
-			Stream:  true,
-		}, Run: s.runChisel},
+			Args:       []dsl.Arg{{Name: "NAME", Required: true, Help: "a chisel from `chisel list`, or ./file.lua"}, {Name: "ARGS", Variadic: true, Help: "the chisel's arguments, in the order of its args"}},
+			Options:    opts,
+			Flags:      []dsl.Flag{{Name: "live", Help: "follow new events instead of reading history"}, {Name: "reverse", Help: "newest first (history only)"}},
+			Where:      true,
+			Stream:     true,
+			ClientFile: "NAME",
+		}, run: (*Server).runChisel},
 		{Spec: dsl.Spec{
 			Verb:    "chisel info",
+			Access:  dsl.AccessRead,
 			Summary: "describe a chisel: its category, description and arguments",
 			Args:    []dsl.Arg{{Name: "NAME", Required: true}},
-		}, Run: s.runChiselInfo},
+		}, run: (*Server).runChiselInfo},
 		{Spec: dsl.Spec{
 			Verb:    "chisel list",
+			Access:  dsl.AccessRead,
 			Summary: "list the chisels: built-in, /etc/cairn/chisels, --chisel-path",
-		}, Run: s.runChiselList},
+		}, run: (*Server).runChiselList},
 	}
 }
 

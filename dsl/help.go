@@ -124,6 +124,7 @@ func verbHelp(s *Spec) string {
 	if s.Help != "" {
 		fmt.Fprintf(&b, "\n%s\n", strings.TrimRight(s.Help, "\n"))
 	}
+	fmt.Fprintf(&b, "\naccess: %s%s\n", s.Access, accessNote(s))
 	var rows [][2]string
 	section := func(title string) {
 		if len(rows) == 0 {
@@ -173,4 +174,20 @@ func verbHelp(s *Spec) string {
 	}
 	section("clauses")
 	return b.String()
+}
+
+// accessNote says where the verb runs and what its access class means for
+// a caller who is not root (docs/security.md).
+func accessNote(s *Spec) string {
+	note := ""
+	switch s.Access {
+	case AccessRead, AccessWrite:
+		note = " (allowed to the socket's group by default)"
+	case AccessHost:
+		note = " (root, or a grant in the daemon's --policy file)"
+	}
+	if s.Client {
+		note += "; runs in the CLI"
+	}
+	return note
 }

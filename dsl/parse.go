@@ -21,6 +21,10 @@ type Statement struct {
 	Raw      []string          // the words after --
 	Sections map[string][]Word // section keyword -> the words that followed it
 	Pipe     *Pipe             // `| chisel NAME ARGS…`
+	// Words are the texts of the statement's words after the verb, in
+	// order and unquoted ("|" for the pipe), as a shell would pass them:
+	// for the verbs the CLI runs itself.
+	Words []string
 }
 
 // BagItem is one key=value pair of a verb that takes a bag.
@@ -90,8 +94,16 @@ func bind(src string, toks []token, t *Table) (*Statement, error) {
 	if err != nil {
 		return nil, err
 	}
+	words := make([]string, 0, len(toks)-n)
+	for _, tk := range toks[n:] {
+		if tk.kind == tokPipe {
+			words = append(words, "|")
+		} else {
+			words = append(words, tk.text)
+		}
+	}
 	b := &binder{
-		st:   &Statement{Spec: spec, Pos: toks[0].pos, Text: text},
+		st:   &Statement{Spec: spec, Pos: toks[0].pos, Text: text, Words: words},
 		spec: spec,
 		toks: toks[n:],
 		end:  last.end,

@@ -67,6 +67,28 @@ type Option struct {
 	Meta       string // metavariable in usage (lease=ID); defaults by Kind
 }
 
+// Access says what a verb does, for the daemon's authorization
+// (docs/security.md). The zero value is "not declared", which registration
+// refuses: a new verb cannot forget to say.
+type Access int
+
+// The access classes.
+const (
+	AccessRead  Access = iota + 1 // answers from what cairn holds
+	AccessWrite                   // changes cairn's own state (KV, emit)
+	AccessHost                    // acts on the host or rewrites history
+)
+
+var accessNames = [...]string{"", "read", "write", "host"}
+
+// String names the class: read, write or host.
+func (a Access) String() string {
+	if a > 0 && int(a) < len(accessNames) {
+		return accessNames[a]
+	}
+	return fmt.Sprintf("Access(%d)", int(a))
+}
+
 // Spec is one verb's entry in the verb table.
 type Spec struct {
 	Verb      string // words of the verb path: "status", "kv put", "journal verify"
@@ -81,6 +103,20 @@ type Spec struct {
 	Raw       bool     // accepts `-- raw args…`: everything after -- verbatim
 	Sections  []string // keywords that start lists of words, such as if/then/else of kv txn
 	Stream    bool     // the answer is a stream (events, tail, watch); informational
+	Access    Access   // what the verb does (required)
+	Pipe      bool     // its events may feed `| chisel NAME`
+	// Client marks a verb the CLI runs itself (it reads or writes files on
+	// the client's side, or traces as the caller); its daemon handler, if
+	// any, serves the CLI's requests or says to use the CLI.
+	Client bool
+	// ClientFile names the positional that, when it is a path on the
+	// client's disk (contains a / or ends in .lua), the CLI reads and sends
+	// as the source= option (chisel ./my.lua).
+	ClientFile string
+	// Handler is the verb's implementation, kept with its spec so that the
+	// table is the one registry from CLI to daemon (the daemon's is an
+	// engines.Handler). dsl never looks at it.
+	Handler any
 }
 
 func (s *Spec) flag(name string) bool {
@@ -142,6 +178,12 @@ func validate(s *Spec) error {
 		if !isPlain(w) {
 			return fmt.Errorf("verb word %q is not a plain word", w)
 		}
+	}
+	if s.Access < AccessRead || s.Access > AccessHost {
+		return fmt.Errorf("no access class: declare Access (dsl.AccessRead, AccessWrite or AccessHost; docs/security.md)")
+	}
+	if s.ClientFile != "" && !slices.ContainsFunc(s.Args, func(a Arg) bool { return a.Name == s.ClientFile }) {
+		return fmt.Errorf("ClientFile %q is not an argument", s.ClientFile)
 	}
 	names := map[string]string{}
 	claim := func(name, what string) error {

@@ -40,7 +40,7 @@ func TestRegister(t *testing.T) {
 
 func TestWherePosition(t *testing.T) {
 	table := dsl.NewTable()
-	table.Register(dsl.Spec{Verb: "events", Summary: "x", Where: true})
+	table.Register(dsl.Spec{Verb: "events", Summary: "x", Where: true, Access: dsl.AccessRead})
 	stmts, err := dsl.Parse(`events where 'proc.nmae == "x"'`, table)
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"os/user"
 	"time"
 
+	"github.com/cairnhq/cairn/dsl"
 	"github.com/cairnhq/cairn/engines/capture"
 	"github.com/cairnhq/cairn/journal"
 	"github.com/cairnhq/cairn/journal/filter"
@@ -18,60 +19,48 @@ import (
 // are sent, when fewer than a batch have come.
 const ingestEvery = 200 * time.Millisecond
 
-// captureRun is a parsed `capture run [where 'CEL'] -- CMD ARGS…`.
+// captureRun is a `capture run [where 'CEL'] -- CMD ARGS…` as the verb
+// table parsed it.
 type captureRun struct {
 	where string
 	args  []string
 }
 
-// parseCaptureRun recognises `capture run …` among the CLI's words. It
-// runs in the CLI, not the daemon: the command is traced as the caller.
-func parseCaptureRun(words []string) (cr captureRun, ok bool, err error) {
-	if len(words) < 2 || words[0] != "capture" || words[1] != "run" {
-		return cr, false, nil
+// captureRunOf reads the statement. The grammar is the table's (the
+// capture module's spec); only the command itself is checked here.
+func captureRunOf(st *dsl.Statement) (captureRun, error) {
+	var cr captureRun
+	if st.Where != nil {
+		cr.where = st.Where.Text
 	}
-	rest := words[2:]
-	for len(rest) > 0 && rest[0] != "--" {
-		if rest[0] == "where" && len(rest) > 1 {
-			if cr.where != "" {
-				return cr, true, errors.New("capture run: where given twice")
-			}
-			cr.where, rest = rest[1], rest[2:]
-			continue
-		}
-		return cr, true, fmt.Errorf("capture run: unexpected %q; usage: capture run [where 'CEL'] -- CMD ARGS…", rest[0])
+	if len(st.Raw) == 0 {
+		return cr, errors.New("capture run: no command; usage: capture run [where 'CEL'] -- CMD ARGS…")
 	}
-	if len(rest) < 2 {
-		return cr, true, errors.New("capture run: no command; usage: capture run [where 'CEL'] -- CMD ARGS…")
-	}
-	cr.args = rest[1:]
-	return cr, true, nil
+	cr.args = st.Raw
+	return cr, nil
 }
 
 // runCaptureRun traces the command and streams its events to the daemon
 // (capture ingest). It returns the command's exit code, or the CLI's own
 // code when tracing or storing failed.
-func (s *session) runCaptureRun(words []string) (int, bool) {
-	cr, ok, err := parseCaptureRun(words)
-	if !ok {
-		return 0, false
-	}
+func (s *session) runCaptureRun(st *dsl.Statement) int {
+	cr, err := captureRunOf(st)
 	if err != nil {
 		fmt.Fprintln(s.stderr, "cairn:", err)
-		return exitUsage, true
+		return exitUsage
 	}
 	var f *filter.Filter
 	if cr.where != "" {
 		if f, err = filter.Compile(cr.where); err != nil {
 			fmt.Fprintf(s.stderr, "cairn: capture run: where: %v\n", err)
-			return exitUsage, true
+			return exitUsage
 		}
 	}
 	// Reach the daemon before starting anything: a command whose events
 	// cannot be stored is not run.
 	c, err := s.client()
 	if err != nil {
-		return s.report(err), true
+		return s.report(err)
 	}
 
 	u := &journal.User{UID: int64(os.Getuid())}
@@ -103,13 +92,13 @@ func (s *session) runCaptureRun(words []string) (int, bool) {
 		if errors.Is(terr, capture.ErrTraceDenied) {
 			fmt.Fprintln(s.stderr, "cairn: ptrace is refused here (see /proc/sys/kernel/yama/ptrace_scope, or the container's seccomp policy and CAP_SYS_PTRACE)")
 		}
-		return exitDaemonError, true
+		return exitDaemonError
 	}
 	if serr != nil {
 		fmt.Fprintf(s.stderr, "cairn: capture run: storing the traced events: %v\n", serr)
-		return s.report(serr), true
+		return s.report(serr)
 	}
-	return code, true
+	return code
 }
 
 // sendTraced batches events into `capture ingest` statements of at most

@@ -5,32 +5,40 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cairnhq/cairn/dsl"
 	"github.com/cairnhq/cairn/engines/capture"
 	"github.com/cairnhq/cairn/journal"
 )
 
-func TestParseCaptureRun(t *testing.T) {
+// TestCaptureRunParse: capture run's grammar is the verb table's (the
+// capture module's spec), and the CLI takes the command and the where
+// clause from the parsed statement.
+func TestCaptureRunParse(t *testing.T) {
 	for _, c := range []struct {
-		words      []string
-		ok         bool
+		stmt       string
 		where, err string
 		args       string
 	}{
-		{words: []string{"kv", "get", "a"}},
-		{words: []string{"capture", "start", "proc"}},
-		{words: []string{"capture", "run", "--", "sh", "-c", "exit 7"}, ok: true, args: "sh|-c|exit 7"},
-		{words: []string{"capture", "run", "where", `fd.type == "file"`, "--", "make", "--", "x"}, ok: true, where: `fd.type == "file"`, args: "make|--|x"},
-		{words: []string{"capture", "run", "--"}, ok: true, err: "no command"},
-		{words: []string{"capture", "run", "make"}, ok: true, err: `unexpected "make"`},
-		{words: []string{"capture", "run", "where", "a", "where", "b", "--", "x"}, ok: true, err: "where given twice"},
+		{stmt: `capture run -- sh -c "exit 7"`, args: "sh|-c|exit 7"},
+		{stmt: `capture run where 'fd.type == "file"' -- make -- x`, where: `fd.type == "file"`, args: "make|--|x"},
+		{stmt: `capture run --`, err: "no command"},
+		{stmt: `capture run make`, err: `unexpected`},
+		{stmt: `capture run where 'a' where 'b' -- x`, err: "where given twice"},
 	} {
-		cr, ok, err := parseCaptureRun(c.words)
-		if ok != c.ok || (err == nil) != (c.err == "") || (err != nil && !strings.Contains(err.Error(), c.err)) {
-			t.Errorf("%q: ok %v err %v, want ok %v err %q", c.words, ok, err, c.ok, c.err)
+		stmts, err := dsl.Parse(c.stmt, verbTable())
+		var cr captureRun
+		if err == nil {
+			if !stmts[0].Spec.Client {
+				t.Fatalf("%s: the spec does not mark capture run client-side", c.stmt)
+			}
+			cr, err = captureRunOf(stmts[0])
+		}
+		if (err == nil) != (c.err == "") || (err != nil && !strings.Contains(err.Error(), c.err)) {
+			t.Errorf("%q: err %v, want %q", c.stmt, err, c.err)
 			continue
 		}
-		if err == nil && ok && (cr.where != c.where || strings.Join(cr.args, "|") != c.args) {
-			t.Errorf("%q: %+v", c.words, cr)
+		if err == nil && (cr.where != c.where || strings.Join(cr.args, "|") != c.args) {
+			t.Errorf("%q: %+v", c.stmt, cr)
 		}
 	}
 }

@@ -23,21 +23,6 @@ import (
 	"github.com/cairnhq/cairn/journal/archive"
 )
 
-// The statements whose files live on the client: the CLI writes what
-// journal export answers, reads and verifies what journal import sends,
-// and reads capture files itself (cairn read). runClientFile runs them and
-// reports false for any other statement.
-func (s *session) runClientFile(words []string) (code int, ok bool) {
-	switch {
-	case len(words) >= 1 && words[0] == "read":
-		return s.runRead(words[1:]), true
-	case len(words) >= 2 && words[0] == "journal" && words[1] == "export":
-		return s.runExport(words[2:]), true
-	case len(words) >= 2 && words[0] == "journal" && words[1] == "import":
-		return s.runImport(words[2:]), true
-	}
-	return 0, false
-}
 
 // usageErr prints a usage error and returns its exit code.
 func (s *session) usageErr(format string, args ...any) int {

@@ -46,7 +46,7 @@ func (s *session) runLines(name string, r io.Reader, stopOnError bool) int {
 		if !stopOnError && (line == "exit" || line == "quit") {
 			return code
 		}
-		interrupted, err := s.exec(line)
+		interrupted, err := s.dispatch(line)
 		if err != nil {
 			code = s.report(fmt.Errorf("%s:%d: %w", name, lineNo, err))
 			if stopOnError {

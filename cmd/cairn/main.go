@@ -103,18 +103,7 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 		}
 		return s.runShell(stdin)
 	}
-	if code, ok := s.runClientFile(words); ok {
-		return code
-	}
-	if code, ok := s.runCaptureRun(words); ok {
-		return code
-	}
-	words, err := withLocalChisel(words)
-	if err != nil {
-		fmt.Fprintln(stderr, "cairn:", err)
-		return exitUsage
-	}
-	_, err = s.exec(statement(words))
+	_, err := s.dispatch(statement(words))
 	return s.report(err)
 }
 
@@ -255,6 +244,10 @@ func (s *session) report(err error) int {
 	if err == nil {
 		return exitOK
 	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code // printed by the verb itself
+	}
 	fmt.Fprintf(s.stderr, "cairn: %v\n", err)
 	var ue *client.UnreachableError
 	switch {
@@ -263,6 +256,10 @@ func (s *session) report(err error) int {
 		return exitUnreachable
 	case errors.Is(err, errInterrupted):
 		return exitInterrupted
+	}
+	var use *usageError
+	if errors.As(err, &use) {
+		return exitUsage
 	}
 	return client.ExitCode(err)
 }

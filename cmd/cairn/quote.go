@@ -12,7 +12,8 @@ import (
 // Two words are never quoted because quoting could only break them: the first
 // (it must be a verb, and `cairn "kv get a"` means the statement kv get a) and
 // a lone "|" (the pipe to a chisel, which reaches us only when quoted for the
-// shell). Everything after "--" is raw arguments and is passed on verbatim.
+// shell). Everything after "--" is raw arguments: each is quoted as a value
+// when it needs it, so the DSL gives back exactly the shell's words.
 func statement(words []string) string {
 	var b strings.Builder
 	raw := false
@@ -21,7 +22,9 @@ func statement(words []string) string {
 			b.WriteByte(' ')
 		}
 		switch {
-		case raw || i == 0 || w == "|":
+		case raw:
+			b.WriteString(rawWord(w))
+		case i == 0 || w == "|":
 			b.WriteString(w)
 		case w == "--":
 			raw = true
@@ -44,6 +47,16 @@ func quoteWord(w string) string {
 		}
 		return w
 	}
+	if w != "" && !strings.ContainsFunc(w, needsQuote) {
+		return w
+	}
+	return quote(w)
+}
+
+// rawWord returns a word after "--" as one DSL word: unchanged when it
+// needs no quotes, else double-quoted whole (NAME=VALUE is not an option
+// there).
+func rawWord(w string) string {
 	if w != "" && !strings.ContainsFunc(w, needsQuote) {
 		return w
 	}

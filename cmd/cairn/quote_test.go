@@ -1,6 +1,11 @@
 package main
 
-import "testing"
+import (
+	"slices"
+	"testing"
+
+	"github.com/cairnhq/cairn/dsl"
+)
 
 func TestStatement(t *testing.T) {
 	for _, tc := range []struct {
@@ -33,12 +38,25 @@ func TestStatement(t *testing.T) {
 		{[]string{"events since=1h | chisel topkeys"}, `events since=1h | chisel topkeys`},
 		// A lone | is the pipe.
 		{[]string{"events", "since=1h", "|", "chisel", "topkeys"}, `events since=1h | chisel topkeys`},
-		// After --, words go through verbatim.
-		{[]string{"capture", "run", "--", "make", "-j2", "a b", `"q"`}, `capture run -- make -j2 a b "q"`},
+		// After --, each word stays one word: the DSL unquotes it again.
+		{[]string{"capture", "run", "--", "make", "-j2", "a b", `"q"`, "x=1 2"}, `capture run -- make -j2 "a b" "\"q\"" "x=1 2"`},
 		{[]string{"capture", "run", "x y", "--", "--", "z"}, `capture run "x y" -- -- z`},
 	} {
 		if got := statement(tc.words); got != tc.want {
 			t.Errorf("statement(%q)\n got %s\nwant %s", tc.words, got, tc.want)
 		}
+	}
+}
+
+// TestRawWordsRoundTrip: the words after -- come back from the DSL exactly
+// as the shell gave them, so capture run runs the command the user typed.
+func TestRawWordsRoundTrip(t *testing.T) {
+	words := []string{"capture", "run", "--", "sh", "-c", "exit 7", `a "b" c`, "x=1 2", "|", "#", "--", ""}
+	stmts, err := dsl.Parse(statement(words), verbTable())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := stmts[0].Raw; !slices.Equal(got, words[3:]) {
+		t.Fatalf("raw words %q, want %q", got, words[3:])
 	}
 }

@@ -60,6 +60,7 @@ func (m *module) Verbs() []engines.Verb {
 	return []engines.Verb{
 		{Spec: dsl.Spec{
 			Verb:    "capture ingest",
+			Access:  dsl.AccessWrite,
 			Summary: "store capture events a client observed (capture run sends them)",
 			Help: "capture ingest events=BATCH appends the events of BATCH to the capture stream, with the\n" +
 				"connection's peer as their actor, and answers once they are stored. BATCH is what\n" +
@@ -68,22 +69,26 @@ func (m *module) Verbs() []engines.Verb {
 		}, Run: m.runIngest},
 		{Spec: dsl.Spec{
 			Verb:    "capture run",
+			Access:  dsl.AccessHost,
 			Summary: "trace a command's syscalls into the capture stream, like strace -f",
 			Help: "capture run [where 'CEL'] -- CMD ARGS… runs CMD under ptrace in the CLI, as your user, and\n" +
 				"stores its syscalls (open, read, write, copy_file_range, close, execve, …) with evt.type,\n" +
 				"evt.res, evt.latency, fd.name, fd.type and data.bytes. Only matching events are sent.\n" +
 				"The CLI answers when the command has exited, with its exit code.\n\n" +
 				"  cairn capture run -- make -j2 test\n  cairn capture run where 'fd.type == \"file\"' -- sh -c 'cat a > b'",
-			Raw:   true,
-			Where: true,
+			Raw:    true,
+			Where:  true,
+			Client: true,
 		}, Run: m.runRun},
 		{Spec: dsl.Spec{
 			Verb:    "capture sources",
+			Access:  dsl.AccessRead,
 			Summary: "list the capture sources",
 			Help:    "capture sources answers a row {source, description, running} per source this cairn knows.",
 		}, Run: m.runSources},
 		{Spec: dsl.Spec{
 			Verb:    "capture start",
+			Access:  dsl.AccessHost,
 			Summary: "start observing the host into the capture stream",
 			Help: "capture start SOURCE… starts each source and answers once each is receiving; a source that\n" +
 				"cannot run here answers failed_precondition with its reason while the others keep running.\n" +
@@ -97,11 +102,13 @@ func (m *module) Verbs() []engines.Verb {
 		}, Run: m.runStart},
 		{Spec: dsl.Spec{
 			Verb:    "capture status",
+			Access:  dsl.AccessRead,
 			Summary: "counters of each capture source",
 			Help:    "capture status answers a row {source, running, events_per_s, events, drops, errors} per source.",
 		}, Run: m.runStatus},
 		{Spec: dsl.Spec{
 			Verb:    "capture stop",
+			Access:  dsl.AccessHost,
 			Summary: "stop capture sources, after their events are stored",
 			Help:    "capture stop [SOURCE…] stops the named sources (all running ones without a name) and answers\nonce everything they emitted is in the capture stream.\n\n  capture stop\n  capture stop net",
 			Args:    []dsl.Arg{{Name: "SOURCE", Variadic: true, Help: "source names"}},

@@ -32,6 +32,7 @@ func (m *module) verbs() []engines.Verb {
 	return []engines.Verb{
 		{Spec: dsl.Spec{
 			Verb:    "infra apply",
+			Access:  dsl.AccessHost,
 			Summary: "make reality match a configuration (or a saved plan)",
 			Help: "infra apply PATH auto-approve plans and applies in one step; infra apply plan=ID applies a saved plan,\n" +
 				"refused if state or reality moved since. Independent resources are applied in parallel; each\n" +
@@ -45,6 +46,7 @@ func (m *module) verbs() []engines.Verb {
 		}, Run: m.runApply},
 		{Spec: dsl.Spec{
 			Verb:      "infra destroy",
+			Access:    dsl.AccessHost,
 			Summary:   "destroy every object a configuration manages",
 			Help:      "infra destroy PATH auto-approve deletes every object of the workspace's state, dependents first.\n\n  infra destroy ./net auto-approve",
 			Args:      []dsl.Arg{argPath},
@@ -55,12 +57,14 @@ func (m *module) verbs() []engines.Verb {
 		}, Run: m.runDestroy},
 		{Spec: dsl.Spec{
 			Verb:    "infra drift",
+			Access:  dsl.AccessRead,
 			Summary: "list open drift: managed objects changed outside cairn",
 			Help:    "infra drift answers a row per attribute that moved away from state, as the live netlink watch saw it;\nan apply or a refresh of the object closes it.",
 			Options: []dsl.Option{optWorkspace},
 		}, Run: m.runDrift},
 		{Spec: dsl.Spec{
 			Verb:      "infra graph",
+			Access:    dsl.AccessRead,
 			Summary:   "the configuration's dependency graph, in DOT",
 			Help:      "infra graph [PATH] answers the graph as Graphviz DOT lines (without PATH: the workspace's last applied directory).\n\n  cairn infra graph ./net | dot -Tsvg > net.svg",
 			Args:      []dsl.Arg{optPath},
@@ -70,6 +74,7 @@ func (m *module) verbs() []engines.Verb {
 		}, Run: m.runGraph},
 		{Spec: dsl.Spec{
 			Verb:    "infra import",
+			Access:  dsl.AccessHost,
 			Summary: "put an existing object under management",
 			Help: "infra import ADDR ID [PATH] reads the object ID (as the provider names it: ns1/br0 for a link in netns ns1,\n" +
 				"/br0 in the daemon's own) into state as ADDR, which PATH's configuration must declare.\n\n  infra import net_link.br0 ns1/br0 ./net",
@@ -80,12 +85,14 @@ func (m *module) verbs() []engines.Verb {
 		}, Run: m.runImport},
 		{Spec: dsl.Spec{
 			Verb:    "infra output",
+			Access:  dsl.AccessRead,
 			Summary: "the outputs of the last apply",
 			Args:    []dsl.Arg{{Name: "NAME", Help: "one output"}},
 			Options: []dsl.Option{optWorkspace},
 		}, Run: m.runOutput},
 		{Spec: dsl.Spec{
 			Verb:    "infra plan",
+			Access:  dsl.AccessRead,
 			Summary: "show what an apply would change, and save the plan",
 			Help: "infra plan PATH refreshes reality (one netlink dump per namespace), diffs it against the configuration\n" +
 				"and answers the plan with Terraform's symbols and summary line, then a row {id, …}: apply it with\n" +
@@ -99,17 +106,20 @@ func (m *module) verbs() []engines.Verb {
 		}, Run: m.runPlan},
 		{Spec: dsl.Spec{
 			Verb:    "infra refresh",
+			Access:  dsl.AccessHost,
 			Summary: "update state from reality",
 			Help:    "infra refresh reads every managed object and records what changed as infra.refresh events\n(objects gone are forgotten).",
 			Options: []dsl.Option{optWorkspace},
 		}, Run: m.runRefresh},
 		{Spec: dsl.Spec{
 			Verb:    "infra state list",
+			Access:  dsl.AccessRead,
 			Summary: "the objects in state",
 			Options: []dsl.Option{optWorkspace},
 		}, Run: m.runStateList},
 		{Spec: dsl.Spec{
 			Verb:    "infra state show",
+			Access:  dsl.AccessRead,
 			Summary: "one object as state has it, now or in the past",
 			Help:    "infra state show ADDR answers the object's attributes; at=SEQ or at=TIME answers from history.\n\n  infra state show net_link.br0\n  infra state show net_link.br0 at=1200",
 			Args:    []dsl.Arg{{Name: "ADDR", Required: true, Help: "resource address"}},
@@ -117,6 +127,7 @@ func (m *module) verbs() []engines.Verb {
 		}, Run: m.runStateShow},
 		{Spec: dsl.Spec{
 			Verb:      "infra validate",
+			Access:    dsl.AccessRead,
 			Summary:   "check a configuration without touching anything",
 			Args:      []dsl.Arg{argPath},
 			Options:   []dsl.Option{optVarFile},

@@ -17,6 +17,7 @@ import (
 func putSpec(verb string) dsl.Spec {
 	return dsl.Spec{
 		Verb:    verb,
+		Access:  dsl.AccessWrite,
 		Summary: "write a key",
 		Help: "kv put KEY VALUE writes one key as one revision and answers {rev}; prev adds the\n" +
 			"previous version (prev_kv); lease=ID (hex) attaches the key to a lease.\n\n" +
@@ -30,6 +31,7 @@ func putSpec(verb string) dsl.Spec {
 func getSpec(verb string) dsl.Spec {
 	return dsl.Spec{
 		Verb:    verb,
+		Access:  dsl.AccessRead,
 		Summary: "read keys, now or at a past revision",
 		Help: "kv get KEY answers the key as a row {key, value, create_rev, mod_rev, version, lease};\n" +
 			"prefix reads every key starting with KEY; at=SEQ or at=TIME reads history.\n\n" +
@@ -50,6 +52,7 @@ func getSpec(verb string) dsl.Spec {
 func delSpec(verb string) dsl.Spec {
 	return dsl.Spec{
 		Verb:    verb,
+		Access:  dsl.AccessWrite,
 		Summary: "delete a key or a prefix",
 		Help:    "kv del KEY deletes one key (every key starting with KEY with prefix) as one revision.\n\n  kv del app/db/url\n  kv del app/ prefix prev",
 		Args:    []dsl.Arg{{Name: "KEY", Required: true, Help: "the key, or the prefix with prefix"}},
@@ -65,6 +68,7 @@ func verbs(s *Store) []engines.Verb {
 		{Spec: get, Run: s.runGet},
 		{Spec: dsl.Spec{
 			Verb:    "kv history",
+			Access:  dsl.AccessRead,
 			Summary: "every version of a key, with time and actor",
 			Help:    "kv history KEY answers every version of KEY, oldest first (all of them unless limit= is given).\n\n  kv history app/db/url\n  kv history app/db/url limit=10 reverse",
 			Args:    []dsl.Arg{{Name: "KEY", Required: true, Help: "the key"}},
@@ -74,6 +78,7 @@ func verbs(s *Store) []engines.Verb {
 		{Spec: put, Run: s.runPut},
 		{Spec: dsl.Spec{
 			Verb:    "kv txn",
+			Access:  dsl.AccessWrite,
 			Summary: "compare and write atomically, as one revision",
 			Help: "kv txn if 'CMP'… then 'OP'… else 'OP'… runs the then operations when every compare holds,\n" +
 				"else the else operations. CMP is etcdctl's syntax: value(\"k\") = \"v\", version(\"k\") > \"0\",\n" +
@@ -83,6 +88,7 @@ func verbs(s *Store) []engines.Verb {
 		}, Run: s.runTxn},
 		{Spec: dsl.Spec{
 			Verb:    "kv watch",
+			Access:  dsl.AccessRead,
 			Summary: "follow changes to a key or prefix",
 			Help: "kv watch KEY answers one event per changed key, live; from=SEQ replays history from that\n" +
 				"revision first, with no gap. A txn or lease expiry answers all its keys together.\n\n" +
@@ -94,26 +100,31 @@ func verbs(s *Store) []engines.Verb {
 		}, Run: s.runWatch},
 		{Spec: dsl.Spec{
 			Verb:    "lease grant",
+			Access:  dsl.AccessWrite,
 			Summary: "grant a lease",
 			Help:    "lease grant TTL grants a lease of TTL seconds (or a duration such as 90s) and answers {id, ttl}, id in hex.\n\n  lease grant 60\n  lease grant 2m",
 			Args:    []dsl.Arg{{Name: "TTL", Required: true, Help: "seconds, or a duration such as 90s"}},
 		}, Run: s.runLeaseGrant},
 		{Spec: dsl.Spec{
 			Verb:    "lease keepalive",
+			Access:  dsl.AccessWrite,
 			Summary: "renew a lease once",
 			Args:    []dsl.Arg{{Name: "ID", Required: true, Help: "lease id (hex)"}},
 		}, Run: s.runLeaseKeepAlive},
 		{Spec: dsl.Spec{
 			Verb:    "lease list",
+			Access:  dsl.AccessRead,
 			Summary: "list the live leases",
 		}, Run: s.runLeaseList},
 		{Spec: dsl.Spec{
 			Verb:    "lease revoke",
+			Access:  dsl.AccessWrite,
 			Summary: "revoke a lease and delete its keys",
 			Args:    []dsl.Arg{{Name: "ID", Required: true, Help: "lease id (hex)"}},
 		}, Run: s.runLeaseRevoke},
 		{Spec: dsl.Spec{
 			Verb:    "lease ttl",
+			Access:  dsl.AccessRead,
 			Summary: "show a lease's remaining time (and keys)",
 			Args:    []dsl.Arg{{Name: "ID", Required: true, Help: "lease id (hex)"}},
 			Flags:   []dsl.Flag{{Name: "keys", Help: "list the keys attached"}},
