@@ -23,7 +23,6 @@ import (
 	"github.com/cairnhq/cairn/journal/archive"
 )
 
-
 // usageErr prints a usage error and returns its exit code.
 func (s *session) usageErr(format string, args ...any) int {
 	fmt.Fprintf(s.stderr, "cairn: "+format+"\n", args...)
