@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -183,7 +184,7 @@ func TestKeyLifecycle(t *testing.T) {
 		t.Errorf("journal kinds = %q", kinds)
 	}
 	for i, a := range who {
-		if a != alice {
+		if !reflect.DeepEqual(a, alice) {
 			t.Errorf("event %d (%s) by %+v, want %+v", i, kinds[i], a, alice)
 		}
 	}

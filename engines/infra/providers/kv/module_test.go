@@ -2,6 +2,7 @@ package kvprovider
 
 import (
 	"context"
+	"reflect"
 	"testing"
 
 	"github.com/cairnhq/cairn/engines"
@@ -51,7 +52,7 @@ func TestKVModule(t *testing.T) {
 		t.Errorf("Read = %v, %v, %v", got, found, err)
 	}
 	kinds, who := actors(t, j)
-	if len(kinds) != 1 || kinds[0] != "kv.put" || who[0] != alice {
+	if len(kinds) != 1 || kinds[0] != "kv.put" || !reflect.DeepEqual(who[0], alice) {
 		t.Errorf("journal holds %q by %+v", kinds, who)
 	}
 	if err := r.Delete(ctx, sess, "k", got); err != nil {
