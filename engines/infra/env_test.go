@@ -26,6 +26,7 @@ type env struct {
 	m      *module
 	table  *dsl.Table
 	cancel context.CancelFunc
+	drift  bool // watch for drift (newEnv does not)
 }
 
 func newEnv(t testing.TB) *env {
@@ -38,7 +39,7 @@ func newEnv(t testing.TB) *env {
 func (e *env) open() {
 	e.t.Helper()
 	e.m = newModule()
-	e.m.noDrift = true
+	e.m.noDrift = !e.drift
 	j, err := journal.Open(journal.Options{Dir: e.dir, Node: "test", Logger: quietLog, Engines: e.m.Engines()})
 	if err != nil {
 		e.t.Fatal(err)
