@@ -3,6 +3,7 @@ package infra
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -182,4 +183,44 @@ func readFile(t testing.TB, p string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// files is a configuration of the file provider rooted at root.
+func files(root string, n int, content string) map[string]string {
+	return map[string]string{
+		"main.hcl": fmt.Sprintf(`
+variable "root" {
+  default = %q
+}
+variable "n" {
+  type    = number
+  default = %d
+}
+locals {
+  names = [for i in range(var.n) : "f${i}"]
+}
+resource "directory" "root" {
+  path = var.root
+}
+resource "file" "f" {
+  count   = var.n
+  path    = "${directory.root.path}/${local.names[count.index]}"
+  content = "%s ${count.index}"
+}
+output "paths" {
+  value = file.f[*].path
+}
+`, root, n, content),
+	}
+}
+
+// noChanges runs a plan statement and fails the test unless it plans no
+// change: what an apply left is what the configuration asks.
+func (e *env) noChanges(stmt string) {
+	e.t.Helper()
+	a := e.ok(stmt)
+	var row planRow
+	if err := json.Unmarshal(a.rows[0], &row); err != nil || len(row.Changes) != 0 || !strings.Contains(a.text, "No changes.") {
+		e.t.Fatalf("%s: changes: %s\n%s", stmt, a.rows[0], a.text)
+	}
 }
