@@ -126,7 +126,11 @@ func runPlanCase(t *testing.T, td *datadriven.TestData, cfg *config.Config, in *
 	}
 	var b strings.Builder
 	for {
+		before := inputsText(t, in.state, real)
 		p, err := plan(cfg, vars, in.state, real, opts)
+		if after := inputsText(t, in.state, real); after != before {
+			t.Fatalf("%s: the planner changed its arguments:\n%s\nthen\n%s", td.Pos, before, after)
+		}
 		if err != nil {
 			return b.String() + errorText(err)
 		}
@@ -151,6 +155,16 @@ func runPlanCase(t *testing.T, td *datadriven.TestData, cfg *config.Config, in *
 			real.Data[rd.addr] = got
 		}
 	}
+}
+
+// inputsText is state and reality as JSON, to tell whether the planner
+// changed them.
+func inputsText(t *testing.T, state map[string]*ResourceState, real Reality) string {
+	b, err := json.Marshal([]any{state, real})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // errorText is an error as the tests print it: its wire code and message.

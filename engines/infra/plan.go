@@ -188,6 +188,9 @@ func plan(cfg *config.Config, vars map[string]cty.Value, state map[string]*Resou
 		return nil, diagErr(diags)
 	}
 	state, actual := maps.Clone(state), maps.Clone(real.Objects) // moveCount moves entries
+	if state == nil {
+		state = map[string]*ResourceState{}
+	}
 	if actual == nil {
 		actual = map[string]provider.Values{}
 	}
