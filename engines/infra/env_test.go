@@ -214,6 +214,16 @@ output "paths" {
 	}
 }
 
+// planRow runs a plan statement and answers its plan row.
+func (e *env) planRow(stmt string) planRow {
+	e.t.Helper()
+	var row planRow
+	if err := json.Unmarshal(e.ok(stmt).rows[0], &row); err != nil {
+		e.t.Fatal(err)
+	}
+	return row
+}
+
 // noChanges runs a plan statement and fails the test unless it plans no
 // change: what an apply left is what the configuration asks.
 func (e *env) noChanges(stmt string) {
