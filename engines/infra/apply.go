@@ -8,11 +8,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/zclconf/go-cty/cty"
+
 	"github.com/cairnhq/cairn/client/wire"
 	"github.com/cairnhq/cairn/engines/infra/config"
 	"github.com/cairnhq/cairn/engines/infra/provider"
 	"github.com/cairnhq/cairn/journal"
-	"github.com/zclconf/go-cty/cty"
 )
 
 // committer appends infra events to the audit stream.

@@ -10,11 +10,12 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+
 	"github.com/cairnhq/cairn/client/wire"
 	"github.com/cairnhq/cairn/engines/infra/config"
 	"github.com/cairnhq/cairn/engines/infra/provider"
-	"github.com/hashicorp/hcl/v2"
-	"github.com/zclconf/go-cty/cty"
 )
 
 // Action is what a plan does to one instance.

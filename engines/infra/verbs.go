@@ -10,11 +10,12 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/hashicorp/hcl/v2"
+
 	"github.com/cairnhq/cairn/client/wire"
 	"github.com/cairnhq/cairn/dsl"
 	"github.com/cairnhq/cairn/engines"
 	"github.com/cairnhq/cairn/engines/infra/config"
-	"github.com/hashicorp/hcl/v2"
 )
 
 var (
