@@ -8,11 +8,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/zclconf/go-cty/cty"
+
 	"github.com/cairnhq/cairn/client/wire"
 	"github.com/cairnhq/cairn/engines/infra/config"
 	"github.com/cairnhq/cairn/engines/infra/provider"
 	"github.com/cairnhq/cairn/journal"
-	"github.com/zclconf/go-cty/cty"
 )
 
 // committer appends infra events to the audit stream.
@@ -70,16 +71,7 @@ func (a *applier) record(ctx context.Context, b *journal.Body) error {
 // it happens; then the outputs.
 func (a *applier) run(ctx context.Context) error {
 	p := a.plan
-	var changes []any
-	for _, c := range p.Changes {
-		if c.Action != NoOp {
-			changes = append(changes, map[string]any{"addr": c.Addr, "action": string(c.Action)})
-		}
-	}
-	intent := a.body(KindIntent, "", map[string]any{
-		"plan": a.planSeq, "dir": p.Dir, "changes": changes,
-		"summary": map[string]any{"add": int64(p.Summary.Add), "change": int64(p.Summary.Change), "destroy": int64(p.Summary.Destroy)},
-	})
+	intent := a.body(KindIntent, "", p.eventData(map[string]any{"plan": a.planSeq, "dir": p.Dir}))
 	steps, err := a.steps()
 	if err != nil {
 		return err
@@ -397,11 +389,11 @@ func (a *applier) apply(ctx context.Context, c *Change) error {
 			return diagErr(d)
 		}
 		a.sayf("%s: Reading...", c.Addr)
-		v, err := p.readData(ctx, a.ss, n, dataType(n.res.Type), cv)
+		got, err := readData(ctx, a.ss, n.res.Type, cv.vals)
 		if err != nil {
 			return err
 		}
-		p.eval.setInstance(n.addr, c.inst.key, v)
+		p.eval.setInstance(n.addr, c.inst.key, dataValue(n, cv, got))
 		a.sayf("%s: Read complete", c.Addr)
 		return nil
 	}

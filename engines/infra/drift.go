@@ -22,27 +22,32 @@ const driftDebounce = 100 * time.Millisecond
 // of a workspace wait for its apply to end, and compare with the state
 // that apply left, so cairn's own applies never raise drift.
 type driftWatcher struct {
-	ctx context.Context
+	ctx context.Context    // the watcher's own: it ends at stop
+	end context.CancelFunc // ends ctx
 	m   *module
 
 	mu      sync.Mutex
 	stopped bool
-	cancel  context.CancelFunc
-	scopes  map[string]bool // provider name + "\x00" + scope
+	cancel  context.CancelFunc // ends the current subscriptions
+	scopes  map[string]bool    // provider name + "\x00" + scope
 	pending map[string]*time.Timer
 	wg      sync.WaitGroup
 }
 
-func newDriftWatcher(ctx context.Context, m *module) *driftWatcher {
-	return &driftWatcher{ctx: ctx, m: m, pending: map[string]*time.Timer{}}
+// newDriftWatcher makes a watcher whose subscriptions and checks run
+// under a context of its own, derived from parent and ended by stop: what
+// it starts ends with the module, whatever the daemon does with parent.
+func newDriftWatcher(parent context.Context, m *module) *driftWatcher {
+	ctx, end := context.WithCancel(parent)
+	return &driftWatcher{ctx: ctx, end: end, m: m, pending: map[string]*time.Timer{}}
 }
 
+// stop ends the subscriptions, drops the checks not yet due and waits for
+// those running.
 func (d *driftWatcher) stop() {
 	d.mu.Lock()
 	d.stopped = true
-	if d.cancel != nil {
-		d.cancel()
-	}
+	d.end()
 	for key, t := range d.pending {
 		if t.Stop() {
 			d.wg.Done() // its function will not run
@@ -90,7 +95,9 @@ func (d *driftWatcher) watched() map[string]map[string]bool {
 }
 
 // resubscribe (re)starts the subscriptions when the set of scopes
-// changed (an apply made a new namespace, a destroy emptied one).
+// changed (an apply made a new namespace, a destroy emptied one). It runs
+// on its caller's goroutine; the subscriptions run under d.ctx, so stop
+// ends them.
 func (d *driftWatcher) resubscribe() {
 	want := d.watched()
 	flat := map[string]bool{}

@@ -3,6 +3,7 @@ package infra
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -26,6 +27,7 @@ type env struct {
 	m      *module
 	table  *dsl.Table
 	cancel context.CancelFunc
+	drift  bool // watch for drift (newEnv does not)
 }
 
 func newEnv(t testing.TB) *env {
@@ -38,7 +40,7 @@ func newEnv(t testing.TB) *env {
 func (e *env) open() {
 	e.t.Helper()
 	e.m = newModule()
-	e.m.noDrift = true
+	e.m.noDrift = !e.drift
 	j, err := journal.Open(journal.Options{Dir: e.dir, Node: "test", Logger: quietLog, Engines: e.m.Engines()})
 	if err != nil {
 		e.t.Fatal(err)
@@ -181,4 +183,54 @@ func readFile(t testing.TB, p string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// files is a configuration of the file provider rooted at root.
+func files(root string, n int, content string) map[string]string {
+	return map[string]string{
+		"main.hcl": fmt.Sprintf(`
+variable "root" {
+  default = %q
+}
+variable "n" {
+  type    = number
+  default = %d
+}
+locals {
+  names = [for i in range(var.n) : "f${i}"]
+}
+resource "directory" "root" {
+  path = var.root
+}
+resource "file" "f" {
+  count   = var.n
+  path    = "${directory.root.path}/${local.names[count.index]}"
+  content = "%s ${count.index}"
+}
+output "paths" {
+  value = file.f[*].path
+}
+`, root, n, content),
+	}
+}
+
+// planRow runs a plan statement and answers its plan row.
+func (e *env) planRow(stmt string) planRow {
+	e.t.Helper()
+	var row planRow
+	if err := json.Unmarshal(e.ok(stmt).rows[0], &row); err != nil {
+		e.t.Fatal(err)
+	}
+	return row
+}
+
+// noChanges runs a plan statement and fails the test unless it plans no
+// change: what an apply left is what the configuration asks.
+func (e *env) noChanges(stmt string) {
+	e.t.Helper()
+	a := e.ok(stmt)
+	var row planRow
+	if err := json.Unmarshal(a.rows[0], &row); err != nil || len(row.Changes) != 0 || !strings.Contains(a.text, "No changes.") {
+		e.t.Fatalf("%s: changes: %s\n%s", stmt, a.rows[0], a.text)
+	}
 }

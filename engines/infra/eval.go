@@ -6,11 +6,12 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/cairnhq/cairn/engines/infra/config"
-	"github.com/cairnhq/cairn/engines/infra/provider"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/function"
+
+	"github.com/cairnhq/cairn/engines/infra/config"
+	"github.com/cairnhq/cairn/engines/infra/provider"
 )
 
 // node is one object of the configuration graph: a local, a resource or

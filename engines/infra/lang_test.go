@@ -42,18 +42,22 @@ resource "file" "copy" {
 output "gateways" {
   value = { for k, v in var.hosts : k => cidrhost(v, 1) }
 }`, seed, root, root)})
-	a := e.ok("infra plan " + cfg)
-	mustContain(t, "plan", a.text, `# file.host["db"] will be created`, `content = "from seed db 10.1.0.1"`,
-		"# data.file.web will be read during apply", ` <= data "file" "web"`, "Plan: 3 to add, 0 to change, 0 to destroy.",
-		`gateways = {"db":"10.1.0.1","web":"10.0.0.1"}`)
+	// The plans themselves: testdata/plan/data_sources.
+	row := e.planRow("infra plan " + cfg)
+	if row.Add != 3 || len(row.Changes) != 4 || row.Changes[0].Addr != "data.file.web" || row.Changes[0].Action != Read ||
+		fmt.Sprint(row.Outputs) != "map[gateways:map[db:10.1.0.1 web:10.0.0.1]]" {
+		t.Fatalf("plan: %+v", row)
+	}
 	e.ok("infra apply " + cfg + " auto-approve")
 	if got := readFile(t, filepath.Join(root, "copy")); got != "FROM SEED WEB 10.0.0.1" {
 		t.Fatalf("copy = %q", got)
 	}
-	mustContain(t, "second plan", e.ok("infra plan "+cfg).text, "No changes.")
+	e.noChanges("infra plan " + cfg)
 	// A key removed from the map destroys its instance only.
-	a = e.ok("infra plan " + cfg + ` var.hosts='{web="10.0.0.0/24"}'`)
-	mustContain(t, "plan", a.text, `# file.host["db"] will be destroyed`, "Plan: 0 to add, 0 to change, 1 to destroy.")
+	row = e.planRow("infra plan " + cfg + ` var.hosts='{web="10.0.0.0/24"}'`)
+	if row.Destroy != 1 || len(row.Changes) != 1 || row.Changes[0].Addr != `file.host["db"]` || row.Changes[0].Action != Delete {
+		t.Fatalf("plan without db: %+v", row)
+	}
 }
 
 func TestLifecycleIgnoreChangesAndCreateBeforeDestroy(t *testing.T) {
@@ -80,12 +84,12 @@ resource "file" "cbd" {
 	writeConfig(t, cfg, conf("first", "a"))
 	e.ok("infra apply " + cfg + " auto-approve")
 	writeConfig(t, cfg, conf("second", "b"))
-	a := e.ok("infra plan " + cfg)
-	mustContain(t, "plan", a.text, `+/- resource "file" "cbd"`, "Plan: 1 to add, 0 to change, 1 to destroy.")
-	if strings.Contains(a.text, "file.ignored") {
-		t.Fatalf("ignore_changes did not hold:\n%s", a.text)
+	// ignore_changes holds, and cbd is replaced create first (+/-; the
+	// plans: testdata/plan/ignore_changes and create_before_destroy).
+	if row := e.planRow("infra plan " + cfg); len(row.Changes) != 1 || row.Changes[0].Addr != "file.cbd" || row.Changes[0].Action != ReplaceCBD {
+		t.Fatalf("plan: %+v", row)
 	}
-	a = e.ok("infra apply " + cfg + " auto-approve")
+	a := e.ok("infra apply " + cfg + " auto-approve")
 	create := strings.Index(a.text, "file.cbd: Creation complete")
 	destroy := strings.Index(a.text, "file.cbd: Destruction complete")
 	if create < 0 || destroy < 0 || create > destroy {
@@ -96,7 +100,7 @@ resource "file" "cbd" {
 	}
 	// A change made by hand to an ignored attribute is no drift either.
 	os.WriteFile(filepath.Join(root, "ignored"), []byte("by hand"), 0o644)
-	mustContain(t, "plan", e.ok("infra plan "+cfg).text, "No changes.")
+	e.noChanges("infra plan " + cfg)
 }
 
 func TestTargetReplaceWorkspaceAndGraph(t *testing.T) {
@@ -113,12 +117,15 @@ func TestTargetReplaceWorkspaceAndGraph(t *testing.T) {
 		t.Fatal("target of nothing accepted")
 	}
 	e.ok("infra apply " + cfg + " auto-approve")
-	a = e.ok("infra plan " + cfg + " replace=file.f[2]")
-	mustContain(t, "replace plan", a.text, "# file.f[2] must be replaced", "replacement was requested", "Plan: 1 to add, 0 to change, 1 to destroy.")
+	row := e.planRow("infra plan " + cfg + " replace=file.f[2]")
+	if len(row.Changes) != 1 || row.Changes[0].Addr != "file.f[2]" || row.Changes[0].Action != Replace || row.Changes[0].Reason != "replacement was requested (replace=)" {
+		t.Fatalf("replace plan: %+v", row)
+	}
 
 	// The same directory under another workspace is another state.
-	a = e.ok("infra plan " + cfg + " workspace=other")
-	mustContain(t, "other workspace", a.text, "Plan: 4 to add")
+	if row := e.planRow("infra plan " + cfg + " workspace=other"); row.Add != 4 || row.Workspace != "other" {
+		t.Fatalf("other workspace: %+v", row)
+	}
 	if a := e.run("infra state list"); a.err != nil {
 		t.Fatalf("one workspace with state: %v", a.err)
 	}
@@ -151,5 +158,5 @@ resource "file" "b" {
 		t.Fatal(err)
 	}
 	e.ok("infra import file.b " + b) // no PATH: the workspace's directory
-	mustContain(t, "plan after import", e.ok("infra plan "+cfg).text, "No changes.")
+	e.noChanges("infra plan " + cfg)
 }

@@ -123,3 +123,10 @@ func (c *planCache) take(id int64) *Plan {
 	delete(c.m, id)
 	return p
 }
+
+// resubscribe has the drift watcher follow the scopes state now holds.
+func (m *module) resubscribe() {
+	if m.drift != nil {
+		m.drift.resubscribe()
+	}
+}

@@ -1,7 +1,6 @@
 package infra
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -11,11 +10,12 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+
 	"github.com/cairnhq/cairn/client/wire"
 	"github.com/cairnhq/cairn/engines/infra/config"
 	"github.com/cairnhq/cairn/engines/infra/provider"
-	"github.com/hashicorp/hcl/v2"
-	"github.com/zclconf/go-cty/cty"
 )
 
 // Action is what a plan does to one instance.
@@ -34,25 +34,25 @@ const (
 
 // AttrChange is one attribute's change in a plan.
 type AttrChange struct {
-	Name      string `json:"name"`
-	Before    any    `json:"before"`
-	After     any    `json:"after"`
-	Unknown   bool   `json:"unknown,omitempty"` // after is known only after apply
-	ForceNew  bool   `json:"forces_replacement,omitempty"`
-	Sensitive bool   `json:"sensitive,omitempty"`
-	Changed   bool   `json:"changed"`
+	Name      string
+	Before    any
+	After     any
+	Unknown   bool // after is known only after apply
+	ForceNew  bool
+	Sensitive bool
+	Changed   bool
 }
 
 // Change is one instance's entry of a plan.
 type Change struct {
-	Addr        string       `json:"addr"`
-	Type        string       `json:"type"`
-	Name        string       `json:"name"`
-	Mode        string       `json:"mode"` // managed or data
-	Action      Action       `json:"action"`
-	Reason      string       `json:"reason,omitempty"`
-	ID          string       `json:"id,omitempty"` // the object's id in state, for update/delete/replace
-	Attrs       []AttrChange `json:"attributes,omitempty"`
+	Addr        string
+	Type        string
+	Name        string
+	Mode        string // managed or data
+	Action      Action
+	Reason      string
+	ID          string // the object's id in state, for update/delete/replace
+	Attrs       []AttrChange
 	resAddr     string
 	node        *node
 	inst        instance
@@ -70,46 +70,47 @@ type Change struct {
 // Move is a state address change Terraform makes on its own: X becomes
 // X[0] when count is added, and back when it is removed.
 type Move struct {
-	From string `json:"from"`
-	To   string `json:"to"`
+	From string
+	To   string
 }
 
 // Outside is an attribute that changed outside cairn since the last apply.
 type Outside struct {
-	Addr      string `json:"addr"`
-	Attribute string `json:"attribute,omitempty"` // empty: the object is gone
-	Before    any    `json:"before"`
-	After     any    `json:"after"`
+	Addr      string
+	Attribute string // empty: the object is gone
+	Before    any
+	After     any
 }
 
 // Summary counts a plan's changes as Terraform does.
 type Summary struct {
-	Add     int `json:"add"`
-	Change  int `json:"change"`
-	Destroy int `json:"destroy"`
+	Add     int
+	Change  int
+	Destroy int
 }
 
-// Plan is a plan: what an apply would do.
+// Plan is a plan: what an apply would do. It is the planner's typed
+// answer; planJSON renders it for the wire.
 type Plan struct {
-	ID        int64          `json:"id"` // the seq of its infra.plan event
-	Workspace string         `json:"workspace"`
-	Dir       string         `json:"dir"`
-	Destroy   bool           `json:"destroy,omitempty"`
-	Summary   Summary        `json:"summary"`
-	Changes   []*Change      `json:"changes"`
-	Moves     []Move         `json:"moved,omitempty"`
-	Outside   []Outside      `json:"changed_outside,omitempty"`
-	Outputs   map[string]any `json:"outputs,omitempty"`
-	Unknown   []string       `json:"outputs_unknown,omitempty"`
-	StateSeq  int64          `json:"state_seq"`
-	Reality   string         `json:"reality"` // digest of what refresh read
-	Targets   []string       `json:"targets,omitempty"`
-	Warnings  []string       `json:"warnings,omitempty"`
-	inputs    config.Inputs
-	cfg       *config.Config
+	ID        int64 // the seq of its infra.plan event
+	Workspace string
+	Dir       string
+	Destroy   bool
+	Summary   Summary
+	Changes   []*Change
+	Moves     []Move
+	Outside   []Outside
+	Outputs   map[string]any
+	Unknown   []string // outputs known only after apply
+	StateSeq  int64
+	Reality   string // digest of what refresh read
+	Targets   []string
+	Warnings  []string
 	order     []*node
 	eval      *evaluator
-	stateRes  map[string]*ResourceState
+	stateRes  map[string]*ResourceState  // state after the plan's moves
+	data      map[string]provider.Values // data source reads, by instance address
+	reads     []dataRead                 // data source reads still needed
 }
 
 // Empty reports whether the plan changes nothing.
@@ -128,19 +129,6 @@ func (p *Plan) forgets() []*Change {
 	return out
 }
 
-// planRequest is what plan (and apply without a saved plan) start from.
-type planRequest struct {
-	ws       string
-	dir      string
-	inputs   config.Inputs
-	targets  []string
-	replace  []string
-	destroy  bool
-	env      provider.Env
-	state    map[string]*ResourceState
-	stateSeq int64
-}
-
 // diagError is HCL diagnostics as an error, rendered file:line:col.
 type diagError struct{ diags hcl.Diagnostics }
 
@@ -155,76 +143,6 @@ func diagErr(d hcl.Diagnostics) error {
 		}
 	}
 	return &wire.Error{Code: wire.InvalidArgument, Message: (&diagError{errs}).Error()}
-}
-
-// sessions opens one provider session per provider on demand.
-type sessions struct {
-	env provider.Env
-	ctx context.Context
-	m   map[string]provider.Session
-}
-
-func newSessions(ctx context.Context, env provider.Env) *sessions {
-	return &sessions{env: env, ctx: ctx, m: map[string]provider.Session{}}
-}
-
-func (s *sessions) get(typ string) (provider.Session, error) {
-	p := providerOf(typ)
-	if p == nil {
-		return nil, fmt.Errorf("no provider offers type %q", typ)
-	}
-	if ss, ok := s.m[p.Name()]; ok {
-		return ss, nil
-	}
-	ss, err := p.Open(s.ctx, s.env)
-	if err != nil {
-		return nil, fmt.Errorf("provider %s: %w", p.Name(), err)
-	}
-	s.m[p.Name()] = ss
-	return ss, nil
-}
-
-// open opens the sessions of every provider used by the given types now,
-// so that get is then safe to call from many goroutines.
-func (s *sessions) open(typs []string) error {
-	for _, t := range typs {
-		if _, err := s.get(t); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (s *sessions) close() {
-	for _, ss := range s.m {
-		_ = ss.Close()
-	}
-}
-
-// refresh reads every object of state from reality, in one session per
-// provider.
-func refresh(ctx context.Context, ss *sessions, state map[string]*ResourceState) (map[string]provider.Values, error) {
-	out := make(map[string]provider.Values, len(state))
-	addrs := slices.Sorted(maps.Keys(state))
-	for _, a := range addrs {
-		rs := state[a]
-		rt := resourceType(rs.Type)
-		if rt == nil {
-			return nil, fmt.Errorf("%s: state holds type %q, which no provider of this cairn offers", a, rs.Type)
-		}
-		s, err := ss.get(rs.Type)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", a, err)
-		}
-		v, found, err := rt.Read(ctx, s, rs.ID)
-		if err != nil {
-			return nil, fmt.Errorf("refresh %s (%s): %w", a, rs.ID, err)
-		}
-		if found {
-			out[a] = v
-		}
-	}
-	return out, nil
 }
 
 // realityDigest condenses what refresh read, so a saved plan can tell
@@ -248,37 +166,45 @@ func realityDigest(state map[string]*ResourceState, actual map[string]provider.V
 	return hex.EncodeToString(h.Sum(nil))[:32]
 }
 
-// makePlan loads, evaluates and diffs a configuration against state and
-// reality.
-func makePlan(ctx context.Context, req planRequest) (*Plan, error) {
-	cfg, diags := config.Load(req.dir)
-	if diags.HasErrors() {
-		return nil, diagErr(diags)
-	}
-	vars, diags := cfg.VariableValues(req.inputs)
-	if diags.HasErrors() {
-		return nil, diagErr(diags)
-	}
+// planOptions is what a statement asks of a plan besides configuration,
+// variables, state and reality.
+type planOptions struct {
+	Workspace string
+	Dir       string
+	StateSeq  int64    // the workspace's seq the state was read at
+	Targets   []string // target=: only these (and what they need)
+	Replace   []string // replace=: replace these even if unchanged
+	Destroy   bool
+}
+
+// plan diffs a configuration, evaluated with vars, against state and
+// reality. It is pure: it reads no file and calls no provider (refresh
+// and data source reads happen before, in makePlan), and changes none of
+// its arguments. When a data source instance's arguments are known but
+// reality does not hold its read yet, the plan is not whole: its reads
+// list what to read before planning again.
+func plan(cfg *config.Config, vars map[string]cty.Value, state map[string]*ResourceState, real Reality, opts planOptions) (*Plan, error) {
 	order, diags := buildGraph(cfg)
 	if diags.HasErrors() {
 		return nil, diagErr(diags)
 	}
+	state, actual := maps.Clone(state), maps.Clone(real.Objects) // moveCount moves entries
+	if state == nil {
+		state = map[string]*ResourceState{}
+	}
+	if actual == nil {
+		actual = map[string]provider.Values{}
+	}
 	p := &Plan{
-		Workspace: req.ws, Dir: req.dir, Destroy: req.destroy, StateSeq: req.stateSeq, Targets: req.targets,
-		inputs: req.inputs, cfg: cfg, order: order, eval: newEvaluator(cfg, vars), stateRes: req.state,
+		Workspace: opts.Workspace, Dir: opts.Dir, Destroy: opts.Destroy, StateSeq: opts.StateSeq, Targets: opts.Targets,
+		order: order, eval: newEvaluator(cfg, vars), stateRes: state, data: real.Data,
 		Outputs: map[string]any{},
 	}
-	ss := newSessions(ctx, req.env)
-	defer ss.close()
-	actual, err := refresh(ctx, ss, req.state)
-	if err != nil {
-		return nil, err
-	}
-	p.Reality = realityDigest(req.state, actual)
-	p.Outside = outside(req.state, actual)
+	p.Reality = realityDigest(state, actual)
+	p.Outside = outside(state, actual)
 
 	replace := map[string]bool{}
-	for _, r := range req.replace {
+	for _, r := range opts.Replace {
 		replace[r] = true
 	}
 	inConfig := map[string]bool{}
@@ -307,18 +233,21 @@ func makePlan(ctx context.Context, req planRequest) (*Plan, error) {
 			}
 			p.Outputs[n.out.Name] = outputValue(uv, n.out.Sensitive)
 		case n.res != nil && n.res.Mode == config.Data:
-			if err := p.planData(ctx, ss, n); err != nil {
+			if err := p.planData(n); err != nil {
 				return nil, err
+			}
+			if len(p.reads) > 0 {
+				return p, nil // not whole: read these, then plan again
 			}
 		case n.res != nil:
 			insts, d := p.eval.expand(n)
 			if d.HasErrors() {
 				return nil, diagErr(d)
 			}
-			p.moveCount(n, insts, req.state, actual)
+			p.moveCount(n, insts, state, actual)
 			for _, in := range insts {
 				inConfig[in.addr] = true
-				c, err := p.planInstance(n, in, req.state[in.addr], actual[in.addr], replace[in.addr] || replace[n.addr], req.destroy)
+				c, err := p.planInstance(n, in, state[in.addr], actual[in.addr], replace[in.addr] || replace[n.addr], opts.Destroy)
 				if err != nil {
 					return nil, err
 				}
@@ -328,19 +257,19 @@ func makePlan(ctx context.Context, req planRequest) (*Plan, error) {
 	}
 	// What state holds and the configuration no longer declares.
 	var orphans []string
-	for a := range req.state {
+	for a := range state {
 		if !inConfig[a] {
 			orphans = append(orphans, a)
 		}
 	}
 	sort.Strings(orphans)
 	for _, a := range orphans {
-		rs := req.state[a]
+		rs := state[a]
 		c := &Change{Addr: a, Type: rs.Type, Name: nameOf(a), Mode: "managed", Action: Delete, Reason: "not in the configuration", ID: rs.ID, prior: rs, actual: actual[a], deps: rs.Deps, resAddr: resAddrOf(a)}
 		if actual[a] == nil {
 			c.Action, c.Reason, c.forget = NoOp, "not in the configuration and already gone", true
 		}
-		if req.destroy {
+		if opts.Destroy {
 			c.Reason = ""
 		}
 		c.Attrs = deleteAttrs(rs, actual[a])
@@ -348,7 +277,7 @@ func makePlan(ctx context.Context, req planRequest) (*Plan, error) {
 	}
 	p.createBeforeDestroy()
 	p.reapplyDependents()
-	if err := p.applyTargets(req.targets); err != nil {
+	if err := p.applyTargets(opts.Targets); err != nil {
 		return nil, err
 	}
 	for _, c := range p.Changes {
@@ -565,8 +494,9 @@ func deleteAttrs(rs *ResourceState, actual provider.Values) []AttrChange {
 	return out
 }
 
-func (p *Plan) planData(ctx context.Context, ss *sessions, n *node) error {
-	dt := dataType(n.res.Type)
+// planData evaluates a data source's instances from what reality read
+// for them; an instance reality has not read yet goes to p.reads.
+func (p *Plan) planData(n *node) error {
 	insts, d := p.eval.expand(n)
 	if d.HasErrors() {
 		return diagErr(d)
@@ -592,31 +522,33 @@ func (p *Plan) planData(ctx context.Context, ss *sessions, n *node) error {
 				Reason: "its arguments are known only after apply", node: n, inst: in, cfg: cv, deps: resDeps(n.deps), resAddr: n.addr})
 			continue
 		}
-		v, err := p.readData(ctx, ss, n, dt, cv)
-		if err != nil {
-			return fmt.Errorf("%s: %w", in.addr, err)
+		got, ok := p.data[in.addr]
+		if !ok {
+			p.reads = append(p.reads, dataRead{addr: in.addr, typ: n.res.Type, args: cv.vals})
+			continue
 		}
-		p.eval.setInstance(n.addr, in.key, v)
+		p.eval.setInstance(n.addr, in.key, dataValue(n, cv, got))
 	}
 	return nil
 }
 
-func (p *Plan) readData(ctx context.Context, ss *sessions, n *node, dt provider.DataSource, cv *configValues) (cty.Value, error) {
-	s, err := ss.get(n.res.Type)
-	if err != nil {
-		return cty.NilVal, err
-	}
-	got, err := dt.Read(ctx, s, cv.vals)
-	if err != nil {
-		return cty.NilVal, err
-	}
+// dataRead is a data source instance to read before the plan is whole.
+type dataRead struct {
+	addr, typ string
+	args      provider.Values
+}
+
+// dataValue is a data source instance's value as expressions see it: what
+// the provider read, with the arguments it did not answer.
+func dataValue(n *node, cv *configValues, got provider.Values) cty.Value {
+	got = got.Clone()
 	for k, v := range cv.vals {
 		if _, ok := got[k]; !ok {
 			got[k] = v
 		}
 	}
 	vals := ctyValues(n.sch, got, func(a string) bool { return cv.sensitive[a] || n.sch.Attributes[a].Sensitive })
-	return objectValue(n.sch, vals, cty.StringVal(n.res.Type)), nil
+	return objectValue(n.sch, vals, cty.StringVal(n.res.Type))
 }
 
 // pendingDeps reports whether a managed resource n depends on (through

@@ -196,3 +196,84 @@ func outputText(v any) string {
 	}
 	return strings.TrimSpace(display(v))
 }
+
+// planRow is the machine-readable answer of infra plan (-o json): the
+// plan's output shape, rendered from the typed plan at the edge.
+type planRow struct {
+	ID        int64          `json:"id"`
+	Workspace string         `json:"workspace"`
+	Add       int            `json:"add"`
+	Change    int            `json:"change"`
+	Destroy   int            `json:"destroy"`
+	Dir       string         `json:"dir"`
+	Changes   []changeRow    `json:"changes"`
+	Outside   []outsideRow   `json:"changed_outside,omitempty"`
+	Outputs   map[string]any `json:"outputs,omitempty"`
+	Unknown   []string       `json:"outputs_unknown,omitempty"`
+	Warnings  []string       `json:"warnings,omitempty"`
+}
+
+// changeRow is one change of a plan row.
+type changeRow struct {
+	Addr   string    `json:"addr"`
+	Type   string    `json:"type"`
+	Name   string    `json:"name"`
+	Mode   string    `json:"mode"` // managed or data
+	Action Action    `json:"action"`
+	Reason string    `json:"reason,omitempty"`
+	ID     string    `json:"id,omitempty"` // the object's id in state, for update/delete/replace
+	Attrs  []attrRow `json:"attributes,omitempty"`
+}
+
+// attrRow is one attribute's change in a change row.
+type attrRow struct {
+	Name      string `json:"name"`
+	Before    any    `json:"before"`
+	After     any    `json:"after"`
+	Unknown   bool   `json:"unknown,omitempty"` // after is known only after apply
+	ForceNew  bool   `json:"forces_replacement,omitempty"`
+	Sensitive bool   `json:"sensitive,omitempty"`
+	Changed   bool   `json:"changed"`
+}
+
+// outsideRow is one change made outside cairn, in a plan row.
+type outsideRow struct {
+	Addr      string `json:"addr"`
+	Attribute string `json:"attribute,omitempty"` // empty: the object is gone
+	Before    any    `json:"before"`
+	After     any    `json:"after"`
+}
+
+// planJSON renders a plan as infra plan answers it.
+func planJSON(p *Plan) planRow {
+	row := planRow{ID: p.ID, Workspace: p.Workspace, Add: p.Summary.Add, Change: p.Summary.Change, Destroy: p.Summary.Destroy,
+		Dir: p.Dir, Changes: []changeRow{}, Outputs: p.Outputs, Unknown: p.Unknown, Warnings: p.Warnings}
+	for _, c := range p.Changes {
+		if c.Action == NoOp {
+			continue
+		}
+		cr := changeRow{Addr: c.Addr, Type: c.Type, Name: c.Name, Mode: c.Mode, Action: c.Action, Reason: c.Reason, ID: c.ID}
+		for _, ac := range c.Attrs {
+			cr.Attrs = append(cr.Attrs, attrRow(ac))
+		}
+		row.Changes = append(row.Changes, cr)
+	}
+	for _, o := range p.Outside {
+		row.Outside = append(row.Outside, outsideRow(o))
+	}
+	return row
+}
+
+// eventData adds what infra.plan and infra.intent record of a plan, its
+// changes and summary, to data.
+func (p *Plan) eventData(data map[string]any) map[string]any {
+	var changes []any
+	for _, c := range p.Changes {
+		if c.Action != NoOp {
+			changes = append(changes, map[string]any{"addr": c.Addr, "action": string(c.Action)})
+		}
+	}
+	data["changes"] = changes
+	data["summary"] = map[string]any{"add": int64(p.Summary.Add), "change": int64(p.Summary.Change), "destroy": int64(p.Summary.Destroy)}
+	return data
+}

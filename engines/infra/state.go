@@ -51,15 +51,6 @@ func (rs *ResourceState) sensitive(attr string) bool {
 	return false
 }
 
-func (rs *ResourceState) configured(attr string) bool {
-	for _, s := range rs.Config {
-		if s == attr {
-			return true
-		}
-	}
-	return false
-}
-
 // toMap is the state as event data (CBOR-encodable plain values).
 func (rs *ResourceState) toMap() map[string]any {
 	if rs == nil {

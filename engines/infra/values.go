@@ -8,10 +8,11 @@ import (
 	"math/big"
 	"slices"
 
-	"github.com/cairnhq/cairn/engines/infra/provider"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
+
+	"github.com/cairnhq/cairn/engines/infra/provider"
 )
 
 // ctyType is the cty type of a provider attribute type.

@@ -9,14 +9,13 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"time"
+
+	"github.com/hashicorp/hcl/v2"
 
 	"github.com/cairnhq/cairn/client/wire"
 	"github.com/cairnhq/cairn/dsl"
 	"github.com/cairnhq/cairn/engines"
 	"github.com/cairnhq/cairn/engines/infra/config"
-	"github.com/cairnhq/cairn/journal"
-	"github.com/hashicorp/hcl/v2"
 )
 
 var (
@@ -223,270 +222,6 @@ func (m *module) knownWorkspace(st *dsl.Statement) (string, error) {
 	return "", wire.Errorf(wire.InvalidArgument, "there are several workspaces (%s); give workspace=NAME", strings.Join(all, ", "))
 }
 
-// request builds a plan request under the workspace lock the caller holds.
-func (m *module) request(r engines.Request, destroy bool) (planRequest, error) {
-	st := r.Statement()
-	dir, ws, err := m.dirOf(r)
-	if err != nil {
-		return planRequest{}, err
-	}
-	in, err := inputs(r, dir)
-	if err != nil {
-		return planRequest{}, err
-	}
-	if err := checkReadable(r.Actor(), dir, in.Files); err != nil {
-		return planRequest{}, err
-	}
-	sn := m.audit.Snapshot()
-	defer sn.Close()
-	rd := stateReader{sn}
-	meta, err := rd.meta(ws)
-	if err != nil {
-		return planRequest{}, err
-	}
-	state, err := rd.resources(ws)
-	if err != nil {
-		return planRequest{}, err
-	}
-	return planRequest{ws: ws, dir: dir, inputs: in, targets: words(st, "target"), replace: words(st, "replace"), destroy: destroy,
-		env: m.env(r.Actor()), state: state, stateSeq: meta.Seq}, nil
-}
-
-// lockedRequest takes the workspace's apply lock, then builds the plan
-// request from the state as of holding it; unlock releases the lock.
-func (m *module) lockedRequest(r engines.Request, destroy bool) (req planRequest, unlock func(), err error) {
-	_, ws, err := m.dirOf(r)
-	if err != nil {
-		return planRequest{}, nil, err
-	}
-	l := m.lock(ws)
-	l.Lock()
-	if req, err = m.request(r, destroy); err != nil {
-		l.Unlock()
-		return planRequest{}, nil, err
-	}
-	return req, l.Unlock, nil
-}
-
-// planRow is the machine-readable answer of infra plan (-o json).
-type planRow struct {
-	ID        int64          `json:"id"`
-	Workspace string         `json:"workspace"`
-	Add       int            `json:"add"`
-	Change    int            `json:"change"`
-	Destroy   int            `json:"destroy"`
-	Dir       string         `json:"dir"`
-	Changes   []*Change      `json:"changes"`
-	Outside   []Outside      `json:"changed_outside,omitempty"`
-	Outputs   map[string]any `json:"outputs,omitempty"`
-	Unknown   []string       `json:"outputs_unknown,omitempty"`
-	Warnings  []string       `json:"warnings,omitempty"`
-}
-
-func (p *Plan) row() planRow {
-	changes := []*Change{}
-	for _, c := range p.Changes {
-		if c.Action != NoOp {
-			changes = append(changes, c)
-		}
-	}
-	return planRow{ID: p.ID, Workspace: p.Workspace, Add: p.Summary.Add, Change: p.Summary.Change, Destroy: p.Summary.Destroy,
-		Dir: p.Dir, Changes: changes, Outside: p.Outside, Outputs: p.Outputs, Unknown: p.Unknown, Warnings: p.Warnings}
-}
-
-func (m *module) savePlan(ctx context.Context, r engines.Request, p *Plan) error {
-	var changes []any
-	for _, c := range p.Changes {
-		if c.Action != NoOp {
-			changes = append(changes, map[string]any{"addr": c.Addr, "action": string(c.Action)})
-		}
-	}
-	b := &journal.Body{Kind: KindPlan, Subject: subject(p.Workspace, ""), Node: m.node, Actor: r.Actor(), Data: map[string]any{
-		"dir": p.Dir, "destroy": p.Destroy, "changes": changes,
-		"summary": map[string]any{"add": int64(p.Summary.Add), "change": int64(p.Summary.Change), "destroy": int64(p.Summary.Destroy)},
-	}}
-	c, err := m.audit.Append(ctx, b)
-	if err != nil {
-		return err
-	}
-	p.ID = c[0].Seq
-	m.plans.put(p)
-	return nil
-}
-
-func say(r engines.Request, lines []string) error {
-	for _, l := range lines {
-		if err := r.Line(l); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (m *module) runPlan(ctx context.Context, r engines.Request) error {
-	return m.plan(ctx, r, r.Statement().Flags["destroy"])
-}
-
-func (m *module) plan(ctx context.Context, r engines.Request, destroy bool) error {
-	req, unlock, err := m.lockedRequest(r, destroy)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	p, err := makePlan(ctx, req)
-	if err != nil {
-		return err
-	}
-	if err := m.savePlan(ctx, r, p); err != nil {
-		return err
-	}
-	if err := say(r, render(p)); err != nil {
-		return err
-	}
-	if !p.Empty() {
-		if err := r.Line(fmt.Sprintf("\nSaved the plan as %d: apply it with `infra apply plan=%d`.", p.ID, p.ID)); err != nil {
-			return err
-		}
-	}
-	return r.Row(p.row())
-}
-
-func (m *module) runDestroy(ctx context.Context, r engines.Request) error {
-	return m.applyNew(ctx, r, true)
-}
-
-func (m *module) runApply(ctx context.Context, r engines.Request) error {
-	st := r.Statement()
-	if w, ok := st.Opt("plan"); ok {
-		if _, hasPath := st.Args["PATH"]; hasPath {
-			return engines.Errorf(wire.InvalidArgument, w, "give PATH or plan=ID, not both")
-		}
-		id, _ := w.Int()
-		p := m.plans.take(id)
-		if p == nil {
-			return engines.Errorf(wire.NotFound, w, "plan %d is not held by this daemon (plans live in memory, as they hold variable values, until applied or the daemon restarts); run infra plan again", id)
-		}
-		return m.applySaved(ctx, r, p)
-	}
-	if _, ok := st.Args["PATH"]; !ok {
-		return wire.Errorf(wire.InvalidArgument, "infra apply needs PATH (with auto-approve) or plan=ID")
-	}
-	return m.applyNew(ctx, r, false)
-}
-
-func (m *module) applyNew(ctx context.Context, r engines.Request, destroy bool) error {
-	st := r.Statement()
-	req, unlock, err := m.lockedRequest(r, destroy)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	p, err := makePlan(ctx, req)
-	if err != nil {
-		return err
-	}
-	if err := m.savePlan(ctx, r, p); err != nil {
-		return err
-	}
-	if err := say(r, render(p)); err != nil {
-		return err
-	}
-	if p.Empty() {
-		return r.Line("\nApply complete! Resources: 0 added, 0 changed, 0 destroyed.")
-	}
-	if !st.Flags["auto-approve"] {
-		return wire.Errorf(wire.FailedPrecondition, "not applied: add auto-approve to apply this, or apply the saved plan with infra apply plan=%d", p.ID)
-	}
-	m.plans.take(p.ID) // applied now: not again
-	return m.execute(ctx, r, p)
-}
-
-func (m *module) applySaved(ctx context.Context, r engines.Request, p *Plan) error {
-	l := m.lock(p.Workspace)
-	l.Lock()
-	defer l.Unlock()
-	sn := m.audit.Snapshot()
-	rd := stateReader{sn}
-	meta, err := rd.meta(p.Workspace)
-	var state map[string]*ResourceState
-	if err == nil {
-		state, err = rd.resources(p.Workspace)
-	}
-	sn.Close()
-	if err != nil {
-		return err
-	}
-	if meta.Seq != p.StateSeq {
-		return wire.Errorf(wire.FailedPrecondition, "plan %d is stale: the state of workspace %q changed since it was made (seq %d, now %d); run infra plan again", p.ID, p.Workspace, p.StateSeq, meta.Seq)
-	}
-	ss := newSessions(ctx, m.env(r.Actor()))
-	actual, err := refresh(ctx, ss, state)
-	ss.close()
-	if err != nil {
-		return err
-	}
-	if d := realityDigest(state, actual); d != p.Reality {
-		return wire.Errorf(wire.FailedPrecondition, "plan %d is stale: reality changed since it was made (%d objects changed outside cairn); run infra plan again", p.ID, len(outside(state, actual)))
-	}
-	if p.Empty() {
-		return r.Line("Apply complete! Resources: 0 added, 0 changed, 0 destroyed.")
-	}
-	return m.execute(ctx, r, p)
-}
-
-// execute runs an apply under the workspace lock the caller holds.
-func (m *module) execute(ctx context.Context, r engines.Request, p *Plan) error {
-	st := r.Statement()
-	par := int64(10)
-	if w, ok := st.Opt("parallelism"); ok {
-		if par, _ = w.Int(); par < 1 {
-			return engines.Errorf(wire.InvalidArgument, w, "parallelism must be 1 or more")
-		}
-	}
-	lines := make(chan string, 256)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f, _ := r.(engines.Flusher)
-		for l := range lines {
-			_ = r.Line(l)
-			if f != nil {
-				_ = f.Flush() // progress shows as it happens, as terraform apply's does
-			}
-		}
-	}()
-	ss := newSessions(ctx, m.env(r.Actor()))
-	a := &applier{plan: p, ss: ss, commit: m.commit, actor: r.Actor(), node: m.node, parallelism: int(par), planSeq: p.ID,
-		say: func(s string) { lines <- s }}
-	err := func() error {
-		// Even if the apply panics, the progress writer is done with r
-		// before anything else answers.
-		defer func() {
-			ss.close()
-			close(lines)
-			<-done
-		}()
-		return a.run(ctx)
-	}()
-	if m.drift != nil {
-		m.drift.resubscribe() // an apply may have made or emptied a namespace
-	}
-	if err != nil {
-		return err
-	}
-	verb := "Apply"
-	if p.Destroy {
-		verb = "Destroy"
-	}
-	if err := r.Line(""); err != nil {
-		return err
-	}
-	if p.Destroy {
-		return r.Line(fmt.Sprintf("%s complete! Resources: %d destroyed.", verb, a.destroyed))
-	}
-	return r.Line(fmt.Sprintf("%s complete! Resources: %d added, %d changed, %d destroyed.", verb, a.added, a.changed, a.destroyed))
-}
-
 // dirOf returns the configuration directory and workspace of a
 // statement: its PATH (and workspace=, else the directory's name), or,
 // for the verbs where PATH may be left out (import, graph), the directory
@@ -606,87 +341,6 @@ func (m *module) runStateList(ctx context.Context, r engines.Request) error {
 	return nil
 }
 
-func (m *module) runStateShow(ctx context.Context, r engines.Request) error {
-	st := r.Statement()
-	ws, err := m.knownWorkspace(st)
-	if err != nil {
-		return err
-	}
-	addr := st.Args["ADDR"].Text
-	q := journal.Query{Subject: subject(ws, addr), Reverse: true}
-	if w, ok := st.Opt("at"); ok {
-		if n, err := w.Int(); err == nil {
-			q.To = n
-		} else {
-			t, err := w.Time(time.Now())
-			if err != nil {
-				return engines.Errorf(wire.InvalidArgument, w, "at=%s: %v", w.Text, err)
-			}
-			q.Until = t.UnixNano()
-		}
-		it := m.audit.Scan(q)
-		defer it.Close()
-		for it.Next() {
-			ev, err := it.Raw().Decode()
-			if err != nil {
-				return err
-			}
-			switch ev.Kind {
-			case KindCreate, KindUpdate, KindImport, KindRefresh, KindMove:
-				if to, seq, moved, err := m.movedAway(ws, addr, ev.Seq+1, q.To, q.Until); err != nil {
-					return err
-				} else if moved {
-					return wire.Errorf(wire.NotFound, "%s had moved to %s (seq %d) by %s; infra state show %s at=%s", addr, to, seq, w.Text, to, w.Text)
-				}
-				rs, err := stateFromData(ev.Data["after"])
-				if err != nil {
-					return err
-				}
-				return r.Row(stateRow{Addr: addr, Type: rs.Type, ID: rs.ID, Workspace: ws, Attrs: redactedAttrs(rs), Seq: ev.Seq,
-					Time: time.Unix(0, ev.Time).UTC().Format(time.RFC3339Nano)})
-			case KindDelete, KindForget:
-				return wire.Errorf(wire.NotFound, "%s was not in the state of workspace %q at %s (deleted at seq %d)", addr, ws, w.Text, ev.Seq)
-			}
-		}
-		if err := it.Err(); err != nil {
-			return err
-		}
-		return wire.Errorf(wire.NotFound, "%s was not in the state of workspace %q at %s", addr, ws, w.Text)
-	}
-	sn := m.audit.Snapshot()
-	defer sn.Close()
-	b, ok, err := sn.Get(Name, resKey(ws, addr))
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return engines.Errorf(wire.NotFound, st.Args["ADDR"], "%s is not in the state of workspace %q; infra state list shows what is", addr, ws)
-	}
-	rs, err := decodeState(b)
-	if err != nil {
-		return err
-	}
-	return r.Row(stateRow{Addr: addr, Type: rs.Type, ID: rs.ID, Workspace: ws, Attrs: redactedAttrs(rs)})
-}
-
-// movedAway reports whether addr of ws was moved to another address by an
-// infra.move in [from, to] (or up to until), and where to.
-func (m *module) movedAway(ws, addr string, from, to, until int64) (string, int64, bool, error) {
-	it := m.audit.Scan(journal.Query{Kind: KindMove, From: from, To: to, Until: until})
-	defer it.Close()
-	for it.Next() {
-		ev, err := it.Raw().Decode()
-		if err != nil {
-			return "", 0, false, err
-		}
-		if ev.Data["workspace"] == ws && ev.Data["from"] == addr {
-			dst, _ := ev.Data["addr"].(string)
-			return dst, ev.Seq, true, nil
-		}
-	}
-	return "", 0, false, it.Err()
-}
-
 func (m *module) runOutput(ctx context.Context, r engines.Request) error {
 	st := r.Statement()
 	ws, err := m.knownWorkspace(st)
@@ -734,141 +388,25 @@ func (m *module) runDrift(ctx context.Context, r engines.Request) error {
 	return nil
 }
 
-func (m *module) runImport(ctx context.Context, r engines.Request) error {
-	st := r.Statement()
-	addr, id := st.Args["ADDR"], st.Args["ID"].Text
-	req, unlock, err := m.lockedRequest(r, false)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	if _, ok := req.state[addr.Text]; ok {
-		return engines.Errorf(wire.FailedPrecondition, addr, "%s is already managed in workspace %q; infra state show %s shows it", addr.Text, req.ws, addr.Text)
-	}
-	cfg, diags := config.Load(req.dir)
-	if diags.HasErrors() {
-		return diagErr(diags)
-	}
-	order, diags := buildGraph(cfg)
-	if diags.HasErrors() {
-		return diagErr(diags)
-	}
-	var n *node
-	for _, x := range order {
-		if x.res != nil && x.res.Mode == config.Managed && x.addr == resAddrOf(addr.Text) {
-			n = x
-		}
-	}
-	if n == nil {
-		return engines.Errorf(wire.NotFound, addr, "%s is not declared in %s; add its resource block first, as terraform import needs", resAddrOf(addr.Text), req.dir)
-	}
-	rt := resourceType(n.res.Type)
-	ss := newSessions(ctx, req.env)
-	defer ss.close()
-	s, err := ss.get(n.res.Type)
-	if err != nil {
-		return err
-	}
-	got, found, err := rt.Read(ctx, s, id)
-	if err != nil {
-		return fmt.Errorf("import %s: %w", addr.Text, err)
-	}
-	if !found {
-		return engines.Errorf(wire.NotFound, st.Args["ID"], "cannot import %s: no object %q exists", addr.Text, id)
-	}
-	cv := &configValues{set: map[string]bool{}, sensitive: map[string]bool{}}
-	for name := range n.attrs {
-		cv.set[name] = true
-	}
-	for name, a := range n.sch.Attributes {
-		if a.Default != nil {
-			cv.set[name] = true
-		}
-	}
-	p := &Plan{order: order}
-	c := &Change{Addr: addr.Text, Type: n.res.Type, lc: n.res.Lifecycle, deps: p.transitiveDeps(n)}
-	rs := stateOf(c, id, rt.Schema(), got, cv)
-	b := &journal.Body{Kind: KindImport, Subject: subject(req.ws, addr.Text), Node: m.node, Actor: r.Actor(), Data: map[string]any{
-		"workspace": req.ws, "addr": addr.Text, "type": n.res.Type, "id": id, "after": rs.toMap(), "dir": req.dir,
-	}}
-	cs, err := m.commit(ctx, &commitReq{ws: req.ws, bodies: []*journal.Body{b}})
-	if err != nil {
-		return err
-	}
-	if m.drift != nil {
-		go m.drift.resubscribe()
-	}
-	if err := r.Line(fmt.Sprintf("%s: Import prepared!\n%s: Import complete [id=%s]", addr.Text, addr.Text, id)); err != nil {
-		return err
-	}
-	return r.Row(map[string]any{"addr": addr.Text, "id": id, "workspace": req.ws, "seq": cs[0].Seq})
-}
-
-func (m *module) runRefresh(ctx context.Context, r engines.Request) error {
-	ws, err := m.knownWorkspace(r.Statement())
-	if err != nil {
-		return err
-	}
-	l := m.lock(ws)
-	l.Lock()
-	defer l.Unlock()
-	sn := m.audit.Snapshot()
-	state, err := stateReader{sn}.resources(ws)
-	sn.Close()
-	if err != nil {
-		return err
-	}
-	ss := newSessions(ctx, m.env(r.Actor()))
-	actual, err := refresh(ctx, ss, state)
-	ss.close()
-	if err != nil {
-		return err
-	}
-	var bodies []*journal.Body
-	addrs := slices.Sorted(maps.Keys(state))
-	for _, a := range addrs {
-		rs := state[a]
-		v, ok := actual[a]
-		if !ok {
-			bodies = append(bodies, &journal.Body{Kind: KindForget, Subject: subject(ws, a), Node: m.node, Actor: r.Actor(),
-				Data: map[string]any{"workspace": ws, "addr": a, "before": rs.toMap(), "reason": "gone outside cairn"}})
-			continue
-		}
-		next := *rs
-		next.Attrs = map[string]any{}
-		for k, x := range v {
-			if rs.sensitive(k) && x != nil {
-				x = digest(x)
-			}
-			if x != nil {
-				next.Attrs[k] = x
-			}
-		}
-		if sameAttrs(rs.Attrs, next.Attrs) {
-			continue
-		}
-		bodies = append(bodies, &journal.Body{Kind: KindRefresh, Subject: subject(ws, a), Node: m.node, Actor: r.Actor(),
-			Data: map[string]any{"workspace": ws, "addr": a, "type": rs.Type, "id": rs.ID, "before": rs.toMap(), "after": next.toMap()}})
-	}
-	if len(bodies) > 0 {
-		if _, err := m.commit(ctx, &commitReq{ws: ws, bodies: bodies}); err != nil {
+// say answers lines of text.
+func say(r engines.Request, lines []string) error {
+	for _, l := range lines {
+		if err := r.Line(l); err != nil {
 			return err
 		}
-		if m.drift != nil {
-			m.drift.resubscribe() // forgotten objects are no longer watched
-		}
 	}
-	return r.Line(fmt.Sprintf("Refreshed %d objects of workspace %q: %d updated from reality.", len(state), ws, len(bodies)))
+	return nil
 }
 
-func sameAttrs(a, b map[string]any) bool {
-	if len(a) != len(b) {
-		return false
+// readState reads a workspace's record and objects from one snapshot.
+func (m *module) readState(ws string) (workspaceMeta, map[string]*ResourceState, error) {
+	sn := m.audit.Snapshot()
+	defer sn.Close()
+	rd := stateReader{sn}
+	meta, err := rd.meta(ws)
+	if err != nil {
+		return meta, nil, err
 	}
-	for k, v := range a {
-		if !equal(v, b[k]) {
-			return false
-		}
-	}
-	return true
+	res, err := rd.resources(ws)
+	return meta, res, err
 }
