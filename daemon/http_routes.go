@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/cairnhq/cairn/client/wire"
+	"github.com/cairnhq/cairn/daemon/authz"
 	"github.com/cairnhq/cairn/engines"
 	"github.com/cairnhq/cairn/journal"
 )
@@ -61,6 +62,10 @@ type userEvent struct {
 // the event with its seq as the Lamport time.
 func (s *Server) serveEventFire(w http.ResponseWriter, r *http.Request) {
 	actor, _ := engines.ActorFrom(r.Context())
+	if err := s.decide(r.Context(), actor, "event fire", map[string]string{"NAME": r.PathValue("name")}, authz.Write); err != nil {
+		s.httpError(w, err)
+		return
+	}
 	payload, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxEventPayload))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {

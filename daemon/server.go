@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/cairnhq/cairn/client/wire"
+	"github.com/cairnhq/cairn/daemon/authz"
 	"github.com/cairnhq/cairn/engines"
 
 	"golang.org/x/sys/unix"
@@ -52,6 +53,10 @@ type Config struct {
 	ChiselPaths []string
 	// AllowUnsafeScripts gives chisels the full os and io libraries.
 	AllowUnsafeScripts bool
+	// Policy decides what non-root callers may do (nil: the default
+	// policy; docs/security.md).
+	Policy *authz.Policy
+
 	// SocketGroup, when set, owns the socket (mode 0660), so its members
 	// may connect: a group name or a numeric gid.
 	SocketGroup string
@@ -79,7 +84,8 @@ type Server struct {
 	bus     *bus
 	http    *httpListener
 
-	limits *connLimits
+	limits    *connLimits
+	socketGID int // the socket's group from --socket-group, or -1
 
 	connCtx    context.Context
 	connCancel context.CancelFunc
@@ -119,11 +125,12 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 	}
 	node, _ := os.Hostname()
 	s := &Server{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		node:    node,
-		started: time.Now(),
-		open:    make(map[*conn]struct{}),
+		cfg:       cfg,
+		log:       cfg.Logger,
+		node:      node,
+		started:   time.Now(),
+		open:      make(map[*conn]struct{}),
+		socketGID: socketGID,
 	}
 	s.verbs = buildTable(s, cfg.Modules)
 	s.chisels = scripts.NewLibrary(scripts.Options{
@@ -417,6 +424,10 @@ func (s *Server) execute(ctx context.Context, cn *conn, id int64, text string, r
 			cn.mu.Unlock()
 		}
 		r.stmt, r.live = st, st.Spec.Stream
+		if err := s.authorize(ctx, r.actor, st); err != nil {
+			r.flush(encodeError(id, errorBody(err)))
+			return
+		}
 		if err := s.callHandler(ctx, handler, r); err != nil {
 			if errors.Is(err, errClientGone) {
 				return

@@ -3,11 +3,13 @@ package integration
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -95,7 +97,13 @@ func httpGet(t *testing.T, url string) (int, []byte) {
 func TestHTTPActor(t *testing.T) {
 	t.Parallel()
 	requireRootForUsers(t)
-	d := startDaemon(t, withFlags("--http", "127.0.0.1:0"))
+	// Over TCP a caller outside the socket's group may only read, unless
+	// the policy grants more: this one lets nobody fire events.
+	policy := filepath.Join(t.TempDir(), "policy.cel")
+	if err := os.WriteFile(policy, []byte("allow actor.uid == 65534 && verb == \"event fire\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, withFlags("--http", "127.0.0.1:0", "--policy", policy))
 	addr := d.Status.HTTP
 	if host, port, err := net.SplitHostPort(addr); err != nil || host != "127.0.0.1" || port == "0" {
 		t.Fatalf("status http %q, want the bound address 127.0.0.1:PORT", addr)
@@ -147,6 +155,38 @@ func TestHTTPActor(t *testing.T) {
 		t.Errorf("actor of uid 65534 named %q, want nobody", evs[0].Actor.User)
 	}
 	d.Stop()
+}
+
+// TestHTTPWriteNeedsGroupOrGrant: a local user outside the socket's group
+// may read over HTTP but not write; the refusal is a 403 naming what would
+// allow it, and an auth.deny event records the caller's uid.
+func TestHTTPWriteNeedsGroupOrGrant(t *testing.T) {
+	t.Parallel()
+	requireRootForUsers(t)
+	d := startDaemon(t, withFlags("--http", "127.0.0.1:0"))
+	base := "http://" + d.Status.HTTP
+	if code, _ := httpGet(t, base+"/healthz"); code != 200 {
+		t.Fatalf("GET /healthz: %d", code)
+	}
+	p, err := exec.LookPath("curl")
+	if err != nil {
+		t.Fatalf("curl: %v", err)
+	}
+	cmd := exec.Command(p, "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT", "--data-binary", "x", base+"/v1/event/fire/deploy")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	cmd.Dir = "/"
+	out, err := cmd.Output()
+	if err != nil || string(out) != "403" {
+		t.Fatalf("PUT as uid 65534 without a grant: %s %v, want 403", out, err)
+	}
+	if evs := parseNDJSON[httpEvent](t, cliOK(t, d, "-o", "json", "events", "kind=event.fire")); len(evs) != 0 {
+		t.Fatalf("a denied write was recorded: %+v", evs)
+	}
+	denials := parseNDJSON[httpEvent](t, cliOK(t, d, "-o", "json", "events", "kind=auth.deny"))
+	if len(denials) != 1 || denials[0].Actor.UID != 65534 || denials[0].Actor.Via != "http" || denials[0].Subject != "event fire" ||
+		!strings.Contains(fmt.Sprint(denials[0].Data["reason"]), "--socket-group") {
+		t.Fatalf("auth.deny events %+v, want one for uid 65534 via http naming what would allow it", denials)
+	}
 }
 
 // TestHTTPBusyPort: a daemon whose --http address is taken does not start,

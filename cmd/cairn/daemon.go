@@ -14,6 +14,7 @@ import (
 
 	"github.com/cairnhq/cairn/client"
 	"github.com/cairnhq/cairn/daemon"
+	"github.com/cairnhq/cairn/daemon/authz"
 	"github.com/cairnhq/cairn/engines"
 	"github.com/cairnhq/cairn/journal"
 )
@@ -36,6 +37,7 @@ func runDaemon(args []string) int {
 	chiselMem := fs.Int64("chisel-memory-mb", 256, "Lua memory one chisel run may hold (MiB)")
 	restore := fs.String("restore", "", "before starting, import the capture `files` (FILE[,FILE…], a backup made with journal export) into an empty data directory")
 	drain := fs.Duration("drain-timeout", 10*time.Second, "on SIGTERM, how long in-flight requests may run before their connections are closed")
+	policyFile := fs.String("policy", "", "authorization policy `file`: allow/deny CEL rules for non-root callers (docs/security.md)")
 	socketGroup := fs.String("socket-group", "", "`group` (name or gid) that owns the socket, so its members may connect (default: the daemon's)")
 	maxConns := fs.Int("max-conns", daemon.DefaultMaxConns, "most client connections in all (also bounded by RLIMIT_NOFILE)")
 	maxConnsPerUID := fs.Int("max-conns-per-uid", daemon.DefaultMaxConnsPerUID, "most client connections one non-root uid may hold")
@@ -71,7 +73,17 @@ func runDaemon(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	var policy *authz.Policy
+	if *policyFile != "" {
+		p, err := authz.Load(*policyFile)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "cairn daemon: --policy: %v\n", err)
+			return 2
+		}
+		policy = p
+	}
 	cfg := daemon.Config{
+		Policy:             policy,
 		DataDir:            *dataDir,
 		Socket:             *socket,
 		NATS:               *natsAddr,
