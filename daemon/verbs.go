@@ -69,7 +69,8 @@ func coreVerbs() []serverVerb {
 			Access:  dsl.AccessWrite,
 			Summary: "record an event by hand in the audit stream",
 			Help: "emit KIND SUBJECT [key=value…] appends one event. Values that read as numbers or\n" +
-				"booleans are stored as such; quoted values stay strings.\n\n" +
+				"booleans are stored as such; quoted values stay strings. The kinds an engine or the daemon\n" +
+				"writes (kv., lease., infra., capture., daemon., journal., auth., event.) are refused.\n\n" +
 				"  emit deploy.note web/frontend version=42 note=\"rolled back\"",
 			Args: []dsl.Arg{{Name: "KIND", Required: true, Help: "dotted kind, e.g. app.note"}, {Name: "SUBJECT", Required: true, Help: "what it is about"}},
 			Bag:  true,
@@ -98,7 +99,9 @@ func coreVerbs() []serverVerb {
 			Verb:    "journal rebuild",
 			Access:  dsl.AccessHost,
 			Summary: "drop every engine projection and refold it from the journal",
-			Help:    "journal rebuild refolds the engines' state from the events; the result is identical.",
+			Help: "journal rebuild refolds the engines' state from the events; the result is identical. Each\n" +
+				"stream's row has the projection's digest before (folded live) and after (refolded), and\n" +
+				"same: whether they are equal, as they must be.",
 		}, run: (*Server).runJournalRebuild},
 		{Spec: dsl.Spec{
 			Verb:    "journal stats",

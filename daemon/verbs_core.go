@@ -20,6 +20,9 @@ func (s *Server) runEmit(ctx context.Context, r engines.Request) error {
 	if err := journal.ValidateKind(kind.Text); err != nil {
 		return &engines.PosError{Code: wire.InvalidArgument, Pos: kind.Pos, Msg: err.Error()}
 	}
+	if owner, ok := s.reservedBy(kind.Text); ok {
+		return engines.Errorf(wire.InvalidArgument, kind, "kind %s belongs to %s: only it writes those events, so its state stays their fold; emit records kinds of your own, such as app.note", kind.Text, owner)
+	}
 	body := &journal.Body{Kind: kind.Text, Subject: st.Args["SUBJECT"].Text, Actor: r.Actor()}
 	if len(st.Bag) > 0 {
 		body.Data = make(map[string]any, len(st.Bag))
@@ -123,12 +126,23 @@ func (s *Server) runJournalStats(ctx context.Context, r engines.Request) error {
 // runJournalRebuild refolds every engine projection.
 func (s *Server) runJournalRebuild(ctx context.Context, r engines.Request) error {
 	for _, name := range s.journal.Names() {
-		start := time.Now()
-		if err := s.journal.Stream(name).Rebuild(ctx); err != nil {
+		stream := s.journal.Stream(name)
+		before, _, err := stream.ProjectionDigest(ctx)
+		if err != nil {
 			return fmt.Errorf("rebuild %s: %w", name, err)
 		}
-		st := s.journal.Stream(name).Stats()
-		if err := r.Row(rebuildRow{Stream: name, Events: st.Events, Took: time.Since(start).String()}); err != nil {
+		start := time.Now()
+		if err := stream.Rebuild(ctx); err != nil {
+			return fmt.Errorf("rebuild %s: %w", name, err)
+		}
+		took := time.Since(start)
+		after, keys, err := stream.ProjectionDigest(ctx)
+		if err != nil {
+			return fmt.Errorf("rebuild %s: %w", name, err)
+		}
+		st := stream.Stats()
+		row := rebuildRow{Stream: name, Events: st.Events, Took: took.String(), Keys: keys, Before: before.String(), After: after.String(), Same: before == after}
+		if err := r.Row(row); err != nil {
 			return err
 		}
 	}
@@ -140,6 +154,10 @@ type rebuildRow struct {
 	Stream string `json:"stream"`
 	Events int64  `json:"events"`
 	Took   string `json:"took"`
+	Keys   int64  `json:"keys"`   // projection keys after the rebuild
+	Before string `json:"before"` // projection digest folded live
+	After  string `json:"after"`  // projection digest refolded
+	Same   bool   `json:"same"`   // the two are equal, as they must be
 }
 
 // runStatus describes the daemon.
@@ -199,4 +217,21 @@ func (s *Server) runHelp(ctx context.Context, r engines.Request) error {
 		}
 	}
 	return nil
+}
+
+// daemonKinds are the kind prefixes the daemon itself writes.
+var daemonKinds = []string{"daemon.", "journal.", "auth.", "event."}
+
+// reservedBy reports which part of cairn owns kind: the daemon, or an
+// engine (engines.KindOwner).
+func (s *Server) reservedBy(kind string) (string, bool) {
+	for _, p := range daemonKinds {
+		if strings.HasPrefix(kind, p) {
+			return "the daemon", true
+		}
+	}
+	if owner, ok := engines.ReservedBy(s.cfg.Modules, kind); ok {
+		return "the " + owner + " engine", true
+	}
+	return "", false
 }

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/cairnhq/cairn/client/wire"
@@ -124,6 +125,28 @@ type Module interface {
 	Start(ctx context.Context, h Host) error
 	// Stop releases what Start took; the journal is still open.
 	Stop() error
+}
+
+// KindOwner is implemented by a module whose events have kinds of its own,
+// named by prefix ("kv.", "lease."). `emit` refuses them, so an engine's
+// state is only ever the fold of the events the engine itself decided: the
+// same live, after journal rebuild and after a restart.
+type KindOwner interface {
+	KindPrefixes() []string
+}
+
+// ReservedBy reports which module owns kind, if any.
+func ReservedBy(mods []Module, kind string) (owner string, ok bool) {
+	for _, m := range mods {
+		if ko, isOwner := m.(KindOwner); isOwner {
+			for _, p := range ko.KindPrefixes() {
+				if strings.HasPrefix(kind, p) {
+					return m.Name(), true
+				}
+			}
+		}
+	}
+	return "", false
 }
 
 var (

@@ -30,6 +30,9 @@ var _ engines.Module = (*module)(nil)
 
 func (m *module) Name() string { return Name }
 
+// KindPrefixes are the kinds only this engine writes (emit refuses them).
+func (m *module) KindPrefixes() []string { return []string{"capture."} }
+
 func (m *module) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&m.buffer, "capture-buffer", DefaultBuffer, "events held between capture sources and the journal before they are dropped (tests make it small)")
 }

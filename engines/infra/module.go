@@ -42,6 +42,9 @@ func newModule() *module {
 
 func (m *module) Name() string { return Name }
 
+// KindPrefixes are the kinds only this engine writes (emit refuses them).
+func (m *module) KindPrefixes() []string { return []string{"infra."} }
+
 func (m *module) Flags(fs *flag.FlagSet) {
 	fs.BoolVar(&m.noDrift, "infra-no-drift", false, "do not watch managed objects for drift")
 }

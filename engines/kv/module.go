@@ -51,6 +51,9 @@ func newModule() *module { return &module{store: New(Options{})} }
 
 func (m *module) Name() string { return Name }
 
+// KindPrefixes are the kinds only this engine writes (emit refuses them).
+func (m *module) KindPrefixes() []string { return []string{"kv.", "lease."} }
+
 func (m *module) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&m.etcdAddr, "etcd", "", "serve the etcd v3 gRPC API on `ADDR` (host:port; off unless given)")
 	fs.DurationVar(&m.etcdProg, "etcd-progress-interval", 10*time.Minute, "how often a quiet etcd watch that asked for progress notifications gets one (etcd's default 10m)")
