@@ -16,15 +16,19 @@ func TestConnLimits(t *testing.T) {
 		}
 		return err
 	}
-	if take(1000) != nil || take(1000) != nil {
-		t.Fatal("uid 1000's first two connections refused")
+	for i := range 2 {
+		if err := take(1000); err != nil {
+			t.Fatalf("uid 1000's connection %d refused: %v", i+1, err)
+		}
 	}
 	if err := take(1000); wire.CodeOf(err) != wire.ResourceExhausted {
 		t.Fatalf("uid 1000's third connection: %v, want resource_exhausted", err)
 	}
 	// Root is held to the total only.
-	if take(0) != nil || take(0) != nil || take(0) != nil {
-		t.Fatal("root refused under the total")
+	for i := range 3 {
+		if err := take(0); err != nil {
+			t.Fatalf("root's connection %d refused under the total: %v", i+1, err)
+		}
 	}
 	if err := take(0); wire.CodeOf(err) != wire.ResourceExhausted {
 		t.Fatalf("connection over the total: %v", err)

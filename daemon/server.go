@@ -17,13 +17,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cairnhq/cairn/client/wire"
-	"github.com/cairnhq/cairn/daemon/authz"
-	"github.com/cairnhq/cairn/engines"
-
 	"golang.org/x/sys/unix"
 
+	"github.com/cairnhq/cairn/client/wire"
+	"github.com/cairnhq/cairn/daemon/authz"
 	"github.com/cairnhq/cairn/dsl"
+	"github.com/cairnhq/cairn/engines"
 	"github.com/cairnhq/cairn/journal"
 	"github.com/cairnhq/cairn/scripts"
 )

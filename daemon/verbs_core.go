@@ -9,7 +9,6 @@ import (
 
 	"github.com/cairnhq/cairn/client/wire"
 	"github.com/cairnhq/cairn/engines"
-
 	"github.com/cairnhq/cairn/journal"
 )
 

@@ -10,7 +10,6 @@ import (
 
 	"github.com/cairnhq/cairn/client/wire"
 	"github.com/cairnhq/cairn/engines"
-
 	"github.com/cairnhq/cairn/journal"
 	"github.com/cairnhq/cairn/journal/filter"
 )

@@ -194,7 +194,7 @@ func init() {
 	}
 	bodyDec, err = cbor.DecOptions{
 		DefaultMapType:  reflect.TypeOf(map[string]any(nil)),
-		IntDec:          cbor.IntDecConvertSigned,
+		IntDec:          cbor.IntDecConvertSignedOrFail,
 		MaxNestedLevels: 64,
 	}.DecMode()
 	if err != nil {

@@ -62,10 +62,6 @@ func appendIndexKey(dst, prefix []byte, name string, seq int64) []byte {
 	return binary.BigEndian.AppendUint64(dst, uint64(seq))
 }
 
-func indexKey(prefix []byte, name string, seq int64) []byte {
-	return appendIndexKey(nil, prefix, name, seq)
-}
-
 // seqOfIndexKey returns the seq at the end of an index key.
 func seqOfIndexKey(k []byte) int64 {
 	return int64(binary.BigEndian.Uint64(k[len(k)-8:]))

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -96,17 +95,4 @@ func (e *usageError) Unwrap() error { return e.err }
 // rather than the name of an installed chisel.
 func isLocalScript(name string) bool {
 	return strings.HasSuffix(name, ".lua") || strings.ContainsRune(name, '/')
-}
-
-// exitCodeOf is the CLI's exit code for err, or -1 when report decides.
-func exitCodeOf(err error) int {
-	var ee *exitError
-	if errors.As(err, &ee) {
-		return ee.code
-	}
-	var ue *usageError
-	if errors.As(err, &ue) {
-		return exitUsage
-	}
-	return -1
 }

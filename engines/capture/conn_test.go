@@ -161,7 +161,7 @@ func TestConnTrackerPoll(t *testing.T) {
 	if opened, closed = tr.poll([]diagSock{in}); len(opened)+len(closed) != 0 {
 		t.Fatalf("second poll: opened %d closed %d", len(opened), len(closed))
 	}
-	if opened, closed = tr.poll([]diagSock{in}); len(closed) != 1 || closed[0].sock.Cookie != 3 || closed[0].sock.BytesReceived != 40 {
+	if _, closed = tr.poll([]diagSock{in}); len(closed) != 1 || closed[0].sock.Cookie != 3 || closed[0].sock.BytesReceived != 40 {
 		t.Fatalf("third poll: closed %+v", closed)
 	}
 	// in closes: its notification has the final counts but no inode.

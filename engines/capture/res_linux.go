@@ -64,7 +64,6 @@ type resProc struct {
 	cmdline   string
 	container string
 	cgroup    string // key into cgroups; "" when cgroups are not sampled
-	cgDirs    [3]string
 	ticks     uint64
 	seen      uint64 // the last pass that saw it
 }

@@ -8,12 +8,10 @@ import (
 
 	"github.com/cairnhq/cairn/engines"
 	"github.com/cairnhq/cairn/engines/infra/provider"
-	"github.com/cairnhq/cairn/journal"
-
-	// The providers linked in: each registers itself from init.
-	_ "github.com/cairnhq/cairn/engines/infra/providers/file"
+	_ "github.com/cairnhq/cairn/engines/infra/providers/file" // the providers linked in: each registers itself from init
 	_ "github.com/cairnhq/cairn/engines/infra/providers/kv"
 	_ "github.com/cairnhq/cairn/engines/infra/providers/net"
+	"github.com/cairnhq/cairn/journal"
 )
 
 func init() {

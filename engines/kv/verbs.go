@@ -450,7 +450,7 @@ func (s *Store) runWatch(ctx context.Context, r engines.Request) error {
 		}
 		return nil
 	})
-	if err != nil && ctx.Err() != nil {
+	if ctx.Err() != nil {
 		return nil // canceled: the watch ends normally
 	}
 	return err

@@ -10,9 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairnhq/cairn/journal"
 	"github.com/klauspost/compress/zstd"
 	"go.uber.org/goleak"
+
+	"github.com/cairnhq/cairn/journal"
 )
 
 func TestMain(m *testing.M) {

@@ -8,8 +8,9 @@ import (
 	"io"
 	"time"
 
-	"github.com/cairnhq/cairn/journal"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/cairnhq/cairn/journal"
 )
 
 // maxWindow bounds the zstd window a Reader accepts, so a hostile file

@@ -8,8 +8,9 @@ import (
 	"io"
 	"time"
 
-	"github.com/cairnhq/cairn/journal"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/cairnhq/cairn/journal"
 )
 
 // encoderWindow is the zstd window the Writer uses: events repeat within a

@@ -1,10 +1,11 @@
 package filter
 
 import (
-	"github.com/cairnhq/cairn/dsl"
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/cairnhq/cairn/dsl"
 )
 
 // nearest returns the candidate closest to s when it is close enough to be

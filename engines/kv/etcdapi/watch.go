@@ -215,12 +215,10 @@ func (ws *watchStream) create(c *pb.WatchCreateRequest) error {
 			ws.send(&pb.WatchResponse{Header: header(0), WatchId: id, Canceled: true, CompactRevision: compacted.Rev})
 			return
 		}
-		reason := "watch ended"
-		if err != nil {
-			reason = toGRPC(err).Error()
-			if st, ok := status.FromError(toGRPC(err)); ok {
-				reason = st.Message()
-			}
+		// The engine's watch only ever returns an error.
+		reason := toGRPC(err).Error()
+		if st, ok := status.FromError(toGRPC(err)); ok {
+			reason = st.Message()
 		}
 		ws.send(&pb.WatchResponse{Header: header(ws.srv.store.Rev()), WatchId: id, Canceled: true, CancelReason: reason})
 	}()
