@@ -512,10 +512,10 @@ func (s *Stream) rebuild() error {
 	}
 	b := s.db.NewIndexedBatch()
 	defer b.Close()
-	if err := b.DeleteRange(prefixProj, prefixEnd(prefixProj), nil); err != nil {
+	if err := b.DeleteRange(prefixProj, PrefixEnd(prefixProj), nil); err != nil {
 		return err
 	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefixEvent, UpperBound: prefixEnd(prefixEvent)})
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefixEvent, UpperBound: PrefixEnd(prefixEvent)})
 	if err != nil {
 		return err
 	}

@@ -24,7 +24,7 @@ func (s *Stream) ProjectionDigest(ctx context.Context) (Hash, int64, error) {
 	if s.closed {
 		return Hash{}, 0, ErrClosed
 	}
-	it, err := st.snap.NewIter(&pebble.IterOptions{LowerBound: prefixProj, UpperBound: prefixEnd(prefixProj)})
+	it, err := st.snap.NewIter(&pebble.IterOptions{LowerBound: prefixProj, UpperBound: PrefixEnd(prefixProj)})
 	if err != nil {
 		return Hash{}, 0, err
 	}

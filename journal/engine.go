@@ -90,7 +90,7 @@ func (t *Txn) DeleteRange(start, end []byte) error {
 	lo := append(append([]byte(nil), t.prefix...), start...)
 	var hi []byte
 	if end == nil {
-		hi = prefixEnd(t.prefix)
+		hi = PrefixEnd(t.prefix)
 	} else {
 		hi = append(append([]byte(nil), t.prefix...), end...)
 	}
@@ -113,7 +113,7 @@ func readerIter(r pebble.Reader, prefix, lower, upper []byte, fn func(k, v []byt
 	lo := append(append([]byte(nil), prefix...), lower...)
 	var hi []byte
 	if upper == nil {
-		hi = prefixEnd(prefix)
+		hi = PrefixEnd(prefix)
 	} else {
 		hi = append(append([]byte(nil), prefix...), upper...)
 	}

@@ -227,7 +227,7 @@ type Stream struct {
 // stream that no longer keeps that index: nothing reads them, and retention
 // would no longer delete them.
 func dropSubjectIndex(db *pebble.DB) error {
-	it, err := db.NewIter(&pebble.IterOptions{LowerBound: prefixSubject, UpperBound: prefixEnd(prefixSubject)})
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: prefixSubject, UpperBound: PrefixEnd(prefixSubject)})
 	if err != nil {
 		return err
 	}
@@ -235,7 +235,7 @@ func dropSubjectIndex(db *pebble.DB) error {
 	if err := errors.Join(it.Error(), it.Close()); err != nil || !found {
 		return err
 	}
-	return db.DeleteRange(prefixSubject, prefixEnd(prefixSubject), pebble.Sync)
+	return db.DeleteRange(prefixSubject, PrefixEnd(prefixSubject), pebble.Sync)
 }
 
 // MaxOpenFiles bounds the descriptors one stream's pebble instance keeps
@@ -428,7 +428,7 @@ func (s *Stream) load() error {
 		return fmt.Errorf("read anchor: %w", err)
 	}
 
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefixEvent, UpperBound: prefixEnd(prefixEvent)})
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefixEvent, UpperBound: PrefixEnd(prefixEvent)})
 	if err != nil {
 		return err
 	}

@@ -72,8 +72,10 @@ func projPrefix(engine string) []byte {
 	return []byte("p/" + engine + "/")
 }
 
-// prefixEnd returns the smallest key greater than every key with prefix p.
-func prefixEnd(p []byte) []byte {
+// PrefixEnd returns the smallest key greater than every key starting with
+// p: the upper bound of a prefix scan, or nil when there is none (p is
+// empty or all 0xff). The one implementation; engines use it too.
+func PrefixEnd(p []byte) []byte {
 	end := append([]byte(nil), p...)
 	for i := len(end) - 1; i >= 0; i-- {
 		if end[i] < 0xff {

@@ -15,7 +15,7 @@ func indexEntriesBelow(t *testing.T, s *Stream, seq int64) int {
 	t.Helper()
 	n := 0
 	for _, p := range [][]byte{prefixSubject, prefixKind} {
-		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: PrefixEnd(p)})
 		if err != nil {
 			t.Fatal(err)
 		}

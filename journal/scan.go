@@ -207,7 +207,7 @@ func (it *Iter) init() error {
 		if it.it, err = snap.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi}); err != nil {
 			return err
 		}
-		it.ev, err = snap.NewIter(&pebble.IterOptions{LowerBound: prefixEvent, UpperBound: prefixEnd(prefixEvent)})
+		it.ev, err = snap.NewIter(&pebble.IterOptions{LowerBound: prefixEvent, UpperBound: PrefixEnd(prefixEvent)})
 		return err
 	}
 	it.it, err = snap.NewIter(&pebble.IterOptions{LowerBound: eventKey(it.lo), UpperBound: eventKey(it.hi + 1)})
@@ -223,7 +223,7 @@ func appendSeq(dst []byte, seq int64) []byte {
 // last at or before until (0 = open), by binary search: times never
 // decrease within a stream.
 func timeRange(r pebble.Reader, since, until, last int64) (lo, hi int64, err error) {
-	it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefixEvent, UpperBound: prefixEnd(prefixEvent)})
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefixEvent, UpperBound: PrefixEnd(prefixEvent)})
 	if err != nil {
 		return 0, 0, err
 	}

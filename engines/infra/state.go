@@ -135,17 +135,6 @@ func driftAddrPrefix(ws, addr string) []byte {
 	return []byte("d/" + ws + "\x00" + addr + "\x00")
 }
 
-func prefixEnd(p []byte) []byte {
-	end := append([]byte(nil), p...)
-	for i := len(end) - 1; i >= 0; i-- {
-		if end[i] < 0xff {
-			end[i]++
-			return end[:i+1]
-		}
-	}
-	return nil
-}
-
 // subject is the journal subject of an event about addr in ws.
 func subject(ws, addr string) string {
 	if addr == "" {
@@ -218,7 +207,7 @@ func (engine) Fold(t *journal.Txn, ev *journal.Event) error {
 	}
 	clearDrift := func() error {
 		p := driftAddrPrefix(ws, addr)
-		return t.DeleteRange(p, prefixEnd(p))
+		return t.DeleteRange(p, journal.PrefixEnd(p))
 	}
 	switch ev.Kind {
 	case KindCreate, KindUpdate, KindImport, KindRefresh:
@@ -257,7 +246,7 @@ func (engine) Fold(t *journal.Txn, ev *journal.Event) error {
 			return err
 		}
 		p := driftAddrPrefix(ws, from)
-		if err := t.DeleteRange(p, prefixEnd(p)); err != nil {
+		if err := t.DeleteRange(p, journal.PrefixEnd(p)); err != nil {
 			return err
 		}
 		if err := t.Set(resKey(ws, addr), b); err != nil {
@@ -303,7 +292,7 @@ func (r stateReader) meta(ws string) (workspaceMeta, error) { return readMeta(r.
 func (r stateReader) resources(ws string) (map[string]*ResourceState, error) {
 	out := map[string]*ResourceState{}
 	p := resPrefix(ws)
-	err := r.sn.Iter(Name, p, prefixEnd(p), func(k, v []byte) error {
+	err := r.sn.Iter(Name, p, journal.PrefixEnd(p), func(k, v []byte) error {
 		rs, err := decodeState(v)
 		if err != nil {
 			return fmt.Errorf("%s: %w", k, err)
@@ -319,7 +308,7 @@ func (r stateReader) drift(ws string) ([]Drift, error) {
 	lo, hi := []byte("d/"), []byte("d0")
 	if ws != "" {
 		p := driftPrefix(ws)
-		lo, hi = p, prefixEnd(p)
+		lo, hi = p, journal.PrefixEnd(p)
 	}
 	err := r.sn.Iter(Name, lo, hi, func(k, v []byte) error {
 		var d Drift

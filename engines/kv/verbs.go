@@ -153,12 +153,8 @@ func atWord(w dsl.Word, err error) error {
 // as etcd's clientv3.GetPrefixRangeEnd: "\x00" (every key) when prefix
 // is empty or all 0xff.
 func PrefixEnd(prefix []byte) []byte {
-	end := append([]byte(nil), prefix...)
-	for i := len(end) - 1; i >= 0; i-- {
-		if end[i] < 0xff {
-			end[i]++
-			return end[:i+1]
-		}
+	if end := journal.PrefixEnd(prefix); end != nil {
+		return end
 	}
 	return []byte{0}
 }

@@ -25,7 +25,7 @@ func TestRangeIndexStab(t *testing.T) {
 			case 0:
 				w.end = []byte{0}
 			case 1:
-				w.end = prefixEnd(w.key[:1])
+				w.end = PrefixEnd(w.key[:1])
 			default:
 				w.end = word() // may end before it starts: holds nothing
 			}
@@ -51,12 +51,6 @@ func TestRangeIndexStab(t *testing.T) {
 			}
 		}
 	}
-}
-
-func prefixEnd(p []byte) []byte {
-	e := append([]byte(nil), p...)
-	e[len(e)-1]++
-	return e
 }
 
 // fanWatch is one watch of a fan-out test and what it received.
@@ -110,7 +104,7 @@ func TestWatchFanOut(t *testing.T) {
 			_, err = s.Txn(ctx, actor, TxnRequest{Success: ops})
 		case 3:
 			k := key()
-			_, err = s.Delete(ctx, actor, DeleteRequest{Key: k, End: prefixEnd(k[:2])})
+			_, err = s.Delete(ctx, actor, DeleteRequest{Key: k, End: PrefixEnd(k[:2])})
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -132,7 +126,7 @@ func TestWatchFanOut(t *testing.T) {
 		case 0:
 			f.end = []byte{0}
 		case 1:
-			f.end = prefixEnd(f.key[:2])
+			f.end = PrefixEnd(f.key[:2])
 		}
 		if f.from == 0 {
 			// From now: the events after the current revision.
@@ -250,8 +244,10 @@ func TestWatchSlowFallsBack(t *testing.T) {
 	if got := <-fastDone; !slices.Equal(got, puts) {
 		t.Fatalf("fast watch: %v, want %v", got, puts)
 	}
-	if d := s.hub.drops.Load(); d != 1 {
-		t.Fatalf("%d watches dropped to unsynced, want the slow one", d)
+	// The slow one was dropped to unsynced (the fast one may be too, on a
+	// busy machine: that is allowed, and it still got everything).
+	if d := s.hub.drops.Load(); d < 1 {
+		t.Fatalf("%d watches dropped to unsynced, want at least the slow one", d)
 	}
 	close(release)
 	if got := <-slowDone; !slices.Equal(got, puts) {
