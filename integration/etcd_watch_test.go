@@ -118,7 +118,7 @@ func TestEtcdctlCompaction(t *testing.T) {
 
 	// Not honoured: the etcd API reads and replays below the compaction.
 	d.Stop()
-	d.extra = append(d.extra, "--etcd-honour-compaction=false")
+	d.Extra = append(d.Extra, "--etcd-honour-compaction=false")
 	d.Restart()
 	if out, errOut, err := run("get", "k", fmt.Sprintf("--rev=%d", revs[0]), "--print-value-only"); err != nil || strings.TrimSpace(out) != "one" {
 		t.Errorf("not honoured: get --rev=%d: %q %q %v", revs[0], out, errOut, err)

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/cairnhq/cairn/client"
 	"github.com/cairnhq/cairn/client/wire"
+	"github.com/cairnhq/cairn/internal/cairntest"
 )
 
 // cairnBin is the binary under test: $CAIRN_BIN, or one built by TestMain.
@@ -84,31 +84,18 @@ func runChecked(m *testing.M) int {
 	return 0
 }
 
-// daemonProc is one `cairn daemon` process under test, restartable with the
-// same data directory and socket.
+// daemonProc is one `cairn daemon` process under test (internal/cairntest's
+// Daemon), with helpers that fail the test instead of returning errors.
 type daemonProc struct {
-	t       *testing.T
-	Data    string // data directory
-	Socket  string // unix socket path
-	nats    string // --nats value
-	extra   []string
-	env     []string // nil: inherit
-	noFlags bool     // run `cairn daemon` with only the extra flags
-	logPath string
-
-	cmd    *exec.Cmd
-	done   chan struct{} // closed when the process has exited
-	state  *os.ProcessState
-	starts int
-
-	Status wire.StatusRow // the status row of the last start
+	*cairntest.Daemon
+	t *testing.T
 }
 
 // daemonOpt adjusts a daemon before its first start.
 type daemonOpt func(*daemonProc)
 
 // withNATS sets --nats (default 127.0.0.1:0, a free port).
-func withNATS(addr string) daemonOpt { return func(d *daemonProc) { d.nats = addr } }
+func withNATS(addr string) daemonOpt { return func(d *daemonProc) { d.NATS = addr } }
 
 // withData uses dir as the data directory.
 func withData(dir string) daemonOpt { return func(d *daemonProc) { d.Data = dir } }
@@ -116,16 +103,16 @@ func withData(dir string) daemonOpt { return func(d *daemonProc) { d.Data = dir 
 // withSocket uses path as the socket.
 func withSocket(path string) daemonOpt { return func(d *daemonProc) { d.Socket = path } }
 
-// withFlags appends daemon flags.
+// withFlags appends daemon flags (a flag given twice: the last wins).
 func withFlags(flags ...string) daemonOpt {
-	return func(d *daemonProc) { d.extra = append(d.extra, flags...) }
+	return func(d *daemonProc) { d.Extra = append(d.Extra, flags...) }
 }
 
 // shortTempDir returns a fresh directory with a short path: a unix socket
 // address holds at most 107 bytes, which t.TempDir can exceed.
 func shortTempDir(t *testing.T) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "cairn-it-")
+	dir, err := cairntest.ShortTempDir("cairn-it-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +123,7 @@ func shortTempDir(t *testing.T) string {
 // newDaemon prepares a daemon without starting it.
 func newDaemon(t *testing.T, opts ...daemonOpt) *daemonProc {
 	t.Helper()
-	d := &daemonProc{t: t, nats: "127.0.0.1:0"}
+	d := &daemonProc{Daemon: &cairntest.Daemon{Bin: cairnBin, NATS: "127.0.0.1:0", HTTP: "127.0.0.1:0"}, t: t}
 	for _, o := range opts {
 		o(d)
 	}
@@ -146,14 +133,12 @@ func newDaemon(t *testing.T, opts ...daemonOpt) *daemonProc {
 	if d.Socket == "" {
 		d.Socket = filepath.Join(shortTempDir(t), "cairn.sock")
 	}
-	d.logPath = filepath.Join(t.TempDir(), "daemon.log")
+	d.LogPath = filepath.Join(t.TempDir(), "daemon.log")
 	t.Cleanup(func() {
-		if d.running() {
-			d.signal(syscall.SIGKILL)
-			select {
-			case <-d.done:
-			case <-time.After(15 * time.Second):
-				t.Errorf("daemon pid %d did not die after SIGKILL", d.cmd.Process.Pid)
+		if d.Running() {
+			d.Signal(syscall.SIGKILL)
+			if err := d.WaitExit(15 * time.Second); err != nil {
+				t.Errorf("after SIGKILL: %v", err)
 			}
 		}
 		log := d.Log()
@@ -161,7 +146,7 @@ func newDaemon(t *testing.T, opts ...daemonOpt) *daemonProc {
 			t.Errorf("the daemon reported a data race")
 		}
 		if t.Failed() {
-			t.Logf("daemon log (%s):\n%s", d.logPath, log)
+			t.Logf("daemon log (%s):\n%s", d.LogPath, log)
 		}
 	})
 	return d
@@ -176,92 +161,25 @@ func startDaemon(t *testing.T, opts ...daemonOpt) *daemonProc {
 	return d
 }
 
-func (d *daemonProc) args() []string {
-	if d.noFlags {
-		return append([]string{"daemon"}, d.extra...)
-	}
-	args := []string{"daemon", "--data", d.Data, "--socket", d.Socket, "--nats", d.nats, "--log-level", "debug"}
-	return append(args, d.extra...)
-}
-
 // launch starts the process without waiting for it to be ready.
 func (d *daemonProc) launch() {
-	t := d.t
-	t.Helper()
-	if d.running() {
-		t.Fatal("daemon already running")
+	d.t.Helper()
+	if err := d.Launch(); err != nil {
+		d.t.Fatal(err)
 	}
-	d.starts++
-	logf, err := os.OpenFile(d.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	fmt.Fprintf(logf, "=== start %d: cairn %s\n", d.starts, strings.Join(d.args(), " "))
-	cmd := exec.Command(cairnBin, d.args()...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = d.env
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start daemon: %v", err)
-	}
-	d.cmd = cmd
-	d.done = make(chan struct{})
-	d.state = nil
-	go func() {
-		cmd.Wait()
-		d.state = cmd.ProcessState
-		close(d.done)
-	}()
 }
 
 // start launches the daemon and waits until it answers status.
 func (d *daemonProc) start() {
-	t := d.t
-	t.Helper()
-	d.launch()
-	deadline := time.Now().Add(20 * time.Second)
-	var lastErr error
-	for time.Now().Before(deadline) {
-		select {
-		case <-d.done:
-			t.Fatalf("daemon exited before it was ready (%v); log:\n%s", d.state, d.Log())
-		default:
-		}
-		st, err := d.tryStatus()
-		if err == nil {
-			d.Status = st
-			if st.PID != d.cmd.Process.Pid {
-				t.Fatalf("status answered by pid %d, but the daemon started is pid %d", st.PID, d.cmd.Process.Pid)
-			}
-			return
-		}
-		lastErr = err
-		time.Sleep(20 * time.Millisecond)
+	d.t.Helper()
+	if _, err := d.Start(context.Background(), 20*time.Second, 20*time.Millisecond); err != nil {
+		d.t.Fatal(err)
 	}
-	t.Fatalf("daemon did not answer status within 20s: %v", lastErr)
 }
 
 // tryStatus dials the socket and runs status once.
 func (d *daemonProc) tryStatus() (wire.StatusRow, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	c, err := client.Dial(ctx, d.Socket)
-	if err != nil {
-		return wire.StatusRow{}, err
-	}
-	defer c.Close()
-	res, err := c.Do(ctx, "status")
-	if err != nil {
-		return wire.StatusRow{}, err
-	}
-	if len(res.Rows) != 1 {
-		return wire.StatusRow{}, fmt.Errorf("status answered %d rows", len(res.Rows))
-	}
-	var st wire.StatusRow
-	if err := json.Unmarshal(res.Rows[0], &st); err != nil {
-		return wire.StatusRow{}, fmt.Errorf("status row %s: %w", res.Rows[0], err)
-	}
-	return st, nil
+	return d.TryStatus(context.Background())
 }
 
 // requireServing fails the test unless the daemon answers status.
@@ -274,53 +192,31 @@ func (d *daemonProc) requireServing() wire.StatusRow {
 	return st
 }
 
-func (d *daemonProc) running() bool {
-	if d.cmd == nil {
-		return false
-	}
-	select {
-	case <-d.done:
-		return false
-	default:
-		return true
-	}
-}
+func (d *daemonProc) running() bool { return d.Running() }
 
 func (d *daemonProc) signal(sig syscall.Signal) {
-	if err := d.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		d.t.Errorf("signal %v to daemon: %v", sig, err)
+	if err := d.Signal(sig); err != nil {
+		d.t.Error(err)
 	}
 }
 
 // Pid returns the daemon's process id.
-func (d *daemonProc) Pid() int { return d.cmd.Process.Pid }
+func (d *daemonProc) Pid() int { return d.Cmd.Process.Pid }
 
 // Kill SIGKILLs the daemon and waits for it to die.
 func (d *daemonProc) Kill() {
-	t := d.t
-	t.Helper()
+	d.t.Helper()
 	d.signal(syscall.SIGKILL)
-	select {
-	case <-d.done:
-	case <-time.After(15 * time.Second):
-		t.Fatalf("daemon did not die within 15s of SIGKILL")
+	if err := d.WaitExit(15 * time.Second); err != nil {
+		d.t.Fatalf("after SIGKILL: %v", err)
 	}
 }
 
 // Stop sends SIGTERM and requires exit code 0 within 15s.
 func (d *daemonProc) Stop() {
-	t := d.t
-	t.Helper()
-	d.signal(syscall.SIGTERM)
-	select {
-	case <-d.done:
-	case <-time.After(15 * time.Second):
-		d.signal(syscall.SIGKILL)
-		<-d.done
-		t.Fatalf("daemon did not exit within 15s of SIGTERM")
-	}
-	if code := d.state.ExitCode(); code != 0 {
-		t.Fatalf("daemon exited with %v after SIGTERM, want exit code 0", d.state)
+	d.t.Helper()
+	if err := d.Daemon.Stop(syscall.SIGTERM, 15*time.Second); err != nil {
+		d.t.Fatal(err)
 	}
 }
 
@@ -331,15 +227,6 @@ func (d *daemonProc) Restart() {
 		d.t.Fatal("Restart: the daemon is still running")
 	}
 	d.start()
-}
-
-// Log returns what the daemon has written to stderr and stdout so far.
-func (d *daemonProc) Log() string {
-	b, err := os.ReadFile(d.logPath)
-	if err != nil {
-		return fmt.Sprintf("(no log: %v)", err)
-	}
-	return string(b)
 }
 
 // wireEvent is an event as `-o json` prints it and NATS carries it.
@@ -528,22 +415,11 @@ func requireGapless(t *testing.T, evs []wireEvent, first int64) {
 // rssBytes returns a process's resident set size from /proc.
 func rssBytes(t *testing.T, pid int) int64 {
 	t.Helper()
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	n, err := cairntest.RSS(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			f := strings.Fields(rest)
-			kb, err := strconv.ParseInt(f[0], 10, 64)
-			if err != nil || len(f) != 2 || f[1] != "kB" {
-				t.Fatalf("VmRSS line %q", line)
-			}
-			return kb << 10
-		}
-	}
-	t.Fatalf("no VmRSS in /proc/%d/status", pid)
-	return 0
+	return n
 }
 
 // collect runs fn in n goroutines and waits for them.

@@ -201,12 +201,12 @@ func TestHTTPBusyPort(t *testing.T) {
 	d := newDaemon(t, withFlags("--http", ln.Addr().String()))
 	d.launch()
 	select {
-	case <-d.done:
+	case <-d.Done:
 	case <-time.After(20 * time.Second):
 		t.Fatal("the daemon kept running with its --http address taken")
 	}
-	if d.state.ExitCode() == 0 {
-		t.Fatalf("daemon exited %v with its --http address taken, want a failure", d.state)
+	if d.State.ExitCode() == 0 {
+		t.Fatalf("daemon exited %v with its --http address taken, want a failure", d.State)
 	}
 	if log := d.Log(); !strings.Contains(log, "--http "+ln.Addr().String()) || !strings.Contains(log, "address already in use") {
 		t.Fatalf("the daemon's message does not name --http and the address in use:\n%s", log)

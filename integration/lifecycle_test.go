@@ -22,8 +22,8 @@ import (
 func (d *daemonProc) waitExit(within time.Duration) *os.ProcessState {
 	d.t.Helper()
 	select {
-	case <-d.done:
-		return d.state
+	case <-d.Done:
+		return d.State
 	case <-time.After(within):
 		d.t.Fatalf("daemon still running after %v; it should have refused to start", within)
 		return nil
@@ -159,8 +159,8 @@ func TestDefaultPaths(t *testing.T) {
 		}
 	}
 	d := newDaemon(t, withSocket(socket), withData(data), withFlags("--nats", "127.0.0.1:0"))
-	d.noFlags = true
-	d.env = env
+	d.NoFlags = true
+	d.Env = env
 	d.start()
 	if d.Status.Socket != socket || d.Status.Data != data {
 		t.Errorf("status socket %q data %q, want %q and %q", d.Status.Socket, d.Status.Data, socket, data)

@@ -108,7 +108,7 @@ func runLoad(ctx context.Context, b *bench) error {
 	if err != nil {
 		return err
 	}
-	_, st, err := d.start(ctx, b.cfg.bin)
+	_, st, err := d.start(ctx)
 	if err != nil {
 		return err
 	}
@@ -116,14 +116,14 @@ func runLoad(ctx context.Context, b *bench) error {
 
 	clients := make([]*client.Client, nClients)
 	for i := range clients {
-		if clients[i], err = client.Dial(ctx, d.socket); err != nil {
+		if clients[i], err = client.Dial(ctx, d.Socket); err != nil {
 			return err
 		}
 		defer clients[i].Close()
 	}
 
 	// The tail reader, on a connection of its own.
-	tc, err := client.Dial(ctx, d.socket)
+	tc, err := client.Dial(ctx, d.Socket)
 	if err != nil {
 		return err
 	}

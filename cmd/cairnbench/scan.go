@@ -104,13 +104,13 @@ func runScan(ctx context.Context, b *bench, data string, n int) error {
 	if err != nil {
 		return err
 	}
-	_, st, err := d.start(ctx, b.cfg.bin)
+	_, st, err := d.start(ctx)
 	if err != nil {
 		return err
 	}
 	defer d.stop(syscall.SIGTERM)
 	total := st.Audit.Events // the data set plus the daemon's own events
-	c, err := client.Dial(ctx, d.socket)
+	c, err := client.Dial(ctx, d.Socket)
 	if err != nil {
 		return err
 	}
@@ -158,7 +158,7 @@ func runStartup(ctx context.Context, b *bench, data string, n int) error {
 		if err != nil {
 			return err
 		}
-		took, st, err := d.start(ctx, b.cfg.bin)
+		took, st, err := d.start(ctx)
 		if err != nil {
 			return err
 		}
@@ -190,7 +190,7 @@ func runStartup(ctx context.Context, b *bench, data string, n int) error {
 		if err != nil {
 			return err
 		}
-		if _, _, err := d.start(ctx, b.cfg.bin); err != nil {
+		if _, _, err := d.start(ctx); err != nil {
 			return err
 		}
 		var acked int64
@@ -199,7 +199,7 @@ func runStartup(ctx context.Context, b *bench, data string, n int) error {
 		var wg sync.WaitGroup
 		for w := range 16 {
 			wg.Go(func() {
-				c, err := client.Dial(loadCtx, d.socket)
+				c, err := client.Dial(loadCtx, d.Socket)
 				if err != nil {
 					return
 				}
@@ -225,7 +225,7 @@ func runStartup(ctx context.Context, b *bench, data string, n int) error {
 		if err != nil {
 			return err
 		}
-		took, _, err := d2.start(ctx, b.cfg.bin)
+		took, _, err := d2.start(ctx)
 		if err != nil {
 			return err
 		}
