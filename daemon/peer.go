@@ -38,9 +38,3 @@ func procComm(pid int) string {
 func (p Peer) Actor() journal.Actor {
 	return journal.Actor{UID: p.UID, GID: p.GID, PID: p.PID, User: p.User, Comm: p.Comm, Via: "socket", Groups: p.Groups}
 }
-
-// systemActor is the actor of what the daemon does on its own.
-func systemActor() journal.Actor {
-	uid := os.Getuid()
-	return journal.Actor{UID: uid, GID: os.Getgid(), PID: os.Getpid(), User: userName(uid), Comm: "cairn", Via: "system"}
-}

@@ -234,7 +234,7 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 	defer s.connCancel()
 
 	if _, err := s.journal.Stream(journal.Audit).Append(ctx, &journal.Body{
-		Kind: "daemon.start", Actor: systemActor(),
+		Kind: "daemon.start", Actor: journal.SystemActor(),
 		Data: map[string]any{"version": Version, "pid": int64(os.Getpid()), "socket": cfg.Socket, "nats": s.natsURL(), "http": s.httpAddr()},
 	}); errors.Is(err, journal.ErrResourceExhausted) {
 		// Start anyway: reads keep working while the disk is nearly full.
@@ -272,7 +272,7 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 	<-httpDone
 
 	if _, err := s.journal.Stream(journal.Audit).Append(context.Background(), &journal.Body{
-		Kind: "daemon.stop", Actor: systemActor(),
+		Kind: "daemon.stop", Actor: journal.SystemActor(),
 		Data: map[string]any{"uptime_ns": int64(time.Since(s.started))},
 	}); err != nil {
 		s.log.Error("record daemon.stop", "err", err)

@@ -9,7 +9,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/user"
 	"reflect"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
@@ -41,6 +45,23 @@ type Actor struct {
 	// done for the caller (internal/ascaller) has them; never recorded.
 	Groups []int `json:"-" cbor:"-"`
 }
+
+// SystemActor is the actor of what cairn does on its own (starting,
+// stopping, expiring a lease, pruning, observing the host, checking for
+// drift): the daemon's own uid, gid, pid and user, comm "cairn", via
+// "system". The one spelling of it.
+func SystemActor() Actor {
+	return systemActor()
+}
+
+var systemActor = sync.OnceValue(func() Actor {
+	uid := os.Getuid()
+	name := ""
+	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
+		name = u.Username
+	}
+	return Actor{UID: uid, GID: os.Getgid(), PID: os.Getpid(), User: name, Comm: "cairn", Via: "system"}
+})
 
 // Evt is sysdig's evt object: the system event itself.
 type Evt struct {

@@ -147,7 +147,7 @@ func (s *Stream) planPrune(b *pebble.Batch, r *request) error {
 	}
 	units, err := s.encode([]*Body{{
 		Kind:  CheckpointKind,
-		Actor: Actor{Via: "system"},
+		Actor: SystemActor(),
 		Data: map[string]any{
 			"dropped_from": first,
 			"dropped_to":   to,

@@ -424,7 +424,7 @@ func (p *Pipeline) tick(now time.Time, force bool) {
 		drops = append(drops, &journal.Body{
 			Kind:    DropKind,
 			Subject: "source/" + r.name,
-			Actor:   journal.Actor{UID: os.Getuid(), GID: os.Getgid(), PID: os.Getpid(), Via: "system"},
+			Actor:   journal.SystemActor(),
 			Data:    map[string]any{"source": r.name, "count": n, "total": total},
 		})
 		owners = append(owners, r)

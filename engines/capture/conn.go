@@ -185,7 +185,7 @@ func connBody(kind, typ string, e *connEntry, now time.Time) *journal.Body {
 	b := &journal.Body{
 		Kind:    kind,
 		Subject: l4proto(s.Protocol) + "/" + name,
-		Actor:   journal.Actor{Via: "system"},
+		Actor:   journal.SystemActor(),
 		Evt:     &journal.Evt{Type: typ, Time: now.UnixNano()},
 		FD: &journal.FD{
 			Name: name, Type: fdType, L4Proto: l4proto(s.Protocol),

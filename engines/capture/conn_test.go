@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/cairnhq/cairn/journal"
 )
 
 // The fixtures were recorded on a little-endian host (see testdata/conn/README).
@@ -218,7 +220,7 @@ func TestConnBody(t *testing.T) {
 		}
 		return string(b)
 	}
-	want := `{"kind":"capture.close","subject":"tcp/127.0.0.1:45000-\u003e127.0.0.1:8080","node":"","actor":{"uid":0,"gid":0,"pid":0,"via":"system"},"data":{"bytes_received":1048576,"bytes_sent":3,"inode":0,"role":"accept","seen_at_close":true,"state":"CLOSE"},"evt":{"type":"close","time":1767323045000000000},"proc":{"name":"nginx","pid":42},"fd":{"name":"127.0.0.1:45000-\u003e127.0.0.1:8080","type":"ipv4","sip":"127.0.0.1","sport":8080,"cip":"127.0.0.1","cport":45000,"l4proto":"tcp"}}`
+	want := `{"kind":"capture.close","subject":"tcp/127.0.0.1:45000-\u003e127.0.0.1:8080","node":"","actor":` + systemActorJSON(t) + `,"data":{"bytes_received":1048576,"bytes_sent":3,"inode":0,"role":"accept","seen_at_close":true,"state":"CLOSE"},"evt":{"type":"close","time":1767323045000000000},"proc":{"name":"nginx","pid":42},"fd":{"name":"127.0.0.1:45000-\u003e127.0.0.1:8080","type":"ipv4","sip":"127.0.0.1","sport":8080,"cip":"127.0.0.1","cport":45000,"l4proto":"tcp"}}`
 	if g := got(ConnCloseKind, "close"); g != want {
 		t.Errorf("close:\n got %s\nwant %s", g, want)
 	}
@@ -233,4 +235,15 @@ func TestConnBody(t *testing.T) {
 	if b.FD.Name != "[2001:db8::1]:45000->[2001:db8::2]:443" || b.FD.Type != "ipv6" || b.FD.SIP != "2001:db8::2" || b.Proc != nil {
 		t.Errorf("ipv6 connect: %+v %+v", b.FD, b.Proc)
 	}
+}
+
+// systemActorJSON is journal.SystemActor as JSON: what cairn's own
+// observations carry.
+func systemActorJSON(t *testing.T) string {
+	t.Helper()
+	b, err := json.Marshal(journal.SystemActor())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

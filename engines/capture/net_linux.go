@@ -231,7 +231,7 @@ func netBody(kind, typ, subject string, data map[string]any) *journal.Body {
 	return &journal.Body{
 		Kind:    kind,
 		Subject: subject,
-		Actor:   journal.Actor{Via: "system"},
+		Actor:   journal.SystemActor(),
 		Evt:     &journal.Evt{Type: typ, Time: time.Now().UnixNano()},
 		Data:    data,
 	}

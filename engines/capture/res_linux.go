@@ -257,7 +257,7 @@ func (s *resSource) sampleProc(dir string, now int64) *journal.Body {
 	return &journal.Body{
 		Kind:      ResSampleKind,
 		Subject:   "pid/" + strconv.FormatInt(st.PID, 10),
-		Actor:     journal.Actor{Via: "system"},
+		Actor:     journal.SystemActor(),
 		Evt:       &journal.Evt{Type: "sample", Time: now},
 		Proc:      &journal.Proc{Name: p.name, PID: st.PID, PPID: st.PPID, Cmdline: p.cmdline},
 		Container: &journal.Container{ID: p.container},
@@ -347,7 +347,7 @@ func (s *resSource) sampleCgroup(c *resCgroup, now int64) *journal.Body {
 	return &journal.Body{
 		Kind:      ResCgroupSampleKind,
 		Subject:   "cgroup" + c.path,
-		Actor:     journal.Actor{Via: "system"},
+		Actor:     journal.SystemActor(),
 		Evt:       &journal.Evt{Type: "cgroup_sample", Time: now},
 		Container: &journal.Container{ID: c.container},
 		Data:      data,

@@ -93,7 +93,7 @@ func syntheticBody(n, pid int64) *journal.Body {
 	return &journal.Body{
 		Kind:    "capture.synthetic",
 		Subject: "pid/" + strconv.FormatInt(pid, 10),
-		Actor:   journal.Actor{Via: "system"},
+		Actor:   journal.SystemActor(),
 		Evt:     &journal.Evt{Type: "synthetic", Num: n, Time: time.Now().UnixNano()},
 		Proc:    &journal.Proc{Name: "synthetic", PID: pid, PPID: 1, Exe: "/synthetic"},
 		Data:    map[string]any{"n": n},

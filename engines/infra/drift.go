@@ -209,7 +209,7 @@ func (d *driftWatcher) check(ws, pname, scope string) error {
 		return nil
 	}
 	sort.Slice(mine, func(i, j int) bool { return mine[i].Addr < mine[j].Addr })
-	ss := newSessions(d.ctx, d.m.env(journal.Actor{Via: "system"}))
+	ss := newSessions(d.ctx, d.m.env(journal.SystemActor()))
 	defer ss.close()
 	var bodies []*journal.Body
 	for _, rs := range mine {
@@ -227,7 +227,7 @@ func (d *driftWatcher) check(ws, pname, scope string) error {
 				continue
 			}
 			bodies = append(bodies, &journal.Body{Kind: KindDrift, Subject: subject(ws, rs.Addr), Node: d.m.node,
-				Actor: journal.Actor{Via: "system", Comm: "cairn"},
+				Actor: journal.SystemActor(),
 				Data: map[string]any{"workspace": ws, "addr": rs.Addr, "type": rs.Type, "id": rs.ID,
 					"attribute": x.Attribute, "expected": x.Expected, "actual": x.Actual}})
 		}

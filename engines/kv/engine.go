@@ -672,7 +672,7 @@ func (e *engine) Decide(v *journal.View, req any) (journal.Decision, error) {
 		if e.due != nil && !e.due(r.id) {
 			return journal.Decision{Reply: true}, nil // renewed meanwhile: keep it
 		}
-		return e.decideEnd(s, r.id, KindLeaseExpire, journal.Actor{Via: "system", User: "cairn"}, false)
+		return e.decideEnd(s, r.id, KindLeaseExpire, journal.SystemActor(), false)
 	case *checkpointReq:
 		ok, err := s.leaseExists(r.id)
 		if err != nil {
@@ -714,7 +714,7 @@ func (e *engine) Decide(v *journal.View, req any) (journal.Decision, error) {
 			}
 			if ok {
 				bodies = append(bodies, &journal.Body{Kind: KindLeaseCheckpoint, Subject: FormatLeaseID(l.id),
-					Actor: journal.Actor{Via: "system", User: "cairn"}, Data: map[string]any{"id": FormatLeaseID(l.id), "ttl": l.ttl}})
+					Actor: journal.SystemActor(), Data: map[string]any{"id": FormatLeaseID(l.id), "ttl": l.ttl}})
 			}
 		}
 		return journal.Decision{Bodies: bodies}, nil
