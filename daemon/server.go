@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -132,6 +133,12 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 		socketGID: socketGID,
 	}
 	s.verbs = buildTable(s, cfg.Modules)
+	// Modules start after the modules whose services they require, and stop
+	// in the reverse order.
+	order, err := engines.StartOrder(cfg.Modules)
+	if err != nil {
+		return fmt.Errorf("engines: %w", err)
+	}
 	s.chisels = scripts.NewLibrary(scripts.Options{
 		Paths:       cfg.ChiselPaths,
 		AllowUnsafe: cfg.AllowUnsafeScripts,
@@ -187,10 +194,10 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 	modCtx, stopModules := context.WithCancel(context.Background())
 	defer stopModules()
 	host := engines.Host{Journal: s.journal, Node: node, DataDir: cfg.DataDir, Services: &engines.Services{}}
-	for i, m := range cfg.Modules {
+	for i, m := range order {
 		host.Logger = s.log.With("engine", m.Name())
 		if err := m.Start(modCtx, host); err != nil {
-			for _, started := range cfg.Modules[:i] {
+			for _, started := range slices.Backward(order[:i]) {
 				started.Stop()
 			}
 			return fmt.Errorf("start engine %s: %w", m.Name(), err)
@@ -198,7 +205,7 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 	}
 	stopEngines := sync.OnceFunc(func() {
 		stopModules()
-		for _, m := range cfg.Modules {
+		for _, m := range slices.Backward(order) {
 			if err := m.Stop(); err != nil {
 				s.log.Error("stop engine", "engine", m.Name(), "err", err)
 			}

@@ -65,14 +65,16 @@ type Host struct {
 	Node    string
 	DataDir string
 	// Services are what modules offer each other: a module provides in
-	// Start and others look up when they serve a request (never in Start,
-	// as modules start in name order).
+	// Start; a module that looks one up in Start declares it (Requirer)
+	// and starts after its provider.
 	Services *Services
 }
 
 // Services is a registry of what modules offer each other by name, so that
-// engines meet without importing each other: the kv module provides "kv"
-// (a KV), the infra engine's kv provider looks it up.
+// engines meet without importing each other: the kv module provides "kv",
+// the infra engine's kv provider looks it up through an interface of its
+// own. A module that needs a service in Start declares it (Requirer) and
+// the daemon starts its provider first.
 type Services struct {
 	mu sync.RWMutex
 	m  map[string]any
@@ -98,16 +100,95 @@ func (s *Services) Lookup(name string) any {
 	return s.m[name]
 }
 
-// KV is the service the kv module provides as "kv": single-key writes and
-// reads of cairn's key-value store, each write one journal event with the
-// given actor.
-type KV interface {
-	// Put writes key=value and returns the revision.
-	Put(ctx context.Context, actor journal.Actor, key, value []byte) (rev int64, err error)
-	// Get reads key now.
-	Get(ctx context.Context, key []byte) (value []byte, found bool, err error)
-	// Delete deletes key and says whether it existed.
-	Delete(ctx context.Context, actor journal.Actor, key []byte) (deleted bool, err error)
+// Lookup returns the service provided as name as a T, or an error saying
+// that nothing provides it or that it is not a T.
+func Lookup[T any](s *Services, name string) (T, error) {
+	var zero T
+	v := s.Lookup(name)
+	if v == nil {
+		return zero, fmt.Errorf("no module provides the %q service (is its engine linked into cmd/cairn/engines.go?)", name)
+	}
+	t, ok := v.(T)
+	if !ok {
+		return zero, fmt.Errorf("the %q service is a %T, not the %T asked for", name, v, zero)
+	}
+	return t, nil
+}
+
+// Provider is implemented by a module that provides services in Start.
+type Provider interface {
+	Provides() []string
+}
+
+// Requirer is implemented by a module that looks services up in Start: the
+// daemon starts the modules that provide them first.
+type Requirer interface {
+	Requires() []string
+}
+
+// StartOrder sorts modules so that each starts after the modules providing
+// the services it requires, otherwise by name. A required service nobody
+// provides, two providers of one service, or a cycle, is an error.
+func StartOrder(mods []Module) ([]Module, error) {
+	byName := map[string]Module{}
+	provider := map[string]string{} // service -> module
+	for _, m := range mods {
+		byName[m.Name()] = m
+		if p, ok := m.(Provider); ok {
+			for _, svc := range p.Provides() {
+				if other, dup := provider[svc]; dup {
+					return nil, fmt.Errorf("modules %s and %s both provide the %q service", other, m.Name(), svc)
+				}
+				provider[svc] = m.Name()
+			}
+		}
+	}
+	names := make([]string, 0, len(mods))
+	for n := range byName {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	const (
+		visiting = iota + 1
+		done
+	)
+	state := map[string]int{}
+	var order []Module
+	var visit func(name string, path []string) error
+	visit = func(name string, path []string) error {
+		switch state[name] {
+		case done:
+			return nil
+		case visiting:
+			return fmt.Errorf("modules require each other's services in a cycle: %s", strings.Join(append(path, name), " -> "))
+		}
+		state[name] = visiting
+		if r, ok := byName[name].(Requirer); ok {
+			reqs := append([]string(nil), r.Requires()...)
+			sort.Strings(reqs)
+			for _, svc := range reqs {
+				p, ok := provider[svc]
+				if !ok {
+					return fmt.Errorf("module %s requires the %q service, which no linked module provides", name, svc)
+				}
+				if p == name {
+					continue
+				}
+				if err := visit(p, append(path, name)); err != nil {
+					return err
+				}
+			}
+		}
+		state[name] = done
+		order = append(order, byName[name])
+		return nil
+	}
+	for _, n := range names {
+		if err := visit(n, nil); err != nil {
+			return nil, err
+		}
+	}
+	return order, nil
 }
 
 // Module is an engine as the daemon sees it.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"strings"
 	"testing"
 
 	"github.com/cairnhq/cairn/dsl"
@@ -52,5 +53,59 @@ func TestWherePosition(t *testing.T) {
 	}
 	if f, err := Where(&dsl.Statement{}); f != nil || err != nil {
 		t.Errorf("no where clause: %v, %v", f, err)
+	}
+}
+
+// orderModule is a module that only names, provides and requires.
+type orderModule struct {
+	Module
+	name     string
+	provides []string
+	requires []string
+}
+
+func (m orderModule) Name() string       { return m.name }
+func (m orderModule) Provides() []string { return m.provides }
+func (m orderModule) Requires() []string { return m.requires }
+
+func TestStartOrder(t *testing.T) {
+	names := func(ms []Module) string {
+		var out []string
+		for _, m := range ms {
+			out = append(out, m.Name())
+		}
+		return strings.Join(out, " ")
+	}
+	kv := orderModule{name: "kv", provides: []string{"kv", "kv.store"}}
+	etcd := orderModule{name: "etcd", requires: []string{"kv.store"}}
+	infra := orderModule{name: "infra"}
+	got, err := StartOrder([]Module{etcd, infra, kv})
+	if err != nil || names(got) != "kv etcd infra" {
+		t.Fatalf("order %q, %v; want kv before etcd, the rest by name", names(got), err)
+	}
+	if _, err := StartOrder([]Module{etcd, infra}); err == nil || !strings.Contains(err.Error(), `requires the "kv.store" service, which no linked module provides`) {
+		t.Errorf("missing provider: %v", err)
+	}
+	a := orderModule{name: "a", provides: []string{"x"}, requires: []string{"y"}}
+	b := orderModule{name: "b", provides: []string{"y"}, requires: []string{"x"}}
+	if _, err := StartOrder([]Module{a, b}); err == nil || !strings.Contains(err.Error(), "cycle: a -> b -> a") {
+		t.Errorf("cycle: %v", err)
+	}
+	if _, err := StartOrder([]Module{kv, orderModule{name: "kv2", provides: []string{"kv"}}}); err == nil || !strings.Contains(err.Error(), "both provide") {
+		t.Errorf("two providers: %v", err)
+	}
+}
+
+func TestLookup(t *testing.T) {
+	var s Services
+	s.Provide("n", 42)
+	if v, err := Lookup[int](&s, "n"); err != nil || v != 42 {
+		t.Fatalf("Lookup[int] = %v, %v", v, err)
+	}
+	if _, err := Lookup[string](&s, "n"); err == nil || !strings.Contains(err.Error(), "is a int") {
+		t.Errorf("wrong type: %v", err)
+	}
+	if _, err := Lookup[int](&s, "none"); err == nil || !strings.Contains(err.Error(), "no module provides") {
+		t.Errorf("missing: %v", err)
 	}
 }

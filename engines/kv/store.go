@@ -5,12 +5,10 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
-	"flag"
 	"fmt"
 	"hash/crc32"
 	"log/slog"
 	"sort"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -831,28 +829,6 @@ func (s *Store) HonoursCompaction() bool { return s.etcdHonourCompaction.Load() 
 
 // SetHonourCompaction sets HonoursCompaction (default true).
 func (s *Store) SetHonourCompaction(on bool) { s.etcdHonourCompaction.Store(on) }
-
-// HonourCompactionFlag is HonoursCompaction as a boolean flag.Value, for
-// --etcd-honour-compaction.
-func (s *Store) HonourCompactionFlag() flag.Value { return honourFlag{s} }
-
-type honourFlag struct{ s *Store }
-
-func (f honourFlag) IsBoolFlag() bool { return true }
-func (f honourFlag) String() string {
-	if f.s == nil {
-		return "true"
-	}
-	return strconv.FormatBool(f.s.HonoursCompaction())
-}
-func (f honourFlag) Set(v string) error {
-	on, err := strconv.ParseBool(v)
-	if err != nil {
-		return err
-	}
-	f.s.SetHonourCompaction(on)
-	return nil
-}
 
 // Defragment compacts the audit stream that holds the KV (a pebble manual
 // compaction), as etcd's defragment rewrites its database file. History

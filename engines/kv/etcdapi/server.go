@@ -42,8 +42,6 @@ import (
 	"github.com/cairnhq/cairn/journal"
 )
 
-func init() { kv.SetEtcdFrontend(Serve) }
-
 // Constants of the one-member "cluster" this API pretends to be. etcd
 // clients only display them or compare them with each other.
 const (

@@ -48,27 +48,8 @@ func openStore(t *testing.T) (*kv.Store, *journal.Journal) {
 	return s, j
 }
 
-// storeKV is a kv.Store as an engines.KV, as the kv module provides it
-// (its own adapter is unexported).
-type storeKV struct{ s *kv.Store }
-
-func (v storeKV) Put(ctx context.Context, actor journal.Actor, key, value []byte) (int64, error) {
-	r, err := v.s.Put(ctx, actor, kv.PutRequest{Key: key, Value: value})
-	return r.Rev, err
-}
-
-func (v storeKV) Get(ctx context.Context, key []byte) ([]byte, bool, error) {
-	r, err := v.s.Range(ctx, kv.RangeRequest{Key: key})
-	if err != nil || len(r.KVs) == 0 {
-		return nil, false, err
-	}
-	return r.KVs[0].Value, true, nil
-}
-
-func (v storeKV) Delete(ctx context.Context, actor journal.Actor, key []byte) (bool, error) {
-	r, err := v.s.Delete(ctx, actor, kv.DeleteRequest{Key: key})
-	return r.Deleted > 0, err
-}
+// The kv module's own service is what the provider uses.
+var _ Store = kv.Service{}
 
 func registered(t *testing.T) provider.Provider {
 	t.Helper()
@@ -125,7 +106,7 @@ func actors(t *testing.T, j *journal.Journal) (kinds []string, who []journal.Act
 func TestKeyLifecycle(t *testing.T) {
 	store, j := openStore(t)
 	var services engines.Services
-	services.Provide("kv", storeKV{store})
+	services.Provide("kv", kv.NewService(store))
 	sess := openSession(t, &services)
 	r := registered(t).Resources()["kv_key"]
 
@@ -196,7 +177,7 @@ func TestReadRefusesBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	var services engines.Services
-	services.Provide("kv", storeKV{store})
+	services.Provide("kv", kv.NewService(store))
 	sess := openSession(t, &services)
 	_, _, err := registered(t).Resources()["kv_key"].Read(ctx, sess, "bin")
 	if err == nil || !strings.Contains(err.Error(), `the value of "bin" is not valid UTF-8`) {
@@ -210,7 +191,7 @@ func TestDataSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	var services engines.Services
-	services.Provide("kv", storeKV{store})
+	services.Provide("kv", kv.NewService(store))
 	sess := openSession(t, &services)
 	d := registered(t).DataSources()["kv_key"]
 

@@ -2,8 +2,9 @@
 // resource type and data source, which write and read keys of cairn's own
 // key-value store.
 //
-// It reaches the store through the engines.KV service the kv module
-// provides as "kv", never by importing the kv engine: engines meet in the
+// It reaches the store through the Store service the kv module provides as
+// "kv" (the interface is declared here, by its consumer), never by
+// importing the kv engine: engines meet in the
 // journal and the service registry. Every write is one journal event
 // carrying the actor of the plan or apply.
 package kvprovider
@@ -13,12 +14,23 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/cairnhq/cairn/engines"
 	"github.com/cairnhq/cairn/engines/infra/provider"
 	"github.com/cairnhq/cairn/journal"
 )
 
 func init() { provider.Register(New()) }
+
+// Store is what this provider needs of cairn's key-value store, as the kv
+// module provides it under the name "kv": single-key writes and reads, each
+// write one journal event with the given actor.
+type Store interface {
+	// Put writes key=value and returns the revision.
+	Put(ctx context.Context, actor journal.Actor, key, value []byte) (rev int64, err error)
+	// Get reads key now.
+	Get(ctx context.Context, key []byte) (value []byte, found bool, err error)
+	// Delete deletes key and says whether it existed.
+	Delete(ctx context.Context, actor journal.Actor, key []byte) (deleted bool, err error)
+}
 
 // errNotRunning is Open's answer when no kv service is provided.
 var errNotRunning = errors.New("the kv engine is not running in this daemon")
@@ -49,7 +61,7 @@ func (*Provider) Open(ctx context.Context, env provider.Env) (provider.Session, 
 	if env.Services == nil {
 		return nil, errNotRunning
 	}
-	kv, ok := env.Services.Lookup("kv").(engines.KV)
+	kv, ok := env.Services.Lookup("kv").(Store)
 	if !ok {
 		return nil, errNotRunning
 	}
@@ -59,7 +71,7 @@ func (*Provider) Open(ctx context.Context, env provider.Env) (provider.Session, 
 // session is the kv service and who writes through it. It caches nothing:
 // reads are cheap and the store is the truth.
 type session struct {
-	kv    engines.KV
+	kv    Store
 	actor journal.Actor
 }
 

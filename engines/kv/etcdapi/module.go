@@ -1,0 +1,78 @@
+package etcdapi
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cairnhq/cairn/engines"
+	"github.com/cairnhq/cairn/engines/kv"
+	"github.com/cairnhq/cairn/journal"
+)
+
+// Name is the module's name.
+const Name = "etcd"
+
+func init() { engines.Register(Name, func() engines.Module { return &module{honour: true} }) }
+
+// module serves the kv engine's store over etcd's v3 gRPC API: its own
+// module, which asks for the store ("kv.store") in Start, so the kv engine
+// knows nothing of it.
+type module struct {
+	addr     string
+	progress time.Duration
+	honour   bool
+	stop     func() error
+}
+
+var (
+	_ engines.Module   = (*module)(nil)
+	_ engines.Requirer = (*module)(nil)
+)
+
+func (m *module) Name() string { return Name }
+
+func (m *module) Flags(fs *flag.FlagSet) {
+	fs.StringVar(&m.addr, "etcd", "", "serve the etcd v3 gRPC API on `ADDR` (host:port; off unless given)")
+	fs.DurationVar(&m.progress, "etcd-progress-interval", 10*time.Minute, "how often a quiet etcd watch that asked for progress notifications gets one (etcd's default 10m)")
+	fs.BoolVar(&m.honour, "etcd-honour-compaction", true, "the etcd API answers ErrCompacted for reads and watches below the latest compaction, as etcd does; on unless =false (history stays readable through cairn's verbs; docs/kv.md)")
+}
+
+func (m *module) Engines() map[string][]journal.Engine { return nil }
+
+func (m *module) Verbs() []engines.Verb { return nil }
+
+// Requires is the kv engine's store, which the module serves.
+func (m *module) Requires() []string { return []string{kv.StoreService} }
+
+func (m *module) Start(ctx context.Context, h engines.Host) error {
+	store, err := engines.Lookup[*kv.Store](h.Services, kv.StoreService)
+	if err != nil {
+		return err
+	}
+	store.SetHonourCompaction(m.honour)
+	if m.addr == "" || m.addr == "off" {
+		return nil
+	}
+	log := h.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	stop, err := Serve(ctx, m.addr, m.progress, store, log)
+	if err != nil {
+		return fmt.Errorf("serve etcd v3 API on %s: %w", m.addr, err)
+	}
+	m.stop = stop
+	return nil
+}
+
+func (m *module) Stop() error {
+	if m.stop == nil {
+		return nil
+	}
+	err := m.stop()
+	m.stop = nil
+	return err
+}
