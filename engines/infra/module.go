@@ -54,6 +54,9 @@ func (m *module) Engines() map[string][]journal.Engine {
 func (m *module) Verbs() []engines.Verb { return m.verbs() }
 
 func (m *module) Start(ctx context.Context, h engines.Host) error {
+	if err := checkTypes(); err != nil {
+		return err
+	}
 	m.audit = h.Journal.Stream(journal.Audit)
 	if h.Logger != nil {
 		m.log = h.Logger

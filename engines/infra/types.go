@@ -1,6 +1,7 @@
 package infra
 
 import (
+	"fmt"
 	"sort"
 	"sync"
 
@@ -18,25 +19,65 @@ type typeIndex struct {
 var (
 	typesOnce sync.Once
 	types     typeIndex
+	typesErr  error
 )
 
+// index is the type index of the linked providers. A name two providers
+// claim makes it empty, and the module refuses to start (checkTypes).
 func index() *typeIndex {
-	typesOnce.Do(func() {
-		types = typeIndex{resources: map[string]provider.Resource{}, data: map[string]provider.DataSource{}, owner: map[string]provider.Provider{}}
-		for _, p := range provider.All() {
-			for n, r := range p.Resources() {
-				types.resources[n] = r
-				types.owner[n] = p
-			}
-			for n, d := range p.DataSources() {
-				types.data[n] = d
-				if _, ok := types.owner[n]; !ok {
-					types.owner[n] = p
-				}
-			}
-		}
-	})
+	typesOnce.Do(func() { types, typesErr = buildIndex(provider.All()) })
 	return &types
+}
+
+// checkTypes reports a resource or data source type name that two linked
+// providers both declare: which one a configuration meant cannot be
+// decided, so the daemon does not start.
+func checkTypes() error {
+	index()
+	return typesErr
+}
+
+// buildIndex indexes the providers' types, refusing a name two of them
+// declare (a resource and a data source of one provider may share it).
+func buildIndex(all map[string]provider.Provider) (typeIndex, error) {
+	ix := typeIndex{resources: map[string]provider.Resource{}, data: map[string]provider.DataSource{}, owner: map[string]provider.Provider{}}
+	names := make([]string, 0, len(all))
+	for n := range all {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	claim := func(typ, what string, p provider.Provider) error {
+		if prev, ok := ix.owner[typ]; ok && prev.Name() != p.Name() {
+			return fmt.Errorf("%s type %q is declared by both the %s and the %s provider; rename one", what, typ, prev.Name(), p.Name())
+		}
+		ix.owner[typ] = p
+		return nil
+	}
+	for _, n := range names {
+		p := all[n]
+		for _, t := range sortedKeys(p.Resources()) {
+			if err := claim(t, "resource", p); err != nil {
+				return typeIndex{}, err
+			}
+			ix.resources[t] = p.Resources()[t]
+		}
+		for _, t := range sortedKeys(p.DataSources()) {
+			if err := claim(t, "data source", p); err != nil {
+				return typeIndex{}, err
+			}
+			ix.data[t] = p.DataSources()[t]
+		}
+	}
+	return ix, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func resourceType(t string) provider.Resource { return index().resources[t] }
