@@ -82,11 +82,6 @@ type auditChange struct {
 	t int64
 }
 
-// multiKeyKinds are the kv events that may change a key under another
-// subject: a txn's subject is its first key, a range delete's the range's
-// start, a lease's deletes the lease id.
-var multiKeyKinds = []string{"kv.delete", "kv.txn", "lease.expire", "lease.revoke"}
-
 // runAuditWho answers every change to one subject, with before → after.
 func (s *Server) runAuditWho(ctx context.Context, r engines.Request) error {
 	sel, err := s.selection(r)
@@ -146,7 +141,7 @@ func (s *Server) subjectChanges(ctx context.Context, st *journal.Stream, subject
 		// they are), so an event without it is skipped undecoded: etcd
 		// clients write most keys through txns.
 		needle := []byte(strings.TrimPrefix(subject, "b64:"))
-		for _, kind := range multiKeyKinds {
+		for _, kind := range s.multiSubjectKinds() {
 			kq := q
 			kq.Subject, kq.Kind = "", kind
 			err := scanAll(ctx, st, kq, func(raw *journal.Raw) error {
@@ -157,7 +152,7 @@ func (s *Server) subjectChanges(ctx context.Context, st *journal.Stream, subject
 				if err != nil {
 					return fmt.Errorf("%s seq %d: %w", st.Name(), raw.Seq, err)
 				}
-				if !touches(kvOps(ev.Kind, ev.Data), subject) {
+				if !touches(s.changesOf(ev.Kind, ev.Data), subject) {
 					return nil
 				}
 				if sel.where == nil || sel.where.MatchRaw(raw) {
@@ -187,7 +182,7 @@ func (s *Server) subjectChanges(ctx context.Context, st *journal.Stream, subject
 			Time:  time.Unix(0, ev.Time).UTC().Format(time.RFC3339Nano),
 			Actor: actorString(ev.Actor, true),
 		}
-		ops := kvOps(ev.Kind, ev.Data)
+		ops := s.changesOf(ev.Kind, ev.Data)
 		if !touches(ops, subject) {
 			// Not a change of the key (any other event, or a lease's
 			// revoke asked about by lease id): its data is what it says.
@@ -201,19 +196,19 @@ func (s *Server) subjectChanges(ctx context.Context, st *journal.Stream, subject
 			continue
 		}
 		for _, op := range ops {
-			if op.subject != subject {
+			if op.Subject != subject {
 				continue
 			}
 			row := base
-			if op.prevRev > 0 {
-				before, ok := values[op.prevRev]
+			if op.BeforeSeq > 0 {
+				before, ok := values[op.BeforeSeq]
 				if !ok {
-					before = s.valueAt(st, op.prevRev, subject)
+					before = s.valueAt(st, op.BeforeSeq, subject)
 				}
 				row.Before = before
 			}
-			row.After = op.value
-			values[ev.Seq] = op.value
+			row.After = op.After
+			values[ev.Seq] = op.After
 			rows = append(rows, row)
 		}
 	}
@@ -233,9 +228,9 @@ func (s *Server) valueAt(st *journal.Stream, rev int64, subject string) *string 
 		return nil
 	}
 	var v *string
-	for _, op := range kvOps(ev.Kind, ev.Data) {
-		if op.subject == subject {
-			v = op.value
+	for _, op := range s.changesOf(ev.Kind, ev.Data) {
+		if op.Subject == subject {
+			v = op.After
 		}
 	}
 	return v
@@ -274,88 +269,39 @@ func escapeGlob(s string) string {
 	return b.String()
 }
 
-// kvOp is one key's change as a kv event's data records it
-// (docs/events.md): the key as its subject reads, the value put (nil for a
-// delete) and the revision it replaced.
-type kvOp struct {
-	subject string
-	value   *string
-	prevRev int64
-}
-
-// kvOps returns the key changes of a kv or lease event, or nil for an event
-// that is not one. It reads the data the way docs/events.md documents it
-// rather than importing the engine: the daemon reads any engine's events.
-func kvOps(kind string, data map[string]any) []kvOp {
-	switch kind {
-	case "kv.put":
-		return []kvOp{opOf(data, false)}
-	case "kv.delete", "lease.revoke", "lease.expire":
-		return opsOf(data["keys"], true)
-	case "kv.txn":
-		return opsOf(data["ops"], false)
-	}
-	return nil
-}
-
-func opsOf(v any, del bool) []kvOp {
-	list, _ := v.([]any)
-	ops := make([]kvOp, 0, len(list))
-	for _, it := range list {
-		if m, ok := it.(map[string]any); ok {
-			ops = append(ops, opOf(m, del))
-		}
-	}
-	return ops
-}
-
-func opOf(m map[string]any, del bool) kvOp {
-	if op, ok := m["op"].(string); ok {
-		del = op == "delete"
-	}
-	var o kvOp
-	if k, ok := m["key"].(string); ok {
-		o.subject = k
-	} else if k, ok := m["key_b64"].(string); ok {
-		o.subject = "b64:" + k // as the kv engine writes such a key's subject
-	}
-	o.prevRev = dataInt(m["prev_rev"])
-	if del {
-		return o
-	}
-	if v, ok := m["value"].(string); ok {
-		o.value = &v
-	} else if v, ok := m["value_b64"].(string); ok {
-		v = "b64:" + v
-		o.value = &v
-	} else {
-		empty := ""
-		o.value = &empty
-	}
-	return o
-}
-
-func dataInt(v any) int64 {
-	switch n := v.(type) {
-	case int64:
-		return n
-	case uint64:
-		return int64(n)
-	case int:
-		return int64(n)
-	case float64:
-		return int64(n)
-	}
-	return 0
-}
-
-func touches(ops []kvOp, subject string) bool {
-	for _, op := range ops {
-		if op.subject == subject {
+// touches reports whether one of changes is of subject.
+func touches(changes []engines.Change, subject string) bool {
+	for _, c := range changes {
+		if c.Subject == subject {
 			return true
 		}
 	}
 	return false
+}
+
+// changesOf asks the module that owns an event's kind which subjects the
+// event changes (engines.Explainer); nil when none explains it.
+func (s *Server) changesOf(kind string, data map[string]any) []engines.Change {
+	for _, m := range s.cfg.Modules {
+		if ex, ok := m.(engines.Explainer); ok {
+			if c := ex.Changes(kind, data); c != nil {
+				return c
+			}
+		}
+	}
+	return nil
+}
+
+// multiSubjectKinds are the kinds whose events may change a subject other
+// than their own (a txn's subject is its first key), as their modules say.
+func (s *Server) multiSubjectKinds() []string {
+	var kinds []string
+	for _, m := range s.cfg.Modules {
+		if ex, ok := m.(engines.Explainer); ok {
+			kinds = append(kinds, ex.MultiSubjectKinds()...)
+		}
+	}
+	return kinds
 }
 
 // actorString renders an actor as one cell, in the CLI's event style:

@@ -208,6 +208,27 @@ type Module interface {
 	Stop() error
 }
 
+// Change is one subject's change an event records: the value after (nil
+// for a delete) and, when the change replaced an earlier value, the seq of
+// the event that had set it (where its before is read).
+type Change struct {
+	Subject   string
+	After     *string
+	BeforeSeq int64
+}
+
+// Explainer is implemented by a module whose events change subjects, so
+// that readers such as `audit who` (and the UI) explain them without
+// decoding another engine's payloads.
+type Explainer interface {
+	// MultiSubjectKinds are the module's kinds whose events may change
+	// subjects other than their own (a txn's subject is its first key).
+	MultiSubjectKinds() []string
+	// Changes returns the subject changes an event of one of the module's
+	// kinds records, or nil for an event it does not explain.
+	Changes(kind string, data map[string]any) []Change
+}
+
 // KindOwner is implemented by a module whose events have kinds of its own,
 // named by prefix ("kv.", "lease."). `emit` refuses them, so an engine's
 // state is only ever the fold of the events the engine itself decided: the
