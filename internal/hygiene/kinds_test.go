@@ -15,7 +15,10 @@ var kindPrefixes = []string{"kv", "lease", "infra", "capture", "daemon", "journa
 var kindLiteral = regexp.MustCompile(`"((?:` + strings.Join(kindPrefixes, "|") + `)\.[a-z0-9_]+)"`)
 
 // notKinds are literals of that shape that are not event kinds.
-var notKinds = map[string]bool{"daemon.log": true}
+var notKinds = map[string]bool{
+	"daemon.log": true, // the benchmark's log file
+	"kv.store":   true, // the service the kv engine provides its *Store as
+}
 
 // TestEventKindsDocumented requires docs/events.md to list every event kind
 // the code emits: every string literal of a reserved kind's shape in the
