@@ -193,10 +193,14 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 	// leases there) and stop after the last request has drained.
 	modCtx, stopModules := context.WithCancel(context.Background())
 	defer stopModules()
-	host := engines.Host{Journal: s.journal, Node: node, DataDir: cfg.DataDir, Services: &engines.Services{}}
+	host := engines.Host{Journal: s.journal, Node: node, DataDir: cfg.DataDir, Services: &engines.Services{},
+		Authorize: func(ctx context.Context, actor journal.Actor, verb string, args map[string]string, access dsl.Access) error {
+			return s.decide(ctx, actor, verb, args, accessOf(access))
+		}}
 	for i, m := range order {
 		host.Logger = s.log.With("engine", m.Name())
 		if err := m.Start(modCtx, host); err != nil {
+			stopModules() // the goroutines started modules own end first
 			for _, started := range slices.Backward(order[:i]) {
 				started.Stop()
 			}

@@ -68,6 +68,10 @@ type Host struct {
 	// Start; a module that looks one up in Start declares it (Requirer)
 	// and starts after its provider.
 	Services *Services
+	// Authorize asks the daemon's policy whether actor may do verb (a
+	// request through a module's own listener, such as the etcd API),
+	// journaling a denial; nil allows everything (tests).
+	Authorize func(ctx context.Context, actor journal.Actor, verb string, args map[string]string, access dsl.Access) error
 }
 
 // Services is a registry of what modules offer each other by name, so that

@@ -63,7 +63,7 @@ func (k *kvService) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse,
 	if err := k.refuseWrite(true); err != nil {
 		return nil, err
 	}
-	pr, err := k.store.Put(ctx, actor(ctx), req)
+	pr, err := k.store.Put(ctx, k.callerOf(ctx), req)
 	if err != nil {
 		return nil, k.writeErr(err)
 	}
@@ -90,7 +90,7 @@ func (k *kvService) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (
 	if err := k.refuseWrite(false); err != nil {
 		return nil, err
 	}
-	dr, err := k.store.Delete(ctx, actor(ctx), fromDelete(r))
+	dr, err := k.store.Delete(ctx, k.callerOf(ctx), fromDelete(r))
 	if err != nil {
 		return nil, k.writeErr(err)
 	}
@@ -126,7 +126,7 @@ func (k *kvService) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse,
 			return nil, err
 		}
 	}
-	tr, err := k.store.Txn(ctx, actor(ctx), req)
+	tr, err := k.store.Txn(ctx, k.callerOf(ctx), req)
 	if err != nil {
 		return nil, k.writeErr(err)
 	}
@@ -142,7 +142,7 @@ func (k *kvService) Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.C
 	if err := k.refuseWrite(false); err != nil {
 		return nil, err
 	}
-	rev, err := k.store.Compact(ctx, actor(ctx), r.Revision, r.Physical)
+	rev, err := k.store.Compact(ctx, k.callerOf(ctx), r.Revision, r.Physical)
 	if err != nil {
 		return nil, k.writeErr(err)
 	}

@@ -24,7 +24,7 @@ func (l *leaseService) LeaseGrant(ctx context.Context, r *pb.LeaseGrantRequest) 
 	if err := l.refuseWrite(true); err != nil {
 		return nil, err
 	}
-	le, err := l.store.LeaseGrant(ctx, actor(ctx), r.ID, r.TTL)
+	le, err := l.store.LeaseGrant(ctx, l.callerOf(ctx), r.ID, r.TTL)
 	if err != nil {
 		return nil, l.writeErr(err)
 	}
@@ -36,7 +36,7 @@ func (l *leaseService) LeaseRevoke(ctx context.Context, r *pb.LeaseRevokeRequest
 	if err := l.refuseWrite(false); err != nil {
 		return nil, err
 	}
-	rev, err := l.store.LeaseRevokeKV(ctx, actor(ctx), r.ID)
+	rev, err := l.store.LeaseRevokeKV(ctx, l.callerOf(ctx), r.ID)
 	if err != nil {
 		return nil, l.writeErr(err)
 	}
@@ -51,7 +51,7 @@ func (l *leaseService) LeaseKeepAlive(stream pb.Lease_LeaseKeepAliveServer) erro
 	defer cancel()
 	stop := context.AfterFunc(l.ctx, cancel)
 	defer stop()
-	who := actor(ctx)
+	who := l.callerOf(ctx)
 
 	// Recv does not watch ctx: read in a goroutine so that the server's
 	// stop ends the stream.

@@ -33,10 +33,10 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/cairnhq/cairn/client/wire"
+	"github.com/cairnhq/cairn/dsl"
 	"github.com/cairnhq/cairn/engines"
 	"github.com/cairnhq/cairn/engines/kv"
 	"github.com/cairnhq/cairn/journal"
@@ -70,6 +70,9 @@ type server struct {
 	alarms   alarmSet      // armed alarms (Maintenance.Alarm)
 	progress time.Duration // interval of periodic watch progress notifications
 
+	authz func(ctx context.Context, actor journal.Actor, verb string, args map[string]string, access dsl.Access) error
+	conns *conns // the listener: each connection's caller and watches
+
 	// ctx ends when the server stops; long-lived streams (watches,
 	// keepalives) end with it so that GracefulStop does not wait forever.
 	ctx context.Context
@@ -79,35 +82,39 @@ type server struct {
 // stop is called; a watch that asks for progress notifications gets one
 // every progress (0: etcd's default, 10 minutes) it is quiet. Errors opening
 // the listener are returned at once.
-func Serve(ctx context.Context, addr string, progress time.Duration, s *kv.Store, log *slog.Logger) (stop func() error, err error) {
+func Serve(ctx context.Context, addr string, progress time.Duration, s *kv.Store, log *slog.Logger, authz Authorizer) (stop func() error, err error) {
 	if log == nil {
 		log = slog.Default()
+	}
+	if err := checkLoopback(addr); err != nil {
+		return nil, err
 	}
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("etcd api: listen on %s: %w", addr, err)
 	}
-	stop = serveListenerEvery(ctx, lis, progress, s, log)
+	stop = serveListenerEvery(ctx, lis, progress, s, log, authz)
 	return stop, nil
 }
 
 // serveListener serves on lis, which it owns from now on.
 func serveListener(ctx context.Context, lis net.Listener, s *kv.Store, log *slog.Logger) (stop func() error) {
-	return serveListenerEvery(ctx, lis, progressInterval, s, log)
+	return serveListenerEvery(ctx, lis, progressInterval, s, log, nil)
 }
 
-func serveListenerEvery(ctx context.Context, lis net.Listener, progress time.Duration, s *kv.Store, log *slog.Logger) (stop func() error) {
+func serveListenerEvery(ctx context.Context, lis net.Listener, progress time.Duration, s *kv.Store, log *slog.Logger, authz Authorizer) (stop func() error) {
 	sctx, cancel := context.WithCancel(ctx)
 	if progress <= 0 {
 		progress = progressInterval
 	}
-	srv := &server{store: s, log: log, addr: lis.Addr().String(), ctx: sctx, progress: progress}
+	cl := newConns(lis)
+	srv := &server{store: s, log: log, addr: lis.Addr().String(), ctx: sctx, progress: progress, authz: authz, conns: cl}
 
 	const streamWorkers = 256
 	g := grpc.NewServer(
 		grpc.MaxRecvMsgSize(kv.MaxValueSize+grpcOverhead),
 		grpc.MaxSendMsgSize(math.MaxInt32),
-		grpc.MaxConcurrentStreams(math.MaxUint32),
+		grpc.MaxConcurrentStreams(maxStreamsPerConn),
 		// Handlers run on long-lived workers rather than a new goroutine
 		// per RPC: a fresh goroutine's stack grows (copystack) through
 		// the journal and pebble on every call, 16% of the CPU under 64
@@ -117,8 +124,8 @@ func serveListenerEvery(ctx context.Context, lis net.Listener, progress time.Dur
 		// open; gRPC's default policy (5 min) would close it for
 		// "too_many_pings".
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
-		grpc.ChainUnaryInterceptor(unimplementedUnary),
-		grpc.ChainStreamInterceptor(unimplementedStream),
+		grpc.ChainUnaryInterceptor(unimplementedUnary, srv.authUnary),
+		grpc.ChainStreamInterceptor(unimplementedStream, srv.authStream),
 	)
 	pb.RegisterKVServer(g, &kvService{server: srv})
 	pb.RegisterWatchServer(g, &watchService{server: srv})
@@ -128,7 +135,7 @@ func serveListenerEvery(ctx context.Context, lis net.Listener, progress time.Dur
 	pb.RegisterAuthServer(g, &pb.UnimplementedAuthServer{})
 
 	served := make(chan error, 1)
-	go func() { served <- g.Serve(lis) }()
+	go func() { served <- g.Serve(cl) }()
 	log.Info("etcd v3 api listening", "addr", srv.addr)
 
 	var once sync.Once
@@ -163,15 +170,8 @@ func header(rev int64) *pb.ResponseHeader {
 	return &pb.ResponseHeader{ClusterId: clusterID, MemberId: memberID, Revision: rev, RaftTerm: raftTerm}
 }
 
-// actor is who a write through this API is attributed to. uid, gid and pid
-// are -1 (unknown): a network peer has no credentials to read.
-func actor(ctx context.Context) journal.Actor {
-	a := journal.Actor{Via: "etcd", UID: -1, GID: -1, PID: -1}
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		a.Addr = p.Addr.String()
-	}
-	return a
-}
+// Authorizer is the daemon's policy, asked about every write (engines.Host).
+type Authorizer = func(ctx context.Context, actor journal.Actor, verb string, args map[string]string, access dsl.Access) error
 
 // errTable maps the KV engine's errors to etcd's gRPC errors, which carry
 // the codes and messages etcd clients recognise.

@@ -140,11 +140,17 @@ func (ws *watchStream) create(c *pb.WatchCreateRequest) error {
 	if c == nil {
 		return nil
 	}
+	remote := remoteOf(ws.ctx)
+	if !ws.srv.takeWatch(remote) {
+		return ws.send(&pb.WatchResponse{Header: header(rev), WatchId: invalidWatchID, Created: true, Canceled: true,
+			CancelReason: fmt.Sprintf("etcdserver: too many watches on this connection (the limit is %d); cancel some, or open another connection", maxWatchesPerConn)})
+	}
 	ws.mu.Lock()
 	id := c.WatchId
 	if id != 0 {
 		if _, dup := ws.watches[id]; dup || id < 0 {
 			ws.mu.Unlock()
+			ws.srv.dropWatch(remote)
 			return ws.send(&pb.WatchResponse{Header: header(rev), WatchId: invalidWatchID, Created: true, Canceled: true,
 				CancelReason: fmt.Sprintf("mvcc: duplicate watch ID provided on the WatchStream: %d", id)})
 		}
@@ -178,6 +184,7 @@ func (ws *watchStream) create(c *pb.WatchCreateRequest) error {
 	if err := ws.send(&pb.WatchResponse{Header: header(rev), WatchId: id, Created: true}); err != nil {
 		cancel()
 		close(wt.done)
+		ws.srv.dropWatch(remote)
 		return err
 	}
 
@@ -195,6 +202,7 @@ func (ws *watchStream) create(c *pb.WatchCreateRequest) error {
 	go func() {
 		defer ws.wg.Done()
 		defer close(wt.done)
+		defer ws.srv.dropWatch(remote)
 		opts := kv.WatchOptions{PrevKV: c.PrevKv, Compaction: ws.srv.store.HonoursCompaction()}
 		err := ws.srv.store.WatchWith(wctx, key, end, start, opts, func(rev int64, evs []kv.Event) error {
 			return ws.deliver(wt, rev, evs)
