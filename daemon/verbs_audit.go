@@ -141,7 +141,7 @@ func (s *Server) subjectChanges(ctx context.Context, st *journal.Stream, subject
 		// they are), so an event without it is skipped undecoded: etcd
 		// clients write most keys through txns.
 		needle := []byte(strings.TrimPrefix(subject, "b64:"))
-		for _, kind := range s.multiSubjectKinds() {
+		for _, kind := range engines.MultiSubjectKinds(s.cfg.Modules) {
 			kq := q
 			kq.Subject, kq.Kind = "", kind
 			err := scanAll(ctx, st, kq, func(raw *journal.Raw) error {
@@ -152,7 +152,7 @@ func (s *Server) subjectChanges(ctx context.Context, st *journal.Stream, subject
 				if err != nil {
 					return fmt.Errorf("%s seq %d: %w", st.Name(), raw.Seq, err)
 				}
-				if !touches(s.changesOf(ev.Kind, ev.Data), subject) {
+				if !touches(s.changesOf(ev), subject) {
 					return nil
 				}
 				if sel.where == nil || sel.where.MatchRaw(raw) {
@@ -182,7 +182,7 @@ func (s *Server) subjectChanges(ctx context.Context, st *journal.Stream, subject
 			Time:  time.Unix(0, ev.Time).UTC().Format(time.RFC3339Nano),
 			Actor: actorString(ev.Actor, true),
 		}
-		ops := s.changesOf(ev.Kind, ev.Data)
+		ops := s.changesOf(ev)
 		if !touches(ops, subject) {
 			// Not a change of the key (any other event, or a lease's
 			// revoke asked about by lease id): its data is what it says.
@@ -200,7 +200,8 @@ func (s *Server) subjectChanges(ctx context.Context, st *journal.Stream, subject
 				continue
 			}
 			row := base
-			if op.BeforeSeq > 0 {
+			row.Before = op.Before
+			if op.Before == nil && op.BeforeSeq > 0 {
 				before, ok := values[op.BeforeSeq]
 				if !ok {
 					before = s.valueAt(st, op.BeforeSeq, subject)
@@ -228,7 +229,7 @@ func (s *Server) valueAt(st *journal.Stream, rev int64, subject string) *string 
 		return nil
 	}
 	var v *string
-	for _, op := range s.changesOf(ev.Kind, ev.Data) {
+	for _, op := range s.changesOf(ev) {
 		if op.Subject == subject {
 			v = op.After
 		}
@@ -279,29 +280,14 @@ func touches(changes []engines.Change, subject string) bool {
 	return false
 }
 
-// changesOf asks the module that owns an event's kind which subjects the
-// event changes (engines.Explainer); nil when none explains it.
-func (s *Server) changesOf(kind string, data map[string]any) []engines.Change {
-	for _, m := range s.cfg.Modules {
-		if ex, ok := m.(engines.Explainer); ok {
-			if c := ex.Changes(kind, data); c != nil {
-				return c
-			}
-		}
-	}
-	return nil
-}
-
-// multiSubjectKinds are the kinds whose events may change a subject other
-// than their own (a txn's subject is its first key), as their modules say.
-func (s *Server) multiSubjectKinds() []string {
-	var kinds []string
-	for _, m := range s.cfg.Modules {
-		if ex, ok := m.(engines.Explainer); ok {
-			kinds = append(kinds, ex.MultiSubjectKinds()...)
-		}
-	}
-	return kinds
+// changesOf asks the module that writes an event's kind which subjects'
+// values the event changes (engines.Explainer); nil when none explains it.
+// audit who shows values before → after (a key's); a change whose before
+// and after are JSON documents (an infra state record) is left out, and
+// its event shows its data as after, as docs/dsl.md says.
+func (s *Server) changesOf(ev *journal.Event) []engines.Change {
+	ex, _ := engines.Explain(s.cfg.Modules, ev)
+	return slices.DeleteFunc(ex.Changes, func(c engines.Change) bool { return c.JSON })
 }
 
 // actorString renders an actor as one cell, in the CLI's event style:

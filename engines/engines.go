@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -212,25 +213,74 @@ type Module interface {
 	Stop() error
 }
 
-// Change is one subject's change an event records: the value after (nil
-// for a delete) and, when the change replaced an earlier value, the seq of
-// the event that had set it (where its before is read).
-type Change struct {
-	Subject   string
-	After     *string
-	BeforeSeq int64
+// KindLister is implemented by a module that writes events: every kind it
+// writes, as docs/events.md lists them (a test holds the two together).
+type KindLister interface {
+	Kinds() []string
 }
 
-// Explainer is implemented by a module whose events change subjects, so
-// that readers such as `audit who` (and the UI) explain them without
-// decoding another engine's payloads.
+// Change is one subject's change an event records: its value before and
+// after, nil where there is none (a create has no before, a delete no
+// after). An event that does not carry the value it replaced names instead
+// the seq of the event that had set it (BeforeSeq): the reader finds the
+// before there, in that event's explanation (as a kv put records only its
+// prev_rev).
+type Change struct {
+	Subject   string
+	Before    *string
+	After     *string
+	BeforeSeq int64
+	// JSON says Before and After are JSON documents (an infra state
+	// record), not the subject's plain value (a key's).
+	JSON bool
+}
+
+// Explanation is what an event means, as its engine reads it.
+type Explanation struct {
+	// Summary is one line for a person: "put app/db/url", "create
+	// default/net_link.br0 (br0)".
+	Summary string
+	// Changes are the subjects the event changes, each before → after;
+	// none for an event that changes no subject (a plan, a lease grant).
+	Changes []Change
+}
+
+// Explainer is implemented by a module whose events readers such as
+// `audit who` (and the UI) explain without decoding another engine's
+// payloads.
 type Explainer interface {
+	KindLister
 	// MultiSubjectKinds are the module's kinds whose events may change
 	// subjects other than their own (a txn's subject is its first key).
 	MultiSubjectKinds() []string
-	// Changes returns the subject changes an event of one of the module's
-	// kinds records, or nil for an event it does not explain.
-	Changes(kind string, data map[string]any) []Change
+	// Explain explains an event of one of the module's kinds; false for
+	// a kind it does not write.
+	Explain(ev *journal.Event) (Explanation, bool)
+}
+
+// Explain asks the module that writes ev's kind to explain it; false when
+// no module explains that kind.
+func Explain(mods []Module, ev *journal.Event) (Explanation, bool) {
+	for _, m := range mods {
+		ex, ok := m.(Explainer)
+		if !ok || !slices.Contains(ex.Kinds(), ev.Kind) {
+			continue
+		}
+		return ex.Explain(ev)
+	}
+	return Explanation{}, false
+}
+
+// MultiSubjectKinds are the kinds, of every module that explains its
+// events, whose events may change subjects other than their own.
+func MultiSubjectKinds(mods []Module) []string {
+	var kinds []string
+	for _, m := range mods {
+		if ex, ok := m.(Explainer); ok {
+			kinds = append(kinds, ex.MultiSubjectKinds()...)
+		}
+	}
+	return kinds
 }
 
 // KindOwner is implemented by a module whose events have kinds of its own,

@@ -26,12 +26,28 @@ type module struct {
 	pipe   *Pipeline
 }
 
-var _ engines.Module = (*module)(nil)
+var (
+	_ engines.Module     = (*module)(nil)
+	_ engines.KindLister = (*module)(nil)
+)
 
 func (m *module) Name() string { return Name }
 
 // KindPrefixes are the kinds only this engine writes (emit refuses them).
 func (m *module) KindPrefixes() []string { return []string{"capture."} }
+
+// Kinds are every kind the capture engine writes (docs/events.md): the
+// sources' observations and its own drop counts.
+func (m *module) Kinds() []string {
+	return []string{
+		TraceExecKind, TraceCloneKind, TraceExitKind, TraceSyscallKind, // proc, trace
+		ConnConnectKind, ConnCloseKind, // conn
+		"capture.link", "capture.addr", "capture.route", "capture.neigh", // net
+		ResSampleKind, ResCgroupSampleKind, // res
+		"capture.synthetic", // synthetic
+		DropKind,
+	}
+}
 
 func (m *module) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&m.buffer, "capture-buffer", DefaultBuffer, "events held between capture sources and the journal before they are dropped (tests make it small)")

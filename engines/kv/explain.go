@@ -1,8 +1,20 @@
 package kv
 
-import "github.com/cairnhq/cairn/engines"
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/cairnhq/cairn/engines"
+	"github.com/cairnhq/cairn/journal"
+)
 
 var _ engines.Explainer = (*module)(nil)
+
+// Kinds are every kind the kv engine writes (docs/events.md).
+func (m *module) Kinds() []string {
+	return []string{KindPut, KindDelete, KindTxn, KindCompact, KindLeaseGrant, KindLeaseRevoke, KindLeaseExpire, KindLeaseCheckpoint}
+}
 
 // MultiSubjectKinds are the kv events that may change a key under another
 // subject: a txn's subject is its first key, a range delete's the range's
@@ -11,13 +23,71 @@ func (m *module) MultiSubjectKinds() []string {
 	return []string{KindDelete, KindTxn, KindLeaseExpire, KindLeaseRevoke}
 }
 
-// Changes returns the key changes of a kv or lease event, reading its data
-// as docs/events.md documents it (CBOR's integer types included), or nil
-// for an event that changes no key.
-func (m *module) Changes(kind string, data map[string]any) []engines.Change {
-	return keyChanges(kind, data)
+// Explain reads a kv or lease event's data as docs/events.md documents it
+// (CBOR's integer types included): the keys it changes, each with the
+// value after and the revision whose value it replaced, and a summary.
+func (m *module) Explain(ev *journal.Event) (engines.Explanation, bool) {
+	if !slices.Contains(m.Kinds(), ev.Kind) {
+		return engines.Explanation{}, false
+	}
+	changes := keyChanges(ev.Kind, ev.Data)
+	return engines.Explanation{Summary: summary(ev, changes), Changes: changes}, true
 }
 
+// summary is one line saying what a kv or lease event did.
+func summary(ev *journal.Event, changes []engines.Change) string {
+	id, _ := ev.Data["id"].(string)
+	switch ev.Kind {
+	case KindPut:
+		return "put " + changes[0].Subject
+	case KindDelete:
+		if end, ok := ev.Data["end"].(string); ok {
+			return fmt.Sprintf("delete %s from %s to %s", keyCount(len(changes)), ev.Subject, end)
+		}
+		if len(changes) == 0 {
+			return "delete " + ev.Subject + ": no such key"
+		}
+		return "delete " + ev.Subject
+	case KindTxn:
+		ops := make([]string, 0, 3)
+		for i, c := range changes {
+			if i == 3 {
+				ops = append(ops, fmt.Sprintf("and %d more", len(changes)-3))
+				break
+			}
+			verb := "put "
+			if c.After == nil {
+				verb = "delete "
+			}
+			ops = append(ops, verb+c.Subject)
+		}
+		if len(ops) == 0 {
+			return "txn that wrote nothing"
+		}
+		return "txn: " + strings.Join(ops, ", ")
+	case KindCompact:
+		return fmt.Sprintf("compact below revision %d", dataInt(ev.Data["rev"]))
+	case KindLeaseGrant:
+		return fmt.Sprintf("grant lease %s, ttl %ds", id, dataInt(ev.Data["ttl"]))
+	case KindLeaseRevoke:
+		return fmt.Sprintf("revoke lease %s, deleting %s", id, keyCount(len(changes)))
+	case KindLeaseExpire:
+		return fmt.Sprintf("lease %s expired, deleting %s", id, keyCount(len(changes)))
+	case KindLeaseCheckpoint:
+		return fmt.Sprintf("lease %s lives at least %ds more", id, dataInt(ev.Data["ttl"]))
+	}
+	return ev.Kind
+}
+
+func keyCount(n int) string {
+	if n == 1 {
+		return "1 key"
+	}
+	return fmt.Sprintf("%d keys", n)
+}
+
+// keyChanges returns the key changes of a kv or lease event, or nil for an
+// event that changes no key.
 func keyChanges(kind string, data map[string]any) []engines.Change {
 	switch kind {
 	case KindPut:

@@ -1,0 +1,12 @@
+// Package all links every engine into a program: each registers itself
+// (its module, verbs and journal engines) from init. cmd/cairn imports it,
+// and so do the tree-wide tests that ask every module (internal/hygiene).
+// A new engine is one line here.
+package all
+
+import (
+	_ "github.com/cairnhq/cairn/engines/capture"
+	_ "github.com/cairnhq/cairn/engines/infra" // Terraform-style plan and apply over HCL, with drift detection
+	_ "github.com/cairnhq/cairn/engines/kv"
+	_ "github.com/cairnhq/cairn/engines/kv/etcdapi" // the etcd v3 API of the KV engine (--etcd)
+)
