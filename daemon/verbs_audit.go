@@ -15,6 +15,7 @@ import (
 	"github.com/cairnhq/cairn/dsl"
 	"github.com/cairnhq/cairn/engines"
 	"github.com/cairnhq/cairn/journal"
+	"github.com/cairnhq/cairn/journal/filter"
 )
 
 // The audit views answer questions about the journal's changes as rows
@@ -127,11 +128,12 @@ func (s *Server) subjectChanges(ctx context.Context, st *journal.Stream, subject
 	var evs []*journal.Raw
 	seen := map[int64]bool{}
 	if err := scanAll(ctx, st, q, func(raw *journal.Raw) error {
-		if sel.where == nil || sel.where.MatchRaw(raw) {
+		ok, err := matchWhere(ctx, sel.where, raw)
+		if ok {
 			evs = append(evs, raw.Clone())
 			seen[raw.Seq] = true
 		}
-		return nil
+		return err
 	}); err != nil {
 		return nil, err
 	}
@@ -155,11 +157,12 @@ func (s *Server) subjectChanges(ctx context.Context, st *journal.Stream, subject
 				if !touches(s.changesOf(ev), subject) {
 					return nil
 				}
-				if sel.where == nil || sel.where.MatchRaw(raw) {
+				ok, err := matchWhere(ctx, sel.where, raw)
+				if ok {
 					evs = append(evs, raw.Clone())
 					seen[raw.Seq] = true
 				}
-				return nil
+				return err
 			})
 			if err != nil {
 				return nil, err
@@ -386,4 +389,12 @@ func (s *Server) runAuditSummary(ctx context.Context, r engines.Request) error {
 		}
 	}
 	return nil
+}
+
+// matchWhere evaluates an optional where clause for a request.
+func matchWhere(ctx context.Context, where *filter.Filter, raw *journal.Raw) (bool, error) {
+	if where == nil {
+		return true, nil
+	}
+	return where.Match(ctx, raw)
 }

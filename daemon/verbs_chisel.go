@@ -193,6 +193,7 @@ func chiselError(name dsl.Word, err error) error {
 
 // liveFeed feeds a chisel the new events of one stream.
 type liveFeed struct {
+	where *liveWhere
 	sub   *journal.Subscription
 	limit int64
 	n     int64
@@ -201,13 +202,14 @@ type liveFeed struct {
 func (s *Server) liveFeed(ctx context.Context, sel *eventSelection) (*liveFeed, error) {
 	st := s.journal.Stream(sel.streams[0])
 	q := sel.query
+	where := &liveWhere{f: sel.where, ctx: ctx}
 	match := func(raw *journal.Raw) bool {
 		if (q.Kind != "" || q.Subject != "") && !journal.MatchQuery(q, raw) {
 			return false
 		}
-		return sel.where == nil || sel.where.MatchRaw(raw)
+		return where.match(raw)
 	}
-	return &liveFeed{sub: st.Subscribe(ctx, startSeq(st, q), match), limit: sel.limit}, nil
+	return &liveFeed{sub: st.Subscribe(ctx, startSeq(st, q), match), limit: sel.limit, where: where}, nil
 }
 
 func (f *liveFeed) Next(ctx context.Context) (*journal.Raw, error) {
@@ -224,6 +226,9 @@ func (f *liveFeed) Next(ctx context.Context) (*journal.Raw, error) {
 		}
 		if it.Lagged {
 			continue // the subscription reads the journal now; nothing is lost
+		}
+		if err := f.where.Err(); err != nil {
+			return nil, err
 		}
 		f.n++
 		return it.Raw, nil

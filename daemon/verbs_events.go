@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cairnhq/cairn/client/wire"
@@ -141,8 +142,14 @@ func (f *historyFeed) Next(ctx context.Context) (*journal.Raw, error) {
 		if raw == nil {
 			return nil, io.EOF
 		}
-		if f.sel.where != nil && !f.sel.where.MatchRaw(raw) {
-			continue
+		if f.sel.where != nil {
+			ok, err := f.sel.where.Match(ctx, raw)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				continue
+			}
 		}
 		f.n++
 		return raw, nil
@@ -242,13 +249,14 @@ func (s *Server) runTail(ctx context.Context, r engines.Request) error {
 	st := s.journal.Stream(sel.streams[0])
 	from := startSeq(st, sel.query)
 	q := sel.query
+	where := &liveWhere{f: sel.where, ctx: ctx}
 	match := func(raw *journal.Raw) bool {
 		if q.Kind != "" || q.Subject != "" {
 			if !journal.MatchQuery(q, raw) {
 				return false
 			}
 		}
-		return sel.where == nil || sel.where.MatchRaw(raw)
+		return where.match(raw)
 	}
 	sub := st.Subscribe(ctx, from, match)
 	defer sub.Close()
@@ -282,6 +290,9 @@ func (s *Server) runTail(ctx context.Context, r engines.Request) error {
 			}
 			continue
 		}
+		if err := where.Err(); err != nil {
+			return err
+		}
 		if err := r.Event(it.Raw); err != nil {
 			return err
 		}
@@ -290,4 +301,39 @@ func (s *Server) runTail(ctx context.Context, r engines.Request) error {
 			return nil
 		}
 	}
+}
+
+// liveWhere is a request's where clause inside a subscription, whose match
+// function can only say yes or no. An evaluation the cost limit or the
+// client stopped lets its event through and is kept, so the stream's loop
+// ends with that error instead of waiting for a match that never comes.
+type liveWhere struct {
+	f   *filter.Filter
+	ctx context.Context
+
+	mu  sync.Mutex
+	err error
+}
+
+func (w *liveWhere) match(raw *journal.Raw) bool {
+	if w.f == nil {
+		return true
+	}
+	ok, err := w.f.Match(w.ctx, raw)
+	if err != nil {
+		w.mu.Lock()
+		if w.err == nil {
+			w.err = err
+		}
+		w.mu.Unlock()
+		return true
+	}
+	return ok
+}
+
+// Err is the first evaluation that could not finish, if any.
+func (w *liveWhere) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/cairnhq/cairn/client/wire"
 	"github.com/cairnhq/cairn/journal"
+	"github.com/cairnhq/cairn/journal/filter"
 )
 
 // ErrorCode maps an error from an engine or the journal to its wire code:
@@ -28,6 +29,8 @@ func ErrorCode(err error) wire.Code {
 		return wire.FailedPrecondition
 	case journal.IsDataLoss(err):
 		return wire.DataLoss
+	case errors.Is(err, filter.ErrCostLimit):
+		return wire.ResourceExhausted
 	}
 	return wire.CodeOf(err)
 }

@@ -207,8 +207,14 @@ func (f *fileFeed) Next(ctx context.Context) (*journal.Raw, error) {
 		if q.From > 0 && raw.Seq < q.From || check && !journal.MatchQuery(q, raw) {
 			continue
 		}
-		if f.sel.where != nil && !f.sel.where.MatchRaw(raw) {
-			continue
+		if f.sel.where != nil {
+			ok, err := f.sel.where.Match(context.Background(), raw)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				continue
+			}
 		}
 		f.matched++
 		return raw, nil

@@ -1,6 +1,8 @@
 package filter
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -38,10 +40,16 @@ const (
 	// estimate: nothing in an event can exceed the 4 MiB a request line may
 	// carry.
 	maxValueSize = 4 << 20
-	// costLimit is the runtime budget of one evaluation of an expression
-	// whose static estimate exceeds it (or is unbounded, as comprehensions
-	// over nested data are). Below it, evaluation runs without cost tracking.
-	costLimit = 1 << 24
+	// costLimit is the runtime budget of one evaluation. An expression
+	// whose static estimate is within it cannot exceed it and runs without
+	// cost tracking; any other (comprehensions over nested data are
+	// unbounded) runs with the limit, and hitting it is an error
+	// (ErrCostLimit), never a quiet "no match". About a third of a second
+	// of one core.
+	costLimit = 1 << 20
+	// interruptEvery is how many comprehension steps pass between checks of
+	// the caller's context, so a client that leaves ends an evaluation.
+	interruptEvery = 1000
 )
 
 // Compile parses and type-checks expr once. It refuses an expression that is
@@ -79,7 +87,7 @@ func Compile(expr string) (*Filter, error) {
 	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
 	if est.Max > costLimit {
 		f.limited = true
-		opts = append(opts, cel.CostLimit(costLimit))
+		opts = append(opts, cel.CostLimit(costLimit), cel.InterruptCheckFrequency(interruptEvery))
 	}
 	if f.prog, err = env.Program(checked, opts...); err != nil {
 		return nil, &CompileError{Line: 1, Col: 1, Msg: err.Error()}
@@ -105,6 +113,64 @@ func (f *Filter) MatchRaw(r *journal.Raw) bool {
 	out, _, err := f.prog.Eval(a)
 	a.release()
 	return err == nil && out == types.True
+}
+
+// ErrCostLimit is matched by the error of an evaluation that exceeded the
+// expression's runtime cost limit.
+var ErrCostLimit = errors.New("the expression exceeded its runtime cost limit")
+
+// EvalError is an evaluation of an expression that could not finish.
+type EvalError struct {
+	Expr string
+	Err  error // ErrCostLimit, or the context's error
+}
+
+func (e *EvalError) Error() string {
+	if errors.Is(e.Err, ErrCostLimit) {
+		return fmt.Sprintf("where %q: evaluating one event exceeded the cost limit (%d); make the expression cheaper, such as with fewer nested comprehensions", e.Expr, costLimit)
+	}
+	return fmt.Sprintf("where %q: %v", e.Expr, e.Err)
+}
+
+func (e *EvalError) Unwrap() error { return e.Err }
+
+// Match is MatchRaw for a request: an evaluation stopped by the cost limit
+// or by ctx is an *EvalError, not a quiet "no match". Only expressions
+// whose cost is unbounded can be stopped, and only they pay for the
+// context checks.
+func (f *Filter) Match(ctx context.Context, r *journal.Raw) (bool, error) {
+	if !f.limited {
+		return f.MatchRaw(r), nil
+	}
+	if r == nil || journal.CheckRecord(r.Record) != nil {
+		return false, nil
+	}
+	a := getRawActivation(r)
+	out, _, err := f.prog.ContextEval(ctx, a)
+	a.release()
+	if err != nil {
+		if stopped := f.stopped(ctx, err); stopped != nil {
+			return false, stopped
+		}
+		return false, nil // a missing field and the like: no match
+	}
+	return out == types.True, nil
+}
+
+// stopped returns the *EvalError of an evaluation the limit or ctx ended,
+// or nil for an ordinary evaluation error.
+func (f *Filter) stopped(ctx context.Context, err error) error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "cost limit exceeded"):
+		return &EvalError{Expr: f.src, Err: ErrCostLimit}
+	case strings.Contains(msg, "operation interrupted") || ctx.Err() != nil:
+		if ctx.Err() != nil {
+			return &EvalError{Expr: f.src, Err: ctx.Err()}
+		}
+		return &EvalError{Expr: f.src, Err: context.Canceled}
+	}
+	return nil
 }
 
 // MatchEvent reports whether a decoded event matches, with the same
