@@ -256,6 +256,9 @@ func importRaws(ctx context.Context, j *journal.Journal, hdr archive.Header, raw
 	if len(raws) == 0 {
 		return row, nil
 	}
+	if err := checkSkew(raws, time.Now()); err != nil {
+		return row, err
+	}
 	c, err := st.Import(ctx, raws)
 	if err != nil {
 		return row, err
@@ -405,4 +408,22 @@ func restoreFile(ctx context.Context, j *journal.Journal, path string) (RestoreR
 			}
 		}
 	}
+}
+
+// maxImportSkew is how far ahead of the daemon's clock an imported event's
+// time may be: a stream's times never decrease, so one event stamped in the
+// far future would drag the time of every later event with it.
+const maxImportSkew = 5 * time.Minute
+
+// checkSkew refuses events whose time is beyond maxImportSkew ahead of now.
+func checkSkew(raws []*journal.Raw, now time.Time) error {
+	limit := now.Add(maxImportSkew).UnixNano()
+	for _, r := range raws {
+		if t := r.Time(); t > limit {
+			return wire.Errorf(wire.InvalidArgument,
+				"import: seq %d's time %s is more than %v ahead of this daemon's clock (%s): a capture file cannot come from the future, and a stream's times never go back; nothing was imported",
+				r.Seq, time.Unix(0, t).UTC().Format(time.RFC3339), maxImportSkew, now.UTC().Format(time.RFC3339))
+		}
+	}
+	return nil
 }

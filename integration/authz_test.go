@@ -56,9 +56,22 @@ func TestNonRootHostVerbsNeedGrant(t *testing.T) {
 	if _, err := os.Lstat(target); err == nil {
 		t.Fatalf("a refused apply created %s", target)
 	}
+	// journal import is root's: a capture file uid 65534 can read, made by root.
+	exportDir, err := os.MkdirTemp("", "cairn-export-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(exportDir) })
+	os.Chmod(exportDir, 0o755)
+	file := filepath.Join(exportDir, "audit.cairn")
+	cliOK(t, d, "journal", "export", "to="+file)
+	os.Chmod(file, 0o644)
+	if _, errOut, code := userCLI(t, d, "journal", "import", file); code == 0 || !strings.Contains(errOut, "permission_denied") {
+		t.Errorf("journal import as uid %d: exit %d, %q; want permission_denied", testUID, code, errOut)
+	}
 	denials := parseNDJSON[httpEvent](t, cliOK(t, d, "-o", "json", "events", "kind=auth.deny"))
-	if len(denials) != 3 {
-		t.Fatalf("%d auth.deny events, want 3: %+v", len(denials), denials)
+	if len(denials) != 4 {
+		t.Fatalf("%d auth.deny events, want 4: %+v", len(denials), denials)
 	}
 	for _, e := range denials {
 		if e.Actor.UID != testUID || e.Actor.Via != "socket" || e.Data["access"] != "host" {
