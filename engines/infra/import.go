@@ -44,7 +44,10 @@ func (m *module) importBody(ctx context.Context, actor journal.Actor, req planRe
 	if _, ok := req.state[addr.Text]; ok {
 		return nil, engines.Errorf(wire.FailedPrecondition, addr, "%s is already managed in workspace %q; infra state show %s shows it", addr.Text, ws, addr.Text)
 	}
-	cfg, diags := config.Load(req.opts.Dir)
+	cfg, diags, err := loadConfig(actor, req.opts.Dir)
+	if err != nil {
+		return nil, err
+	}
 	if diags.HasErrors() {
 		return nil, diagErr(diags)
 	}

@@ -148,9 +148,6 @@ func (m *module) request(r engines.Request, destroy bool) (planRequest, error) {
 	if err != nil {
 		return planRequest{}, err
 	}
-	if err := checkReadable(r.Actor(), dir, in.Files); err != nil {
-		return planRequest{}, err
-	}
 	meta, state, err := m.readState(ws)
 	if err != nil {
 		return planRequest{}, err

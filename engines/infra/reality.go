@@ -35,11 +35,17 @@ type planRequest struct {
 // and hands them to the planner; when the planner needs data sources read
 // (their arguments known only now), it reads them and plans again.
 func makePlan(ctx context.Context, req planRequest) (*Plan, error) {
-	cfg, diags := config.Load(req.opts.Dir)
+	cfg, diags, err := loadConfig(req.env.Actor, req.opts.Dir)
+	if err != nil {
+		return nil, err
+	}
 	if diags.HasErrors() {
 		return nil, diagErr(diags)
 	}
-	vars, diags := cfg.VariableValues(req.inputs)
+	vars, diags, err := variableValues(req.env.Actor, cfg, req.inputs)
+	if err != nil {
+		return nil, err
+	}
 	if diags.HasErrors() {
 		return nil, diagErr(diags)
 	}

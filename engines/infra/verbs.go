@@ -257,10 +257,10 @@ func (m *module) loadGraph(r engines.Request) (*config.Config, []*node, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := checkReadable(r.Actor(), dir, nil); err != nil {
+	cfg, diags, err := loadConfig(r.Actor(), dir)
+	if err != nil {
 		return nil, nil, err
 	}
-	cfg, diags := config.Load(dir)
 	if diags.HasErrors() {
 		return nil, nil, diagErr(diags)
 	}

@@ -1,0 +1,47 @@
+package infra
+
+import (
+	"os"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/cairnhq/cairn/engines/infra/config"
+	"github.com/cairnhq/cairn/internal/ascaller"
+	"github.com/cairnhq/cairn/journal"
+)
+
+// The configuration and var-files of a plan are read with the caller's
+// filesystem credentials (internal/ascaller): the kernel, not a mode-bit
+// pre-check, judges each file, directory and symlink, at the moment of the
+// read. What the daemon does on its own (drift checks) reads as itself.
+
+// credOf is who file work is done for.
+func credOf(a journal.Actor) ascaller.Cred {
+	if a.Via == "system" {
+		return ascaller.Cred{UID: os.Geteuid(), GID: os.Getegid()}
+	}
+	return ascaller.Cred{UID: a.UID, GID: a.GID, Groups: a.Groups}
+}
+
+// loadConfig reads the configuration in dir as a does.
+func loadConfig(a journal.Actor, dir string) (*config.Config, hcl.Diagnostics, error) {
+	var cfg *config.Config
+	var diags hcl.Diagnostics
+	err := ascaller.Do(credOf(a), func() error {
+		cfg, diags = config.Load(dir)
+		return nil
+	})
+	return cfg, diags, err
+}
+
+// variableValues reads the variables (var-files included) as a does.
+func variableValues(a journal.Actor, cfg *config.Config, in config.Inputs) (map[string]cty.Value, hcl.Diagnostics, error) {
+	var vars map[string]cty.Value
+	var diags hcl.Diagnostics
+	err := ascaller.Do(credOf(a), func() error {
+		vars, diags = cfg.VariableValues(in)
+		return nil
+	})
+	return vars, diags, err
+}
