@@ -1,13 +1,10 @@
 package etcdapi
 
 import (
-	"context"
 	"strings"
 	"testing"
-	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 func TestCheckLoopback(t *testing.T) {
@@ -40,42 +37,49 @@ func TestWritesAreNamed(t *testing.T) {
 // TestWatchCapPerConnection: one connection holds at most
 // maxWatchesPerConn watches; the next is canceled with a reason, and a
 // slot comes back when a watch ends. (Issue 11: 300k watches from one
-// client grew the daemon to the OOM killer.)
+// client grew the daemon to the OOM killer.) It speaks the Watch protocol
+// on the client's connection directly, so every answer is read in order.
 func TestWatchCapPerConnection(t *testing.T) {
 	old := maxWatchesPerConn
 	maxWatchesPerConn = 5
 	t.Cleanup(func() { maxWatchesPerConn = old })
 	ts := newTestServer(t)
 	ctx := testCtx(t)
-	var cancels []func()
+	stream, err := pb.NewWatchClient(ts.cli.ActiveConnection()).Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := func() *pb.WatchResponse {
+		t.Helper()
+		if err := stream.Send(&pb.WatchRequest{RequestUnion: &pb.WatchRequest_CreateRequest{CreateRequest: &pb.WatchCreateRequest{Key: []byte("k")}}}); err != nil {
+			t.Fatal(err)
+		}
+		r, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	var ids []int64
 	for i := range 5 {
-		wctx, cancel := context.WithCancel(ctx)
-		cancels = append(cancels, cancel)
-		wch := ts.cli.Watch(clientv3.WithRequireLeader(wctx), "k", clientv3.WithCreatedNotify())
-		if r := <-wch; !r.Created || r.Canceled {
+		r := create()
+		if !r.Created || r.Canceled {
 			t.Fatalf("watch %d: %+v", i+1, r)
 		}
+		ids = append(ids, r.WatchId)
 	}
-	wch := ts.cli.Watch(ctx, "k", clientv3.WithCreatedNotify())
-	r := <-wch
-	if !r.Canceled || !strings.Contains(r.Err().Error(), "too many watches") {
-		t.Fatalf("watch over the cap: canceled %v err %v", r.Canceled, r.Err())
+	if r := create(); !r.Canceled || !strings.Contains(r.CancelReason, "too many watches") {
+		t.Fatalf("watch over the cap: %+v, want canceled with a reason", r)
 	}
-	cancels[0]()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		wctx, cancel := context.WithCancel(ctx)
-		r := <-ts.cli.Watch(wctx, "k", clientv3.WithCreatedNotify())
-		cancel()
-		if r.Created && !r.Canceled {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no slot came back after a watch ended: %+v", r)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := stream.Send(&pb.WatchRequest{RequestUnion: &pb.WatchRequest_CancelRequest{CancelRequest: &pb.WatchCancelRequest{WatchId: ids[0]}}}); err != nil {
+		t.Fatal(err)
 	}
-	for _, c := range cancels {
-		c()
+	if r, err := stream.Recv(); err != nil || !r.Canceled || r.WatchId != ids[0] {
+		t.Fatalf("cancel of watch %d: %+v, %v", ids[0], r, err)
+	}
+	// The slot comes back once the canceled watch's goroutine has ended,
+	// which its canceled answer waits for.
+	if r := create(); !r.Created || r.Canceled {
+		t.Fatalf("a watch after one ended: %+v", r)
 	}
 }
