@@ -6,5 +6,5 @@ import "github.com/cairnhq/cairn/journal"
 // beside its engines' (engines.KindLister); daemonKinds are their
 // prefixes, which emit refuses.
 func Kinds() []string {
-	return []string{"daemon.start", "daemon.stop", journal.CheckpointKind, DenyKind, kindEventFire}
+	return []string{"daemon.start", "daemon.stop", journal.CheckpointKind, ImportKind, DenyKind, kindEventFire}
 }

@@ -5,6 +5,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -69,6 +70,10 @@ type Config struct {
 	// scripts package's defaults, 5 s and 256 MiB).
 	ChiselCallbackTime time.Duration
 	ChiselMemory       int64
+
+	// TrustKeys are the keys, beside the node's own (<data>/node.key),
+	// whose signed capture files journal import accepts without force.
+	TrustKeys []ed25519.PublicKey
 }
 
 // Server is a running daemon.
@@ -169,7 +174,12 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 		return err
 	}
 
+	key, err := journal.LoadNodeKey(cfg.DataDir)
+	if err != nil {
+		return err
+	}
 	s.journal, err = journal.Open(journal.Options{
+		Signing:   journal.Signing{Key: key},
 		Dir:       cfg.DataDir,
 		Node:      node,
 		Logger:    s.log.With("component", "journal"),

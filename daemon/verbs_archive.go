@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/ed25519"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -67,12 +68,18 @@ func archiveVerbs() []serverVerb {
 				"(part= carries one complete capture file in base64, at most 4 MiB per line). The daemon\n" +
 				"verifies each part again and appends its events with their own seqs, times and hashes;\n" +
 				"the first must continue the stream (its prev is the stream's last hash), so an import\n" +
-				"never rewrites history. A backup is restored into an empty data directory with\n" +
-				"`cairn daemon --restore FILE`.\n\n" +
-				"  journal import capture.cairn\n  journal import part1.cairn part1.cairn1",
-			Args:    []dsl.Arg{{Name: "FILE", Variadic: true, Help: "capture files, read by the CLI"}},
-			Options: []dsl.Option{{Name: "part", Help: "one complete capture file in base64 (sent by the CLI)"}},
-			Client:  true,
+				"never rewrites history. Each part must end at a chain head signed by a trusted key (this\n" +
+				"node's, or one given with cairn daemon --trust-key) unless force is given; events from more\n" +
+				"than five minutes in the future are refused even then. A journal.import event after the\n" +
+				"imported events records the importer, the signer and the range. A backup is restored into\n" +
+				"an empty data directory with `cairn daemon --restore FILE`.\n\n" +
+				"  journal import capture.cairn\n  journal import part1.cairn part1.cairn1\n  journal import other-node.cairn force",
+			Args: []dsl.Arg{{Name: "FILE", Variadic: true, Help: "capture files, read by the CLI"}},
+			Options: []dsl.Option{{Name: "part", Help: "one complete capture file in base64 (sent by the CLI)"},
+				{Name: "first", Kind: dsl.Int, Help: "the file's first seq, on its last part (sent by the CLI)"}},
+			Flags: []dsl.Flag{{Name: "force", Help: "import a file no trusted key signed (still never from the future)"},
+				{Name: "more", Help: "more parts of the file follow (sent by the CLI)"}},
+			Client: true,
 		}, run: (*Server).runJournalImport},
 	}
 }
@@ -93,6 +100,21 @@ func (e exportRecord) MarshalJSON() ([]byte, error) {
 	b = base64.StdEncoding.AppendEncode(b, e.record)
 	return append(b, `"}`...), nil
 }
+
+// exportSig is a signature row of an export: a signed head (the
+// journal.Signature encoding, base64 in JSON) that follows its event's row.
+type exportSig struct {
+	Seq int64  `json:"seq"`
+	Sig []byte `json:"sig"`
+}
+
+func sigBytes(sig journal.Signature) []byte {
+	b, _ := sig.AppendBinary(nil)
+	return b
+}
+
+// exportSignEvery: an export signs a head of its own at least this often.
+const exportSignEvery = 1024
 
 // errExportSelect explains why an export takes no kind, subject or where.
 const errExportSelect = "journal export writes an unbroken range of seqs (a capture file's hash chain must be whole), so it cannot select by %s; select with from=, to=, since=, until= and filter when reading: cairn read FILE kind=… where '…'"
@@ -137,6 +159,12 @@ func (s *Server) runJournalExport(ctx context.Context, r engines.Request) error 
 		return r.Row(head)
 	}
 	q.To = last.Seq
+	stream := s.journal.Stream(name)
+	sigs, err := stream.Signatures(q.From, last.Seq)
+	if err != nil {
+		return fmt.Errorf("read signatures: %w", err)
+	}
+	own := s.journal.PublicKey()
 	it = sn.Scan(q)
 	defer it.Close()
 	var prev int64
@@ -158,6 +186,31 @@ func (s *Server) runJournalExport(ctx context.Context, r engines.Request) error 
 			return err
 		}
 		prev = raw.Seq
+		for len(sigs) > 0 && sigs[0].Seq < raw.Seq {
+			sigs = sigs[1:] // of a seq the scan did not give (not in range)
+		}
+		signed := false
+		for ; len(sigs) > 0 && sigs[0].Seq == raw.Seq; sigs = sigs[1:] {
+			// Never sign on top of a chain that contradicts its own
+			// signatures: journal verify says more.
+			if err := sigs[0].Check(name); err != nil || sigs[0].Hash != raw.Hash() {
+				return wire.Errorf(wire.DataLoss, "export %s: the stored signature of seq %d does not match the event (run journal verify); nothing more is exported", name, raw.Seq)
+			}
+			if err := r.Row(exportSig{Seq: raw.Seq, Sig: sigBytes(sigs[0])}); err != nil {
+				return err
+			}
+			signed = signed || own != nil && sigs[0].Key.Equal(own)
+		}
+		// The node attests its own chain every exportSignEvery events and
+		// at the end, so that the file is signed through its last event
+		// and journal import can send it in parts that each end signed.
+		if !signed && ((i+1)%exportSignEvery == 0 || raw.Seq == last.Seq) {
+			if sig, ok := stream.SignHead(raw.Seq, raw.Hash()); ok {
+				if err := r.Row(exportSig{Seq: raw.Seq, Sig: sigBytes(sig)}); err != nil {
+					return err
+				}
+			}
+		}
 	}
 	if err := it.Err(); err != nil {
 		return fmt.Errorf("read journal: %w", err)
@@ -216,38 +269,140 @@ func (s *Server) runJournalImport(ctx context.Context, r engines.Request) error 
 	if err != nil {
 		return engines.Errorf(wire.InvalidArgument, w, "part=: not base64: %v", err)
 	}
-	hdr, raws, err := readPart(bytes.NewReader(data))
+	hdr, raws, sigs, err := readPart(bytes.NewReader(data))
 	if err != nil {
 		return engines.Errorf(wire.InvalidArgument, w, "part=: %v", err)
 	}
-	row, err := importRaws(ctx, s.journal, hdr, raws)
+	if len(raws) == 0 {
+		return r.Row(wire.ImportRow{Stream: hdr.Stream})
+	}
+	first := raws[0].Seq
+	if w, ok := st.Opt("first"); ok {
+		n, err := w.Int()
+		if err != nil || n <= 0 || n > first {
+			return engines.Errorf(wire.InvalidArgument, w, "first=%s: the file's first seq, at most this part's first (%d)", w.Text, first)
+		}
+		first = n
+	}
+	tr := s.judgeSigner(raws[len(raws)-1], sigs)
+	force := st.Flags["force"]
+	opts := journal.ImportOptions{Signatures: sigs}
+	// In the committer, once the part is known to continue the stream: a
+	// file that does not is refused for that, whoever signed it.
+	opts.Accept = func() error {
+		if tr.trusted || force {
+			return nil
+		}
+		return wire.Errorf(wire.FailedPrecondition, "import: %s; nothing was imported. Trust the signing node with `cairn daemon --trust-key FILE` (its <data>/node.pub), or import anyway with `journal import FILE force`", tr.why)
+	}
+	last := raws[len(raws)-1]
+	if !st.Flags["more"] {
+		actor := r.Actor()
+		opts.After = &journal.Body{
+			Kind:    ImportKind,
+			Subject: tr.signer,
+			Actor:   actor,
+			Data: map[string]any{
+				"stream":    hdr.Stream,
+				"first_seq": first,
+				"last_seq":  last.Seq,
+				"events":    last.Seq - first + 1,
+				"head":      last.Hash().String(),
+				"importer":  importerName(actor),
+				"signer":    tr.signer,
+				"signed_to": tr.signedTo,
+				"trusted":   tr.trusted,
+				"forced":    force && !tr.trusted,
+				"from_node": hdr.Node,
+			},
+		}
+	}
+	row, err := importRaws(ctx, s.journal, hdr, raws, opts)
 	if err != nil {
 		return err
 	}
+	row.Signer, row.SignedTo, row.Trusted = tr.signer, tr.signedTo, tr.trusted
+	s.log.Info("journal import", "stream", hdr.Stream, "first_seq", raws[0].Seq, "last_seq", last.Seq,
+		"signer", tr.signer, "trusted", tr.trusted, "forced", force && !tr.trusted, "uid", r.Actor().UID, "more", st.Flags["more"])
 	return r.Row(row)
 }
 
+// ImportKind is the kind of the event that records a journal import, right
+// after the imported events.
+const ImportKind = "journal.import"
+
+// importerName names the actor of an import for people: user, else uid.
+func importerName(a journal.Actor) string {
+	if a.User != "" {
+		return a.User
+	}
+	return "uid " + strconv.Itoa(a.UID)
+}
+
+// signerTrust is what the daemon makes of a part's signatures.
+type signerTrust struct {
+	signer   string // fingerprint of the key that signed the part's last event ("" if none did)
+	signedTo int64  // the last seq of the part whose head is signed (by anyone)
+	trusted  bool   // signer is this node's key or a --trust-key
+	why      string // why not trusted
+}
+
+// judgeSigner decides whether the part ending with last is vouched for by
+// a trusted key: a signature of its last event, which covers every event
+// before it through the hash chain.
+func (s *Server) judgeSigner(last *journal.Raw, sigs []journal.Signature) signerTrust {
+	var tr signerTrust
+	for _, sig := range sigs {
+		tr.signedTo = max(tr.signedTo, sig.Seq)
+		if sig.Seq != last.Seq {
+			continue
+		}
+		if tr.signer == "" || !tr.trusted {
+			tr.signer, tr.trusted = sig.Signer(), s.trusts(sig.Key)
+		}
+	}
+	switch {
+	case tr.trusted:
+	case tr.signer != "":
+		tr.why = fmt.Sprintf("the capture file's seq %d is signed by key %s, which this daemon does not trust", last.Seq, tr.signer)
+	case tr.signedTo > 0:
+		tr.why = fmt.Sprintf("the capture file is signed only up to seq %d, not through its last seq %d", tr.signedTo, last.Seq)
+	default:
+		tr.why = fmt.Sprintf("the capture file (through seq %d) carries no signature", last.Seq)
+	}
+	return tr
+}
+
+// trusts reports whether pub is this node's key or one given with
+// --trust-key.
+func (s *Server) trusts(pub ed25519.PublicKey) bool {
+	if own := s.journal.PublicKey(); own != nil && own.Equal(pub) {
+		return true
+	}
+	return slices.ContainsFunc(s.cfg.TrustKeys, func(k ed25519.PublicKey) bool { return k.Equal(pub) })
+}
+
 // readPart reads and verifies a whole capture file into memory.
-func readPart(src io.Reader) (archive.Header, []*journal.Raw, error) {
+func readPart(src io.Reader) (archive.Header, []*journal.Raw, []journal.Signature, error) {
 	rd, err := archive.NewReader(src)
 	if err != nil {
-		return archive.Header{}, nil, err
+		return archive.Header{}, nil, nil, err
 	}
 	var raws []*journal.Raw
 	for {
 		raw, err := rd.Next()
 		if err == io.EOF {
-			return rd.Header(), raws, nil
+			return rd.Header(), raws, rd.Signatures(), nil
 		}
 		if err != nil {
-			return rd.Header(), nil, err
+			return rd.Header(), nil, nil, err
 		}
 		raws = append(raws, raw.Clone())
 	}
 }
 
 // importRaws appends verified events to the stream the header names.
-func importRaws(ctx context.Context, j *journal.Journal, hdr archive.Header, raws []*journal.Raw) (wire.ImportRow, error) {
+func importRaws(ctx context.Context, j *journal.Journal, hdr archive.Header, raws []*journal.Raw, opts journal.ImportOptions) (wire.ImportRow, error) {
 	st := j.Stream(hdr.Stream)
 	if st == nil {
 		return wire.ImportRow{}, wire.Errorf(wire.InvalidArgument, "the capture file is of stream %q, which this cairn does not have", hdr.Stream)
@@ -259,10 +414,11 @@ func importRaws(ctx context.Context, j *journal.Journal, hdr archive.Header, raw
 	if err := checkSkew(raws, time.Now()); err != nil {
 		return row, err
 	}
-	c, err := st.Import(ctx, raws)
+	c, err := st.ImportWith(ctx, raws, opts)
 	if err != nil {
 		return row, err
 	}
+	c = c[:len(raws)] // without the After event
 	row.FirstSeq, row.LastSeq, row.Events = c[0].Seq, c[len(c)-1].Seq, int64(len(c))
 	row.Head = c[len(c)-1].Hash.String()
 	return row, nil
@@ -326,7 +482,14 @@ func Restore(ctx context.Context, cfg Config, files []string) ([]RestoreReport, 
 		logger = slog.New(slog.DiscardHandler)
 	}
 	node, _ := os.Hostname()
-	j, err := journal.Open(journal.Options{Dir: cfg.DataDir, Node: node, Logger: logger.With("component", "journal"), Reserve: cfg.Reserve, Engines: folds})
+	// The restored heads keep the signatures the backup carries, and this
+	// data directory's key (created here if need be) signs the restored head.
+	key, err := journal.LoadNodeKey(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	j, err := journal.Open(journal.Options{Dir: cfg.DataDir, Node: node, Logger: logger.With("component", "journal"), Reserve: cfg.Reserve, Engines: folds,
+		Signing: journal.Signing{Key: key}})
 	if err != nil {
 		return nil, fmt.Errorf("open journal in %s: %w", cfg.DataDir, err)
 	}
@@ -378,14 +541,16 @@ func restoreFile(ctx context.Context, j *journal.Journal, path string) (RestoreR
 	}
 	rep.Stream = rd.Header().Stream
 	batch := make([]*journal.Raw, 0, restoreBatch)
+	var sigs []journal.Signature
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
-		row, err := importRaws(ctx, j, rd.Header(), batch)
+		row, err := importRaws(ctx, j, rd.Header(), batch, journal.ImportOptions{Signatures: sigs})
 		if err != nil {
 			return err
 		}
+		sigs = nil
 		if rep.FirstSeq == 0 {
 			rep.FirstSeq = row.FirstSeq
 		}
@@ -402,6 +567,7 @@ func restoreFile(ctx context.Context, j *journal.Journal, path string) (RestoreR
 			return rep, err
 		}
 		batch = append(batch, raw.Clone())
+		sigs = append(sigs, rd.EventSignatures()...)
 		if len(batch) == restoreBatch {
 			if err := flush(); err != nil {
 				return rep, err

@@ -73,7 +73,11 @@ func (s *Server) runJournalVerify(ctx context.Context, r engines.Request) error 
 		if err != nil {
 			return fmt.Errorf("verify %s: %w", name, err)
 		}
-		row := verifyRow{Stream: name, OK: rep.BadSeq == 0, First: rep.First, Last: rep.Last, Events: rep.Events, BadSeq: rep.BadSeq, Problem: rep.Problem}
+		row := verifyRow{Stream: name, OK: rep.BadSeq == 0, First: rep.First, Last: rep.Last, Events: rep.Events, BadSeq: rep.BadSeq, Problem: rep.Problem,
+			SignedTo: rep.SignedSeq, SignedBy: rep.SignedBy, Signatures: rep.Signatures}
+		if pub := s.journal.PublicKey(); pub != nil {
+			row.NodeKey = journal.Fingerprint(pub)
+		}
 		if rep.BadSeq != 0 {
 			bad = append(bad, fmt.Sprintf("%s: first bad seq %d: %s", name, rep.BadSeq, rep.Problem))
 		}
@@ -96,6 +100,12 @@ type verifyRow struct {
 	Events  int64  `json:"events"`
 	BadSeq  int64  `json:"bad_seq,omitempty"`
 	Problem string `json:"problem,omitempty"`
+	// SignedTo is the last seq whose head carries a valid signature, by
+	// the key SignedBy (a fingerprint); NodeKey is this node's key.
+	SignedTo   int64  `json:"signed_to"`
+	SignedBy   string `json:"signed_by,omitempty"`
+	Signatures int64  `json:"signatures"`
+	NodeKey    string `json:"node_key,omitempty"`
 }
 
 // statsRow answers one stream's extent and size.

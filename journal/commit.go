@@ -42,7 +42,8 @@ type request struct {
 
 	prune *pruneRequest // reqPrune
 
-	imports []*Raw // reqImport
+	imports    []*Raw        // reqImport (units: its After event)
+	importOpts ImportOptions // reqImport
 
 	done      chan struct{}
 	committed []Committed
@@ -60,7 +61,7 @@ func (r *request) events() int {
 	case reqAppend:
 		return len(r.units)
 	case reqImport:
-		return len(r.imports)
+		return len(r.imports) + len(r.units)
 	}
 	return 1
 }
@@ -336,6 +337,16 @@ func (s *Stream) buildOnce(group []*request, now int64) (bt *built, failed *requ
 				r.err = err
 				continue
 			}
+			if err := s.checkImportSignatures(r.imports, r.importOpts.Signatures); err != nil {
+				r.err = err
+				continue
+			}
+			if r.importOpts.Accept != nil {
+				if err := r.importOpts.Accept(); err != nil {
+					r.err = err
+					continue
+				}
+			}
 			bt.reqs = append(bt.reqs, r)
 			if kbuf, err = s.buildImport(b, bt, r, kbuf); err != nil {
 				if r.err != nil {
@@ -343,9 +354,11 @@ func (s *Stream) buildOnce(group []*request, now int64) (bt *built, failed *requ
 				}
 				return nil, nil, err
 			}
-			continue
+			r.planned = r.units // the After event follows the imported ones
 		}
-		bt.reqs = append(bt.reqs, r)
+		if r.kind != reqImport {
+			bt.reqs = append(bt.reqs, r)
+		}
 		for _, u := range r.planned {
 			t := bt.tip
 			seq := t.seq + 1
@@ -450,6 +463,7 @@ func (s *Stream) commitGroup(group []*request) {
 	_ = bt.b.Close()
 	s.last = bt.tip
 	s.publish(bt)
+	s.signer.note(bt.tip)
 	s.commits.Add(1)
 	for _, r := range group {
 		if r.err != nil {

@@ -22,10 +22,37 @@ import (
 // failed_precondition (does not continue the stream) or an
 // invalid_argument (a bad event) *CodeError and writes nothing.
 func (s *Stream) Import(ctx context.Context, raws []*Raw) ([]Committed, error) {
+	return s.ImportWith(ctx, raws, ImportOptions{})
+}
+
+// ImportOptions extend an import.
+type ImportOptions struct {
+	// Signatures are signed heads of the imported range, checked by the
+	// caller: they are stored with the events (a head whose hash is not
+	// the imported event's refuses the import).
+	Signatures []Signature
+	// Accept, when set, is called in the committer once the events were
+	// found to continue the stream; its error refuses the import.
+	Accept func() error
+	// After is appended, in the same batch, right after the imported
+	// events (the journal.import event that records who imported them).
+	// Its Committed is the last one Import returns.
+	After *Body
+}
+
+// ImportWith imports as Import does, with opts.
+func (s *Stream) ImportWith(ctx context.Context, raws []*Raw, opts ImportOptions) ([]Committed, error) {
 	if len(raws) == 0 {
 		return nil, nil
 	}
-	r := &request{ctx: ctx, kind: reqImport, imports: raws}
+	r := &request{ctx: ctx, kind: reqImport, imports: raws, importOpts: opts}
+	if opts.After != nil {
+		units, err := s.encode([]*Body{opts.After})
+		if err != nil {
+			return nil, invalidf("%s", err)
+		}
+		r.units = units
+	}
 	if err := s.submit(ctx, r); err != nil {
 		return nil, err
 	}
@@ -89,6 +116,23 @@ func (s *Stream) checkImport(t tip, raws []*Raw) error {
 	return nil
 }
 
+// checkImportSignatures checks that each signature signs an imported head.
+func (s *Stream) checkImportSignatures(raws []*Raw, sigs []Signature) error {
+	first, last := raws[0].Seq, raws[len(raws)-1].Seq
+	for _, sig := range sigs {
+		if sig.Seq < first || sig.Seq > last {
+			return invalidf("import into %s: a signature of seq %d, outside the imported seqs %d–%d", s.name, sig.Seq, first, last)
+		}
+		if h := raws[sig.Seq-first].Hash(); h != sig.Hash {
+			return invalidf("import into %s: the signature of seq %d signs hash %s, the event's is %s", s.name, sig.Seq, sig.Hash, h)
+		}
+		if err := sig.Check(s.name); err != nil {
+			return invalidf("import into %s: %v", s.name, err)
+		}
+	}
+	return nil
+}
+
 // buildImport writes a checked import into b through the path appends take
 // (put, then fold) and advances the batch's tip. A failed fold sets r.err.
 func (s *Stream) buildImport(b *pebble.Batch, bt *built, r *request, kbuf []byte) ([]byte, error) {
@@ -116,6 +160,9 @@ func (s *Stream) buildImport(b *pebble.Batch, bt *built, r *request, kbuf []byte
 		bt.raws = append(bt.raws, raw)
 		r.committed = append(r.committed, Committed{Seq: raw.Seq, Time: raw.Time(), Hash: raw.Hash()})
 		bt.tip = tip{seq: raw.Seq, time: raw.Time(), hash: raw.Hash()}
+	}
+	if err := putSignatures(b, r.importOpts.Signatures); err != nil {
+		return kbuf, err
 	}
 	return kbuf, nil
 }

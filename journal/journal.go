@@ -53,6 +53,8 @@ type Options struct {
 	// MaxGroupEvents caps the events of one commit group (default 1024; a
 	// single larger Append is still committed whole).
 	MaxGroupEvents int
+	// Signing signs each stream's chain heads with the node's key (sign.go).
+	Signing Signing
 }
 
 // Retention bounds a capture-like stream by age and size; zero is unlimited.
@@ -204,6 +206,7 @@ type Stream struct {
 	durable atomic.Int64
 	first   atomic.Int64
 	commits atomic.Int64 // groups committed, for tests and stats
+	signer  *signer      // nil without Options.Signing.Key
 
 	mu    sync.Mutex // guards what follows, and publishing durable
 	cur   *snapState
@@ -352,6 +355,7 @@ func openStream(j *Journal, spec StreamSpec) (*Stream, error) {
 	st.refs.Store(1)
 	s.snaps[st] = struct{}{}
 	s.cur = st
+	s.signer = newSigner(s, opts.Signing)
 	go s.run()
 	return s, nil
 }
@@ -496,6 +500,7 @@ func (s *Stream) close() error {
 	}
 	close(s.stop)
 	<-s.committerDone
+	s.signer.finish()
 
 	s.rw.Lock()
 	defer s.rw.Unlock()

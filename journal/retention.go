@@ -145,6 +145,10 @@ func (s *Stream) planPrune(b *pebble.Batch, r *request) error {
 	if err := b.Set(keyAnchor, encodeAnchor(to, anchor), nil); err != nil {
 		return err
 	}
+	// Signatures of dropped heads can no longer be checked.
+	if err := b.DeleteRange(sigSeqKey(first), sigSeqKey(to+1), nil); err != nil {
+		return err
+	}
 	units, err := s.encode([]*Body{{
 		Kind:  CheckpointKind,
 		Actor: SystemActor(),

@@ -13,6 +13,12 @@ type VerifyReport struct {
 	First, Last, Events int64
 	BadSeq              int64
 	Problem             string
+	// SignedSeq is the highest seq whose head carries a valid signature
+	// (0: none): the chain is signed up to it, by the key SignedBy (its
+	// Fingerprint). Signatures counts the valid signatures checked.
+	SignedSeq  int64
+	SignedBy   string
+	Signatures int64
 }
 
 // Verify recomputes the chain from the anchor (or the zero hash) through
@@ -45,6 +51,10 @@ func (s *Stream) Verify(ctx context.Context) (VerifyReport, error) {
 	bad := func(seq int64, format string, args ...any) (VerifyReport, error) {
 		rep.BadSeq, rep.Problem = seq, fmt.Sprintf(format, args...)
 		return rep, nil
+	}
+	sigs, err := s.signatures(prevSeq+1, st.seq)
+	if err != nil {
+		return rep, err
 	}
 	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: prefixEvent, UpperBound: eventKey(st.seq + 1)})
 	if err != nil {
@@ -80,6 +90,16 @@ func (s *Stream) Verify(ctx context.Context) (VerifyReport, error) {
 		}
 		if r.Time() < prevTime {
 			return bad(seq, "time goes backwards")
+		}
+		for ; len(sigs) > 0 && sigs[0].Seq <= seq; sigs = sigs[1:] {
+			sig := sigs[0]
+			if sig.Hash != r.Hash() {
+				return bad(seq, "the signature of seq %d by key %s signs hash %s, not the event's %s", seq, sig.Signer(), sig.Hash, r.Hash())
+			}
+			if err := sig.Check(s.name); err != nil {
+				return bad(seq, "%v", err)
+			}
+			rep.SignedSeq, rep.SignedBy, rep.Signatures = seq, sig.Signer(), rep.Signatures+1
 		}
 		if rep.First == 0 {
 			rep.First = seq

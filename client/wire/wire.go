@@ -143,10 +143,12 @@ type ExportHead struct {
 }
 
 // ExportRecord is one event row of `journal export`: the record exactly as
-// stored (base64 in JSON).
+// stored (base64 in JSON); or, with Sig and no Record, a signed head of the
+// event before (journal.Signature's encoding).
 type ExportRecord struct {
 	Seq    int64  `json:"seq"`
 	Record []byte `json:"record"`
+	Sig    []byte `json:"sig,omitempty"`
 }
 
 // ImportRow answers one imported part of `journal import` (or, from a
@@ -157,6 +159,12 @@ type ImportRow struct {
 	LastSeq  int64  `json:"last_seq"`
 	Events   int64  `json:"events"`
 	Head     string `json:"head"`
+	// Signer is the fingerprint of the key that signed the part's last
+	// event ("" if none did), SignedTo the last signed seq, Trusted
+	// whether the daemon trusts Signer.
+	Signer   string `json:"signer,omitempty"`
+	SignedTo int64  `json:"signed_to,omitempty"`
+	Trusted  bool   `json:"trusted"`
 }
 
 // HelpRow is one verb of the table, as `help` lists it and the shell
@@ -190,4 +198,6 @@ type ImportSummary struct {
 	FirstSeq int64  `json:"first_seq"`
 	LastSeq  int64  `json:"last_seq"`
 	Head     string `json:"head"`
+	Signer   string `json:"signer,omitempty"`
+	Trusted  bool   `json:"trusted"`
 }

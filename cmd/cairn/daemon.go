@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 	"time"
 
@@ -41,6 +43,8 @@ func runDaemon(args []string) int {
 	socketGroup := fs.String("socket-group", "", "`group` (name or gid) that owns the socket, so its members may connect (default: the daemon's)")
 	maxConns := fs.Int("max-conns", daemon.DefaultMaxConns, "most client connections in all (also bounded by RLIMIT_NOFILE)")
 	maxConnsPerUID := fs.Int("max-conns-per-uid", daemon.DefaultMaxConnsPerUID, "most client connections one non-root uid may hold")
+	var trustKeys trustKeyFlag
+	fs.Var(&trustKeys, "trust-key", "trust capture files signed by the public key in `FILE` (another node's <data>/node.pub, PEM); repeatable, or FILE,FILE")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the daemon to `FILE` until it stops (performance work)")
 	modules := engines.New()
 	for _, m := range modules {
@@ -101,6 +105,7 @@ func runDaemon(args []string) int {
 		SocketGroup:        *socketGroup,
 		MaxConns:           *maxConns,
 		MaxConnsPerUID:     *maxConnsPerUID,
+		TrustKeys:          trustKeys.keys,
 	}
 	if *restore != "" {
 		if err := restoreBackup(ctx, cfg, *restore); err != nil {
@@ -138,4 +143,32 @@ func defaultDataDir() string {
 	}
 	home, _ := os.UserHomeDir()
 	return filepath.Join(home, ".local", "share", "cairn")
+}
+
+// trustKeyFlag gathers the public keys of --trust-key FILE[,FILE…], read
+// as the flags are parsed so that a bad file stops the daemon at once.
+type trustKeyFlag struct {
+	files []string
+	keys  []ed25519.PublicKey
+}
+
+func (f *trustKeyFlag) String() string { return strings.Join(f.files, ",") }
+
+func (f *trustKeyFlag) Set(v string) error {
+	for _, file := range strings.Split(v, ",") {
+		if file = strings.TrimSpace(file); file == "" {
+			continue
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return err
+		}
+		keys, err := journal.ParsePublicKeys(b)
+		if err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+		f.files = append(f.files, file)
+		f.keys = append(f.keys, keys...)
+	}
+	return nil
 }

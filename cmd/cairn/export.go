@@ -177,6 +177,17 @@ func (s *session) runExport(args []string) int {
 			_ = rw.Close()
 			return s.failed("journal export: unexpected answer %.200s: %v", a.Row, err)
 		}
+		if len(row.Sig) > 0 {
+			sig, err := journal.DecodeSignature(row.Sig)
+			if err == nil {
+				err = rw.Sign(sig)
+			}
+			if err != nil {
+				_ = rw.Close()
+				return s.failed("journal export: signature of seq %d: %v", row.Seq, err)
+			}
+			continue
+		}
 		if err := rw.Write(&journal.Raw{Stream: head.Stream, Seq: row.Seq, Record: row.Record}); err != nil {
 			_ = rw.Close()
 			return s.failed("journal export: write %s: %v", file, err)
@@ -230,6 +241,11 @@ func (s *session) cancelOnInterrupt(st *client.Stream) (stop func()) {
 // sends: in base64 it stays well within the 4 MiB request line.
 const importPartSize = 2 << 20
 
+// importCutSize: once a part holds this much, it ends at the next signed
+// head, so that the daemon, which wants every part to end at a head signed
+// by a key it trusts, can vouch for each part on its own.
+const importCutSize = importPartSize / 4
+
 // importFile is a verified capture file waiting to be sent.
 type importFile struct {
 	path   string
@@ -242,11 +258,13 @@ type importFile struct {
 // files of at most importPartSize bytes), in seq order, each of which the
 // daemon verifies again and appends atomically.
 func (s *session) runImport(args []string) int {
-	if len(args) == 0 {
-		return s.usageErr("journal import needs FILE: a capture file written by journal export")
-	}
 	var files []importFile
+	force := false
 	for _, a := range args {
+		if a == "force" {
+			force = true
+			continue
+		}
 		if name, _, ok := strings.Cut(a, "="); ok && isOptionName(name) {
 			return s.usageErr("journal import takes capture files only, not %q", a)
 		}
@@ -265,6 +283,9 @@ func (s *session) runImport(args []string) int {
 		}
 		files = append(files, importFile{path: p, hdr: hdr, events: n})
 	}
+	if len(files) == 0 {
+		return s.usageErr("journal import needs FILE: a capture file written by journal export")
+	}
 	slices.SortStableFunc(files, func(a, b importFile) int {
 		return cmp.Or(cmp.Compare(a.hdr.Stream, b.hdr.Stream), cmp.Compare(a.hdr.FirstSeq, b.hdr.FirstSeq))
 	})
@@ -274,7 +295,7 @@ func (s *session) runImport(args []string) int {
 	}
 	out := newPrinter(s.stdout, s.json)
 	for _, f := range files {
-		row, err := s.importOne(c, f)
+		row, err := s.importOne(c, f, force)
 		if err != nil {
 			_ = out.finish()
 			return s.report(err)
@@ -299,8 +320,11 @@ type partSender struct {
 
 func (p *partSender) Close() error { return p.send(p.Bytes()) }
 
-// importOne sends one verified file.
-func (s *session) importOne(c *client.Client, f importFile) (wire.ImportSummary, error) {
+// importOne sends one verified file. Its parts end at signed heads where
+// the file has them; each is sent once the next one exists, with the flag
+// more, and the last without it, so the daemon records the journal.import
+// event once, after the whole file.
+func (s *session) importOne(c *client.Client, f importFile, force bool) (wire.ImportSummary, error) {
 	sum := wire.ImportSummary{File: f.path, Stream: f.hdr.Stream}
 	src, err := os.Open(f.path)
 	if err != nil {
@@ -313,8 +337,12 @@ func (s *session) importOne(c *client.Client, f importFile) (wire.ImportSummary,
 		return sum, fmt.Errorf("%s: %w", f.path, err)
 	}
 	var sendErr error // the daemon's answer, unwrapped by the RotatingWriter
+	var held []byte   // the last part made, not sent yet
 	send := func(part []byte) error {
-		sendErr = s.sendPart(c, f, &sum, part)
+		if held != nil {
+			sendErr = s.sendPart(c, f, &sum, held, partFlags{more: true, force: force})
+		}
+		held = bytes.Clone(part)
 		return sendErr
 	}
 	create := func(int) (io.WriteCloser, error) { return &partSender{send: send}, nil }
@@ -331,6 +359,17 @@ func (s *session) importOne(c *client.Client, f importFile) (wire.ImportSummary,
 		if err := rw.Write(raw); err != nil {
 			return sum, cmp.Or(sendErr, err)
 		}
+		sigs := rd.EventSignatures()
+		for _, sig := range sigs {
+			if err := rw.Sign(sig); err != nil {
+				return sum, cmp.Or(sendErr, err)
+			}
+		}
+		if written, pending := rw.PartSize(); len(sigs) > 0 && written+pending >= importCutSize {
+			if err := rw.Cut(); err != nil {
+				return sum, cmp.Or(sendErr, err)
+			}
+		}
 	}
 	if f.events == 0 {
 		return sum, nil
@@ -338,13 +377,33 @@ func (s *session) importOne(c *client.Client, f importFile) (wire.ImportSummary,
 	if err := rw.Close(); err != nil {
 		return sum, cmp.Or(sendErr, err)
 	}
-	return sum, nil
+	first := int64(0)
+	if sum.Events > 0 {
+		first = sum.FirstSeq
+	}
+	return sum, s.sendPart(c, f, &sum, held, partFlags{force: force, first: first})
+}
+
+// partFlags are the words sent with one part.
+type partFlags struct {
+	more, force bool
+	first       int64 // on the last part of several: the file's first seq
 }
 
 // sendPart sends one part (a complete capture file) and adds what the
 // daemon imported to sum.
-func (s *session) sendPart(c *client.Client, f importFile, sum *wire.ImportSummary, part []byte) error {
-	line := "journal import part=" + base64.StdEncoding.EncodeToString(part)
+func (s *session) sendPart(c *client.Client, f importFile, sum *wire.ImportSummary, part []byte, pf partFlags) error {
+	line := "journal import"
+	if pf.more {
+		line += " more"
+	}
+	if pf.force {
+		line += " force"
+	}
+	if pf.first > 0 {
+		line += " first=" + strconv.FormatInt(pf.first, 10)
+	}
+	line += " part=" + base64.StdEncoding.EncodeToString(part)
 	if len(line) > client.MaxLine-64 {
 		return fmt.Errorf("%s: an event near seq %d is too large to send over the socket (%d bytes in base64); restore the file with cairn daemon --restore", f.path, sum.LastSeq+1, len(line))
 	}
@@ -363,6 +422,7 @@ func (s *session) sendPart(c *client.Client, f importFile, sum *wire.ImportSumma
 				sum.FirstSeq = row.FirstSeq
 			}
 			sum.LastSeq, sum.Head, sum.Events = row.LastSeq, row.Head, sum.Events+row.Events
+			sum.Signer, sum.Trusted = row.Signer, row.Trusted
 		}
 	}
 	return nil

@@ -95,7 +95,22 @@ func (s *session) runRead(args []string) int {
 		}
 		return exitDaemonError
 	}
+	fmt.Fprintf(s.stderr, "cairn: %s: %s\n", path, signedSummary(rd, feed.lastSeq))
 	return exitOK
+}
+
+// signedSummary says who signed the chain of the events read, and how far:
+// every signature read was verified (a bad one is damage, reported with
+// its seq).
+func signedSummary(rd *archive.Reader, lastRead int64) string {
+	seq, key := rd.SignedThrough()
+	switch {
+	case seq == 0:
+		return fmt.Sprintf("the chain is not signed (through seq %d)", lastRead)
+	case seq < lastRead:
+		return fmt.Sprintf("the chain is signed through seq %d by key %s; seqs %d–%d are not signed", seq, key, seq+1, lastRead)
+	}
+	return fmt.Sprintf("the chain is signed through seq %d by key %s", seq, key)
 }
 
 // readSelection parses the statement `events …` with the daemon's own verb
@@ -157,6 +172,7 @@ type fileFeed struct {
 	salvage bool
 	matched int64
 	read    int64 // events read (verified)
+	lastSeq int64 // the last seq read
 	damage  error
 	done    bool
 }
@@ -198,6 +214,7 @@ func (f *fileFeed) Next(ctx context.Context) (*journal.Raw, error) {
 			return nil, err
 		}
 		f.read++
+		f.lastSeq = raw.Seq
 		if q.To > 0 && raw.Seq > q.To {
 			f.done = true
 			// The rest of the file is not read, so it is not verified

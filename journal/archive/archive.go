@@ -27,8 +27,9 @@ import (
 )
 
 // FormatVersion is the version of the capture format this package writes
-// and the newest it reads.
-const FormatVersion = 1
+// and the newest it reads. Version 2 added signature frames (signed chain
+// heads); a version-1 file reads as a file without signatures.
+const FormatVersion = 2
 
 // Magic opens every capture file.
 const Magic = "CAIRNCAP"
@@ -44,6 +45,7 @@ const (
 	frameHeader = 'H'
 	frameEvent  = 'E'
 	frameFooter = 'F'
+	frameSig    = 'S' // since version 2
 
 	maxHeaderPayload = 1 << 16
 	footerPayload    = 8 + 8 + 32

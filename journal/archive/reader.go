@@ -46,6 +46,11 @@ type Reader struct {
 	lastHash journal.Hash
 	slab     []byte
 	raws     []journal.Raw
+
+	// sigs are the signed heads verified so far; sigs[lastSigs:] came
+	// with the event Next returned last.
+	sigs     []journal.Signature
+	lastSigs int
 }
 
 // countingReader counts the file bytes the decompressor has taken and
@@ -139,10 +144,10 @@ func NewReader(src io.Reader, opts ...Options) (*Reader, error) {
 	r.dec = dec
 	r.buf = make([]byte, 64<<10)
 	r.off = int64(preludeLen)
+	r.h.Version = int(prelude[len(Magic)])
 	if err := r.readHeader(); err != nil {
 		return nil, err
 	}
-	r.h.Version = int(prelude[len(Magic)])
 	return r, nil
 }
 
@@ -247,6 +252,11 @@ func (r *Reader) frame(seq int64) (typ byte, length int, start int64, cerr *Corr
 		limit = 8 + MaxRecord
 	case frameFooter:
 		limit = footerPayload
+	case frameSig:
+		if r.h.Version < 2 {
+			return 0, 0, start, r.corrupt(start, seq, "a signature frame in a version-%d file", r.h.Version)
+		}
+		limit = journal.SignatureLen
 	default:
 		return 0, 0, start, r.corrupt(start, seq, "unknown frame type 0x%02x where %s was expected", typ, r.what(seq))
 	}
@@ -348,6 +358,8 @@ func (r *Reader) next() (*journal.Raw, error) {
 		return nil, r.footer(start, n)
 	case frameHeader:
 		return nil, r.corrupt(start, seq, "a second header where seq %d or the footer was expected", seq)
+	case frameSig:
+		return nil, r.corrupt(start, seq, "a signature where seq %d or the footer was expected (a signature follows the event it signs)", seq)
 	}
 	p := r.buf[r.r : r.r+n]
 	if len(p) < 8 {
@@ -382,7 +394,60 @@ func (r *Reader) next() (*journal.Raw, error) {
 	r.advance(n)
 	r.count++
 	r.lastTime, r.lastHash = t, stored
+	// The signatures of this head, before the event is handed out: a bad
+	// one makes the event itself not known good.
+	r.lastSigs = len(r.sigs)
+	for r.need(1) == nil && r.buf[r.r] == frameSig {
+		if err := r.signature(seq, stored); err != nil {
+			return nil, err
+		}
+	}
 	return out, nil
+}
+
+// signature reads and checks the signature frame that follows event seq,
+// whose hash is h.
+func (r *Reader) signature(seq int64, h journal.Hash) error {
+	typ, n, start, cerr := r.frame(seq)
+	if cerr != nil {
+		return cerr
+	}
+	if typ != frameSig || n != journal.SignatureLen {
+		return r.corrupt(start, seq, "signature frame of %d bytes where %d were expected", n, journal.SignatureLen)
+	}
+	sig, err := journal.DecodeSignature(r.buf[r.r : r.r+n])
+	if err != nil {
+		return r.corrupt(start, seq, "%v", err)
+	}
+	switch {
+	case sig.Seq != seq:
+		return r.corrupt(start, seq, "a signature of seq %d after seq %d (a signature follows the event it signs)", sig.Seq, seq)
+	case sig.Hash != h:
+		return r.corrupt(start, seq, "the signature of seq %d by key %s signs hash %s, the event's is %s", seq, sig.Signer(), sig.Hash, h)
+	}
+	if err := sig.Check(r.h.Stream); err != nil {
+		return r.corrupt(start, seq, "bad signature: %v", err)
+	}
+	r.advance(n)
+	r.sigs = append(r.sigs, sig)
+	return nil
+}
+
+// Signatures returns the signed heads verified so far, in seq order.
+func (r *Reader) Signatures() []journal.Signature { return r.sigs }
+
+// EventSignatures returns the signatures of the head Next returned last.
+func (r *Reader) EventSignatures() []journal.Signature { return r.sigs[r.lastSigs:] }
+
+// SignedThrough returns the highest seq read so far whose head carries a
+// verified signature, and that signature's key fingerprint ("" and 0 when
+// none did).
+func (r *Reader) SignedThrough() (int64, string) {
+	if len(r.sigs) == 0 {
+		return 0, ""
+	}
+	sig := r.sigs[len(r.sigs)-1]
+	return sig.Seq, sig.Signer()
 }
 
 // footer checks the footer frame whose payload is at buf[r:r+n] and the end
@@ -463,3 +528,6 @@ func Verify(src io.Reader) (Header, int64, error) {
 		}
 	}
 }
+
+// Count returns how many events were read and verified.
+func (r *Reader) Count() int64 { return r.count }

@@ -108,6 +108,43 @@ func (w *RotatingWriter) Write(r *journal.Raw) error {
 	return nil
 }
 
+// Sign appends a signed chain head after the last event written, in the
+// part that holds that event (see Writer.Sign).
+func (w *RotatingWriter) Sign(sig journal.Signature) error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.cur == nil {
+		return fmt.Errorf("capture %s: a signature of seq %d with no event before it in its part", w.h.Stream, sig.Seq)
+	}
+	if err := w.cur.Sign(sig); err != nil {
+		return w.fail(err)
+	}
+	return nil
+}
+
+// Cut ends the current part, if it holds any event: the next event starts
+// a new one. `journal import` cuts after signed heads, so that each part it
+// sends ends at one.
+func (w *RotatingWriter) Cut() error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.cur == nil || w.cur.Count() == 0 {
+		return nil
+	}
+	return w.closePart()
+}
+
+// PartSize returns the bytes written to the current part so far and a
+// bound on what its unflushed plaintext may add (0, 0 without a part).
+func (w *RotatingWriter) PartSize() (written, pending int64) {
+	if w.cur == nil {
+		return 0, 0
+	}
+	return w.cur.size()
+}
+
 // openPart starts the next part with r as its first event.
 func (w *RotatingWriter) openPart(r *journal.Raw) error {
 	index := w.parts

@@ -145,6 +145,29 @@ func (w *Writer) Write(r *journal.Raw) error {
 	return nil
 }
 
+// Sign appends a signed chain head after the event it signs, which must
+// be the last one written (its seq and hash). The Writer does not check the
+// signature itself: the Reader does.
+func (w *Writer) Sign(sig journal.Signature) error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.done {
+		return errors.New("sign a closed capture file")
+	}
+	if err := w.chain.checkSig(sig); err != nil {
+		return err
+	}
+	p, err := sig.AppendBinary(nil)
+	if err != nil {
+		return err
+	}
+	w.buf = append(w.buf, frameSig)
+	w.buf = binary.AppendUvarint(w.buf, uint64(len(p)))
+	w.buf = append(w.buf, p...)
+	return nil
+}
+
 // writeHeader puts the header frame in the plaintext.
 func (w *Writer) writeHeader() {
 	w.headerDone = true
@@ -318,6 +341,19 @@ func (c *chain) check(r *journal.Raw) error {
 	}
 	if c.limit != 0 && r.Seq > c.limit {
 		return fmt.Errorf("capture of seqs up to %d: refusing seq %d", c.limit, r.Seq)
+	}
+	return nil
+}
+
+// checkSig reports why sig cannot follow the last event, or nil.
+func (c *chain) checkSig(sig journal.Signature) error {
+	switch {
+	case c.count == 0:
+		return fmt.Errorf("capture %s: a signature of seq %d before any event", c.stream, sig.Seq)
+	case sig.Seq != c.lastSeq:
+		return fmt.Errorf("capture %s: a signature of seq %d after seq %d; a signature follows the event it signs", c.stream, sig.Seq, c.lastSeq)
+	case sig.Hash != c.lastHash:
+		return fmt.Errorf("capture %s: the signature of seq %d signs hash %s, the event's is %s", c.stream, sig.Seq, sig.Hash, c.lastHash)
 	}
 	return nil
 }
