@@ -392,9 +392,7 @@ func (r *Reader) next() (*journal.Raw, error) {
 	out.Stream, out.Seq, out.Record = r.h.Stream, seq, r.alloc(len(ev.Record))
 	copy(out.Record, ev.Record)
 	r.advance(n)
-	r.count++
-	r.lastTime, r.lastHash = t, stored
-	// The signatures of this head, before the event is handed out: a bad
+	// The signatures of this head, before the event counts as read: a bad
 	// one makes the event itself not known good.
 	r.lastSigs = len(r.sigs)
 	for r.need(1) == nil && r.buf[r.r] == frameSig {
@@ -402,6 +400,8 @@ func (r *Reader) next() (*journal.Raw, error) {
 			return nil, err
 		}
 	}
+	r.count++
+	r.lastTime, r.lastHash = t, stored
 	return out, nil
 }
 
