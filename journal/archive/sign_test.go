@@ -215,4 +215,3 @@ func TestRotatingCutAndSign(t *testing.T) {
 		}
 	}
 }
-
