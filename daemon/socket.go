@@ -11,6 +11,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cairnhq/cairn/internal/peercred"
 )
 
 // ErrAlreadyRunning reports that a live daemon answers on the socket path.
@@ -171,7 +173,7 @@ func peerOf(c *net.UnixConn) (Peer, error) {
 		return Peer{}, fmt.Errorf("peer credentials: %w", cerr)
 	}
 	p := Peer{UID: int(cred.Uid), GID: int(cred.Gid), PID: int(cred.Pid), Groups: groups}
-	p.User = userName(p.UID)
+	p.User = peercred.UserName(p.UID)
 	p.Comm = procComm(p.PID)
 	return p, nil
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cairnhq/cairn/client/wire"
@@ -228,13 +230,23 @@ func (s *Server) runHelp(ctx context.Context, r engines.Request) error {
 	return nil
 }
 
-// daemonKinds are the kind prefixes the daemon itself writes.
-var daemonKinds = []string{"daemon.", "journal.", "auth.", "event."}
+// daemonKinds are the kind prefixes the daemon itself writes: the first
+// words of Kinds.
+var daemonKinds = sync.OnceValue(func() []string {
+	var out []string
+	for _, k := range Kinds() {
+		p := k[:strings.IndexByte(k, '.')+1]
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+})
 
 // reservedBy reports which part of cairn owns kind: the daemon, or an
 // engine (engines.KindOwner).
 func (s *Server) reservedBy(kind string) (string, bool) {
-	for _, p := range daemonKinds {
+	for _, p := range daemonKinds() {
 		if strings.HasPrefix(kind, p) {
 			return "the daemon", true
 		}

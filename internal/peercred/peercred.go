@@ -58,14 +58,16 @@ func TCPActor(local, remote net.Addr, via string) journal.Actor {
 		return a
 	}
 	if uid, err := Owner(l, r); err == nil {
-		a.UID, a.User = uid, userName(uid)
+		a.UID, a.User = uid, UserName(uid)
 	}
 	return a
 }
 
 var names sync.Map // uid -> name
 
-func userName(uid int) string {
+// UserName is uid's login name, or "" when it has none; looked up once
+// per uid.
+func UserName(uid int) string {
 	if v, ok := names.Load(uid); ok {
 		return v.(string)
 	}
