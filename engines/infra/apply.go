@@ -358,10 +358,11 @@ func contains(l []string, s string) bool {
 // answered.
 func stateOf(c *Change, id string, sch *provider.Schema, got provider.Values, cv *configValues) *ResourceState {
 	rs := &ResourceState{Addr: c.Addr, Type: c.Type, ID: id, Attrs: map[string]any{}, Deps: c.deps}
+	private := privateAttrs(c.Type, got)
 	for _, name := range sch.Names() {
 		at := sch.Attributes[name]
 		v := got[name]
-		sens := at.Sensitive || cv.sensitive[name]
+		sens := at.Sensitive || cv.sensitive[name] || private[name]
 		if sens {
 			rs.Sensitive = append(rs.Sensitive, name)
 			if v != nil {
@@ -416,7 +417,13 @@ func (a *applier) apply(ctx context.Context, c *Change) error {
 			return fmt.Errorf("attribute %s was %s in the plan but is %s now; run infra plan again", name, display(v), display(cv.vals[name]))
 		}
 	}
-	sensitive := func(attr string) bool { return cv.sensitive[attr] || sch.Attributes[attr].Sensitive }
+	// sensitive is what the evaluator marks in the values of an object:
+	// configured secrets, sensitive attributes and what the object keeps
+	// private (an output of it then needs sensitive = true).
+	sensitive := func(v provider.Values) func(string) bool {
+		private := privateAttrs(c.Type, v)
+		return func(attr string) bool { return cv.sensitive[attr] || sch.Attributes[attr].Sensitive || private[attr] }
+	}
 	s, err := a.ss.get(c.Type)
 	if err != nil {
 		return err
@@ -440,7 +447,7 @@ func (a *applier) apply(ctx context.Context, c *Change) error {
 	switch action {
 	case NoOp:
 		if c.actual != nil {
-			p.eval.setInstance(n.addr, c.inst.key, objectValue(sch, ctyValues(sch, c.actual, sensitive), cty.StringVal(c.prior.ID)))
+			p.eval.setInstance(n.addr, c.inst.key, objectValue(sch, ctyValues(sch, c.actual, sensitive(c.actual)), cty.StringVal(c.prior.ID)))
 		}
 		return nil
 	case Create, Replace, ReplaceCBD:
@@ -463,7 +470,7 @@ func (a *applier) apply(ctx context.Context, c *Change) error {
 		if err := a.record(ctx, a.body(KindCreate, c.Addr, map[string]any{"type": c.Type, "id": id, "before": before, "after": rs.toMap(), "dir": p.Dir})); err != nil {
 			return err
 		}
-		p.eval.setInstance(n.addr, c.inst.key, objectValue(sch, ctyValues(sch, got, sensitive), cty.StringVal(id)))
+		p.eval.setInstance(n.addr, c.inst.key, objectValue(sch, ctyValues(sch, got, sensitive(got)), cty.StringVal(id)))
 		a.mu.Lock()
 		a.added++
 		a.mu.Unlock()
@@ -482,7 +489,7 @@ func (a *applier) apply(ctx context.Context, c *Change) error {
 		if err := a.record(ctx, a.body(KindUpdate, c.Addr, map[string]any{"type": c.Type, "id": c.prior.ID, "before": beforeRS.toMap(), "after": rs.toMap(), "dir": p.Dir})); err != nil {
 			return err
 		}
-		p.eval.setInstance(n.addr, c.inst.key, objectValue(sch, ctyValues(sch, got, sensitive), cty.StringVal(c.prior.ID)))
+		p.eval.setInstance(n.addr, c.inst.key, objectValue(sch, ctyValues(sch, got, sensitive(got)), cty.StringVal(c.prior.ID)))
 		a.mu.Lock()
 		a.changed++
 		a.mu.Unlock()
@@ -512,8 +519,9 @@ func (a *applier) destroy(ctx context.Context, c *Change) error {
 	if c.actual != nil {
 		b := *c.prior
 		b.Attrs = map[string]any{}
+		private := privateAttrs(c.Type, c.actual)
 		for k, v := range c.actual {
-			if c.prior.sensitive(k) && v != nil {
+			if (c.prior.sensitive(k) || private[k]) && v != nil {
 				v = digest(v)
 			}
 			if v != nil {

@@ -16,7 +16,7 @@ import (
 func TestApplyUpdatesDestroysAndReplaces(t *testing.T) {
 	e := newEnv(t)
 	cfg := filepath.Join(t.TempDir(), "ws")
-	root := filepath.Join(t.TempDir(), "out")
+	root := filepath.Join(publicDir(t), "out")
 	writeConfig(t, cfg, files(root, 3, "v1"))
 	e.ok("infra apply " + cfg + " auto-approve")
 
@@ -110,7 +110,7 @@ resource "file" "after_bad" {
 func TestGoneObjectsLeaveState(t *testing.T) {
 	e := newEnv(t)
 	cfg := filepath.Join(t.TempDir(), "ws")
-	root := filepath.Join(t.TempDir(), "out")
+	root := filepath.Join(publicDir(t), "out")
 	writeConfig(t, cfg, files(root, 2, "g"))
 	e.ok("infra apply " + cfg + " auto-approve")
 
@@ -137,7 +137,7 @@ func TestGoneObjectsLeaveState(t *testing.T) {
 func TestDestroyTargetTakesDependentsNotDependencies(t *testing.T) {
 	e := newEnv(t)
 	cfg := filepath.Join(t.TempDir(), "ws")
-	root := filepath.Join(t.TempDir(), "out")
+	root := filepath.Join(publicDir(t), "out")
 	writeConfig(t, cfg, files(root, 2, "t"))
 	e.ok("infra apply " + cfg + " auto-approve")
 	a := e.ok("infra destroy " + cfg + " auto-approve target=file.f[0]")
@@ -157,7 +157,7 @@ func TestDestroyTargetTakesDependentsNotDependencies(t *testing.T) {
 func TestDestroyWithADataSourceOfAManagedResource(t *testing.T) {
 	e := newEnv(t)
 	cfg := filepath.Join(t.TempDir(), "ws")
-	root := t.TempDir()
+	root := publicDir(t)
 	writeConfig(t, cfg, map[string]string{"main.hcl": fmt.Sprintf(`
 resource "file" "r" {
   path    = "%s/r"
@@ -181,7 +181,7 @@ output "content" {
 func TestRebuildReproducesState(t *testing.T) {
 	e := newEnv(t)
 	cfg := filepath.Join(t.TempDir(), "ws")
-	root := filepath.Join(t.TempDir(), "out")
+	root := filepath.Join(publicDir(t), "out")
 	writeConfig(t, cfg, files(root, 3, "a"))
 	e.ok("infra apply " + cfg + " auto-approve")
 	writeConfig(t, cfg, files(root, 2, "b"))

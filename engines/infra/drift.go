@@ -245,11 +245,20 @@ func driftOf(rs *ResourceState, got map[string]any, found bool) []Drift {
 		return []Drift{{Addr: rs.Addr, Attribute: "exists", Expected: true, Actual: false}}
 	}
 	var out []Drift
+	private := privateAttrs(rs.Type, got)
 	for _, attr := range rs.Config {
 		want, have := rs.Attrs[attr], got[attr]
 		if rs.sensitive(attr) {
 			if digest(have) != want {
 				out = append(out, Drift{Addr: rs.Addr, Attribute: attr, Expected: "(sensitive value)", Actual: "(sensitive value, changed)"})
+			}
+			continue
+		}
+		if private[attr] {
+			// Reality became private: what state recorded is public
+			// already, what the object holds now is not.
+			if !equal(want, have) {
+				out = append(out, Drift{Addr: rs.Addr, Attribute: attr, Expected: want, Actual: "(private value, changed)"})
 			}
 			continue
 		}

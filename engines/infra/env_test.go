@@ -234,3 +234,18 @@ func (e *env) noChanges(stmt string) {
 		e.t.Fatalf("%s: changes: %s\n%s", stmt, a.rows[0], a.text)
 	}
 }
+
+// publicDir is a temporary directory every user may search, as /etc or
+// /srv are: files the tests make in it with mode 0644 are world-readable,
+// so their content is journaled as is (files in t.TempDir's 0700
+// directories are private, and journaled as a digest).
+func publicDir(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}

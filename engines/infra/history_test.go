@@ -11,7 +11,7 @@ import (
 func TestStateShowAtAnswersFromHistory(t *testing.T) {
 	e := newEnv(t)
 	cfg := filepath.Join(t.TempDir(), "ws")
-	root := filepath.Join(t.TempDir(), "out")
+	root := filepath.Join(publicDir(t), "out")
 	writeConfig(t, cfg, files(root, 1, "old"))
 	e.ok("infra apply " + cfg + " auto-approve")
 	seq := e.j.Stream("audit").DurableSeq()
@@ -38,7 +38,7 @@ func TestStateShowAtAnswersFromHistory(t *testing.T) {
 func TestStateShowAtFollowsMoves(t *testing.T) {
 	e := newEnv(t)
 	cfg := filepath.Join(t.TempDir(), "ws")
-	root := t.TempDir()
+	root := publicDir(t)
 	conf := func(count string) map[string]string {
 		return map[string]string{"main.hcl": fmt.Sprintf(`
 resource "file" "b" {

@@ -12,7 +12,7 @@ import (
 func TestImportThenNoChanges(t *testing.T) {
 	e := newEnv(t)
 	cfg := filepath.Join(t.TempDir(), "ws")
-	root := t.TempDir()
+	root := publicDir(t)
 	p := filepath.Join(root, "existing")
 	if err := os.WriteFile(p, []byte("was here"), 0o600); err != nil {
 		t.Fatal(err)

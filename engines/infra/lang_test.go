@@ -13,7 +13,7 @@ import (
 func TestForEachDataSourcesAndReadDuringApply(t *testing.T) {
 	e := newEnv(t)
 	cfg := filepath.Join(t.TempDir(), "ws")
-	root := t.TempDir()
+	root := publicDir(t)
 	seed := filepath.Join(root, "seed")
 	if err := os.WriteFile(seed, []byte("from seed"), 0o644); err != nil {
 		t.Fatal(err)
@@ -63,7 +63,7 @@ output "gateways" {
 func TestLifecycleIgnoreChangesAndCreateBeforeDestroy(t *testing.T) {
 	e := newEnv(t)
 	cfg := filepath.Join(t.TempDir(), "ws")
-	root := t.TempDir()
+	root := publicDir(t)
 	conf := func(content, name string) map[string]string {
 		return map[string]string{"main.hcl": fmt.Sprintf(`
 resource "file" "ignored" {
@@ -106,7 +106,7 @@ resource "file" "cbd" {
 func TestTargetReplaceWorkspaceAndGraph(t *testing.T) {
 	e := newEnv(t)
 	cfg := filepath.Join(t.TempDir(), "ws")
-	root := filepath.Join(t.TempDir(), "out")
+	root := filepath.Join(publicDir(t), "out")
 	writeConfig(t, cfg, files(root, 3, "t"))
 	a := e.ok("infra apply " + cfg + " auto-approve target=file.f[1]")
 	mustContain(t, "targeted apply", a.text, "Resources: 2 added", "Resource targeting is in effect")
@@ -137,7 +137,7 @@ func TestTargetReplaceWorkspaceAndGraph(t *testing.T) {
 func TestImportAndGraphWithoutPath(t *testing.T) {
 	e := newEnv(t)
 	cfg := filepath.Join(t.TempDir(), "ws")
-	root := t.TempDir()
+	root := publicDir(t)
 	writeConfig(t, cfg, map[string]string{"main.hcl": fmt.Sprintf(`
 resource "file" "a" {
   path    = "%s/a"

@@ -54,7 +54,7 @@ resource "directory" "keep" {
 func TestCreateBeforeDestroyDependentOfAReplacedDependency(t *testing.T) {
 	e := newEnv(t)
 	cfg := filepath.Join(t.TempDir(), "ws")
-	root := t.TempDir()
+	root := publicDir(t)
 	writeConfig(t, cfg, map[string]string{"main.hcl": fmt.Sprintf(`
 variable "d" {
   default = "a"
@@ -87,7 +87,7 @@ resource "file" "f" {
 func TestCreateBeforeDestroyWithTheSameIDReplacesDeleteFirst(t *testing.T) {
 	e := newEnv(t)
 	cfg := filepath.Join(t.TempDir(), "ws")
-	root := t.TempDir()
+	root := publicDir(t)
 	writeConfig(t, cfg, map[string]string{"main.hcl": fmt.Sprintf(`
 resource "file" "same" {
   path    = "%s/same"
@@ -108,7 +108,7 @@ resource "file" "same" {
 func TestCreateBeforeDestroyPropagationEnds(t *testing.T) {
 	e := newEnv(t)
 	cfg := filepath.Join(t.TempDir(), "ws")
-	root := t.TempDir()
+	root := publicDir(t)
 	writeConfig(t, cfg, map[string]string{"main.hcl": fmt.Sprintf(`
 variable "v" {
   default = "a"
@@ -141,7 +141,7 @@ resource "file" "c0" {
 func TestCreateBeforeDestroySwappedIDsReplaceDeleteFirst(t *testing.T) {
 	e := newEnv(t)
 	cfg := filepath.Join(t.TempDir(), "ws")
-	root := t.TempDir()
+	root := publicDir(t)
 	conf := func(pa, pb string) map[string]string {
 		return map[string]string{"main.hcl": fmt.Sprintf(`
 resource "file" "a" {

@@ -9,7 +9,7 @@ import (
 func TestCountAddedAndRemovedMovesState(t *testing.T) {
 	e := newEnv(t)
 	cfg := filepath.Join(t.TempDir(), "ws")
-	root := t.TempDir()
+	root := publicDir(t)
 	conf := func(count string) map[string]string {
 		return map[string]string{"main.hcl": fmt.Sprintf(`
 resource "file" "b" {

@@ -547,7 +547,8 @@ func dataValue(n *node, cv *configValues, got provider.Values) cty.Value {
 			got[k] = v
 		}
 	}
-	vals := ctyValues(n.sch, got, func(a string) bool { return cv.sensitive[a] || n.sch.Attributes[a].Sensitive })
+	private := privateAttrs(n.res.Type, got)
+	vals := ctyValues(n.sch, got, func(a string) bool { return cv.sensitive[a] || n.sch.Attributes[a].Sensitive || private[a] })
 	return objectValue(n.sch, vals, cty.StringVal(n.res.Type))
 }
 
@@ -643,6 +644,11 @@ func (p *Plan) planInstance(n *node, in instance, prior *ResourceState, actual p
 		return slices.Contains(c.lc.IgnoreChanges, "all") || slices.Contains(c.lc.IgnoreChanges, attr)
 	}
 	sensitive := func(attr string) bool { return cv.sensitive[attr] || n.sch.Attributes[attr].Sensitive }
+	// The plan shows the caller what a private object holds (they read it
+	// as themselves), but the evaluator marks it, so an output of it
+	// needs sensitive = true and is journaled redacted.
+	private := privateAttrs(n.res.Type, actual)
+	marked := func(attr string) bool { return sensitive(attr) || private[attr] }
 	vals := map[string]cty.Value{}
 
 	switch {
@@ -657,7 +663,7 @@ func (p *Plan) planInstance(n *node, in instance, prior *ResourceState, actual p
 		}
 		// Values stay as they are, for outputs and references.
 		if actual != nil {
-			vals = ctyValues(n.sch, actual, sensitive)
+			vals = ctyValues(n.sch, actual, marked)
 			id = cty.StringVal(prior.ID)
 		} else {
 			for name, a := range n.sch.Attributes {
@@ -710,7 +716,7 @@ func (p *Plan) planInstance(n *node, in instance, prior *ResourceState, actual p
 				ac.Changed = ac.Before != nil
 			}
 		}
-		if sensitive(name) && vals[name] != cty.NilVal {
+		if marked(name) && vals[name] != cty.NilVal {
 			vals[name] = vals[name].Mark(config.Sensitive)
 		}
 		if c.Action != Create && ac.Changed && ignored(name) {

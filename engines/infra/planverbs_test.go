@@ -16,7 +16,7 @@ import (
 func TestPlanApplyThenNoChanges(t *testing.T) {
 	e := newEnv(t)
 	cfg := filepath.Join(t.TempDir(), "web")
-	root := filepath.Join(t.TempDir(), "out")
+	root := filepath.Join(publicDir(t), "out")
 	writeConfig(t, cfg, files(root, 2, "hello"))
 
 	// What the plan shows is pinned in testdata/plan/create.
@@ -54,7 +54,7 @@ func TestPlanApplyThenNoChanges(t *testing.T) {
 func TestSavedPlanIsRefusedOnceRealityMoved(t *testing.T) {
 	e := newEnv(t)
 	cfg := filepath.Join(t.TempDir(), "ws")
-	root := filepath.Join(t.TempDir(), "out")
+	root := filepath.Join(publicDir(t), "out")
 	writeConfig(t, cfg, files(root, 1, "v1"))
 	e.ok("infra apply " + cfg + " auto-approve")
 

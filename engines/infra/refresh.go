@@ -56,8 +56,14 @@ func refreshBodies(ws string, state map[string]*ResourceState, actual map[string
 		}
 		next := *rs
 		next.Attrs = map[string]any{}
+		private := privateAttrs(rs.Type, v)
+		for _, k := range slices.Sorted(maps.Keys(private)) {
+			if !rs.sensitive(k) {
+				next.Sensitive = append(slices.Clip(next.Sensitive), k)
+			}
+		}
 		for k, x := range v {
-			if rs.sensitive(k) && x != nil {
+			if (rs.sensitive(k) || private[k]) && x != nil {
 				x = digest(x)
 			}
 			if x != nil {

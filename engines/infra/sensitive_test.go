@@ -11,7 +11,7 @@ import (
 func TestSensitiveValuesNeverReachTheJournal(t *testing.T) {
 	e := newEnv(t)
 	cfg := filepath.Join(t.TempDir(), "ws")
-	root := t.TempDir()
+	root := publicDir(t)
 	writeConfig(t, cfg, map[string]string{"main.hcl": fmt.Sprintf(`
 variable "password" {
   sensitive = true

@@ -104,3 +104,26 @@ func dataTypeNames() []string {
 	sort.Strings(out)
 	return out
 }
+
+// privateAttrs is the set of attributes of v, an object of type typ, that
+// the journal keeps as digests because the object says it is private
+// (provider.Private: a file other users cannot read).
+func privateAttrs(typ string, v provider.Values) map[string]bool {
+	if v == nil {
+		return nil
+	}
+	var p provider.Private
+	if r, ok := resourceType(typ).(provider.Private); ok {
+		p = r
+	} else if d, ok := dataType(typ).(provider.Private); ok {
+		p = d
+	}
+	if p == nil {
+		return nil
+	}
+	out := map[string]bool{}
+	for _, a := range p.PrivateAttrs(v) {
+		out[a] = true
+	}
+	return out
+}

@@ -248,3 +248,12 @@ func (e *Unsupported) Error() string { return "unsupported here: " + e.Reason }
 type Normalizer interface {
 	Normalize(v Values) Values
 }
+
+// Private is implemented by a resource or data source type whose objects
+// may hold what only some local users can read, such as a file that is not
+// world-readable: PrivateAttrs names the attributes of v the journal keeps
+// as a digest, as it keeps sensitive ones, because every reader of the
+// journal sees its events. The caller who asked still sees the plan.
+type Private interface {
+	PrivateAttrs(v Values) []string
+}
