@@ -6,5 +6,5 @@ import "github.com/cairnhq/cairn/journal"
 // beside its engines' (engines.KindLister); their prefixes (daemonKinds)
 // are what emit refuses as the daemon's.
 func Kinds() []string {
-	return []string{"daemon.start", "daemon.stop", journal.CheckpointKind, ImportKind, DenyKind, kindEventFire}
+	return []string{"daemon.start", "daemon.stop", journal.CheckpointKind, ImportKind, KindRepair, DenyKind, kindEventFire}
 }

@@ -30,9 +30,25 @@ func (v serverVerb) bind(s *Server) Verb {
 }
 
 // clientVerbs are verbs the CLI runs itself and the daemon only lists:
-// `read` opens a capture file on the client's side.
+// `read` opens a capture file on the client's side, `journal repair` a
+// stopped daemon's data directory.
 func clientVerbs() []serverVerb {
 	return []serverVerb{
+		{Spec: dsl.Spec{
+			Verb:    "journal repair",
+			Access:  dsl.AccessHost,
+			Client:  true,
+			Summary: "make a journal whose write-ahead log is damaged open again (daemon stopped)",
+			Help: "journal repair runs in the CLI on the data directory of a stopped daemon (it refuses while\n" +
+				"one runs). A stream whose WAL is damaged in its middle keeps every whole batch before the\n" +
+				"damage; the damaged log, as it was, and every later log go to <data>/lost+found/, and a\n" +
+				"journal.repair event records the cut. A torn tail after power loss needs no repair (the\n" +
+				"daemon recovers it at start); damage elsewhere is reported, not repaired (reads that reach\n" +
+				"a damaged table fail with data_loss). One row per stream: intact, repaired or unrepairable.\n" +
+				"Run journal verify once the daemon is up again.\n\n" +
+				"  cairn journal repair\n  cairn journal repair data=/var/lib/cairn",
+			Options: []dsl.Option{{Name: "data", Meta: "DIR", Help: "the daemon's data directory (default: the daemon's, $CAIRN_DATA)"}},
+		}, run: (*Server).runClientOnly},
 		{Spec: dsl.Spec{
 			Verb:    "read",
 			Access:  dsl.AccessRead,

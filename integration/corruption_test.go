@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cairnhq/cairn/client"
 )
@@ -56,5 +57,86 @@ func TestDamagedSSTableIsDataLoss(t *testing.T) {
 	}
 	if _, errOut, code := cli(t, d, "status"); code != 0 {
 		t.Fatalf("status after data loss: exit %d: %s", code, errOut)
+	}
+}
+
+// TestJournalRepairAfterWALDamage: a byte flipped in the middle of the
+// audit stream's write-ahead log after a SIGKILL (so the events live in
+// it only) stops the daemon from starting, with a message that names
+// journal repair, instead of silently starting without the events after
+// the damage. `cairn journal repair` keeps the whole batches before the
+// damage, sets the log aside and records the cut; the daemon then starts,
+// its chain verifies, and it takes writes again. Finding 11.
+func TestJournalRepairAfterWALDamage(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t)
+	c := dial(t, d)
+	pad := strings.Repeat("p", 300)
+	var last int64
+	for i := range 400 {
+		last = emit(t, c, fmt.Sprintf("emit app.wal w/%d i=%d pad=%s", i, i, pad)).Seq
+	}
+	c.Close()
+	d.Kill()
+
+	wals, _ := filepath.Glob(filepath.Join(d.Data, "audit", "*.log"))
+	var wal string
+	var size int64
+	for _, p := range wals {
+		if fi, err := os.Stat(p); err == nil && fi.Size() > size {
+			wal, size = p, fi.Size()
+		}
+	}
+	if size < 64<<10 {
+		t.Fatalf("no audit WAL holding the events (found %v)", wals)
+	}
+	flipByte(t, wal, size/2)
+
+	d.launch()
+	if err := d.WaitExit(30 * time.Second); err != nil {
+		t.Fatalf("the daemon started over a WAL damaged in its middle: %v", err)
+	}
+	if log := d.Log(); !strings.Contains(log, "journal repair") || !strings.Contains(log, filepath.Base(wal)) {
+		t.Fatalf("the start failure does not name the log and journal repair:\n%s", log)
+	}
+
+	out := cliOK(t, d, "-o", "json", "journal", "repair", "data="+d.Data)
+	type repairRow struct {
+		Stream    string `json:"stream"`
+		Status    string `json:"status"`
+		WAL       string `json:"wal"`
+		Kept      int    `json:"kept_batches"`
+		LostFound string `json:"lost_found"`
+	}
+	var audit repairRow
+	for _, r := range parseNDJSON[repairRow](t, out) {
+		if r.Stream == "audit" {
+			audit = r
+		}
+	}
+	if audit.Status != "repaired" || audit.WAL != filepath.Base(wal) || audit.Kept == 0 {
+		t.Fatalf("repair of the audit stream: %+v\n%s", audit, out)
+	}
+	if fi, err := os.Stat(filepath.Join(audit.LostFound, filepath.Base(wal))); err != nil || fi.Size() != size {
+		t.Fatalf("the damaged log is not in lost+found as it was: %v", err)
+	}
+
+	d.Restart()
+	c = dial(t, d)
+	if out, errOut, code := cli(t, d, "journal", "verify"); code != 0 {
+		t.Fatalf("journal verify after repair: exit %d\n%s%s", code, out, errOut)
+	}
+	reps := events(t, c, "events kind=journal.repair")
+	if len(reps) != 1 || reps[0].Subject != "audit" || reps[0].Actor.Via != "cli" {
+		t.Fatalf("journal.repair events: %+v", reps)
+	}
+	all := events(t, c, "events")
+	requireGapless(t, all, 1)
+	if kept := reps[0].Seq - 1; kept >= last {
+		t.Errorf("repair kept seqs up to %d of %d: the damage lost nothing?", kept, last)
+	}
+	emit(t, c, "emit app.wal after")
+	if out, errOut, code := cli(t, d, "journal", "verify"); code != 0 {
+		t.Fatalf("journal verify after a new write: exit %d\n%s%s", code, out, errOut)
 	}
 }

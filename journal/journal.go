@@ -302,7 +302,20 @@ func openStream(j *Journal, spec StreamSpec) (*Stream, error) {
 	} else {
 		auditOptions(popts)
 	}
+	// pebble replays the latest WAL leniently (a torn tail after power
+	// loss is normal); damage in its middle would silently end the
+	// stream early, so it is looked for first.
+	if err := checkLatestWAL(opts.FS, name, dir); err != nil {
+		return nil, err
+	}
 	db, err := pebble.Open(dir, popts)
+	if pebble.IsCorruptionError(err) {
+		what := "a file"
+		if n, ok := damagedWAL(err); ok {
+			what = fmt.Sprintf("write-ahead log %06d.log", n)
+		}
+		return nil, fmt.Errorf("stream %s: %s is damaged: %w; stop, copy the data directory if you wish, then run `cairn journal repair` (docs/security.md, \"Corruption\")", name, what, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", name, err)
 	}

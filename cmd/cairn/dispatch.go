@@ -21,6 +21,7 @@ var clientVerbs = map[string]clientVerb{
 	"capture run":    (*session).runCaptureRun,
 	"journal export": func(s *session, st *dsl.Statement) int { return s.runExport(st.Words) },
 	"journal import": func(s *session, st *dsl.Statement) int { return s.runImport(st.Words) },
+	"journal repair": (*session).runRepair,
 	"read":           func(s *session, st *dsl.Statement) int { return s.runRead(st.Words) },
 }
 
