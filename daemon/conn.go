@@ -53,6 +53,40 @@ type conn struct {
 
 	wg  sync.WaitGroup // running requests
 	sem chan struct{}
+
+	// owed are the streams this connection left an import unfinished in
+	// (a part with more, no last part yet): their journal.import record
+	// is written when the connection ends, if still owed.
+	owed map[string]bool
+}
+
+// owesImport notes that an import into stream awaits its next part.
+func (cn *conn) owesImport(stream string) {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	if cn.owed == nil {
+		cn.owed = map[string]bool{}
+	}
+	cn.owed[stream] = true
+}
+
+// settleImports writes the record of every import the connection left
+// unfinished (journal.import with complete false): no imported event
+// stays unattributed because its importer went away.
+func (cn *conn) settleImports() {
+	cn.mu.Lock()
+	owed := cn.owed
+	cn.owed = nil
+	cn.mu.Unlock()
+	for name := range owed {
+		st := cn.srv.journal.Stream(name)
+		if st == nil || !st.PendingImport() {
+			continue
+		}
+		if _, err := st.SettleImport(context.WithoutCancel(cn.ctx)); err != nil {
+			cn.log.Error("record an interrupted journal import", "stream", name, "err", err)
+		}
+	}
 }
 
 // running is a request in flight on a connection.
@@ -83,6 +117,7 @@ func (cn *conn) serve() {
 	defer func() {
 		// Every answer is written by its sender before the sender returns.
 		cn.wg.Wait()
+		cn.settleImports()
 		cn.cancel()
 		cn.c.Close()
 	}()

@@ -192,6 +192,15 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 		return fmt.Errorf("open journal in %s: %w", cfg.DataDir, err)
 	}
 	defer s.journal.Close()
+	// An import whose importer went away with the daemon (a part with
+	// more, then a crash) is recorded now, as a connection's end would.
+	for _, name := range s.journal.Names() {
+		if st := s.journal.Stream(name); st.PendingImport() {
+			if _, err := st.SettleImport(ctx); err != nil {
+				return fmt.Errorf("record the interrupted import into %s: %w", name, err)
+			}
+		}
+	}
 	// NATS publishes every event from here on, also those the engines
 	// write while they start (the KV engine expires overdue leases).
 	busFrom := make(map[string]int64)

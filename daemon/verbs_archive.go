@@ -296,30 +296,40 @@ func (s *Server) runJournalImport(ctx context.Context, r engines.Request) error 
 		return wire.Errorf(wire.FailedPrecondition, "import: %s; nothing was imported. Trust the signing node with `cairn daemon --trust-key FILE` (its <data>/node.pub), or import anyway with `journal import FILE force`", tr.why)
 	}
 	last := raws[len(raws)-1]
-	if !st.Flags["more"] {
-		actor := r.Actor()
-		opts.After = &journal.Body{
-			Kind:    ImportKind,
-			Subject: tr.signer,
-			Actor:   actor,
-			Data: map[string]any{
-				"stream":    hdr.Stream,
-				"first_seq": first,
-				"last_seq":  last.Seq,
-				"events":    last.Seq - first + 1,
-				"head":      last.Hash().String(),
-				"importer":  importerName(actor),
-				"signer":    tr.signer,
-				"signed_to": tr.signedTo,
-				"trusted":   tr.trusted,
-				"forced":    force && !tr.trusted,
-				"from_node": hdr.Node,
-			},
-		}
+	actor := r.Actor()
+	record := &journal.Body{
+		Kind:    ImportKind,
+		Subject: tr.signer,
+		Actor:   actor,
+		Data: map[string]any{
+			"stream":    hdr.Stream,
+			"first_seq": first,
+			"last_seq":  last.Seq,
+			"events":    last.Seq - first + 1,
+			"head":      last.Hash().String(),
+			"importer":  importerName(actor),
+			"signer":    tr.signer,
+			"signed_to": tr.signedTo,
+			"trusted":   tr.trusted,
+			"forced":    force && !tr.trusted,
+			"from_node": hdr.Node,
+			"complete":  !st.Flags["more"],
+		},
+	}
+	more := st.Flags["more"]
+	if more {
+		// Owed if no later part completes the import: written before
+		// anything else the stream takes, or when this connection ends.
+		opts.Pending = record
+	} else {
+		opts.After = record
 	}
 	row, err := importRaws(ctx, s.journal, hdr, raws, opts)
 	if err != nil {
 		return err
+	}
+	if rq, ok := r.(*request); ok && more {
+		rq.conn.owesImport(hdr.Stream)
 	}
 	row.Signer, row.SignedTo, row.Trusted = tr.signer, tr.signedTo, tr.trusted
 	s.log.Info("journal import", "stream", hdr.Stream, "first_seq", raws[0].Seq, "last_seq", last.Seq,

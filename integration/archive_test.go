@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -302,4 +303,49 @@ func TestArchiveImportMustContinue(t *testing.T) {
 	if de := daemonError(t, "journal import /etc/passwd", err); de.Code != "invalid_argument" {
 		t.Errorf("journal import FILE over the socket: %v", err)
 	}
+}
+
+// TestInterruptedImportIsRecorded: an importer that sends a part with
+// more and goes away leaves no imported event unattributed: the daemon
+// writes the journal.import record (complete false) when the connection
+// ends, naming the importer and the range that arrived.
+func TestInterruptedImportIsRecorded(t *testing.T) {
+	t.Parallel()
+	a := startDaemon(t)
+	dir := t.TempDir()
+	if _, errOut, code := cli(t, a, "capture", "run", "--", "sh", "-c", "echo hi >/dev/null"); code != 0 {
+		t.Fatalf("capture run: exit %d\n%s", code, errOut)
+	}
+	sum := exportTo(t, a, dir, "stream=capture", "to=cap.cairn")
+	if sum.Events < 2 {
+		t.Fatalf("capture export of %d events", sum.Events)
+	}
+	part, err := os.ReadFile(filepath.Join(dir, "cap.cairn"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	b := startDaemon(t)
+	c := dial(t, b)
+	do(t, c, "journal import more force part="+base64.StdEncoding.EncodeToString(part))
+	c.Close() // the importer goes away before its last part
+
+	c = dial(t, b)
+	var recs []wireEvent
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if recs = events(t, c, "events stream=capture kind=journal.import"); len(recs) > 0 {
+			break
+		}
+	}
+	if len(recs) != 1 {
+		t.Fatalf("journal.import records after an interrupted import: %+v", recs)
+	}
+	d := recs[0].Data
+	if d["complete"] != false || d["last_seq"] != float64(sum.LastSeq) || d["first_seq"] != float64(sum.FirstSeq) || recs[0].Actor.UID != os.Getuid() {
+		t.Fatalf("the record of the interrupted import: %+v", recs[0])
+	}
+	if recs[0].Seq != sum.LastSeq+1 {
+		t.Fatalf("the record is at seq %d, want right after the imported %d", recs[0].Seq, sum.LastSeq)
+	}
+	cliOK(t, b, "journal", "verify")
 }

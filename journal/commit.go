@@ -28,6 +28,7 @@ const (
 	reqPrune
 	reqRebuild
 	reqImport
+	reqSettle // write a pending import's record now (SettleImport)
 )
 
 // request is one unit of work for the committer. The committer fills the
@@ -44,6 +45,7 @@ type request struct {
 
 	imports    []*Raw        // reqImport (units: its After event)
 	importOpts ImportOptions // reqImport
+	owed       *unit         // reqImport: its Pending event
 
 	done      chan struct{}
 	committed []Committed
@@ -270,6 +272,9 @@ type built struct {
 	tip  tip
 	raws []Raw
 	reqs []*request
+	// owed is the import record owed after this batch (nil: none),
+	// which the committer keeps as the stream's once the batch is durable.
+	owed *unit
 }
 
 // build writes the group's events, indexes and folds into one batch. A
@@ -302,7 +307,7 @@ func (s *Stream) buildOnce(group []*request, now int64) (bt *built, failed *requ
 	} else {
 		b = s.db.NewBatch()
 	}
-	bt = &built{b: b, tip: s.last}
+	bt = &built{b: b, tip: s.last, owed: s.owed}
 	defer func() {
 		if failed != nil || err != nil {
 			_ = b.Close()
@@ -355,9 +360,24 @@ func (s *Stream) buildOnce(group []*request, now int64) (bt *built, failed *requ
 				return nil, nil, err
 			}
 			r.planned = r.units // the After event follows the imported ones
+			if err := s.planPending(b, bt, r); err != nil {
+				return nil, nil, err
+			}
+		case reqSettle:
 		}
 		if r.kind != reqImport {
 			bt.reqs = append(bt.reqs, r)
+			// Nothing follows imported events before the record of their
+			// import: an interrupted multi-part import gets it here.
+			if bt.owed != nil && (len(r.planned) > 0 || r.kind == reqSettle) {
+				if kbuf, err = s.putPending(b, bt, kbuf); err != nil {
+					if errors.Is(err, errPendingFold) {
+						r.err = err
+						return bt, r, nil
+					}
+					return nil, nil, err
+				}
+			}
 		}
 		for _, u := range r.planned {
 			t := bt.tip
@@ -462,6 +482,8 @@ func (s *Stream) commitGroup(group []*request) {
 	}
 	_ = bt.b.Close()
 	s.last = bt.tip
+	s.owed = bt.owed
+	s.owedKnown.Store(bt.owed != nil)
 	s.publish(bt)
 	s.signer.note(bt.tip)
 	s.commits.Add(1)

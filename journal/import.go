@@ -2,6 +2,8 @@ package journal
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -38,6 +40,12 @@ type ImportOptions struct {
 	// events (the journal.import event that records who imported them).
 	// Its Committed is the last one Import returns.
 	After *Body
+	// Pending, for a part that more parts follow, is the record owed if
+	// none completes the import: kept with the events (m/import), it is
+	// written before anything else the stream takes next, or by
+	// SettleImport, so no imported event goes unrecorded. A later part
+	// replaces it; After clears it.
+	Pending *Body
 }
 
 // ImportWith imports as Import does, with opts.
@@ -52,6 +60,12 @@ func (s *Stream) ImportWith(ctx context.Context, raws []*Raw, opts ImportOptions
 			return nil, invalidf("%s", err)
 		}
 		r.units = units
+	} else if opts.Pending != nil {
+		units, err := s.encode([]*Body{opts.Pending})
+		if err != nil {
+			return nil, invalidf("%s", err)
+		}
+		r.owed = &units[0]
 	}
 	if err := s.submit(ctx, r); err != nil {
 		return nil, err
@@ -165,4 +179,79 @@ func (s *Stream) buildImport(b *pebble.Batch, bt *built, r *request, kbuf []byte
 		return kbuf, err
 	}
 	return kbuf, nil
+}
+
+// SettleImport writes the record of an import that more parts were to
+// follow and none did (the importer's connection ended): the
+// ImportOptions.Pending of its last part, timed now. Without one it does
+// nothing.
+func (s *Stream) SettleImport(ctx context.Context) ([]Committed, error) {
+	r := &request{ctx: ctx, kind: reqSettle}
+	if err := s.submit(ctx, r); err != nil {
+		return nil, err
+	}
+	return r.committed, nil
+}
+
+// PendingImport reports whether the stream owes the record of an
+// interrupted import.
+func (s *Stream) PendingImport() bool { return s.owedKnown.Load() }
+
+var errPendingFold = errors.New("fold of a pending import record")
+
+// planPending keeps, after import request r, the record the stream owes:
+// none when r carried its After, r's Pending when more parts follow.
+func (s *Stream) planPending(b *pebble.Batch, bt *built, r *request) error {
+	switch {
+	case len(r.units) > 0:
+		bt.owed = nil
+		return b.Delete(keyPendingImport, nil)
+	case r.owed != nil:
+		bt.owed = r.owed
+		return b.Set(keyPendingImport, r.owed.body, nil)
+	}
+	return nil
+}
+
+// putPending writes the owed import record as the batch's next event,
+// attributed to no request of the batch.
+func (s *Stream) putPending(b *pebble.Batch, bt *built, kbuf []byte) ([]byte, error) {
+	u := bt.owed
+	t := bt.tip
+	seq, tm := t.seq+1, max(s.j.opts.Now().UnixNano(), t.time)
+	h := ChainHash(s.name, seq, tm, t.hash, u.body)
+	raw := Raw{Stream: s.name, Seq: seq, Record: EncodeRecord(tm, t.hash, h, u.body)}
+	kbuf, err := s.put(b, kbuf, &raw, u.kind, u.subject)
+	if err != nil {
+		return kbuf, err
+	}
+	if err := s.fold(b, &raw); err != nil {
+		return kbuf, fmt.Errorf("%w: %v", errPendingFold, err)
+	}
+	if err := b.Delete(keyPendingImport, nil); err != nil {
+		return kbuf, err
+	}
+	bt.raws = append(bt.raws, raw)
+	bt.tip = tip{seq: seq, time: tm, hash: h}
+	bt.owed = nil
+	return kbuf, nil
+}
+
+// loadOwed reads, at open, the record an unfinished import owes.
+func (s *Stream) loadOwed() error {
+	v, closer, err := s.db.Get(keyPendingImport)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read m/import: %w", err)
+	}
+	defer closer.Close()
+	kind, subject, err := peekEnvelope(v)
+	if err != nil {
+		return fmt.Errorf("m/import: %w", err)
+	}
+	s.owed = &unit{body: append([]byte(nil), v...), kind: string(kind), subject: string(subject)}
+	s.owedKnown.Store(true)
+	return nil
 }

@@ -189,3 +189,93 @@ func TestImportFromMiddle(t *testing.T) {
 		t.Fatalf("append after import: seq %d", c[0].Seq)
 	}
 }
+
+// TestInterruptedImportIsRecorded: a part that more parts were to follow
+// leaves the import's record owed. It is written before anything else the
+// stream takes, by SettleImport, or after a restart; a last part writes
+// its own record and owes nothing.
+func TestInterruptedImportIsRecorded(t *testing.T) {
+	src, _ := sourceJournal(t, 30)
+	half := len(src) / 2
+	record := func(complete bool) *Body {
+		return body("journal.import", "", map[string]any{"complete": complete})
+	}
+	kinds := func(s *Stream) []string {
+		var out []string
+		for _, raw := range collect(t, s.Scan(Query{})) {
+			k, err := raw.Kind()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, k)
+		}
+		return out
+	}
+
+	t.Run("next append", func(t *testing.T) {
+		j, s := importTarget(t)
+		defer j.Close()
+		if _, err := s.ImportWith(t.Context(), src[:half], ImportOptions{Pending: record(false)}); err != nil {
+			t.Fatal(err)
+		}
+		if !s.PendingImport() {
+			t.Fatal("no import record owed after a part with more")
+		}
+		c := mustAppend(t, s, body("test.after", "", nil))
+		k := kinds(s)
+		if len(k) != half+2 || k[half] != "journal.import" || k[half+1] != "test.after" || c[0].Seq != int64(half+2) {
+			t.Fatalf("kinds after the interrupted import and an append: %v (append committed %+v)", k[half-1:], c)
+		}
+		if s.PendingImport() {
+			t.Fatal("still owed after it was written")
+		}
+		if _, err := s.Verify(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("settle and restart", func(t *testing.T) {
+		opts := testOptions(vfs.NewMem())
+		opts.Engines = map[string][]Engine{Audit: {counterEngine{}}}
+		j := mustOpen(t, opts)
+		s := j.Stream(Audit)
+		if _, err := s.ImportWith(t.Context(), src[:half], ImportOptions{Pending: record(false)}); err != nil {
+			t.Fatal(err)
+		}
+		j.Close()
+		j = mustOpen(t, opts) // the owed record survives a restart
+		defer j.Close()
+		s = j.Stream(Audit)
+		if !s.PendingImport() {
+			t.Fatal("the owed record was lost with the restart")
+		}
+		c, err := s.SettleImport(t.Context())
+		if err != nil || len(c) != 0 {
+			t.Fatalf("settle: %+v %v", c, err)
+		}
+		if k := kinds(s); len(k) != half+1 || k[half] != "journal.import" {
+			t.Fatalf("kinds after settle: %v", k[half-1:])
+		}
+		if _, err := s.SettleImport(t.Context()); err != nil || len(kinds(s)) != half+1 {
+			t.Fatal("a second settle wrote again")
+		}
+	})
+
+	t.Run("completed", func(t *testing.T) {
+		j, s := importTarget(t)
+		defer j.Close()
+		if _, err := s.ImportWith(t.Context(), src[:half], ImportOptions{Pending: record(false)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.ImportWith(t.Context(), src[half:], ImportOptions{After: record(true)}); err != nil {
+			t.Fatal(err)
+		}
+		if s.PendingImport() {
+			t.Fatal("owed after the last part")
+		}
+		mustAppend(t, s, body("test.after", "", nil))
+		if k := kinds(s); len(k) != len(src)+2 || k[len(src)] != "journal.import" || k[len(src)+1] != "test.after" {
+			t.Fatalf("kinds after a whole import: %v", k[len(src)-1:])
+		}
+	})
+}

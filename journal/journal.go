@@ -202,6 +202,9 @@ type Stream struct {
 	last    tip
 	failed  error
 	pending *request
+	owed    *unit // the record of an unfinished import (ImportOptions.Pending)
+	// owedKnown mirrors owed != nil for PendingImport.
+	owedKnown atomic.Bool
 
 	durable atomic.Int64
 	first   atomic.Int64
@@ -472,7 +475,10 @@ func (s *Stream) load() error {
 		s.first.Store(first)
 	}
 	s.durable.Store(s.last.seq)
-	return it.Error()
+	if err := it.Error(); err != nil {
+		return err
+	}
+	return s.loadOwed()
 }
 
 // Name returns the stream's name.

@@ -10,6 +10,7 @@ import (
 //	m/format                               on-disk format version (uvarint)
 //	m/anchor                               seq (8B BE) ‖ hash (32B) of the last event dropped by retention
 //	m/sig/ + be64(seq) + pubkey (32B)      signed chain head (Signature, SignatureLen bytes)
+//	m/import                               the record owed by an import more parts were to follow (an event body)
 //	e/ + be64(seq)                         record (EncodeRecord)
 //	s/ + uvarint(len) + subject + be64(seq) subject history index (empty value)
 //	k/ + uvarint(len) + kind + be64(seq)   kind index (empty value)
@@ -17,7 +18,10 @@ import (
 var (
 	keyFormat = []byte("m/format")
 	keyAnchor = []byte("m/anchor")
-	prefixSig = []byte("m/sig/")
+	// keyPendingImport holds ImportOptions.Pending of an unfinished
+	// multi-part import.
+	keyPendingImport = []byte("m/import")
+	prefixSig        = []byte("m/sig/")
 
 	prefixEvent   = []byte("e/")
 	prefixSubject = []byte("s/")

@@ -340,7 +340,11 @@ func (s *session) importOne(c *client.Client, f importFile, force bool) (wire.Im
 	var held []byte   // the last part made, not sent yet
 	send := func(part []byte) error {
 		if held != nil {
-			sendErr = s.sendPart(c, f, &sum, held, partFlags{more: true, force: force})
+			first := int64(0)
+			if sum.Events > 0 {
+				first = sum.FirstSeq
+			}
+			sendErr = s.sendPart(c, f, &sum, held, partFlags{more: true, force: force, first: first})
 		}
 		held = bytes.Clone(part)
 		return sendErr
@@ -387,7 +391,7 @@ func (s *session) importOne(c *client.Client, f importFile, force bool) (wire.Im
 // partFlags are the words sent with one part.
 type partFlags struct {
 	more, force bool
-	first       int64 // on the last part of several: the file's first seq
+	first       int64 // on every part after the first: the file's first seq
 }
 
 // sendPart sends one part (a complete capture file) and adds what the
