@@ -27,6 +27,11 @@ const (
 	maxConns = 4096
 )
 
+// maxConnsPerUID bounds the connections of one non-root uid (the socket's
+// --max-conns-per-uid default), so one user cannot take every slot; a
+// variable for the tests.
+var maxConnsPerUID = 256
+
 // maxWatchesPerConn bounds the watches one connection holds across its
 // Watch streams (a variable for the tests).
 var maxWatchesPerConn = 10000
@@ -59,10 +64,17 @@ type conns struct {
 	mu      sync.Mutex
 	actors  map[string]journal.Actor // by remote address
 	watches map[string]int           // watches held, by remote address
+	perUID  map[int]int              // connections held, by non-root uid
+
+	// actorOf finds a connection's caller (peercred.TCPActor; tests
+	// name their own).
+	actorOf func(local, remote net.Addr) journal.Actor
 }
 
 func newConns(l net.Listener) *conns {
-	return &conns{Listener: l, slots: make(chan struct{}, maxConns), actors: map[string]journal.Actor{}, watches: map[string]int{}}
+	return &conns{Listener: l, slots: make(chan struct{}, maxConns), actors: map[string]journal.Actor{},
+		watches: map[string]int{}, perUID: map[int]int{},
+		actorOf: func(local, remote net.Addr) journal.Actor { return peercred.TCPActor(local, remote, "etcd") }}
 }
 
 func (l *conns) Accept() (net.Conn, error) {
@@ -78,11 +90,20 @@ func (l *conns) Accept() (net.Conn, error) {
 			continue
 		}
 		key := c.RemoteAddr().String()
-		a := peercred.TCPActor(c.LocalAddr(), c.RemoteAddr(), "etcd")
+		a := l.actorOf(c.LocalAddr(), c.RemoteAddr())
 		l.mu.Lock()
+		if a.UID != 0 && l.perUID[a.UID] >= maxConnsPerUID {
+			l.mu.Unlock()
+			<-l.slots
+			c.Close() // over the uid's cap: a closed connection, as over the total
+			continue
+		}
+		if a.UID != 0 {
+			l.perUID[a.UID]++
+		}
 		l.actors[key] = a
 		l.mu.Unlock()
-		return &conn{Conn: c, l: l, key: key}, nil
+		return &conn{Conn: c, l: l, key: key, uid: a.UID}, nil
 	}
 }
 
@@ -119,6 +140,7 @@ type conn struct {
 	net.Conn
 	l    *conns
 	key  string
+	uid  int
 	once sync.Once
 }
 
@@ -126,6 +148,11 @@ func (c *conn) Close() error {
 	c.once.Do(func() {
 		c.l.mu.Lock()
 		delete(c.l.actors, c.key)
+		if c.uid != 0 {
+			if c.l.perUID[c.uid]--; c.l.perUID[c.uid] <= 0 {
+				delete(c.l.perUID, c.uid)
+			}
+		}
 		c.l.mu.Unlock()
 		<-c.l.slots
 	})

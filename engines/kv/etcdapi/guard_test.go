@@ -1,9 +1,15 @@
 package etcdapi
 
 import (
+	"errors"
+	"io"
+	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/cairnhq/cairn/journal"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 )
 
@@ -82,4 +88,72 @@ func TestWatchCapPerConnection(t *testing.T) {
 	if r := create(); !r.Created || r.Canceled {
 		t.Fatalf("a watch after one ended: %+v", r)
 	}
+}
+
+// TestConnCapPerUID: a non-root uid holds at most maxConnsPerUID
+// connections to the etcd API (the next is closed at accept) and gets a
+// slot back when one closes; root is bounded only by the total.
+func TestConnCapPerUID(t *testing.T) {
+	old := maxConnsPerUID
+	maxConnsPerUID = 2
+	t.Cleanup(func() { maxConnsPerUID = old })
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := newConns(lis)
+	defer cl.Close()
+	var uid atomic.Int64 // the uid the next connection is attributed to
+	cl.actorOf = func(_, remote net.Addr) journal.Actor {
+		return journal.Actor{UID: int(uid.Load()), Via: "etcd", Addr: remote.String()}
+	}
+	accepted := make(chan net.Conn, 16)
+	go func() {
+		for {
+			c, err := cl.Accept()
+			if err != nil {
+				close(accepted)
+				return
+			}
+			accepted <- c
+		}
+	}()
+	// dial connects as uid u and reports whether the daemon kept the
+	// connection: a refused one is closed at accept, before the next
+	// connection is taken.
+	dial := func(u int64) net.Conn {
+		t.Helper()
+		uid.Store(u)
+		c, err := net.Dial("tcp", lis.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	closedByServer := func(c net.Conn) bool {
+		t.Helper()
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err := c.Read(make([]byte, 1))
+		return errors.Is(err, io.EOF)
+	}
+	a, b := dial(1000), dial(1000)
+	sa, sb := <-accepted, <-accepted
+	over := dial(1000)
+	if !closedByServer(over) {
+		t.Fatal("a third connection of uid 1000 was kept, over a cap of 2")
+	}
+	root := dial(0)
+	if sr := <-accepted; sr == nil {
+		t.Fatal("root's connection was refused")
+	}
+	_ = root
+	// One of uid 1000's connections ends: its slot comes back.
+	sa.Close()
+	a.Close()
+	dial(1000)
+	if c := <-accepted; c == nil {
+		t.Fatal("uid 1000 got no slot back after a close")
+	}
+	_, _ = b, sb
 }
