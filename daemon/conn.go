@@ -20,6 +20,12 @@ const maxInFlight = 256
 // past it, senders wait for the client to read.
 const maxQueued = 256 << 10
 
+// connReadBuffer is each connection's read buffer: a request line is
+// short, and a longer one (an import part, up to wire.MaxLine) is gathered
+// in pieces by readLine. Small, because a daemon holds thousands of
+// connections (docs/benchmarks.md, "Limits").
+const connReadBuffer = 8 << 10
+
 // conn serves one client connection: requests may interleave, answers are
 // written in the order they are produced.
 type conn struct {
@@ -121,7 +127,7 @@ func (cn *conn) serve() {
 		cn.cancel()
 		cn.c.Close()
 	}()
-	r := bufio.NewReaderSize(cn.c, 64<<10)
+	r := bufio.NewReaderSize(cn.c, connReadBuffer)
 	for {
 		line, err := readLine(r)
 		var tooLong *lineTooLongError

@@ -8,7 +8,7 @@
 // of several rounds, and the journal is compared with pebble as a ratio
 // measured in the same run, never as an absolute time.
 //
-//	go run ./cmd/cairnbench --bin bin/cairn [--quick] [--rounds N] [--only fsync,append,load,scan,startup]
+//	go run ./cmd/cairnbench --bin bin/cairn [--quick] [--rounds N] [--only fsync,append,load,scan,startup,limits]
 package main
 
 import (
@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -47,18 +48,24 @@ var parts = []struct {
 	{"infra", true, runInfra},
 	{"storm", true, runStorm},
 	{"ingest", true, runIngest},
+	{"limits", true, runLimits},
 }
 
 // wants reports whether --only selects the named part (all without --only).
 func (c *config) wants(name string) bool { return c.only == nil || c.only[name] }
 
 func main() {
+	if sock := os.Getenv(floodChildEnv); sock != "" {
+		n, _ := strconv.Atoi(os.Getenv(floodChildNEnv))
+		floodChild(sock, n)
+		return
+	}
 	var cfg config
 	var only string
 	flag.StringVar(&cfg.bin, "bin", "", "the cairn binary, for the end-to-end parts (load, scan, startup)")
 	flag.BoolVar(&cfg.quick, "quick", false, "smaller sizes, for a smoke run")
 	flag.IntVar(&cfg.rounds, "rounds", 5, "rounds per measurement; the table shows medians")
-	flag.StringVar(&only, "only", "", "comma-separated parts to run: fsync, append, load, scan, startup, infra, storm, ingest (default all)")
+	flag.StringVar(&only, "only", "", "comma-separated parts to run: fsync, append, load, scan, startup, infra, storm, ingest, limits (default all)")
 	flag.StringVar(&cfg.dir, "dir", os.TempDir(), "directory for the temporary data directories (its filesystem is what is measured)")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the temporary directories")
 	cpuprofile := flag.String("cpuprofile", "", "write the benchmark process's own CPU profile (clients included) to this file")
@@ -80,9 +87,9 @@ func main() {
 				n = "load"
 			case "rss":
 				n = "startup"
-			case "fsync", "append", "load", "scan", "startup", "infra", "storm", "ingest":
+			case "fsync", "append", "load", "scan", "startup", "infra", "storm", "ingest", "limits":
 			default:
-				fmt.Fprintf(os.Stderr, "cairnbench: --only %q: want fsync, append, load, latency, scan, startup, infra, storm or ingest\n", n)
+				fmt.Fprintf(os.Stderr, "cairnbench: --only %q: want fsync, append, load, latency, scan, startup, infra, storm, ingest or limits\n", n)
 				os.Exit(2)
 			}
 			cfg.only[n] = true

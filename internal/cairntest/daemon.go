@@ -220,24 +220,31 @@ func (d *Daemon) Dial(ctx context.Context) (*client.Client, error) {
 	return client.Dial(ctx, d.Socket)
 }
 
-// RSS returns a process's resident set size in bytes, from /proc.
-func RSS(pid int) (int64, error) {
+// RSS returns the resident set size (VmRSS) of process pid in bytes.
+func RSS(pid int) (int64, error) { return procStatus(pid, "VmRSS") }
+
+// PeakRSS returns the peak resident set size (VmHWM) of process pid in
+// bytes: what it reached at its largest, even between two looks.
+func PeakRSS(pid int) (int64, error) { return procStatus(pid, "VmHWM") }
+
+// procStatus reads a "Field:  N kB" line of /proc/PID/status, in bytes.
+func procStatus(pid int, field string) (int64, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		return 0, err
 	}
 	for line := range strings.SplitSeq(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
 			f := strings.Fields(rest)
 			if len(f) != 2 || f[1] != "kB" {
-				return 0, fmt.Errorf("VmRSS line %q", line)
+				return 0, fmt.Errorf("%s line %q", field, line)
 			}
 			kb, err := strconv.ParseInt(f[0], 10, 64)
 			if err != nil {
-				return 0, fmt.Errorf("VmRSS line %q: %w", line, err)
+				return 0, fmt.Errorf("%s line %q: %w", field, line, err)
 			}
 			return kb << 10, nil
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
 }

@@ -72,6 +72,8 @@ type server struct {
 
 	authz func(ctx context.Context, actor journal.Actor, verb string, args map[string]string, access dsl.Access) error
 	conns *conns // the listener: each connection's caller and watches
+	// tooManyWatches is the cancel reason of a watch over the cap.
+	tooManyWatches string
 
 	// ctx ends when the server stops; long-lived streams (watches,
 	// keepalives) end with it so that GracefulStop does not wait forever.
@@ -108,9 +110,14 @@ func serveListenerEvery(ctx context.Context, lis net.Listener, progress time.Dur
 		progress = progressInterval
 	}
 	cl := newConns(lis)
-	srv := &server{store: s, log: log, addr: lis.Addr().String(), ctx: sctx, progress: progress, authz: authz, conns: cl}
+	srv := &server{store: s, log: log, addr: lis.Addr().String(), ctx: sctx, progress: progress, authz: authz, conns: cl,
+		tooManyWatches: tooManyWatches()}
 
 	const streamWorkers = 256
+	const (
+		streamWindow = 1 << 20
+		connWindow   = 4 << 20
+	)
 	g := grpc.NewServer(
 		grpc.MaxRecvMsgSize(kv.MaxValueSize+grpcOverhead),
 		grpc.MaxSendMsgSize(math.MaxInt32),
@@ -124,6 +131,11 @@ func serveListenerEvery(ctx context.Context, lis net.Listener, progress time.Dur
 		// open; gRPC's default policy (5 min) would close it for
 		// "too_many_pings".
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
+		// Fixed flow-control windows (no BDP growth): what a client has
+		// sent and the daemon not yet read is at most connWindow per
+		// connection, whatever its streams do (issue 11's watch flood).
+		grpc.InitialWindowSize(streamWindow),
+		grpc.InitialConnWindowSize(connWindow),
 		grpc.ChainUnaryInterceptor(unimplementedUnary, srv.authUnary),
 		grpc.ChainStreamInterceptor(unimplementedStream, srv.authStream),
 	)

@@ -20,6 +20,13 @@ import (
 // --etcd-progress-interval), etcd's default. Tests shorten it.
 var progressInterval = 10 * time.Minute
 
+// tooManyWatches is the reason a watch over the connection's cap is
+// canceled with; the server makes it once, as a flood asks for it
+// hundreds of thousands of times.
+func tooManyWatches() string {
+	return fmt.Sprintf("etcdserver: too many watches on this connection (the limit is %d); cancel some, or open another connection", maxWatchesPerConn)
+}
+
 // invalidWatchID marks a response that belongs to no watch (a progress
 // answer to WatchProgressRequest, a failed create), as etcd's clients expect.
 const invalidWatchID = -1
@@ -143,7 +150,7 @@ func (ws *watchStream) create(c *pb.WatchCreateRequest) error {
 	remote := remoteOf(ws.ctx)
 	if !ws.srv.takeWatch(remote) {
 		return ws.send(&pb.WatchResponse{Header: header(rev), WatchId: invalidWatchID, Created: true, Canceled: true,
-			CancelReason: fmt.Sprintf("etcdserver: too many watches on this connection (the limit is %d); cancel some, or open another connection", maxWatchesPerConn)})
+			CancelReason: ws.srv.tooManyWatches})
 	}
 	ws.mu.Lock()
 	id := c.WatchId
