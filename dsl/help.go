@@ -77,7 +77,7 @@ func (t *Table) Help() string {
 // ("kv"). An unknown verb is an *Error with the nearest verb suggested; its
 // position is within the verb string.
 func (t *Table) HelpVerb(verb string) (string, error) {
-	toks, _, err := newLexer(verb).statement()
+	toks, _, err := newLexer(verb).statement(nil)
 	if err != nil {
 		return "", err
 	}

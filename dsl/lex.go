@@ -58,6 +58,9 @@ func (l *lexer) peek() (rune, int) {
 	if l.off >= len(l.src) {
 		return 0, 0
 	}
+	if c := l.src[l.off]; c < utf8.RuneSelf {
+		return rune(c), 1
+	}
 	return utf8.DecodeRuneInString(l.src[l.off:])
 }
 
@@ -73,9 +76,10 @@ func (l *lexer) advance(r rune, n int) {
 
 func isSpace(r rune) bool { return r != '\n' && unicode.IsSpace(r) }
 
-// statement lexes the tokens of the next statement, up to a newline, a ';' or
-// the end of input. more reports whether input is left after it.
-func (l *lexer) statement() (toks []token, more bool, err error) {
+// statement appends to toks the tokens of the next statement, up to a
+// newline, a ';' or the end of input. more reports whether input is left
+// after it.
+func (l *lexer) statement(toks []token) (_ []token, more bool, err error) {
 	for {
 		r, n := l.peek()
 		switch {
@@ -110,8 +114,10 @@ func (l *lexer) statement() (toks []token, more bool, err error) {
 // make one word, as in a shell.
 func (l *lexer) word() (token, error) {
 	t := token{kind: tokWord, pos: l.pos(), start: l.off}
+	// b holds the word's text once a quote makes it differ from the
+	// source; until then the text is the source itself (no copy).
 	var b strings.Builder
-	eq := -1     // index in b of the first '=' of the leading bare run
+	eq := -1     // index in the text of the first '=' of the leading bare run
 	bare := true // still in the leading bare run
 	for {
 		r, n := l.peek()
@@ -119,6 +125,9 @@ func (l *lexer) word() (token, error) {
 			break
 		}
 		if r == '\'' || r == '"' {
+			if !t.quoted {
+				b.WriteString(l.src[t.start:l.off])
+			}
 			q := l.pos()
 			if l.off == t.start {
 				t.lead = true
@@ -136,15 +145,21 @@ func (l *lexer) word() (token, error) {
 			}
 			continue
 		}
-		b.WriteString(l.src[l.off : l.off+n])
+		if t.quoted {
+			b.WriteString(l.src[l.off : l.off+n])
+		}
 		l.advance(r, n)
 		if bare && r == '=' && eq < 0 {
-			eq = b.Len() - 1
+			eq = l.off - t.start - 1 // bare so far: the text is the source
 			t.valPos = l.pos()
 		}
 	}
 	t.end, t.stop = l.pos(), l.off
-	t.text = b.String()
+	if t.quoted {
+		t.text = b.String()
+	} else {
+		t.text = l.src[t.start:l.off]
+	}
 	if eq > 0 && isName(t.text[:eq]) {
 		t.key, t.val = t.text[:eq], t.text[eq+1:]
 	} else {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -60,8 +61,17 @@ func Parse(src string, t *Table) ([]*Statement, error) {
 	}
 	l := newLexer(src)
 	var out []*Statement
+	// The tokens of a statement live only until it is bound: one buffer,
+	// from a pool, serves every statement (the daemon parses every request).
+	bp := tokenBufs.Get().(*[]token)
+	defer func() {
+		clear((*bp)[:cap(*bp)]) // keep no reference to src
+		*bp = (*bp)[:0]
+		tokenBufs.Put(bp)
+	}()
 	for {
-		toks, more, err := l.statement()
+		toks, more, err := l.statement((*bp)[:0])
+		*bp = toks
 		if err != nil {
 			return nil, err
 		}
@@ -77,6 +87,8 @@ func Parse(src string, t *Table) ([]*Statement, error) {
 		}
 	}
 }
+
+var tokenBufs = sync.Pool{New: func() any { b := make([]token, 0, 16); return &b }}
 
 // binder binds the tokens after the verb to a statement.
 type binder struct {

@@ -260,15 +260,27 @@ func (t *Table) Specs() []*Spec {
 // resolve finds the verb of a statement: the longest run of leading bare words
 // that names a registered verb. It returns the spec and how many tokens it took.
 func (t *Table) resolve(toks []token, text string, end Pos) (*Spec, int, error) {
-	var words []string
+	var wordsBuf [maxVerbWords]string
+	words := wordsBuf[:0]
 	for _, tk := range toks {
 		if tk.kind != tokWord || tk.quoted || len(words) == maxVerbWords {
 			break
 		}
 		words = append(words, tk.text)
 	}
+	// The candidates, longest first, joined in a buffer of the stack: a
+	// map lookup by string(bytes) does not allocate, and this runs for
+	// every request.
+	var keyBuf [128]byte
 	for k := len(words); k > 0; k-- {
-		if s, ok := t.verbs[strings.Join(words[:k], " ")]; ok {
+		key := keyBuf[:0]
+		for i, w := range words[:k] {
+			if i > 0 {
+				key = append(key, ' ')
+			}
+			key = append(key, w...)
+		}
+		if s, ok := t.verbs[string(key)]; ok {
 			return s, k, nil
 		}
 	}

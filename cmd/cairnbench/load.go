@@ -108,6 +108,9 @@ func runLoad(ctx context.Context, b *bench) error {
 	if err != nil {
 		return err
 	}
+	if p := os.Getenv("CAIRNBENCH_DAEMON_CPUPROFILE"); p != "" {
+		d.Extra = append(d.Extra, "--cpuprofile", p)
+	}
 	_, st, err := d.start(ctx)
 	if err != nil {
 		return err
