@@ -199,7 +199,7 @@ func (cn *conn) start(req wireRequest) {
 		cn.lastRaw = done
 	}
 	cn.wg.Add(1)
-	go func() {
+	cn.srv.workers.run(func() {
 		defer cn.wg.Done()
 		defer func() { <-cn.sem }()
 		defer cn.finish(req.ID)
@@ -214,7 +214,7 @@ func (cn *conn) start(req wireRequest) {
 			}
 		}
 		cn.srv.execute(ctx, cn, req.ID, req.DSL, run)
-	}()
+	})
 }
 
 func (cn *conn) finish(id int64) {

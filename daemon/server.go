@@ -94,6 +94,7 @@ type Server struct {
 
 	connCtx    context.Context
 	connCancel context.CancelFunc
+	workers    *workers // run the connections' requests
 	conns      sync.WaitGroup
 	connsMu    sync.Mutex
 	open       map[*conn]struct{}
@@ -262,6 +263,7 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 	}
 	s.connCtx, s.connCancel = context.WithCancel(context.Background())
 	defer s.connCancel()
+	s.workers = newWorkers(s.connCtx)
 
 	if _, err := s.journal.Stream(journal.Audit).Append(ctx, &journal.Body{
 		Kind: "daemon.start", Actor: journal.SystemActor(),
