@@ -179,14 +179,7 @@ func EncodeJSON(v any) ([]byte, error) {
 
 // MarshalJSON encodes the event as `-o json` prints it and NATS carries it.
 func (e *Event) MarshalJSON() ([]byte, error) {
-	return EncodeJSON(eventJSON{
-		Stream: e.Stream,
-		Seq:    e.Seq,
-		Time:   time.Unix(0, e.Time).UTC().Format(time.RFC3339Nano),
-		Body:   e.Body,
-		Prev:   e.Prev,
-		Hash:   e.Hash,
-	})
+	return appendEventJSON(nil, e)
 }
 
 // UnmarshalJSON decodes the JSON that MarshalJSON writes.

@@ -33,7 +33,7 @@ func (r *Raw) encodeJSON() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ev.MarshalJSON()
+	return appendEventJSON(make([]byte, 0, 256+len(r.Record)), ev)
 }
 
 // Kind returns the event's kind without decoding the rest of its body.
