@@ -9,8 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairnhq/cairn/journal"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+
+	"github.com/cairnhq/cairn/journal"
 )
 
 func TestCheckLoopback(t *testing.T) {
