@@ -39,7 +39,7 @@ func TestEventJSONMatchesEncodingJSON(t *testing.T) {
 		{Stream: "audit", Seq: 42, Time: time.Date(2026, 12, 5, 4, 0, 0, 120000, time.UTC).UnixNano(), Prev: h, Hash: h,
 			Body: Body{Kind: "kv.put", Subject: "app/<x>&\"y\"\\", Node: "n\u2028", Actor: Actor{UID: -1, GID: -1, PID: 0, Via: "etcd", Addr: "127.0.0.1:5"},
 				Data: map[string]any{"value": "a\x00\x01\b\f\n\r\t\x7f é \xff\xfe", "z": int64(-3), "a": []any{"x", 1.5, true, nil}, "m": map[string]any{"b": "2", "a": "1"},
-					"f": []any{1e21, 1e-7, -0.0, 123456789.125, 5e-324, float64(1 << 53), 1e20}, "u": uint64(1 << 63), "e": []any{}, "n": []any(nil), "b": []byte("raw")}}},
+					"f": []any{1e21, 1e-7, math.Copysign(0, -1), 123456789.125, 5e-324, float64(1 << 53), 1e20}, "u": uint64(1 << 63), "e": []any{}, "n": []any(nil), "b": []byte("raw")}}},
 		{Stream: "capture", Seq: 7, Time: -5, Body: Body{Kind: "capture.syscall", Actor: Actor{UID: 1000, User: "u", Comm: "sh", Via: "capture"},
 			Evt: &Evt{Type: "openat", Num: 3, Res: -2}, Proc: &Proc{Name: "sh", PID: 9, Cmdline: "sh -c 'x'"}, User: &User{UID: 0},
 			FD: &FD{Name: "/etc/passwd", Type: "file"}, Container: &Container{ID: "host"}}},
