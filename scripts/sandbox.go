@@ -82,7 +82,12 @@ func (r *run) newState(in *instance) *lua.LState {
 	L.SetGlobal("collectgarbage", L.NewFunction(r.collectGarbage))
 	L.SetGlobal("require", L.NewFunction(r.require(in, origRequire)))
 	if str, ok := L.GetGlobal("string").(*lua.LTable); ok {
-		str.RawSetString("rep", L.NewFunction(r.strRep))
+		for name, fn := range r.strFuncs() {
+			str.RawSetString(name, L.NewFunction(fn))
+		}
+	}
+	if tab, ok := L.GetGlobal("table").(*lua.LTable); ok {
+		tab.RawSetString("concat", L.NewFunction(r.tableConcat))
 	}
 	L.SetContext(r.g)
 	return L
