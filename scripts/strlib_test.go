@@ -29,7 +29,7 @@ func TestStringLibraryBounds(t *testing.T) {
 		{"match backtracks", long + ` s:match("(.-)(.-)(.-)(.-)(.-)b")`, ErrBudget, "ran for more than"},
 		{"gmatch backtracks", long + ` for w in s:gmatch("a-a-a-a-a-a-b") do end`, ErrBudget, "ran for more than"},
 		{"gsub backtracks", long + ` s:gsub("a*a*a*a*a*a*a*b", "")`, ErrBudget, "ran for more than"},
-		{"gsub bomb", `local s = string.rep("x", 4194304) s:gsub("x+", string.rep("%0", 32))`, nil, ""}, // the limit, or the budget under -race
+		{"gsub bomb", `local s = string.rep("x", 4194304) s:gsub("x+", string.rep("%0", 32))`, nil, ""},              // the limit, or the budget under -race
 		{"gsub bomb, many matches", `local s = string.rep("x", 4194304) s:gsub("x", string.rep("%0", 32))`, nil, ""}, // the budget or the limit
 		{"concat bomb", `local s = string.rep("x", 1048576) local t = {} for i = 1, 64 do t[i] = s end table.concat(t)`, nil, "table.concat: the result would be longer than"},
 		{"format width", `string.format("%999999999d", 1)`, nil, "width or precision too long"},

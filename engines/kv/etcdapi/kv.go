@@ -23,6 +23,7 @@ type kvService struct {
 // header carries the current KV revision, also when the range reads a
 // past one, as etcd's does.
 func (k *kvService) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResponse, error) {
+	k.counts.rng.Add(1)
 	if err := k.checkCompacted(r.Revision); err != nil {
 		return nil, err
 	}
@@ -56,6 +57,7 @@ func toRangeResponse(rr *kv.RangeResponse) *pb.RangeResponse {
 
 // Put writes one key.
 func (k *kvService) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, error) {
+	k.counts.put.Add(1)
 	req, err := fromPut(r)
 	if err != nil {
 		return nil, err
@@ -87,6 +89,7 @@ func toPutResponse(pr kv.PutResponse) *pb.PutResponse {
 
 // DeleteRange deletes one key or a range.
 func (k *kvService) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
+	k.counts.del.Add(1)
 	if err := k.refuseWrite(false); err != nil {
 		return nil, err
 	}
@@ -111,6 +114,7 @@ func toDeleteResponse(dr kv.DeleteResponse) *pb.DeleteRangeResponse {
 
 // Txn runs a transaction as one revision.
 func (k *kvService) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, error) {
+	k.counts.txn.Add(1)
 	req, err := fromTxn(r)
 	if err != nil {
 		return nil, err

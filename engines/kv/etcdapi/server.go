@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -74,6 +75,7 @@ type server struct {
 	conns *conns // the listener: each connection's caller and watches
 	// tooManyWatches is the cancel reason of a watch over the cap.
 	tooManyWatches string
+	counts         counters // for /metrics
 
 	// ctx ends when the server stops; long-lived streams (watches,
 	// keepalives) end with it so that GracefulStop does not wait forever.
@@ -139,22 +141,36 @@ func serveListenerEvery(ctx context.Context, lis net.Listener, progress time.Dur
 		grpc.ChainUnaryInterceptor(unimplementedUnary, srv.authUnary),
 		grpc.ChainStreamInterceptor(unimplementedStream, srv.authStream),
 	)
-	pb.RegisterKVServer(g, &kvService{server: srv})
-	pb.RegisterWatchServer(g, &watchService{server: srv})
-	pb.RegisterLeaseServer(g, &leaseService{server: srv})
-	pb.RegisterMaintenanceServer(g, &maintenanceService{server: srv})
-	pb.RegisterClusterServer(g, &clusterService{server: srv})
+	svc := services{kv: &kvService{server: srv}, watch: &watchService{server: srv}, lease: &leaseService{server: srv},
+		maintenance: &maintenanceService{server: srv}, cluster: &clusterService{server: srv}}
+	pb.RegisterKVServer(g, svc.kv)
+	pb.RegisterWatchServer(g, svc.watch)
+	pb.RegisterLeaseServer(g, svc.lease)
+	pb.RegisterMaintenanceServer(g, svc.maintenance)
+	pb.RegisterClusterServer(g, svc.cluster)
 	pb.RegisterAuthServer(g, &pb.UnimplementedAuthServer{})
 
+	// gRPC and HTTP share the port, as etcd's do (split.go).
+	sp := newSplit(cl)
+	handler, err := srv.httpHandler(sctx, svc)
+	if err != nil {
+		cancel()
+		sp.Close()
+		return func() error { return err }
+	}
+	hs := &http.Server{Handler: handler, ConnContext: connContext, ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return sctx }}
 	served := make(chan error, 1)
-	go func() { served <- g.Serve(cl) }()
-	log.Info("etcd v3 api listening", "addr", srv.addr)
+	go func() { served <- g.Serve(sp.grpcL) }()
+	go hs.Serve(sp.httpL)
+	log.Info("etcd v3 api listening", "addr", srv.addr, "http", "/health /version /metrics /v3/")
 
 	var once sync.Once
 	var stopErr error
 	stop = func() error {
 		once.Do(func() {
 			cancel()
+			hs.Close() // HTTP exchanges end; watches over HTTP end with sctx
 			// Streams end with sctx; give unary calls in flight a moment.
 			done := make(chan struct{})
 			go func() { g.GracefulStop(); close(done) }()
@@ -164,7 +180,8 @@ func serveListenerEvery(ctx context.Context, lis net.Listener, progress time.Dur
 				g.Stop()
 				<-done
 			}
-			if err := <-served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			sp.Close()
+			if err := <-served; err != nil && !errors.Is(err, grpc.ErrServerStopped) && !errors.Is(err, net.ErrClosed) {
 				stopErr = fmt.Errorf("etcd api: serve: %w", err)
 			}
 		})
