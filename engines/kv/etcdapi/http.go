@@ -9,17 +9,18 @@ import (
 	"net/http"
 	"sync/atomic"
 
-	protov1 "github.com/golang/protobuf/proto"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/etcdserverpb/gw"
 	"go.etcd.io/etcd/api/v3/version"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/runtime/protoimpl" // etcd's messages are protobuf v1 (gogo): the v2 view of one, as grpc-gateway takes it
 )
 
 // The HTTP side of the etcd port, as etcd serves it: /health, /version,
@@ -52,7 +53,9 @@ func (s *server) httpHandler(ctx context.Context, svc services) (http.Handler, e
 	for _, reg := range []func() error{
 		func() error { return gw.RegisterKVHandlerServer(ctx, gwmux, gwKV{s, svc.kv}) },
 		func() error { return gw.RegisterLeaseHandlerServer(ctx, gwmux, gwLease{s, svc.lease}) },
-		func() error { return gw.RegisterMaintenanceHandlerServer(ctx, gwmux, gwMaintenance{s, svc.maintenance}) },
+		func() error {
+			return gw.RegisterMaintenanceHandlerServer(ctx, gwmux, gwMaintenance{s, svc.maintenance})
+		},
 		func() error { return gw.RegisterClusterHandlerServer(ctx, gwmux, svc.cluster) },
 	} {
 		if err := reg(); err != nil {
@@ -125,7 +128,7 @@ func (s *server) registry() *prometheus.Registry {
 	counter("etcd_mvcc_delete_total", "Total number of deletes seen by this member.", &s.counts.del)
 	counter("etcd_mvcc_txn_total", "Total number of txns seen by this member.", &s.counts.txn)
 	counter("etcd_mvcc_range_total", "Total number of ranges seen by this member.", &s.counts.rng)
-	reg.MustRegister(prometheus.NewGoCollector())
+	reg.MustRegister(collectors.NewGoCollector())
 	return reg
 }
 
@@ -264,7 +267,7 @@ var watchJSON = protojson.MarshalOptions{UseProtoNames: true}
 func (st *httpWatchStream) Context() context.Context { return st.ctx }
 
 func (st *httpWatchStream) Send(r *pb.WatchResponse) error {
-	b, err := watchJSON.Marshal(protov1.MessageV2(r))
+	b, err := watchJSON.Marshal(protoimpl.X.ProtoMessageV2Of(r))
 	if err != nil {
 		return err
 	}
@@ -293,7 +296,7 @@ func (st *httpWatchStream) Recv() (*pb.WatchRequest, error) {
 		return nil, err
 	}
 	req := &pb.WatchRequest{}
-	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(raw, protov1.MessageV2(req)); err != nil {
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(raw, protoimpl.X.ProtoMessageV2Of(req)); err != nil {
 		return nil, err
 	}
 	return req, nil
