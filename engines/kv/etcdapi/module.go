@@ -60,7 +60,7 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 	if log == nil {
 		log = slog.Default()
 	}
-	stop, err := Serve(ctx, m.addr, m.progress, store, log, h.Authorize)
+	stop, err := Serve(ctx, m.addr, m.progress, store, log, h.Authorize, h.DataDir)
 	if err != nil {
 		return fmt.Errorf("serve etcd v3 API on %s: %w", m.addr, err)
 	}

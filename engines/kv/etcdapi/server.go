@@ -76,6 +76,7 @@ type server struct {
 	// tooManyWatches is the cancel reason of a watch over the cap.
 	tooManyWatches string
 	counts         counters // for /metrics
+	tmpDir         string   // where snapshots are built ("": the system's)
 
 	// ctx ends when the server stops; long-lived streams (watches,
 	// keepalives) end with it so that GracefulStop does not wait forever.
@@ -86,7 +87,7 @@ type server struct {
 // stop is called; a watch that asks for progress notifications gets one
 // every progress (0: etcd's default, 10 minutes) it is quiet. Errors opening
 // the listener are returned at once.
-func Serve(ctx context.Context, addr string, progress time.Duration, s *kv.Store, log *slog.Logger, authz Authorizer) (stop func() error, err error) {
+func Serve(ctx context.Context, addr string, progress time.Duration, s *kv.Store, log *slog.Logger, authz Authorizer, tmpDir string) (stop func() error, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -97,23 +98,23 @@ func Serve(ctx context.Context, addr string, progress time.Duration, s *kv.Store
 	if err != nil {
 		return nil, fmt.Errorf("etcd api: listen on %s: %w", addr, err)
 	}
-	stop = serveListenerEvery(ctx, lis, progress, s, log, authz)
+	stop = serveListenerEvery(ctx, lis, progress, s, log, authz, tmpDir)
 	return stop, nil
 }
 
 // serveListener serves on lis, which it owns from now on.
 func serveListener(ctx context.Context, lis net.Listener, s *kv.Store, log *slog.Logger) (stop func() error) {
-	return serveListenerEvery(ctx, lis, progressInterval, s, log, nil)
+	return serveListenerEvery(ctx, lis, progressInterval, s, log, nil, "")
 }
 
-func serveListenerEvery(ctx context.Context, lis net.Listener, progress time.Duration, s *kv.Store, log *slog.Logger, authz Authorizer) (stop func() error) {
+func serveListenerEvery(ctx context.Context, lis net.Listener, progress time.Duration, s *kv.Store, log *slog.Logger, authz Authorizer, tmpDir string) (stop func() error) {
 	sctx, cancel := context.WithCancel(ctx)
 	if progress <= 0 {
 		progress = progressInterval
 	}
 	cl := newConns(lis)
 	srv := &server{store: s, log: log, addr: lis.Addr().String(), ctx: sctx, progress: progress, authz: authz, conns: cl,
-		tooManyWatches: tooManyWatches()}
+		tooManyWatches: tooManyWatches(), tmpDir: tmpDir}
 
 	const streamWorkers = 256
 	const (
