@@ -41,6 +41,9 @@ type Actor struct {
 	Comm string `json:"comm,omitempty" cbor:"comm,omitempty"`
 	Via  string `json:"via" cbor:"via"`
 	Addr string `json:"addr,omitempty" cbor:"addr,omitempty"`
+	// Principal is who the caller authenticated as beyond the OS user,
+	// such as "etcd:alice" for an etcd user.
+	Principal string `json:"principal,omitempty" cbor:"principal,omitempty"`
 	// Groups are the caller's supplementary groups, carried so that work
 	// done for the caller (internal/ascaller) has them; never recorded.
 	Groups []int `json:"-" cbor:"-"`

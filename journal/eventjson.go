@@ -50,6 +50,10 @@ func appendEventJSON(dst []byte, e *Event) ([]byte, error) {
 		dst = append(dst, `,"addr":`...)
 		dst = appendJSONString(dst, a.Addr)
 	}
+	if a.Principal != "" {
+		dst = append(dst, `,"principal":`...)
+		dst = appendJSONString(dst, a.Principal)
+	}
 	dst = append(dst, '}')
 	var err error
 	if len(e.Data) > 0 {

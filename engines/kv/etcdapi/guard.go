@@ -36,9 +36,8 @@ var maxConnsPerUID = 256
 // Watch streams (a variable for the tests).
 var maxWatchesPerConn = 10000
 
-// checkLoopback refuses an address beyond loopback: the etcd API has no
-// authentication of its own yet (etcd's auth is not implemented), so a
-// remote caller would have no identity to judge.
+// checkLoopback refuses an address beyond loopback unless --etcd-auth:
+// without etcd's auth a remote caller has no identity to judge.
 func checkLoopback(addr string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -49,7 +48,7 @@ func checkLoopback(addr string) error {
 	}
 	ip := net.ParseIP(host)
 	if ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("--etcd %s binds beyond loopback, and cairn's etcd API has no authentication yet: bind 127.0.0.1 (or ::1), and reach it from elsewhere through an authenticating proxy", addr)
+		return fmt.Errorf("--etcd %s binds beyond loopback: bind 127.0.0.1 (or ::1), or add --etcd-auth to serve callers from elsewhere once etcd's auth is enabled (docs/security.md)", addr)
 	}
 	return nil
 }
@@ -217,6 +216,9 @@ func (s *server) authorize(ctx context.Context, method string, req any) error {
 	if s.authz == nil {
 		return nil
 	}
+	if s.auth != nil && s.auth.state().Enabled {
+		return nil // etcd's own auth decided (etcdAuth); the socket's rule is for auth off
+	}
 	access, ok := writes[method]
 	if t, isTxn := req.(*pb.TxnRequest); isTxn && txnWrites(t) {
 		access, ok = dsl.AccessWrite, true
@@ -232,13 +234,21 @@ func (s *server) authorize(ctx context.Context, method string, req any) error {
 
 // callerOf is the actor of an RPC.
 func (s *server) callerOf(ctx context.Context) journal.Actor {
-	if s.conns == nil {
-		return journal.Actor{UID: -1, GID: -1, Via: "etcd", Addr: remoteOf(ctx)}
+	a := journal.Actor{UID: -1, GID: -1, Via: "etcd", Addr: remoteOf(ctx)}
+	if s.conns != nil {
+		a = s.conns.actor(remoteOf(ctx))
 	}
-	return s.conns.actor(remoteOf(ctx))
+	if u := etcdUserOf(ctx); u != "" {
+		a.Principal = "etcd:" + u
+	}
+	return a
 }
 
 func (s *server) authUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	ctx, err := s.etcdAuth(ctx, info.FullMethod, req)
+	if err != nil {
+		return nil, err
+	}
 	if err := s.authorize(ctx, info.FullMethod, req); err != nil {
 		return nil, err
 	}
@@ -246,10 +256,57 @@ func (s *server) authUnary(ctx context.Context, req any, info *grpc.UnaryServerI
 }
 
 func (s *server) authStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-	if err := s.authorize(ss.Context(), info.FullMethod, nil); err != nil {
+	ctx, err := s.etcdAuth(ss.Context(), info.FullMethod, nil)
+	if err != nil {
 		return err
 	}
-	return h(srv, ss)
+	if err := s.authorize(ctx, info.FullMethod, nil); err != nil {
+		return err
+	}
+	return h(srv, &ctxStream{ServerStream: ss, ctx: ctx})
+}
+
+// ctxStream is a stream with the context etcdAuth gave it.
+type ctxStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (c *ctxStream) Context() context.Context { return c.ctx }
+
+// etcdAuth applies etcd's auth when it is enabled: the request's token
+// names its user (Authenticate needs none), whose permissions must allow
+// it; the user goes into the context, for watches and for the actor. A
+// caller beyond loopback (--etcd-auth) is refused until auth is enabled.
+func (s *server) etcdAuth(ctx context.Context, method string, req any) (context.Context, error) {
+	if s.auth == nil {
+		return ctx, nil
+	}
+	enabled := s.auth.state().Enabled
+	if !enabled && !isLoopback(remoteOf(ctx)) {
+		return ctx, status.Error(codes.PermissionDenied, "etcdserver: this endpoint takes callers beyond loopback only with etcd auth enabled (etcdctl auth enable, from loopback)")
+	}
+	if !enabled || method == "/etcdserverpb.Auth/Authenticate" {
+		return ctx, nil
+	}
+	user, err := s.auth.userOf(ctx)
+	if err != nil {
+		return ctx, err
+	}
+	if err := s.auth.check(user, method, req); err != nil {
+		return ctx, err
+	}
+	return context.WithValue(ctx, etcdUserKey{}, user), nil
+}
+
+// isLoopback reports whether a host:port address is on loopback.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // takeWatch takes a watch slot of the connection from remote.

@@ -24,6 +24,7 @@ type module struct {
 	addr     string
 	progress time.Duration
 	honour   bool
+	authOn   bool // --etcd-auth: a bind beyond loopback, for callers etcd's auth names
 	stop     func() error
 }
 
@@ -37,10 +38,20 @@ func (m *module) Name() string { return Name }
 func (m *module) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&m.addr, "etcd", "", "serve the etcd v3 gRPC API on `ADDR` (host:port; off unless given)")
 	fs.DurationVar(&m.progress, "etcd-progress-interval", 10*time.Minute, "how often a quiet etcd watch that asked for progress notifications gets one (etcd's default 10m)")
+	fs.BoolVar(&m.authOn, "etcd-auth", false, "let --etcd bind beyond loopback: callers from elsewhere are served once etcd's auth is enabled (etcdctl auth enable) and only as the users it names")
 	fs.BoolVar(&m.honour, "etcd-honour-compaction", true, "the etcd API answers ErrCompacted for reads and watches below the latest compaction, as etcd does; on unless =false (history stays readable through cairn's verbs; docs/kv.md)")
 }
 
-func (m *module) Engines() map[string][]journal.Engine { return nil }
+// Engines: etcd's auth lives in the audit stream (auth.go).
+func (m *module) Engines() map[string][]journal.Engine {
+	return map[string][]journal.Engine{journal.Audit: {AuthEngine()}}
+}
+
+// KindPrefixes reserves the auth engine's kinds: emit cannot forge a user.
+func (m *module) KindPrefixes() []string { return []string{"etcd.auth."} }
+
+// Kinds lists the kinds the module writes (docs/events.md).
+func (m *module) Kinds() []string { return AuthKinds() }
 
 func (m *module) Verbs() []engines.Verb { return nil }
 
@@ -60,7 +71,11 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 	if log == nil {
 		log = slog.Default()
 	}
-	stop, err := Serve(ctx, m.addr, m.progress, store, log, h.Authorize, h.DataDir)
+	auth, err := NewAuthStore(ctx, h.Journal.Stream(journal.Audit))
+	if err != nil {
+		return fmt.Errorf("etcd auth: %w", err)
+	}
+	stop, err := Serve(ctx, m.addr, m.progress, store, log, h.Authorize, h.DataDir, auth, m.authOn)
 	if err != nil {
 		return fmt.Errorf("serve etcd v3 API on %s: %w", m.addr, err)
 	}

@@ -75,8 +75,9 @@ type server struct {
 	conns *conns // the listener: each connection's caller and watches
 	// tooManyWatches is the cancel reason of a watch over the cap.
 	tooManyWatches string
-	counts         counters // for /metrics
-	tmpDir         string   // where snapshots are built ("": the system's)
+	counts         counters   // for /metrics
+	tmpDir         string     // where snapshots are built ("": the system's)
+	auth           *AuthStore // etcd's users and roles; nil: no Auth service
 
 	// ctx ends when the server stops; long-lived streams (watches,
 	// keepalives) end with it so that GracefulStop does not wait forever.
@@ -87,34 +88,34 @@ type server struct {
 // stop is called; a watch that asks for progress notifications gets one
 // every progress (0: etcd's default, 10 minutes) it is quiet. Errors opening
 // the listener are returned at once.
-func Serve(ctx context.Context, addr string, progress time.Duration, s *kv.Store, log *slog.Logger, authz Authorizer, tmpDir string) (stop func() error, err error) {
+func Serve(ctx context.Context, addr string, progress time.Duration, s *kv.Store, log *slog.Logger, authz Authorizer, tmpDir string, auth *AuthStore, authBeyondLoopback bool) (stop func() error, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	if err := checkLoopback(addr); err != nil {
+	if err := checkLoopback(addr); err != nil && !authBeyondLoopback {
 		return nil, err
 	}
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("etcd api: listen on %s: %w", addr, err)
 	}
-	stop = serveListenerEvery(ctx, lis, progress, s, log, authz, tmpDir)
+	stop = serveListenerEvery(ctx, lis, progress, s, log, authz, tmpDir, auth)
 	return stop, nil
 }
 
 // serveListener serves on lis, which it owns from now on.
 func serveListener(ctx context.Context, lis net.Listener, s *kv.Store, log *slog.Logger) (stop func() error) {
-	return serveListenerEvery(ctx, lis, progressInterval, s, log, nil, "")
+	return serveListenerEvery(ctx, lis, progressInterval, s, log, nil, "", nil)
 }
 
-func serveListenerEvery(ctx context.Context, lis net.Listener, progress time.Duration, s *kv.Store, log *slog.Logger, authz Authorizer, tmpDir string) (stop func() error) {
+func serveListenerEvery(ctx context.Context, lis net.Listener, progress time.Duration, s *kv.Store, log *slog.Logger, authz Authorizer, tmpDir string, auth *AuthStore) (stop func() error) {
 	sctx, cancel := context.WithCancel(ctx)
 	if progress <= 0 {
 		progress = progressInterval
 	}
 	cl := newConns(lis)
 	srv := &server{store: s, log: log, addr: lis.Addr().String(), ctx: sctx, progress: progress, authz: authz, conns: cl,
-		tooManyWatches: tooManyWatches(), tmpDir: tmpDir}
+		tooManyWatches: tooManyWatches(), tmpDir: tmpDir, auth: auth}
 
 	const streamWorkers = 256
 	const (
@@ -149,7 +150,11 @@ func serveListenerEvery(ctx context.Context, lis net.Listener, progress time.Dur
 	pb.RegisterLeaseServer(g, svc.lease)
 	pb.RegisterMaintenanceServer(g, svc.maintenance)
 	pb.RegisterClusterServer(g, svc.cluster)
-	pb.RegisterAuthServer(g, &pb.UnimplementedAuthServer{})
+	if auth != nil {
+		pb.RegisterAuthServer(g, &authService{server: srv})
+	} else {
+		pb.RegisterAuthServer(g, &pb.UnimplementedAuthServer{})
+	}
 
 	// gRPC and HTTP share the port, as etcd's do (split.go).
 	sp := newSplit(cl)

@@ -9,6 +9,7 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -146,6 +147,10 @@ func (ws *watchStream) create(c *pb.WatchCreateRequest) error {
 	rev := ws.srv.store.Rev()
 	if c == nil {
 		return nil
+	}
+	if u := etcdUserOf(ws.ctx); u != "" && !ws.srv.auth.state().allowed(u, permRead, c.Key, c.RangeEnd) {
+		return ws.send(&pb.WatchResponse{Header: header(rev), WatchId: invalidWatchID, Created: true, Canceled: true,
+			CancelReason: rpctypes.ErrGRPCPermissionDenied.Error()})
 	}
 	remote := remoteOf(ws.ctx)
 	if !ws.srv.takeWatch(remote) {
