@@ -129,6 +129,9 @@ func (s *Server) runJournalExport(ctx context.Context, r engines.Request) error 
 	if st.Where != nil {
 		return engines.Errorf(wire.InvalidArgument, *st.Where, errExportSelect, "where")
 	}
+	if st.Filter != nil {
+		return engines.Errorf(wire.InvalidArgument, *st.Filter, errExportSelect, "filter")
+	}
 	name := journal.Audit
 	if w, ok := st.Opt("stream"); ok {
 		if s.journal.Stream(w.Text) == nil {

@@ -38,7 +38,7 @@ func usage(s *Spec) string {
 		parts = append(parts, "["+kw+" 'X'…]")
 	}
 	if s.Where {
-		parts = append(parts, "[where 'CEL']")
+		parts = append(parts, "[where 'CEL']", "[filter 'SYSDIG']")
 	}
 	if s.Raw {
 		parts = append(parts, "[-- ARGS…]")
@@ -164,7 +164,8 @@ func verbHelp(s *Spec) string {
 	}
 	section("flags")
 	if s.Where {
-		rows = append(rows, [2]string{"where 'CEL'", "keep what the CEL expression matches; only options, flags and a pipe may follow"})
+		rows = append(rows, [2]string{"where 'CEL'", "keep what the CEL expression matches; only options, flags and a pipe may follow"},
+			[2]string{"filter 'SYSDIG'", "keep what a sysdig (falco) filter matches, such as 'evt.type=open and fd.name contains /etc'; with where, both must match"})
 	}
 	if s.Raw {
 		rows = append(rows, [2]string{"-- ARGS…", "everything after -- is passed verbatim"})

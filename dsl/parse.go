@@ -19,6 +19,7 @@ type Statement struct {
 	Options  map[string][]Word // declared options; a repeatable one may have several
 	Bag      []BagItem         // undeclared key=value pairs in order (Spec.Bag)
 	Where    *Word             // the CEL text; Pos is its first character inside the quotes
+	Filter   *Word             // a sysdig filter (filter 'evt.type=open'), where a Where may be
 	Raw      []string          // the words after --
 	Sections map[string][]Word // section keyword -> the words that followed it
 	Pipe     *Pipe             // `| chisel NAME ARGS…`
@@ -198,7 +199,21 @@ func (b *binder) bind() error {
 			}
 			st.Where = &w
 			i++
-		case st.Where != nil && tk.key == "" && (tk.quoted || !spec.flag(tk.text)):
+		case spec.Where && tk.bare("filter"):
+			if st.Filter != nil {
+				return errorf(tk.pos, "", "filter given twice; join the checks with and")
+			}
+			if i+1 == len(b.toks) || b.toks[i+1].kind == tokPipe {
+				return errorf(b.posAt(i+1), "", "missing the filter after filter; write filter 'evt.type=open' (sysdig's filter language)")
+			}
+			e := b.toks[i+1]
+			w := e.word()
+			if e.lead {
+				w.Pos = e.inner
+			}
+			st.Filter = &w
+			i++
+		case (st.Where != nil || st.Filter != nil) && tk.key == "" && (tk.quoted || !spec.flag(tk.text)):
 			// DESIGN.md's own example puts limit=50 after the where clause, so
 			// options and flags may follow it; any other word is most likely an
 			// unquoted expression going on.

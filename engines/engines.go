@@ -23,6 +23,7 @@ import (
 	"github.com/cairnhq/cairn/dsl"
 	"github.com/cairnhq/cairn/journal"
 	"github.com/cairnhq/cairn/journal/filter"
+	"github.com/cairnhq/cairn/journal/filter/sysdig"
 )
 
 // Request is one bound statement being served, as a verb handler sees it.
@@ -355,16 +356,38 @@ func Errorf(code wire.Code, w dsl.Word, format string, args ...any) error {
 // Where compiles a statement's where clause, or returns nil when it has
 // none. Compile errors carry their position in the statement.
 func Where(st *dsl.Statement) (*filter.Filter, error) {
-	if st.Where == nil {
+	if st.Where == nil && st.Filter == nil {
 		return nil, nil
 	}
-	f, err := filter.Compile(st.Where.Text)
-	if err != nil {
-		var ce *filter.CompileError
-		if errors.As(err, &ce) {
-			return nil, &PosError{Code: wire.InvalidArgument, Pos: offsetPos(st.Where.Pos, ce.Line, ce.Col), Msg: "where: " + ce.Msg}
+	var f *filter.Filter
+	if st.Where != nil {
+		var err error
+		if f, err = filter.Compile(st.Where.Text); err != nil {
+			var ce *filter.CompileError
+			if errors.As(err, &ce) {
+				return nil, &PosError{Code: wire.InvalidArgument, Pos: offsetPos(st.Where.Pos, ce.Line, ce.Col), Msg: "where: " + ce.Msg}
+			}
+			return nil, wire.Errorf(wire.InvalidArgument, "where: %v", err)
 		}
-		return nil, wire.Errorf(wire.InvalidArgument, "where: %v", err)
+	}
+	if st.Filter == nil {
+		return f, nil
+	}
+	// A sysdig filter is translated to the same CEL (journal/filter/sysdig);
+	// with a where clause too, both must match.
+	cel, err := sysdig.Translate(st.Filter.Text)
+	if err != nil {
+		var se *sysdig.Error
+		if errors.As(err, &se) {
+			return nil, &PosError{Code: wire.InvalidArgument, Pos: offsetPos(st.Filter.Pos, 1, se.Col), Msg: "filter: " + se.Msg}
+		}
+		return nil, wire.Errorf(wire.InvalidArgument, "filter: %v", err)
+	}
+	if st.Where != nil {
+		cel = "(" + cel + ") && (" + st.Where.Text + ")"
+	}
+	if f, err = filter.Compile(cel); err != nil {
+		return nil, wire.Errorf(wire.InvalidArgument, "filter: %v", err)
 	}
 	return f, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/cairnhq/cairn/engines/capture"
 	"github.com/cairnhq/cairn/journal"
 	"github.com/cairnhq/cairn/journal/filter"
+	"github.com/cairnhq/cairn/journal/filter/sysdig"
 )
 
 // ingestEvery is how long traced events may wait in the CLI before they
@@ -32,6 +33,16 @@ func captureRunOf(st *dsl.Statement) (captureRun, error) {
 	var cr captureRun
 	if st.Where != nil {
 		cr.where = st.Where.Text
+	}
+	if st.Filter != nil {
+		cel, err := sysdig.Translate(st.Filter.Text)
+		if err != nil {
+			return cr, fmt.Errorf("capture run: filter: %w", err)
+		}
+		if cr.where != "" {
+			cel = "(" + cel + ") && (" + cr.where + ")"
+		}
+		cr.where = cel
 	}
 	if len(st.Raw) == 0 {
 		return cr, errors.New("capture run: no command; usage: capture run [where 'CEL'] -- CMD ARGS…")

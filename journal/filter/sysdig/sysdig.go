@@ -1,0 +1,473 @@
+// Package sysdig reads sysdig's (falco's) filter language and translates
+// it to the CEL expression cairn's filters compile: one filter engine,
+// two front ends. `evt.type=open and fd.name contains /etc` becomes
+// `evt.type == "open" && fd.name.contains("/etc")`.
+//
+// The grammar is libsinsp's: checks `FIELD OP VALUE`, `FIELD exists`,
+// joined by `and` and `or` and negated by `not`, with parentheses; `not`
+// binds tighter than `and`, which binds tighter than `or`. Operators: =
+// == != < <= > >= contains icontains startswith endswith glob pmatch in
+// intersects exists. A value is a bare word (up to a space or a
+// parenthesis) or a quoted string ('…' or "…", with backslash escapes);
+// in, intersects and pmatch take a parenthesized list, separated by
+// commas or spaces.
+//
+// A field cairn does not capture yet is an error that names it; nothing
+// is translated to a guess.
+package sysdig
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Error is a filter that does not parse or names an unknown field, with
+// the 1-based column of the place.
+type Error struct {
+	Col int
+	Msg string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("col %d: %s", e.Col, e.Msg) }
+
+// fieldType says how a field's values are written in CEL.
+type fieldType int
+
+const (
+	fStr fieldType = iota
+	fInt
+)
+
+// field is a sysdig field as cairn's filter reads it.
+type field struct {
+	cel string // the CEL expression of its value
+	typ fieldType
+}
+
+// fields are the sysdig fields cairn's events carry (journal/filter's
+// environment uses sysdig's names for them).
+var fields = map[string]field{
+	"evt.type": {"evt.type", fStr}, "evt.num": {"evt.num", fInt}, "evt.res": {"evt.res", fInt},
+	"evt.rawres": {"evt.res", fInt}, "evt.rawarg.res": {"evt.res", fInt}, "evt.latency": {"evt.latency", fInt},
+	"proc.name": {"proc.name", fStr}, "proc.pid": {"proc.pid", fInt}, "proc.ppid": {"proc.ppid", fInt},
+	"proc.cmdline": {"proc.cmdline", fStr}, "proc.exe": {"proc.exe", fStr}, "proc.cwd": {"proc.cwd", fStr},
+	"thread.tid": {"proc.pid", fInt},
+	"user.name":  {"user.name", fStr}, "user.uid": {"user.uid", fInt},
+	"fd.name": {"fd.name", fStr}, "fd.type": {"fd.type", fStr}, "fd.sip": {"fd.sip", fStr},
+	"fd.sport": {"fd.sport", fInt}, "fd.cip": {"fd.cip", fStr}, "fd.cport": {"fd.cport", fInt},
+	"fd.l4proto": {"fd.l4proto", fStr}, "container.id": {"container.id", fStr},
+	// cairn's own envelope, for filters that mix the two worlds.
+	"kind": {"kind", fStr}, "subject": {"subject", fStr}, "node": {"node", fStr},
+	"actor.uid": {"actor.uid", fInt}, "actor.user": {"actor.user", fStr},
+}
+
+// derived are sysdig fields cairn computes from others.
+var derived = map[string]string{
+	"evt.failed": "(evt.res < 0)",
+}
+
+// Translate returns the CEL expression of a sysdig filter.
+func Translate(src string) (string, error) {
+	p := &parser{src: src}
+	p.next()
+	out, err := p.or()
+	if err != nil {
+		return "", err
+	}
+	if p.tok.kind != tEOF {
+		return "", p.errf(p.tok.col, "unexpected %q: join checks with and/or", p.tok.text)
+	}
+	return out, nil
+}
+
+type tokKind int
+
+const (
+	tEOF tokKind = iota
+	tWord
+	tString
+	tLParen
+	tRParen
+	tComma
+	tOp // = == != < <= > >=
+)
+
+type token struct {
+	kind tokKind
+	text string
+	col  int
+}
+
+type parser struct {
+	src string
+	off int
+	tok token
+	err error
+}
+
+func (p *parser) errf(col int, format string, args ...any) error {
+	return &Error{Col: col, Msg: fmt.Sprintf(format, args...)}
+}
+
+// next reads the next token into p.tok; a lexing error is kept in p.err.
+func (p *parser) next() {
+	for p.off < len(p.src) && strings.IndexByte(" \t\r\n", p.src[p.off]) >= 0 {
+		p.off++
+	}
+	col := p.off + 1
+	if p.off >= len(p.src) {
+		p.tok = token{kind: tEOF, col: col}
+		return
+	}
+	c := p.src[p.off]
+	switch {
+	case c == '(':
+		p.off++
+		p.tok = token{tLParen, "(", col}
+	case c == ')':
+		p.off++
+		p.tok = token{tRParen, ")", col}
+	case c == ',':
+		p.off++
+		p.tok = token{tComma, ",", col}
+	case c == '\'' || c == '"':
+		s, err := p.quoted(c)
+		if err != nil {
+			p.err = err
+			p.tok = token{kind: tEOF, col: col}
+			return
+		}
+		p.tok = token{tString, s, col}
+	case strings.IndexByte("=!<>", c) >= 0:
+		end := p.off + 1
+		if end < len(p.src) && p.src[end] == '=' {
+			end++
+		}
+		op := p.src[p.off:end]
+		p.off = end
+		if op == "!" {
+			p.err = p.errf(col, `"!" alone is no operator: write != or not`)
+		}
+		p.tok = token{tOp, op, col}
+	default:
+		start := p.off
+		for p.off < len(p.src) && strings.IndexByte(" \t\r\n(),=!<>'\"", p.src[p.off]) < 0 {
+			p.off++
+		}
+		// A field argument: proc.aname[2], evt.arg[0].
+		if p.off < len(p.src) && p.src[p.off] == '[' {
+			if j := strings.IndexByte(p.src[p.off:], ']'); j >= 0 {
+				p.off += j + 1
+			}
+		}
+		p.tok = token{tWord, p.src[start:p.off], col}
+	}
+}
+
+func (p *parser) quoted(q byte) (string, error) {
+	col := p.off + 1
+	p.off++
+	var b strings.Builder
+	for p.off < len(p.src) {
+		c := p.src[p.off]
+		p.off++
+		switch {
+		case c == q:
+			return b.String(), nil
+		case c == '\\' && p.off < len(p.src):
+			d := p.src[p.off]
+			p.off++
+			switch d {
+			case 'n':
+				b.WriteByte('\n')
+			case 't':
+				b.WriteByte('\t')
+			default:
+				b.WriteByte(d)
+			}
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return "", p.errf(col, "unterminated string: close it with %c", q)
+}
+
+func (p *parser) advance() error {
+	p.next()
+	return p.err
+}
+
+func (p *parser) isWord(w string) bool { return p.tok.kind == tWord && strings.EqualFold(p.tok.text, w) }
+
+func (p *parser) or() (string, error) {
+	if p.err != nil {
+		return "", p.err
+	}
+	left, err := p.and()
+	if err != nil {
+		return "", err
+	}
+	for p.isWord("or") {
+		if err := p.advance(); err != nil {
+			return "", err
+		}
+		right, err := p.and()
+		if err != nil {
+			return "", err
+		}
+		left = "(" + left + " || " + right + ")"
+	}
+	return left, nil
+}
+
+func (p *parser) and() (string, error) {
+	left, err := p.not()
+	if err != nil {
+		return "", err
+	}
+	for p.isWord("and") {
+		if err := p.advance(); err != nil {
+			return "", err
+		}
+		right, err := p.not()
+		if err != nil {
+			return "", err
+		}
+		left = "(" + left + " && " + right + ")"
+	}
+	return left, nil
+}
+
+func (p *parser) not() (string, error) {
+	if p.isWord("not") {
+		if err := p.advance(); err != nil {
+			return "", err
+		}
+		inner, err := p.not()
+		if err != nil {
+			return "", err
+		}
+		return "!" + inner, nil
+	}
+	return p.primary()
+}
+
+func (p *parser) primary() (string, error) {
+	switch p.tok.kind {
+	case tLParen:
+		col := p.tok.col
+		if err := p.advance(); err != nil {
+			return "", err
+		}
+		inner, err := p.or()
+		if err != nil {
+			return "", err
+		}
+		if p.tok.kind != tRParen {
+			return "", p.errf(col, "unclosed parenthesis: add )")
+		}
+		if err := p.advance(); err != nil {
+			return "", err
+		}
+		return "(" + inner + ")", nil
+	case tWord:
+		return p.check()
+	case tEOF:
+		return "", p.errf(p.tok.col, "missing a check: write FIELD OP VALUE, such as evt.type=open")
+	}
+	return "", p.errf(p.tok.col, "unexpected %q: a check starts with a field, such as proc.name", p.tok.text)
+}
+
+// check reads FIELD OP VALUE (or FIELD exists).
+func (p *parser) check() (string, error) {
+	name, col := p.tok.text, p.tok.col
+	if err := p.advance(); err != nil {
+		return "", err
+	}
+	var op string
+	switch {
+	case p.tok.kind == tOp:
+		op = p.tok.text
+	case p.tok.kind == tWord && isWordOp(strings.ToLower(p.tok.text)):
+		op = strings.ToLower(p.tok.text)
+	default:
+		if d, ok := derived[name]; ok { // a boolean field alone: evt.failed
+			return d, nil
+		}
+		return "", p.errf(p.tok.col, "missing an operator after %s: one of = != < <= > >= contains icontains startswith endswith glob pmatch in exists", name)
+	}
+	opCol := p.tok.col
+	if err := p.advance(); err != nil {
+		return "", err
+	}
+	f, ok := fields[name]
+	if !ok {
+		if d, isDerived := derived[name]; isDerived {
+			return derivedCheck(p, d, op, col)
+		}
+		return "", p.errf(col, "field %s is not captured by cairn yet (docs/chisels.md lists the fields it has)", name)
+	}
+	if op == "exists" {
+		if f.typ == fInt {
+			return "(" + f.cel + " != 0)", nil
+		}
+		return "(" + f.cel + ` != "")`, nil
+	}
+	if op == "in" || op == "intersects" || op == "pmatch" {
+		vals, err := p.list(opCol, op)
+		if err != nil {
+			return "", err
+		}
+		var parts []string
+		for _, v := range vals {
+			if op == "pmatch" {
+				q := strconv.Quote(strings.TrimSuffix(v, "/"))
+				parts = append(parts, fmt.Sprintf("(%s == %s || %s.startsWith(%s + \"/\"))", f.cel, q, f.cel, q))
+				continue
+			}
+			lit, err := literal(f, v, p, opCol)
+			if err != nil {
+				return "", err
+			}
+			parts = append(parts, lit)
+		}
+		if op == "pmatch" {
+			return "(" + strings.Join(parts, " || ") + ")", nil
+		}
+		return fmt.Sprintf("(%s in [%s])", f.cel, strings.Join(parts, ", ")), nil
+	}
+	v, err := p.value(opCol, op)
+	if err != nil {
+		return "", err
+	}
+	switch op {
+	case "=", "==", "!=", "<", "<=", ">", ">=":
+		lit, err := literal(f, v, p, opCol)
+		if err != nil {
+			return "", err
+		}
+		if op == "=" {
+			op = "=="
+		}
+		return fmt.Sprintf("(%s %s %s)", f.cel, op, lit), nil
+	}
+	if f.typ != fStr {
+		return "", p.errf(opCol, "%s is a number: %s works on strings", name, op)
+	}
+	q := strconv.Quote(v)
+	switch op {
+	case "contains", "bcontains":
+		return fmt.Sprintf("%s.contains(%s)", f.cel, q), nil
+	case "icontains":
+		return fmt.Sprintf("%s.matches(%s)", f.cel, strconv.Quote("(?i)"+regexp.QuoteMeta(v))), nil
+	case "startswith", "bstartswith":
+		return fmt.Sprintf("%s.startsWith(%s)", f.cel, q), nil
+	case "endswith":
+		return fmt.Sprintf("%s.endsWith(%s)", f.cel, q), nil
+	case "glob":
+		return fmt.Sprintf("%s.matches(%s)", f.cel, strconv.Quote(globRegexp(v))), nil
+	}
+	return "", p.errf(opCol, "operator %s is not supported", op)
+}
+
+func derivedCheck(p *parser, d, op string, col int) (string, error) {
+	v, err := p.value(col, op)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case (op == "=" || op == "==") && v == "true", op == "!=" && v == "false":
+		return d, nil
+	case (op == "=" || op == "==") && v == "false", op == "!=" && v == "true":
+		return "!" + d, nil
+	}
+	return "", p.errf(col, "a boolean field compares with = true or = false")
+}
+
+func isWordOp(w string) bool {
+	switch w {
+	case "contains", "icontains", "bcontains", "startswith", "bstartswith", "endswith", "glob", "pmatch", "in", "intersects", "exists":
+		return true
+	}
+	return false
+}
+
+// value reads one value after an operator.
+func (p *parser) value(opCol int, op string) (string, error) {
+	switch p.tok.kind {
+	case tWord, tString:
+		v := p.tok.text
+		return v, p.advance()
+	}
+	return "", p.errf(opCol, "missing the value after %s", op)
+}
+
+// list reads ( v, v … ).
+func (p *parser) list(opCol int, op string) ([]string, error) {
+	if p.tok.kind != tLParen {
+		return nil, p.errf(opCol, "%s takes a list in parentheses, such as (a, b)", op)
+	}
+	if err := p.advance(); err != nil {
+		return nil, err
+	}
+	var out []string
+	for p.tok.kind != tRParen {
+		switch p.tok.kind {
+		case tWord, tString:
+			out = append(out, p.tok.text)
+		case tComma:
+		default:
+			return nil, p.errf(opCol, "unclosed list after %s: add )", op)
+		}
+		if err := p.advance(); err != nil {
+			return nil, err
+		}
+	}
+	if len(out) == 0 {
+		return nil, p.errf(opCol, "empty list after %s", op)
+	}
+	return out, p.advance()
+}
+
+// literal is v as a CEL literal of f's type.
+func literal(f field, v string, p *parser, col int) (string, error) {
+	if f.typ == fInt {
+		n, err := strconv.ParseInt(v, 0, 64)
+		if err != nil {
+			return "", p.errf(col, "%q is not a number, and %s is one", v, f.cel)
+		}
+		return strconv.FormatInt(n, 10), nil
+	}
+	return strconv.Quote(v), nil
+}
+
+// globRegexp is the RE2 of a shell glob (* ? [set]), anchored.
+func globRegexp(g string) string {
+	var b strings.Builder
+	b.WriteString("^")
+	for i := 0; i < len(g); i++ {
+		switch c := g[i]; c {
+		case '*':
+			b.WriteString(".*")
+		case '?':
+			b.WriteString(".")
+		case '[':
+			if j := strings.IndexByte(g[i:], ']'); j > 0 {
+				set := g[i+1 : i+j]
+				if strings.HasPrefix(set, "!") {
+					set = "^" + set[1:]
+				}
+				b.WriteString("[" + set + "]")
+				i += j
+				continue
+			}
+			b.WriteString(`\[`)
+		default:
+			b.WriteString(regexp.QuoteMeta(string(c)))
+		}
+	}
+	b.WriteString("$")
+	return b.String()
+}
