@@ -2,12 +2,14 @@ package scripts
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
 
 	"github.com/cairnhq/cairn/journal"
 	"github.com/cairnhq/cairn/journal/filter"
+	"github.com/cairnhq/cairn/journal/filter/sysdig"
 )
 
 // maxExecDepth bounds chains of chisel.exec (a chisel that execs itself).
@@ -90,7 +92,7 @@ func (in *instance) requestField(L *lua.LState) int {
 	return 1
 }
 
-// setFilter is chisel.set_filter(cel): only events the expression matches
+// setFilter is chisel.set_filter(FILTER): only events the filter matches
 // reach on_event. "" removes the filter.
 func (in *instance) setFilter(L *lua.LState) int {
 	expr := L.CheckString(1)
@@ -98,7 +100,7 @@ func (in *instance) setFilter(L *lua.LState) int {
 		in.filter = nil
 		return 0
 	}
-	f, err := filter.Compile(expr)
+	f, err := compileChiselFilter(expr)
 	if err != nil {
 		L.RaiseError("chisel.set_filter %q: %v", expr, err)
 	}
@@ -236,3 +238,21 @@ func luaJSON(L *lua.LState) int {
 
 // nowNS is the wall clock in ns, for live runs.
 func nowNS() int64 { return time.Now().UnixNano() }
+
+// compileChiselFilter compiles a chisel's filter: CEL, cairn's own, or
+// sysdig's filter language, which sysdig's chisels pass
+// ("evt.type=open and fd.typechar=f"). An expression both read alike
+// (proc.name == "x") means the same in both; one CEL refuses is tried as
+// a sysdig filter, and when that fails too the error is CEL's, with the
+// sysdig reading's beside it.
+func compileChiselFilter(expr string) (*filter.Filter, error) {
+	f, err := filter.Compile(expr)
+	if err == nil {
+		return f, nil
+	}
+	cel, serr := sysdig.Translate(expr)
+	if serr != nil {
+		return nil, fmt.Errorf("%w (read as a sysdig filter: %v)", err, serr)
+	}
+	return filter.Compile(cel)
+}

@@ -163,3 +163,28 @@ func TestLua51Answers(t *testing.T) {
 		}
 	}
 }
+
+// TestSetFilterTakesSysdigFilters: chisel.set_filter takes sysdig's filter
+// language too, as sysdig's chisels write it; a filter neither language
+// reads is an error with both readings.
+func TestSetFilterTakesSysdigFilters(t *testing.T) {
+	lib := NewLibrary(Options{})
+	var lines []string
+	c := loadSource(t, lib, `description = "x"
+local n = 0
+function on_init() chisel.set_filter("kind=kv.put and actor.uid in (1000, 1002)") return true end
+function on_event() n = n + 1 end
+function on_capture_end() print(n) end`)
+	if err := c.Run(context.Background(), &sliceFeed{raws: kvEvents(t, 30)}, RunOptions{Output: func(l string) error { lines = append(lines, l); return nil }}); err != nil {
+		t.Fatal(err)
+	}
+	if len(lines) != 1 || lines[0] != "20" {
+		t.Fatalf("events through a sysdig filter: %q, want 20", lines)
+	}
+	bad := loadSource(t, lib, `description = "x"
+function on_init() chisel.set_filter("proc.name cat") return true end`)
+	err := bad.Run(context.Background(), &sliceFeed{raws: kvEvents(t, 1)}, RunOptions{})
+	if err == nil || !strings.Contains(err.Error(), "read as a sysdig filter") {
+		t.Fatalf("a filter neither language reads: %v", err)
+	}
+}

@@ -199,7 +199,9 @@ func (p *parser) advance() error {
 	return p.err
 }
 
-func (p *parser) isWord(w string) bool { return p.tok.kind == tWord && strings.EqualFold(p.tok.text, w) }
+func (p *parser) isWord(w string) bool {
+	return p.tok.kind == tWord && strings.EqualFold(p.tok.text, w)
+}
 
 func (p *parser) or() (string, error) {
 	if p.err != nil {
