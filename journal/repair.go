@@ -2,6 +2,7 @@ package journal
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -222,18 +223,8 @@ func walFiles(fs vfs.FS, sdir string) ([]walFile, error) {
 		}
 		out = append(out, walFile{n, name})
 	}
-	slices.SortFunc(out, func(a, b walFile) int { return cmpUint(a.num, b.num) })
+	slices.SortFunc(out, func(a, b walFile) int { return cmp.Compare(a.num, b.num) })
 	return out, nil
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // walScan is what a read of one WAL found: the offset just past its last

@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -102,23 +104,11 @@ func (a *AuthStore) authenticate(name, password string) (string, error) {
 	}
 	b := make([]byte, 8)
 	rand.Read(b)
-	tok := hex.EncodeToString(b) + "." + itoa(st.Rev)
+	tok := hex.EncodeToString(b) + "." + strconv.FormatInt(st.Rev, 10)
 	a.mu.Lock()
 	a.tokens[tok] = &token{user: name, expires: a.now().Add(tokenTTL)}
 	a.mu.Unlock()
 	return tok, nil
-}
-
-func itoa(n int64) string {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		if n /= 10; n == 0 {
-			return string(b[i:])
-		}
-	}
 }
 
 // userOf is the user of the request's token, when auth is on ("" when it
@@ -154,7 +144,7 @@ func (a *AuthStore) userOf(ctx context.Context) (string, error) {
 // leases and status by any user.
 func (a *AuthStore) check(user, method string, req any) error {
 	st := a.state()
-	root := st.Users[user] != nil && containsRole(st.Users[user].Roles, rootName)
+	root := st.Users[user] != nil && slices.Contains(st.Users[user].Roles, rootName)
 	need := func(typ int32, key, end []byte) error {
 		if !st.allowed(user, typ, key, end) {
 			return rpctypes.ErrGRPCPermissionDenied
@@ -208,15 +198,6 @@ func (a *AuthStore) checkTxn(st *authState, user string, t *pb.TxnRequest) error
 		}
 	}
 	return nil
-}
-
-func containsRole(roles []string, r string) bool {
-	for _, x := range roles {
-		if x == r {
-			return true
-		}
-	}
-	return false
 }
 
 // etcdUserKey carries the etcd user of a request in its context.
