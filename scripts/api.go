@@ -33,12 +33,16 @@ func (r *run) installAPI(in *instance) {
 		"set_filter":      in.setFilter,
 		"set_interval_s":  func(L *lua.LState) int { in.setInterval(L, 1e9); return 0 },
 		"set_interval_ns": func(L *lua.LState) int { in.setInterval(L, 1); return 0 },
-		"exec":            in.exec,
+		// sysdig's precise interval is its interval with a finer clock;
+		// cairn's intervals are in ns already.
+		"set_precise_interval_ns": func(L *lua.LState) int { in.setInterval(L, 1); return 0 },
+		"set_event_formatter":     setEventFormatter,
+		"exec":                    in.exec,
 	}))
 	L.SetGlobal("evt", L.SetFuncs(L.NewTable(), map[string]lua.LGFunction{
 		"field":    in.evtField,
 		"get_num":  func(L *lua.LState) int { L.Push(lua.LNumber(in.event(L).Seq)); return 1 },
-		"get_ts":   func(L *lua.LState) int { L.Push(lua.LNumber(in.event(L).Time())); return 1 },
+		"get_ts":   in.evtGetTS,
 		"get_type": in.evtGetType,
 	}))
 	isLive := func(L *lua.LState) int { L.Push(lua.LBool(r.opts.Live)); return 1 }
@@ -60,7 +64,66 @@ func (r *run) installAPI(in *instance) {
 			L.Push(lua.LNumber(float64(L.CheckNumber(1))*1e9 + float64(L.OptNumber(2, 0))))
 			return 1
 		},
+		// cairn's chisels print to the client over the socket: no tty,
+		// and no container data to print yet.
+		"is_tty":                  func(L *lua.LState) int { L.Push(lua.LFalse); return 1 },
+		"is_print_container_data": func(L *lua.LState) int { L.Push(lua.LFalse); return 1 },
+		"get_evtsource_name":      func(L *lua.LState) int { L.Push(lua.LString("syscall")); return 1 },
+		"get_filter":              func(L *lua.LState) int { L.Push(lua.LString(in.filterText)); return 1 },
+		"set_snaplen":             setSnaplen,
 	}))
+	for _, name := range []string{"chisel", "evt", "sysdig"} {
+		missingIsNamed(L, name)
+	}
+}
+
+// evtGetTS is sysdig's evt.get_ts(): the event's time as seconds and
+// nanoseconds, two numbers.
+func (in *instance) evtGetTS(L *lua.LState) int {
+	t := in.event(L).Time()
+	L.Push(lua.LNumber(t / 1e9))
+	L.Push(lua.LNumber(t % 1e9))
+	return 2
+}
+
+// setEventFormatter is chisel.set_event_formatter: sysdig chisels call it
+// with "" to turn off sysdig's own line per event, which cairn never
+// prints; any other format is not supported yet, and says so.
+func setEventFormatter(L *lua.LState) int {
+	if f := L.CheckString(1); f != "" {
+		L.RaiseError("chisel.set_event_formatter(%q): cairn prints no line per event, so only \"\" is supported (docs/chisels.md)", f)
+	}
+	return 0
+}
+
+// setSnaplen is sysdig.set_snaplen(n): how much of each I/O buffer to
+// capture. cairn captures no I/O buffers yet (docs/chisels.md), so there
+// is nothing for it to bound; a bad length is still an error.
+func setSnaplen(L *lua.LState) int {
+	if n := L.CheckInt(1); n <= 0 {
+		L.ArgError(1, "the snaplen is a positive number of bytes")
+	}
+	return 0
+}
+
+// missingIsNamed makes a call of a function the table lacks an error that
+// names it (sysdig.get_thread_table is not part of cairn's chisel API
+// yet), rather than Lua's "attempt to call a nil value".
+func missingIsNamed(L *lua.LState, table string) {
+	t, ok := L.GetGlobal(table).(*lua.LTable)
+	if !ok {
+		return
+	}
+	mt := L.NewTable()
+	mt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
+		key := L.CheckString(2)
+		L.Push(L.NewFunction(func(L *lua.LState) int {
+			L.RaiseError("%s.%s is not part of cairn's chisel API yet (docs/chisels.md lists what is)", table, key)
+			return 0
+		}))
+		return 1
+	}))
+	L.SetMetatable(t, mt)
 }
 
 // event returns the event being delivered, or raises an error outside
@@ -97,14 +160,14 @@ func (in *instance) requestField(L *lua.LState) int {
 func (in *instance) setFilter(L *lua.LState) int {
 	expr := L.CheckString(1)
 	if expr == "" {
-		in.filter = nil
+		in.filter, in.filterText = nil, ""
 		return 0
 	}
 	f, err := compileChiselFilter(expr)
 	if err != nil {
 		L.RaiseError("chisel.set_filter %q: %v", expr, err)
 	}
-	in.filter = f
+	in.filter, in.filterText = f, expr
 	return 0
 }
 

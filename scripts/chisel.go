@@ -138,9 +138,10 @@ type instance struct {
 	fields      []*filter.FieldGetter
 	fieldIsTime []bool
 	filter      *filter.Filter
-	interval    int64 // ns; 0: no on_interval
-	lastTick    int64 // the interval boundary last passed
-	nextTick    int64 // 0: to be armed
+	filterText  string // as chisel.set_filter was given it, for sysdig.get_filter
+	interval    int64  // ns; 0: no on_interval
+	lastTick    int64  // the interval boundary last passed
+	nextTick    int64  // 0: to be armed
 
 	onEvent, onInterval, onCaptureStart, onCaptureEnd *lua.LFunction
 }
