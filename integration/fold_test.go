@@ -22,8 +22,9 @@ type rebuildRow struct {
 // lease.grant appeared only after a restart.
 func TestReservedKindsAndOneFold(t *testing.T) {
 	t.Parallel()
-	d := startDaemon(t)
-	for _, kind := range []string{"kv.put", "lease.grant", "infra.create", "capture.exec", "daemon.start", "journal.import", "auth.deny", "event.fire"} {
+	addr := freeAddr(t)
+	d := startDaemon(t, withFlags("--etcd", addr))
+	for _, kind := range []string{"kv.put", "lease.grant", "infra.create", "capture.exec", "daemon.start", "journal.import", "auth.deny", "event.fire", "etcd.auth.user.add"} {
 		_, errOut, code := cli(t, d, "emit", kind, "app/x", "value=evil")
 		if code != 2 || !strings.Contains(errOut, "belongs to") {
 			t.Errorf("emit %s: exit %d, %q; want invalid_argument saying who owns it", kind, code, errOut)
@@ -39,6 +40,11 @@ func TestReservedKindsAndOneFold(t *testing.T) {
 	cliOK(t, d, "kv", "txn", "if", `version("app/a") = "1"`, "then", "put app/a 3", "del app/b", "else", "get app/a")
 	cliOK(t, d, "lease", "grant", "3600s")
 	cliOK(t, d, "emit", "app.note", "n", "k=v")
+	bin := etcdctlBin(t) // etcd's auth: the etcdauth engine
+	for _, args := range [][]string{{"user", "add", "root:pw"}, {"role", "add", "root"}, {"user", "grant-role", "root", "root"},
+		{"role", "add", "r"}, {"role", "grant-permission", "r", "readwrite", "app/", "--prefix"}} {
+		etcdctlOK(t, bin, addr, "", args...)
+	}
 	if os.Geteuid() == 0 {
 		dir := writeConfig(t, `resource "file" "f" {
   path    = "`+t.TempDir()+`/f"
