@@ -195,7 +195,7 @@ func (in *instance) exec(L *lua.LState) int {
 	for i := 2; i <= L.GetTop(); i++ {
 		args = append(args, L.ToStringMeta(L.Get(i)).String())
 	}
-	c, err := r.lib.Load(name)
+	c, err := r.lib.loadFrom(name, in.c.dir)
 	if err != nil {
 		L.RaiseError("chisel.exec: %v", err)
 	}

@@ -18,6 +18,7 @@ import (
 // has Lua states of its own.
 type Chisel struct {
 	lib   *Library
+	dir   string // the chisel-path directory it came from; "" for a built-in or a client's script
 	name  string
 	chunk string // what Lua messages call its file
 	proto *lua.FunctionProto

@@ -228,13 +228,20 @@ func validModule(name string) bool {
 	return true
 }
 
-// findModule returns the source of a module for require: built-ins first,
-// then Paths.
-func (l *Library) findModule(name string) (source, bool) {
+// findModule returns the source of a module for require by a chisel of
+// directory dir: dir's own first (sysdig's chisels require the
+// common.lua beside them), then built-ins, then Paths.
+func (l *Library) findModule(name, dir string) (source, bool) {
 	if !validModule(name) {
 		return source{}, false
 	}
 	rel := strings.ReplaceAll(name, ".", "/") + ".lua"
+	if dir != "" {
+		p := filepath.Join(dir, filepath.FromSlash(rel))
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			return source{name: name, path: p, dir: dir}, true
+		}
+	}
 	if _, err := fs.Stat(builtins, "chisels/"+rel); err == nil {
 		return source{name: name, path: "chisels/" + rel}, true
 	}
@@ -305,7 +312,24 @@ func (l *Library) load(s source) (*Chisel, error) {
 	if err != nil {
 		return nil, err
 	}
-	return l.compile(s.name, s.chunkName(), s.origin(), src)
+	c, err := l.compile(s.name, s.chunkName(), s.origin(), src)
+	if c != nil {
+		c.dir = s.dir
+	}
+	return c, err
+}
+
+// loadFrom is Load for chisel.exec from a chisel of directory dir: dir's
+// own NAME.lua first, as sysdig finds table_generator.lua beside the
+// chisel that execs it, then the library's.
+func (l *Library) loadFrom(name, dir string) (*Chisel, error) {
+	if dir != "" && validModule(name) {
+		p := filepath.Join(dir, name+".lua")
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			return l.load(source{name: name, path: p, dir: dir})
+		}
+	}
+	return l.Load(name)
 }
 
 // compile parses src and runs its top level once, in a sandbox, to read the

@@ -164,7 +164,7 @@ func (r *run) require(in *instance, orig lua.LValue) lua.LGFunction {
 		if !validModule(name) {
 			L.RaiseError("require %q: a module name is words of letters, digits and _ joined by dots", name)
 		}
-		s, ok := r.lib.findModule(name)
+		s, ok := r.lib.findModule(name, in.c.dir)
 		if !ok {
 			if fn, ok := orig.(*lua.LFunction); ok {
 				L.Push(fn)
@@ -172,7 +172,7 @@ func (r *run) require(in *instance, orig lua.LValue) lua.LGFunction {
 				L.Call(1, 1)
 				return 1
 			}
-			L.RaiseError("module %q not found: require loads %s.lua from the built-in chisels and the chisel path", name, strings.ReplaceAll(name, ".", "/"))
+			L.RaiseError("module %q not found: require loads %s.lua from the chisel's own directory, the built-in chisels and the chisel path", name, strings.ReplaceAll(name, ".", "/"))
 		}
 		src, err := s.read()
 		if err != nil {

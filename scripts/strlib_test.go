@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -227,5 +229,42 @@ function on_init() sysdig.get_thread_table() return true end`)
 	err := missing.Run(context.Background(), &sliceFeed{raws: raws}, RunOptions{})
 	if err == nil || !strings.Contains(err.Error(), "sysdig.get_thread_table is not part of cairn's chisel API yet") {
 		t.Fatalf("a missing function: %v", err)
+	}
+}
+
+// TestModulesBesideTheChisel: a chisel of a chisel-path directory
+// requires the common.lua and execs the chisels beside it before the
+// built-ins of the same names, as sysdig's chisels expect of their own
+// directory; the built-in chisels keep cairn's common.
+func TestModulesBesideTheChisel(t *testing.T) {
+	dir := t.TempDir()
+	for name, src := range map[string]string{
+		"common.lua":   `function only_here() return "sysdig's common" end`,
+		"helper.lua":   `description = "exec'd"; function on_init() print("the helper beside it") return true end`,
+		"mine.lua":     `description = "x"; require "common"; function on_init() print(only_here()); chisel.exec("helper"); return true end`,
+		"topkinds.lua": `description = "shadowed"`, // a built-in's name: the built-in still wins for chisel NAME
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lib := NewLibrary(Options{Paths: []string{dir}})
+	c, err := lib.Load("mine")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	if err := c.Run(context.Background(), &sliceFeed{raws: kvEvents(t, 1)}, RunOptions{Output: func(l string) error { lines = append(lines, l); return nil }}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(lines, "|") != "sysdig's common|the helper beside it" {
+		t.Fatalf("lines %q", lines)
+	}
+	builtin, err := lib.Load("topkinds")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := builtin.Run(context.Background(), &sliceFeed{raws: kvEvents(t, 3)}, RunOptions{}); err != nil {
+		t.Fatalf("the built-in topkinds beside a path with its own common.lua: %v", err)
 	}
 }
