@@ -268,3 +268,30 @@ func TestModulesBesideTheChisel(t *testing.T) {
 		t.Fatalf("the built-in topkinds beside a path with its own common.lua: %v", err)
 	}
 }
+
+// TestCommonHasSysdigsHelpers: cairn's common module has the helpers
+// sysdig's common.lua gives the chisels that require it.
+func TestCommonHasSysdigsHelpers(t *testing.T) {
+	lib := NewLibrary(Options{})
+	var lines []string
+	c := loadSource(t, lib, `description = "x"
+require "common"
+function on_init()
+	print(tostring(starts_with("proc.name", "proc.")), tostring(ends_with("x.log", ".log")), tostring(starts_with("a", "b")))
+	print(ts_to_str(12, 345), parse_numeric_input("42", "n") + 1)
+	local a = {1, {2, 3}}
+	local b = copytable(a)
+	b[2][1] = 9
+	print(a[2][1], b[2][1], #concattable({1}, {2, 3}), typeof("s"), typeof(setmetatable({}, {_NAME = "T"})))
+	print(st({k = "v"}, "t", true))
+	print(pcall(parse_numeric_input, "x", "top_number"))
+	return true
+end`)
+	if err := c.Run(context.Background(), &sliceFeed{raws: kvEvents(t, 1)}, RunOptions{Output: func(l string) error { lines = append(lines, l); return nil }}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"true\ttrue\tfalse", "12000000345\t43", "2\t9\t3\tstring\tT", `t = { k = "v",}`, "false\tInput top_number must be a number."}
+	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got\n%s\nwant\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -41,6 +41,88 @@ end
 format_bytes = cairn.format_bytes
 format_time_interval = cairn.format_interval
 
+-- starts_with and ends_with test a plain prefix or suffix.
+function starts_with(str, prefix)
+	return string.sub(str, 1, #prefix) == prefix
+end
+
+function ends_with(str, suffix)
+	return suffix == "" or string.sub(str, -#suffix) == suffix
+end
+
+-- ts_to_str renders a time given as seconds and nanoseconds (what
+-- evt.get_ts returns) as one number of nanoseconds.
+function ts_to_str(s, ns)
+	return string.format("%u%09u", s, ns)
+end
+
+-- parse_numeric_input returns value as a number, or stops the chisel
+-- saying which input is not one (sysdig's exits the process; a chisel run
+-- by the daemon ends with an error instead).
+function parse_numeric_input(value, name)
+	local n = tonumber(value)
+	if n == nil then
+		error(string.format("Input %s must be a number.", name), 0)
+	end
+	return n
+end
+
+-- copytable copies a table deeply, metatables included.
+function copytable(orig)
+	if type(orig) ~= "table" then
+		return orig
+	end
+	local copy = {}
+	for k, v in next, orig, nil do
+		copy[copytable(k)] = copytable(v)
+	end
+	return setmetatable(copy, copytable(getmetatable(orig)))
+end
+
+-- concattable appends the array part of src to dst and returns dst.
+function concattable(dst, src)
+	for i = 1, #src do
+		dst[#dst + 1] = src[i]
+	end
+	return dst
+end
+
+-- typeof is type(v), or a table's or userdata's metatable _NAME.
+function typeof(v)
+	local t = type(v)
+	if t == "table" or t == "userdata" then
+		local mt = getmetatable(v)
+		if mt ~= nil and mt._NAME ~= nil then
+			return mt._NAME
+		end
+	end
+	return t
+end
+
+-- st serializes a value as Lua-like text (name = value, tables in braces,
+-- strings quoted), indented by depth, on one line when skipnewlines.
+function st(val, name, skipnewlines, depth)
+	depth = depth or 0
+	local nl = skipnewlines and "" or "\n"
+	local out = string.rep(" ", depth)
+	if name ~= nil then
+		out = out .. tostring(name) .. " = "
+	end
+	local t = type(val)
+	if t == "table" then
+		out = out .. "{" .. nl
+		for k, v in pairs(val) do
+			out = out .. st(v, k, skipnewlines, depth + 1) .. "," .. nl
+		end
+		return out .. string.rep(" ", depth) .. "}"
+	elseif t == "string" then
+		return out .. string.format("%q", val)
+	elseif t == "number" or t == "boolean" then
+		return out .. tostring(val)
+	end
+	return out .. "\"[inserializeable datatype:" .. t .. "]\""
+end
+
 -- pairs_top_by_val iterates over the num entries of t that order puts
 -- first (all when num is 0), as sysdig's does.
 function pairs_top_by_val(t, num, order)
