@@ -295,3 +295,21 @@ end`)
 		t.Fatalf("got\n%s\nwant\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestEvtCount: sysdig's evt.count is 1 for every event, which
+// table_generator sums to count events.
+func TestEvtCount(t *testing.T) {
+	lib := NewLibrary(Options{})
+	var lines []string
+	c := loadSource(t, lib, `description = "x"
+local f, n = nil, 0
+function on_init() f = chisel.request_field("evt.count") chisel.set_filter("evt.count = 1") return true end
+function on_event() n = n + evt.field(f) end
+function on_capture_end() print(n) end`)
+	if err := c.Run(context.Background(), &sliceFeed{raws: kvEvents(t, 7)}, RunOptions{Output: func(l string) error { lines = append(lines, l); return nil }}); err != nil {
+		t.Fatal(err)
+	}
+	if len(lines) != 1 || lines[0] != "7" {
+		t.Fatalf("sum of evt.count over 7 events: %q", lines)
+	}
+}

@@ -105,6 +105,8 @@ func (a *rawActivation) resolve(f *field) any {
 	switch f.kind {
 	case kSeq:
 		return types.Int(a.raw.Seq)
+	case kOne:
+		return types.Int(1)
 	case kStream:
 		return a.boxString(f, a.raw.Stream)
 	case kCommit:
@@ -188,6 +190,8 @@ func (a *eventActivation) resolve(f *field) any {
 	switch f.kind {
 	case kSeq:
 		return types.Int(ev.Seq)
+	case kOne:
+		return types.Int(1)
 	case kStream:
 		return types.String(ev.Stream)
 	case kCommit:

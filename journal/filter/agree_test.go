@@ -89,7 +89,7 @@ func randAtom(r *rand.Rand) string {
 		return fmt.Sprintf("%s %s %q", name, op, v)
 	case kStream:
 		return fmt.Sprintf("%s %s %q", name, op, pick(r, journal.Streams))
-	case kInt, kSeq:
+	case kInt, kSeq, kOne:
 		return fmt.Sprintf("%s %s %d", name, op, pick(r, randInts))
 	case kTime, kCommit:
 		return fmt.Sprintf("%s %s timestamp(%q)", name, op, pick(r, []string{"2026-01-01T00:00:00Z", "2026-01-01T00:05:00Z", "1970-01-01T00:00:00Z"}))

@@ -24,6 +24,7 @@ const (
 	kTime                    // CBOR integer, ns since the epoch → CEL timestamp
 	kData                    // the whole `data` map, decoded on demand
 	kSeq                     // Raw.Seq
+	kOne                     // 1 for every event: sysdig's evt.count, summed by table_generator
 	kStream                  // Raw.Stream
 	kCommit                  // Raw.Time(), the commit time
 	kPrev                    // Raw.Prev() in hex
@@ -96,7 +97,7 @@ func (f *field) celType() *cel.Type {
 	switch f.kind {
 	case kString, kStream, kPrev, kHash:
 		return cel.StringType
-	case kInt, kSeq:
+	case kInt, kSeq, kOne:
 		return cel.IntType
 	case kTime, kCommit:
 		return cel.TimestampType
@@ -112,6 +113,7 @@ func num(i int64) scalar  { return scalar{i: i} }
 // tags of journal's Actor, Evt, Proc, User, FD and Container.
 var fields = []*field{
 	{name: "seq", kind: kSeq},
+	{name: "evt.count", kind: kOne},
 	{name: "stream", repeats: true, kind: kStream},
 	{name: "time", kind: kCommit},
 	{name: "prev", kind: kPrev},

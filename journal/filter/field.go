@@ -92,6 +92,8 @@ func (g *FieldGetter) Get(r *journal.Raw) (v any, ok bool) {
 		switch g.f.kind {
 		case kSeq:
 			return r.Seq, true
+		case kOne:
+			return int64(1), true
 		case kStream:
 			return r.Stream, true
 		case kCommit:

@@ -49,7 +49,7 @@ type field struct {
 // fields are the sysdig fields cairn's events carry (journal/filter's
 // environment uses sysdig's names for them).
 var fields = map[string]field{
-	"evt.type": {"evt.type", fStr}, "evt.num": {"evt.num", fInt}, "evt.res": {"evt.res", fInt},
+	"evt.type": {"evt.type", fStr}, "evt.num": {"evt.num", fInt}, "evt.count": {"evt.count", fInt}, "evt.res": {"evt.res", fInt},
 	"evt.rawres": {"evt.res", fInt}, "evt.rawarg.res": {"evt.res", fInt}, "evt.latency": {"evt.latency", fInt},
 	"proc.name": {"proc.name", fStr}, "proc.pid": {"proc.pid", fInt}, "proc.ppid": {"proc.ppid", fInt},
 	"proc.cmdline": {"proc.cmdline", fStr}, "proc.exe": {"proc.exe", fStr}, "proc.cwd": {"proc.cwd", fStr},
