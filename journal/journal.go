@@ -285,7 +285,7 @@ func openStream(j *Journal, spec StreamSpec) (*Stream, error) {
 	}
 	log := opts.Logger.With("stream", name)
 	popts := &pebble.Options{
-		FS:                 opts.FS,
+		FS:                 sizedWALFS{opts.FS},
 		Logger:             pebbleLogger{log: log.With("component", "pebble")},
 		FormatMajorVersion: pebble.FormatNewest,
 		MaxOpenFiles:       MaxOpenFiles,
