@@ -267,8 +267,17 @@ func captureOptions(o *pebble.Options) {
 // their projections on every write (a KV put looks its key up in Decide
 // and in Fold): bloom filters make a lookup of a key that is not there
 // cost no block reads, and a larger block cache keeps index blocks hot.
-func auditOptions(o *pebble.Options) {
+// A put writes ≈1.2 KiB (its event, two index keys, the key's current and
+// historical version); pebble's default 4 MiB memtable flushed every few
+// thousand puts, and flushing and compacting took nearly a fifth of the
+// daemon's CPU under etcd's put benchmark; with 64 MiB, under a tenth
+// (docs/benchmarks.md, "Session 5"). A flush needs room for the memtable's
+// table beside its log, so the memtable is a quarter of the free-space
+// reserve, between pebble's 4 MiB and 64 MiB (64 MiB at the default
+// 256 MiB reserve).
+func auditOptions(o *pebble.Options, reserve uint64) {
 	o.CacheSize = 64 << 20
+	o.MemTableSize = min(max(reserve/4>>20<<20, 4<<20), 64<<20)
 	for i := range o.Levels {
 		o.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
@@ -303,7 +312,7 @@ func openStream(j *Journal, spec StreamSpec) (*Stream, error) {
 	if spec.Class == CaptureLike {
 		captureOptions(popts)
 	} else {
-		auditOptions(popts)
+		auditOptions(popts, opts.Reserve)
 	}
 	// pebble replays the latest WAL leniently (a torn tail after power
 	// loss is normal); damage in its middle would silently end the
