@@ -83,6 +83,10 @@ type Proc struct {
 	Cmdline string `json:"cmdline,omitempty" cbor:"cmdline,omitempty"`
 	Exe     string `json:"exe,omitempty" cbor:"exe,omitempty"`
 	Cwd     string `json:"cwd,omitempty" cbor:"cwd,omitempty"`
+	// TID is the thread the event happened on (sysdig's thread.tid), when
+	// it is not the process's main thread or the source knows it.
+	TID   int64  `json:"tid,omitempty" cbor:"tid,omitempty"`
+	PName string `json:"pname,omitempty" cbor:"pname,omitempty"` // the parent's name (sysdig's proc.pname)
 }
 
 // User is sysdig's user object.

@@ -161,6 +161,15 @@ func (r *run) require(in *instance, orig lua.LValue) lua.LGFunction {
 			L.Push(v)
 			return 1
 		}
+		// The standard libraries are loaded already, as in LuaJIT, whose
+		// package.loaded holds them: require "math" is the sandbox's math.
+		switch name {
+		case "string", "table", "math", "os", "io", "coroutine":
+			if lib, ok := L.GetGlobal(name).(*lua.LTable); ok {
+				L.Push(lib)
+				return 1
+			}
+		}
 		if !validModule(name) {
 			L.RaiseError("require %q: a module name is words of letters, digits and _ joined by dots", name)
 		}

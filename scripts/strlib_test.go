@@ -313,3 +313,24 @@ function on_capture_end() print(n) end`)
 		t.Fatalf("sum of evt.count over 7 events: %q", lines)
 	}
 }
+
+// TestRequireStandardLibrary: require "math" (or os, string, table, io,
+// coroutine) gives the sandbox's library, as LuaJIT's package.loaded
+// does for sysdig's chisels; the sandbox's os still has no os.execute.
+func TestRequireStandardLibrary(t *testing.T) {
+	lib := NewLibrary(Options{})
+	var lines []string
+	c := loadSource(t, lib, `description = "x"
+local m = require "math"
+local o = require "os"
+function on_init()
+	print(m == math, o == os, (require "string") == string, m.floor(2.5), type(o.execute))
+	return true
+end`)
+	if err := c.Run(context.Background(), &sliceFeed{raws: kvEvents(t, 1)}, RunOptions{Output: func(l string) error { lines = append(lines, l); return nil }}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(lines, "\n"); got != "true\ttrue\ttrue\t2\tnil" {
+		t.Fatalf("got %q", got)
+	}
+}

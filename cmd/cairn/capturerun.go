@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"strconv"
 	"time"
 
 	"github.com/cairnhq/cairn/dsl"
@@ -23,14 +24,22 @@ const ingestEvery = 200 * time.Millisecond
 // captureRun is a `capture run [where 'CEL'] -- CMD ARGS…` as the verb
 // table parsed it.
 type captureRun struct {
-	where string
-	args  []string
+	where   string
+	args    []string
+	snaplen int
 }
 
 // captureRunOf reads the statement. The grammar is the table's (the
 // capture module's spec); only the command itself is checked here.
 func captureRunOf(st *dsl.Statement) (captureRun, error) {
-	var cr captureRun
+	cr := captureRun{snaplen: capture.DefaultSnaplen}
+	if w, ok := st.Options["snaplen"]; ok && len(w) > 0 {
+		n, err := strconv.Atoi(w[len(w)-1].Text)
+		if err != nil || n < 0 || n > capture.MaxSnaplen {
+			return cr, fmt.Errorf("capture run: snaplen=%s: give a number of bytes from 0 to %d", w[len(w)-1].Text, capture.MaxSnaplen)
+		}
+		cr.snaplen = n
+	}
 	if st.Where != nil {
 		cr.where = st.Where.Text
 	}
@@ -80,6 +89,7 @@ func (s *session) runCaptureRun(st *dsl.Statement) int {
 	}
 	dec := capture.NewDecoder(nil)
 	dec.User = u
+	dec.Snaplen = cr.snaplen
 
 	events := make(chan *journal.Body, 4096)
 	sent := make(chan error, 1)

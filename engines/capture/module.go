@@ -92,9 +92,12 @@ func (m *module) Verbs() []engines.Verb {
 			Summary: "trace a command's syscalls into the capture stream, like strace -f",
 			Help: "capture run [where 'CEL'] -- CMD ARGS… runs CMD under ptrace in the CLI, as your user, and\n" +
 				"stores its syscalls (open, read, write, copy_file_range, close, execve, …) with evt.type,\n" +
-				"evt.res, evt.latency, fd.name, fd.type and data.bytes. Only matching events are sent.\n" +
+				"evt.res, evt.latency, fd.name, fd.type, data.bytes and the first snaplen= bytes of each\n" +
+				"buffer read or written (data.data). Only matching events are sent.\n" +
 				"The CLI answers when the command has exited, with its exit code.\n\n" +
 				"  cairn capture run -- make -j2 test\n  cairn capture run where 'fd.type == \"file\"' -- sh -c 'cat a > b'",
+			Options: []dsl.Option{{Name: "snaplen", Kind: dsl.Int, Meta: "N",
+				Help: "bytes of each read or write buffer kept as data.data (sysdig's evt.buffer; default 80, as sysdig's; 0 keeps none)"}},
 			Raw:    true,
 			Where:  true,
 			Client: true,

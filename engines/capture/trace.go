@@ -174,11 +174,21 @@ type Decoder struct {
 	threads map[int]bool  // tids that are not their process's leader
 	User    *journal.User // the tracing user, set on every event
 	Node    string
+	// Snaplen is how many bytes of each buffer read or written are kept,
+	// as data.data (sysdig's evt.buffer); 0 keeps none.
+	Snaplen int
 }
+
+// DefaultSnaplen is sysdig's: the first 80 bytes of each I/O buffer.
+// MaxSnaplen bounds what one event may carry.
+const (
+	DefaultSnaplen = 80
+	MaxSnaplen     = 64 << 10
+)
 
 // NewDecoder returns a Decoder that asks t what decoding cannot compute.
 func NewDecoder(t Tracee) *Decoder {
-	return &Decoder{t: t, tables: map[int]FDTable{}, procs: map[int]journal.Proc{}, threads: map[int]bool{}}
+	return &Decoder{t: t, tables: map[int]FDTable{}, procs: map[int]journal.Proc{}, threads: map[int]bool{}, Snaplen: DefaultSnaplen}
 }
 
 func (d *Decoder) table(pid int) FDTable {
@@ -292,6 +302,9 @@ func (d *Decoder) Decode(s Syscall) []*journal.Body {
 		data := map[string]any{"fd": int64(fd(0)), "io_dir": info.dir}
 		if ok {
 			data["bytes"] = s.Ret
+			if buf := d.buffer(s, info); len(buf) > 0 {
+				data["data"] = buf
+			}
 		}
 		ev(e, data)
 	case sysOpen:
@@ -392,6 +405,35 @@ func (d *Decoder) Decode(s Syscall) []*journal.Body {
 	return out
 }
 
+// buffer reads the first Snaplen bytes a successful read or write moved:
+// from the buffer argument of read, write, pread, pwrite, sendto and
+// recvfrom, from the first iovec of readv, writev and their p-variants.
+// sendmsg and recvmsg keep none (their buffers sit behind a msghdr).
+func (d *Decoder) buffer(s Syscall, info sysInfo) []byte {
+	n := min(int64(d.Snaplen), s.Ret)
+	if n <= 0 {
+		return nil
+	}
+	addr := s.Args[1]
+	switch info.name {
+	case "read", "write", "pread", "pwrite", "sendto", "recvfrom":
+	case "readv", "writev", "preadv", "pwritev":
+		iov, err := d.t.ReadMem(s.PID, s.Args[1], 16)
+		if err != nil || len(iov) != 16 {
+			return nil
+		}
+		addr = binary.LittleEndian.Uint64(iov)
+		n = min(n, int64(binary.LittleEndian.Uint64(iov[8:])))
+	default:
+		return nil
+	}
+	b, err := d.t.ReadMem(s.PID, addr, int(n))
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
 // ProcExit returns the procexit event of a process that ended with code
 // (a signal's death is 128+signal, as a shell reports it), or nil for a
 // thread.
@@ -408,6 +450,10 @@ func (d *Decoder) ProcExit(pid int, code int, t int64) *journal.Body {
 
 func (d *Decoder) body(s Syscall, typ, kind string, data map[string]any) *journal.Body {
 	p := d.proc(s.PID)
+	p.TID = int64(s.PID) // ptrace reports threads: the tid
+	if p.PPID > 0 && p.PName == "" {
+		p.PName = d.parentName(int(p.PPID))
+	}
 	if len(data) == 0 {
 		data = nil
 	}
@@ -422,6 +468,15 @@ func (d *Decoder) body(s Syscall, typ, kind string, data map[string]any) *journa
 		Container: &journal.Container{ID: "host"},
 	}
 	return b
+}
+
+// parentName is the name of process ppid: the decoder's when it traces
+// it, else the kernel's.
+func (d *Decoder) parentName(ppid int) string {
+	if p, ok := d.procs[ppid]; ok {
+		return p.Name
+	}
+	return d.t.Proc(ppid).Name
 }
 
 // proc returns what the decoder knows of pid's process, asking the Tracee

@@ -249,3 +249,44 @@ func TestIngestTrust(t *testing.T) {
 		t.Fatalf("ingested user %+v, want the caller's", body.User)
 	}
 }
+
+// TestDecodeBuffers: a read or write keeps the first Snaplen bytes it
+// moved as data.data (the first iovec's for readv/writev), a failed or
+// msghdr call keeps none; every event names its thread and its parent.
+func TestDecodeBuffers(t *testing.T) {
+	f := newFake()
+	f.set(11, 1, "/dev/pts/0")
+	f.mem[0x2000] = []byte("hello, world")
+	iov := binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint64(nil, 0x2000), 4)
+	f.mem[0x3000] = iov
+	d := NewDecoder(f)
+	d.Snaplen = 5
+	cases := []struct {
+		s    Syscall
+		want any
+	}{
+		{Syscall{PID: 11, Nr: 1, Args: [6]uint64{1, 0x2000, 12}, Ret: 12}, []byte("hello")}, // write: snaplen
+		{Syscall{PID: 11, Nr: 0, Args: [6]uint64{1, 0x2000, 64}, Ret: 3}, []byte("hel")},    // read: what it read
+		{Syscall{PID: 11, Nr: 20, Args: [6]uint64{1, 0x3000, 1}, Ret: 12}, []byte("hell")},  // writev: the first iovec
+		{Syscall{PID: 11, Nr: 0, Args: [6]uint64{1, 0x2000, 64}, Ret: -11}, nil},            // EAGAIN: nothing moved
+		{Syscall{PID: 11, Nr: 46, Args: [6]uint64{1, 0x2000, 0}, Ret: 12}, nil},             // sendmsg: behind a msghdr
+		{Syscall{PID: 11, Nr: 1, Args: [6]uint64{1, 0x9000, 12}, Ret: 12}, nil},             // unreadable memory
+	}
+	for i, c := range cases {
+		bs := d.Decode(c.s)
+		if len(bs) != 1 {
+			t.Fatalf("case %d: %d events", i, len(bs))
+		}
+		got, ok := bs[0].Data["data"]
+		if c.want == nil && ok || c.want != nil && fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("case %d (%s): data = %q, want %q", i, SyscallName(c.s.Nr), got, c.want)
+		}
+		if p := bs[0].Proc; p.TID != 11 || p.PName != "dash" {
+			t.Errorf("case %d: tid %d, parent %q; want 11, dash", i, p.TID, p.PName)
+		}
+	}
+	d.Snaplen = 0
+	if bs := d.Decode(cases[0].s); bs[0].Data["data"] != nil {
+		t.Errorf("snaplen 0 kept %q", bs[0].Data["data"])
+	}
+}

@@ -122,6 +122,8 @@ func (a *rawActivation) resolve(f *field) any {
 			a.data, a.dataDone = a.decodeData(), true
 		}
 		return a.data
+	case kDerived:
+		return f.derive(a)
 	}
 	body := a.idx.body
 	i, ok := a.idx.lookup(f)
@@ -205,6 +207,8 @@ func (a *eventActivation) resolve(f *field) any {
 			return errMissing
 		}
 		return ev.Data
+	case kDerived:
+		return f.derive(a)
 	}
 	v, ok := f.event(ev)
 	if !ok || f.omitEmpty && v == (scalar{}) {
@@ -218,4 +222,29 @@ func (a *eventActivation) resolve(f *field) any {
 	default:
 		return types.Int(v.i)
 	}
+}
+
+// fieldReader is what a derived field reads: other fields, by name, as
+// CEL values (errMissing when the event lacks them), and keys of data.
+type fieldReader interface {
+	get(name string) any
+	dataKey(key string) (any, bool)
+}
+
+func (a *rawActivation) get(name string) any { return a.resolve(fieldsByName[name]) }
+
+func (a *rawActivation) dataKey(key string) (any, bool) {
+	m, ok := a.resolve(fieldsByName["data"]).(map[string]any)
+	if !ok {
+		return nil, false
+	}
+	v, ok := m[key]
+	return v, ok && v != nil
+}
+
+func (a *eventActivation) get(name string) any { return a.resolve(fieldsByName[name]) }
+
+func (a *eventActivation) dataKey(key string) (any, bool) {
+	v, ok := a.ev.Data[key]
+	return v, ok && v != nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/google/cel-go/cel"
@@ -248,6 +249,14 @@ func (w *nsWalker) walk(e ast.Expr) {
 	case ast.SelectKind:
 		sel := e.AsSelect()
 		op := sel.Operand()
+		// A name of three parts or more (evt.rawarg.res) is a select of a
+		// select: it is checked whole, from its outermost select.
+		if parts, ok := selectChain(e); ok && len(parts) > 2 && w.shadow[parts[0]] == 0 {
+			if _, isNS := namespaces[parts[0]]; isNS {
+				w.qualifiedField(e, sel, parts)
+				return
+			}
+		}
 		if op.Kind() == ast.IdentKind && w.shadow[op.AsIdent()] == 0 {
 			name := op.AsIdent()
 			if _, isNS := namespaces[name]; isNS {
@@ -326,6 +335,53 @@ func (w *nsWalker) namespaceField(e, op ast.Expr, sel ast.SelectExpr) {
 		w.info.SetOffsetRange(id, r)
 	}
 	e.SetKindCase(w.fac.NewCall(e.ID(), presentFunc, w.fac.NewSelect(id, op, key)))
+}
+
+// selectChain returns the parts of a dotted name a.b.c written as
+// selects on an identifier.
+func selectChain(e ast.Expr) ([]string, bool) {
+	var rev []string
+	for e.Kind() == ast.SelectKind {
+		rev = append(rev, e.AsSelect().FieldName())
+		e = e.AsSelect().Operand()
+	}
+	if e.Kind() != ast.IdentKind {
+		return nil, false
+	}
+	rev = append(rev, e.AsIdent())
+	slices.Reverse(rev)
+	return rev, true
+}
+
+// qualifiedField checks a field of three parts or more (evt.rawarg.res)
+// and rewrites a presence test of it. A known field followed by more parts
+// is left to the checker (a select on a value).
+func (w *nsWalker) qualifiedField(e ast.Expr, sel ast.SelectExpr, parts []string) {
+	name := strings.Join(parts, ".")
+	if fieldsByName[name] == nil {
+		for i := len(parts) - 1; i >= 2; i-- {
+			if fieldsByName[strings.Join(parts[:i], ".")] != nil {
+				return
+			}
+		}
+		root := e
+		for root.Kind() == ast.SelectKind {
+			root = root.AsSelect().Operand()
+		}
+		line, col := w.fieldPosition(root, len(parts[0]))
+		w.err = &CompileError{Line: line, Col: col,
+			Msg: "undeclared reference to '" + name + "'; " + suggestField(parts[0], strings.Join(parts[1:], "."))}
+		return
+	}
+	if !sel.IsTestOnly() {
+		return
+	}
+	id := w.nextID
+	w.nextID++
+	if r, ok := w.info.GetOffsetRange(e.ID()); ok {
+		w.info.SetOffsetRange(id, r)
+	}
+	e.SetKindCase(w.fac.NewCall(e.ID(), presentFunc, w.fac.NewSelect(id, sel.Operand(), sel.FieldName())))
 }
 
 // fieldPosition finds the 1-based line and column of the field name after

@@ -19,16 +19,18 @@ import (
 type valueKind uint8
 
 const (
-	kString valueKind = iota // CBOR text string → CEL string
-	kInt                     // CBOR integer → CEL int
-	kTime                    // CBOR integer, ns since the epoch → CEL timestamp
-	kData                    // the whole `data` map, decoded on demand
-	kSeq                     // Raw.Seq
-	kOne                     // 1 for every event: sysdig's evt.count, summed by table_generator
-	kStream                  // Raw.Stream
-	kCommit                  // Raw.Time(), the commit time
-	kPrev                    // Raw.Prev() in hex
-	kHash                    // Raw.Hash() in hex
+	kString  valueKind = iota // CBOR text string → CEL string
+	kInt                      // CBOR integer → CEL int
+	kTime                     // CBOR integer, ns since the epoch → CEL timestamp
+	kData                     // the whole `data` map, decoded on demand
+	kSeq                      // Raw.Seq
+	kOne                      // 1 for every event: sysdig's evt.count, summed by table_generator
+	kStream                   // Raw.Stream
+	kCommit                   // Raw.Time(), the commit time
+	kPrev                     // Raw.Prev() in hex
+	kHash                     // Raw.Hash() in hex
+	kDerived                  // computed from other fields by derive (sysdig's names: evt.is_io, fd.num, …)
+	kBool                     // a derived field's CEL bool (out only)
 )
 
 // topKey names the top-level keys of a stored body that filters read.
@@ -91,10 +93,23 @@ type field struct {
 	// enclosing object is absent.
 	event func(ev *journal.Event) (v scalar, ok bool)
 	idx   int // position in fields
+	// A derived field (kind kDerived) is computed by derive from the
+	// fields the reader resolves; out is its type (kString, kInt, kBool).
+	derive func(r fieldReader) any
+	out    valueKind
+	// ns names the field's namespace for suggestions when it is not its
+	// top-level object's (thread.tid lives in proc).
+	ns string
 }
 
 func (f *field) celType() *cel.Type {
-	switch f.kind {
+	kind := f.kind
+	if kind == kDerived {
+		kind = f.out
+	}
+	switch kind {
+	case kBool:
+		return cel.BoolType
 	case kString, kStream, kPrev, kHash:
 		return cel.StringType
 	case kInt, kSeq, kOne:
@@ -143,6 +158,8 @@ var fields = []*field{
 	{name: "proc.cmdline", kind: kString, top: topProc, key: "cmdline", omitEmpty: true, event: procField(func(p *journal.Proc) scalar { return str(p.Cmdline) })},
 	{name: "proc.exe", repeats: true, kind: kString, top: topProc, key: "exe", omitEmpty: true, event: procField(func(p *journal.Proc) scalar { return str(p.Exe) })},
 	{name: "proc.cwd", kind: kString, top: topProc, key: "cwd", omitEmpty: true, event: procField(func(p *journal.Proc) scalar { return str(p.Cwd) })},
+	{name: "proc.pname", kind: kString, top: topProc, key: "pname", omitEmpty: true, event: procField(func(p *journal.Proc) scalar { return str(p.PName) })},
+	{name: "thread.tid", kind: kInt, top: topProc, key: "tid", ns: "thread", omitEmpty: true, event: procField(func(p *journal.Proc) scalar { return num(p.TID) })},
 
 	{name: "user.name", repeats: true, kind: kString, top: topUser, key: "name", omitEmpty: true, event: userField(func(u *journal.User) scalar { return str(u.Name) })},
 	{name: "user.uid", repeats: true, kind: kInt, top: topUser, key: "uid", event: userField(func(u *journal.User) scalar { return num(u.UID) })},
@@ -208,6 +225,7 @@ var (
 )
 
 func init() {
+	fields = append(fields, sysdigFields...)
 	for i, f := range fields {
 		f.idx = i
 		if fieldsByName[f.name] != nil {
@@ -217,6 +235,9 @@ func init() {
 		fieldNames = append(fieldNames, f.name)
 		if f.key != "" {
 			ns := topNames[f.top]
+			if f.ns != "" {
+				ns = f.ns
+			}
 			namespaces[ns] = append(namespaces[ns], f.key)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/common/types"
 
 	"github.com/cairnhq/cairn/journal"
 )
@@ -26,6 +27,13 @@ type FieldGetter struct {
 func Field(name string) (*FieldGetter, error) {
 	if f := fieldsByName[name]; f != nil {
 		return &FieldGetter{name: name, f: f}, nil
+	}
+	// sysdig's evt.arg.NAME and evt.rawarg.NAME: the argument NAME, which
+	// cairn keeps in data (the declared ones, such as evt.arg.fd, are above).
+	for _, prefix := range []string{"evt.arg.", "evt.rawarg."} {
+		if arg, ok := strings.CutPrefix(name, prefix); ok && arg != "" && !strings.Contains(arg, ".") {
+			return &FieldGetter{name: name, path: []string{arg}}, nil
+		}
 	}
 	if rest, ok := strings.CutPrefix(name, "data."); ok {
 		path := strings.Split(rest, ".")
@@ -58,6 +66,17 @@ func suggestFieldName(name string) string {
 	return "known fields are " + strings.Join(fieldNames, ", ") + " and data.KEY"
 }
 
+// FieldType returns the type of a named field (not a data path) as Type
+// does, and whether the field exists: the sysdig filter translator writes
+// its literals by it.
+func FieldType(name string) (string, bool) {
+	f := fieldsByName[name]
+	if f == nil {
+		return "", false
+	}
+	return (&FieldGetter{name: name, f: f}).Type(), true
+}
+
 // Name returns the field's name as it was asked for.
 func (g *FieldGetter) Name() string { return g.name }
 
@@ -68,6 +87,8 @@ func (g *FieldGetter) Type() string {
 		return "dyn"
 	}
 	switch g.f.celType() {
+	case cel.BoolType:
+		return "bool"
 	case cel.StringType:
 		return "string"
 	case cel.IntType:
@@ -104,6 +125,10 @@ func (g *FieldGetter) Get(r *journal.Raw) (v any, ok bool) {
 		case kHash:
 			h := r.Hash()
 			return hex.EncodeToString(h[:]), true
+		case kDerived:
+			a := getRawActivation(r)
+			defer a.release()
+			return goValue(g.f.derive(a))
 		}
 	}
 	var idx bodyIndex
@@ -171,4 +196,17 @@ func readAny(p []byte, i int) (any, bool) {
 		return nil, false
 	}
 	return v, true
+}
+
+// goValue is a derived field's CEL value as Get returns values.
+func goValue(v any) (any, bool) {
+	switch x := v.(type) {
+	case types.String:
+		return strings.Clone(string(x)), true
+	case types.Int:
+		return int64(x), true
+	case types.Bool:
+		return bool(x), true
+	}
+	return nil, false
 }

@@ -21,6 +21,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/cairnhq/cairn/journal/filter"
 )
 
 // Error is a filter that does not parse or names an unknown field, with
@@ -38,6 +40,7 @@ type fieldType int
 const (
 	fStr fieldType = iota
 	fInt
+	fBool
 )
 
 // field is a sysdig field as cairn's filter reads it.
@@ -46,26 +49,20 @@ type field struct {
 	typ fieldType
 }
 
-// fields are the sysdig fields cairn's events carry (journal/filter's
-// environment uses sysdig's names for them).
-var fields = map[string]field{
-	"evt.type": {"evt.type", fStr}, "evt.num": {"evt.num", fInt}, "evt.count": {"evt.count", fInt}, "evt.res": {"evt.res", fInt},
-	"evt.rawres": {"evt.res", fInt}, "evt.rawarg.res": {"evt.res", fInt}, "evt.latency": {"evt.latency", fInt},
-	"proc.name": {"proc.name", fStr}, "proc.pid": {"proc.pid", fInt}, "proc.ppid": {"proc.ppid", fInt},
-	"proc.cmdline": {"proc.cmdline", fStr}, "proc.exe": {"proc.exe", fStr}, "proc.cwd": {"proc.cwd", fStr},
-	"thread.tid": {"proc.pid", fInt},
-	"user.name":  {"user.name", fStr}, "user.uid": {"user.uid", fInt},
-	"fd.name": {"fd.name", fStr}, "fd.type": {"fd.type", fStr}, "fd.sip": {"fd.sip", fStr},
-	"fd.sport": {"fd.sport", fInt}, "fd.cip": {"fd.cip", fStr}, "fd.cport": {"fd.cport", fInt},
-	"fd.l4proto": {"fd.l4proto", fStr}, "container.id": {"container.id", fStr},
-	// cairn's own envelope, for filters that mix the two worlds.
-	"kind": {"kind", fStr}, "subject": {"subject", fStr}, "node": {"node", fStr},
-	"actor.uid": {"actor.uid", fInt}, "actor.user": {"actor.user", fStr},
-}
-
-// derived are sysdig fields cairn computes from others.
-var derived = map[string]string{
-	"evt.failed": "(evt.res < 0)",
+// lookupField finds a field by its sysdig name: journal/filter's fields
+// carry sysdig's names (evt.type, fd.name, evt.is_io, thread.tid, …).
+func lookupField(name string) (field, bool) {
+	switch t, ok := filter.FieldType(name); {
+	case !ok:
+		return field{}, false
+	case t == "int":
+		return field{name, fInt}, true
+	case t == "bool":
+		return field{name, fBool}, true
+	case t == "string":
+		return field{name, fStr}, true
+	}
+	return field{}, false // time, data: not compared as sysdig compares
 }
 
 // Translate returns the CEL expression of a sysdig filter.
@@ -140,6 +137,13 @@ func (p *parser) next() {
 			return
 		}
 		p.tok = token{tString, s, col}
+	case p.tok.kind == tOp && (c == '<' || c == '>'):
+		// A value after an operator: evt.dir = < (sysdig's exit events).
+		start := p.off
+		for p.off < len(p.src) && strings.IndexByte(" \t\r\n(),", p.src[p.off]) < 0 {
+			p.off++
+		}
+		p.tok = token{tWord, p.src[start:p.off], col}
 	case strings.IndexByte("=!<>", c) >= 0:
 		end := p.off + 1
 		if end < len(p.src) && p.src[end] == '=' {
@@ -295,8 +299,8 @@ func (p *parser) check() (string, error) {
 	case p.tok.kind == tWord && isWordOp(strings.ToLower(p.tok.text)):
 		op = strings.ToLower(p.tok.text)
 	default:
-		if d, ok := derived[name]; ok { // a boolean field alone: evt.failed
-			return d, nil
+		if f, ok := lookupField(name); ok && f.typ == fBool { // a boolean field alone: evt.failed
+			return f.cel, nil
 		}
 		return "", p.errf(p.tok.col, "missing an operator after %s: one of = != < <= > >= contains icontains startswith endswith glob pmatch in exists", name)
 	}
@@ -304,18 +308,15 @@ func (p *parser) check() (string, error) {
 	if err := p.advance(); err != nil {
 		return "", err
 	}
-	f, ok := fields[name]
+	f, ok := lookupField(name)
 	if !ok {
-		if d, isDerived := derived[name]; isDerived {
-			return derivedCheck(p, d, op, col)
-		}
 		return "", p.errf(col, "field %s is not captured by cairn yet (docs/chisels.md lists the fields it has)", name)
 	}
 	if op == "exists" {
-		if f.typ == fInt {
-			return "(" + f.cel + " != 0)", nil
-		}
-		return "(" + f.cel + ` != "")`, nil
+		return "has(" + f.cel + ")", nil
+	}
+	if f.typ == fBool {
+		return boolCheck(p, f.cel, op, col)
 	}
 	if op == "in" || op == "intersects" || op == "pmatch" {
 		vals, err := p.list(opCol, op)
@@ -374,7 +375,7 @@ func (p *parser) check() (string, error) {
 	return "", p.errf(opCol, "operator %s is not supported", op)
 }
 
-func derivedCheck(p *parser, d, op string, col int) (string, error) {
+func boolCheck(p *parser, d, op string, col int) (string, error) {
 	v, err := p.value(col, op)
 	if err != nil {
 		return "", err
