@@ -36,7 +36,7 @@ func (r *run) installAPI(in *instance) {
 		// sysdig's precise interval is its interval with a finer clock;
 		// cairn's intervals are in ns already.
 		"set_precise_interval_ns": func(L *lua.LState) int { in.setInterval(L, 1); return 0 },
-		"set_event_formatter":     setEventFormatter,
+		"set_event_formatter":     in.setEventFormatter,
 		"exec":                    in.exec,
 	}))
 	L.SetGlobal("evt", L.SetFuncs(L.NewTable(), map[string]lua.LGFunction{
@@ -58,8 +58,20 @@ func (r *run) installAPI(in *instance) {
 	// sysdig chisels run with few changes.
 	L.SetGlobal("sysdig", L.SetFuncs(L.NewTable(), map[string]lua.LGFunction{
 		"is_live":           isLive,
-		"get_output_format": func(L *lua.LState) int { L.Push(lua.LString("normal")); return 1 },
-		"end_capture":       func(L *lua.LState) int { r.ended = true; return 0 },
+		"get_output_format": func(L *lua.LState) int { L.Push(lua.LString(r.outputFormat)); return 1 },
+		"set_output_format": in.setOutputFormat,
+		"set_filter":        in.setFilter, // sysdig's capture filter: here, the chisel's
+		// cairn knows no container's details yet: the host is no container,
+		// so the table of containers seen is empty.
+		"get_container_table": func(L *lua.LState) int { L.Push(L.NewTable()); return 1 },
+		"get_thread_table": func(L *lua.LState) int {
+			if r.threads == nil {
+				r.threads = newThreadTable() // reached without naming it: what is seen from now on
+			}
+			L.Push(r.threads.table(L))
+			return 1
+		},
+		"end_capture": func(L *lua.LState) int { r.ended = true; return 0 },
 		"make_ts": func(L *lua.LState) int {
 			L.Push(lua.LNumber(float64(L.CheckNumber(1))*1e9 + float64(L.OptNumber(2, 0))))
 			return 1
@@ -84,16 +96,6 @@ func (in *instance) evtGetTS(L *lua.LState) int {
 	L.Push(lua.LNumber(t / 1e9))
 	L.Push(lua.LNumber(t % 1e9))
 	return 2
-}
-
-// setEventFormatter is chisel.set_event_formatter: sysdig chisels call it
-// with "" to turn off sysdig's own line per event, which cairn never
-// prints; any other format is not supported yet, and says so.
-func setEventFormatter(L *lua.LState) int {
-	if f := L.CheckString(1); f != "" {
-		L.RaiseError("chisel.set_event_formatter(%q): cairn prints no line per event, so only \"\" is supported (docs/chisels.md)", f)
-	}
-	return 0
 }
 
 // setSnaplen is sysdig.set_snaplen(n): how much of each I/O buffer to
@@ -129,10 +131,14 @@ func missingIsNamed(L *lua.LState, table string) {
 // event returns the event being delivered, or raises an error outside
 // on_event.
 func (in *instance) event(L *lua.LState) *journal.Raw {
-	if in.r.cur == nil {
-		L.RaiseError("there is no event outside on_event")
+	if in.r.cur != nil {
+		return in.r.cur
 	}
-	return in.r.cur
+	if in.r.prev.Record != nil { // outside on_event: the last event, as sysdig's
+		return &in.r.prev
+	}
+	L.RaiseError("there is no event yet: evt functions read the event being delivered, or the last one")
+	return nil
 }
 
 // requestField is chisel.request_field(name): a handle for evt.field. An
@@ -218,6 +224,10 @@ func (in *instance) exec(L *lua.LState) int {
 // sysdig's evt.time is a string: a Lua number cannot hold ns since the epoch
 // exactly; evt.get_ts() gives the number.
 func (in *instance) evtField(L *lua.LState) int {
+	if L.Get(1) == lua.LNil { // a handle never requested: sysdig answers nil
+		L.Push(lua.LNil)
+		return 1
+	}
 	h := L.CheckInt(1)
 	if h < 1 || h > len(in.fields) {
 		L.ArgError(1, "not a handle from chisel.request_field")
@@ -225,6 +235,10 @@ func (in *instance) evtField(L *lua.LState) int {
 	v, ok := in.fields[h-1].Get(in.event(L))
 	if !ok {
 		L.Push(lua.LNil)
+		return 1
+	}
+	if s, isStr := v.(string); isStr && isBuffer(in.fields[h-1].Name()) {
+		L.Push(lua.LString(renderBuffer(s, in.r.outputFormat)))
 		return 1
 	}
 	if n, isInt := v.(int64); isInt && in.fieldIsTime[h-1] {

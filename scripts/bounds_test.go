@@ -229,7 +229,7 @@ func TestUnsafe(t *testing.T) {
 	var lines []string
 	c := loadSource(t, lib, `description = "x"
 		function on_capture_end()
-			print(type(io.open), type(os.execute), type(os.getenv), type(debug), type(coroutine), os.exit)
+			print(type(io.open), type(os.execute), type(os.getenv), type(debug), type(coroutine), type(os.exit))
 			local f = io.open(os.getenv("DIR") .. "/out", "w"); f:write("written"); f:close()
 			io.write("to the client\n")
 		end`)
@@ -237,7 +237,7 @@ func TestUnsafe(t *testing.T) {
 	if err := c.Run(context.Background(), &sliceFeed{}, RunOptions{Output: collect(&lines)}); err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(lines, "|"); got != "function\tfunction\tfunction\ttable\ttable\tnil|to the client" {
+	if got := strings.Join(lines, "|"); got != "function\tfunction\tfunction\ttable\ttable\tfunction|to the client" {
 		t.Errorf("output %q", got)
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "out")); string(b) != "written" {

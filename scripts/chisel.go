@@ -86,7 +86,10 @@ func (c *Chisel) Run(ctx context.Context, feed Feed, opts RunOptions) error {
 			}()
 			r := newRun(c, ctx, opts)
 			defer r.close()
-			return r.run(feed)
+			if err := r.run(feed); !errors.Is(err, errExit) {
+				return err
+			}
+			return nil // os.exit(0): the chisel ended the run
 		}()
 	}()
 	return <-errc
@@ -117,13 +120,16 @@ type run struct {
 	g         *guard
 	instances []*instance // the chisel first, then what it exec'd, in order
 
-	cur         *journal.Raw // the event being delivered
-	first, last int64        // times of the first and last event (history), or of the start and now (live)
-	seen        bool
-	ended       bool // sysdig.end_capture
-	nesting     int  // callbacks in progress (exec nests on_init)
-	partial     strings.Builder
-	outErr      error
+	cur          *journal.Raw // the event being delivered
+	prev         journal.Raw  // a copy of the last event delivered: evt.field outside on_event reads it
+	threads      *threadTable // sysdig.get_thread_table's, when a chisel calls it
+	outputFormat string       // sysdig.set_output_format's: "normal" or "json"
+	first, last  int64        // times of the first and last event (history), or of the start and now (live)
+	seen         bool
+	ended        bool // sysdig.end_capture
+	nesting      int  // callbacks in progress (exec nests on_init)
+	partial      strings.Builder
+	outErr       error
 }
 
 // instance is one chisel's Lua state within a run.
@@ -145,6 +151,7 @@ type instance struct {
 	nextTick    int64  // 0: to be armed
 
 	onEvent, onInterval, onCaptureStart, onCaptureEnd *lua.LFunction
+	formatter                                         *formatter // chisel.set_event_formatter's; nil prints nothing per event
 }
 
 func newRun(c *Chisel, ctx context.Context, opts RunOptions) *run {
@@ -152,7 +159,7 @@ func newRun(c *Chisel, ctx context.Context, opts RunOptions) *run {
 	if lib == nil {
 		lib = NewLibrary(Options{})
 	}
-	return &run{ctx: ctx, c: c, lib: lib, opts: opts,
+	return &run{ctx: ctx, c: c, lib: lib, opts: opts, outputFormat: "normal",
 		g: newGuard(ctx, c.name, lib.opts.CallbackCPU, lib.opts.MemoryLimit)}
 }
 
@@ -293,13 +300,31 @@ func (r *run) deliver(raw *journal.Raw, t int64) error {
 	}
 	r.last = t
 	r.cur = raw
-	defer func() { r.cur = nil }()
+	defer func() {
+		r.cur = nil
+		r.prev = journal.Raw{Stream: raw.Stream, Seq: raw.Seq, Record: append(r.prev.Record[:0], raw.Record...)}
+	}()
+	if r.threads != nil {
+		r.threads.observe(raw)
+	}
 	for _, in := range r.instances {
-		if in.onEvent == nil || in.filter != nil && !in.filter.MatchRaw(raw) {
+		if in.onEvent == nil && in.formatter == nil || in.filter != nil && !in.filter.MatchRaw(raw) {
 			continue
 		}
-		if _, err := r.call(in, in.onEvent, "on_event", 0); err != nil {
-			return err
+		print := in.formatter != nil
+		if in.onEvent != nil {
+			nret := 0
+			if print {
+				nret = 1
+			}
+			v, err := r.call(in, in.onEvent, "on_event", nret)
+			if err != nil {
+				return err
+			}
+			print = print && v == lua.LTrue // sysdig prints the events on_event returns true for
+		}
+		if print {
+			r.emit(in.formatter.format(raw, r.outputFormat))
 		}
 	}
 	return nil
@@ -410,6 +435,9 @@ func (r *run) newInstance(c *Chisel, depth int) (*instance, error) {
 	in := &instance{r: r, c: c, depth: depth, loaded: map[string]lua.LValue{}}
 	in.L = r.newState(in)
 	r.g.states = append(r.g.states, in.L)
+	if r.threads == nil && usesName(c.proto, "get_thread_table") {
+		r.threads = newThreadTable()
+	}
 	r.instances = append(r.instances, in)
 	r.installAPI(in)
 	if _, err := r.call(in, in.L.NewFunctionFromProto(c.proto), "top level", 0); err != nil {

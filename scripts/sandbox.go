@@ -48,7 +48,7 @@ func (r *run) newState(in *instance) *lua.LState {
 		L.OpenLibs()
 		origRequire = L.GetGlobal("require")
 		if os, ok := L.GetGlobal("os").(*lua.LTable); ok {
-			os.RawSetString("exit", lua.LNil)
+			os.RawSetString("exit", L.NewFunction(in.osExit)) // ends the run, not the daemon
 		}
 		if io, ok := L.GetGlobal("io").(*lua.LTable); ok {
 			io.RawSetString("write", L.NewFunction(r.ioWrite))
@@ -67,6 +67,7 @@ func (r *run) newState(in *instance) *lua.LState {
 		for _, name := range sandboxOS {
 			os.RawSetString(name, full.RawGetString(name))
 		}
+		os.RawSetString("exit", L.NewFunction(in.osExit))
 		L.SetGlobal("os", os)
 		io := L.NewTable()
 		io.RawSetString("write", L.NewFunction(r.ioWrite))

@@ -225,9 +225,9 @@ end`)
 		t.Fatalf("got %q, want %q", lines, want)
 	}
 	missing := loadSource(t, lib, `description = "x"
-function on_init() sysdig.get_thread_table() return true end`)
+function on_init() sysdig.get_thread_exectime() return true end`)
 	err := missing.Run(context.Background(), &sliceFeed{raws: raws}, RunOptions{})
-	if err == nil || !strings.Contains(err.Error(), "sysdig.get_thread_table is not part of cairn's chisel API yet") {
+	if err == nil || !strings.Contains(err.Error(), "sysdig.get_thread_exectime is not part of cairn's chisel API yet") {
 		t.Fatalf("a missing function: %v", err)
 	}
 }

@@ -172,6 +172,7 @@ type Decoder struct {
 	tables  map[int]FDTable // by pid (tid): threads share the map
 	procs   map[int]journal.Proc
 	threads map[int]bool  // tids that are not their process's leader
+	started map[int]int64 // when each process was first seen (its fork, or its first syscall)
 	User    *journal.User // the tracing user, set on every event
 	Node    string
 	// Snaplen is how many bytes of each buffer read or written are kept,
@@ -188,7 +189,7 @@ const (
 
 // NewDecoder returns a Decoder that asks t what decoding cannot compute.
 func NewDecoder(t Tracee) *Decoder {
-	return &Decoder{t: t, tables: map[int]FDTable{}, procs: map[int]journal.Proc{}, threads: map[int]bool{}, Snaplen: DefaultSnaplen}
+	return &Decoder{t: t, tables: map[int]FDTable{}, procs: map[int]journal.Proc{}, threads: map[int]bool{}, started: map[int]int64{}, Snaplen: DefaultSnaplen}
 }
 
 func (d *Decoder) table(pid int) FDTable {
@@ -268,11 +269,13 @@ func (d *Decoder) Fork(parent, child int, flags uint64, t int64) *journal.Body {
 	cp := pp
 	cp.PID, cp.PPID = int64(child), pp.PID
 	d.procs[child] = cp
+	d.started[child] = t
 	return d.body(Syscall{PID: child, Entry: t, Exit: t}, "clone", TraceCloneKind, nil)
 }
 
 // Exit forgets a process.
 func (d *Decoder) Exit(pid int) {
+	delete(d.started, pid)
 	delete(d.tables, pid)
 	delete(d.procs, pid)
 	delete(d.threads, pid)
@@ -442,7 +445,11 @@ func (d *Decoder) ProcExit(pid int, code int, t int64) *journal.Body {
 		d.Exit(pid)
 		return nil
 	}
-	b := d.body(Syscall{PID: pid, Exit: t, Entry: t}, "procexit", TraceExitKind, map[string]any{"exit_code": int64(code)})
+	data := map[string]any{"exit_code": int64(code)}
+	if start, ok := d.started[pid]; ok && t >= start {
+		data["duration"] = t - start // sysdig's proc.duration
+	}
+	b := d.body(Syscall{PID: pid, Exit: t, Entry: t}, "procexit", TraceExitKind, data)
 	b.Evt.Latency = 0
 	d.Exit(pid)
 	return b
@@ -451,6 +458,9 @@ func (d *Decoder) ProcExit(pid int, code int, t int64) *journal.Body {
 func (d *Decoder) body(s Syscall, typ, kind string, data map[string]any) *journal.Body {
 	p := d.proc(s.PID)
 	p.TID = int64(s.PID) // ptrace reports threads: the tid
+	if _, ok := d.started[s.PID]; !ok && !d.threads[s.PID] {
+		d.started[s.PID] = s.Entry // the traced command: from its first syscall
+	}
 	if p.PPID > 0 && p.PName == "" {
 		p.PName = d.parentName(int(p.PPID))
 	}

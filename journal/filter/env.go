@@ -100,6 +100,8 @@ type field struct {
 	// ns names the field's namespace for suggestions when it is not its
 	// top-level object's (thread.tid lives in proc).
 	ns string
+	// hidden fields are read by derived ones only: no filter names them.
+	hidden bool
 }
 
 func (f *field) celType() *cel.Type {
@@ -147,7 +149,7 @@ var fields = []*field{
 	{name: "actor.addr", kind: kString, top: topActor, key: "addr", omitEmpty: true, event: func(ev *journal.Event) (scalar, bool) { return str(ev.Actor.Addr), true }},
 
 	{name: "evt.type", repeats: true, kind: kString, top: topEvt, key: "type", omitEmpty: true, event: evtField(func(e *journal.Evt) scalar { return str(e.Type) })},
-	{name: "evt.num", kind: kInt, top: topEvt, key: "num", omitEmpty: true, event: evtField(func(e *journal.Evt) scalar { return num(e.Num) })},
+	{name: storedEvtNum, kind: kInt, top: topEvt, key: "num", hidden: true, omitEmpty: true, event: evtField(func(e *journal.Evt) scalar { return num(e.Num) })},
 	{name: "evt.time", kind: kTime, top: topEvt, key: "time", omitEmpty: true, event: evtField(func(e *journal.Evt) scalar { return num(e.Time) })},
 	{name: "evt.res", kind: kInt, top: topEvt, key: "res", omitEmpty: true, event: evtField(func(e *journal.Evt) scalar { return num(e.Res) })},
 	{name: "evt.latency", kind: kInt, top: topEvt, key: "latency", omitEmpty: true, event: evtField(func(e *journal.Evt) scalar { return num(e.Latency) })},
@@ -232,6 +234,9 @@ func init() {
 			panic("filter: duplicate field " + f.name)
 		}
 		fieldsByName[f.name] = f
+		if f.hidden {
+			continue
+		}
 		fieldNames = append(fieldNames, f.name)
 		if f.key != "" {
 			ns := topNames[f.top]
@@ -270,7 +275,9 @@ var newEnv = sync.OnceValues(func() (*cel.Env, error) {
 				}))),
 	}
 	for _, f := range fields {
-		opts = append(opts, cel.Variable(f.name, f.celType()))
+		if !f.hidden {
+			opts = append(opts, cel.Variable(f.name, f.celType()))
+		}
 	}
 	return cel.NewEnv(opts...)
 })

@@ -3,6 +3,7 @@ package filter
 import (
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/google/cel-go/cel"
@@ -16,9 +17,10 @@ import (
 // chisel.request_field. It holds no state between calls and is safe for
 // concurrent use.
 type FieldGetter struct {
-	name string
-	f    *field   // nil for a path into data
-	path []string // data.a.b → a, b
+	name  string
+	f     *field   // nil for a path into data
+	path  []string // data.a.b → a, b
+	never bool     // a field cairn's events never carry (proc.aname[2]): always missing
 }
 
 // Field returns the getter of a field a filter can name: one of Fields(), or
@@ -27,6 +29,9 @@ type FieldGetter struct {
 func Field(name string) (*FieldGetter, error) {
 	if f := fieldsByName[name]; f != nil {
 		return &FieldGetter{name: name, f: f}, nil
+	}
+	if g, ok := indexedField(name); ok {
+		return g, nil
 	}
 	// sysdig's evt.arg.NAME and evt.rawarg.NAME: the argument NAME, which
 	// cairn keeps in data (the declared ones, such as evt.arg.fd, are above).
@@ -106,7 +111,7 @@ func (g *FieldGetter) Type() string {
 // null and when the record is malformed. A returned string never aliases the
 // record, so it outlives it.
 func (g *FieldGetter) Get(r *journal.Raw) (v any, ok bool) {
-	if r == nil || journal.CheckRecord(r.Record) != nil {
+	if g.never || r == nil || journal.CheckRecord(r.Record) != nil {
 		return nil, false
 	}
 	if g.f != nil {
@@ -209,4 +214,36 @@ func goValue(v any) (any, bool) {
 		return bool(x), true
 	}
 	return nil, false
+}
+
+// indexedField reads sysdig's indexed fields. evt.arg[N] and
+// evt.rawarg[N] are the exit event's arguments by position as sysdig lays
+// out an I/O syscall's (0: the result, 1: the buffer). proc.aname[N] and
+// proc.apid[N] are the ancestors' names and pids: 0 the process, 1 its
+// parent; cairn's events carry no deeper ancestry, so N ≥ 2 is always
+// missing (nil), where sysdig's chisels stop climbing.
+func indexedField(name string) (*FieldGetter, bool) {
+	base, idx, ok := strings.Cut(name, "[")
+	if !ok || !strings.HasSuffix(idx, "]") {
+		return nil, false
+	}
+	n, err := strconv.Atoi(strings.TrimSuffix(idx, "]"))
+	if err != nil || n < 0 {
+		return nil, false
+	}
+	var to []string
+	switch base {
+	case "evt.arg", "evt.rawarg":
+		to = []string{"evt.rawarg.res", "evt.buffer"}
+	case "proc.aname":
+		to = []string{"proc.name", "proc.pname"}
+	case "proc.apid":
+		to = []string{"proc.pid", "proc.ppid"}
+	default:
+		return nil, false
+	}
+	if n >= len(to) {
+		return &FieldGetter{name: name, never: true}, true
+	}
+	return &FieldGetter{name: name, f: fieldsByName[to[n]]}, true
 }

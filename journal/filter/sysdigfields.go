@@ -15,7 +15,22 @@ import (
 // for them (docs/chisels.md lists each with its source). They are CEL
 // variables like any other field, computed when a filter or a chisel reads
 // them.
+// storedEvtNum is evt.num as a source stored it; evt.num falls back to
+// the event's seq, its number in the stream, as sysdig's is in a capture.
+const storedEvtNum = "evt.num (stored)"
+
 var sysdigFields = []*field{
+	derived("evt.num", kInt, func(r fieldReader) any {
+		if n, ok := r.get(storedEvtNum).(types.Int); ok {
+			return n
+		}
+		if _, ok := r.get("evt.type").(types.String); !ok {
+			return errMissing
+		}
+		return r.get("seq")
+	}),
+	// A process's run time, on its procexit event (the tracer's).
+	derived("proc.duration", kInt, dataInt("duration")),
 	derived("evt.rawres", kInt, evtRes),
 	derived("evt.rawarg.res", kInt, evtRes),
 	derived("evt.arg.res", kInt, evtRes),
@@ -88,7 +103,7 @@ var sysdigFields = []*field{
 		if !ok {
 			return errMissing
 		}
-		return types.String(typeChar(string(t)))
+		return types.String(TypeChar(string(t)))
 	}),
 	derived("fd.directory", kString, fileName(path.Dir)),
 	derived("fd.filename", kString, fileName(path.Base)),
@@ -265,8 +280,8 @@ func fileName(part func(string) string) func(fieldReader) any {
 	}
 }
 
-// typeChar is sysdig's one-letter fd.typechar of an fd.type.
-func typeChar(t string) string {
+// TypeChar is sysdig's one-letter fd.typechar of an fd.type.
+func TypeChar(t string) string {
 	switch t {
 	case "file":
 		return "f"
@@ -318,7 +333,7 @@ func evtArgs(r fieldReader) any {
 		v := strconv.FormatInt(int64(fd), 10)
 		if n, ok := r.get("fd.name").(types.String); ok {
 			t, _ := r.get("fd.type").(types.String)
-			v += "(<" + typeChar(string(t)) + ">" + string(n) + ")"
+			v += "(<" + TypeChar(string(t)) + ">" + string(n) + ")"
 		}
 		add("fd", v)
 	}

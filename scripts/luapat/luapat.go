@@ -169,6 +169,10 @@ func matchClass(c, cl byte) bool {
 		res = iscntrl(c)
 	case 'd':
 		res = isdigit(c)
+	case 'g':
+		// Lua 5.2's and LuaJIT's printable-but-space class, which sysdig's
+		// chisels use (http.lua); Lua 5.1 has no %g.
+		res = c > 0x20 && c < 0x7f
 	case 'l':
 		res = islower(c)
 	case 'p':
