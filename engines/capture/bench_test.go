@@ -31,7 +31,7 @@ func BenchmarkCaptureIngest(b *testing.B) {
 	b.ResetTimer()
 	start := time.Now()
 	for i := 0; i < b.N; i++ {
-		for !emit(syntheticBody(int64(i), pid)) {
+		for !emit(syntheticBody(int64(i), pid, 0)) {
 			runtime.Gosched()
 		}
 	}
@@ -70,7 +70,7 @@ func TestCaptureSustained(t *testing.T) {
 		// Catch up to the schedule every millisecond: 100 events a tick.
 		due := int64(time.Since(start).Seconds() * rate)
 		for ; n < due; n++ {
-			emit(syntheticBody(n, pid))
+			emit(syntheticBody(n, pid, 0))
 		}
 		time.Sleep(time.Millisecond)
 	}

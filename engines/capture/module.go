@@ -119,7 +119,7 @@ func (m *module) Verbs() []engines.Verb {
 				"  capture start net\n  capture start net ns=blue\n  capture start proc where 'proc.name != \"sshd\"'",
 			Args:    []dsl.Arg{{Name: "SOURCE", Required: true, Variadic: true, Help: "source names (capture sources)"}},
 			Flags:   []dsl.Flag{{Name: "include-self", Help: "keep events about the cairn daemon itself"}},
-			Options: []dsl.Option{{Name: "interval", Kind: dsl.Duration, Help: "sampling period of polling sources (default 1s)"}, {Name: "ns", Meta: "NAME", Help: "named network namespace (ip netns) to observe"}, {Name: "rate", Kind: dsl.Int, Meta: "N", Help: "synthetic: N events a second (default: full speed)"}},
+			Options: []dsl.Option{{Name: "interval", Kind: dsl.Duration, Help: "sampling period of polling sources (default 1s)"}, {Name: "ns", Meta: "NAME", Help: "named network namespace (ip netns) to observe"}, {Name: "rate", Kind: dsl.Int, Meta: "N", Help: "synthetic: N events a second (default: full speed)"}, {Name: "snaplen", Kind: dsl.Int, Meta: "N", Help: "synthetic: an N-byte I/O buffer in each event, as a traced read carries (default none)"}},
 			Where:   true,
 		}, Run: m.runStart},
 		{Spec: dsl.Spec{
@@ -191,6 +191,13 @@ func (m *module) runStart(ctx context.Context, r engines.Request) error {
 			return engines.Errorf(wire.InvalidArgument, w, "rate=%s: want events a second, 1 to %d, such as 100000", w.Text, maxSyntheticRate)
 		}
 		o.Config.Rate = n
+	}
+	if w, ok := st.Opt("snaplen"); ok {
+		n, err := w.Int()
+		if err != nil || n < 0 || n > MaxSnaplen {
+			return engines.Errorf(wire.InvalidArgument, w, "snaplen=%s: want a number of bytes, 0 to %d", w.Text, MaxSnaplen)
+		}
+		o.Config.Snaplen = int(n)
 	}
 	words := append([]dsl.Word(nil), st.Rest...)
 	if w, ok := st.Args["SOURCE"]; ok && w.Text != "" && (len(words) == 0 || words[0].Pos != w.Pos) {

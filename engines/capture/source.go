@@ -31,8 +31,11 @@ type SourceConfig struct {
 	// for the daemon's own.
 	Namespace string
 	// Rate is the synthetic source's events a second; 0 is full speed.
-	Rate   int64
-	Logger *slog.Logger
+	Rate int64
+	// Snaplen gives each synthetic event an I/O buffer of that many bytes
+	// (data.data), as a traced read of sysdig's snaplen carries.
+	Snaplen int
+	Logger  *slog.Logger
 }
 
 // Source is one kind of observation.

@@ -37,7 +37,7 @@ func (s *synthetic) Start(ctx context.Context, cfg SourceConfig, emit Emit) erro
 		defer s.wg.Done()
 		pid := int64(os.Getpid()) + 1 // not the daemon: self-exclusion keeps the daemon's own pid out
 		if cfg.Rate > 0 {
-			s.paced(ctx, cfg.Rate, pid, emit)
+			s.paced(ctx, cfg.Rate, pid, cfg.Snaplen, emit)
 			return
 		}
 		for n := int64(1); ; n++ {
@@ -49,7 +49,7 @@ func (s *synthetic) Start(ctx context.Context, cfg SourceConfig, emit Emit) erro
 				// must not starve the journal it feeds.
 				runtime.Gosched()
 			}
-			emit(syntheticBody(n, pid))
+			emit(syntheticBody(n, pid, cfg.Snaplen))
 		}
 	}()
 	return nil
@@ -63,7 +63,7 @@ const maxSyntheticRate = 10_000_000
 // millisecond (a steady load, as a busy host makes, rather than bursts).
 // A backlog of more than a second is dropped rather than chased, and the
 // context is checked within a burst, so stop is prompt at any rate.
-func (s *synthetic) paced(ctx context.Context, rate, pid int64, emit Emit) {
+func (s *synthetic) paced(ctx context.Context, rate, pid int64, snaplen int, emit Emit) {
 	start := time.Now()
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
@@ -82,21 +82,29 @@ func (s *synthetic) paced(ctx context.Context, rate, pid int64, emit Emit) {
 			if n%1024 == 0 && ctx.Err() != nil {
 				return
 			}
-			emit(syntheticBody(n, pid))
+			emit(syntheticBody(n, pid, snaplen))
 		}
 	}
 }
 
 // syntheticBody is event n of the synthetic source: a body shaped like a
 // real process event, so filters and encoding cost what they would.
-func syntheticBody(n, pid int64) *journal.Body {
+func syntheticBody(n, pid int64, snaplen int) *journal.Body {
+	data := map[string]any{"n": n}
+	if snaplen > 0 {
+		buf := make([]byte, snaplen)
+		for i := range buf {
+			buf[i] = byte('a' + (int(n)+i)%26)
+		}
+		data["data"], data["io_dir"], data["bytes"] = buf, "r", int64(snaplen)
+	}
 	return &journal.Body{
 		Kind:    "capture.synthetic",
 		Subject: "pid/" + strconv.FormatInt(pid, 10),
 		Actor:   journal.SystemActor(),
 		Evt:     &journal.Evt{Type: "synthetic", Num: n, Time: time.Now().UnixNano()},
 		Proc:    &journal.Proc{Name: "synthetic", PID: pid, PPID: 1, Exe: "/synthetic"},
-		Data:    map[string]any{"n": n},
+		Data:    data,
 	}
 }
 

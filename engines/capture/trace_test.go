@@ -290,3 +290,16 @@ func TestDecodeBuffers(t *testing.T) {
 		t.Errorf("snaplen 0 kept %q", bs[0].Data["data"])
 	}
 }
+
+// TestSyntheticBuffers: capture start synthetic snaplen=N gives each event
+// an N-byte read buffer, as a traced read carries, for the ingest bench.
+func TestSyntheticBuffers(t *testing.T) {
+	b := syntheticBody(7, 42, 80)
+	buf, ok := b.Data["data"].([]byte)
+	if !ok || len(buf) != 80 || b.Data["io_dir"] != "r" || b.Data["bytes"] != int64(80) {
+		t.Fatalf("data %v", b.Data)
+	}
+	if _, ok := syntheticBody(7, 42, 0).Data["data"]; ok {
+		t.Fatal("snaplen 0 gave a buffer")
+	}
+}

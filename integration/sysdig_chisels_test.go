@@ -1,0 +1,174 @@
+package integration
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// sysdigShapedChisels are chisels written here in the shapes sysdig's
+// own take (issue 13): sysdig filters, request_field of sysdig's names,
+// table_generator, the thread table, I/O buffers, the event formatter,
+// evt.field after the last event.
+var sysdigShapedChisels = map[string]string{
+	// I/O buffers and the fields of a write, as spy_file reads them.
+	"t_io.lua": `description = "a file write, as sysdig's spy_file sees it"
+local fbuf, fres, fnum, fdir, ftid, fpid, fpname, fargs, flen, fcont, fchar, fargs2, fisw
+function on_init()
+	chisel.set_filter("evt.is_io_write=true and fd.typechar=f and fd.name contains f.txt")
+	fbuf = chisel.request_field("evt.buffer")
+	fres = chisel.request_field("evt.rawarg.res")
+	fnum = chisel.request_field("fd.num")
+	fdir = chisel.request_field("evt.dir")
+	ftid = chisel.request_field("thread.tid")
+	fpid = chisel.request_field("proc.pid")
+	fpname = chisel.request_field("proc.pname")
+	fargs = chisel.request_field("proc.args")
+	flen = chisel.request_field("evt.buflen.file")
+	fcont = chisel.request_field("container.name")
+	fchar = chisel.request_field("fd.typechar")
+	fargs2 = chisel.request_field("evt.arg[1]")
+	fisw = chisel.request_field("evt.is_io_write")
+	return true
+end
+function on_event()
+	print(string.format("buf=%s res=%d fd=%d dir=%s tid=%s len=%d cont=%s char=%s arg1=%s isw=%s",
+		evt.field(fbuf), evt.field(fres), evt.field(fnum), evt.field(fdir), tostring(evt.field(ftid) == evt.field(fpid)),
+		evt.field(flen), evt.field(fcont), evt.field(fchar), evt.field(fargs2), tostring(evt.field(fisw))))
+	print("pname=" .. tostring(evt.field(fpname) ~= nil and evt.field(fpname) ~= "") .. " args=" .. tostring(evt.field(fargs)))
+end`,
+	// table_generator with a sysdig filter, as topfiles_errors execs it.
+	"t_errors.lua": `description = "failed syscalls by process, through table_generator"
+function on_init()
+	chisel.exec("table_generator", "proc.name", "Process", "evt.count", "Errors", "evt.failed=true and evt.type in (open, openat)", "10", "none")
+	return true
+end`,
+	// The thread table, read while the writer still has the file open.
+	"t_threads.lua": `description = "the writer's descriptor table, as lsof reads it"
+local ftid, done
+function on_init()
+	chisel.set_filter("evt.type=write and fd.name contains f.txt")
+	ftid = chisel.request_field("thread.tid")
+	return true
+end
+function on_event()
+	if done then return end
+	done = true
+	local tt = sysdig.get_thread_table()
+	local th = tt[evt.field(ftid)]
+	for fd, info in pairs(th.fdtable) do
+		if string.find(info.name, "f.txt", 1, true) then
+			print(string.format("fd %d %s %s %s", fd, info.type, info.typechar, tostring(th.comm ~= "")))
+		end
+	end
+end`,
+	// The event formatter and the output format, as echo_fds uses them.
+	"t_fmt.lua": `description = "stderr writes, through the event formatter"
+function on_init()
+	chisel.set_filter("evt.type=write and fd.num=2")
+	chisel.set_event_formatter("%proc.name wrote: %evt.buffer")
+	sysdig.set_output_format("ascii")
+	return true
+end
+function on_event() return true end`,
+	// evt.field after the last event, as sysdig's on_capture_end reads it.
+	"t_last.lua": `description = "the last event's number, read in on_capture_end"
+local fnum, last
+function on_init() fnum = chisel.request_field("evt.num") return true end
+function on_event() last = evt.field(fnum) end
+function on_capture_end() print(tostring(last ~= nil and evt.field(fnum) == last)) end`,
+	// HTTP in a socket buffer, as sysdig's http.lua parses it.
+	"t_http.lua": `description = "HTTP requests in socket buffers"
+local fbuf
+function on_init()
+	chisel.set_filter("evt.is_io = true and evt.buflen > 0 and (fd.sockfamily = ip or fd.sockfamily = unix)")
+	fbuf = chisel.request_field("evt.buffer")
+	sysdig.set_snaplen(1024)
+	return true
+end
+function on_event()
+	local method, url = string.match(evt.field(fbuf), "^(%u+) (%g+)")
+	if method then print(method .. " " .. url) end
+end`,
+}
+
+// TestSysdigShapedChisels: chisels in the shapes of sysdig's own, over a
+// workload traced with capture run (file reads and writes, a local HTTP
+// server and curl, stderr output from a failing open), see what sysdig's
+// see.
+func TestSysdigShapedChisels(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat("/usr/bin/curl"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("curl is missing; .ci/run installs it")
+		}
+		t.Skip("needs curl")
+	}
+	dir := t.TempDir()
+	for name, src := range sysdigShapedChisels {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "hello") })}
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	d := startDaemon(t, withFlags("--chisel-path", dir))
+	work := t.TempDir()
+	script := fmt.Sprintf("echo payload-xyz > %s/f.txt; cat %s/f.txt >/dev/null; cat /nonexistent; curl -s -o /dev/null http://%s/hello", work, work, ln.Addr())
+	_, errOut, code := cli(t, d, "capture", "run", "--", "sh", "-c", script)
+	skipIfNoPtrace(t, errOut)
+	if code != 0 { // curl, last, succeeds
+		t.Fatalf("capture run: exit %d\n%s", code, errOut)
+	}
+
+	run := func(name string) string {
+		t.Helper()
+		out, errOut, code := cli(t, d, "chisel", name, "stream=capture")
+		if code != 0 {
+			t.Fatalf("chisel %s: exit %d\n%s", name, code, errOut)
+		}
+		return out
+	}
+	io := run("t_io")
+	for _, want := range []string{"buf=payload-xyz. res=12 fd=1 dir=< tid=true len=12 cont=host char=f arg1=payload-xyz. isw=true", "pname=true args=-c echo payload-xyz"} {
+		if !strings.Contains(io, want) {
+			t.Errorf("t_io: no %q in\n%s", want, io)
+		}
+	}
+	if errs := run("t_errors"); !strings.Contains(errs, "cat") || !strings.Contains(errs, "Errors") {
+		t.Errorf("t_errors: the failing open of cat is not counted:\n%s", errs)
+	}
+	if th := run("t_threads"); !strings.Contains(th, "fd 1 file f true") {
+		t.Errorf("t_threads: the writer's table lacks f.txt at fd 1:\n%s", th)
+	}
+	fm := run("t_fmt")
+	if !strings.Contains(fm, "cat wrote: cat: \n") || !strings.Contains(fm, "cat wrote: : No such file or directory") {
+		t.Errorf("t_fmt: stderr writes not formatted:\n%s", fm)
+	}
+	if last := run("t_last"); strings.TrimSpace(last) != "true" {
+		t.Errorf("t_last: evt.field in on_capture_end is not the last event's: %q", last)
+	}
+	if h := run("t_http"); !strings.Contains(h, "GET /hello") {
+		t.Errorf("t_http: curl's request is not in a socket buffer:\n%s", h)
+	}
+
+	// The same names in CEL, and a sysdig filter on events.
+	cel := cliOK(t, d, "-o", "json", "events", "stream=capture", "where", `evt.is_io_write && fd.typechar == "f" && fd.filename == "f.txt" && evt.buffer.startsWith("payload")`)
+	if strings.Count(cel, "\n") != 1 || !strings.Contains(cel, `"data":"cGF5bG9hZC14eXoK"`) {
+		t.Errorf("the write of f.txt in CEL (its buffer stored as bytes, base64 in JSON):\n%s", cel)
+	}
+	sd := cliOK(t, d, "-o", "json", "events", "stream=capture", "filter", "evt.failed and proc.name=cat")
+	if !strings.Contains(sd, "nonexistent") {
+		t.Errorf("filter 'evt.failed and proc.name=cat' misses the failing open:\n%s", sd)
+	}
+}
