@@ -162,6 +162,13 @@ func TestSysdigShapedChisels(t *testing.T) {
 		t.Errorf("t_http: curl's request is not in a socket buffer:\n%s", h)
 	}
 
+	// curl's socket is named by its ends, its server the test's listener.
+	port := ln.Addr().(*net.TCPAddr).Port
+	conn := cliOK(t, d, "-o", "json", "events", "stream=capture", "filter", fmt.Sprintf("evt.type=connect and fd.port=%d and fd.l4proto=tcp", port))
+	if !strings.Contains(conn, fmt.Sprintf(`->127.0.0.1:%d","type":"ipv4","sip":"127.0.0.1","sport":%d,"cip":"127.0.0.1"`, port, port)) {
+		t.Errorf("curl's connect does not name the socket by its ends:\n%s", conn)
+	}
+
 	// The same names in CEL, and a sysdig filter on events.
 	cel := cliOK(t, d, "-o", "json", "events", "stream=capture", "where", `evt.is_io_write && fd.typechar == "f" && fd.filename == "f.txt" && evt.buffer.startsWith("payload")`)
 	if strings.Count(cel, "\n") != 1 || !strings.Contains(cel, `"data":"cGF5bG9hZC14eXoK"`) {

@@ -124,6 +124,7 @@ type run struct {
 	prev         journal.Raw  // a copy of the last event delivered: evt.field outside on_event reads it
 	threads      *threadTable // sysdig.get_thread_table's, when a chisel calls it
 	outputFormat string       // sysdig.set_output_format's: "normal" or "json"
+	callback     string       // the outermost callback running, for os.exit's error
 	first, last  int64        // times of the first and last event (history), or of the start and now (live)
 	seen         bool
 	ended        bool // sysdig.end_capture
@@ -512,6 +513,7 @@ func (r *run) call(in *instance, fn *lua.LFunction, what string, nret int, args 
 	L := in.L
 	if r.nesting == 0 {
 		r.g.begin(what)
+		r.callback = what
 	}
 	r.nesting++
 	L.Push(fn)

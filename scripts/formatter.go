@@ -195,14 +195,18 @@ func (in *instance) setOutputFormat(L *lua.LState) int {
 // errExit is how os.exit ends a run: at once, as sysdig's process ends.
 var errExit = errors.New("os.exit")
 
-// exitError is os.exit with a failure status.
+// exitError is os.exit with a failure status, where it was called.
 type exitError struct {
-	chisel string
-	code   int
+	chisel, callback, where string
+	code                    int
 }
 
 func (e *exitError) Error() string {
-	return fmt.Sprintf("chisel %s called os.exit(%d)", e.chisel, e.code)
+	where := e.where
+	if where != "" {
+		where += " "
+	}
+	return fmt.Sprintf("chisel %s: %s: %sos.exit(%d) ended the run", e.chisel, e.callback, where, e.code)
 }
 
 // osExit is os.exit([code]): the run ends at once (no further callback,
@@ -220,7 +224,7 @@ func (in *instance) osExit(L *lua.LState) int {
 	if code == 0 {
 		in.r.g.cancel(errExit)
 	} else {
-		in.r.g.cancel(&exitError{chisel: in.c.name, code: code})
+		in.r.g.cancel(&exitError{chisel: in.c.name, callback: in.r.callback, where: L.Where(1), code: code})
 	}
 	L.RaiseError("os.exit")
 	return 0

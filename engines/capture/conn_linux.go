@@ -200,13 +200,19 @@ func openDestroySocket() (int, error) {
 // holds s.mu.
 func (s *connSource) dump(family, protocol uint8, states uint32) ([]diagSock, error) {
 	s.seq++
-	req := inetDiagRequest(family, protocol, states, s.seq)
-	if err := unix.Sendto(s.dumpFD, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+	return diagDump(s.dumpFD, s.buf, s.seq, family, protocol, states)
+}
+
+// diagDump lists, through the sock_diag socket fd, the sockets of family
+// and protocol in states, reading answers into buf.
+func diagDump(fd int, buf []byte, seq uint32, family, protocol uint8, states uint32) ([]diagSock, error) {
+	req := inetDiagRequest(family, protocol, states, seq)
+	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return nil, fmt.Errorf("sock_diag dump request: %w", err)
 	}
 	var out []diagSock
 	for {
-		n, _, err := unix.Recvfrom(s.dumpFD, s.buf, 0)
+		n, _, err := unix.Recvfrom(fd, buf, 0)
 		if err != nil {
 			if errors.Is(err, unix.EINTR) {
 				continue
@@ -214,7 +220,7 @@ func (s *connSource) dump(family, protocol uint8, states uint32) ([]diagSock, er
 			return out, fmt.Errorf("read sock_diag dump: %w", err)
 		}
 		var done bool
-		out, done, err = parseInetDiag(s.buf[:n], protocol, out)
+		out, done, err = parseInetDiag(buf[:n], protocol, out)
 		if err != nil {
 			return out, err
 		}
@@ -222,6 +228,33 @@ func (s *connSource) dump(family, protocol uint8, states uint32) ([]diagSock, er
 			return out, nil
 		}
 	}
+}
+
+// socketByInode finds the TCP or UDP socket of an inode, IPv4 or IPv6, in
+// any state, with sock_diag (which needs no privilege to list sockets).
+func socketByInode(inode uint64) (diagSock, bool) {
+	fd, err := openDiagSocket()
+	if err != nil {
+		return diagSock{}, false
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 64<<10)
+	var seq uint32
+	for _, proto := range []uint8{ipprotoTCP, ipprotoUDP} {
+		for _, fam := range []uint8{afInet, afInet6} {
+			seq++
+			socks, err := diagDump(fd, buf, seq, fam, proto, ^uint32(0))
+			if err != nil {
+				continue
+			}
+			for _, k := range socks {
+				if k.Inode == inode {
+					return k, true
+				}
+			}
+		}
+	}
+	return diagSock{}, false
 }
 
 // tcpDumpStates are the TCP states a poll asks for: all but TIME_WAIT and

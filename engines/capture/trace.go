@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/cairnhq/cairn/journal"
@@ -56,6 +57,8 @@ type Tracee interface {
 	FDName(pid, fd int) string
 	ReadMem(pid int, addr uint64, n int) ([]byte, error)
 	Proc(pid int) journal.Proc
+	// Socket describes the TCP or UDP socket of an inode (sock_diag).
+	Socket(inode uint64) (diagSock, bool)
 }
 
 // Syscall argument roles of the table.
@@ -146,6 +149,10 @@ const (
 	traceFDupFDCloexec = 1030
 )
 
+// errInProgress is EINPROGRESS: a non-blocking connect under way, whose
+// ends the kernel already knows.
+const errInProgress = 115
+
 // Socket domains.
 const (
 	traceAFUnix    = 1
@@ -158,6 +165,68 @@ const (
 type fdEntry struct {
 	name string
 	typ  string // sysdig's fd.type: file, directory, ipv4, ipv6, unix, pipe, event, netlink, …
+	// An IP socket's addresses, once resolved: server is whether this end
+	// is the server (it listens, or accepted the connection).
+	sock   *diagSock
+	server bool
+}
+
+// fd is what an event says of the entry: its name and type, and an IP
+// socket's ends as sysdig names them (s the server, c the client).
+func (e fdEntry) fd() *journal.FD {
+	if e.name == "" && e.typ == "" {
+		return nil
+	}
+	f := &journal.FD{Name: e.name, Type: e.typ}
+	if k := e.sock; k != nil {
+		f.L4Proto = l4proto(k.Protocol)
+		srv, cli := k.Local, k.Remote
+		if !e.server && k.Remote.IsValid() && k.Remote.Port() != 0 {
+			srv, cli = k.Remote, k.Local
+		}
+		f.SIP, f.SPort = srv.Addr().String(), int64(srv.Port())
+		if cli.IsValid() && cli.Port() != 0 {
+			f.CIP, f.CPort = cli.Addr().String(), int64(cli.Port())
+		}
+	}
+	return f
+}
+
+// resolve names an IP socket by its ends, sysdig's way
+// (cip:cport->sip:sport; a listener by its own address), asking the
+// kernel once the socket has them. Any other entry is left as it is.
+func (d *Decoder) resolve(pid, fd int, e fdEntry, server bool) fdEntry {
+	if e.typ != "ipv4" && e.typ != "ipv6" {
+		return e
+	}
+	name := e.name
+	if !strings.HasPrefix(name, "socket:[") {
+		name = d.t.FDName(pid, fd)
+	}
+	inode, ok := parseSocketLink(name)
+	if !ok {
+		return e
+	}
+	k, ok := d.t.Socket(inode)
+	if !ok || !k.Local.IsValid() {
+		return e
+	}
+	e.sock, e.server = &k, server
+	f := e.fd()
+	switch {
+	case f.CIP != "":
+		e.name = joinHostPort(f.CIP, f.CPort) + "->" + joinHostPort(f.SIP, f.SPort)
+	default:
+		e.name = joinHostPort(f.SIP, f.SPort)
+	}
+	return e
+}
+
+func joinHostPort(ip string, port int64) string {
+	if strings.Contains(ip, ":") {
+		return "[" + ip + "]:" + strconv.FormatInt(port, 10)
+	}
+	return ip + ":" + strconv.FormatInt(port, 10)
 }
 
 // FDTable is the descriptor table of one process (threads share one).
@@ -292,9 +361,7 @@ func (d *Decoder) Decode(s Syscall) []*journal.Body {
 	var out []*journal.Body
 	ev := func(e fdEntry, data map[string]any) *journal.Body {
 		b := d.body(s, info.name, TraceSyscallKind, data)
-		if e.name != "" || e.typ != "" {
-			b.FD = &journal.FD{Name: e.name, Type: e.typ}
-		}
+		b.FD = e.fd()
 		out = append(out, b)
 		return b
 	}
@@ -302,6 +369,12 @@ func (d *Decoder) Decode(s Syscall) []*journal.Body {
 	switch info.kind {
 	case sysIO:
 		e := d.lookup(s.PID, fd(0))
+		if e.sock == nil && (e.typ == "ipv4" || e.typ == "ipv6") && ok {
+			// A socket first used here (inherited, or connected before
+			// the trace): this end is taken for the client.
+			e = d.resolve(s.PID, fd(0), e, false)
+			d.table(s.PID)[fd(0)] = e
+		}
 		data := map[string]any{"fd": int64(fd(0)), "io_dir": info.dir}
 		if ok {
 			data["bytes"] = s.Ret
@@ -369,11 +442,21 @@ func (d *Decoder) Decode(s Syscall) []*journal.Body {
 			if l.typ != "" && l.typ != "socket" {
 				e.typ = l.typ
 			}
+			e = d.resolve(s.PID, int(s.Ret), e, true) // the accepting end is the server
 			d.table(s.PID)[int(s.Ret)] = e
 		}
 		ev(e, map[string]any{"fd": int64(fd(0))})
 	case sysFD:
-		ev(d.lookup(s.PID, fd(0)), map[string]any{"fd": int64(fd(0))})
+		e := d.lookup(s.PID, fd(0))
+		switch {
+		case info.name == "connect" && (ok || s.Ret == -errInProgress):
+			e = d.resolve(s.PID, fd(0), e, false) // the connecting end is the client
+			d.table(s.PID)[fd(0)] = e
+		case info.name == "listen" && ok:
+			e = d.resolve(s.PID, fd(0), e, true)
+			d.table(s.PID)[fd(0)] = e
+		}
+		ev(e, map[string]any{"fd": int64(fd(0))})
 	case sysCopy:
 		// One event per descriptor, so that per-file byte counts see the
 		// source as read and the destination as written.

@@ -224,6 +224,8 @@ func (procTracee) FDName(pid, fd int) string {
 	return n
 }
 
+func (procTracee) Socket(inode uint64) (diagSock, bool) { return socketByInode(inode) }
+
 func (procTracee) ReadMem(pid int, addr uint64, n int) ([]byte, error) {
 	b := make([]byte, n)
 	got, err := unix.PtracePeekData(pid, uintptr(addr), b)

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -17,6 +18,12 @@ type fakeTracee struct {
 	fds   map[int]map[int]string
 	mem   map[uint64][]byte
 	procs map[int]journal.Proc
+	socks map[uint64]diagSock
+}
+
+func (f *fakeTracee) Socket(inode uint64) (diagSock, bool) {
+	k, ok := f.socks[inode]
+	return k, ok
 }
 
 func (f *fakeTracee) FDName(pid, fd int) string { return f.fds[pid][fd] }
@@ -301,5 +308,51 @@ func TestSyntheticBuffers(t *testing.T) {
 	}
 	if _, ok := syntheticBody(7, 42, 0).Data["data"]; ok {
 		t.Fatal("snaplen 0 gave a buffer")
+	}
+}
+
+// TestDecodeSockets: an IP socket is named by its ends as sysdig names it
+// once they are known — at connect (this end the client), at accept (this
+// end the server), at listen (its own address) — with fd.sip, fd.sport,
+// fd.cip, fd.cport and fd.l4proto; a Unix socket keeps the kernel's name.
+func TestDecodeSockets(t *testing.T) {
+	f := newFake()
+	f.socks = map[uint64]diagSock{
+		100: {Protocol: ipprotoTCP, Local: netip.MustParseAddrPort("127.0.0.1:40000"), Remote: netip.MustParseAddrPort("127.0.0.1:8765"), Inode: 100},
+		200: {Protocol: ipprotoTCP, Local: netip.MustParseAddrPort("127.0.0.1:8765"), Inode: 200, State: tcpListen},
+		300: {Protocol: ipprotoTCP, Local: netip.MustParseAddrPort("127.0.0.1:8765"), Remote: netip.MustParseAddrPort("127.0.0.1:40000"), Inode: 300},
+	}
+	f.set(11, 3, "socket:[100]")
+	f.set(11, 4, "socket:[200]")
+	f.set(11, 5, "socket:[300]")
+	d := NewDecoder(f)
+	fdOf := func(s Syscall) *journal.FD {
+		t.Helper()
+		bs := d.Decode(s)
+		if len(bs) != 1 || bs[0].FD == nil {
+			t.Fatalf("%s: %d events, fd %v", SyscallName(s.Nr), len(bs), bs)
+		}
+		return bs[0].FD
+	}
+	fdOf(Syscall{PID: 11, Nr: 41, Args: [6]uint64{traceAFInet}, Ret: 3})         // socket
+	c := fdOf(Syscall{PID: 11, Nr: 42, Args: [6]uint64{3}, Ret: -errInProgress}) // connect, non-blocking
+	w := fdOf(Syscall{PID: 11, Nr: 44, Args: [6]uint64{3, 0, 5}, Ret: 5})        // sendto
+	want := journal.FD{Name: "127.0.0.1:40000->127.0.0.1:8765", Type: "ipv4", SIP: "127.0.0.1", SPort: 8765, CIP: "127.0.0.1", CPort: 40000, L4Proto: "tcp"}
+	for _, got := range []*journal.FD{c, w} {
+		if *got != want {
+			t.Errorf("client end: %+v, want %+v", *got, want)
+		}
+	}
+	fdOf(Syscall{PID: 11, Nr: 41, Args: [6]uint64{traceAFInet}, Ret: 4})
+	if l := fdOf(Syscall{PID: 11, Nr: 50, Args: [6]uint64{4}}); l.Name != "127.0.0.1:8765" || l.SPort != 8765 || l.CIP != "" {
+		t.Errorf("listener: %+v", *l)
+	}
+	if a := fdOf(Syscall{PID: 11, Nr: 43, Args: [6]uint64{4}, Ret: 5}); *a != want { // accept: the server's end of the same connection
+		t.Errorf("server end: %+v, want %+v", *a, want)
+	}
+	f.set(11, 6, "socket:[999]")
+	fdOf(Syscall{PID: 11, Nr: 41, Args: [6]uint64{traceAFUnix}, Ret: 6})
+	if u := fdOf(Syscall{PID: 11, Nr: 42, Args: [6]uint64{6}}); u.Name != "socket:[999]" || u.Type != "unix" || u.SIP != "" {
+		t.Errorf("unix socket: %+v", *u)
 	}
 }

@@ -308,6 +308,9 @@ func (p *parser) check() (string, error) {
 	if err := p.advance(); err != nil {
 		return "", err
 	}
+	if ends, ok := eitherEnd[name]; ok {
+		return p.eitherCheck(name, ends, op, opCol)
+	}
 	f, ok := lookupField(name)
 	if !ok {
 		return "", p.errf(col, "field %s is not captured by cairn yet (docs/chisels.md lists the fields it has)", name)
@@ -373,6 +376,36 @@ func (p *parser) check() (string, error) {
 		return fmt.Sprintf("%s.matches(%s)", f.cel, strconv.Quote(globRegexp(v))), nil
 	}
 	return "", p.errf(opCol, "operator %s is not supported", op)
+}
+
+// eitherEnd are sysdig's fields that match a socket's address at either
+// end: fd.ip=127.0.0.1 is the server's or the client's.
+var eitherEnd = map[string][2]string{
+	"fd.ip":   {"fd.sip", "fd.cip"},
+	"fd.port": {"fd.sport", "fd.cport"},
+}
+
+func (p *parser) eitherCheck(name string, ends [2]string, op string, opCol int) (string, error) {
+	v, err := p.value(opCol, op)
+	if err != nil {
+		return "", err
+	}
+	var parts [2]string
+	for i, end := range ends {
+		f, _ := lookupField(end)
+		lit, err := literal(f, v, p, opCol)
+		if err != nil {
+			return "", err
+		}
+		parts[i] = f.cel + " " + map[string]string{"=": "==", "==": "==", "!=": "!="}[op] + " " + lit
+	}
+	switch op {
+	case "=", "==":
+		return "(" + parts[0] + " || " + parts[1] + ")", nil
+	case "!=":
+		return "(" + parts[0] + " && " + parts[1] + ")", nil
+	}
+	return "", p.errf(opCol, "%s compares with = or != (it matches either end of a socket)", name)
 }
 
 func boolCheck(p *parser, d, op string, col int) (string, error) {
