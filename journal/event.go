@@ -87,6 +87,9 @@ type Proc struct {
 	// it is not the process's main thread or the source knows it.
 	TID   int64  `json:"tid,omitempty" cbor:"tid,omitempty"`
 	PName string `json:"pname,omitempty" cbor:"pname,omitempty"` // the parent's name (sysdig's proc.pname)
+	// LoginShellID is the pid of the oldest shell among the process and
+	// its ancestors (sysdig's proc.loginshellid), when there is one.
+	LoginShellID int64 `json:"loginshellid,omitempty" cbor:"loginshellid,omitempty"`
 }
 
 // User is sysdig's user object.

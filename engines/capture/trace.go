@@ -481,7 +481,9 @@ func (d *Decoder) Decode(s Syscall) []*journal.Body {
 		// Descriptors that survive exec are named again from /proc when used.
 		d.tables[s.PID] = FDTable{}
 		delete(d.procs, s.PID) // a new name, exe and cmdline
-		b := ev(fdEntry{}, nil)
+		p := d.proc(s.PID)
+		_, args, _ := strings.Cut(p.Cmdline, " ")
+		b := ev(fdEntry{}, map[string]any{"exe": p.Exe, "args": args}) // sysdig's evt.arg.exe, evt.arg.args
 		b.Kind = TraceExecKind
 	case sysClone:
 		// The new process's capture.clone comes from Fork, when the
@@ -581,9 +583,38 @@ func (d *Decoder) proc(pid int) journal.Proc {
 		if p.PID == 0 {
 			p.PID = int64(pid)
 		}
+		p.LoginShellID = d.loginShell(p)
 		d.procs[pid] = p
 	}
 	return p
+}
+
+// loginShell is sysdig's proc.loginshellid: the pid of the oldest shell
+// among p and its ancestors, 0 when there is none.
+func (d *Decoder) loginShell(p journal.Proc) int64 {
+	var shell int64
+	for range 64 { // a bound, not a depth any process tree reaches
+		if isShell(p.Name) {
+			shell = p.PID
+		}
+		if p.PPID <= 1 {
+			break
+		}
+		if q, ok := d.procs[int(p.PPID)]; ok {
+			p = q
+		} else {
+			p = d.t.Proc(int(p.PPID))
+		}
+	}
+	return shell
+}
+
+func isShell(name string) bool {
+	switch name {
+	case "sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "fish", "tcsh", "csh":
+		return true
+	}
+	return false
 }
 
 func socketType(domain uint64) string {

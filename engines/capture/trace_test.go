@@ -259,7 +259,8 @@ func TestIngestTrust(t *testing.T) {
 
 // TestDecodeBuffers: a read or write keeps the first Snaplen bytes it
 // moved as data.data (the first iovec's for readv/writev), a failed or
-// msghdr call keeps none; every event names its thread and its parent.
+// msghdr call keeps none; every event names its thread, its parent and
+// its login shell (the oldest shell among its ancestors).
 func TestDecodeBuffers(t *testing.T) {
 	f := newFake()
 	f.set(11, 1, "/dev/pts/0")
@@ -288,8 +289,8 @@ func TestDecodeBuffers(t *testing.T) {
 		if c.want == nil && ok || c.want != nil && fmt.Sprint(got) != fmt.Sprint(c.want) {
 			t.Errorf("case %d (%s): data = %q, want %q", i, SyscallName(c.s.Nr), got, c.want)
 		}
-		if p := bs[0].Proc; p.TID != 11 || p.PName != "dash" {
-			t.Errorf("case %d: tid %d, parent %q; want 11, dash", i, p.TID, p.PName)
+		if p := bs[0].Proc; p.TID != 11 || p.PName != "dash" || p.LoginShellID != 10 {
+			t.Errorf("case %d: tid %d, parent %q, login shell %d; want 11, dash, 10", i, p.TID, p.PName, p.LoginShellID)
 		}
 	}
 	d.Snaplen = 0
