@@ -146,11 +146,18 @@ func (s *Server) runChiselOn(ctx context.Context, r engines.Request, ch *scripts
 	if err != nil {
 		return err
 	}
-	if _, given := r.Statement().Opt("stream"); !given && ch.Info().Stream != "" {
-		if s.journal.Stream(ch.Info().Stream) == nil {
-			return engines.Errorf(wire.InvalidArgument, name, "chisel %s declares unknown stream %q", ch.Info().Name, ch.Info().Stream)
+	if _, given := r.Statement().Opt("stream"); !given {
+		switch declared := ch.Info().Stream; {
+		case declared != "":
+			if s.journal.Stream(declared) == nil {
+				return engines.Errorf(wire.InvalidArgument, name, "chisel %s declares unknown stream %q", ch.Info().Name, declared)
+			}
+			sel.streams = []string{declared}
+		case r.Statement().Pipe == nil:
+			// A chisel that declares no stream is sysdig's: it reads the
+			// captured system events. A pipe keeps its statement's selection.
+			sel.streams = []string{journal.Capture}
 		}
-		sel.streams = []string{ch.Info().Stream}
 	}
 	var feed scripts.Feed
 	if live {

@@ -25,9 +25,9 @@ func TestChiselStringBombs(t *testing.T) {
 	c := dial(t, d)
 	emit(t, c, "emit app.tick x")
 	dir := t.TempDir()
-	writeChisel(t, dir, "bomb", `description = "gsub bomb"
+	writeChisel(t, dir, "bomb", `description = "gsub bomb"; stream = "audit"
 function on_event() local s = string.rep("x", 50 * 1048576) s:gsub("x", string.rep("%0", 32)) end`)
-	writeChisel(t, dir, "backtrack", `description = "backtracking find"
+	writeChisel(t, dir, "backtrack", `description = "backtracking find"; stream = "audit"
 function on_event() local s = string.rep("a", 30000) .. "!" string.find(s, string.rep("a*", 12) .. "b") end`)
 	for name, want := range map[string]string{
 		"bomb.lua":      "limit", // the gsub's result bound, or the memory walk's, whichever comes first
@@ -64,7 +64,7 @@ func TestSIGTERMStopsARunawayChisel(t *testing.T) {
 	c := dial(t, d)
 	emit(t, c, "emit app.tick x")
 	dir := t.TempDir()
-	writeChisel(t, dir, "runaway", `description = "runaway"
+	writeChisel(t, dir, "runaway", `description = "runaway"; stream = "audit"
 function on_init() print("started") return true end
 function on_event() local s = string.rep("a", 30000) .. "!" string.find(s, string.rep("a*", 12) .. "b") end`)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -39,7 +39,7 @@ func daemonError(t *testing.T, stmt string, err error) *client.DaemonError {
 // countsChisel takes a kind as its argument, filters on it with CEL and
 // counts the events per subject.
 const countsChisel = `
-description = "Counts the events of one kind per subject."
+description = "Counts the events of one kind per subject."; stream = "audit"
 short_description = "Events of a kind per subject"
 category = "Test"
 args = {{name = "kind", description = "the kind to count", argtype = "string"}}
@@ -129,7 +129,7 @@ func TestChiselLiveInterval(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	writeChisel(t, dir, "ticker", `
-description = "Prints the events seen every second."
+description = "Prints the events seen every second."; stream = "audit"
 local n = 0
 function on_init() chisel.set_interval_s(1) return true end
 function on_event() n = n + 1 end
@@ -234,11 +234,11 @@ func TestChiselInfiniteLoop(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	writeChisel(t, dir, "spin", `
-description = "Never returns."
+description = "Never returns."; stream = "audit"
 function on_event() local i = 0 while true do i = i + 1 end end
 `)
 	writeChisel(t, dir, "spin_pcall", `
-description = "Never returns, and catches what would stop it."
+description = "Never returns, and catches what would stop it."; stream = "audit"
 function on_event()
 	while true do pcall(function() while true do end end) end
 end
@@ -312,11 +312,11 @@ func TestChiselSandbox(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	writeChisel(t, dir, "quit", `
-description = "Tries to stop the daemon."
+description = "Tries to stop the daemon."; stream = "audit"
 function on_init() os.exit(1) return true end
 `)
 	writeChisel(t, dir, "probe", `
-description = "Looks for what a sandbox removes."
+description = "Looks for what a sandbox removes."; stream = "audit"
 function on_capture_end()
 	print("io.popen=" .. type(io.popen), "os.execute=" .. type(os.execute), "os.exit=" .. type(os.exit),
 		"io.open=" .. type(io.open), "dofile=" .. type(dofile))
@@ -353,21 +353,21 @@ func TestChiselScriptErrors(t *testing.T) {
 	dir := t.TempDir()
 	writeChisel(t, dir, "broken", "description = \"x\"\n\nfunction on_event(\n  local = 1\nend\n")
 	writeChisel(t, dir, "misspelt", `
-description = "Asks for a field that does not exist."
+description = "Asks for a field that does not exist."; stream = "audit"
 function on_init()
 	chisel.request_field("proc.nmae")
 	return true
 end
 `)
 	writeChisel(t, dir, "badfilter", `
-description = "Sets a filter that does not compile."
+description = "Sets a filter that does not compile."; stream = "audit"
 function on_init()
 	chisel.set_filter('proc.nmae == "x"')
 	return true
 end
 `)
 	writeChisel(t, dir, "boom", `
-description = "Fails on its first event."
+description = "Fails on its first event."; stream = "audit"
 function on_event()
 	local t = nil
 	return t.x
@@ -449,7 +449,7 @@ func TestChiselBuiltinsOverKV(t *testing.T) {
 	// A local script, named relative to the CLI's working directory.
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "local.lua"), []byte(`
-description = "Counts the events of a kind."
+description = "Counts the events of a kind."; stream = "audit"
 args = {{name = "kind", description = "a kind", argtype = "string"}}
 local kind, n = nil, 0
 function on_set_arg(name, val) kind = val return true end

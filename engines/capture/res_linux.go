@@ -255,10 +255,12 @@ func (s *resSource) sampleProc(dir string, now int64) *journal.Body {
 		c.procs++
 	}
 	return &journal.Body{
-		Kind:      ResSampleKind,
-		Subject:   "pid/" + strconv.FormatInt(st.PID, 10),
-		Actor:     journal.SystemActor(),
-		Evt:       &journal.Evt{Type: "sample", Time: now},
+		Kind:    ResSampleKind,
+		Subject: "pid/" + strconv.FormatInt(st.PID, 10),
+		Actor:   journal.SystemActor(),
+		// A sample is no system event: no evt.type, so that sysdig's
+		// syscall tables (topscalls: evt.type!=switch) do not count it.
+		Evt:       &journal.Evt{Time: now},
 		Proc:      &journal.Proc{Name: p.name, PID: st.PID, PPID: st.PPID, Cmdline: p.cmdline},
 		Container: &journal.Container{ID: p.container},
 		Data:      data,
@@ -348,7 +350,7 @@ func (s *resSource) sampleCgroup(c *resCgroup, now int64) *journal.Body {
 		Kind:      ResCgroupSampleKind,
 		Subject:   "cgroup" + c.path,
 		Actor:     journal.SystemActor(),
-		Evt:       &journal.Evt{Type: "cgroup_sample", Time: now},
+		Evt:       &journal.Evt{Time: now},
 		Container: &journal.Container{ID: c.container},
 		Data:      data,
 	}

@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -78,6 +79,7 @@ const (
 	sysCopy                  // bytes from InArg's fd to OutArg's fd
 	sysExec                  // execve, execveat
 	sysClone                 // clone, fork, vfork, clone3
+	sysChdir                 // chdir (a path in Args[0]), fchdir (an fd)
 )
 
 // sysInfo is one entry of the syscall table.
@@ -121,6 +123,8 @@ var sysTable = map[uint64]sysInfo{
 	58:  {name: "vfork", kind: sysClone},
 	59:  {name: "execve", kind: sysExec},
 	72:  {name: "fcntl", kind: sysFcntl},
+	80:  {name: "chdir", kind: sysChdir},
+	81:  {name: "fchdir", kind: sysChdir},
 	85:  {name: "creat", kind: sysOpen},
 	257: {name: "openat", kind: sysOpen},
 	275: {name: "splice", kind: sysCopy, in: 0, out: 2},
@@ -485,6 +489,19 @@ func (d *Decoder) Decode(s Syscall) []*journal.Body {
 		_, args, _ := strings.Cut(p.Cmdline, " ")
 		b := ev(fdEntry{}, map[string]any{"exe": p.Exe, "args": args}) // sysdig's evt.arg.exe, evt.arg.args
 		b.Kind = TraceExecKind
+	case sysChdir:
+		data := map[string]any{}
+		var e fdEntry
+		if info.name == "fchdir" {
+			e = d.lookup(s.PID, fd(0))
+			data["fd"] = int64(fd(0))
+		} else if p, ok := d.readString(s.PID, s.Args[0]); ok {
+			data["path"] = p // sysdig's evt.arg.path
+		}
+		if ok {
+			delete(d.procs, s.PID) // a new cwd, read from /proc at this event
+		}
+		ev(e, data)
 	case sysClone:
 		// The new process's capture.clone comes from Fork, when the
 		// kernel reports the child; the parent's return says nothing more.
@@ -520,6 +537,25 @@ func (d *Decoder) buffer(s Syscall, info sysInfo) []byte {
 		return nil
 	}
 	return b
+}
+
+// readString reads a NUL-terminated string of at most 4 KiB (a path) from
+// the tracee's memory.
+func (d *Decoder) readString(pid int, addr uint64) (string, bool) {
+	var out []byte
+	for len(out) < 4096 {
+		// A read that crosses into an unmapped page comes back short,
+		// with an error, and may still hold the end of the string.
+		b, err := d.t.ReadMem(pid, addr+uint64(len(out)), 256)
+		if i := bytes.IndexByte(b, 0); i >= 0 {
+			return string(append(out, b[:i]...)), true
+		}
+		if err != nil || len(b) == 0 {
+			return "", false
+		}
+		out = append(out, b...)
+	}
+	return "", false
 }
 
 // ProcExit returns the procexit event of a process that ended with code

@@ -32,6 +32,9 @@ func (f *fakeTracee) ReadMem(pid int, addr uint64, n int) ([]byte, error) {
 	if !ok {
 		return nil, errors.New("EFAULT")
 	}
+	if n > len(b) { // the rest of the page is not mapped: a short read
+		return b, errors.New("EIO")
+	}
 	return b[:n], nil
 }
 func (f *fakeTracee) Proc(pid int) journal.Proc { return f.procs[pid] }
@@ -355,5 +358,25 @@ func TestDecodeSockets(t *testing.T) {
 	fdOf(Syscall{PID: 11, Nr: 41, Args: [6]uint64{traceAFUnix}, Ret: 6})
 	if u := fdOf(Syscall{PID: 11, Nr: 42, Args: [6]uint64{6}}); u.Name != "socket:[999]" || u.Type != "unix" || u.SIP != "" {
 		t.Errorf("unix socket: %+v", *u)
+	}
+}
+
+// TestDecodeChdir: chdir records its path and the next event reads the
+// new cwd; fchdir its descriptor.
+func TestDecodeChdir(t *testing.T) {
+	f := newFake()
+	f.mem[0x5000] = append([]byte("/tmp/work"), 0, 'x', 'x')
+	d := NewDecoder(f)
+	d.Decode(Syscall{PID: 11, Nr: 0, Args: [6]uint64{0}, Ret: 0}) // cat is known, cwd ""
+	p := f.procs[11]
+	p.Cwd = "/tmp/work"
+	f.procs[11] = p // the kernel's view after the chdir
+	bs := d.Decode(Syscall{PID: 11, Nr: 80, Args: [6]uint64{0x5000}})
+	if len(bs) != 1 || bs[0].Evt.Type != "chdir" || bs[0].Data["path"] != "/tmp/work" || bs[0].Proc.Cwd != "/tmp/work" {
+		t.Fatalf("chdir: %+v %+v", bs[0].Data, bs[0].Proc)
+	}
+	f.set(11, 4, "/srv")
+	if bs := d.Decode(Syscall{PID: 11, Nr: 81, Args: [6]uint64{4}}); bs[0].FD == nil || bs[0].FD.Name != "/srv" || bs[0].Data["fd"] != int64(4) {
+		t.Fatalf("fchdir: %+v %+v", bs[0].Data, bs[0].FD)
 	}
 }

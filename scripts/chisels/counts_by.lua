@@ -5,6 +5,7 @@ counts_by: events counted by the value of any field.
 description = "Counts events by the value of a field (any where-filter field: kind, subject, actor.user, node, data.KEY, proc.name, fd.name, ...), largest counts first. Events without the field count as (none)."
 short_description = "Count events by the value of a field"
 category = "Events"
+stream = "audit" -- cairn's own: a chisel that declares no stream reads capture, as sysdig's
 
 args = {
 	{name = "field", description = "the field to count by, such as actor.user or data.key", argtype = "string"},

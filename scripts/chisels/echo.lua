@@ -5,6 +5,7 @@ echo: every event, one formatted line each.
 description = "Prints every event as one line: seq, time, kind, subject, then proc and fd for capture events, then the data as key=value pairs in key order."
 short_description = "Print events, one formatted line each"
 category = "Events"
+stream = "audit" -- cairn's own: a chisel that declares no stream reads capture, as sysdig's
 
 args = {
 	{name = "filter", description = "a CEL filter; only matching events are printed", argtype = "filter", optional = true},

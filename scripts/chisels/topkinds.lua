@@ -5,6 +5,7 @@ topkinds: the event kinds seen most.
 description = "Shows the event kinds with the most events, optionally among the events a CEL filter matches."
 short_description = "Top event kinds by number of events"
 category = "Events"
+stream = "audit" -- cairn's own: a chisel that declares no stream reads capture, as sysdig's
 
 args = {
 	{name = "filter", description = "a CEL filter; only matching events count", argtype = "filter", optional = true},
