@@ -116,15 +116,44 @@ type historyFeed struct {
 	m     *merge
 	sel   *eventSelection
 	n     int64
+	// span is each stream's seqs when the feed began, and at is where it
+	// has read to: sysdig.get_read_progress.
+	span map[string][2]int64
+	at   map[string]int64
+	done bool
 }
 
 func (s *Server) historyFeed(sel *eventSelection) *historyFeed {
-	f := &historyFeed{sel: sel}
+	f := &historyFeed{sel: sel, span: map[string][2]int64{}, at: map[string]int64{}}
 	for _, name := range sel.streams {
-		f.iters = append(f.iters, s.journal.Stream(name).Scan(sel.query))
+		st := s.journal.Stream(name)
+		f.span[name] = [2]int64{st.FirstSeq(), st.DurableSeq()}
+		f.iters = append(f.iters, st.Scan(sel.query))
 	}
 	f.m = newMerge(f.iters, sel.query.Reverse)
 	return f
+}
+
+// Progress is how far the feed has read, 0 to 100: the share of each
+// stream's events (by seq, as they stood when it began) behind it.
+func (f *historyFeed) Progress() float64 {
+	if f.done {
+		return 100
+	}
+	var sum float64
+	for name, sp := range f.span {
+		at, ok := f.at[name]
+		switch {
+		case sp[1] <= sp[0]:
+			sum++
+		case ok:
+			sum += min(1, max(0, float64(at-sp[0])/float64(sp[1]-sp[0])))
+		}
+	}
+	if len(f.span) == 0 {
+		return 100
+	}
+	return 100 * sum / float64(len(f.span))
 }
 
 func (f *historyFeed) Next(ctx context.Context) (*journal.Raw, error) {
@@ -140,8 +169,10 @@ func (f *historyFeed) Next(ctx context.Context) (*journal.Raw, error) {
 			return nil, fmt.Errorf("read journal: %w", err)
 		}
 		if raw == nil {
+			f.done = true
 			return nil, io.EOF
 		}
+		f.at[raw.Stream] = raw.Seq
 		if f.sel.where != nil {
 			ok, err := f.sel.where.Match(ctx, raw)
 			if err != nil {

@@ -63,15 +63,21 @@ func (r *run) installAPI(in *instance) {
 		"set_filter":        in.setFilter, // sysdig's capture filter: here, the chisel's
 		// cairn knows no container's details yet: the host is no container,
 		// so the table of containers seen is empty.
-		"get_container_table": func(L *lua.LState) int { L.Push(L.NewTable()); return 1 },
-		"get_thread_table": func(L *lua.LState) int {
-			if r.threads == nil {
-				r.threads = newThreadTable() // reached without naming it: what is seen from now on
-			}
-			L.Push(r.threads.table(L))
-			return 1
-		},
-		"end_capture": func(L *lua.LState) int { r.ended = true; return 0 },
+		"get_container_table":             func(L *lua.LState) int { L.Push(L.NewTable()); return 1 },
+		"get_thread_table":                r.threadTableFunc(true),
+		"get_thread_table_nofds":          r.threadTableFunc(false),
+		"get_thread_table_barebone":       r.threadTableFunc(true),
+		"get_thread_table_barebone_nofds": r.threadTableFunc(false),
+		// The history's first and last event times (ns), as sysdig's of a
+		// capture file: what the run has read so far.
+		"get_firstevent_ts": func(L *lua.LState) int { L.Push(lua.LNumber(r.first)); return 1 },
+		"get_lastevent_ts":  func(L *lua.LState) int { L.Push(lua.LNumber(r.last)); return 1 },
+		"get_read_progress": func(L *lua.LState) int { L.Push(lua.LNumber(r.readProgress())); return 1 },
+		// No terminal: output goes to the client over the socket.
+		"get_terminal_info": func(L *lua.LState) int { L.Push(lua.LNil); return 1 },
+		"udp_setpeername":   in.udpSetPeername,
+		"udp_send":          in.udpSend,
+		"end_capture":       func(L *lua.LState) int { r.ended = true; return 0 },
 		"make_ts": func(L *lua.LState) int {
 			L.Push(lua.LNumber(float64(L.CheckNumber(1))*1e9 + float64(L.OptNumber(2, 0))))
 			return 1

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"time"
 
@@ -125,6 +126,8 @@ type run struct {
 	threads      *threadTable // sysdig.get_thread_table's, when a chisel calls it
 	outputFormat string       // sysdig.set_output_format's: "normal" or "json"
 	callback     string       // the outermost callback running, for os.exit's error
+	feed         Feed         // what the run reads, for sysdig.get_read_progress
+	udp          *net.UDPConn // sysdig.udp_setpeername's
 	first, last  int64        // times of the first and last event (history), or of the start and now (live)
 	seen         bool
 	ended        bool // sysdig.end_capture
@@ -166,12 +169,32 @@ func newRun(c *Chisel, ctx context.Context, opts RunOptions) *run {
 
 func (r *run) close() {
 	r.g.close()
+	if r.udp != nil {
+		r.udp.Close()
+	}
 	for _, in := range r.instances {
 		in.L.Close()
 	}
 }
 
+// ProgressFeed is a Feed that knows how far it has read (0 to 100), for
+// sysdig.get_read_progress.
+type ProgressFeed interface {
+	Feed
+	Progress() float64
+}
+
+// readProgress is sysdig.get_read_progress: how far a history run has
+// read, 0 to 100; 0 live, and for a feed that cannot tell.
+func (r *run) readProgress() float64 {
+	if pf, ok := r.feed.(ProgressFeed); ok && !r.opts.Live {
+		return pf.Progress()
+	}
+	return 0
+}
+
 func (r *run) run(feed Feed) error {
+	r.feed = feed
 	main, err := r.newInstance(r.c, 0)
 	if err != nil {
 		return err

@@ -122,11 +122,23 @@ func (tt *threadTable) observe(raw *journal.Raw) {
 	}
 }
 
+// threadTableFunc is sysdig.get_thread_table (with each thread's fdtable)
+// or its _nofds form.
+func (r *run) threadTableFunc(fds bool) lua.LGFunction {
+	return func(L *lua.LState) int {
+		if r.threads == nil {
+			r.threads = newThreadTable() // reached without naming it: what is seen from now on
+		}
+		L.Push(r.threads.table(L, fds))
+		return 1
+	}
+}
+
 // table is sysdig.get_thread_table's value: tid → {tid, pid, ptid, comm,
 // exe, args, cwd, uid, username, fdtable = fd → {name, type, typechar}}.
 // vmsize_kb, vmrss_kb and fdlimit are 0: the capture records no memory
 // or limit figures (docs/chisels.md).
-func (tt *threadTable) table(L *lua.LState) *lua.LTable {
+func (tt *threadTable) table(L *lua.LState, withFDs bool) *lua.LTable {
 	out := L.NewTable()
 	tids := make([]int64, 0, len(tt.threads))
 	for tid := range tt.threads {
@@ -152,6 +164,10 @@ func (tt *threadTable) table(L *lua.LState) *lua.LTable {
 			args.Append(lua.LString(a))
 		}
 		t.RawSetString("args", args)
+		if !withFDs {
+			out.RawSetInt(int(tid), t)
+			continue
+		}
 		fdt := L.NewTable()
 		for n, fd := range tt.fds[th.pid] {
 			e := L.NewTable()
@@ -170,7 +186,7 @@ func (tt *threadTable) table(L *lua.LState) *lua.LTable {
 // as a constant (a chisel that calls sysdig.get_thread_table).
 func usesName(p *lua.FunctionProto, s string) bool {
 	for _, c := range p.Constants {
-		if str, ok := c.(lua.LString); ok && string(str) == s {
+		if str, ok := c.(lua.LString); ok && strings.HasPrefix(string(str), s) {
 			return true
 		}
 	}
