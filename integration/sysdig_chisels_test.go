@@ -81,6 +81,19 @@ local fnum, last
 function on_init() fnum = chisel.request_field("evt.num") return true end
 function on_event() last = evt.field(fnum) end
 function on_capture_end() print(tostring(last ~= nil and evt.field(fnum) == last)) end`,
+	// syslog writes, as spy_syslog reads them.
+	"t_syslog.lua": `description = "syslog messages"
+local ffac, fsev, fmsg
+function on_init()
+	chisel.set_filter("syslog.severity exists")
+	ffac = chisel.request_field("syslog.facility.str")
+	fsev = chisel.request_field("syslog.severity.str")
+	fmsg = chisel.request_field("syslog.message")
+	return true
+end
+function on_event()
+	print(evt.field(ffac) .. "." .. evt.field(fsev) .. " " .. evt.field(fmsg))
+end`,
 	// HTTP in a socket buffer, as sysdig's http.lua parses it.
 	"t_http.lua": `description = "HTTP requests in socket buffers"
 local fbuf
@@ -102,11 +115,13 @@ end`,
 // see.
 func TestSysdigShapedChisels(t *testing.T) {
 	t.Parallel()
-	if _, err := os.Stat("/usr/bin/curl"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("curl is missing; .ci/run installs it")
+	for _, tool := range []string{"/usr/bin/curl", "/usr/bin/logger"} {
+		if _, err := os.Stat(tool); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s is missing; .ci/run installs curl, and logger is Debian's bsdutils", tool)
+			}
+			t.Skip("needs " + tool)
 		}
-		t.Skip("needs curl")
 	}
 	dir := t.TempDir()
 	for name, src := range sysdigShapedChisels {
@@ -122,9 +137,20 @@ func TestSysdigShapedChisels(t *testing.T) {
 	go srv.Serve(ln)
 	defer srv.Close()
 
-	d := startDaemon(t, withFlags("--chisel-path", dir))
+	// A syslog socket of the test's own (logger -u), named as /dev/log is.
 	work := t.TempDir()
-	script := fmt.Sprintf("echo payload-xyz > %s/f.txt; cat %s/f.txt >/dev/null; cat /nonexistent; curl -s -o /dev/null http://%s/hello", work, work, ln.Addr())
+	if err := os.Mkdir(filepath.Join(work, "dev"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	logSock, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: filepath.Join(work, "dev", "log"), Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logSock.Close()
+
+	d := startDaemon(t, withFlags("--chisel-path", dir))
+	script := fmt.Sprintf("echo payload-xyz > %s/f.txt; cat %s/f.txt >/dev/null; cat /nonexistent; logger --rfc3164 -u %s/dev/log -p local3.warning -t cairntest hello-syslog; curl -s -o /dev/null http://%s/hello",
+		work, work, work, ln.Addr())
 	_, errOut, code := cli(t, d, "capture", "run", "--", "sh", "-c", script)
 	skipIfNoPtrace(t, errOut)
 	if code != 0 { // curl, last, succeeds
@@ -158,6 +184,9 @@ func TestSysdigShapedChisels(t *testing.T) {
 	}
 	if last := run("t_last"); strings.TrimSpace(last) != "true" {
 		t.Errorf("t_last: evt.field in on_capture_end is not the last event's: %q", last)
+	}
+	if sl := run("t_syslog"); !strings.Contains(sl, "local3.warn ") || !strings.Contains(sl, "cairntest: hello-syslog") {
+		t.Errorf("t_syslog: logger's message is not decoded:\n%s", sl)
 	}
 	if h := run("t_http"); !strings.Contains(h, "GET /hello") {
 		t.Errorf("t_http: curl's request is not in a socket buffer:\n%s", h)

@@ -373,6 +373,13 @@ func (d *Decoder) Decode(s Syscall) []*journal.Body {
 	switch info.kind {
 	case sysIO:
 		e := d.lookup(s.PID, fd(0))
+		if info.name == "sendto" && e.typ == "unix" && s.Args[4] != 0 {
+			// A datagram to an address (syslog's sendto to /dev/log): the
+			// event names the socket by it.
+			if path, ok := d.unixPath(s.PID, s.Args[4], s.Args[5]); ok {
+				e.name = path
+			}
+		}
 		if e.sock == nil && (e.typ == "ipv4" || e.typ == "ipv6") && ok {
 			// A socket first used here (inherited, or connected before
 			// the trace): this end is taken for the client.
@@ -453,6 +460,13 @@ func (d *Decoder) Decode(s Syscall) []*journal.Body {
 	case sysFD:
 		e := d.lookup(s.PID, fd(0))
 		switch {
+		case info.name == "connect" && e.typ == "unix" && ok:
+			// A Unix socket is named by the path it connected to
+			// (/dev/log for syslog), as sysdig names it.
+			if path, ok := d.unixPath(s.PID, s.Args[1], s.Args[2]); ok {
+				e.name = path
+				d.table(s.PID)[fd(0)] = e
+			}
 		case info.name == "connect" && (ok || s.Ret == -errInProgress):
 			e = d.resolve(s.PID, fd(0), e, false) // the connecting end is the client
 			d.table(s.PID)[fd(0)] = e
@@ -512,31 +526,74 @@ func (d *Decoder) Decode(s Syscall) []*journal.Body {
 
 // buffer reads the first Snaplen bytes a successful read or write moved:
 // from the buffer argument of read, write, pread, pwrite, sendto and
-// recvfrom, from the first iovec of readv, writev and their p-variants.
-// sendmsg and recvmsg keep none (their buffers sit behind a msghdr).
+// recvfrom, from the iovecs of readv, writev and their p-variants, and
+// from the msghdr's iovecs of sendmsg and recvmsg.
 func (d *Decoder) buffer(s Syscall, info sysInfo) []byte {
 	n := min(int64(d.Snaplen), s.Ret)
 	if n <= 0 {
 		return nil
 	}
-	addr := s.Args[1]
 	switch info.name {
 	case "read", "write", "pread", "pwrite", "sendto", "recvfrom":
-	case "readv", "writev", "preadv", "pwritev":
-		iov, err := d.t.ReadMem(s.PID, s.Args[1], 16)
-		if err != nil || len(iov) != 16 {
+		b, err := d.t.ReadMem(s.PID, s.Args[1], int(n))
+		if err != nil {
 			return nil
 		}
-		addr = binary.LittleEndian.Uint64(iov)
-		n = min(n, int64(binary.LittleEndian.Uint64(iov[8:])))
-	default:
+		return b
+	case "readv", "writev", "preadv", "pwritev":
+		return d.gather(s.PID, s.Args[1], s.Args[2], n)
+	case "sendmsg", "recvmsg":
+		// struct msghdr: name, namelen (and padding), iov at 16, iovlen at 24.
+		h, err := d.t.ReadMem(s.PID, s.Args[1], 32)
+		if err != nil || len(h) != 32 {
+			return nil
+		}
+		return d.gather(s.PID, binary.LittleEndian.Uint64(h[16:]), binary.LittleEndian.Uint64(h[24:]), n)
+	}
+	return nil
+}
+
+// gather reads up to n bytes from the cnt iovecs at addr, in order.
+func (d *Decoder) gather(pid int, addr, cnt uint64, n int64) []byte {
+	cnt = min(cnt, 64)
+	iov, err := d.t.ReadMem(pid, addr, int(16*cnt))
+	if err != nil || len(iov) != int(16*cnt) {
 		return nil
 	}
-	b, err := d.t.ReadMem(s.PID, addr, int(n))
-	if err != nil {
-		return nil
+	var out []byte
+	for i := 0; i < int(cnt) && int64(len(out)) < n; i++ {
+		base := binary.LittleEndian.Uint64(iov[16*i:])
+		l := min(int64(binary.LittleEndian.Uint64(iov[16*i+8:])), n-int64(len(out)))
+		if l <= 0 {
+			continue
+		}
+		b, err := d.t.ReadMem(pid, base, int(l))
+		if err != nil {
+			break
+		}
+		out = append(out, b...)
 	}
-	return b
+	return out
+}
+
+// unixPath reads a sockaddr_un of n bytes at addr: its path, or "@NAME"
+// for an abstract one.
+func (d *Decoder) unixPath(pid int, addr, n uint64) (string, bool) {
+	if n <= 2 || n > 110 {
+		return "", false
+	}
+	b, err := d.t.ReadMem(pid, addr, int(n))
+	if err != nil || len(b) < 3 || binary.LittleEndian.Uint16(b) != traceAFUnix {
+		return "", false
+	}
+	path := b[2:]
+	if path[0] == 0 {
+		return "@" + string(bytes.TrimRight(path[1:], "\x00")), len(path) > 1
+	}
+	if i := bytes.IndexByte(path, 0); i >= 0 {
+		path = path[:i]
+	}
+	return string(path), len(path) > 0
 }
 
 // readString reads a NUL-terminated string of at most 4 KiB (a path) from

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -261,8 +262,8 @@ func TestIngestTrust(t *testing.T) {
 }
 
 // TestDecodeBuffers: a read or write keeps the first Snaplen bytes it
-// moved as data.data (the first iovec's for readv/writev), a failed or
-// msghdr call keeps none; every event names its thread, its parent and
+// moved as data.data (gathered from the iovecs of readv/writev and of
+// sendmsg's msghdr), a failed call or unreadable memory none; every event names its thread, its parent and
 // its login shell (the oldest shell among its ancestors).
 func TestDecodeBuffers(t *testing.T) {
 	f := newFake()
@@ -270,6 +271,11 @@ func TestDecodeBuffers(t *testing.T) {
 	f.mem[0x2000] = []byte("hello, world")
 	iov := binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint64(nil, 0x2000), 4)
 	f.mem[0x3000] = iov
+	// A msghdr whose two iovecs hold "hell" and "o, w…".
+	f.mem[0x2004] = []byte("o, world")
+	two := binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint64(slices.Clone(iov), 0x2004), 8)
+	f.mem[0x5000] = two
+	f.mem[0x4000] = binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint64(make([]byte, 16), 0x5000), 2)
 	d := NewDecoder(f)
 	d.Snaplen = 5
 	cases := []struct {
@@ -280,7 +286,8 @@ func TestDecodeBuffers(t *testing.T) {
 		{Syscall{PID: 11, Nr: 0, Args: [6]uint64{1, 0x2000, 64}, Ret: 3}, []byte("hel")},    // read: what it read
 		{Syscall{PID: 11, Nr: 20, Args: [6]uint64{1, 0x3000, 1}, Ret: 12}, []byte("hell")},  // writev: the first iovec
 		{Syscall{PID: 11, Nr: 0, Args: [6]uint64{1, 0x2000, 64}, Ret: -11}, nil},            // EAGAIN: nothing moved
-		{Syscall{PID: 11, Nr: 46, Args: [6]uint64{1, 0x2000, 0}, Ret: 12}, nil},             // sendmsg: behind a msghdr
+		{Syscall{PID: 11, Nr: 46, Args: [6]uint64{1, 0x4000, 0}, Ret: 12}, []byte("hello")}, // sendmsg: the msghdr's iovecs, in order
+		{Syscall{PID: 11, Nr: 46, Args: [6]uint64{1, 0x2000, 0}, Ret: 12}, nil},             // a msghdr that cannot be read
 		{Syscall{PID: 11, Nr: 1, Args: [6]uint64{1, 0x9000, 12}, Ret: 12}, nil},             // unreadable memory
 	}
 	for i, c := range cases {
@@ -378,5 +385,31 @@ func TestDecodeChdir(t *testing.T) {
 	f.set(11, 4, "/srv")
 	if bs := d.Decode(Syscall{PID: 11, Nr: 81, Args: [6]uint64{4}}); bs[0].FD == nil || bs[0].FD.Name != "/srv" || bs[0].Data["fd"] != int64(4) {
 		t.Fatalf("fchdir: %+v %+v", bs[0].Data, bs[0].FD)
+	}
+}
+
+// TestDecodeUnixSocketPath: a Unix socket is named by the path it
+// connected to, and a datagram sent to an address by that address, as
+// sysdig names syslog's /dev/log.
+func TestDecodeUnixSocketPath(t *testing.T) {
+	f := newFake()
+	sun := func(path string) []byte {
+		return append(binary.LittleEndian.AppendUint16(nil, traceAFUnix), append([]byte(path), 0)...)
+	}
+	f.mem[0x6000] = sun("/dev/log")
+	f.mem[0x7000] = sun("/run/x.sock")
+	f.set(11, 3, "socket:[5]")
+	d := NewDecoder(f)
+	d.Decode(Syscall{PID: 11, Nr: 41, Args: [6]uint64{traceAFUnix}, Ret: 3})
+	if bs := d.Decode(Syscall{PID: 11, Nr: 42, Args: [6]uint64{3, 0x6000, 11}}); bs[0].FD.Name != "/dev/log" || bs[0].FD.Type != "unix" {
+		t.Fatalf("connect: %+v", bs[0].FD)
+	}
+	if bs := d.Decode(Syscall{PID: 11, Nr: 1, Args: [6]uint64{3}, Ret: 4}); bs[0].FD.Name != "/dev/log" {
+		t.Fatalf("a write after connect: %+v", bs[0].FD)
+	}
+	f.set(11, 4, "socket:[6]")
+	d.Decode(Syscall{PID: 11, Nr: 41, Args: [6]uint64{traceAFUnix}, Ret: 4})
+	if bs := d.Decode(Syscall{PID: 11, Nr: 44, Args: [6]uint64{4, 0, 4, 0, 0x7000, 14}, Ret: 4}); bs[0].FD.Name != "/run/x.sock" {
+		t.Fatalf("sendto an address: %+v", bs[0].FD)
 	}
 }

@@ -132,6 +132,13 @@ var sysdigFields = []*field{
 		}
 		return types.String(string(id) + string(d))
 	}),
+	// A write to syslog's socket (/dev/log), decoded from its buffer's
+	// <PRI> header as sysdig decodes it; the message is what follows it.
+	derived("syslog.facility", kInt, syslogPart(func(pri int, _ string) any { return types.Int(pri / 8) })),
+	derived("syslog.facility.str", kString, syslogPart(func(pri int, _ string) any { return types.String(syslogFacility(pri / 8)) })),
+	derived("syslog.severity", kInt, syslogPart(func(pri int, _ string) any { return types.Int(pri % 8) })),
+	derived("syslog.severity.str", kString, syslogPart(func(pri int, _ string) any { return types.String(syslogSeverities[pri%8]) })),
+	derived("syslog.message", kString, syslogPart(func(_ int, msg string) any { return types.String(msg) })),
 	// Outside containers sysdig names the host "host"; cairn knows no
 	// container's name yet, so a container is named by its id.
 	derived("container.name", kString, alias("container.id")),
@@ -374,4 +381,43 @@ func printable(s string) string {
 		}
 	}
 	return string(out)
+}
+
+// syslogPart decodes a write to syslog's socket: its priority and its
+// message; missing for any other event.
+func syslogPart(fn func(pri int, msg string) any) func(fieldReader) any {
+	return func(r fieldReader) any {
+		n, ok := r.get("fd.name").(types.String)
+		if !ok || !strings.Contains(string(n), "/dev/log") {
+			return errMissing
+		}
+		if d, _ := r.dataKey("io_dir"); d != "w" {
+			return errMissing
+		}
+		buf, ok := dataBytes("data")(r).(types.String)
+		if !ok || len(buf) < 3 || buf[0] != '<' {
+			return errMissing
+		}
+		end := strings.IndexByte(string(buf), '>')
+		if end < 2 || end > 4 {
+			return errMissing
+		}
+		pri, err := strconv.Atoi(string(buf[1:end]))
+		if err != nil || pri < 0 || pri > 191 {
+			return errMissing
+		}
+		return fn(pri, string(buf[end+1:]))
+	}
+}
+
+var syslogSeverities = [8]string{"emerg", "alert", "crit", "err", "warn", "notice", "info", "debug"}
+
+// syslogFacility is sysdig's name of a syslog facility.
+func syslogFacility(f int) string {
+	names := [...]string{"kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news",
+		"uucp", "clock", "authpriv", "ftp", "ntp", "logaudit", "logalert", "cron"}
+	if f < len(names) {
+		return names[f]
+	}
+	return "local" + strconv.Itoa(f-16)
 }
