@@ -326,6 +326,12 @@ func (w *nsWalker) namespaceField(e, op ast.Expr, sel ast.SelectExpr) {
 			Msg: "undeclared reference to '" + ns + "." + key + "'; " + suggestField(ns, key)}
 		return
 	}
+	w.rewritePresence(e, sel)
+}
+
+// rewritePresence turns a presence test of a field, has(ns.key), into a
+// call of presentFunc on the field itself; any other select is left.
+func (w *nsWalker) rewritePresence(e ast.Expr, sel ast.SelectExpr) {
 	if !sel.IsTestOnly() {
 		return
 	}
@@ -334,7 +340,7 @@ func (w *nsWalker) namespaceField(e, op ast.Expr, sel ast.SelectExpr) {
 	if r, ok := w.info.GetOffsetRange(e.ID()); ok {
 		w.info.SetOffsetRange(id, r)
 	}
-	e.SetKindCase(w.fac.NewCall(e.ID(), presentFunc, w.fac.NewSelect(id, op, key)))
+	e.SetKindCase(w.fac.NewCall(e.ID(), presentFunc, w.fac.NewSelect(id, sel.Operand(), sel.FieldName())))
 }
 
 // selectChain returns the parts of a dotted name a.b.c written as
@@ -373,15 +379,7 @@ func (w *nsWalker) qualifiedField(e ast.Expr, sel ast.SelectExpr, parts []string
 			Msg: "undeclared reference to '" + name + "'; " + suggestField(parts[0], strings.Join(parts[1:], "."))}
 		return
 	}
-	if !sel.IsTestOnly() {
-		return
-	}
-	id := w.nextID
-	w.nextID++
-	if r, ok := w.info.GetOffsetRange(e.ID()); ok {
-		w.info.SetOffsetRange(id, r)
-	}
-	e.SetKindCase(w.fac.NewCall(e.ID(), presentFunc, w.fac.NewSelect(id, sel.Operand(), sel.FieldName())))
+	w.rewritePresence(e, sel)
 }
 
 // fieldPosition finds the 1-based line and column of the field name after
