@@ -66,6 +66,7 @@ type resProc struct {
 	cgroup    string // key into cgroups; "" when cgroups are not sampled
 	ticks     uint64
 	seen      uint64 // the last pass that saw it
+	at        int64  // when it was last sampled (ns)
 }
 
 // resCgroup is one cgroup being sampled: its directories (v2: one; v1: the
@@ -233,11 +234,14 @@ func (s *resSource) sampleProc(dir string, now int64) *journal.Body {
 	switch {
 	case known && ticks >= p.ticks:
 		data["cpu_delta_s"] = float64(ticks-p.ticks) / clkTck
+		if p.at > 0 && now > p.at {
+			data["elapsed_s"] = float64(now-p.at) / 1e9 // the wall time cpu_delta_s was spent in
+		}
 	case !known && s.pass > 1:
 		// Born since the last pass: all its CPU time is new.
 		data["cpu_delta_s"] = float64(ticks) / clkTck
 	}
-	p.ticks, p.seen = ticks, s.pass
+	p.ticks, p.seen, p.at = ticks, s.pass, now
 	// io and fd need ptrace access to the process: without it (not root,
 	// another user's process) the fields are left out, not the sample.
 	if b, err := s.read(filepath.Join(dir, "io")); err == nil {

@@ -31,6 +31,7 @@ const (
 	kHash                     // Raw.Hash() in hex
 	kDerived                  // computed from other fields by derive (sysdig's names: evt.is_io, fd.num, …)
 	kBool                     // a derived field's CEL bool (out only)
+	kDouble                   // a derived field's CEL double (out only)
 )
 
 // topKey names the top-level keys of a stored body that filters read.
@@ -112,6 +113,8 @@ func (f *field) celType() *cel.Type {
 	switch kind {
 	case kBool:
 		return cel.BoolType
+	case kDouble:
+		return cel.DoubleType
 	case kString, kStream, kPrev, kHash:
 		return cel.StringType
 	case kInt, kSeq, kOne:

@@ -94,6 +94,8 @@ func (g *FieldGetter) Type() string {
 	switch g.f.celType() {
 	case cel.BoolType:
 		return "bool"
+	case cel.DoubleType:
+		return "double"
 	case cel.StringType:
 		return "string"
 	case cel.IntType:
@@ -212,6 +214,8 @@ func goValue(v any) (any, bool) {
 		return int64(x), true
 	case types.Bool:
 		return bool(x), true
+	case types.Double:
+		return float64(x), true
 	}
 	return nil, false
 }

@@ -132,6 +132,28 @@ var sysdigFields = []*field{
 		}
 		return types.String(string(id) + string(d))
 	}),
+	// A resource sample (capture.sample) is sysdig's procinfo event: the
+	// CPU a process used since its previous sample, as a percentage of
+	// one core (thread.cpu) and in ns (thread.exectime).
+	// A process's first sample has nothing to compare with: 0.
+	derived("thread.cpu", kDouble, func(r fieldReader) any {
+		if _, sample := r.dataKey("cpu_s"); !sample {
+			return errMissing
+		}
+		cpu, ok1 := toFloat(r.dataKey("cpu_delta_s"))
+		el, ok2 := toFloat(r.dataKey("elapsed_s"))
+		if !ok1 || !ok2 || el <= 0 {
+			return types.Double(0)
+		}
+		return types.Double(100 * cpu / el)
+	}),
+	derived("thread.exectime", kInt, func(r fieldReader) any {
+		if _, sample := r.dataKey("cpu_s"); !sample {
+			return errMissing
+		}
+		cpu, _ := toFloat(r.dataKey("cpu_delta_s"))
+		return types.Int(int64(cpu * 1e9))
+	}),
 	// A write to syslog's socket (/dev/log), decoded from its buffer's
 	// <PRI> header as sysdig decodes it; the message is what follows it.
 	derived("syslog.facility", kInt, syslogPart(func(pri int, _ string) any { return types.Int(pri / 8) })),
@@ -420,4 +442,18 @@ func syslogFacility(f int) string {
 		return names[f]
 	}
 	return "local" + strconv.Itoa(f-16)
+}
+
+func toFloat(v any, ok bool) (float64, bool) {
+	if !ok {
+		return 0, false
+	}
+	switch n := v.(type) {
+	case float64:
+		return n, true
+	case float32:
+		return float64(n), true
+	}
+	i, ok := toInt(v)
+	return float64(i), ok
 }

@@ -53,3 +53,31 @@ func TestSysdigFieldValues(t *testing.T) {
 		}
 	}
 }
+
+// TestProcinfoFields: a resource sample is sysdig's procinfo event, whose
+// thread.cpu is the share of a core used since the previous sample.
+func TestProcinfoFields(t *testing.T) {
+	ev := &journal.Event{Stream: journal.Capture, Seq: 3, Time: 1e18, Body: journal.Body{
+		Kind: "capture.sample", Subject: "pid/9",
+		Evt:  &journal.Evt{Time: 1e18},
+		Proc: &journal.Proc{Name: "busy", PID: 9},
+		Data: map[string]any{"cpu_s": 3.0, "cpu_delta_s": 0.5, "elapsed_s": 2.0},
+	}}
+	raw := newFixture(t, "sample", ev).raw
+	for name, want := range map[string]any{"thread.cpu": 25.0, "thread.exectime": int64(5e8)} {
+		g, err := Field(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := g.Get(raw); !ok || got != want {
+			t.Errorf("%s = %v (%v), want %v", name, got, ok, want)
+		}
+	}
+	f, err := Compile(`thread.cpu > 20.0 && !has(evt.type)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !f.MatchRaw(raw) {
+		t.Error("thread.cpu > 20.0 does not match a sample at 25%")
+	}
+}

@@ -41,6 +41,7 @@ const (
 	fStr fieldType = iota
 	fInt
 	fBool
+	fDouble
 )
 
 // field is a sysdig field as cairn's filter reads it.
@@ -61,6 +62,8 @@ func lookupField(name string) (field, bool) {
 		return field{name, fBool}, true
 	case t == "string":
 		return field{name, fStr}, true
+	case t == "double":
+		return field{name, fDouble}, true
 	}
 	return field{}, false // time, data: not compared as sysdig compares
 }
@@ -308,6 +311,17 @@ func (p *parser) check() (string, error) {
 	if err := p.advance(); err != nil {
 		return "", err
 	}
+	if name == "evt.type" && (op == "=" || op == "==" || op == "!=") && p.tok.text == "procinfo" {
+		// sysdig's procinfo events are cairn's resource samples, which
+		// carry no evt.type (they are no system calls).
+		if err := p.advance(); err != nil {
+			return "", err
+		}
+		if op == "!=" {
+			return `(kind != "capture.sample")`, nil
+		}
+		return `(kind == "capture.sample")`, nil
+	}
 	if ends, ok := eitherEnd[name]; ok {
 		return p.eitherCheck(name, ends, op, opCol)
 	}
@@ -469,6 +483,17 @@ func (p *parser) list(opCol int, op string) ([]string, error) {
 
 // literal is v as a CEL literal of f's type.
 func literal(f field, v string, p *parser, col int) (string, error) {
+	if f.typ == fDouble {
+		x, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return "", p.errf(col, "%q is not a number, and %s is one", v, f.cel)
+		}
+		lit := strconv.FormatFloat(x, 'g', -1, 64)
+		if !strings.ContainsAny(lit, ".eEn") { // a CEL double literal needs a point
+			lit += ".0"
+		}
+		return lit, nil
+	}
 	if f.typ == fInt {
 		n, err := strconv.ParseInt(v, 0, 64)
 		if err != nil {
