@@ -81,6 +81,43 @@ local fnum, last
 function on_init() fnum = chisel.request_field("evt.num") return true end
 function on_event() last = evt.field(fnum) end
 function on_capture_end() print(tostring(last ~= nil and evt.field(fnum) == last)) end`,
+	// Every sysdig field the workload's events carry, each asked for by
+	// its sysdig name and printed when an event lacks it.
+	"t_fields.lua": `description = "sysdig's fields on the write of f.txt, curl's connect and a procexit"
+local want = {
+	write = {"evt.num", "evt.type", "evt.dir", "evt.res", "evt.rawres", "evt.rawarg.res", "evt.arg.res", "evt.failed",
+		"evt.is_io", "evt.is_io_read", "evt.is_io_write", "evt.io_dir", "evt.time", "evt.time.s", "evt.datetime",
+		"evt.rawtime", "evt.rawtime.s", "evt.rawtime.ns", "evt.latency", "evt.count", "evt.arg.fd", "evt.rawarg.fd",
+		"evt.arg.data", "evt.rawarg.data", "evt.buffer", "evt.buflen", "evt.buflen.file", "evt.args", "evt.arg[0]",
+		"evt.arg[1]", "thread.tid", "thread.vtid", "thread.nametid", "proc.name", "proc.comm", "proc.pid", "proc.vpid",
+		"proc.ppid", "proc.pname", "proc.args", "proc.exe", "proc.exeline", "proc.cmdline", "proc.cwd", "proc.loginshellid",
+		"proc.aname[0]", "proc.aname[1]", "proc.aname[2]", "proc.apid[1]", "proc.apid[2]", "fd.num", "fd.name",
+		"fd.type", "fd.typechar", "fd.directory", "fd.filename", "fd.containername", "fd.containerdirectory",
+		"container.id", "container.name", "user.name", "user.uid"},
+	connect = {"fd.l4proto", "fd.sip", "fd.sport", "fd.cip", "fd.cport", "fd.sockfamily", "fd.name"},
+	procexit = {"proc.duration"},
+}
+local handles, seen = {}, {}
+function on_init()
+	for what, names in pairs(want) do
+		handles[what] = {}
+		for _, n in ipairs(names) do handles[what][n] = chisel.request_field(n) end
+	end
+	chisel.set_filter("(evt.type=write and fd.name contains f.txt) or (evt.type=connect and fd.l4proto=tcp) or (evt.type=procexit and proc.name=cat)")
+	ftype = chisel.request_field("evt.type")
+	return true
+end
+function on_event()
+	local what = evt.field(ftype)
+	if seen[what] then return end
+	seen[what] = true
+	local missing = {}
+	for n, h in pairs(handles[what]) do
+		if evt.field(h) == nil then table.insert(missing, n) end
+	end
+	table.sort(missing)
+	print(what .. " missing: " .. table.concat(missing, " "))
+end`,
 	// syslog writes, as spy_syslog reads them.
 	"t_syslog.lua": `description = "syslog messages"
 local ffac, fsev, fmsg
@@ -184,6 +221,11 @@ func TestSysdigShapedChisels(t *testing.T) {
 	}
 	if last := run("t_last"); strings.TrimSpace(last) != "true" {
 		t.Errorf("t_last: evt.field in on_capture_end is not the last event's: %q", last)
+	}
+	for _, want := range []string{"write missing: \n", "connect missing: \n", "procexit missing: \n"} {
+		if f := run("t_fields"); !strings.Contains(f, want) {
+			t.Errorf("t_fields: a sysdig field is missing (want %q):\n%s", want, f)
+		}
 	}
 	if sl := run("t_syslog"); !strings.Contains(sl, "local3.warn ") || !strings.Contains(sl, "cairntest: hello-syslog") {
 		t.Errorf("t_syslog: logger's message is not decoded:\n%s", sl)

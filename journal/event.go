@@ -90,6 +90,18 @@ type Proc struct {
 	// LoginShellID is the pid of the oldest shell among the process and
 	// its ancestors (sysdig's proc.loginshellid), when there is one.
 	LoginShellID int64 `json:"loginshellid,omitempty" cbor:"loginshellid,omitempty"`
+	// Comm is the kernel's name of the task (/proc/PID/comm, sysdig's
+	// proc.comm), where Name is the executable's.
+	Comm string `json:"comm,omitempty" cbor:"comm,omitempty"`
+	// Ancestors are the process's parent, grandparent, … (at most 16, as
+	// sysdig's chisels climb): sysdig's proc.aname[N] and proc.apid[N].
+	Ancestors []Ancestor `json:"ancestors,omitempty" cbor:"ancestors,omitempty"`
+}
+
+// Ancestor is one process up a process's ancestry.
+type Ancestor struct {
+	PID  int64  `json:"pid" cbor:"pid"`
+	Name string `json:"name" cbor:"name"`
 }
 
 // User is sysdig's user object.

@@ -676,30 +676,42 @@ func (d *Decoder) proc(pid int) journal.Proc {
 		if p.PID == 0 {
 			p.PID = int64(pid)
 		}
-		p.LoginShellID = d.loginShell(p)
+		d.ancestry(&p)
 		d.procs[pid] = p
 	}
 	return p
 }
 
-// loginShell is sysdig's proc.loginshellid: the pid of the oldest shell
-// among p and its ancestors, 0 when there is none.
-func (d *Decoder) loginShell(p journal.Proc) int64 {
-	var shell int64
-	for range 64 { // a bound, not a depth any process tree reaches
-		if isShell(p.Name) {
-			shell = p.PID
-		}
-		if p.PPID <= 1 {
+// maxAncestors is how far up a process's ancestry its events name, as
+// far as sysdig's chisels climb (spy_users: 16).
+const maxAncestors = 16
+
+// ancestry fills p's ancestors (parent first, up to init) and sysdig's
+// proc.loginshellid: the pid of the oldest shell among p and them, 0 when
+// there is none.
+func (d *Decoder) ancestry(p *journal.Proc) {
+	p.Ancestors, p.LoginShellID = nil, 0
+	if isShell(p.Name) {
+		p.LoginShellID = p.PID
+	}
+	q := *p
+	for range maxAncestors {
+		if q.PPID <= 0 || q.PPID == q.PID {
 			break
 		}
-		if q, ok := d.procs[int(p.PPID)]; ok {
-			p = q
+		if a, ok := d.procs[int(q.PPID)]; ok {
+			q = a
 		} else {
-			p = d.t.Proc(int(p.PPID))
+			q = d.t.Proc(int(q.PPID))
+			if q.PID == 0 {
+				break // gone
+			}
+		}
+		p.Ancestors = append(p.Ancestors, journal.Ancestor{PID: q.PID, Name: q.Name})
+		if isShell(q.Name) {
+			p.LoginShellID = q.PID
 		}
 	}
-	return shell
 }
 
 func isShell(name string) bool {

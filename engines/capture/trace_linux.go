@@ -250,10 +250,11 @@ func (procTracee) Proc(pid int) journal.Proc {
 			if f := strings.Fields(string(b[i+1:])); len(f) > 1 {
 				p.PPID, _ = strconv.ParseInt(f[1], 10, 64)
 			}
+			if j := strings.IndexByte(string(b), '('); j >= 0 && j < i {
+				p.Comm = string(b[j+1 : i])
+			}
 			if p.Name == "" {
-				if j := strings.IndexByte(string(b), '('); j >= 0 && j < i {
-					p.Name = string(b[j+1 : i])
-				}
+				p.Name = p.Comm
 			}
 		}
 	}

@@ -299,8 +299,8 @@ func TestDecodeBuffers(t *testing.T) {
 		if c.want == nil && ok || c.want != nil && fmt.Sprint(got) != fmt.Sprint(c.want) {
 			t.Errorf("case %d (%s): data = %q, want %q", i, SyscallName(c.s.Nr), got, c.want)
 		}
-		if p := bs[0].Proc; p.TID != 11 || p.PName != "dash" || p.LoginShellID != 10 {
-			t.Errorf("case %d: tid %d, parent %q, login shell %d; want 11, dash, 10", i, p.TID, p.PName, p.LoginShellID)
+		if p := bs[0].Proc; p.TID != 11 || p.PName != "dash" || p.LoginShellID != 10 || len(p.Ancestors) != 1 || p.Ancestors[0] != (journal.Ancestor{PID: 10, Name: "dash"}) {
+			t.Errorf("case %d: tid %d, parent %q, login shell %d, ancestors %v; want 11, dash, 10, [dash 10]", i, p.TID, p.PName, p.LoginShellID, p.Ancestors)
 		}
 	}
 	d.Snaplen = 0

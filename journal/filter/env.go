@@ -163,6 +163,7 @@ var fields = []*field{
 	{name: "proc.cmdline", kind: kString, top: topProc, key: "cmdline", omitEmpty: true, event: procField(func(p *journal.Proc) scalar { return str(p.Cmdline) })},
 	{name: "proc.exe", repeats: true, kind: kString, top: topProc, key: "exe", omitEmpty: true, event: procField(func(p *journal.Proc) scalar { return str(p.Exe) })},
 	{name: "proc.cwd", kind: kString, top: topProc, key: "cwd", omitEmpty: true, event: procField(func(p *journal.Proc) scalar { return str(p.Cwd) })},
+	{name: storedComm, kind: kString, top: topProc, key: "comm", hidden: true, omitEmpty: true, event: procField(func(p *journal.Proc) scalar { return str(p.Comm) })},
 	{name: "proc.loginshellid", kind: kInt, top: topProc, key: "loginshellid", omitEmpty: true, event: procField(func(p *journal.Proc) scalar { return num(p.LoginShellID) })},
 	{name: "proc.pname", kind: kString, top: topProc, key: "pname", omitEmpty: true, event: procField(func(p *journal.Proc) scalar { return str(p.PName) })},
 	{name: "thread.tid", kind: kInt, top: topProc, key: "tid", ns: "thread", omitEmpty: true, event: procField(func(p *journal.Proc) scalar { return num(p.TID) })},

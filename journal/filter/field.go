@@ -20,7 +20,11 @@ type FieldGetter struct {
 	name  string
 	f     *field   // nil for a path into data
 	path  []string // data.a.b → a, b
-	never bool     // a field cairn's events never carry (proc.aname[2]): always missing
+	never bool     // a field cairn's events never carry (evt.arg[5]): always missing
+	// ancestor N ≥ 1 reads proc.aname[N] (or proc.apid[N], pids) from
+	// the event's ancestry.
+	ancestor int
+	pids     bool
 }
 
 // Field returns the getter of a field a filter can name: one of Fields(), or
@@ -115,6 +119,9 @@ func (g *FieldGetter) Type() string {
 func (g *FieldGetter) Get(r *journal.Raw) (v any, ok bool) {
 	if g.never || r == nil || journal.CheckRecord(r.Record) != nil {
 		return nil, false
+	}
+	if g.ancestor > 0 {
+		return g.getAncestor(r)
 	}
 	if g.f != nil {
 		switch g.f.kind {
@@ -224,8 +231,8 @@ func goValue(v any) (any, bool) {
 // evt.rawarg[N] are the exit event's arguments by position as sysdig lays
 // out an I/O syscall's (0: the result, 1: the buffer). proc.aname[N] and
 // proc.apid[N] are the ancestors' names and pids: 0 the process, 1 its
-// parent; cairn's events carry no deeper ancestry, so N ≥ 2 is always
-// missing (nil), where sysdig's chisels stop climbing.
+// parent, and so on up the ancestry the event carries (16 deep from
+// capture run); past its top, missing (nil), where sysdig's chisels stop.
 func indexedField(name string) (*FieldGetter, bool) {
 	base, idx, ok := strings.Cut(name, "[")
 	if !ok || !strings.HasSuffix(idx, "]") {
@@ -235,19 +242,38 @@ func indexedField(name string) (*FieldGetter, bool) {
 	if err != nil || n < 0 {
 		return nil, false
 	}
-	var to []string
 	switch base {
 	case "evt.arg", "evt.rawarg":
-		to = []string{"evt.rawarg.res", "evt.buffer"}
-	case "proc.aname":
-		to = []string{"proc.name", "proc.pname"}
-	case "proc.apid":
-		to = []string{"proc.pid", "proc.ppid"}
-	default:
+		to := []string{"evt.rawarg.res", "evt.buffer"}
+		if n >= len(to) {
+			return &FieldGetter{name: name, never: true}, true
+		}
+		return &FieldGetter{name: name, f: fieldsByName[to[n]]}, true
+	case "proc.aname", "proc.apid":
+		if n == 0 {
+			return &FieldGetter{name: name, f: fieldsByName[map[string]string{"proc.aname": "proc.name", "proc.apid": "proc.pid"}[base]]}, true
+		}
+		return &FieldGetter{name: name, ancestor: n, pids: base == "proc.apid"}, true
+	}
+	return nil, false
+}
+
+// getAncestor reads the n-th ancestor's name or pid from the record.
+func (g *FieldGetter) getAncestor(r *journal.Raw) (any, bool) {
+	ev, err := r.Decode()
+	if err != nil || ev.Proc == nil || g.ancestor > len(ev.Proc.Ancestors) {
+		if err == nil && ev.Proc != nil && g.ancestor == 1 && len(ev.Proc.Ancestors) == 0 && ev.Proc.PPID > 0 {
+			// A source that names no ancestry still knows the parent.
+			if g.pids {
+				return ev.Proc.PPID, true
+			}
+			return ev.Proc.PName, ev.Proc.PName != ""
+		}
 		return nil, false
 	}
-	if n >= len(to) {
-		return &FieldGetter{name: name, never: true}, true
+	a := ev.Proc.Ancestors[g.ancestor-1]
+	if g.pids {
+		return a.PID, true
 	}
-	return &FieldGetter{name: name, f: fieldsByName[to[n]]}, true
+	return a.Name, true
 }

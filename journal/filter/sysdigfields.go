@@ -19,6 +19,9 @@ import (
 // the event's seq, its number in the stream, as sysdig's is in a capture.
 const storedEvtNum = "evt.num (stored)"
 
+// storedComm is the task's comm as a source stored it.
+const storedComm = "proc.comm (stored)"
+
 var sysdigFields = []*field{
 	derived("evt.num", kInt, func(r fieldReader) any {
 		if n, ok := r.get(storedEvtNum).(types.Int); ok {
@@ -78,7 +81,12 @@ var sysdigFields = []*field{
 
 	derived("thread.vtid", kInt, alias("thread.tid")),
 	derived("proc.vpid", kInt, alias("proc.pid")),
-	derived("proc.comm", kString, alias("proc.name")),
+	derived("proc.comm", kString, func(r fieldReader) any {
+		if c, ok := r.get(storedComm).(types.String); ok {
+			return c
+		}
+		return r.get("proc.name") // a source that knows only one name
+	}),
 	derived("proc.exeline", kString, alias("proc.cmdline")),
 	derived("proc.args", kString, func(r fieldReader) any {
 		c, ok := r.get("proc.cmdline").(types.String)
