@@ -6,8 +6,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // sysdigShapedChisels are chisels written here in the shapes sysdig's
@@ -75,12 +77,43 @@ function on_init()
 	return true
 end
 function on_event() return true end`,
-	// evt.field after the last event, as sysdig's on_capture_end reads it.
-	"t_last.lua": `description = "the last event's number, read in on_capture_end"
-local fnum, last
-function on_init() fnum = chisel.request_field("evt.num") return true end
+	// evt.field after the last event, as sysdig's on_interval and
+	// on_capture_end read it, with require "common".
+	"t_last.lua": `description = "the last event's number, read in on_interval and on_capture_end"
+require "common"
+local fnum, last, ticks = nil, nil, 0
+function on_init()
+	fnum = chisel.request_field("evt.num")
+	chisel.set_interval_ns(1000000)
+	return true
+end
 function on_event() last = evt.field(fnum) end
+function on_interval(ts_s, ts_ns, delta)
+	if ticks == 0 then print("interval " .. tostring(evt.field(fnum) == last) .. " " .. ts_to_str(ts_s, ts_ns):sub(1, 2)) end
+	ticks = ticks + 1
+end
 function on_capture_end() print(tostring(last ~= nil and evt.field(fnum) == last)) end`,
+	// The rest of sysdig's API, each function called as sysdig's chisels do.
+	"t_api.lua": `description = "sysdig's chisel API"
+local n = 0
+function on_init()
+	sysdig.set_filter("evt.type=openat")
+	chisel.set_precise_interval_ns(1000000000)
+	sysdig.set_snaplen(1024)
+	sysdig.udp_setpeername("127.0.0.1", "STATSD_PORT")
+	print("init", sysdig.get_filter(), tostring(sysdig.is_tty()), tostring(sysdig.is_print_container_data()),
+		sysdig.get_evtsource_name(), sysdig.get_output_format(), tostring(sysdig.get_terminal_info()), tostring(sysdig.is_live()))
+	return true
+end
+function on_event() n = n + 1 end
+function on_capture_end()
+	local tt, nofds = sysdig.get_thread_table(), sysdig.get_thread_table_barebone_nofds()
+	local ct = sysdig.get_container_table()
+	sysdig.udp_send("opens:" .. n .. "|c")
+	print("end", n > 0, sysdig.get_firstevent_ts() > 0, sysdig.get_lastevent_ts() >= sysdig.get_firstevent_ts(),
+		sysdig.get_read_progress(), type(tt), type(nofds), next(ct) == nil, sysdig.make_ts(1, 5))
+	print(pcall(sysdig.run_app, "x"))
+end`,
 	// Every sysdig field the workload's events carry, each asked for by
 	// its sysdig name and printed when an event lacks it.
 	"t_fields.lua": `description = "sysdig's fields on the write of f.txt, curl's connect and a procexit"
@@ -160,8 +193,16 @@ func TestSysdigShapedChisels(t *testing.T) {
 			t.Skip("needs " + tool)
 		}
 	}
+	// t_api sends to a statsd of the test's, as sysdig's chisels do.
+	statsd, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer statsd.Close()
+	statsdPort := strconv.Itoa(statsd.LocalAddr().(*net.UDPAddr).Port)
 	dir := t.TempDir()
 	for name, src := range sysdigShapedChisels {
+		src = strings.ReplaceAll(src, "STATSD_PORT", statsdPort)
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -186,11 +227,13 @@ func TestSysdigShapedChisels(t *testing.T) {
 	defer logSock.Close()
 
 	d := startDaemon(t, withFlags("--chisel-path", dir))
-	script := fmt.Sprintf("echo payload-xyz > %s/f.txt; cat %s/f.txt >/dev/null; cat /nonexistent; logger --rfc3164 -u %s/dev/log -p local3.warning -t cairntest hello-syslog; curl -s -o /dev/null http://%s/hello",
+	script := fmt.Sprintf("echo payload-xyz > %s/f.txt; cat %s/f.txt >/dev/null; cat /nonexistent; logger --rfc3164 -u %s/dev/log -p local3.warning -t cairntest hello-syslog; curl -s -o /dev/null http://%s/hello; sleep 1; cat /etc/hostname >/dev/null",
 		work, work, work, ln.Addr())
 	_, errOut, code := cli(t, d, "capture", "run", "--", "sh", "-c", script)
 	skipIfNoPtrace(t, errOut)
-	if code != 0 { // curl, last, succeeds
+	// The CLI sends what it traced every 200 ms: the sleep makes a second
+	// batch, later, so that t_last's intervals pass between them.
+	if code != 0 {
 		t.Fatalf("capture run: exit %d\n%s", code, errOut)
 	}
 
@@ -219,8 +262,20 @@ func TestSysdigShapedChisels(t *testing.T) {
 	if !strings.Contains(fm, "cat wrote: cat: \n") || !strings.Contains(fm, "cat wrote: : No such file or directory") {
 		t.Errorf("t_fmt: stderr writes not formatted:\n%s", fm)
 	}
-	if last := run("t_last"); strings.TrimSpace(last) != "true" {
-		t.Errorf("t_last: evt.field in on_capture_end is not the last event's: %q", last)
+	if last := run("t_last"); !strings.HasPrefix(last, "interval true ") || !strings.HasSuffix(last, "\ntrue\n") {
+		t.Errorf("t_last: evt.field in on_interval and on_capture_end is not the last event's: %q", last)
+	}
+	api := run("t_api")
+	for _, want := range []string{"init\tevt.type=openat\tfalse\tfalse\tsyscall\tnormal\tnil\tfalse",
+		"end\ttrue\ttrue\ttrue\t100\ttable\ttable\ttrue\t1000000005", "false\t", "sysdig.run_app is not part of"} {
+		if !strings.Contains(api, want) {
+			t.Errorf("t_api: no %q in\n%s", want, api)
+		}
+	}
+	buf := make([]byte, 64)
+	statsd.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, _, err := statsd.ReadFrom(buf); err != nil || !strings.HasPrefix(string(buf[:n]), "opens:") {
+		t.Errorf("t_api's udp_send: %q, %v", buf[:n], err)
 	}
 	for _, want := range []string{"write missing: \n", "connect missing: \n", "procexit missing: \n"} {
 		if f := run("t_fields"); !strings.Contains(f, want) {
