@@ -56,10 +56,19 @@ func parseFormat(f string) (*formatter, error) {
 		}
 		if k > j {
 			p.width, _ = strconv.Atoi(f[j:k])
+			if p.width > maxFormatWidth || k-j > 4 {
+				return nil, fmt.Errorf("%q: the width at column %d is over %d", f, j+1, maxFormatWidth)
+			}
 		}
 		e := k
 		for e < len(f) && (isFieldByte(f[e]) || f[e] == '.' && e+1 < len(f) && isFieldByte(f[e+1])) {
 			e++
+		}
+		// An index: evt.arg[1], proc.aname[2].
+		if e < len(f) && f[e] == '[' {
+			if c := strings.IndexByte(f[e:], ']'); c > 1 && strings.Trim(f[e+1:e+c], "0123456789") == "" {
+				e += c + 1
+			}
 		}
 		if e == k {
 			return nil, fmt.Errorf("%q: %% at column %d is followed by no field name (write %%%% for a percent sign)", f, i+1)
@@ -83,8 +92,11 @@ func parseFormat(f string) (*formatter, error) {
 }
 
 func isFieldByte(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '[' || c == ']'
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_'
 }
+
+// maxFormatWidth bounds %WIDTHFIELD: a line is for a terminal.
+const maxFormatWidth = 1024
 
 // format renders one event; a field the event lacks is <NA>, as sysdig's.
 // Buffers are written in the run's output format (sysdig.set_output_format).
