@@ -55,25 +55,7 @@ func TestEtcdSnapshotRestoreIntoEtcd(t *testing.T) {
 		t.Fatalf("snapshot status: %+v %v", status, err)
 	}
 
-	peer, client := freeAddr(t), freeAddr(t)
-	data := filepath.Join(dir, "etcd")
-	etcdctlOK(t, bin, "", "", "snapshot", "restore", snap, "--data-dir", data, "--name", "restored",
-		"--initial-cluster", "restored=http://"+peer, "--initial-advertise-peer-urls", "http://"+peer)
-	cmd := exec.Command(etcdBin, "--data-dir", data, "--name", "restored",
-		"--listen-client-urls", "http://"+client, "--advertise-client-urls", "http://"+client,
-		"--listen-peer-urls", "http://"+peer, "--initial-advertise-peer-urls", "http://"+peer,
-		"--initial-cluster", "restored=http://"+peer, "--log-level", "error")
-	logf, err := os.Create(filepath.Join(dir, "etcd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
-	waitEtcdReady(t, client)
+	client := restoreIntoEtcd(t, etcdBin, bin, snap)
 
 	// The same keys with the same revisions and versions; the headers
 	// differ only in the cluster's and member's ids and the raft term.
@@ -102,4 +84,73 @@ func kvsOf(t *testing.T, out string) string {
 		t.Fatalf("%v: %s", err, out)
 	}
 	return string(v.Kvs)
+}
+
+// restoreIntoEtcd restores snap with etcdctl snapshot restore and starts a
+// real etcd on it for the rest of the test; it returns its client address.
+func restoreIntoEtcd(t *testing.T, etcdBin, bin, snap string) string {
+	t.Helper()
+	dir := t.TempDir()
+	peer, client := freeAddr(t), freeAddr(t)
+	data := filepath.Join(dir, "etcd")
+	etcdctlOK(t, bin, "", "", "snapshot", "restore", snap, "--data-dir", data, "--name", "restored",
+		"--initial-cluster", "restored=http://"+peer, "--initial-advertise-peer-urls", "http://"+peer)
+	cmd := exec.Command(etcdBin, "--data-dir", data, "--name", "restored",
+		"--listen-client-urls", "http://"+client, "--advertise-client-urls", "http://"+client,
+		"--listen-peer-urls", "http://"+peer, "--initial-advertise-peer-urls", "http://"+peer,
+		"--initial-cluster", "restored=http://"+peer, "--log-level", "error")
+	logf, err := os.Create(filepath.Join(dir, "etcd.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { logf.Close() })
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
+	waitEtcdReady(t, client)
+	return client
+}
+
+// TestEtcdSnapshotCarriesAuth: a snapshot taken with etcd's auth on holds
+// its users, roles and permissions, so the etcd restored from it asks for
+// a user, lets a reader read and not write, and lets root write.
+func TestEtcdSnapshotCarriesAuth(t *testing.T) {
+	t.Parallel()
+	bin := etcdctlBin(t)
+	etcdBin, err := exec.LookPath("etcd")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("etcd not found (CI installs Debian's etcd-server): %v", err)
+		}
+		t.Skipf("etcd not found; install Debian's etcd-server: %v", err)
+	}
+	_, addr := startEtcdDaemon(t)
+	for _, args := range [][]string{
+		{"user", "add", "root:rootpw"}, {"role", "add", "root"}, {"user", "grant-role", "root", "root"},
+		{"role", "add", "reader"}, {"role", "grant-permission", "reader", "read", "app/", "--prefix"},
+		{"user", "add", "alice:alicepw"}, {"user", "grant-role", "alice", "reader"},
+		{"put", "app/x", "1"},
+		{"auth", "enable"},
+	} {
+		etcdctlOK(t, bin, addr, "", args...)
+	}
+	snap := filepath.Join(t.TempDir(), "cairn.db")
+	etcdctlOK(t, bin, addr, "", "--user", "root:rootpw", "snapshot", "save", snap)
+
+	client := restoreIntoEtcd(t, etcdBin, bin, snap)
+	if _, errOut, err := etcdctl(t, bin, client, "", "get", "app/x"); err == nil || !strings.Contains(errOut, "user name is empty") {
+		t.Fatalf("the restored etcd answers a get without a user: %v %q", err, errOut)
+	}
+	if out := etcdctlOK(t, bin, client, "", "--user", "alice:alicepw", "get", "app/x", "--print-value-only"); strings.TrimSpace(out) != "1" {
+		t.Fatalf("alice reads app/x from the restored etcd: %q", out)
+	}
+	if _, errOut, err := etcdctl(t, bin, client, "", "--user", "alice:alicepw", "put", "app/x", "2"); err == nil || !strings.Contains(errOut, "permission denied") {
+		t.Fatalf("alice writes to the restored etcd: %v %q", err, errOut)
+	}
+	etcdctlOK(t, bin, client, "", "--user", "root:rootpw", "put", "app/x", "3")
+	if out := etcdctlOK(t, bin, client, "", "--user", "root:rootpw", "role", "get", "reader"); !strings.Contains(out, "app/") {
+		t.Fatalf("the reader role in the restored etcd: %q", out)
+	}
 }

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/etcd/api/v3/authpb"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -27,8 +29,11 @@ import (
 // Layout (etcd's server/storage/schema): bucket "key" maps a revision
 // (8-byte big-endian main revision, '_', 8-byte sub revision, and 't' for
 // a deletion) to a mvccpb.KeyValue; "meta" holds consistent_index;
-// "lease" maps an 8-byte lease id to a leasepb.Lease; the membership,
-// alarm and auth buckets are there, empty, as in a fresh member. Every
+// "lease" maps an 8-byte lease id to a leasepb.Lease; "auth",
+// "authUsers" and "authRoles" hold etcd's auth state (whether it is on,
+// its revision, authpb users with their bcrypt hashes, authpb roles with
+// their key ranges), so the restored etcd has the same users; the
+// membership and alarm buckets are there, empty, as in a fresh member. Every
 // revision cairn holds is in it: cairn never drops history, so the
 // snapshot has none compacted (a Compact is only recorded).
 func (m *maintenanceService) Snapshot(_ *pb.SnapshotRequest, stream pb.Maintenance_SnapshotServer) error {
@@ -40,7 +45,11 @@ func (m *maintenanceService) Snapshot(_ *pb.SnapshotRequest, stream pb.Maintenan
 	path := f.Name()
 	f.Close()
 	defer os.Remove(path)
-	if err := writeSnapshot(ctx, m.store, path); err != nil {
+	var auth *authState
+	if m.auth != nil {
+		auth = m.auth.state()
+	}
+	if err := writeSnapshot(ctx, m.store, auth, path); err != nil {
 		return toGRPC(fmt.Errorf("snapshot: %w", err))
 	}
 	db, err := os.Open(path)
@@ -70,15 +79,17 @@ func (m *maintenanceService) Snapshot(_ *pb.SnapshotRequest, stream pb.Maintenan
 
 // Buckets of etcd's backend (server/storage/schema/bucket.go).
 var (
-	bucketKey   = []byte("key")
-	bucketMeta  = []byte("meta")
-	bucketLease = []byte("lease")
-	emptyBucket = [][]byte{[]byte("members"), []byte("members_removed"), []byte("cluster"), []byte("alarm"),
-		[]byte("auth"), []byte("authUsers"), []byte("authRoles")}
+	bucketKey       = []byte("key")
+	bucketMeta      = []byte("meta")
+	bucketLease     = []byte("lease")
+	emptyBucket     = [][]byte{[]byte("members"), []byte("members_removed"), []byte("cluster"), []byte("alarm")}
+	bucketAuth      = []byte("auth")
+	bucketAuthUsers = []byte("authUsers")
+	bucketAuthRoles = []byte("authRoles")
 )
 
 // writeSnapshot builds the bbolt database of the snapshot at path.
-func writeSnapshot(ctx context.Context, s *kv.Store, path string) error {
+func writeSnapshot(ctx context.Context, s *kv.Store, auth *authState, path string) error {
 	rev := s.Rev()
 	db, err := bolt.Open(path, 0o600, &bolt.Options{NoSync: true})
 	if err != nil {
@@ -93,6 +104,9 @@ func writeSnapshot(ctx context.Context, s *kv.Store, path string) error {
 			if _, err := tx.CreateBucket(name); err != nil {
 				return err
 			}
+		}
+		if err := writeAuth(tx, auth); err != nil {
+			return err
 		}
 		if err := writeHistory(ctx, s, rev, keys); err != nil {
 			return err
@@ -190,4 +204,63 @@ func leaseProto(l kv.Lease) []byte {
 		b = protowire.AppendVarint(b, uint64(l.TTL))
 	}
 	return b
+}
+
+// writeAuth writes etcd's auth buckets (server/auth/store.go): in "auth",
+// authEnabled (1 or 0) and authRevision (8 bytes, big-endian); a user
+// per key of "authUsers", a role per key of "authRoles", as authpb
+// marshals them. A nil state (no auth engine) writes the buckets empty.
+func writeAuth(tx *bolt.Tx, st *authState) error {
+	b, err := tx.CreateBucket(bucketAuth)
+	if err != nil {
+		return err
+	}
+	users, err := tx.CreateBucket(bucketAuthUsers)
+	if err != nil {
+		return err
+	}
+	roles, err := tx.CreateBucket(bucketAuthRoles)
+	if err != nil {
+		return err
+	}
+	if st == nil {
+		return nil
+	}
+	enabled := []byte{0}
+	if st.Enabled {
+		enabled = []byte{1}
+	}
+	if err := b.Put([]byte("authEnabled"), enabled); err != nil {
+		return err
+	}
+	if err := b.Put([]byte("authRevision"), binary.BigEndian.AppendUint64(nil, uint64(st.Rev))); err != nil {
+		return err
+	}
+	for name, u := range st.Users {
+		pu := &authpb.User{Name: []byte(name), Password: []byte(u.Hash), Roles: slices.Sorted(slices.Values(u.Roles))}
+		if u.Hash == "" {
+			pu.Options = &authpb.UserAddOptions{NoPassword: true}
+		}
+		v, err := pu.Marshal()
+		if err != nil {
+			return err
+		}
+		if err := users.Put([]byte(name), v); err != nil {
+			return err
+		}
+	}
+	for name, r := range st.Roles {
+		pr := &authpb.Role{Name: []byte(name)}
+		for _, p := range r.Perms {
+			pr.KeyPermission = append(pr.KeyPermission, &authpb.Permission{PermType: authpb.Permission_Type(p.Type), Key: p.Key, RangeEnd: p.End})
+		}
+		v, err := pr.Marshal()
+		if err != nil {
+			return err
+		}
+		if err := roles.Put([]byte(name), v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
