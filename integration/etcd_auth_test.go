@@ -2,6 +2,8 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -80,6 +82,20 @@ func TestEtcdAuth(t *testing.T) {
 	if _, err := c.Put(ctx, "app/x", "4"); err == nil || !strings.Contains(err.Error(), "permission denied") {
 		t.Fatalf("client/v3 put as alice: %v", err)
 	}
+	// Revoking a lease deletes its keys: etcd asks write permission on
+	// each of them, which alice's read-only role lacks.
+	var grant struct {
+		ID int64 `json:"ID"`
+	}
+	if err := json.Unmarshal([]byte(etcdctlOK(t, bin, addr, "", "--user", "root:rootpw", "lease", "grant", "600", "-w", "json")), &grant); err != nil {
+		t.Fatal(err)
+	}
+	lease := strconv.FormatInt(grant.ID, 16)
+	etcdctlOK(t, bin, addr, "", "--user", "root:rootpw", "put", "app/leased", "v", "--lease="+lease)
+	if _, errOut, err := etcdctl(t, bin, addr, "", "--user", "alice:alicepw", "lease", "revoke", lease); err == nil || !strings.Contains(errOut, "permission denied") {
+		t.Fatalf("alice revokes a lease holding app/leased: %v %q", err, errOut)
+	}
+	etcdctlOK(t, bin, addr, "", "--user", "root:rootpw", "lease", "revoke", lease)
 	etcdctlOK(t, bin, addr, "", "--user", "root:rootpw", "auth", "disable")
 	etcdctlOK(t, bin, addr, "", "put", "app/y", "after")
 }

@@ -3,8 +3,10 @@ package etcdapi
 import (
 	"context"
 	"errors"
+	"slices"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -34,6 +36,9 @@ func (l *leaseService) LeaseGrant(ctx context.Context, r *pb.LeaseGrantRequest) 
 // LeaseRevoke revokes a lease and deletes its keys, as one revision.
 func (l *leaseService) LeaseRevoke(ctx context.Context, r *pb.LeaseRevokeRequest) (*pb.LeaseRevokeResponse, error) {
 	if err := l.refuseWrite(false); err != nil {
+		return nil, err
+	}
+	if err := l.checkRevoke(ctx, r.ID); err != nil {
 		return nil, err
 	}
 	rev, err := l.store.LeaseRevokeKV(ctx, l.callerOf(ctx), r.ID)
@@ -121,4 +126,28 @@ func (l *leaseService) LeaseLeases(ctx context.Context, _ *pb.LeaseLeasesRequest
 		resp.Leases = append(resp.Leases, &pb.LeaseStatus{ID: le.ID})
 	}
 	return resp, nil
+}
+
+// checkRevoke is etcd's rule for revoking a lease with auth on: it deletes
+// the lease's keys, so a user other than root needs write permission on
+// every one of them.
+func (l *leaseService) checkRevoke(ctx context.Context, id int64) error {
+	user := etcdUserOf(ctx)
+	if l.auth == nil || user == "" {
+		return nil
+	}
+	st := l.auth.state()
+	if !st.Enabled || st.Users[user] != nil && slices.Contains(st.Users[user].Roles, rootName) {
+		return nil
+	}
+	le, err := l.store.LeaseTimeToLive(ctx, id, true)
+	if err != nil {
+		return nil // the revoke itself answers an unknown lease
+	}
+	for _, k := range le.Keys {
+		if !st.allowed(user, permWrite, k, nil) {
+			return rpctypes.ErrGRPCPermissionDenied
+		}
+	}
+	return nil
 }
