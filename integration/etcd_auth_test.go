@@ -20,15 +20,7 @@ func TestEtcdAuth(t *testing.T) {
 	t.Parallel()
 	bin := etcdctlBin(t)
 	d, addr := startEtcdDaemon(t)
-	for _, args := range [][]string{
-		{"user", "add", "root:rootpw"}, {"role", "add", "root"}, {"user", "grant-role", "root", "root"},
-		{"role", "add", "reader"}, {"role", "grant-permission", "reader", "read", "app/", "--prefix"},
-		{"user", "add", "alice:alicepw"}, {"user", "grant-role", "alice", "reader"},
-		{"put", "app/x", "1"},
-		{"auth", "enable"},
-	} {
-		etcdctlOK(t, bin, addr, "", args...)
-	}
+	enableEtcdAuth(t, bin, addr)
 	if _, errOut, err := etcdctl(t, bin, addr, "", "get", "app/x"); err == nil || !strings.Contains(errOut, "user name is empty") {
 		t.Fatalf("get without a user once auth is on: %v %q", err, errOut)
 	}
@@ -98,4 +90,20 @@ func TestEtcdAuth(t *testing.T) {
 	etcdctlOK(t, bin, addr, "", "--user", "root:rootpw", "lease", "revoke", lease)
 	etcdctlOK(t, bin, addr, "", "--user", "root:rootpw", "auth", "disable")
 	etcdctlOK(t, bin, addr, "", "put", "app/y", "after")
+}
+
+// enableEtcdAuth sets up etcd's auth as the tests use it — root (password
+// rootpw) with the root role, alice (alicepw) with a role reading app/ —
+// puts app/x = 1 and turns auth on.
+func enableEtcdAuth(t *testing.T, bin, addr string) {
+	t.Helper()
+	for _, args := range [][]string{
+		{"user", "add", "root:rootpw"}, {"role", "add", "root"}, {"user", "grant-role", "root", "root"},
+		{"role", "add", "reader"}, {"role", "grant-permission", "reader", "read", "app/", "--prefix"},
+		{"user", "add", "alice:alicepw"}, {"user", "grant-role", "alice", "reader"},
+		{"put", "app/x", "1"},
+		{"auth", "enable"},
+	} {
+		etcdctlOK(t, bin, addr, "", args...)
+	}
 }

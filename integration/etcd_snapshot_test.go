@@ -20,13 +20,7 @@ import (
 func TestEtcdSnapshotRestoreIntoEtcd(t *testing.T) {
 	t.Parallel()
 	bin := etcdctlBin(t)
-	etcdBin, err := exec.LookPath("etcd")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("etcd not found (CI installs Debian's etcd-server): %v", err)
-		}
-		t.Skipf("etcd not found; install Debian's etcd-server: %v", err)
-	}
+	etcdBin := etcdServerBin(t)
 	_, addr := startEtcdDaemon(t)
 	etcdctlOK(t, bin, addr, "", "put", "app/a", "1")
 	etcdctlOK(t, bin, addr, "", "put", "app/a", "2")
@@ -119,23 +113,9 @@ func restoreIntoEtcd(t *testing.T, etcdBin, bin, snap string) string {
 func TestEtcdSnapshotCarriesAuth(t *testing.T) {
 	t.Parallel()
 	bin := etcdctlBin(t)
-	etcdBin, err := exec.LookPath("etcd")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("etcd not found (CI installs Debian's etcd-server): %v", err)
-		}
-		t.Skipf("etcd not found; install Debian's etcd-server: %v", err)
-	}
+	etcdBin := etcdServerBin(t)
 	_, addr := startEtcdDaemon(t)
-	for _, args := range [][]string{
-		{"user", "add", "root:rootpw"}, {"role", "add", "root"}, {"user", "grant-role", "root", "root"},
-		{"role", "add", "reader"}, {"role", "grant-permission", "reader", "read", "app/", "--prefix"},
-		{"user", "add", "alice:alicepw"}, {"user", "grant-role", "alice", "reader"},
-		{"put", "app/x", "1"},
-		{"auth", "enable"},
-	} {
-		etcdctlOK(t, bin, addr, "", args...)
-	}
+	enableEtcdAuth(t, bin, addr)
 	snap := filepath.Join(t.TempDir(), "cairn.db")
 	etcdctlOK(t, bin, addr, "", "--user", "root:rootpw", "snapshot", "save", snap)
 

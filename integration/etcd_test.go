@@ -35,6 +35,20 @@ func etcdctlBin(t *testing.T) string {
 	return p
 }
 
+// etcdServerBin is Debian's etcd, the real server the compatibility
+// tests restore into or run beside cairn.
+func etcdServerBin(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("etcd")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("etcd not found (CI installs Debian's etcd-server): %v", err)
+		}
+		t.Skipf("etcd not found; install Debian's etcd-server: %v", err)
+	}
+	return p
+}
+
 // freeAddr returns a loopback address with a port that was free a moment ago.
 func freeAddr(t *testing.T) string {
 	t.Helper()

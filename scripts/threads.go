@@ -94,11 +94,8 @@ func (tt *threadTable) observe(raw *journal.Raw) {
 	}
 	res := ev.Evt.Res
 	switch ev.Evt.Type {
-	case "open", "openat", "openat2", "creat", "socket", "accept":
-		if res >= 0 && cur.typ != "" {
-			fds[res] = cur
-		}
-	case "dup", "dup2", "dup3", "fcntl":
+	case "open", "openat", "openat2", "creat", "socket", "accept", "dup", "dup2", "dup3", "fcntl":
+		// The result is the new descriptor (a copy's, for dup and fcntl).
 		if res >= 0 && cur.typ != "" {
 			fds[res] = cur
 		}

@@ -261,19 +261,23 @@ func indexedField(name string) (*FieldGetter, bool) {
 // getAncestor reads the n-th ancestor's name or pid from the record.
 func (g *FieldGetter) getAncestor(r *journal.Raw) (any, bool) {
 	ev, err := r.Decode()
-	if err != nil || ev.Proc == nil || g.ancestor > len(ev.Proc.Ancestors) {
-		if err == nil && ev.Proc != nil && g.ancestor == 1 && len(ev.Proc.Ancestors) == 0 && ev.Proc.PPID > 0 {
-			// A source that names no ancestry still knows the parent.
-			if g.pids {
-				return ev.Proc.PPID, true
-			}
-			return ev.Proc.PName, ev.Proc.PName != ""
-		}
+	if err != nil || ev.Proc == nil {
 		return nil, false
 	}
-	a := ev.Proc.Ancestors[g.ancestor-1]
-	if g.pids {
-		return a.PID, true
+	p := ev.Proc
+	switch {
+	case g.ancestor <= len(p.Ancestors):
+		a := p.Ancestors[g.ancestor-1]
+		if g.pids {
+			return a.PID, true
+		}
+		return a.Name, true
+	case g.ancestor == 1 && len(p.Ancestors) == 0 && p.PPID > 0:
+		// A source that names no ancestry still knows the parent.
+		if g.pids {
+			return p.PPID, true
+		}
+		return p.PName, p.PName != ""
 	}
-	return a.Name, true
+	return nil, false
 }
