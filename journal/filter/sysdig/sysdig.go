@@ -505,6 +505,44 @@ func literal(f field, v string, p *parser, col int) (string, error) {
 }
 
 // globRegexp is the RE2 of a shell glob (* ? [set]), anchored.
+// globClass reads the set that opens at g[i] ('['), as fnmatch does: a
+// leading '!' negates it, a ']' first in it is a member, '-' makes ranges.
+// It returns the RE2 class and the index of the closing ']', or false for
+// a '[' that opens no valid set (then it is a literal '[').
+func globClass(g string, i int) (string, int, bool) {
+	j := i + 1
+	neg := j < len(g) && g[j] == '!'
+	if neg {
+		j++
+	}
+	start := j
+	if j < len(g) && g[j] == ']' {
+		j++
+	}
+	k := strings.IndexByte(g[j:], ']')
+	if k < 0 {
+		return "", 0, false
+	}
+	end := j + k
+	var b strings.Builder
+	b.WriteByte('[')
+	if neg {
+		b.WriteByte('^')
+	}
+	for _, c := range g[start:end] {
+		if c == '-' {
+			b.WriteByte('-')
+		} else {
+			b.WriteString(regexp.QuoteMeta(string(c)))
+		}
+	}
+	b.WriteByte(']')
+	if _, err := regexp.Compile(b.String()); err != nil {
+		return "", 0, false // a reversed range (z-a)
+	}
+	return b.String(), end, true
+}
+
 func globRegexp(g string) string {
 	var b strings.Builder
 	b.WriteString("^")
@@ -515,13 +553,9 @@ func globRegexp(g string) string {
 		case '?':
 			b.WriteString(".")
 		case '[':
-			if j := strings.IndexByte(g[i:], ']'); j > 0 {
-				set := g[i+1 : i+j]
-				if strings.HasPrefix(set, "!") {
-					set = "^" + set[1:]
-				}
-				b.WriteString("[" + set + "]")
-				i += j
+			if class, end, ok := globClass(g, i); ok {
+				b.WriteString(class)
+				i = end
 				continue
 			}
 			b.WriteString(`\[`)
