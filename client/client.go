@@ -97,6 +97,10 @@ type Result struct {
 	Rows   []json.RawMessage // "row" answers
 	Events []json.RawMessage // "event" answers
 	Lines  []string          // "line" answers (chisel output)
+	// Output is a process's output, stdout and stderr in the order
+	// answered; Exit its exit status (run and exec without detach).
+	Output []wire.Output
+	Exit   *int
 }
 
 // Do runs a statement and collects its answers until the daemon reports it
@@ -125,6 +129,10 @@ func (c *Client) Do(ctx context.Context, dsl string) (*Result, error) {
 			res.Events = append(res.Events, a.Event)
 		case a.HasLine:
 			res.Lines = append(res.Lines, a.Line)
+		case a.Output != nil:
+			res.Output = append(res.Output, *a.Output)
+		case a.Exit != nil:
+			res.Exit = a.Exit
 		}
 	}
 }
@@ -136,6 +144,8 @@ type Answer struct {
 	Event   json.RawMessage // an event (events, tail, kv watch)
 	Line    string          // a line of plain text (chisel output)
 	HasLine bool            // Line is set (it may be empty)
+	Output  *wire.Output    // a piece of a process's output (run, exec)
+	Exit    *int            // the exit status of the process a statement ran
 }
 
 // Stream is a running statement whose answers are read one by one with Next.
@@ -383,6 +393,10 @@ func (c *Client) dispatch(m *wire.Answer) {
 		r.push(Answer{Event: m.Event})
 	case m.Line != nil:
 		r.push(Answer{Line: *m.Line, HasLine: true})
+	case m.Output != nil:
+		r.push(Answer{Output: m.Output})
+	case m.Exit != nil:
+		r.push(Answer{Exit: m.Exit})
 	}
 }
 

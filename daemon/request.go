@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/cairnhq/cairn/client/wire"
 	"github.com/cairnhq/cairn/dsl"
@@ -30,7 +31,10 @@ type request struct {
 // sending them; the rest go out with its done, in one write.
 const flushAt = 64 << 10
 
-var _ engines.Request = (*request)(nil)
+var (
+	_ engines.Request         = (*request)(nil)
+	_ engines.ProcessAnswerer = (*request)(nil)
+)
 
 // errClientGone reports that the client stopped listening.
 var errClientGone = errors.New("client connection closed")
@@ -91,6 +95,20 @@ func (r *request) Event(ev any) error {
 func (r *request) Line(s string) error {
 	p, _ := json.Marshal(s)
 	return r.emit(wire.KindLine, p)
+}
+
+// Output answers a piece of a process's output (engines.ProcessAnswerer).
+func (r *request) Output(fd int, data string) error {
+	p, err := json.Marshal(wire.Output{FD: fd, Data: data})
+	if err != nil {
+		return fmt.Errorf("encode output: %w", err)
+	}
+	return r.emit(wire.KindOutput, p)
+}
+
+// Exit answers the exit status of the process the statement ran.
+func (r *request) Exit(code int) error {
+	return r.emit(wire.KindExit, strconv.AppendInt(nil, int64(code), 10))
 }
 
 // errorBody turns a handler or parse error into the wire's error object.

@@ -49,6 +49,17 @@ type Flusher interface {
 	Flush() error
 }
 
+// ProcessAnswerer is implemented by a Request that can carry a process's
+// output and exit status (the daemon's): a verb that runs a process for
+// its caller (run, exec) answers with them, and the CLI writes the output
+// to its own stdout and stderr and exits with the status.
+type ProcessAnswerer interface {
+	// Output answers a piece of output the process wrote to fd (1 or 2).
+	Output(fd int, data string) error
+	// Exit answers the process's exit status; it comes last, before done.
+	Exit(code int) error
+}
+
 // Handler runs one statement, writing its answers through r. A nil return
 // answers done; an error becomes the request's error answer (use
 // wire.Errorf for a code, *PosError for a place in the statement).

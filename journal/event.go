@@ -124,6 +124,10 @@ type FD struct {
 // Container is sysdig's container object; ID is "host" outside containers.
 type Container struct {
 	ID string `json:"id,omitempty" cbor:"id,omitempty"`
+	// Name and Image are set on the records of cairn's own containers (the
+	// logs stream): the name given at run and the image reference.
+	Name  string `json:"name,omitempty" cbor:"name,omitempty"`
+	Image string `json:"image,omitempty" cbor:"image,omitempty"`
 }
 
 // Body is the part of an event its author decides: everything but the

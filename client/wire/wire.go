@@ -87,24 +87,38 @@ type Request struct {
 	Cancel bool   `json:"cancel,omitempty"`
 }
 
-// Answer is one answer line: exactly one of Row, Event, Line, Done and
-// Error is set.
+// Answer is one answer line: exactly one of Row, Event, Line, Output,
+// Exit, Done and Error is set.
 type Answer struct {
-	ID    int64           `json:"id"`
-	Row   json.RawMessage `json:"row,omitempty"`
-	Event json.RawMessage `json:"event,omitempty"`
-	Line  *string         `json:"line,omitempty"`
-	Done  bool            `json:"done,omitempty"`
-	Error *Error          `json:"error,omitempty"`
+	ID     int64           `json:"id"`
+	Row    json.RawMessage `json:"row,omitempty"`
+	Event  json.RawMessage `json:"event,omitempty"`
+	Line   *string         `json:"line,omitempty"`
+	Output *Output         `json:"output,omitempty"`
+	Exit   *int            `json:"exit,omitempty"`
+	Done   bool            `json:"done,omitempty"`
+	Error  *Error          `json:"error,omitempty"`
 }
 
-// The answer kinds, as the member names of an answer line.
+// Output is a piece of a process's output (a container run or exec
+// without detach): the CLI writes Data to its own stdout or stderr as the
+// process wrote it.
+type Output struct {
+	FD   int    `json:"fd"` // 1 stdout, 2 stderr
+	Data string `json:"data"`
+}
+
+// The answer kinds, as the member names of an answer line. An exit answer
+// comes before done: the exit status of the process a statement ran, which
+// the CLI exits with.
 const (
-	KindRow   = "row"
-	KindEvent = "event"
-	KindLine  = "line"
-	KindDone  = "done"
-	KindError = "error"
+	KindRow    = "row"
+	KindEvent  = "event"
+	KindLine   = "line"
+	KindOutput = "output"
+	KindExit   = "exit"
+	KindDone   = "done"
+	KindError  = "error"
 )
 
 // StatusRow is the row `status` answers.

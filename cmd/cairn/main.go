@@ -188,14 +188,21 @@ func (s *session) exec(stmt string) (interrupted bool, err error) {
 		}
 	}()
 
-	out := newPrinter(s.stdout, s.json).withLines(s.stderr)
+	out := newPrinter(s.stdout, s.json).withLines(s.stderr).withProcess(s.stderr)
 	var flush <-chan time.Time
 	for {
 		select {
 		case it := <-answers:
 			switch {
 			case it.err == io.EOF:
-				return interrupted, out.finish()
+				if err := out.finish(); err != nil {
+					return interrupted, err
+				}
+				if out.exit != nil && *out.exit != exitOK {
+					// The process's status is the CLI's, as docker run's.
+					return interrupted, &exitError{*out.exit}
+				}
+				return interrupted, nil
 			case it.err != nil:
 				_ = out.finish()
 				if interrupted && client.IsCanceled(it.err) {

@@ -37,10 +37,20 @@ type printer struct {
 	// text goes to stderr so that stdout stays one JSON value per line.
 	lines   io.Writer
 	sawLine bool // a line was answered: rows then leave out nested values the text told
+	// stdout and stderr take a process's output (run, exec), as the
+	// process wrote it; exit is its exit status, once answered.
+	stdout, stderr io.Writer
+	exit           *int
 }
 
 func newPrinter(w io.Writer, jsonMode bool) *printer {
-	return &printer{w: w, lines: w, json: jsonMode, colIndex: map[string]int{}}
+	return &printer{w: w, lines: w, stdout: w, stderr: w, json: jsonMode, colIndex: map[string]int{}}
+}
+
+// withProcess sends a process's stderr output (run, exec) to errw.
+func (p *printer) withProcess(errw io.Writer) *printer {
+	p.stderr = errw
+	return p
 }
 
 // withLines sends line answers to lw in json mode.
@@ -54,6 +64,17 @@ func (p *printer) withLines(lw io.Writer) *printer {
 // add renders or records one answer.
 func (p *printer) add(a client.Answer) error {
 	switch {
+	case a.Output != nil:
+		w := p.stdout
+		if a.Output.FD == 2 {
+			w = p.stderr
+		}
+		_, err := io.WriteString(w, a.Output.Data)
+		return err
+	case a.Exit != nil:
+		code := *a.Exit
+		p.exit = &code
+		return nil
 	case a.HasLine:
 		p.sawLine = true
 		if p.lines != p.w {

@@ -185,6 +185,17 @@ var fields = []*field{
 		}
 		return str(ev.Container.ID), true
 	}},
+	{name: storedContainerName, kind: kString, top: topContainer, key: "name", hidden: true, omitEmpty: true, event: containerField(func(c *journal.Container) scalar { return str(c.Name) })},
+	{name: "container.image", kind: kString, top: topContainer, key: "image", omitEmpty: true, event: containerField(func(c *journal.Container) scalar { return str(c.Image) })},
+}
+
+func containerField(get func(*journal.Container) scalar) func(*journal.Event) (scalar, bool) {
+	return func(ev *journal.Event) (scalar, bool) {
+		if ev.Container == nil {
+			return scalar{}, false
+		}
+		return get(ev.Container), true
+	}
 }
 
 func evtField(get func(*journal.Evt) scalar) func(*journal.Event) (scalar, bool) {

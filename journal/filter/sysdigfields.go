@@ -22,6 +22,11 @@ const storedEvtNum = "evt.num (stored)"
 // storedComm is the task's comm as a source stored it.
 const storedComm = "proc.comm (stored)"
 
+// storedContainerName is the container name an event carries (cairn's own
+// containers); container.name falls back to the id, as sysdig names the
+// host "host".
+const storedContainerName = "container.name (stored)"
+
 var sysdigFields = []*field{
 	derived("evt.num", kInt, func(r fieldReader) any {
 		if n, ok := r.get(storedEvtNum).(types.Int); ok {
@@ -171,7 +176,12 @@ var sysdigFields = []*field{
 	derived("syslog.message", kString, syslogPart(func(_ int, msg string) any { return types.String(msg) })),
 	// Outside containers sysdig names the host "host"; cairn knows no
 	// container's name yet, so a container is named by its id.
-	derived("container.name", kString, alias("container.id")),
+	derived("container.name", kString, func(r fieldReader) any {
+		if n, ok := r.get(storedContainerName).(types.String); ok {
+			return n // one of cairn's containers
+		}
+		return r.get("container.id") // sysdig's name for the host is its id, "host"
+	}),
 }
 
 func derived(name string, out valueKind, fn func(r fieldReader) any) *field {
