@@ -64,22 +64,39 @@ func write(t testing.TB, f *os.File, s string) {
 }
 
 // TestFollowWriterProcess follows a shell printing 100000 lines into the
-// file and sees each exactly once, in order.
+// file and sees each exactly once, in order, while a committer goroutine
+// releases what was emitted, as the daemon's journal does.
 func TestFollowWriterProcess(t *testing.T) {
 	const n = 100000
 	path := filepath.Join(t.TempDir(), "stdout")
 	out := appendFile(t, path)
-	cmd := exec.Command("sh", "-c", "i=1; while [ $i -le "+strconv.Itoa(n)+" ]; do echo line $i; i=$((i+1)); done")
+	cmd := exec.Command("sh", "-c", "for i in $(seq 1 "+strconv.Itoa(n)+"); do echo line $i; done")
 	cmd.Stdout = out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	tl, err := Open(path, 0, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tl.Close()
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	committed := make(chan int64, 16)
+	released := make(chan error, 1)
+	go func() {
+		var err error
+		for off := range committed {
+			if err == nil {
+				err = tl.Release(off)
+			}
+		}
+		released <- err
+	}()
 	next, batches := 1, 0
 	var fail error
-	err := Follow(ctx, path, 0, func(batch []Line) error {
+	err = tl.Follow(ctx, func(batch []Line) error {
 		batches++
 		for _, l := range batch {
 			want := "line " + strconv.Itoa(next)
@@ -90,16 +107,21 @@ func TestFollowWriterProcess(t *testing.T) {
 			}
 			next++
 		}
+		committed <- batch[len(batch)-1].Offset
 		if next > n {
 			cancel()
 		}
 		return nil
 	})
+	close(committed)
 	if fail != nil {
 		t.Fatal(fail)
 	}
 	if err != nil {
 		t.Fatalf("Follow: %v", err)
+	}
+	if err := <-released; err != nil {
+		t.Fatalf("Release: %v", err)
 	}
 	if err := cmd.Wait(); err != nil {
 		t.Fatal(err)
@@ -449,4 +471,57 @@ func BenchmarkFollow(b *testing.B) {
 		b.Fatalf("saw %d lines of %d", seen, b.N)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+}
+
+// TestFollowWakesAndStops: an idle Follow wakes for a write, and returns
+// promptly when its context ends, having emitted the complete lines.
+func TestFollowWakesAndStops(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "stdout")
+	f := appendFile(t, path)
+	write(t, f, "")
+	tl, err := Open(path, 0, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tl.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	seen := make(chan string, 10)
+	done := make(chan error, 1)
+	go func() {
+		done <- tl.Follow(ctx, func(batch []Line) error {
+			for _, l := range batch {
+				seen <- string(l.Text)
+			}
+			return nil
+		})
+	}()
+	time.Sleep(50 * time.Millisecond) // let Follow reach its wait
+	write(t, f, "a\n")
+	select {
+	case got := <-seen:
+		if got != "a" {
+			t.Fatalf("got %q, want a", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("an idle Follow did not wake for a write")
+	}
+	write(t, f, "b\nunfinished")
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Follow did not return after its context ended")
+	}
+	close(seen)
+	var rest []string
+	for s := range seen {
+		rest = append(rest, s)
+	}
+	if strings.Join(rest, ",") != "b" || tl.Offset() != 4 {
+		t.Errorf("after cancel: %q up to %d, want b up to 4", rest, tl.Offset())
+	}
 }
