@@ -224,11 +224,9 @@ func TestOOMKills(t *testing.T) {
 	tc.set(t, "memory", "memory.limit_in_bytes", strconv.Itoa(16<<20))
 	// The command substitution keeps 50 MB in the shell's memory.
 	cmd := tc.start(t, `x=$(head -c 50000000 /dev/zero | tr "\0" a); echo ${#x}`)
-	err := cmd.Wait()
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) {
-		t.Fatalf("the shell allocating 50 MB under a 16 MiB limit ended with %v, want killed", err)
-	}
+	// The kernel picks the victim (the shell, or head or tr behind it), so
+	// how the shell ends is not the test; the count of kills is.
+	_ = cmd.Wait()
 	c, err := Open(tc.path)
 	if err != nil {
 		t.Fatal(err)
