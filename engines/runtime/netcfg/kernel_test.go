@@ -77,6 +77,8 @@ func inTestNS(t testing.TB) netns.NsHandle {
 		}
 		runtime.UnlockOSThread()
 	})
+	// A host has its loopback up; published ports listen there.
+	run(t, "ip", "link", "set", "lo", "up")
 	return ns
 }
 
@@ -246,20 +248,28 @@ func echoServer(t testing.TB, path string, port uint16) {
 // checks that it comes back.
 func echo(t testing.TB, addr string) {
 	t.Helper()
+	if err := echoOnce(addr); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// echoOnce is echo for any goroutine: it returns what went wrong.
+func echoOnce(addr string) error {
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
-		t.Fatalf("connect to %s: %v", addr, err)
+		return fmt.Errorf("connect to %s: %w", addr, err)
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	const msg = "hello through the bridge\n"
 	if _, err := io.WriteString(c, msg); err != nil {
-		t.Fatalf("write to %s: %v", addr, err)
+		return fmt.Errorf("write to %s: %w", addr, err)
 	}
 	got, err := bufio.NewReader(c).ReadString('\n')
 	if err != nil || got != msg {
-		t.Fatalf("echo from %s: %q, %v; want %q", addr, got, err, msg)
+		return fmt.Errorf("echo from %s: %q, %v; want %q", addr, got, err, msg)
 	}
+	return nil
 }
 
 // waitFor polls cond until it holds or 5 seconds pass.
