@@ -17,6 +17,11 @@ import (
 // chain's policy drops. Each step checks before it changes, so Setup can
 // run at every daemon start.
 func (n *Network) Setup(ctx context.Context) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return errors.New("setup: network closed")
+	}
 	if err := n.setupBridge(); err != nil {
 		return err
 	}

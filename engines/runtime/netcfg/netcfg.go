@@ -24,10 +24,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Defaults of Config.
-const (
-	DefaultBridge = "cairn0"
-)
+// DefaultBridge is Config.Bridge's default.
+const DefaultBridge = "cairn0"
 
 // DefaultSubnet is Config.Subnet's default: the gateway, on the bridge, is
 // 10.89.0.1, containers get 10.89.0.2 to 10.89.0.254.
@@ -67,6 +65,7 @@ type Network struct {
 
 	mu        sync.Mutex // held over Attach and Detach, and state
 	endpoints map[string]Endpoint
+	forwards  map[*Forward]struct{} // open, closed by Close
 	closed    bool
 }
 
@@ -120,6 +119,7 @@ func New(cfg Config) (*Network, error) {
 		home:      home,
 		h:         h,
 		endpoints: eps,
+		forwards:  map[*Forward]struct{}{},
 	}
 	for _, ep := range eps {
 		if !cfg.Subnet.Contains(ep.IP) {
@@ -130,16 +130,23 @@ func New(cfg Config) (*Network, error) {
 	return n, nil
 }
 
-// Close releases the netlink socket and the namespace handle. Endpoints,
-// the bridge and forwarded ports stay (close each Publish's forwarder
-// separately).
+// Close closes the forwards Publish opened, then releases the netlink
+// socket and the namespace handle. Endpoints and the bridge stay: the next
+// New on the same StateDir finds them.
 func (n *Network) Close() error {
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	if n.closed {
+		n.mu.Unlock()
 		return nil
 	}
 	n.closed = true
+	fwds := n.forwards
+	n.forwards = nil
+	n.mu.Unlock()
+	// A forward dials through the namespace handle: it goes first.
+	for f := range fwds {
+		f.Close()
+	}
 	n.h.Close()
 	return n.home.Close()
 }

@@ -21,7 +21,7 @@ const (
 	testSubnet = "10.89.200.0/24"
 )
 
-// natRules returns iptables -t nat -S's lines in the test's namespace.
+// iptablesRules returns iptables -S's lines for a chain in the test's namespace.
 func iptablesRules(t testing.TB, table, chain string) []string {
 	t.Helper()
 	return strings.Split(strings.TrimSpace(run(t, "iptables", "-w", "-t", table, "-S", chain)), "\n")

@@ -37,13 +37,13 @@ type Forward struct {
 
 	ctx    context.Context // ends with Close
 	cancel context.CancelFunc
-	stop   func() bool // unregisters the caller's context's AfterFunc
 	once   sync.Once
 	wg     sync.WaitGroup // the accept or read loop and each connection
 
 	mu     sync.Mutex
 	closed bool
 	conns  map[io.Closer]struct{} // open connections, both sides, closed by Close
+	stop   func() bool            // unregisters the Close on the caller's context's end
 }
 
 var _ io.Closer = (*Forward)(nil)
@@ -60,6 +60,13 @@ func (n *Network) Publish(ctx context.Context, proto string, host, ctr netip.Add
 	}
 	f := &Forward{proto: proto, ctr: ctr, n: n, conns: map[io.Closer]struct{}{},
 		log: n.log.With("publish", host.String(), "proto", proto, "container", ctr.String())}
+	// Held until the forward is registered, so Close either sees it or
+	// comes first: a forward never uses the namespace handle after Close.
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return nil, fmt.Errorf("publish %s: network closed", host)
+	}
 	err := n.inHome(func() (err error) {
 		var lc net.ListenConfig
 		if proto == "tcp" {
@@ -76,6 +83,7 @@ func (n *Network) Publish(ctx context.Context, proto string, host, ctr netip.Add
 		return nil, fmt.Errorf("publish %s/%s: %w", host, proto, err)
 	}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
+	n.forwards[f] = struct{}{}
 	f.wg.Add(1)
 	if proto == "tcp" {
 		f.addr = f.ln.Addr()
@@ -84,7 +92,11 @@ func (n *Network) Publish(ctx context.Context, proto string, host, ctr netip.Add
 		f.addr = f.pc.LocalAddr()
 		go f.readUDP()
 	}
+	// Close takes f.mu, held here: when ctx is already done, AfterFunc's
+	// goroutine sees stop set.
+	f.mu.Lock()
 	f.stop = context.AfterFunc(ctx, func() { f.Close() })
+	f.mu.Unlock()
 	f.log.Info("published port", "addr", f.addr)
 	return f, nil
 }
@@ -96,25 +108,32 @@ func (f *Forward) Addr() net.Addr { return f.addr }
 // all the forward's goroutines have ended.
 func (f *Forward) Close() error {
 	f.once.Do(func() {
-		f.stop()
 		f.cancel()
 		f.mu.Lock()
 		f.closed = true
-		conns := f.conns
+		conns, stop := f.conns, f.stop
 		f.conns = nil
 		f.mu.Unlock()
-		if f.ln != nil {
-			f.ln.Close()
-		} else {
-			f.pc.Close()
-		}
+		stop()
+		f.closeListener()
 		for c := range conns {
 			c.Close()
 		}
 		f.wg.Wait()
+		f.n.mu.Lock()
+		delete(f.n.forwards, f)
+		f.n.mu.Unlock()
 		f.log.Info("unpublished port", "addr", f.addr)
 	})
 	return nil
+}
+
+func (f *Forward) closeListener() {
+	if f.ln != nil {
+		f.ln.Close()
+	} else {
+		f.pc.Close()
+	}
 }
 
 // track registers c to be closed by Close; false when Close has begun (the

@@ -212,3 +212,26 @@ func TestPublishBadArguments(t *testing.T) {
 		t.Error("publish with no host address: no error")
 	}
 }
+
+// Closing the network closes its forwards: none outlives the namespace
+// handle it dials through.
+func TestNetworkCloseEndsForwards(t *testing.T) {
+	n, ep := attached(t)
+	goroutines := runtime.NumGoroutine()
+	fwd, err := n.Publish(t.Context(), "tcp", loopback0, netip.AddrPortFrom(ep.IP, 7000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	echo(t, fwd.Addr().String())
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := net.Dial("tcp", fwd.Addr().String()); err == nil {
+		c.Close()
+		t.Error("the forward still listens after the network closed")
+	}
+	waitFor(t, fmt.Sprintf("goroutines back to %d", goroutines), func() bool { return runtime.NumGoroutine() <= goroutines })
+	if _, err := n.Publish(t.Context(), "tcp", loopback0, netip.AddrPortFrom(ep.IP, 7000)); err == nil {
+		t.Error("publish on a closed network: no error")
+	}
+}
