@@ -460,3 +460,47 @@ func TestRestartKeepsEndpoints(t *testing.T) {
 		checkDetached(t, n2, ep)
 	}
 }
+
+// An Attach that fails part way undoes what it made, and only that: a link
+// of someone else's that stood in its way stays.
+func TestAttachFailureUndoes(t *testing.T) {
+	inTestNS(t)
+	n := newNetwork(t, testBridge, testSubnet)
+	run(t, "ip", "link", "add", "vcblocked", "type", "veth", "peer", "name", "vcblockedp")
+	_, err := n.Attach(t.Context(), "blocked")
+	if err == nil || !strings.Contains(err.Error(), "create veth vcblocked") {
+		t.Fatalf("attach over an existing link: %v, want create veth to fail", err)
+	}
+	if ipLink(t, "", "vcblocked") == nil {
+		t.Error("the failed attach deleted a link it did not make")
+	}
+	path := n.netnsPath("blocked")
+	if mounted(t, path) {
+		t.Errorf("the failed attach left %s mounted", path)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("the failed attach left %s: %v", path, err)
+	}
+	if eps := n.Endpoints(); len(eps) != 0 {
+		t.Errorf("the failed attach left endpoints %v", eps)
+	}
+	// The address it had is free again.
+	ep, err := n.Attach(t.Context(), "next")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ep.IP != netip.MustParseAddr("10.89.200.2") {
+		t.Errorf("address after a failed attach %s, want 10.89.200.2", ep.IP)
+	}
+	n.Detach(ep.ID)
+}
+
+func TestSetupWithoutIptables(t *testing.T) {
+	inTestNS(t)
+	n := openNetwork(t, t.TempDir(), testBridge, testSubnet)
+	t.Setenv("PATH", t.TempDir())
+	err := n.Setup(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "install Debian's iptables package") {
+		t.Fatalf("setup with no iptables on PATH: %v, want an error naming the package", err)
+	}
+}
