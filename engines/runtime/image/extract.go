@@ -196,11 +196,14 @@ func inParent(root *os.Root, name string, fn func(fd int, base string) error) er
 // setXattr sets the extended attribute on base in the directory fd without
 // following a symlink.
 func setXattr(fd int, base, attr, value string) error {
-	p := "/proc/self/fd/" + strconv.Itoa(fd) + "/" + base
+	var err error
 	if base == "." {
-		p = "/proc/self/fd/" + strconv.Itoa(fd)
+		err = unix.Fsetxattr(fd, attr, []byte(value), 0)
+	} else {
+		// The magic link of fd is followed as a directory; base is not.
+		err = unix.Lsetxattr("/proc/self/fd/"+strconv.Itoa(fd)+"/"+base, attr, []byte(value), 0)
 	}
-	if err := unix.Lsetxattr(p, attr, []byte(value), 0); err != nil {
+	if err != nil {
 		return fmt.Errorf("set xattr %s: %w", attr, err)
 	}
 	return nil

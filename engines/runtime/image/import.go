@@ -96,12 +96,9 @@ func (s *Store) add(images []archiveImage) ([]Image, error) {
 	}
 	var digests []string
 	for _, ai := range images {
-		if err := s.path.WriteImage(ai.img); err != nil {
-			return nil, fmt.Errorf("import image: write blobs: %w", err)
-		}
-		d, err := imageDescriptor(ai.img)
+		d, err := s.writeImage(ai.img)
 		if err != nil {
-			return nil, fmt.Errorf("import image: %w", err)
+			return nil, fmt.Errorf("import image: write blobs: %w", err)
 		}
 		digests = append(digests, d.Digest.String())
 		if len(ai.names) == 0 {
