@@ -11,7 +11,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/cairnhq/cairn/engines/runtime/image"
@@ -409,5 +411,49 @@ func TestCorruptArchiveLeavesStoreUnchanged(t *testing.T) {
 	}
 	if _, err := s.Import(context.Background(), strings.NewReader("not a tar at all"), ""); err == nil {
 		t.Fatal("import of garbage succeeded")
+	}
+}
+
+// TestConcurrentUse runs imports, tags, lists and removals together; run
+// under -race it checks the store's locking.
+func TestConcurrentUse(t *testing.T) {
+	s, _, img := busyboxStore(t)
+	archive := filepath.Join(t.TempDir(), "busybox.tar")
+	imagetest.BusyboxArchive(t, archive, "copy", nil)
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f, err := os.Open(archive)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer f.Close()
+			if _, err := s.Import(context.Background(), f, ""); err != nil {
+				errs <- err
+			}
+			name := "t" + strconv.Itoa(i)
+			if _, err := s.Tag(img.ID, name); err != nil {
+				errs <- err
+			}
+			if _, err := s.List(); err != nil {
+				errs <- err
+			}
+			if _, _, err := s.Remove(name); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	got, err := s.Resolve(img.ID)
+	if err != nil || !slices.Equal(got.Names, []string{"busybox:latest", "copy:latest"}) {
+		t.Fatalf("after concurrent use: %+v, %v", got, err)
 	}
 }

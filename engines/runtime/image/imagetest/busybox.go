@@ -219,3 +219,23 @@ func Layer(t testing.TB, files []File) v1.Layer {
 	}
 	return l
 }
+
+// ImageOf builds a linux/amd64 image of the given layers, bottom first,
+// created at Created.
+func ImageOf(t testing.TB, layers ...v1.Layer) v1.Image {
+	t.Helper()
+	img, err := mutate.ConfigFile(empty.Image, &v1.ConfigFile{
+		Architecture: "amd64",
+		OS:           "linux",
+		Created:      v1.Time{Time: Created},
+		RootFS:       v1.RootFS{Type: "layers"},
+	})
+	if err != nil {
+		t.Fatalf("build image config: %v", err)
+	}
+	img, err = mutate.AppendLayers(img, layers...)
+	if err != nil {
+		t.Fatalf("build image: %v", err)
+	}
+	return img
+}
