@@ -347,8 +347,8 @@ func snapshot(t *testing.T, dir string) map[string]string {
 	return out
 }
 
-// layerEntry returns the offset and size of the biggest layer in the
-// docker-archive data, and its hex digest from its entry name.
+// layerEntry returns the offset and size of the biggest entry of the
+// archive data (the busybox layer), and its hex digest from its entry name.
 func layerEntry(t *testing.T, data []byte) (offset, size int64, hex string) {
 	t.Helper()
 	r := bytes.NewReader(data)
@@ -358,8 +358,9 @@ func layerEntry(t *testing.T, data []byte) (offset, size int64, hex string) {
 		if err != nil {
 			break
 		}
-		if strings.HasSuffix(hdr.Name, ".tar.gz") && hdr.Size > size {
-			offset, size, hex = int64(len(data))-int64(r.Len()), hdr.Size, strings.TrimSuffix(hdr.Name, ".tar.gz")
+		if hdr.Size > size {
+			offset, size = int64(len(data))-int64(r.Len()), hdr.Size
+			hex = strings.TrimSuffix(filepath.Base(hdr.Name), ".tar.gz")
 		}
 	}
 	if size == 0 {
@@ -387,6 +388,7 @@ func TestCorruptArchiveLeavesStoreUnchanged(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := s.Import(context.Background(), bytes.NewReader(corrupt), "")
+			t.Log(err)
 			if err == nil {
 				t.Fatal("import of a corrupt archive succeeded")
 			}
@@ -406,6 +408,29 @@ func TestCorruptArchiveLeavesStoreUnchanged(t *testing.T) {
 				if after[p] != v {
 					t.Fatalf("%s changed", p)
 				}
+			}
+		})
+	}
+	// The same for an oci-archive, whose blobs are named by digest.
+	var oci bytes.Buffer
+	if err := s.Export(context.Background(), "busybox", &oci, "oci-archive"); err != nil {
+		t.Fatal(err)
+	}
+	offset, size, hex = layerEntry(t, oci.Bytes())
+	flipped = slices.Clone(oci.Bytes())
+	flipped[offset+size/2] ^= 0x40
+	for name, corrupt := range map[string][]byte{
+		"oci truncated":   oci.Bytes()[:offset+size/2],
+		"oci bit-flipped": flipped,
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := s.Import(context.Background(), bytes.NewReader(corrupt), "other")
+			t.Log(err)
+			if err == nil || !strings.Contains(err.Error(), "layer sha256:"+hex+": ") {
+				t.Fatalf("error %v does not name layer %s", err, hex)
+			}
+			if after := snapshot(t, layoutDir); len(after) != len(before) {
+				t.Fatalf("store files changed: %d before, %d after", len(before), len(after))
 			}
 		})
 	}
