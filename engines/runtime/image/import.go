@@ -2,6 +2,9 @@ package image
 
 import (
 	"archive/tar"
+	"bufio"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -29,7 +32,7 @@ type archiveImage struct {
 
 // Import reads a docker-archive (as `docker save` writes it, with a
 // manifest.json) or an oci-archive (a tar of an OCI image layout, as
-// `skopeo copy … oci-archive:` writes it) from r, validates every layer
+// `skopeo copy … oci-archive:` writes it), either possibly gzipped, from r, validates every layer
 // (read fully; digest and diff_id checked against the manifest and config)
 // before writing anything, then adds the image(s) to the store.
 //
@@ -37,7 +40,8 @@ type archiveImage struct {
 // archive's names are used (docker-archive RepoTags, oci-archive
 // org.opencontainers.image.ref.name or io.containerd.image.name). A
 // corrupt or truncated archive gives an error naming the layer digest and
-// leaves the store as it was.
+// leaves the store as it was (a write that fails after validation, a full
+// disk, can leave blobs no entry reaches; Prune deletes them).
 func (s *Store) Import(ctx context.Context, r io.Reader, tag string) ([]Image, error) {
 	if tag != "" {
 		n, err := NormalizeName(tag)
@@ -161,7 +165,11 @@ func spoolArchive(ctx context.Context, r io.Reader, spool string) (map[string]bo
 		return nil, fmt.Errorf("spool archive: %w", err)
 	}
 	defer f.Close()
-	tr := tar.NewReader(io.TeeReader(&ctxReader{ctx: ctx, r: r}, f))
+	src, err := decompressed(&ctxReader{ctx: ctx, r: r})
+	if err != nil {
+		return nil, fmt.Errorf("read archive: %w", err)
+	}
+	tr := tar.NewReader(io.TeeReader(src, f))
 	entries := map[string]bool{}
 	for {
 		hdr, err := tr.Next()
@@ -181,13 +189,24 @@ func spoolArchive(ctx context.Context, r io.Reader, spool string) (map[string]bo
 		}
 	}
 	// Keep what follows the tar's end marker too: it is part of the stream.
-	if _, err := io.Copy(f, &ctxReader{ctx: ctx, r: r}); err != nil {
+	if _, err := io.Copy(f, src); err != nil {
 		return nil, fmt.Errorf("spool archive: %w", err)
 	}
 	if err := f.Close(); err != nil {
 		return nil, fmt.Errorf("spool archive: %w", err)
 	}
 	return entries, nil
+}
+
+// decompressed returns r's content, gunzipped if it is gzip (as
+// `docker save | gzip` writes).
+func decompressed(r io.Reader) (io.Reader, error) {
+	br := bufio.NewReader(r)
+	magic, err := br.Peek(2)
+	if err != nil || magic[0] != 0x1f || magic[1] != 0x8b {
+		return br, nil // too short for gzip: the tar reader reports it
+	}
+	return gzip.NewReader(br)
 }
 
 // ctxReader stops a long read when its context is done.
@@ -452,7 +471,7 @@ func checkConfig(img v1.Image) error {
 	if err != nil {
 		return fmt.Errorf("read image config: %w", err)
 	}
-	if err := checkDigest(strings.NewReader(string(raw)), name); err != nil {
+	if err := checkDigest(bytes.NewReader(raw), name); err != nil {
 		return fmt.Errorf("config %s: %w", name, err)
 	}
 	return nil

@@ -3,6 +3,7 @@ package image_test
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -112,6 +113,28 @@ func TestImportDockerArchive(t *testing.T) {
 		if !errors.Is(err, image.ErrNotFound) || !strings.Contains(err.Error(), ref) {
 			t.Errorf("Resolve(%q) error = %v, want not found naming it", ref, err)
 		}
+	}
+}
+
+func TestImportGzippedArchive(t *testing.T) {
+	archive := filepath.Join(t.TempDir(), "busybox.tar")
+	imagetest.BusyboxArchive(t, archive, "gz", nil)
+	data, err := os.ReadFile(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var zipped bytes.Buffer
+	zw := gzip.NewWriter(&zipped)
+	if _, err := zw.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := newStore(t)
+	imgs, err := s.Import(context.Background(), &zipped, "")
+	if err != nil || len(imgs) != 1 || !slices.Equal(imgs[0].Names, []string{"gz:latest"}) {
+		t.Fatalf("import of a gzipped docker-archive = %+v, %v", imgs, err)
 	}
 }
 
