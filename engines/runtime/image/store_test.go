@@ -195,8 +195,10 @@ func TestImportOCIArchive(t *testing.T) {
 	if !slices.Equal(imgs[0].Names, []string{"other:latest", "web/busybox:1.36"}) {
 		t.Fatalf("imported with a tag: %+v", imgs)
 	}
-	if _, _, err := s.Unpack(context.Background(), "other"); err != nil {
-		t.Fatal(err)
+	if os.Geteuid() == 0 { // unpacking makes devices for whiteouts
+		if _, _, err := s.Unpack(context.Background(), "other"); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -311,6 +313,7 @@ func TestRemoveByIDTakesAllNames(t *testing.T) {
 }
 
 func TestPrune(t *testing.T) {
+	requireRoot(t) // it unpacks
 	s, layoutDir, img := busyboxStore(t)
 	ctx := context.Background()
 	_, diffIDs, err := s.Unpack(ctx, "busybox")

@@ -145,6 +145,7 @@ func hostileStore(t *testing.T, files []imagetest.File) *image.Store {
 }
 
 func TestUnpackRefusesEscape(t *testing.T) {
+	requireRoot(t)
 	outside := t.TempDir()
 	for name, files := range map[string][]imagetest.File{
 		"dot-dot": {{Name: "../escape", Mode: 0o644, Data: []byte("x")}},
@@ -182,6 +183,7 @@ func TestUnpackRefusesEscape(t *testing.T) {
 }
 
 func TestUnpackAbsoluteSymlinkIsData(t *testing.T) {
+	requireRoot(t)
 	s := hostileStore(t, []imagetest.File{
 		{Name: "etc/", Mode: 0o755},
 		{Name: "etc/mtab", Link: "/proc/self/mounts"},
