@@ -6,7 +6,7 @@ FUZZTIME ?= 10s
 MODULE  := github.com/cairnhq/cairn
 GOFILES  = $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')
 
-.PHONY: all build run test unit integration fuzz fuzz-long bench lint vet clean
+.PHONY: all build run test unit integration fuzz fuzz-long bench busybox-image lint vet clean
 
 all: build
 
@@ -48,6 +48,11 @@ fuzz:
 
 fuzz-long:
 	$(MAKE) fuzz FUZZTIME=5m
+
+# busybox-image writes the runtime engine's test image (FROM scratch with
+# Debian's busybox-static) to /tmp/busybox.tar, for `cairn image import`.
+busybox-image:
+	$(GO) run ./engines/runtime/image/imagetest/mkbusybox /tmp/busybox.tar
 
 # bench measures the issue targets in one run on this machine and prints
 # the ratios (journal vs raw pebble, socket load, latency, scan, start-up),

@@ -286,10 +286,14 @@ func (s *ProcSource) handle(ev procEvent, wallOff int64) {
 		s.send("capture.clone", "clone", e, ts+wallOff, nil)
 	case procEventExec:
 		old, known := s.table.get(ev.TGID)
-		if known && old.Self && !s.IncludeSelf {
+		e, err := readProcEntry(s.root, ev.TGID)
+		// The daemon's own descendants are left out, except those in a
+		// container: a process of a container cairn runs is the
+		// container's, not the daemon's, though the daemon started it.
+		inContainer := err == nil && e.Container != "" && e.Container != "host"
+		if known && old.Self && !inContainer && !s.IncludeSelf {
 			return
 		}
-		e, err := readProcEntry(s.root, ev.TGID)
 		var data map[string]any
 		if err != nil {
 			// Gone already (a process that execs and exits within
@@ -302,7 +306,7 @@ func (s *ProcSource) handle(ev procEvent, wallOff int64) {
 			data = map[string]any{"unresolved": "the process exited before /proc could be read"}
 		}
 		if known {
-			e.StartNS, e.Self = old.StartNS, old.Self
+			e.StartNS, e.Self = old.StartNS, old.Self && !inContainer
 			if e.PPID == 0 {
 				e.PPID = old.PPID
 			}

@@ -6,6 +6,7 @@ package imagetest
 import (
 	"archive/tar"
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"path"
@@ -72,9 +73,28 @@ func RequireBusybox(t testing.TB) {
 func BusyboxImage(t testing.TB, extra map[string]string) v1.Image {
 	t.Helper()
 	RequireBusybox(t)
+	img, err := buildBusybox(extra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// WriteBusybox writes BusyboxImage(extra) to path as a docker-archive
+// named tag ("busybox:latest" if empty), for programs that are not tests
+// (the benchmark, `make busybox-image`).
+func WriteBusybox(path, tag string, extra map[string]string) error {
+	img, err := buildBusybox(extra)
+	if err != nil {
+		return err
+	}
+	return writeArchive(path, tag, img)
+}
+
+func buildBusybox(extra map[string]string) (v1.Image, error) {
 	bb, err := os.ReadFile(BusyboxPath)
 	if err != nil {
-		t.Fatalf("read %s: %v", BusyboxPath, err)
+		return nil, fmt.Errorf("read %s (Debian's busybox-static package): %w", BusyboxPath, err)
 	}
 
 	lower := []File{
@@ -127,21 +147,25 @@ func BusyboxImage(t testing.TB, extra map[string]string) v1.Image {
 	}
 	img, err := mutate.ConfigFile(empty.Image, cfg)
 	if err != nil {
-		t.Fatalf("build image config: %v", err)
+		return nil, fmt.Errorf("build image config: %w", err)
 	}
 	for i, files := range [][]File{lower, upper} {
+		l, err := buildLayer(files)
+		if err != nil {
+			return nil, err
+		}
 		img, err = mutate.Append(img, mutate.Addendum{
-			Layer: Layer(t, files),
+			Layer: l,
 			History: v1.History{
 				Created:   v1.Time{Time: Created},
 				CreatedBy: []string{"busybox and applets", "whiteouts and extra files"}[i],
 			},
 		})
 		if err != nil {
-			t.Fatalf("build image: %v", err)
+			return nil, fmt.Errorf("build image: %w", err)
 		}
 	}
-	return img
+	return img, nil
 }
 
 // BusyboxArchive writes BusyboxImage(t, extra) to path as a docker-archive
@@ -155,16 +179,23 @@ func BusyboxArchive(t testing.TB, path, tag string, extra map[string]string) {
 // ("busybox:latest" if empty).
 func WriteArchive(t testing.TB, path, tag string, img v1.Image) {
 	t.Helper()
+	if err := writeArchive(path, tag, img); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func writeArchive(path, tag string, img v1.Image) error {
 	if tag == "" {
 		tag = "busybox:latest"
 	}
 	ref, err := name.NewTag(tag)
 	if err != nil {
-		t.Fatalf("image name %q: %v", tag, err)
+		return fmt.Errorf("image name %q: %w", tag, err)
 	}
 	if err := tarball.WriteToFile(path, ref, img); err != nil {
-		t.Fatalf("write docker-archive %s: %v", path, err)
+		return fmt.Errorf("write docker-archive %s: %w", path, err)
 	}
+	return nil
 }
 
 // File is one entry of a layer built by Layer.
@@ -186,6 +217,14 @@ type File struct {
 // layers too ("../escape").
 func Layer(t testing.TB, files []File) v1.Layer {
 	t.Helper()
+	l, err := buildLayer(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func buildLayer(files []File) (v1.Layer, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, f := range files {
@@ -201,23 +240,23 @@ func Layer(t testing.TB, files []File) v1.Layer {
 			hdr.Typeflag, hdr.Size = tar.TypeReg, int64(len(f.Data))
 		}
 		if err := tw.WriteHeader(hdr); err != nil {
-			t.Fatalf("build layer: %s: %v", f.Name, err)
+			return nil, fmt.Errorf("build layer: %s: %w", f.Name, err)
 		}
 		if _, err := tw.Write(f.Data); err != nil {
-			t.Fatalf("build layer: %s: %v", f.Name, err)
+			return nil, fmt.Errorf("build layer: %s: %w", f.Name, err)
 		}
 	}
 	if err := tw.Close(); err != nil {
-		t.Fatalf("build layer: %v", err)
+		return nil, fmt.Errorf("build layer: %w", err)
 	}
 	data := buf.Bytes()
 	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(data)), nil
 	})
 	if err != nil {
-		t.Fatalf("build layer: %v", err)
+		return nil, fmt.Errorf("build layer: %w", err)
 	}
-	return l
+	return l, nil
 }
 
 // ImageOf builds a linux/amd64 image of the given layers, bottom first,

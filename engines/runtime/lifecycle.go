@@ -1,0 +1,620 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cairnhq/cairn/engines/runtime/cgstat"
+	"github.com/cairnhq/cairn/engines/runtime/netcfg"
+	"github.com/cairnhq/cairn/internal/ascaller"
+	"github.com/cairnhq/cairn/journal"
+)
+
+// runOptions is a run statement's container, before it exists.
+type runOptions struct {
+	image    string
+	name     string
+	env      []string // K=V, in order
+	cmd      []string // after --; empty keeps the image's
+	workdir  string
+	user     string
+	hostname string
+	memory   int64
+	nanoCPUs int64
+	pids     int64
+	network  string
+	publish  []string
+	volumes  []string
+	restart  restartPolicy
+	rm       bool
+	detach   bool
+}
+
+// create makes a container: its rootfs, network, bundle and record. On
+// any error nothing is left behind.
+func (m *module) create(ctx context.Context, actor journal.Actor, o runOptions) (_ *entry, err error) {
+	if err := m.runc.available(); err != nil {
+		return nil, err
+	}
+	img, err := m.images.Resolve(o.image)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := m.images.Config(img.ID)
+	if err != nil {
+		return nil, err
+	}
+	c := Container{
+		ID: newID(), Name: o.name, Image: o.image, ImageID: img.ID, Created: time.Now().UTC(),
+		Config: Config{Image: o.image, Env: cfg.Config.Env, WorkingDir: cfg.Config.WorkingDir, User: cfg.Config.User, Hostname: o.hostname},
+		Host: Host{Memory: o.memory, NanoCPUs: o.nanoCPUs, PidsLimit: o.pids, Binds: o.volumes, Network: o.network,
+			Publish: o.publish, RestartPolicy: o.restart, AutoRemove: o.rm},
+		State: State{Status: "created"},
+	}
+	if c.Name == "" {
+		c.Name = randomName() + "_" + c.ID[:4]
+	}
+	c.Config.Cmd = append(slices.Clone(cfg.Config.Entrypoint), cfg.Config.Cmd...)
+	if len(o.cmd) > 0 {
+		c.Config.Cmd = append(slices.Clone(cfg.Config.Entrypoint), o.cmd...)
+	}
+	if len(c.Config.Cmd) == 0 {
+		return nil, fmt.Errorf("image %s has no command: give one after --", o.image)
+	}
+	c.Config.Env = mergeEnv(c.Config.Env, o.env)
+	if o.workdir != "" {
+		c.Config.WorkingDir = o.workdir
+	}
+	if o.user != "" {
+		c.Config.User = o.user
+	}
+	if c.Host.Network == "" {
+		c.Host.Network = "bridge"
+	}
+	if len(c.Host.Publish) > 0 && c.Host.Network != "bridge" {
+		return nil, fmt.Errorf("publish needs network=bridge (network=%s has no address of its own to forward to)", c.Host.Network)
+	}
+	for _, v := range c.Host.Binds {
+		b, err := parseVolume(v)
+		if err != nil {
+			return nil, err
+		}
+		// The caller must be able to read what it mounts, as for the
+		// infra engine's paths: the kernel judges, as the caller.
+		if err := ascaller.Do(ascaller.Cred{UID: actor.UID, GID: actor.GID, Groups: actor.Groups}, func() error {
+			f, err := os.Open(b.src)
+			if err != nil {
+				return err
+			}
+			return f.Close()
+		}); err != nil {
+			return nil, fmt.Errorf("volume=%s: %w", v, err)
+		}
+	}
+	e := &entry{c: c, exited: make(chan struct{}), logsDone: make(chan struct{})}
+	if err := m.table.add(e); err != nil {
+		return nil, err
+	}
+	dir := m.table.dirOf(c.ID)
+	defer func() {
+		if err != nil {
+			m.teardown(context.Background(), &e.c)
+			m.table.remove(c.ID)
+		}
+	}()
+	for _, d := range []string{dir, filepath.Join(dir, "rootfs"), filepath.Join(dir, "upper"), filepath.Join(dir, "work")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	// The rootfs must be searchable by the container's user.
+	_ = os.Chmod(dir, 0o711)
+	netns := ""
+	switch c.Host.Network {
+	case "bridge":
+		if m.netErr != nil {
+			return nil, fmt.Errorf("network=bridge: %w", m.netErr)
+		}
+		if err := m.net.Setup(ctx); err != nil {
+			return nil, fmt.Errorf("network=bridge: %w", err)
+		}
+		ep, err := m.net.Attach(ctx, c.ID)
+		if err != nil {
+			return nil, fmt.Errorf("network=bridge: %w", err)
+		}
+		e.c.Net.IPAddress, e.c.Net.Gateway, e.c.Net.Netns = ep.IP.String(), ep.Gateway.String(), ep.NetnsPath
+		netns = ep.NetnsPath
+		if err := m.publish(ctx, &e.c); err != nil {
+			return nil, err
+		}
+	case "none", "host":
+	default:
+		return nil, fmt.Errorf("network=%s: the network is none, host or bridge", c.Host.Network)
+	}
+	lower, diffIDs, err := m.images.Unpack(ctx, img.ID)
+	if err != nil {
+		return nil, err
+	}
+	e.c.Lowerdirs, e.c.DiffIDs = lower, diffIDs
+	if err := m.mountRootfs(&e.c); err != nil {
+		return nil, err
+	}
+	if err := writeEtcFiles(dir, &e.c); err != nil {
+		return nil, err
+	}
+	spec, err := bundleSpec(&e.c, dir, netns)
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.MarshalIndent(spec, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), b, 0o600); err != nil {
+		return nil, err
+	}
+	if err := m.table.save(&e.c); err != nil {
+		return nil, err
+	}
+	if err := m.record(ctx, actor, "container.create", e.c.Name, map[string]any{
+		"id": c.ID, "name": e.c.Name, "image": c.Image, "image_id": c.ImageID, "cmd": e.c.Config.Cmd,
+		"network": c.Host.Network, "ip": e.c.Net.IPAddress, "memory": c.Host.Memory, "nano_cpus": c.Host.NanoCPUs,
+		"pids_limit": c.Host.PidsLimit, "binds": c.Host.Binds, "publish": c.Host.Publish, "restart": c.Host.RestartPolicy.Name,
+	}); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// mergeEnv sets each K=V of over in base, replacing an earlier K.
+func mergeEnv(base, over []string) []string {
+	out := slices.Clone(base)
+	for _, kv := range over {
+		k, _, _ := strings.Cut(kv, "=")
+		i := slices.IndexFunc(out, func(s string) bool { return strings.HasPrefix(s, k+"=") })
+		if i >= 0 {
+			out[i] = kv
+		} else {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// writeEtcFiles writes the hostname, hosts and resolv.conf the container
+// sees.
+func writeEtcFiles(dir string, c *Container) error {
+	host := c.Config.Hostname
+	if host == "" {
+		host = c.ID[:12]
+	}
+	hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+	if c.Net.IPAddress != "" {
+		hosts += c.Net.IPAddress + "\t" + host + "\n"
+	}
+	resolv, err := os.ReadFile("/etc/resolv.conf")
+	if err != nil {
+		resolv = nil
+	}
+	for name, data := range map[string][]byte{"hostname": []byte(host + "\n"), "hosts": []byte(hosts), "resolv.conf": resolv} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mountRootfs mounts the container's overlayfs: the image layers below,
+// its own upper directory above.
+func (m *module) mountRootfs(c *Container) error {
+	dir := m.table.dirOf(c.ID)
+	target := filepath.Join(dir, "rootfs")
+	if mounted(target) {
+		return nil
+	}
+	opts := "lowerdir=" + strings.Join(c.Lowerdirs, ":") + ",upperdir=" + filepath.Join(dir, "upper") + ",workdir=" + filepath.Join(dir, "work")
+	if len(c.Lowerdirs) == 0 {
+		return errors.New("the image has no layers")
+	}
+	if err := unix.Mount("overlay", target, "overlay", 0, opts); err != nil {
+		return fmt.Errorf("mount the container's rootfs (overlayfs): %w", err)
+	}
+	return nil
+}
+
+// mounted reports whether path is a mount point (from mountinfo).
+func mounted(path string) bool {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && unescapeMount(f[4]) == path {
+			return true
+		}
+	}
+	return false
+}
+
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// publish starts the container's port forwards.
+func (m *module) publish(ctx context.Context, c *Container) error {
+	ip, err := netip.ParseAddr(c.Net.IPAddress)
+	if err != nil {
+		return fmt.Errorf("publish: the container has no address: %w", err)
+	}
+	c.Net.Ports = map[string]string{}
+	var started []interface{ Close() error }
+	for _, p := range c.Host.Publish {
+		spec, err := netcfg.ParsePublish(p)
+		if err != nil {
+			closeAll(started)
+			return fmt.Errorf("publish=%s: %w", p, err)
+		}
+		closer, err := m.net.Publish(m.ctx, spec.Proto, spec.Host, netip.AddrPortFrom(ip, spec.ContainerPort))
+		if err != nil {
+			closeAll(started)
+			return fmt.Errorf("publish=%s: %w", p, err)
+		}
+		started = append(started, closer)
+		c.Net.Ports[fmt.Sprintf("%d/%s", spec.ContainerPort, spec.Proto)] = spec.Host.String()
+	}
+	m.pubMu.Lock()
+	m.publishers[c.ID] = started
+	m.pubMu.Unlock()
+	return nil
+}
+
+func closeAll(cs []interface{ Close() error }) {
+	for _, c := range cs {
+		_ = c.Close()
+	}
+}
+
+// teardown removes what create made for c: port forwards, network, the
+// rootfs mount, runc's state and the directory.
+func (m *module) teardown(ctx context.Context, c *Container) {
+	m.pubMu.Lock()
+	closeAll(m.publishers[c.ID])
+	delete(m.publishers, c.ID)
+	m.pubMu.Unlock()
+	_ = m.runc.delete(ctx, c.ID, true)
+	if c.Host.Network == "bridge" && m.net != nil {
+		if err := m.net.Detach(c.ID); err != nil {
+			m.log.Warn("detach a container's network", "container", c.ID[:12], "err", err)
+		}
+	}
+	dir := m.table.dirOf(c.ID)
+	rootfs := filepath.Join(dir, "rootfs")
+	if mounted(rootfs) {
+		if err := unix.Unmount(rootfs, unix.MNT_DETACH); err != nil {
+			m.log.Warn("unmount a container's rootfs", "container", c.ID[:12], "err", err)
+		}
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		m.log.Warn("remove a container's directory", "container", c.ID[:12], "err", err)
+	}
+}
+
+// start runs the container's process: the shim runs `runc run`, the
+// output followers store what it writes, and a watcher waits for its end.
+func (m *module) start(ctx context.Context, actor journal.Actor, e *entry) error {
+	e.mu.Lock()
+	if e.c.State.Running {
+		e.mu.Unlock()
+		return nil
+	}
+	if e.removed {
+		e.mu.Unlock()
+		return fmt.Errorf("container %s is being removed", e.c.Name)
+	}
+	dir := m.table.dirOf(e.c.ID)
+	// A container that ran before leaves runc's state of its last run.
+	_ = m.runc.delete(ctx, e.c.ID, true)
+	if err := m.mountRootfs(&e.c); err != nil {
+		e.mu.Unlock()
+		return err
+	}
+	proc, err := m.runc.startShim(dir, e.c.ID)
+	if err != nil {
+		e.mu.Unlock()
+		return err
+	}
+	startTicks, _ := procStart(proc.Pid)
+	e.exited = make(chan struct{})
+	e.logsDone = make(chan struct{})
+	e.c.State = State{Status: "running", Running: true, StartedAt: time.Now().UTC(), ShimPid: proc.Pid, ShimStart: startTicks,
+		RestartCount: e.c.State.RestartCount}
+	c := e.c
+	saveErr := m.table.save(&e.c)
+	e.mu.Unlock()
+	if saveErr != nil {
+		m.log.Warn("save a container's record", "container", c.ID[:12], "err", saveErr)
+	}
+	if err := m.record(ctx, actor, "container.start", c.Name, map[string]any{"id": c.ID, "name": c.Name, "restart_count": c.State.RestartCount}); err != nil {
+		m.log.Warn("record a container start", "container", c.ID[:12], "err", err)
+	}
+	m.watch(e, func(ctx context.Context) error {
+		// Wait without blocking the daemon's stop (the shim outlives it),
+		// then reap the shim, a child of this daemon.
+		if err := waitPid(ctx, proc.Pid, startTicks); err != nil {
+			return err
+		}
+		_, err := proc.Wait()
+		return err
+	})
+	return nil
+}
+
+// watch follows a running container's output and waits for its shim to
+// end (wait), then records its exit and applies its restart policy.
+func (m *module) watch(e *entry, wait func(context.Context) error) {
+	runCtx, stopFollowing := context.WithCancel(m.ctx)
+	e.mu.Lock()
+	logsDone, exited := e.logsDone, e.exited
+	e.mu.Unlock()
+	m.wg.Add(2)
+	go func() {
+		defer m.wg.Done()
+		m.follow(runCtx, e, logsDone)
+	}()
+	go func() {
+		defer m.wg.Done()
+		err := wait(m.ctx)
+		if m.ctx.Err() != nil {
+			// The daemon is stopping: the container goes on, detached.
+			stopFollowing()
+			return
+		}
+		if err != nil {
+			m.log.Warn("wait for a container's shim", "container", e.c.ID[:12], "err", err)
+		}
+		// The process is gone: the followers read to the end and stop.
+		stopFollowing()
+		<-logsDone
+		m.exited(e, exited, time.Time{})
+	}()
+}
+
+// exited records the end of the container's run: its status from the
+// shim, whether the kernel's OOM killer ended it, runc's message when the
+// process did not start. finished is when it ended, when known from
+// elsewhere (the status file's time for a container that ended while the
+// daemon was down).
+func (m *module) exited(e *entry, exited chan struct{}, finished time.Time) {
+	ctx := context.Background()
+	dir := m.table.dirOf(e.c.ID)
+	code, at, ok := readExit(dir)
+	msg := ""
+	if !ok {
+		code, msg = 255, "the container's shim ended without an exit status"
+	}
+	if smsg, scode, failed := startError(dir); failed && code == 1 {
+		code, msg = scode, smsg
+	}
+	oom := false
+	if cg, err := cgstat.Open(cgroupsPath(e.c.ID)); err == nil {
+		if n, err := cg.OOMKills(); err == nil && n > 0 {
+			oom = true
+		}
+	}
+	if err := m.runc.delete(ctx, e.c.ID, true); err != nil {
+		m.log.Warn("runc delete", "container", e.c.ID[:12], "err", err)
+	}
+	if finished.IsZero() {
+		finished = time.Now().UTC()
+		if !at.IsZero() && time.Since(at) > time.Second {
+			finished = at.UTC()
+		}
+	}
+	e.mu.Lock()
+	e.c.State.Running = false
+	e.c.State.Status = "exited"
+	e.c.State.Pid = 0
+	e.c.State.ShimPid, e.c.State.ShimStart = 0, 0
+	e.c.State.ExitCode = code
+	e.c.State.OOMKilled = oom
+	e.c.State.Error = msg
+	e.c.State.FinishedAt = finished
+	c := e.c
+	removed := e.removed
+	if !removed {
+		if err := m.table.save(&e.c); err != nil {
+			m.log.Warn("save a container's record", "container", c.ID[:12], "err", err)
+		}
+	}
+	e.mu.Unlock()
+	data := map[string]any{"id": c.ID, "name": c.Name, "exit_code": code, "oom_killed": oom,
+		"duration_s": finished.Sub(c.State.StartedAt).Seconds()}
+	if msg != "" {
+		data["error"] = msg
+	}
+	if err := m.record(ctx, journal.SystemActor(), "container.exit", c.Name, data); err != nil {
+		m.log.Warn("record a container exit", "container", c.ID[:12], "err", err)
+	}
+	close(exited)
+	if removed {
+		return
+	}
+	if c.Host.AutoRemove {
+		if err := m.remove(ctx, journal.SystemActor(), e, false); err != nil {
+			m.log.Warn("remove a container (rm)", "container", c.ID[:12], "err", err)
+		}
+		return
+	}
+	m.applyPolicy(e, c)
+}
+
+// applyPolicy restarts the container if its restart policy says so, after
+// Docker's back-off: 100 ms doubled at each restart, at most a minute.
+func (m *module) applyPolicy(e *entry, c Container) {
+	p := c.Host.RestartPolicy
+	restart := false
+	switch p.Name {
+	case "always", "unless-stopped":
+		restart = !c.State.Stopped
+	case "on-failure":
+		restart = !c.State.Stopped && c.State.ExitCode != 0 && (p.MaximumRetryCount == 0 || c.State.RestartCount < p.MaximumRetryCount)
+	}
+	if !restart {
+		return
+	}
+	delay := 100 * time.Millisecond << min(c.State.RestartCount, 10)
+	delay = min(delay, time.Minute)
+	e.mu.Lock()
+	e.c.State.Status = "restarting"
+	e.c.State.RestartCount++
+	e.restarting = true
+	count := e.c.State.RestartCount
+	e.mu.Unlock()
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		select {
+		case <-time.After(delay):
+		case <-m.ctx.Done():
+			return
+		}
+		e.mu.Lock()
+		gone := e.removed || e.c.State.Stopped
+		e.restarting = false
+		e.mu.Unlock()
+		if gone {
+			return
+		}
+		ctx := context.Background()
+		_ = m.record(ctx, journal.SystemActor(), "container.restart", c.Name, map[string]any{"id": c.ID, "name": c.Name, "restart_count": count, "policy": p.Name})
+		if err := m.start(ctx, journal.SystemActor(), e); err != nil {
+			m.log.Warn("restart a container", "container", c.ID[:12], "err", err)
+		}
+	}()
+}
+
+// stop asks the container's process to end with SIGTERM, then kills it
+// after grace, and waits for its end.
+func (m *module) stop(ctx context.Context, e *entry, grace time.Duration, sig syscall.Signal) error {
+	e.mu.Lock()
+	e.c.State.Stopped = true
+	running := e.c.State.Running
+	exited := e.exited
+	id := e.c.ID
+	_ = m.table.save(&e.c)
+	e.mu.Unlock()
+	if !running {
+		return nil
+	}
+	if sig == 0 {
+		sig = syscall.SIGTERM
+	}
+	if err := m.runc.kill(ctx, id, sig, false); err != nil && !strings.Contains(err.Error(), "not running") {
+		return err
+	}
+	select {
+	case <-exited:
+		return nil
+	case <-time.After(grace):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if err := m.runc.kill(ctx, id, syscall.SIGKILL, true); err != nil && !strings.Contains(err.Error(), "not running") {
+		return err
+	}
+	select {
+	case <-exited:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// remove removes a stopped container (force: kills a running one first).
+func (m *module) remove(ctx context.Context, actor journal.Actor, e *entry, force bool) error {
+	e.mu.Lock()
+	running := e.c.State.Running
+	e.mu.Unlock()
+	if running {
+		if !force {
+			return fmt.Errorf("container %s is running: stop it first, or rm force", e.c.Name)
+		}
+		if err := m.stop(ctx, e, 0, syscall.SIGKILL); err != nil {
+			return err
+		}
+	}
+	e.mu.Lock()
+	if e.removed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.removed = true
+	c := e.c
+	e.mu.Unlock()
+	m.teardown(ctx, &c)
+	m.table.remove(c.ID)
+	return m.record(ctx, actor, "container.rm", c.Name, map[string]any{"id": c.ID, "name": c.Name, "force": force})
+}
+
+// adopt re-adopts the containers of an earlier daemon: a running one's
+// shim is still there, and it is followed again; one that ended meanwhile
+// is recorded as exited and its restart policy applied.
+func (m *module) adopt(ctx context.Context) error {
+	list, err := m.table.load()
+	if err != nil {
+		return fmt.Errorf("runtime: read containers: %w", err)
+	}
+	for _, c := range list {
+		m.resumeOffsets(&c)
+		e := &entry{c: c, exited: make(chan struct{}), logsDone: make(chan struct{})}
+		m.table.mu.Lock()
+		m.table.byID[c.ID] = e
+		m.table.mu.Unlock()
+		if c.Host.Network == "bridge" && len(c.Host.Publish) > 0 && m.net != nil {
+			if err := m.publish(ctx, &e.c); err != nil {
+				m.log.Warn("re-publish a container's ports", "container", c.ID[:12], "err", err)
+			}
+		}
+		if !c.State.Running {
+			continue
+		}
+		if s, ok := procStart(c.State.ShimPid); ok && s == c.State.ShimStart {
+			m.log.Info("re-adopted a running container", "container", c.ID[:12], "name", c.Name)
+			pid, start := c.State.ShimPid, c.State.ShimStart
+			m.watch(e, func(ctx context.Context) error { return waitPid(ctx, pid, start) })
+			continue
+		}
+		// It ended while no daemon watched: its output is stored, then its
+		// exit, as if it had just ended.
+		m.log.Info("a container ended while the daemon was down", "container", c.ID[:12], "name", c.Name)
+		m.watch(e, func(context.Context) error { return nil })
+	}
+	return nil
+}

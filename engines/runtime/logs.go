@@ -1,0 +1,128 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+
+	"github.com/cairnhq/cairn/engines/runtime/logtail"
+	"github.com/cairnhq/cairn/journal"
+)
+
+// outputFiles are the files a container's stdout and stderr go to, in fd
+// order.
+var outputFiles = [2]string{"stdout.log", "stderr.log"}
+
+var outputNames = [2]string{"stdout", "stderr"}
+
+// follow stores the container's output in the logs stream until ctx ends
+// and what was written is stored, then closes done. Each batch of lines
+// is one append, and each record carries the offset just past its line,
+// so a restarted daemon goes on after the last stored line
+// (resumeOffsets): nothing lost, nothing stored twice.
+func (m *module) follow(ctx context.Context, e *entry, done chan struct{}) {
+	defer close(done)
+	e.mu.Lock()
+	c := e.c
+	e.mu.Unlock()
+	dir := m.table.dirOf(c.ID)
+	var wg sync.WaitGroup
+	for fd := range outputFiles {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := m.followOne(ctx, e, c, filepath.Join(dir, outputFiles[fd]), fd); err != nil && !errors.Is(err, context.Canceled) {
+				m.log.Warn("follow a container's output", "container", c.ID[:12], "stream", outputNames[fd], "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// followOne stores one output file's lines until ctx ends; when the
+// container has ended (not the daemon), it then stores the last line even
+// without its newline.
+func (m *module) followOne(ctx context.Context, e *entry, c Container, path string, fd int) error {
+	t, err := logtail.Open(path, c.Offsets[fd], logtail.Options{})
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	emit := func(lines []logtail.Line) error {
+		bodies := make([]*journal.Body, len(lines))
+		for i, l := range lines {
+			data := map[string]any{"stream": outputNames[fd], "line": string(l.Text), "tag": "container." + c.Name, "offset": l.Offset}
+			if l.Partial {
+				data["partial"] = true
+			}
+			bodies[i] = &journal.Body{Kind: "container.log", Subject: "container." + c.Name, Node: m.node,
+				Actor: journal.SystemActor(), Data: data,
+				Container: &journal.Container{ID: shortContainerID(c.ID), Name: c.Name, Image: c.Image}}
+		}
+		committed, err := m.logs.Append(context.Background(), bodies...)
+		if err != nil {
+			return err
+		}
+		end := lines[len(lines)-1].Offset
+		e.mu.Lock()
+		e.c.Offsets[fd] = end
+		if s := committed[len(committed)-1].Seq; s > e.lastLogSeq {
+			e.lastLogSeq = s
+		}
+		e.mu.Unlock()
+		// Stored: the file's disk behind it can go.
+		return t.Release(end)
+	}
+	if err := t.Follow(ctx, emit); err != nil {
+		return err
+	}
+	if m.ctx.Err() == nil {
+		if _, err := t.Drain(emit); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resumeOffsets sets c's output offsets from its last records in the logs
+// stream, which may be ahead of the record's: a daemon killed between
+// storing a batch and saving the offset would otherwise store the batch
+// twice. It reads back at most a bounded number of records.
+func (m *module) resumeOffsets(c *Container) {
+	const maxBack = 200000
+	it := m.logs.Scan(journal.Query{Kind: "container.log", Reverse: true})
+	defer it.Close()
+	found := [2]bool{}
+	for n := 0; n < maxBack && it.Next() && !(found[0] && found[1]); n++ {
+		ev, err := it.Raw().Decode()
+		if err != nil || ev.Container == nil || ev.Container.ID != shortContainerID(c.ID) {
+			continue
+		}
+		fd := 0
+		if s, _ := ev.Data["stream"].(string); s == "stderr" {
+			fd = 1
+		}
+		if found[fd] {
+			continue
+		}
+		found[fd] = true
+		if off, ok := toInt64(ev.Data["offset"]); ok && off > c.Offsets[fd] {
+			c.Offsets[fd] = off
+		}
+	}
+}
+
+func toInt64(v any) (int64, bool) {
+	switch n := v.(type) {
+	case int64:
+		return n, true
+	case uint64:
+		return int64(n), true
+	case int:
+		return int64(n), true
+	case float64:
+		return int64(n), true
+	}
+	return 0, false
+}

@@ -1,0 +1,454 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cairnhq/cairn/engines/runtime/image/imagetest"
+)
+
+// requireRuntime skips a test that runs containers where it cannot (not
+// root, no runc); with CI=true a missing tool fails it.
+func requireRuntime(t *testing.T, tools ...string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("containers need root (CI runs as root)")
+	}
+	for _, tool := range append([]string{"runc"}, tools...) {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s not found (CI installs it, see .ci/run): %v", tool, err)
+			}
+			t.Skipf("%s not found; install it (see .ci/run) to run this test", tool)
+		}
+	}
+}
+
+// runtimeDaemon starts a daemon with its own bridge and subnet, so tests
+// running at once do not share them, and removes the bridge afterwards.
+func runtimeDaemon(t *testing.T) (*daemonProc, string) {
+	t.Helper()
+	n := rand.IntN(200) + 20
+	bridge := fmt.Sprintf("cairnt%d", n)
+	subnet := fmt.Sprintf("10.89.%d.0/24", n)
+	d := startDaemon(t, withFlags("--runtime-bridge", bridge, "--runtime-subnet", subnet))
+	// Cleanups run last first: this one while the daemon still runs. A
+	// test that failed half way leaves containers, which outlive daemons
+	// by design: remove them through the daemon, then make sure with runc.
+	t.Cleanup(func() {
+		dir := filepath.Join(d.Data, "runtime", "containers")
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			if d.running() {
+				cli(t, d, "rm", e.Name(), "force")
+			}
+		}
+		root := filepath.Join(d.Data, "runtime", "runc")
+		for _, e := range ents {
+			exec.Command("runc", "--root", root, "delete", "--force", e.Name()).Run()
+			exec.Command("umount", "-l", filepath.Join(dir, e.Name(), "rootfs")).Run()
+		}
+		netns, _ := os.ReadDir(filepath.Join(d.Data, "runtime", "net", "netns"))
+		for _, e := range netns {
+			exec.Command("umount", "-l", filepath.Join(d.Data, "runtime", "net", "netns", e.Name())).Run()
+		}
+		exec.Command("ip", "link", "del", bridge).Run()
+		for _, rule := range [][]string{
+			{"-t", "nat", "-D", "POSTROUTING", "-s", subnet, "!", "-o", bridge, "-j", "MASQUERADE"},
+			{"-D", "FORWARD", "-i", bridge, "-j", "ACCEPT"},
+			{"-D", "FORWARD", "-o", bridge, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"},
+		} {
+			exec.Command("iptables", rule...).Run()
+		}
+	})
+	return d, subnet
+}
+
+// importBusybox imports the test image, made by the test from Debian's
+// busybox-static, as busybox:latest.
+func importBusybox(t *testing.T, d *daemonProc, extra map[string]string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "busybox.tar")
+	imagetest.BusyboxArchive(t, path, "busybox:latest", extra)
+	cliOK(t, d, "image", "import", path, "tag=busybox")
+	return path
+}
+
+type inspectState struct {
+	ID    string `json:"Id"`
+	State struct {
+		Status    string
+		Running   bool
+		Pid       int
+		ExitCode  int
+		Error     string
+		OOMKilled bool
+	}
+	NetworkSettings struct {
+		IPAddress string
+	}
+}
+
+func inspectContainer(t *testing.T, d *daemonProc, ref string) inspectState {
+	t.Helper()
+	rows := parseNDJSON[inspectState](t, cliOK(t, d, "-o", "json", "inspect", ref))
+	if len(rows) != 1 {
+		t.Fatalf("inspect %s: %d rows", ref, len(rows))
+	}
+	return rows[0]
+}
+
+// waitFor polls cond every 50 ms until it holds or the deadline passes:
+// the state it waits for is another process's, with no event to await.
+func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func runcList(t *testing.T, d *daemonProc) string {
+	t.Helper()
+	out, err := exec.Command("runc", "--root", filepath.Join(d.Data, "runtime", "runc"), "list", "-q").CombinedOutput()
+	if err != nil && !strings.Contains(string(out), "no such file") {
+		t.Fatalf("runc list: %v\n%s", err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// requireNoLeaks checks that no container of d left a mount, runc state
+// or cgroup behind.
+func requireNoLeaks(t *testing.T, d *daemonProc, ids []string) {
+	t.Helper()
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mi), filepath.Join(d.Data, "runtime", "containers")) {
+		t.Errorf("a container rootfs is still mounted:\n%s", mi)
+	}
+	if l := runcList(t, d); l != "" {
+		t.Errorf("runc list is not empty: %s", l)
+	}
+	for _, id := range ids {
+		if _, err := os.Stat("/sys/fs/cgroup/memory/cairn/" + id); err == nil {
+			t.Errorf("cgroup of %s is left", id[:12])
+		}
+	}
+}
+
+func TestRuntimeContainers(t *testing.T) {
+	requireRuntime(t, "skopeo")
+	d, _ := runtimeDaemon(t)
+	importBusybox(t, d, nil)
+
+	// The store is an OCI layout skopeo reads.
+	out, err := exec.Command("skopeo", "inspect", "oci:"+filepath.Join(d.Data, "images")+":busybox:latest").CombinedOutput()
+	if err != nil {
+		t.Fatalf("skopeo inspect the store: %v\n%s", err, out)
+	}
+
+	// Output on the CLI's stdout and stderr, its exit code the CLI's.
+	stdout, stderr, code := cli(t, d, "run", "busybox", "rm", "network=none", "--", "sh", "-c", "echo out; echo err >&2; exit 3")
+	if stdout != "out\n" || !strings.Contains(stderr, "err") || code != 3 {
+		t.Fatalf("run: stdout %q stderr %q code %d; want out, err, 3", stdout, stderr, code)
+	}
+
+	// A command that does not exist: 127, runc's message, nothing left.
+	_, stderr, code = cli(t, d, "run", "busybox", "name=nosuch", "network=none", "--", "nosuchcommand")
+	if code != 127 {
+		t.Fatalf("run nosuchcommand: exit %d, want 127; stderr %s", code, stderr)
+	}
+	in := inspectContainer(t, d, "nosuch")
+	if in.State.ExitCode != 127 || !strings.Contains(in.State.Error, "executable file not found") {
+		t.Fatalf("inspect nosuch: %+v", in.State)
+	}
+	cliOK(t, d, "rm", "nosuch")
+
+	// A detached container: ps, inspect, logs, top, stats, exec, stop, rm.
+	cliOK(t, d, "run", "busybox", "name=web", "detach", "--", "sh", "-c", "echo started; while true; do sleep 1; done")
+	waitFor(t, "web's output in logs", 10*time.Second, func() bool {
+		out, _, _ := cli(t, d, "logs", "web")
+		return out == "started\n"
+	})
+	if ps := cliOK(t, d, "ps"); !strings.Contains(ps, "web") || !strings.Contains(ps, "Up ") {
+		t.Fatalf("ps does not show web up:\n%s", ps)
+	}
+	in = inspectContainer(t, d, "web")
+	if !in.State.Running || in.State.Pid == 0 || in.NetworkSettings.IPAddress == "" {
+		t.Fatalf("inspect web: %+v", in)
+	}
+	top := cliOK(t, d, "top", "web")
+	if !strings.Contains(top, "PID") || !strings.Contains(top, "sh -c echo started") {
+		t.Fatalf("top web:\n%s", top)
+	}
+	type statsRow struct {
+		Name string
+		Pids string `json:"PIDs"`
+	}
+	stats := parseNDJSON[statsRow](t, cliOK(t, d, "-o", "json", "stats", "web"))
+	if len(stats) != 1 || stats[0].Name != "web" || stats[0].Pids == "" || stats[0].Pids == "0" {
+		t.Fatalf("stats web: %+v", stats)
+	}
+	stdout, _, code = cli(t, d, "exec", "web", "--", "sh", "-c", "echo fromexec; hostname; exit 4")
+	if !strings.HasPrefix(stdout, "fromexec\n") || code != 4 {
+		t.Fatalf("exec: %q code %d", stdout, code)
+	}
+	if _, _, code := cli(t, d, "rm", "web"); code == 0 {
+		t.Fatal("rm of a running container succeeded without force")
+	}
+	cliOK(t, d, "stop", "web", "time=1s")
+	in = inspectContainer(t, d, "web")
+	if in.State.Running || in.State.ExitCode != 137 {
+		t.Fatalf("after stop (sh as pid 1 ignores TERM, so KILL): %+v", in.State)
+	}
+	cliOK(t, d, "rm", "web")
+	requireNoLeaks(t, d, []string{in.ID})
+
+	// image export → skopeo reads the archive.
+	exported := filepath.Join(t.TempDir(), "bb-docker.tar")
+	cliOK(t, d, "image", "export", "busybox", "to="+exported, "format=docker-archive")
+	if out, err := exec.Command("skopeo", "inspect", "docker-archive:"+exported).CombinedOutput(); err != nil {
+		t.Fatalf("skopeo inspect the export: %v\n%s", err, out)
+	}
+
+	// The journal recorded the lifecycle.
+	evs := cliOK(t, d, "events", "kind=container.*")
+	for _, k := range []string{"container.create", "container.start", "container.exit", "container.rm", "container.exec"} {
+		if !strings.Contains(evs, k) {
+			t.Errorf("no %s event:\n%s", k, evs)
+		}
+	}
+}
+
+func TestRuntimeBadInput(t *testing.T) {
+	requireRuntime(t)
+	d, _ := runtimeDaemon(t)
+	importBusybox(t, d, nil)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "nosuchimage", "--", "true"}, "nosuchimage"},
+		{[]string{"run", "busybox", "memory=lots", "--", "true"}, "memory="},
+		{[]string{"run", "busybox", "volume=/nonexistent/dir:/x", "--", "true"}, "volume="},
+		{[]string{"run", "busybox", "network=mesh", "--", "true"}, "network="},
+	} {
+		_, stderr, code := cli(t, d, c.args...)
+		if code == 0 || !strings.Contains(stderr, c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want an error naming %q", c.args, code, stderr, c.want)
+		}
+	}
+	// A port already in use: refused, nothing created.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	_, stderr, code := cli(t, d, "run", "busybox", "detach", "publish="+strconv.Itoa(port)+":80", "--", "true")
+	if code == 0 || !strings.Contains(stderr, "publish=") {
+		t.Fatalf("publish on a busy port: exit %d, %s", code, stderr)
+	}
+	if ps := cliOK(t, d, "ps", "all"); strings.Contains(ps, "busybox") {
+		t.Fatalf("a refused run left a container:\n%s", ps)
+	}
+	// A truncated archive: an error naming a layer, the store unchanged.
+	good := filepath.Join(t.TempDir(), "bb.tar")
+	imagetest.BusyboxArchive(t, good, "other:latest", nil)
+	b, _ := os.ReadFile(good)
+	bad := filepath.Join(t.TempDir(), "truncated.tar")
+	os.WriteFile(bad, b[:len(b)*2/3], 0o644)
+	before, _ := os.ReadFile(filepath.Join(d.Data, "images", "index.json"))
+	_, stderr, code = cli(t, d, "image", "import", bad)
+	if code == 0 {
+		t.Fatal("a truncated archive was imported")
+	}
+	after, _ := os.ReadFile(filepath.Join(d.Data, "images", "index.json"))
+	if string(before) != string(after) {
+		t.Fatalf("a failed import changed index.json")
+	}
+	if !strings.Contains(stderr, "layer sha256:") {
+		t.Fatalf("a truncated import's error does not name the layer: %s", stderr)
+	}
+}
+
+func TestRuntimeBridgePublish(t *testing.T) {
+	requireRuntime(t, "curl")
+	d, _ := runtimeDaemon(t)
+	importBusybox(t, d, map[string]string{"/www/index.html": "hello from the container\n"})
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cliOK(t, d, "run", "busybox", "name=h", "detach", "network=bridge", "publish="+strconv.Itoa(port)+":80", "--", "httpd", "-f", "-p", "80", "-h", "/www")
+	ip := inspectContainer(t, d, "h").NetworkSettings.IPAddress
+	for _, url := range []string{fmt.Sprintf("http://127.0.0.1:%d/", port), "http://" + ip + ":80/"} {
+		var out []byte
+		waitFor(t, "httpd at "+url, 10*time.Second, func() bool {
+			var err error
+			out, err = exec.Command("curl", "-sf", "--max-time", "2", url).Output()
+			return err == nil
+		})
+		if string(out) != "hello from the container\n" {
+			t.Fatalf("curl %s: %q", url, out)
+		}
+	}
+	cliOK(t, d, "rm", "h", "force")
+}
+
+func TestRuntimeLimits(t *testing.T) {
+	requireRuntime(t)
+	d, _ := runtimeDaemon(t)
+	importBusybox(t, d, nil)
+
+	// More than 32 MiB: the OOM killer ends it, and inspect says so.
+	_, _, code := cli(t, d, "run", "busybox", "name=hog", "network=none", "memory=32MiB", "--", "sh", "-c", `x=$(dd if=/dev/zero bs=1M count=100 2>/dev/null | tr "\0" a); echo ${#x}`)
+	if code != 137 {
+		t.Fatalf("memory hog: exit %d, want 137", code)
+	}
+	if in := inspectContainer(t, d, "hog"); !in.State.OOMKilled {
+		t.Fatalf("inspect hog: OOMKilled false: %+v", in.State)
+	}
+	cliOK(t, d, "rm", "hog")
+
+	// A fork bomb under pids=16: the kernel refuses its 16th process, and
+	// busybox sh gives up with "can't fork" — the bomb is stopped, the
+	// host never sees it grow.
+	_, stderr, code := cli(t, d, "run", "busybox", "name=bomb", "network=none", "pids=16", "--", "sh", "-c", "while true; do sleep 30 & done")
+	if code == 0 || !strings.Contains(stderr, "can't fork") {
+		t.Fatalf("fork bomb under pids=16: exit %d, stderr %q; want a refused fork", code, stderr)
+	}
+	in := inspectContainer(t, d, "bomb")
+	cliOK(t, d, "rm", "bomb")
+	requireNoLeaks(t, d, []string{in.ID})
+}
+
+// TestRuntimeSurvivesKill kills the daemon while 10 containers run: after
+// a restart they are all there, their logs go on, and removing them
+// leaves no mount, runc state or cgroup.
+func TestRuntimeSurvivesKill(t *testing.T) {
+	requireRuntime(t)
+	d, _ := runtimeDaemon(t)
+	importBusybox(t, d, nil)
+	const n = 10
+	var ids []string
+	for i := range n {
+		out := cliOK(t, d, "-o", "json", "run", "busybox", "name=c"+strconv.Itoa(i), "detach", "network=none", "--", "sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done")
+		var row struct{ ID string }
+		json.Unmarshal([]byte(out), &row)
+		ids = append(ids, row.ID)
+	}
+	logLines := func(name string) int {
+		out, _, _ := cli(t, d, "logs", name)
+		return strings.Count(out, "tick ")
+	}
+	waitFor(t, "output of c9", 10*time.Second, func() bool { return logLines("c9") > 0 })
+	d.Kill()
+	time.Sleep(time.Second) // the containers write while no daemon runs
+	d.start()
+	ps := cliOK(t, d, "ps")
+	for i := range n {
+		if !strings.Contains(ps, "c"+strconv.Itoa(i)+"\n") && !strings.Contains(ps, " c"+strconv.Itoa(i)) {
+			t.Fatalf("after restart, ps does not show c%d:\n%s", i, ps)
+		}
+	}
+	before := logLines("c3")
+	waitFor(t, "c3's logs to go on after the restart", 10*time.Second, func() bool { return logLines("c3") > before+3 })
+	// Nothing written while the daemon was down is lost: tick numbers are
+	// consecutive.
+	out, _, _ := cli(t, d, "logs", "c3")
+	for i, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if line != "tick "+strconv.Itoa(i) {
+			t.Fatalf("c3's log line %d is %q", i, line)
+		}
+	}
+	for i := range n {
+		cliOK(t, d, "rm", "c"+strconv.Itoa(i), "force")
+	}
+	requireNoLeaks(t, d, ids)
+}
+
+// TestRuntimeCaptureSeesContainer checks that the capture engine names
+// cairn's containers: a process run in one has its container.id.
+func TestRuntimeCaptureSeesContainer(t *testing.T) {
+	requireRuntime(t)
+	d, _ := runtimeDaemon(t)
+	importBusybox(t, d, nil)
+	if _, stderr, code := cli(t, d, "capture", "start", "proc"); code != 0 {
+		if os.Getenv("CI") != "true" && strings.Contains(stderr, "failed_precondition") {
+			t.Skipf("the proc source cannot run here: %s", stderr)
+		}
+		t.Fatalf("capture start proc: %s", stderr)
+	}
+	out := cliOK(t, d, "-o", "json", "run", "busybox", "name=seen", "detach", "network=none", "--", "sh", "-c", "sleep 0.5; hostname; sleep 600")
+	var row struct{ ID string }
+	json.Unmarshal([]byte(out), &row)
+	short := row.ID[:12]
+	waitFor(t, "a capture event of the container's process", 15*time.Second, func() bool {
+		out, _, _ := cli(t, d, "events", "stream=capture", "where", fmt.Sprintf("container.id == %q", short))
+		return strings.Contains(out, "capture.exec")
+	})
+	// Its output is in the logs stream under its name, for filters.
+	waitFor(t, "the container's output in the logs stream", 10*time.Second, func() bool {
+		out, _, _ := cli(t, d, "events", "stream=logs", "where", `container.name == "seen" && data.stream == "stdout"`)
+		return strings.Contains(out, short)
+	})
+	cliOK(t, d, "rm", "seen", "force")
+}
+
+// TestRuntimeRestartPolicy checks that the daemon keeps a container's
+// restart policy: on-failure:2 runs it three times in all, and a
+// container that ended while the daemon was down is restarted by the
+// next one.
+func TestRuntimeRestartPolicy(t *testing.T) {
+	requireRuntime(t)
+	d, _ := runtimeDaemon(t)
+	importBusybox(t, d, nil)
+	cliOK(t, d, "run", "busybox", "name=flaky", "detach", "network=none", "restart=on-failure:2", "--", "sh", "-c", "echo run; exit 1")
+	waitFor(t, "two restarts and a final exit", 15*time.Second, func() bool {
+		in := inspectContainer(t, d, "flaky")
+		out, _, _ := cli(t, d, "logs", "flaky")
+		return in.State.Status == "exited" && strings.Count(out, "run\n") == 3
+	})
+	if evs := cliOK(t, d, "events", "kind=container.restart"); strings.Count(evs, "container.restart") != 2 {
+		t.Fatalf("want 2 container.restart events:\n%s", evs)
+	}
+
+	// always: killed while the daemon is down, it is started again by the
+	// next daemon, which records the exit it missed.
+	cliOK(t, d, "run", "busybox", "name=steady", "detach", "network=none", "restart=always", "--", "sleep", "600")
+	in := inspectContainer(t, d, "steady")
+	d.Kill()
+	b, err := os.ReadFile("/sys/fs/cgroup/pids/cairn/" + in.ID + "/cgroup.procs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range strings.Fields(string(b)) {
+		pid, _ := strconv.Atoi(p)
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	waitFor(t, "the container's shim to record its end", 10*time.Second, func() bool {
+		_, err := os.Stat(filepath.Join(d.Data, "runtime", "containers", in.ID, "exit"))
+		return err == nil
+	})
+	d.start()
+	waitFor(t, "steady running again", 15*time.Second, func() bool {
+		in := inspectContainer(t, d, "steady")
+		return in.State.Running
+	})
+	evs := cliOK(t, d, "-o", "json", "events", "kind=container.exit", "subject=steady")
+	if !strings.Contains(evs, `"exit_code":137`) {
+		t.Fatalf("the exit while the daemon was down is not recorded:\n%s", evs)
+	}
+}
