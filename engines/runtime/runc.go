@@ -111,22 +111,6 @@ func (r runc) delete(ctx context.Context, id string, force bool) error {
 	return err
 }
 
-// list returns the ids runc knows.
-func (r runc) list(ctx context.Context) ([]runcState, error) {
-	out, err := r.run(ctx, "list", "--format", "json")
-	if err != nil {
-		return nil, err
-	}
-	var l []runcState
-	if len(bytes.TrimSpace(out)) == 0 || bytes.Equal(bytes.TrimSpace(out), []byte("null")) {
-		return nil, nil
-	}
-	if err := json.Unmarshal(out, &l); err != nil {
-		return nil, fmt.Errorf("runc list: %w", err)
-	}
-	return l, nil
-}
-
 // shimScript is the shim: a shell that runs the container in the
 // foreground with `runc run --keep`, which waits for it and answers its
 // exit status (128+N for a signal), and writes that status to a file. The

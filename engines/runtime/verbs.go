@@ -164,10 +164,6 @@ func bad(err error) error {
 	return wire.Errorf(wire.InvalidArgument, "%v", err)
 }
 
-func notFound(err error) error {
-	return wire.Errorf(wire.NotFound, "%v", err)
-}
-
 func (m *module) lookup(st *dsl.Statement) (*entry, error) {
 	w := st.Args["CONTAINER"]
 	e, err := m.table.find(w.Text)

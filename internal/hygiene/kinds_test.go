@@ -24,6 +24,11 @@ var kindShape = regexp.MustCompile(`^[a-z0-9_]+(\.[a-z0-9_]+)+$`)
 var notKinds = map[string]bool{
 	"daemon.log": true, // the benchmark's log file
 	"kv.store":   true, // the service the kv engine provides its *Store as
+	// Filter fields under the runtime engine's container. prefix.
+	"container.id":    true,
+	"container.name":  true,
+	"container.image": true,
+	"container.json":  true, // the file a container's record is kept in
 }
 
 // declaredKinds are the kinds cairn says it writes: every module's Kinds
