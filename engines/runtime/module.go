@@ -12,6 +12,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -102,7 +104,11 @@ func (m *module) Streams() []journal.StreamSpec {
 
 func (m *module) Engines() map[string][]journal.Engine { return nil }
 
-func (m *module) Verbs() []engines.Verb { return append(m.containerVerbs(), m.imageVerbs()...) }
+func (m *module) Verbs() []engines.Verb {
+	verbs := append(m.containerVerbs(), m.imageVerbs()...)
+	slices.SortFunc(verbs, func(a, b engines.Verb) int { return strings.Compare(a.Verb, b.Verb) })
+	return verbs
+}
 
 func (m *module) Start(ctx context.Context, h engines.Host) error {
 	if h.Logger != nil {
