@@ -152,9 +152,9 @@ func TestBadInput(t *testing.T) {
 	baseFDs := fdCount(t, d.Pid())
 
 	t.Run("cli unknown verb", func(t *testing.T) {
-		_, errOut, code := cli(t, d, "stauts")
+		_, errOut, code := cli(t, d, "statuss")
 		if code != 2 || !strings.Contains(errOut, "1:1") || !strings.Contains(errOut, `did you mean "status"`) {
-			t.Errorf("cairn stauts: exit %d, stderr %q; want exit 2, 1:1 and did you mean \"status\"", code, errOut)
+			t.Errorf("cairn statuss: exit %d, stderr %q; want exit 2, 1:1 and did you mean \"status\"", code, errOut)
 		}
 	})
 	t.Run("cli unknown option", func(t *testing.T) {
@@ -190,10 +190,10 @@ func TestBadInput(t *testing.T) {
 
 	t.Run("raw parse error keeps the connection", func(t *testing.T) {
 		r := rawDial(t, d)
-		r.send("stauts\n")
+		r.send("statuss\n")
 		a := r.next()
 		if a.ID != 1 || a.Error == nil || a.Error.Code != "parse" || a.Error.Pos == nil || a.Error.Pos.Line != 1 || a.Error.Pos.Col != 1 {
-			t.Fatalf("stauts answered %+v, want id 1 error code parse at 1:1", a)
+			t.Fatalf("statuss answered %+v, want id 1 error code parse at 1:1", a)
 		}
 		if !strings.Contains(a.Error.Message, `did you mean "status"`) {
 			t.Errorf("parse error message %q has no suggestion", a.Error.Message)
