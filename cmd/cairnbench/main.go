@@ -88,9 +88,9 @@ func main() {
 				n = "load"
 			case "rss":
 				n = "startup"
-			case "fsync", "append", "load", "scan", "startup", "infra", "storm", "ingest", "limits":
+			case "fsync", "append", "load", "scan", "startup", "infra", "storm", "ingest", "limits", "runtime":
 			default:
-				fmt.Fprintf(os.Stderr, "cairnbench: --only %q: want fsync, append, load, latency, scan, startup, infra, storm, ingest or limits\n", n)
+				fmt.Fprintf(os.Stderr, "cairnbench: --only %q: want fsync, append, load, latency, scan, startup, infra, storm, ingest, limits or runtime\n", n)
 				os.Exit(2)
 			}
 			cfg.only[n] = true

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cairnhq/cairn/journal"
 )
 
 // Container is one container as the daemon keeps it: what it was created
@@ -138,6 +140,9 @@ type entry struct {
 	lastLogSeq int64
 	removed    bool
 	restarting bool
+	// created is the container.create event of a container not started
+	// yet, appended with its container.start.
+	created *journal.Body
 }
 
 func (e *entry) snapshot() Container {

@@ -168,13 +168,12 @@ func (m *module) create(ctx context.Context, actor journal.Actor, o runOptions) 
 	if err := m.table.save(&e.c); err != nil {
 		return nil, err
 	}
-	if err := m.record(ctx, actor, "container.create", e.c.Name, map[string]any{
+	// Recorded with the start that follows, in one append (one fsync).
+	e.created = &journal.Body{Kind: "container.create", Subject: e.c.Name, Node: m.node, Actor: actor, Data: map[string]any{
 		"id": c.ID, "name": e.c.Name, "image": c.Image, "image_id": c.ImageID, "cmd": e.c.Config.Cmd,
 		"network": c.Host.Network, "ip": e.c.Net.IPAddress, "memory": c.Host.Memory, "nano_cpus": c.Host.NanoCPUs,
 		"pids_limit": c.Host.PidsLimit, "binds": c.Host.Binds, "publish": c.Host.Publish, "restart": c.Host.RestartPolicy.Name,
-	}); err != nil {
-		return nil, err
-	}
+	}}
 	return e, nil
 }
 
@@ -328,7 +327,7 @@ func (m *module) teardown(ctx context.Context, c *Container) {
 
 // start runs the container's process: the shim runs `runc run`, the
 // output followers store what it writes, and a watcher waits for its end.
-func (m *module) start(ctx context.Context, actor journal.Actor, e *entry) error {
+func (m *module) start(ctx context.Context, actor journal.Actor, e *entry, waitRunning bool) error {
 	e.mu.Lock()
 	if e.c.State.Running {
 		e.mu.Unlock()
@@ -345,15 +344,31 @@ func (m *module) start(ctx context.Context, actor journal.Actor, e *entry) error
 		e.mu.Unlock()
 		return err
 	}
-	proc, err := m.runc.startShim(dir, e.c.ID)
+	// Only a memory limit lets the cgroup's OOM killer end the process:
+	// then runc keeps the cgroup until the daemon has read its count.
+	created := e.created
+	e.created = nil
+	proc, err := m.runc.startShim(dir, e.c.ID, e.c.Host.Memory > 0)
 	if err != nil {
 		e.mu.Unlock()
+		if created != nil {
+			if _, rerr := m.audit.Append(ctx, created); rerr != nil {
+				m.log.Warn("record a container create", "container", e.c.ID[:12], "err", rerr)
+			}
+		}
 		return err
 	}
 	startTicks, _ := procStart(proc.Pid)
+	// A detached start answers once the process runs, as docker run -d
+	// does: a kill or an exec right after finds it. An attached run need
+	// not wait: its answer is the process's output and end.
+	pid := 0
+	if waitRunning {
+		pid = waitStarted(ctx, dir, proc.Pid, startTicks)
+	}
 	e.exited = make(chan struct{})
 	e.logsDone = make(chan struct{})
-	e.c.State = State{Status: "running", Running: true, StartedAt: time.Now().UTC(), ShimPid: proc.Pid, ShimStart: startTicks,
+	e.c.State = State{Status: "running", Running: true, StartedAt: time.Now().UTC(), Pid: pid, ShimPid: proc.Pid, ShimStart: startTicks,
 		RestartCount: e.c.State.RestartCount}
 	c := e.c
 	saveErr := m.table.save(&e.c)
@@ -361,7 +376,12 @@ func (m *module) start(ctx context.Context, actor journal.Actor, e *entry) error
 	if saveErr != nil {
 		m.log.Warn("save a container's record", "container", c.ID[:12], "err", saveErr)
 	}
-	if err := m.record(ctx, actor, "container.start", c.Name, map[string]any{"id": c.ID, "name": c.Name, "restart_count": c.State.RestartCount}); err != nil {
+	bodies := []*journal.Body{{Kind: "container.start", Subject: c.Name, Node: m.node, Actor: actor,
+		Data: map[string]any{"id": c.ID, "name": c.Name, "restart_count": c.State.RestartCount}}}
+	if created != nil {
+		bodies = append([]*journal.Body{created}, bodies...)
+	}
+	if _, err := m.audit.Append(ctx, bodies...); err != nil {
 		m.log.Warn("record a container start", "container", c.ID[:12], "err", err)
 	}
 	m.watch(e, func(ctx context.Context) error {
@@ -423,7 +443,9 @@ func (m *module) exited(e *entry, exited chan struct{}, finished time.Time) {
 		code, msg = scode, smsg
 	}
 	oom := false
-	if cg, err := cgstat.Open(cgroupsPath(e.c.ID)); err == nil {
+	if e.c.Host.Memory == 0 {
+		// No limit of its own: its cgroup's OOM killer cannot have ended it.
+	} else if cg, err := cgstat.Open(cgroupsPath(e.c.ID)); err == nil {
 		if n, err := cg.OOMKills(); err == nil && n > 0 {
 			oom = true
 		}
@@ -514,7 +536,7 @@ func (m *module) applyPolicy(e *entry, c Container) {
 		}
 		ctx := context.Background()
 		_ = m.record(ctx, journal.SystemActor(), "container.restart", c.Name, map[string]any{"id": c.ID, "name": c.Name, "restart_count": count, "policy": p.Name})
-		if err := m.start(ctx, journal.SystemActor(), e); err != nil {
+		if err := m.start(ctx, journal.SystemActor(), e, true); err != nil {
 			m.log.Warn("restart a container", "container", c.ID[:12], "err", err)
 		}
 	}()
@@ -536,25 +558,33 @@ func (m *module) stop(ctx context.Context, e *entry, grace time.Duration, sig sy
 	if sig == 0 {
 		sig = syscall.SIGTERM
 	}
-	if err := m.runc.kill(ctx, id, sig, false); err != nil && !strings.Contains(err.Error(), "not running") {
+	if err := m.runc.kill(ctx, id, sig, false); err != nil && !gone(err) {
 		return err
+	}
+	if sig != syscall.SIGKILL {
+		select {
+		case <-exited:
+			return nil
+		case <-time.After(grace):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if err := m.runc.kill(ctx, id, syscall.SIGKILL, true); err != nil && !gone(err) {
+			return err
+		}
 	}
 	select {
 	case <-exited:
 		return nil
-	case <-time.After(grace):
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	if err := m.runc.kill(ctx, id, syscall.SIGKILL, true); err != nil && !strings.Contains(err.Error(), "not running") {
-		return err
-	}
-	select {
-	case <-exited:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+}
+
+// gone reports a runc error that says the container has ended already.
+func gone(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "not running") || strings.Contains(msg, "does not exist")
 }
 
 // remove removes a stopped container (force: kills a running one first).

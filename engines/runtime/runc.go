@@ -100,6 +100,9 @@ func (r runc) kill(ctx context.Context, id string, sig syscall.Signal, all bool)
 // delete removes runc's state of a stopped container (and its cgroup);
 // force kills it first. A container runc does not know is not an error.
 func (r runc) delete(ctx context.Context, id string, force bool) error {
+	if _, err := os.Stat(filepath.Join(r.root, id)); os.IsNotExist(err) {
+		return nil // runc keeps no state of it: spare an exec
+	}
 	a := []string{"delete"}
 	if force {
 		a = append(a, "--force")
@@ -112,17 +115,23 @@ func (r runc) delete(ctx context.Context, id string, force bool) error {
 }
 
 // shimScript is the shim: a shell that runs the container in the
-// foreground with `runc run --keep`, which waits for it and answers its
+// foreground with `runc run`, which waits for it and answers its
 // exit status (128+N for a signal), and writes that status to a file. The
 // shell is in a session of its own, so it outlives the daemon (kill -9,
 // restart): a restarted daemon re-adopts the container through it, and a
 // container that ended meanwhile left its status in the file. runc's own
 // log goes to runc.log, where the daemon reads why a start failed.
-const shimScript = `"$0" "$@"; rc=$?; echo $rc > exit.tmp && mv exit.tmp exit`
+//
+// The status is written in place, with one write and no rename (no exec
+// of mv): the daemon reads the file only once the shell has ended.
+const shimScript = `"$0" "$@"; echo $? > exit`
 
 // startShim starts runc run for the container in dir with stdout and
-// stderr going to its output files, and returns the shim's pid.
-func (r runc) startShim(dir, id string) (*os.Process, error) {
+// stderr going to its output files, and returns the shim's pid. keep
+// keeps runc's state (and the cgroup) after the process ends, for the
+// daemon to read the OOM kill count before it deletes them; without it
+// runc deletes them itself, sparing an exec of runc.
+func (r runc) startShim(dir, id string, keep bool) (*os.Process, error) {
 	if err := r.available(); err != nil {
 		return nil, err
 	}
@@ -143,7 +152,12 @@ func (r runc) startShim(dir, id string) (*os.Process, error) {
 		return nil, err
 	}
 	defer devnull.Close()
-	args := append([]string{"-c", shimScript, r.bin}, r.args("--log", filepath.Join(dir, "runc.log"), "--log-format", "json", "run", "--keep", "--bundle", dir, id)...)
+	_ = os.Remove(filepath.Join(dir, "pid"))
+	run := []string{"--log", filepath.Join(dir, "runc.log"), "--log-format", "json", "run", "--bundle", dir, "--pid-file", filepath.Join(dir, "pid")}
+	if keep {
+		run = append(run, "--keep")
+	}
+	args := append([]string{"-c", shimScript, r.bin}, r.args(append(run, id)...)...)
 	cmd := exec.Command("/bin/sh", args...)
 	cmd.Dir = dir
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, stdout, stderr
@@ -254,6 +268,28 @@ func waitPid(ctx context.Context, pid int, start uint64) error {
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+	}
+}
+
+// waitStarted waits until runc has written the container's pid file (its
+// process exists and runc knows it) or the shim has ended, and returns the
+// pid (0 when the shim ended first). It polls: runc signals nothing else.
+func waitStarted(ctx context.Context, dir string, shimPid int, shimStart uint64) int {
+	path := filepath.Join(dir, "pid")
+	for delay := 100 * time.Microsecond; ; delay = min(2*delay, 2*time.Millisecond) {
+		if b, err := os.ReadFile(path); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
+				return pid
+			}
+		}
+		if s, ok := procStart(shimPid); !ok || s != shimStart {
+			return 0
+		}
+		select {
+		case <-ctx.Done():
+			return 0
+		case <-time.After(delay):
 		}
 	}
 }

@@ -261,12 +261,12 @@ func (m *module) runRun(ctx context.Context, r engines.Request) error {
 		return createError(st, err)
 	}
 	if o.detach {
-		if err := m.start(ctx, r.Actor(), e); err != nil {
+		if err := m.start(ctx, r.Actor(), e, true); err != nil {
 			return err
 		}
 		return r.Row(map[string]any{"id": e.c.ID, "name": e.c.Name})
 	}
-	return m.attach(ctx, r, e, func() error { return m.start(ctx, r.Actor(), e) })
+	return m.attach(ctx, r, e, func() error { return m.start(ctx, r.Actor(), e, false) })
 }
 
 // createError gives a create error its code: an image that is not there
@@ -494,7 +494,7 @@ func (m *module) runStart(ctx context.Context, r engines.Request) error {
 	e.mu.Lock()
 	e.c.State.Stopped = false
 	e.mu.Unlock()
-	if err := m.start(ctx, r.Actor(), e); err != nil {
+	if err := m.start(ctx, r.Actor(), e, true); err != nil {
 		return err
 	}
 	return r.Row(map[string]any{"id": e.c.ID, "name": e.c.Name})
@@ -547,7 +547,7 @@ func (m *module) runRestart(ctx context.Context, r engines.Request) error {
 	count := e.c.State.RestartCount
 	e.mu.Unlock()
 	_ = m.record(ctx, r.Actor(), "container.restart", e.c.Name, map[string]any{"id": e.c.ID, "name": e.c.Name, "restart_count": count})
-	if err := m.start(ctx, r.Actor(), e); err != nil {
+	if err := m.start(ctx, r.Actor(), e, true); err != nil {
 		return err
 	}
 	return r.Row(map[string]any{"id": e.c.ID, "name": e.c.Name})
@@ -577,6 +577,9 @@ func (m *module) runKill(ctx context.Context, r engines.Request) error {
 		e.mu.Unlock()
 	}
 	if err := m.runc.kill(ctx, c.ID, sig, false); err != nil {
+		if gone(err) {
+			return wire.Errorf(wire.FailedPrecondition, "container %s is not running", c.Name)
+		}
 		return err
 	}
 	_ = m.record(ctx, r.Actor(), "container.kill", c.Name, map[string]any{"id": c.ID, "name": c.Name, "signal": unix.SignalName(sig)})
