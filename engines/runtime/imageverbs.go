@@ -239,13 +239,22 @@ func (m *module) runImageList(ctx context.Context, r engines.Request) error {
 			if i := strings.LastIndex(n, ":"); i > strings.LastIndex(n, "/") {
 				repo, tag = n[:i], n[i+1:]
 			}
-			if err := r.Row(map[string]any{"repository": repo, "tag": tag, "image_id": shortID(img.ID),
-				"created": ago(img.Created) + " ago", "size": cgstat.HumanSize(float64(img.Size))}); err != nil {
+			if err := r.Row(imageRow{Repository: repo, Tag: tag, ImageID: shortID(img.ID),
+				Created: ago(img.Created) + " ago", Size: cgstat.HumanSize(float64(img.Size))}); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// imageRow is a row of image list, in docker images' column order.
+type imageRow struct {
+	Repository string `json:"repository"`
+	Tag        string `json:"tag"`
+	ImageID    string `json:"image_id"`
+	Created    string `json:"created"`
+	Size       string `json:"size"`
 }
 
 // shortID is an image id as docker images prints it: 12 hex digits.
