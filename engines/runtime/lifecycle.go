@@ -127,7 +127,7 @@ func (m *module) create(ctx context.Context, actor journal.Actor, o runOptions) 
 		if m.netErr != nil {
 			return nil, fmt.Errorf("network=bridge: %w", m.netErr)
 		}
-		if err := m.net.Setup(ctx); err != nil {
+		if err := m.setupBridge(ctx); err != nil {
 			return nil, fmt.Errorf("network=bridge: %w", err)
 		}
 		ep, err := m.net.Attach(ctx, c.ID)
@@ -175,6 +175,22 @@ func (m *module) create(ctx context.Context, actor journal.Actor, o runOptions) 
 		"pids_limit": c.Host.PidsLimit, "binds": c.Host.Binds, "publish": c.Host.Publish, "restart": c.Host.RestartPolicy.Name,
 	}}
 	return e, nil
+}
+
+// setupBridge sets up the bridge, its NAT and forwarding once per daemon
+// (each check execs iptables); a failure is tried again at the next
+// create.
+func (m *module) setupBridge(ctx context.Context) error {
+	m.netMu.Lock()
+	defer m.netMu.Unlock()
+	if m.netReady {
+		return nil
+	}
+	if err := m.net.Setup(ctx); err != nil {
+		return err
+	}
+	m.netReady = true
+	return nil
 }
 
 // mergeEnv sets each K=V of over in base, replacing an earlier K.

@@ -51,6 +51,9 @@ type module struct {
 	images *image.Store
 	net    *netcfg.Network
 	netErr error // why bridge networking is not available
+	// netReady says the bridge was set up (netMu guards it).
+	netMu    sync.Mutex
+	netReady bool
 
 	dataDir string
 	table   *containers
