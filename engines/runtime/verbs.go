@@ -512,16 +512,23 @@ func grace(st *dsl.Statement) (time.Duration, error) {
 	return d, nil
 }
 
+// stopNamed stops the container a stop or restart statement names, after
+// its time= of grace.
+func (m *module) stopNamed(ctx context.Context, st *dsl.Statement) (*entry, error) {
+	e, err := m.lookup(st)
+	if err != nil {
+		return nil, err
+	}
+	g, err := grace(st)
+	if err != nil {
+		return nil, err
+	}
+	return e, m.stop(ctx, e, g, syscall.SIGTERM)
+}
+
 func (m *module) runStop(ctx context.Context, r engines.Request) error {
-	e, err := m.lookup(r.Statement())
+	e, err := m.stopNamed(ctx, r.Statement())
 	if err != nil {
-		return err
-	}
-	g, err := grace(r.Statement())
-	if err != nil {
-		return err
-	}
-	if err := m.stop(ctx, e, g, syscall.SIGTERM); err != nil {
 		return err
 	}
 	_ = m.record(ctx, r.Actor(), "container.kill", e.c.Name, map[string]any{"id": e.c.ID, "name": e.c.Name, "signal": "TERM", "stop": true})
@@ -530,15 +537,8 @@ func (m *module) runStop(ctx context.Context, r engines.Request) error {
 }
 
 func (m *module) runRestart(ctx context.Context, r engines.Request) error {
-	e, err := m.lookup(r.Statement())
+	e, err := m.stopNamed(ctx, r.Statement())
 	if err != nil {
-		return err
-	}
-	g, err := grace(r.Statement())
-	if err != nil {
-		return err
-	}
-	if err := m.stop(ctx, e, g, syscall.SIGTERM); err != nil {
 		return err
 	}
 	e.mu.Lock()
