@@ -250,6 +250,14 @@ func TestRuntimeBadInput(t *testing.T) {
 			t.Errorf("%v: exit %d, stderr %q; want an error naming %q", c.args, code, stderr, c.want)
 		}
 	}
+	// A detached command that cannot start is an error, as with docker run -d.
+	if _, stderr, code := cli(t, d, "run", "busybox", "detach", "network=none", "--", "nosuchcommand"); code == 0 || !strings.Contains(stderr, "did not start") {
+		t.Errorf("run detach of a missing command: exit %d, stderr %q", code, stderr)
+	}
+	// A relative path: the daemon would resolve it against its own directory.
+	if _, stderr, code := cli(t, d, "image", "import", "busybox.tar"); code == 0 || !strings.Contains(stderr, "absolute path") {
+		t.Errorf("image import of a relative path: exit %d, stderr %q", code, stderr)
+	}
 	// A port already in use: refused, nothing created.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -257,11 +265,12 @@ func TestRuntimeBadInput(t *testing.T) {
 	}
 	defer l.Close()
 	port := l.Addr().(*net.TCPAddr).Port
+	psBefore := cliOK(t, d, "-o", "json", "ps", "all")
 	_, stderr, code := cli(t, d, "run", "busybox", "detach", "publish="+strconv.Itoa(port)+":80", "--", "true")
 	if code == 0 || !strings.Contains(stderr, "publish=") {
 		t.Fatalf("publish on a busy port: exit %d, %s", code, stderr)
 	}
-	if ps := cliOK(t, d, "ps", "all"); strings.Contains(ps, "busybox") {
+	if ps := cliOK(t, d, "-o", "json", "ps", "all"); strings.Count(ps, "\n") != strings.Count(psBefore, "\n") {
 		t.Fatalf("a refused run left a container:\n%s", ps)
 	}
 	// A truncated archive: an error naming a layer, the store unchanged.

@@ -94,6 +94,9 @@ func (m *module) runImageImport(ctx context.Context, r engines.Request) error {
 	if t, ok := st.Opt("tag"); ok {
 		tag = t.Text
 	}
+	if !filepath.IsAbs(w.Text) {
+		return engines.Errorf(wire.InvalidArgument, w, "image import %s: give an absolute path (the daemon opens it, as you)", w.Text)
+	}
 	var f *os.File
 	var isDir bool
 	if err := ascaller.Do(m.cred(r.Actor()), func() error {
@@ -200,6 +203,9 @@ func (m *module) runImageExport(ctx context.Context, r engines.Request) error {
 	ref := st.Args["IMAGE"]
 	if _, err := m.images.Resolve(ref.Text); err != nil {
 		return engines.Errorf(wire.NotFound, ref, "%v", err)
+	}
+	if !filepath.IsAbs(to.Text) {
+		return engines.Errorf(wire.InvalidArgument, to, "image export: to=%s: give an absolute path (the daemon writes it, as you)", to.Text)
 	}
 	var f *os.File
 	if err := ascaller.Do(m.cred(r.Actor()), func() error {

@@ -86,6 +86,11 @@ func (m *module) create(ctx context.Context, actor journal.Actor, o runOptions) 
 	if len(c.Host.Publish) > 0 && c.Host.Network != "bridge" {
 		return nil, fmt.Errorf("publish needs network=bridge (network=%s has no address of its own to forward to)", c.Host.Network)
 	}
+	if len(c.Host.Binds) > 0 && actor.UID != 0 {
+		// The container's root is the host's root (no user namespace):
+		// a bind mount would give the caller root's access to it.
+		return nil, fmt.Errorf("volume= needs a root caller: a container's root is the host's root, so a bind mount would give you root's access to the path")
+	}
 	for _, v := range c.Host.Binds {
 		b, err := parseVolume(v)
 		if err != nil {
@@ -368,7 +373,7 @@ func (m *module) start(ctx context.Context, actor journal.Actor, e *entry, waitR
 	if err != nil {
 		e.mu.Unlock()
 		if created != nil {
-			if _, rerr := m.audit.Append(ctx, created); rerr != nil {
+			if _, rerr := m.audit.Append(context.Background(), created); rerr != nil {
 				m.log.Warn("record a container create", "container", e.c.ID[:12], "err", rerr)
 			}
 		}
@@ -397,7 +402,9 @@ func (m *module) start(ctx context.Context, actor journal.Actor, e *entry, waitR
 	if created != nil {
 		bodies = append([]*journal.Body{created}, bodies...)
 	}
-	if _, err := m.audit.Append(ctx, bodies...); err != nil {
+	// Not the request's context: a caller's Ctrl-C must not lose the
+	// record of a container that runs.
+	if _, err := m.audit.Append(context.Background(), bodies...); err != nil {
 		m.log.Warn("record a container start", "container", c.ID[:12], "err", err)
 	}
 	m.watch(e, func(ctx context.Context) error {
@@ -574,8 +581,24 @@ func (m *module) stop(ctx context.Context, e *entry, grace time.Duration, sig sy
 	if sig == 0 {
 		sig = syscall.SIGTERM
 	}
-	if err := m.runc.kill(ctx, id, sig, false); err != nil && !gone(err) {
-		return err
+	// An attached run answers before runc has made the container: until
+	// it has, runc says it does not exist; send again until the process
+	// gets the signal or ends.
+	for {
+		err := m.runc.kill(ctx, id, sig, false)
+		if err == nil {
+			break
+		}
+		if !gone(err) {
+			return err
+		}
+		select {
+		case <-exited:
+			return nil
+		case <-time.After(20 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	if sig != syscall.SIGKILL {
 		select {

@@ -71,8 +71,12 @@ func (m *module) followOne(ctx context.Context, e *entry, c Container, path stri
 			e.lastLogSeq = s
 		}
 		e.mu.Unlock()
-		// Stored: the file's disk behind it can go.
-		return t.Release(end)
+		// Stored: the file's disk behind it can go. A filesystem that
+		// cannot punch holes only keeps the disk; storing goes on.
+		if err := t.Release(end); err != nil {
+			m.log.Debug("free a container's stored output", "container", c.ID[:12], "err", err)
+		}
+		return nil
 	}
 	if err := t.Follow(ctx, emit); err != nil {
 		return err

@@ -264,6 +264,21 @@ func (m *module) runRun(ctx context.Context, r engines.Request) error {
 		if err := m.start(ctx, r.Actor(), e, true); err != nil {
 			return err
 		}
+		if c := e.snapshot(); c.State.Pid == 0 {
+			// The shim ended before runc had the process running: the
+			// command could not start (docker run -d answers an error).
+			e.mu.Lock()
+			exited := e.exited
+			e.mu.Unlock()
+			select {
+			case <-exited:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			if c := e.snapshot(); c.State.Error != "" {
+				return wire.Errorf(wire.FailedPrecondition, "container %s did not start (exit %d): %s", c.Name, c.State.ExitCode, c.State.Error)
+			}
+		}
 		return r.Row(map[string]any{"id": e.c.ID, "name": e.c.Name})
 	}
 	return m.attach(ctx, r, e, func() error { return m.start(ctx, r.Actor(), e, false) })
@@ -627,13 +642,19 @@ func (m *module) runWait(ctx context.Context, r engines.Request) error {
 		if !running && !restarting {
 			break
 		}
+		if restarting {
+			// Between runs, in the policy's back-off: look again soon.
+			select {
+			case <-time.After(50 * time.Millisecond):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			continue
+		}
 		select {
 		case <-exited:
 		case <-ctx.Done():
 			return ctx.Err()
-		}
-		if !restarting {
-			break
 		}
 	}
 	c := e.snapshot()
