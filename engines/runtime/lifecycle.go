@@ -660,8 +660,8 @@ func (m *module) adopt(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("runtime: read containers: %w", err)
 	}
+	m.resumeOffsets(list)
 	for _, c := range list {
-		m.resumeOffsets(&c)
 		e := &entry{c: c, exited: make(chan struct{}), logsDone: make(chan struct{})}
 		m.table.mu.Lock()
 		m.table.byID[c.ID] = e

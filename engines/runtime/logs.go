@@ -89,28 +89,44 @@ func (m *module) followOne(ctx context.Context, e *entry, c Container, path stri
 	return nil
 }
 
-// resumeOffsets sets c's output offsets from its last records in the logs
-// stream, which may be ahead of the record's: a daemon killed between
-// storing a batch and saving the offset would otherwise store the batch
-// twice. It reads back at most a bounded number of records.
-func (m *module) resumeOffsets(c *Container) {
+// resumeOffsets sets each container's output offsets from its last
+// records in the logs stream, which may be ahead of its record's: a daemon
+// killed between storing a batch and saving the offset would otherwise
+// store the batch twice. One reverse pass serves every container, reading
+// back at most a bounded number of records.
+func (m *module) resumeOffsets(list []Container) {
 	const maxBack = 200000
+	byShort := make(map[string]*Container, len(list))
+	for i := range list {
+		byShort[shortContainerID(list[i].ID)] = &list[i]
+	}
+	found := map[string]*[2]bool{}
+	want := 2 * len(list)
 	it := m.logs.Scan(journal.Query{Kind: "container.log", Reverse: true})
 	defer it.Close()
-	found := [2]bool{}
-	for n := 0; n < maxBack && it.Next() && !(found[0] && found[1]); n++ {
+	for n := 0; n < maxBack && want > 0 && it.Next(); n++ {
 		ev, err := it.Raw().Decode()
-		if err != nil || ev.Container == nil || ev.Container.ID != shortContainerID(c.ID) {
+		if err != nil || ev.Container == nil {
+			continue
+		}
+		c := byShort[ev.Container.ID]
+		if c == nil {
 			continue
 		}
 		fd := 0
 		if s, _ := ev.Data["stream"].(string); s == "stderr" {
 			fd = 1
 		}
-		if found[fd] {
+		f := found[ev.Container.ID]
+		if f == nil {
+			f = &[2]bool{}
+			found[ev.Container.ID] = f
+		}
+		if f[fd] {
 			continue
 		}
-		found[fd] = true
+		f[fd] = true
+		want--
 		if off, ok := toInt64(ev.Data["offset"]); ok && off > c.Offsets[fd] {
 			c.Offsets[fd] = off
 		}
