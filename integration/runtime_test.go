@@ -461,3 +461,25 @@ func TestRuntimeRestartPolicy(t *testing.T) {
 		t.Fatalf("the exit while the daemon was down is not recorded:\n%s", evs)
 	}
 }
+
+// TestRuntimeNonRootDenied checks that the runtime's host verbs go
+// through the authorization model: a member of the socket's group who is
+// not root may read (ps) but not run, remove or import.
+func TestRuntimeNonRootDenied(t *testing.T) {
+	requireRuntime(t)
+	requireRootForUsers(t)
+	d := startGroupDaemon(t)
+	if _, stderr, code := userCLI(t, d, "ps", "all"); code != 0 {
+		t.Fatalf("ps as uid %d: exit %d: %s", testUID, code, stderr)
+	}
+	for _, args := range [][]string{
+		{"run", "busybox", "--", "true"},
+		{"image", "import", "/tmp/busybox.tar"},
+		{"rm", "x", "force"},
+	} {
+		_, stderr, code := userCLI(t, d, args...)
+		if code == 0 || !strings.Contains(stderr, "permission_denied") {
+			t.Errorf("%v as uid %d: exit %d, stderr %q; want permission_denied", args, testUID, code, stderr)
+		}
+	}
+}
