@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -460,6 +461,38 @@ func TestRuntimeRestartPolicy(t *testing.T) {
 	if !strings.Contains(evs, `"exit_code":137`) {
 		t.Fatalf("the exit while the daemon was down is not recorded:\n%s", evs)
 	}
+
+	// A stop during the back-off between two runs ends the back-off: the
+	// container is exited at once, wait answers, and it stays down.
+	cliOK(t, d, "run", "busybox", "name=bouncer", "detach", "network=none", "restart=always", "--", "sh", "-c", "exit 3")
+	waitFor(t, "bouncer in its restart back-off", 15*time.Second, func() bool {
+		return inspectContainer(t, d, "bouncer").State.Status == "restarting"
+	})
+	cliOK(t, d, "stop", "bouncer", "time=1s")
+	if in := inspectContainer(t, d, "bouncer"); in.State.Status != "exited" || in.State.Running {
+		t.Fatalf("bouncer stopped during its back-off is %q (running %v), want exited", in.State.Status, in.State.Running)
+	}
+	cliOK(t, d, "wait", "bouncer")
+	starts := strings.Count(cliOK(t, d, "events", "kind=container.start", "subject=bouncer"), "container.start")
+
+	// At the daemon's start, as Docker's: always brings back a container
+	// stopped by hand, unless-stopped does not.
+	cliOK(t, d, "run", "busybox", "name=polite", "detach", "network=none", "restart=unless-stopped", "--", "sleep", "600")
+	cliOK(t, d, "stop", "polite", "time=1s")
+	cliOK(t, d, "stop", "steady", "time=1s")
+	d.Stop()
+	d.start()
+	waitFor(t, "steady (always, stopped by hand) running after the daemon's start", 15*time.Second, func() bool {
+		return inspectContainer(t, d, "steady").State.Running
+	})
+	if in := inspectContainer(t, d, "polite"); in.State.Running || in.State.Status != "exited" {
+		t.Fatalf("polite (unless-stopped, stopped by hand) is %q after the daemon's start, want exited", in.State.Status)
+	}
+	// bouncer (always, exited by stop) came back too, like steady; before
+	// the daemon's restart its back-off had not restarted it.
+	if n := strings.Count(cliOK(t, d, "events", "kind=container.start", "subject=bouncer"), "container.start"); n <= starts {
+		t.Fatalf("bouncer (always) was not started at the daemon's start: %d starts, %d before", n, starts)
+	}
 }
 
 // TestRuntimeNonRootDenied checks that the runtime's host verbs go
@@ -481,5 +514,51 @@ func TestRuntimeNonRootDenied(t *testing.T) {
 		if code == 0 || !strings.Contains(stderr, "permission_denied") {
 			t.Errorf("%v as uid %d: exit %d, stderr %q; want permission_denied", args, testUID, code, stderr)
 		}
+	}
+}
+
+// TestRuntimeRmDuringRun removes containers while their run is still
+// creating them, asking again and again on a connection of its own: the
+// rm waits for the create (or finds no container yet), and nothing is
+// left behind either way: no entry, mount, directory or runc state.
+func TestRuntimeRmDuringRun(t *testing.T) {
+	requireRuntime(t)
+	d, _ := runtimeDaemon(t)
+	importBusybox(t, d, nil)
+	runner, remover := dial(t, d), dial(t, d)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for i := range 10 {
+		name := fmt.Sprintf("race%d", i)
+		ran := make(chan struct{})
+		go func() {
+			defer close(ran)
+			// The run may fail: its container can be removed under it.
+			_, _ = runner.Do(ctx, "run busybox name="+name+" detach network=none -- sleep 600")
+		}()
+		for {
+			_, err := remover.Do(ctx, "rm "+name+" force")
+			if err == nil {
+				break
+			}
+			select {
+			case <-ran:
+				// The run has answered: the container exists now, or
+				// never will; one more rm settles it.
+				_, _ = remover.Do(ctx, "rm "+name+" force")
+			default:
+				continue
+			}
+			break
+		}
+		<-ran
+	}
+	if out := cliOK(t, d, "ps", "all"); strings.Contains(out, "race") {
+		t.Fatalf("a raced container is left:\n%s", out)
+	}
+	requireNoLeaks(t, d, nil)
+	ents, _ := os.ReadDir(filepath.Join(d.Data, "runtime", "containers"))
+	if len(ents) != 0 {
+		t.Fatalf("container directories are left: %v", ents)
 	}
 }

@@ -128,8 +128,14 @@ type containers struct {
 	byID map[string]*entry
 }
 
-// entry is one container with its lock and its live parts.
+// entry is one container with its locks and its live parts.
 type entry struct {
+	// op serialises what changes the container's life: create (from the
+	// moment its name is taken), start, the first step of stop, and
+	// remove. It is held across execs of runc and mounts, which mu
+	// never is, so ps and inspect do not wait for them.
+	op sync.Mutex
+	// mu guards the fields below, for short reads and writes.
 	mu sync.Mutex
 	c  Container
 	// exited is closed when the current run ends (replaced at each start).
@@ -139,7 +145,10 @@ type entry struct {
 	// lastLogSeq is the seq of the last log record of the current run.
 	lastLogSeq int64
 	removed    bool
+	// restarting is true during a restart policy's back-off; closing
+	// backoff (stop, rm) ends it without a restart.
 	restarting bool
+	backoff    chan struct{}
 	// created is the container.create event of a container not started
 	// yet, appended with its container.start.
 	created *journal.Body
@@ -149,6 +158,17 @@ func (e *entry) snapshot() Container {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.c
+}
+
+// cancelBackoff ends a restart policy's back-off, if one is under way,
+// so that the container stays exited; e.mu must be held.
+func (e *entry) cancelBackoff() {
+	if !e.restarting {
+		return
+	}
+	e.restarting = false
+	close(e.backoff)
+	e.c.State.Status = "exited"
 }
 
 // dir returns a container's directory: its bundle, output files and
