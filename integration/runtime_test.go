@@ -562,3 +562,26 @@ func TestRuntimeRmDuringRun(t *testing.T) {
 		t.Fatalf("container directories are left: %v", ents)
 	}
 }
+
+// TestRuntimeInterruptedCreate: a create that a daemon's end interrupted
+// leaves a directory with no record, perhaps with its rootfs mounted; the
+// next daemon removes both.
+func TestRuntimeInterruptedCreate(t *testing.T) {
+	requireRuntime(t)
+	d, _ := runtimeDaemon(t)
+	d.Stop()
+	dir := filepath.Join(d.Data, "runtime", "containers", strings.Repeat("ab", 32))
+	rootfs := filepath.Join(dir, "rootfs")
+	if err := os.MkdirAll(rootfs, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", rootfs, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(rootfs, syscall.MNT_DETACH) })
+	d.start()
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("the interrupted create's directory is still there (%v)", err)
+	}
+	requireNoLeaks(t, d, nil)
+}

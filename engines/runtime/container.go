@@ -98,6 +98,8 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
+var idRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 
 // checkName checks a container name as Docker does.
@@ -192,28 +194,36 @@ func (t *containers) save(c *Container) error {
 	return nil
 }
 
-// load reads every container record under dir.
-func (t *containers) load() ([]Container, error) {
+// load reads every container record under dir. unfinished are the ids
+// of directories with no record: creates a daemon's end interrupted,
+// which the caller cleans.
+func (t *containers) load() (list []Container, unfinished []string, err error) {
 	ents, err := os.ReadDir(t.dir)
 	if err != nil {
 		if os.IsNotExist(err) {
-			return nil, nil
+			return nil, nil, nil
 		}
-		return nil, err
+		return nil, nil, err
 	}
-	var out []Container
 	for _, de := range ents {
+		if !de.IsDir() || !idRE.MatchString(de.Name()) {
+			continue // not a container's: leave it
+		}
 		b, err := os.ReadFile(filepath.Join(t.dir, de.Name(), "container.json"))
+		if os.IsNotExist(err) {
+			unfinished = append(unfinished, de.Name())
+			continue
+		}
 		if err != nil {
-			continue // a directory whose create did not finish: cleaned by the caller
+			return nil, nil, fmt.Errorf("container %s: %w", de.Name(), err)
 		}
 		var c Container
 		if err := json.Unmarshal(b, &c); err != nil {
-			return nil, fmt.Errorf("container %s: %w", de.Name(), err)
+			return nil, nil, fmt.Errorf("container %s: %w", de.Name(), err)
 		}
-		out = append(out, c)
+		list = append(list, c)
 	}
-	return out, nil
+	return list, unfinished, nil
 }
 
 // find returns the container named by ref: a name, a full id, or an id

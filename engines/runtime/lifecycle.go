@@ -737,9 +737,28 @@ func (m *module) remove(ctx context.Context, actor journal.Actor, e *entry, forc
 // shim is still there, and it is followed again; one that ended meanwhile
 // is recorded as exited and its restart policy applied.
 func (m *module) adopt(ctx context.Context) error {
-	list, err := m.table.load()
+	list, unfinished, err := m.table.load()
 	if err != nil {
 		return fmt.Errorf("runtime: read containers: %w", err)
+	}
+	// What an interrupted create made (its rootfs mount, runc state,
+	// network endpoint, directory) goes, as its failure would have.
+	for _, id := range unfinished {
+		m.log.Info("removing a container whose create was interrupted", "container", shortContainerID(id))
+		m.teardown(ctx, &Container{ID: id, Host: Host{Network: "bridge"}})
+	}
+	if m.net != nil {
+		known := make(map[string]bool, len(list))
+		for _, c := range list {
+			known[c.ID] = true
+		}
+		for _, id := range m.net.Attached() {
+			if !known[id] {
+				if err := m.net.Detach(id); err != nil {
+					m.log.Warn("detach an endpoint no container owns", "container", shortContainerID(id), "err", err)
+				}
+			}
+		}
 	}
 	m.resumeOffsets(list)
 	for _, c := range list {
