@@ -124,6 +124,7 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	root := filepath.Join(h.DataDir, "runtime")
 	m.table = &containers{dir: filepath.Join(root, "containers"), byID: map[string]*entry{}}
+	h.Services.Provide(ContainersService, containersService{m.table})
 	if err := os.MkdirAll(m.table.dir, 0o700); err != nil {
 		return fmt.Errorf("runtime: %w", err)
 	}

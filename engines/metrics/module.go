@@ -1,0 +1,227 @@
+// Package metrics is cairn's metrics and alerts engine: Prometheus's own
+// TSDB and PromQL engine embedded under <data>/metrics, Prometheus's HTTP
+// API on the daemon's HTTP listener, /metrics in the text format, host
+// (node_exporter's names) and container (cAdvisor's names) collectors,
+// DogStatsD, scrape targets and alerting rules whose transitions are
+// journal events.
+package metrics
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/rules"
+	"github.com/prometheus/prometheus/scrape"
+
+	"github.com/cairnhq/cairn/engines"
+	"github.com/cairnhq/cairn/journal"
+)
+
+// Name is the engine's name.
+const Name = "metrics"
+
+// internalJob is the job label of what cairn collects itself.
+const internalJob = "cairn"
+
+func init() {
+	engines.Register(Name, func() engines.Module { return newModule() })
+}
+
+// module is the metrics engine as the daemon runs it.
+type module struct {
+	// flags
+	interval       time.Duration
+	retention      time.Duration
+	retentionBytes int64
+	maxSamples     int
+
+	log      *slog.Logger
+	node     string
+	services *engines.Services
+	audit    *journal.Stream
+	started  time.Time
+
+	registry *prometheus.Registry
+	store    *Store
+	targets  *targetSet
+	meta     *metadataStore
+	rules    *rules.Manager
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+var (
+	_ engines.Module     = (*module)(nil)
+	_ engines.HTTPRouter = (*module)(nil)
+)
+
+func newModule() *module {
+	return &module{log: slog.Default(), meta: &metadataStore{}}
+}
+
+func (m *module) Name() string { return Name }
+
+func (m *module) Flags(fs *flag.FlagSet) {
+	fs.DurationVar(&m.interval, "metrics-interval", 10*time.Second, "how often the metrics engine collects cairn's own, the host's and the containers' metrics")
+	fs.DurationVar(&m.retention, "metrics-retention", 15*24*time.Hour, "how long the metrics TSDB keeps samples (Prometheus's storage.tsdb.retention.time)")
+	fs.Int64Var(&m.retentionBytes, "metrics-retention-bytes", 0, "how many bytes of blocks the metrics TSDB keeps (storage.tsdb.retention.size; 0: no bound)")
+	fs.IntVar(&m.maxSamples, "query-max-samples", 50_000_000, "the most samples a PromQL query may load into memory (Prometheus's query.max-samples)")
+}
+
+func (m *module) Engines() map[string][]journal.Engine { return nil }
+
+func (m *module) Start(ctx context.Context, h engines.Host) error {
+	if h.Logger != nil {
+		m.log = h.Logger.With("engine", Name)
+	}
+	if m.interval <= 0 {
+		return fmt.Errorf("--metrics-interval %v: must be positive", m.interval)
+	}
+	m.node, m.services, m.started = h.Node, h.Services, time.Now()
+	if h.Journal != nil {
+		m.audit = h.Journal.Stream(journal.Audit)
+	}
+	m.registry = prometheus.NewRegistry()
+	m.registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	if h.Journal != nil {
+		m.registry.MustRegister(newJournalCollector(h.Journal))
+	}
+	dir := filepath.Join(h.DataDir, "metrics")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	st, err := OpenStore(StoreOptions{
+		Dir: filepath.Join(dir, "tsdb"), Retention: m.retention, RetentionBytes: m.retentionBytes,
+		MaxSamples: m.maxSamples, Logger: m.log, Registerer: m.registry,
+	})
+	if err != nil {
+		return err
+	}
+	m.store = st
+	m.targets = m.newTargetSet()
+	m.rules = rules.NewManager(&rules.ManagerOptions{
+		QueryFunc:  rules.EngineQueryFunc(st.Engine, st.DB),
+		NotifyFunc: func(context.Context, string, ...*rules.Alert) {},
+		Context:    context.Background(),
+		Queryable:  st.DB,
+		Logger:     m.log.With("component", "rules"),
+		Registerer: m.registry,
+		Parser:     st.Parser,
+	})
+	runCtx, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+	m.wg.Go(func() { m.collectLoop(runCtx) })
+	return nil
+}
+
+// newTargetSet makes the internal target: what /api/v1/targets shows for
+// cairn's own collection, with the metadata of its families.
+func (m *module) newTargetSet() *targetSet {
+	cfg := &config.ScrapeConfig{JobName: internalJob, ScrapeInterval: model.Duration(m.interval), ScrapeTimeout: model.Duration(m.interval), MetricsPath: "/metrics", Scheme: "http"}
+	lbls := labels.FromStrings(model.JobLabel, internalJob, model.InstanceLabel, m.node, model.AddressLabel, m.node, model.SchemeLabel, "http", model.MetricsPathLabel, "/metrics")
+	t := scrape.NewTarget(lbls, cfg, nil, nil)
+	t.SetMetadataStore(m.meta)
+	return &targetSet{internal: t, internalCfg: cfg}
+}
+
+func (m *module) Stop() error {
+	if m.cancel != nil {
+		m.cancel()
+	}
+	m.wg.Wait()
+	if m.rules != nil {
+		m.rules.Stop()
+	}
+	if m.store != nil {
+		return m.store.Close()
+	}
+	return nil
+}
+
+// HTTPRoutes serve Prometheus's HTTP API and /metrics.
+func (m *module) HTTPRoutes() []engines.Route {
+	if m.store == nil {
+		return nil
+	}
+	reqs := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cairn_http_requests_total",
+		Help: "HTTP requests the metrics engine's routes answered, by route, method and status code.",
+	}, []string{"handler", "method", "code"})
+	dur := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "cairn_http_request_duration_seconds",
+		Help:    "How long the metrics engine's routes took to answer, by route.",
+		Buckets: prometheus.DefBuckets,
+	}, []string{"handler", "method", "code"})
+	m.registry.MustRegister(reqs, dur)
+	instrument := func(name string, h http.Handler) http.Handler {
+		l := prometheus.Labels{"handler": name}
+		return promhttp.InstrumentHandlerDuration(dur.MustCurryWith(l), promhttp.InstrumentHandlerCounter(reqs.MustCurryWith(l), h))
+	}
+	return []engines.Route{
+		{Pattern: "/api/v1/", Handler: instrument("/api/v1", m.apiHandler())},
+		{Pattern: "GET /metrics", Handler: instrument("/metrics", promhttp.HandlerFor(lintedGatherer{m.registry}, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(m.log.Handler(), slog.LevelWarn)}))},
+	}
+}
+
+// collectLoop gathers everything registered every interval into the TSDB,
+// as a scrape of /metrics would.
+func (m *module) collectLoop(ctx context.Context) {
+	tick := time.NewTicker(m.interval)
+	defer tick.Stop()
+	for {
+		m.collectOnce(ctx, time.Now())
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// collectOnce gathers the registry and appends its samples at now, with
+// up and scrape_duration_seconds as Prometheus records them for a target.
+func (m *module) collectOnce(ctx context.Context, now time.Time) {
+	t0 := time.Now()
+	mfs, err := m.registry.Gather()
+	if err != nil {
+		// A collector that failed still leaves the others' families.
+		m.log.Warn("collect metrics", "err", err)
+	}
+	m.meta.update(mfs)
+	extra := map[string]string{model.JobLabel: internalJob, model.InstanceLabel: m.node}
+	samples := FamilySamples(mfs, extra)
+	up := 1.0
+	if err != nil && len(mfs) == 0 {
+		up = 0
+	}
+	samples = append(samples,
+		Sample{Labels: labels.FromStrings(model.MetricNameLabel, "up", model.JobLabel, internalJob, model.InstanceLabel, m.node), Value: up},
+		Sample{Labels: labels.FromStrings(model.MetricNameLabel, "scrape_duration_seconds", model.JobLabel, internalJob, model.InstanceLabel, m.node), Value: time.Since(t0).Seconds()},
+		Sample{Labels: labels.FromStrings(model.MetricNameLabel, "scrape_samples_scraped", model.JobLabel, internalJob, model.InstanceLabel, m.node), Value: float64(len(samples))},
+	)
+	if _, skipped, err := AppendSamples(ctx, m.store.DB, now.UnixMilli(), samples); err != nil {
+		m.log.Warn("store metrics", "err", err)
+	} else if skipped > 0 {
+		m.log.Debug("store metrics: samples skipped", "skipped", skipped)
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

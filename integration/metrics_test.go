@@ -1,0 +1,269 @@
+package integration
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func init() {
+	// Every daemon these tests start binds DogStatsD on a free port unless
+	// a test says otherwise: the default, 127.0.0.1:8125, would make
+	// parallel daemons refuse to start (CAIRN_STATSD is --statsd's default).
+	if os.Getenv("CAIRN_STATSD") == "" {
+		os.Setenv("CAIRN_STATSD", "127.0.0.1:0")
+	}
+}
+
+// promTool finds a Prometheus binary (promtool, prometheus: Debian
+// `prometheus`), failing under CI=true and skipping elsewhere.
+func promTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s not found, and CI must run it (Debian package prometheus): %v", name, err)
+		}
+		t.Skipf("%s not found (Debian package prometheus): %v", name, err)
+	}
+	return p
+}
+
+// promAPI is the envelope of Prometheus's HTTP API.
+type promAPI struct {
+	Status    string          `json:"status"`
+	Data      json.RawMessage `json:"data"`
+	ErrorType string          `json:"errorType"`
+	Error     string          `json:"error"`
+}
+
+func getPromAPI(t *testing.T, base, path string) promAPI {
+	t.Helper()
+	code, body := httpGet(t, base+path)
+	var r promAPI
+	if err := json.Unmarshal(body, &r); err != nil {
+		t.Fatalf("GET %s: %d %s: %v", path, code, body, err)
+	}
+	return r
+}
+
+// promVector is an instant query's data.
+type promVector struct {
+	ResultType string `json:"resultType"`
+	Result     []struct {
+		Metric map[string]string `json:"metric"`
+		Value  [2]any            `json:"value"`
+	} `json:"result"`
+}
+
+// instantValue asks base's query API for expr and returns its first
+// sample's value, "" when the answer is empty.
+func instantValue(t *testing.T, base, expr string) string {
+	t.Helper()
+	r := getPromAPI(t, base, "/api/v1/query?query="+url.QueryEscape(expr))
+	if r.Status != "success" {
+		t.Fatalf("query %s: %+v", expr, r)
+	}
+	var v promVector
+	if err := json.Unmarshal(r.Data, &v); err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Result) == 0 {
+		return ""
+	}
+	return fmt.Sprint(v.Result[0].Value[1])
+}
+
+// TestMetricsPrometheusAPI: the TSDB fills with cairn's own metrics;
+// /metrics passes `promtool check metrics`; `promtool query instant` and
+// Prometheus's JSON shapes work against cairn's API; the DSL verbs answer,
+// a PromQL syntax error names its place and exits 2.
+func TestMetricsPrometheusAPI(t *testing.T) {
+	t.Parallel()
+	promtool := promTool(t, "promtool")
+	d := startDaemon(t, withFlags("--metrics-interval", "200ms"))
+	base := "http://" + d.Status.HTTP
+
+	waitFor(t, `up{job="cairn"} in cairn's TSDB`, 30*time.Second, func() bool {
+		return instantValue(t, base, `up{job="cairn"}`) == "1"
+	})
+
+	// /metrics in the text format, as promtool lints it.
+	code, body := httpGet(t, base+"/metrics")
+	if code != 200 || !bytes.Contains(body, []byte("cairn_journal_appended_events_total")) {
+		t.Fatalf("GET /metrics: %d\n%s", code, body)
+	}
+	check := exec.Command(promtool, "check", "metrics")
+	check.Stdin = bytes.NewReader(body)
+	if out, err := check.CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) != 0 {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+
+	// promtool, the Prometheus API's own client, against cairn.
+	out, err := exec.Command(promtool, "query", "instant", base, `up{job="cairn"}`).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `up{instance=`) || !strings.Contains(string(out), "=> 1 @[") {
+		t.Errorf("promtool query instant: %v\n%s", err, out)
+	}
+	end := time.Now()
+	out, err = exec.Command(promtool, "query", "range", "--start", fmt.Sprint(end.Add(-time.Minute).Unix()), "--end", fmt.Sprint(end.Unix()+1), "--step", "1s", base, `cairn_journal_appended_events_total{stream="audit"}`).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `cairn_journal_appended_events_total{`) {
+		t.Errorf("promtool query range: %v\n%s", err, out)
+	}
+
+	// The other read endpoints, in Prometheus's shapes.
+	var names []string
+	if r := getPromAPI(t, base, "/api/v1/labels"); r.Status != "success" || json.Unmarshal(r.Data, &names) != nil || !contains(names, "__name__") || !contains(names, "job") {
+		t.Errorf("/api/v1/labels: %+v", r)
+	}
+	var jobs []string
+	if r := getPromAPI(t, base, "/api/v1/label/job/values"); r.Status != "success" || json.Unmarshal(r.Data, &jobs) != nil || !contains(jobs, "cairn") {
+		t.Errorf("/api/v1/label/job/values: %+v", r)
+	}
+	var series []map[string]string
+	if r := getPromAPI(t, base, "/api/v1/series?match[]="+url.QueryEscape(`up{job="cairn"}`)); r.Status != "success" || json.Unmarshal(r.Data, &series) != nil || len(series) != 1 || series[0]["__name__"] != "up" {
+		t.Errorf("/api/v1/series: %+v", r)
+	}
+	var meta map[string][]struct{ Type, Help string }
+	if r := getPromAPI(t, base, "/api/v1/metadata?metric=cairn_journal_appended_events_total"); r.Status != "success" || json.Unmarshal(r.Data, &meta) != nil || len(meta["cairn_journal_appended_events_total"]) != 1 || meta["cairn_journal_appended_events_total"][0].Type != "counter" {
+		t.Errorf("/api/v1/metadata: %+v", r)
+	}
+	var rng struct {
+		ResultType string `json:"resultType"`
+		Result     []struct {
+			Values [][2]any `json:"values"`
+		} `json:"result"`
+	}
+	r := getPromAPI(t, base, fmt.Sprintf("/api/v1/query_range?query=%s&start=%d&end=%d&step=1", url.QueryEscape(`up{job="cairn"}`), end.Add(-time.Minute).Unix(), end.Unix()+1))
+	if r.Status != "success" || json.Unmarshal(r.Data, &rng) != nil || rng.ResultType != "matrix" || len(rng.Result) != 1 || len(rng.Result[0].Values) == 0 {
+		t.Errorf("/api/v1/query_range: %+v", r)
+	}
+	if r := getPromAPI(t, base, "/api/v1/query?query="+url.QueryEscape("sum(")); r.Status != "error" || r.ErrorType != "bad_data" {
+		t.Errorf("a bad query over the API: %+v, want status error, errorType bad_data", r)
+	}
+
+	// The verbs.
+	rows := parseNDJSON[struct {
+		Metric map[string]string `json:"metric"`
+		Value  float64           `json:"value"`
+	}](t, cliOK(t, d, "-o", "json", "metrics", "query", `up{job="cairn"}`))
+	if len(rows) != 1 || rows[0].Value != 1 || rows[0].Metric["job"] != "cairn" {
+		t.Errorf("metrics query: %+v", rows)
+	}
+	rrows := parseNDJSON[struct {
+		Metric map[string]string `json:"metric"`
+		Spark  string            `json:"spark"`
+		Values [][2]float64      `json:"values"`
+	}](t, cliOK(t, d, "-o", "json", "metrics", "range", `up{job="cairn"}`, "since=1m", "step=1s"))
+	if len(rrows) != 1 || len(rrows[0].Values) == 0 || rrows[0].Spark == "" {
+		t.Errorf("metrics range: %+v", rrows)
+	}
+	srows := cliOK(t, d, "-o", "json", "metrics", "series", `match={__name__="up"}`)
+	if !strings.Contains(srows, `"job":"cairn"`) {
+		t.Errorf("metrics series: %s", srows)
+	}
+	_, errOut, code := cli(t, d, "metrics", "query", "sum(rate(up[1m])")
+	if code != 2 || !strings.Contains(errOut, "1:") || !strings.Contains(errOut, "PromQL") {
+		t.Errorf("metrics query with a syntax error: exit %d, stderr %q; want exit 2 and its position", code, errOut)
+	}
+}
+
+// TestMetricsMaxSamples: a query loading more samples than
+// --query-max-samples is refused, naming the limit, and the daemon keeps
+// answering.
+func TestMetricsMaxSamples(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, withFlags("--metrics-interval", "200ms", "--query-max-samples", "10"))
+	base := "http://" + d.Status.HTTP
+	waitFor(t, `up{job="cairn"}`, 30*time.Second, func() bool { return instantValue(t, base, `up{job="cairn"}`) == "1" })
+	_, errOut, code := cli(t, d, "metrics", "query", `{job="cairn"}`)
+	if code != 1 || !strings.Contains(errOut, "query.max-samples") || !strings.Contains(errOut, "10 samples") {
+		t.Errorf("a query over the limit: exit %d, stderr %q", code, errOut)
+	}
+	if r := getPromAPI(t, base, "/api/v1/query?query="+url.QueryEscape(`{job="cairn"}`)); r.Status != "error" || !strings.Contains(r.Error, "query.max-samples") {
+		t.Errorf("over the API: %+v", r)
+	}
+	cliOK(t, d, "metrics", "query", `up{job="cairn"}`)
+}
+
+// TestMetricsScrapedByPrometheus: the real Prometheus, started on a
+// loopback port, scrapes cairn's /metrics and stores cairn's series.
+func TestMetricsScrapedByPrometheus(t *testing.T) {
+	t.Parallel()
+	prom := promTool(t, "prometheus")
+	d := startDaemon(t)
+	dir := t.TempDir()
+	cfg := fmt.Sprintf("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: cairn\n    static_configs:\n      - targets: [%q]\n", d.Status.HTTP)
+	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeLoopbackPort(t)
+	var log bytes.Buffer
+	cmd := exec.Command(prom, "--config.file", filepath.Join(dir, "prometheus.yml"), "--storage.tsdb.path", filepath.Join(dir, "tsdb"), "--web.listen-address", addr)
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("prometheus log:\n%s", log.String())
+		}
+	})
+	pbase := "http://" + addr
+	waitFor(t, "Prometheus to answer", 60*time.Second, func() bool {
+		c, _, err := tryGet(pbase + "/-/ready")
+		return err == nil && c == 200
+	})
+	waitFor(t, "Prometheus to scrape cairn", 60*time.Second, func() bool {
+		return instantValue(t, pbase, `up{job="cairn"}`) == "1" && instantValue(t, pbase, `cairn_journal_appended_events_total{stream="audit"}`) != ""
+	})
+	if v := instantValue(t, pbase, `scrape_samples_scraped{job="cairn"}`); v == "" || v == "0" {
+		t.Errorf("Prometheus scraped %q samples from cairn", v)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// freeLoopbackPort returns 127.0.0.1:PORT, a port free a moment ago, for
+// a peer that cannot report the port it bound (Prometheus).
+func freeLoopbackPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// tryGet fetches url, returning an error rather than failing the test (a
+// peer still starting).
+func tryGet(url string) (int, []byte, error) {
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
