@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -266,4 +267,34 @@ func tryGet(url string) (int, []byte, error) {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, b, err
+}
+
+// TestMetricsContainers: a container that burns CPU shows in cAdvisor's
+// container_cpu_usage_seconds_total under its name, in the TSDB and on
+// /metrics; the host shows under node_exporter's names.
+func TestMetricsContainers(t *testing.T) {
+	t.Parallel()
+	requireRuntime(t)
+	d, _ := runtimeDaemon(t, withFlags("--metrics-interval", "200ms"))
+	base := "http://" + d.Status.HTTP
+	importBusybox(t, d, nil)
+	cliOK(t, d, "run", "busybox", "name=burn", "detach", "network=none", "--", "sh", "-c", "while :; do :; done")
+
+	waitFor(t, "the container's CPU to rise in the TSDB", 60*time.Second, func() bool {
+		v := instantValue(t, base, `rate(container_cpu_usage_seconds_total{name="burn",image="busybox"}[2s])`)
+		f, err := strconv.ParseFloat(v, 64)
+		return err == nil && f > 0.3
+	})
+	_, body := httpGet(t, base+"/metrics")
+	for _, want := range []string{`container_cpu_usage_seconds_total{id="/cairn/`, `container_memory_working_set_bytes{`, `name="burn"`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	for _, expr := range []string{`node_cpu_seconds_total{mode="idle"}`, `node_memory_MemTotal_bytes`, `node_load1`, `node_filesystem_size_bytes{mountpoint="/"}`, `node_network_receive_bytes_total{device="lo"}`} {
+		if instantValue(t, base, expr) == "" {
+			t.Errorf("no %s in the TSDB", expr)
+		}
+	}
+	cliOK(t, d, "rm", "burn", "force")
 }

@@ -37,12 +37,12 @@ func requireRuntime(t *testing.T, tools ...string) {
 
 // runtimeDaemon starts a daemon with its own bridge and subnet, so tests
 // running at once do not share them, and removes the bridge afterwards.
-func runtimeDaemon(t *testing.T) (*daemonProc, string) {
+func runtimeDaemon(t *testing.T, opts ...daemonOpt) (*daemonProc, string) {
 	t.Helper()
 	n := rand.IntN(200) + 20
 	bridge := fmt.Sprintf("cairnt%d", n)
 	subnet := fmt.Sprintf("10.89.%d.0/24", n)
-	d := startDaemon(t, withFlags("--runtime-bridge", bridge, "--runtime-subnet", subnet))
+	d := startDaemon(t, append(opts, withFlags("--runtime-bridge", bridge, "--runtime-subnet", subnet))...)
 	// Cleanups run last first: this one while the daemon still runs. A
 	// test that failed half way leaves containers, which outlive daemons
 	// by design: remove them through the daemon, then make sure with runc.

@@ -104,6 +104,12 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 	if h.Journal != nil {
 		m.registry.MustRegister(newJournalCollector(h.Journal))
 	}
+	if hc, err := newHostCollector(); err != nil {
+		m.log.Warn("no host metrics: /proc cannot be read", "err", err)
+	} else {
+		m.registry.MustRegister(hc)
+	}
+	m.registry.MustRegister(newContainerCollector(h.Services))
 	dir := filepath.Join(h.DataDir, "metrics")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("metrics: %w", err)
