@@ -298,3 +298,76 @@ func TestMetricsContainers(t *testing.T) {
 	}
 	cliOK(t, d, "rm", "burn", "force")
 }
+
+// TestMetricsDogStatsD: DogStatsD packets over UDP (counters with a sample
+// rate, gauges, histograms, timers, sets, tags) become series with the
+// right values; an event and a service check become journal events.
+func TestMetricsDogStatsD(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, withFlags("--metrics-interval", "200ms", "--statsd", "127.0.0.1:0"))
+	base := "http://" + d.Status.HTTP
+	st := parseNDJSON[struct {
+		Statsd string `json:"statsd"`
+	}](t, cliOK(t, d, "-o", "json", "metrics", "status"))
+	if len(st) != 1 || !strings.HasPrefix(st[0].Statsd, "127.0.0.1:") {
+		t.Fatalf("metrics status: %+v", st)
+	}
+	conn, err := net.Dial("udp", st[0].Statsd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	send := func(s string) {
+		if _, err := conn.Write([]byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("shop.orders:1|c|@0.5|#env:prod,region:eu\nshop.orders:1|c|@0.5|#env:prod,region:eu")
+	send("shop.temp:20|g|#room:a")
+	send("shop.temp:+5|g|#room:a")
+	send("shop.basket:10:30|h|#env:prod")
+	send("shop.basket:20|h|#env:prod")
+	send("shop.db:250|ms")
+	send("shop.users:alice|s\nshop.users:bob|s\nshop.users:alice|s")
+	send("_e{12,9}:deploy start|version 2|t:warning|#svc:shop")
+	send("_sc|shop.db|2|#env:prod|m:connection refused")
+	send("this is not dogstatsd")
+	// The last packet is a sentinel: once it shows, the ones before it
+	// (same socket, in order on loopback) were handled.
+	send("shop.sentinel:1|g")
+
+	waitFor(t, "the DogStatsD series", 30*time.Second, func() bool {
+		return instantValue(t, base, `shop_sentinel`) == "1"
+	})
+	waitFor(t, "a collection after the sentinel", 30*time.Second, func() bool {
+		return instantValue(t, base, `shop_users`) == "2"
+	})
+	for expr, want := range map[string]string{
+		`shop_orders_total{env="prod",region="eu"}`:              "4",
+		`shop_temp{room="a"}`:                                    "25",
+		`shop_basket_count{env="prod"}`:                          "3",
+		`shop_basket_sum{env="prod"}`:                            "60",
+		`shop_db_sum`:                                            "0.25",
+		`cairn_statsd_dropped_total{reason="parse"}`:             "1",
+		`sum(cairn_statsd_messages_total{type="service_check"})`: "1",
+	} {
+		if got := instantValue(t, base, expr); got != want {
+			t.Errorf("%s = %q, want %s", expr, got, want)
+		}
+	}
+	var evs []httpEvent
+	waitFor(t, "the DogStatsD event and service check in the journal", 30*time.Second, func() bool {
+		evs = parseNDJSON[httpEvent](t, cliOK(t, d, "-o", "json", "events", "stream=capture", "kind=statsd.*"))
+		return len(evs) == 2
+	})
+	byKind := map[string]httpEvent{}
+	for _, e := range evs {
+		byKind[e.Kind] = e
+	}
+	if e := byKind["statsd.event"]; e.Subject != "deploy start" || e.Data["text"] != "version 2" || e.Data["alert_type"] != "warning" || e.Actor.Via != "statsd" {
+		t.Errorf("statsd.event: %+v", e)
+	}
+	if e := byKind["statsd.service_check"]; e.Subject != "shop.db" || e.Data["status_name"] != "critical" || e.Data["message"] != "connection refused" {
+		t.Errorf("statsd.service_check: %+v", e)
+	}
+}

@@ -36,7 +36,11 @@ func FamilySamples(mfs []*dto.MetricFamily, extra map[string]string) []Sample {
 		b.Reset()
 		b.Add(model.MetricNameLabel, name)
 		for _, lp := range m.GetLabel() {
-			b.Add(lp.GetName(), lp.GetValue())
+			// An empty label is no label, as a scrape stores it (a
+			// DogStatsD series without a tag its family has elsewhere).
+			if lp.GetValue() != "" {
+				b.Add(lp.GetName(), lp.GetValue())
+			}
 		}
 		for k, v := range extra {
 			b.Add(k, v)

@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -48,6 +49,8 @@ type module struct {
 	retention      time.Duration
 	retentionBytes int64
 	maxSamples     int
+	statsdAddr     string
+	statsdSeries   int
 
 	log      *slog.Logger
 	node     string
@@ -60,6 +63,8 @@ type module struct {
 	targets  *targetSet
 	meta     *metadataStore
 	rules    *rules.Manager
+	statsd   *statsdAgg
+	statsdLn net.PacketConn
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -81,9 +86,27 @@ func (m *module) Flags(fs *flag.FlagSet) {
 	fs.DurationVar(&m.retention, "metrics-retention", 15*24*time.Hour, "how long the metrics TSDB keeps samples (Prometheus's storage.tsdb.retention.time)")
 	fs.Int64Var(&m.retentionBytes, "metrics-retention-bytes", 0, "how many bytes of blocks the metrics TSDB keeps (storage.tsdb.retention.size; 0: no bound)")
 	fs.IntVar(&m.maxSamples, "query-max-samples", 50_000_000, "the most samples a PromQL query may load into memory (Prometheus's query.max-samples)")
+	fs.StringVar(&m.statsdAddr, "statsd", defaultStatsd(), "DogStatsD UDP listen address (env CAIRN_STATSD), or off")
+	fs.IntVar(&m.statsdSeries, "statsd-max-series", 10000, "the most DogStatsD series kept; messages for more are dropped and counted")
 }
 
 func (m *module) Engines() map[string][]journal.Engine { return nil }
+
+// defaultStatsd is $CAIRN_STATSD, else DogStatsD's 127.0.0.1:8125.
+func defaultStatsd() string {
+	if a := os.Getenv("CAIRN_STATSD"); a != "" {
+		return a
+	}
+	return "127.0.0.1:8125"
+}
+
+// KindPrefixes are the kinds only this engine writes.
+func (m *module) KindPrefixes() []string { return []string{"statsd.", "alert."} }
+
+// Kinds are the kinds the engine writes (docs/events.md).
+func (m *module) Kinds() []string {
+	return []string{KindStatsdEvent, KindStatsdServiceCheck}
+}
 
 func (m *module) Start(ctx context.Context, h engines.Host) error {
 	if h.Logger != nil {
@@ -110,6 +133,9 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 		m.registry.MustRegister(hc)
 	}
 	m.registry.MustRegister(newContainerCollector(h.Services))
+	m.statsd = newStatsdAgg(m.statsdSeries)
+	m.registry.MustRegister(m.statsd)
+	m.registry.MustRegister(m.statsd.counters()...)
 	dir := filepath.Join(h.DataDir, "metrics")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("metrics: %w", err)
@@ -134,8 +160,32 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 	})
 	runCtx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
+	if m.statsdAddr != "off" {
+		ln, err := listenStatsd(m.statsdAddr)
+		if err != nil {
+			cancel()
+			st.Close()
+			return err
+		}
+		m.statsdLn = ln
+		events := make(chan *journal.Body, 4096)
+		srv := &statsdServer{conn: ln, agg: m.statsd, events: events, node: m.node, log: m.log}
+		m.wg.Go(srv.serve)
+		if h.Journal != nil {
+			capture := h.Journal.Stream(journal.Capture)
+			m.wg.Go(func() { appendEvents(runCtx, capture, events, m.log) })
+		}
+	}
 	m.wg.Go(func() { m.collectLoop(runCtx) })
 	return nil
+}
+
+// statsdBound is the DogStatsD listener's bound address, or "off".
+func (m *module) statsdBound() string {
+	if m.statsdLn == nil {
+		return "off"
+	}
+	return m.statsdLn.LocalAddr().String()
 }
 
 // newTargetSet makes the internal target: what /api/v1/targets shows for
@@ -151,6 +201,9 @@ func (m *module) newTargetSet() *targetSet {
 func (m *module) Stop() error {
 	if m.cancel != nil {
 		m.cancel()
+	}
+	if m.statsdLn != nil {
+		m.statsdLn.Close()
 	}
 	m.wg.Wait()
 	if m.rules != nil {
@@ -206,6 +259,7 @@ func (m *module) collectLoop(ctx context.Context) {
 // up and scrape_duration_seconds as Prometheus records them for a target.
 func (m *module) collectOnce(ctx context.Context, now time.Time) {
 	t0 := time.Now()
+	m.statsd.Flush()
 	mfs, err := m.registry.Gather()
 	if err != nil {
 		// A collector that failed still leaves the others' families.

@@ -59,7 +59,39 @@ func (m *module) Verbs() []engines.Verb {
 				{Name: "limit", Kind: dsl.Int, Help: "at most N rows"},
 			},
 		}, Run: m.runSeries},
+		{Spec: dsl.Spec{
+			Verb:    "metrics status",
+			Access:  dsl.AccessRead,
+			Summary: "the metrics engine: its TSDB, listeners and collection",
+			Help:    "metrics status answers one row: the TSDB's directory, head series and time range, retention, the\ncollection interval, the DogStatsD listener's bound address, and the query limits.",
+		}, Run: m.runStatus},
 	}
+}
+
+// StatusRow is what metrics status answers.
+type StatusRow struct {
+	TSDB           string    `json:"tsdb"`
+	HeadSeries     uint64    `json:"head_series"`
+	MinTime        time.Time `json:"min_time"`
+	MaxTime        time.Time `json:"max_time"`
+	Retention      string    `json:"retention"`
+	RetentionBytes int64     `json:"retention_bytes"`
+	Interval       string    `json:"interval"`
+	Statsd         string    `json:"statsd"`
+	MaxSamples     int       `json:"query_max_samples"`
+}
+
+func (m *module) runStatus(ctx context.Context, r engines.Request) error {
+	head := m.store.DB.Head()
+	row := StatusRow{
+		TSDB: m.store.opts.Dir, HeadSeries: head.NumSeries(),
+		Retention: m.retention.String(), RetentionBytes: m.retentionBytes,
+		Interval: m.interval.String(), Statsd: m.statsdBound(), MaxSamples: m.maxSamples,
+	}
+	if head.NumSeries() > 0 {
+		row.MinTime, row.MaxTime = time.UnixMilli(head.MinTime()), time.UnixMilli(head.MaxTime())
+	}
+	return r.Row(row)
 }
 
 // parseExpr parses the PROMQL argument, an error pointing at the place of
