@@ -33,8 +33,8 @@ type StatsdTag struct{ Key, Value string }
 // StatsdEvent is an _e message.
 type StatsdEvent struct {
 	Title, Text, Host, Priority, AlertType, AggregationKey, SourceType string
-	Timestamp                                                        int64
-	Tags                                                             []StatsdTag
+	Timestamp                                                          int64
+	Tags                                                               []StatsdTag
 }
 
 // StatsdServiceCheck is an _sc message. Status is 0 OK, 1 WARNING,
