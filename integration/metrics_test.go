@@ -7,12 +7,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -369,5 +371,246 @@ func TestMetricsDogStatsD(t *testing.T) {
 	}
 	if e := byKind["statsd.service_check"]; e.Subject != "shop.db" || e.Data["status_name"] != "critical" || e.Data["message"] != "connection refused" {
 		t.Errorf("statsd.service_check: %+v", e)
+	}
+}
+
+// webhookReceiver records the Alertmanager-shaped messages posted to it.
+type webhookReceiver struct {
+	mu   sync.Mutex
+	msgs []amMessage
+	got  chan struct{}
+}
+
+// amMessage is Alertmanager's webhook payload, as a receiver decodes it.
+type amMessage struct {
+	Version     string            `json:"version"`
+	GroupKey    string            `json:"groupKey"`
+	Status      string            `json:"status"`
+	Receiver    string            `json:"receiver"`
+	GroupLabels map[string]string `json:"groupLabels"`
+	Alerts      []struct {
+		Status      string            `json:"status"`
+		Labels      map[string]string `json:"labels"`
+		Annotations map[string]string `json:"annotations"`
+		StartsAt    time.Time         `json:"startsAt"`
+		EndsAt      time.Time         `json:"endsAt"`
+		Fingerprint string            `json:"fingerprint"`
+	} `json:"alerts"`
+}
+
+func newWebhookReceiver(t *testing.T) (*webhookReceiver, string) {
+	t.Helper()
+	wr := &webhookReceiver{got: make(chan struct{}, 100)}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m amMessage
+		if err := json.NewDecoder(r.Body).Decode(&m); err != nil || r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/json" {
+			http.Error(w, "not an Alertmanager webhook", 400)
+			return
+		}
+		wr.mu.Lock()
+		wr.msgs = append(wr.msgs, m)
+		wr.mu.Unlock()
+		wr.got <- struct{}{}
+	}))
+	t.Cleanup(srv.Close)
+	return wr, srv.URL + "/hook"
+}
+
+// waitStatus waits for a message of status for alertname.
+func (wr *webhookReceiver) waitStatus(t *testing.T, alertname, status string) amMessage {
+	t.Helper()
+	deadline := time.After(90 * time.Second)
+	for {
+		wr.mu.Lock()
+		for _, m := range wr.msgs {
+			if m.Status == status && m.GroupLabels["alertname"] == alertname {
+				wr.mu.Unlock()
+				return m
+			}
+		}
+		wr.mu.Unlock()
+		select {
+		case <-wr.got:
+		case <-deadline:
+			t.Fatalf("no %s webhook for %s", status, alertname)
+		}
+	}
+}
+
+// alertEvents lists the alert transitions of name in the journal.
+func alertEvents(t *testing.T, d *daemonProc, name string) []httpEvent {
+	t.Helper()
+	var out []httpEvent
+	for _, e := range parseNDJSON[httpEvent](t, cliOK(t, d, "-o", "json", "events", "kind=alert.*")) {
+		if e.Subject == name && (e.Kind == "alert.pending" || e.Kind == "alert.firing" || e.Kind == "alert.resolved") {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func kindsOf(evs []httpEvent) string {
+	var ks []string
+	for _, e := range evs {
+		ks = append(ks, strings.TrimPrefix(e.Kind, "alert."))
+	}
+	return strings.Join(ks, ",")
+}
+
+// TestMetricsAlertContainer: an alert on a container's CPU goes pending →
+// firing while the container burns CPU and resolved once it is removed,
+// each transition an audit event; the webhook receiver gets
+// Alertmanager-shaped JSON for firing and resolved.
+func TestMetricsAlertContainer(t *testing.T) {
+	t.Parallel()
+	requireRuntime(t)
+	wr, hook := newWebhookReceiver(t)
+	d, _ := runtimeDaemon(t, withFlags("--metrics-interval", "300ms", "--alert-webhook", hook))
+	importBusybox(t, d, nil)
+	cliOK(t, d, "run", "busybox", "name=hot", "detach", "network=none", "--", "sh", "-c", "while :; do :; done")
+	cliOK(t, d, "alert", "add", "HotContainer", `expr=rate(container_cpu_usage_seconds_total{name="hot"}[2s]) > 0.2`, "for=2s", "labels.severity=page", "annotations.summary={{ $labels.name }} burns CPU")
+
+	fired := wr.waitStatus(t, "HotContainer", "firing")
+	if fired.Version != "4" || fired.Receiver == "" || len(fired.Alerts) != 1 || fired.Alerts[0].Labels["name"] != "hot" || fired.Alerts[0].Labels["severity"] != "page" || fired.Alerts[0].Annotations["summary"] != "hot burns CPU" || fired.Alerts[0].StartsAt.IsZero() || fired.Alerts[0].Fingerprint == "" {
+		t.Errorf("firing webhook: %+v", fired)
+	}
+	rows := cliOK(t, d, "-o", "json", "alerts")
+	if !strings.Contains(rows, `"name":"HotContainer"`) || !strings.Contains(rows, `"state":"firing"`) {
+		t.Errorf("alerts: %s", rows)
+	}
+	cliOK(t, d, "rm", "hot", "force")
+	resolved := wr.waitStatus(t, "HotContainer", "resolved")
+	if len(resolved.Alerts) != 1 || resolved.Alerts[0].Status != "resolved" || resolved.Alerts[0].EndsAt.IsZero() {
+		t.Errorf("resolved webhook: %+v", resolved)
+	}
+	var evs []httpEvent
+	waitFor(t, "alert.resolved in the journal", 30*time.Second, func() bool {
+		evs = alertEvents(t, d, "HotContainer")
+		return strings.HasSuffix(kindsOf(evs), "resolved")
+	})
+	if kindsOf(evs) != "pending,firing,resolved" {
+		t.Fatalf("transitions %s, want pending,firing,resolved", kindsOf(evs))
+	}
+	for _, e := range evs {
+		if e.Data["expr"] == "" || e.Actor.Via != "system" || e.Data["labels"].(map[string]any)["name"] != "hot" {
+			t.Errorf("%s: %+v", e.Kind, e)
+		}
+	}
+	if v, _ := evs[1].Data["value"].(float64); v <= 0.2 {
+		t.Errorf("alert.firing value %v, want the CPU rate above 0.2", evs[1].Data["value"])
+	}
+}
+
+// TestMetricsAlertRules: a Prometheus rule file with a recording and an
+// alerting rule loads (bad ones are refused as promtool would), the
+// recording rule's series is stored, the alert fires, a silence stops
+// its webhook but not its journal, and the definitions survive a restart.
+func TestMetricsAlertRules(t *testing.T) {
+	t.Parallel()
+	wr, hook := newWebhookReceiver(t)
+	d := startDaemon(t, withFlags("--metrics-interval", "200ms", "--alert-webhook", hook))
+	base := "http://" + d.Status.HTTP
+	dir := t.TempDir()
+	good := filepath.Join(dir, "cairn.rules.yml")
+	if err := os.WriteFile(good, []byte(`groups:
+  - name: cairn
+    rules:
+      - record: job:up:sum
+        expr: sum by (job) (up)
+      - alert: CairnUp
+        expr: up{job="cairn"} == 1
+        labels:
+          team: ops
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(dir, "bad.yml")
+	if err := os.WriteFile(bad, []byte("groups:\n  - name: x\n    rules:\n      - alert: Broken\n        expr: sum(up\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := cli(t, d, "alert", "rules", "load", bad); code != 2 || !strings.Contains(errOut, "Broken") {
+		t.Errorf("a bad rule file: exit %d, %s", code, errOut)
+	}
+	out := cliOK(t, d, "-o", "json", "alert", "rules", "load", good)
+	if !strings.Contains(out, `"alerting":1`) || !strings.Contains(out, `"recording":1`) {
+		t.Errorf("alert rules load: %s", out)
+	}
+	waitFor(t, "the recording rule's series", 30*time.Second, func() bool {
+		return instantValue(t, base, `job:up:sum{job="cairn"}`) == "1"
+	})
+	wr.waitStatus(t, "CairnUp", "firing")
+	if r := getPromAPI(t, base, "/api/v1/rules"); r.Status != "success" || !strings.Contains(string(r.Data), `"CairnUp"`) {
+		t.Errorf("/api/v1/rules: %+v", r)
+	}
+	if r := getPromAPI(t, base, "/api/v1/alerts"); r.Status != "success" || !strings.Contains(string(r.Data), `"firing"`) {
+		t.Errorf("/api/v1/alerts: %+v", r)
+	}
+	cliOK(t, d, "alert", "silence", "CairnUp", "for=1h")
+	if _, _, code := cli(t, d, "alert", "silence", "Nope", "for=1h"); code != 1 {
+		t.Errorf("silence of an unknown alert: exit %d", code)
+	}
+	// A daemon killed mid-write: the TSDB recovers from its WAL (the
+	// samples before the kill are there), and the rules start again from
+	// the journal, the alert firing anew (its transition journaled) but
+	// silenced, so no webhook.
+	wr.mu.Lock()
+	before := len(wr.msgs)
+	wr.mu.Unlock()
+	killedAt := time.Now()
+	d.Kill()
+	d.Restart()
+	base = "http://" + d.Status.HTTP
+	r := getPromAPI(t, base, fmt.Sprintf("/api/v1/query?query=%s&time=%.3f", url.QueryEscape(`count_over_time(job:up:sum{job="cairn"}[1m])`), float64(killedAt.UnixMilli())/1000))
+	var v promVector
+	if r.Status != "success" || json.Unmarshal(r.Data, &v) != nil || len(v.Result) != 1 {
+		t.Errorf("samples from before the SIGKILL: %+v", r)
+	}
+	waitFor(t, "CairnUp to fire again after the restart", 60*time.Second, func() bool {
+		evs := alertEvents(t, d, "CairnUp")
+		return len(evs) > 0 && evs[len(evs)-1].Data["silenced_until"] != nil && evs[len(evs)-1].Kind == "alert.firing"
+	})
+	wr.mu.Lock()
+	after := len(wr.msgs)
+	wr.mu.Unlock()
+	if after != before {
+		t.Errorf("a silenced alert sent %d webhooks", after-before)
+	}
+	cliOK(t, d, "alert", "rm", "cairn.rules")
+	waitFor(t, "CairnUp resolved once its rules are removed", 30*time.Second, func() bool {
+		return strings.HasSuffix(kindsOf(alertEvents(t, d, "CairnUp")), "resolved")
+	})
+}
+
+// TestMetricsEventMonitor: an event monitor fires on the 4th
+// deploy.resurrect within 10 minutes (emitted events), not before.
+func TestMetricsEventMonitor(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, withFlags("--metrics-interval", "200ms"))
+	cliOK(t, d, "alert", "add", "Resurrections", "events", "count>3", "where", `kind == "deploy.resurrect"`, "within=10m", "labels.severity=warn")
+	if _, errOut, code := cli(t, d, "alert", "add", "X", "events", "count>3", "where", `knd == "x"`); code != 2 || !strings.Contains(errOut, "kind") {
+		t.Errorf("a bad CEL filter: exit %d, %s", code, errOut)
+	}
+	for i := range 3 {
+		cliOK(t, d, "emit", "deploy.resurrect", fmt.Sprintf("web/%d", i))
+	}
+	cliOK(t, d, "emit", "deploy.other", "web/0")
+	// At 3 in the window, nothing fired.
+	waitFor(t, "the monitor to count 3", 30*time.Second, func() bool {
+		return strings.Contains(cliOK(t, d, "-o", "json", "alerts"), `"count":3`)
+	})
+	if evs := alertEvents(t, d, "Resurrections"); len(evs) != 0 {
+		t.Fatalf("fired at 3: %s", kindsOf(evs))
+	}
+	cliOK(t, d, "emit", "deploy.resurrect", "web/3")
+	var evs []httpEvent
+	waitFor(t, "the monitor to fire at 4", 30*time.Second, func() bool {
+		evs = alertEvents(t, d, "Resurrections")
+		return len(evs) > 0
+	})
+	if kindsOf(evs) != "firing" || evs[0].Data["value"] != float64(4) || evs[0].Data["labels"].(map[string]any)["severity"] != "warn" {
+		t.Errorf("event monitor: %+v", evs)
+	}
+	if !strings.Contains(cliOK(t, d, "-o", "json", "alerts"), `"state":"firing"`) {
+		t.Errorf("alerts does not show it firing")
 	}
 }

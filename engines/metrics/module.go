@@ -50,10 +50,13 @@ type module struct {
 	retentionBytes int64
 	maxSamples     int
 	statsdAddr     string
+	webhook        string
 	statsdSeries   int
 
 	log      *slog.Logger
 	node     string
+	dataDir  string
+	journal  *journal.Journal
 	services *engines.Services
 	audit    *journal.Stream
 	started  time.Time
@@ -64,7 +67,13 @@ type module struct {
 	meta     *metadataStore
 	rules    *rules.Manager
 	statsd   *statsdAgg
-	statsdLn net.PacketConn
+	alerts   *alertState
+	reloadMu sync.Mutex
+	recordMu sync.Mutex
+	// httpClient posts webhooks.
+	httpClient *http.Client
+	runCtx     context.Context
+	statsdLn   net.PacketConn
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -87,6 +96,7 @@ func (m *module) Flags(fs *flag.FlagSet) {
 	fs.Int64Var(&m.retentionBytes, "metrics-retention-bytes", 0, "how many bytes of blocks the metrics TSDB keeps (storage.tsdb.retention.size; 0: no bound)")
 	fs.IntVar(&m.maxSamples, "query-max-samples", 50_000_000, "the most samples a PromQL query may load into memory (Prometheus's query.max-samples)")
 	fs.StringVar(&m.statsdAddr, "statsd", defaultStatsd(), "DogStatsD UDP listen address (env CAIRN_STATSD), or off")
+	fs.StringVar(&m.webhook, "alert-webhook", "", "post firing and resolved alerts to `URL` in Alertmanager's webhook JSON")
 	fs.IntVar(&m.statsdSeries, "statsd-max-series", 10000, "the most DogStatsD series kept; messages for more are dropped and counted")
 }
 
@@ -105,7 +115,7 @@ func (m *module) KindPrefixes() []string { return []string{"statsd.", "alert."} 
 
 // Kinds are the kinds the engine writes (docs/events.md).
 func (m *module) Kinds() []string {
-	return []string{KindStatsdEvent, KindStatsdServiceCheck}
+	return []string{KindStatsdEvent, KindStatsdServiceCheck, KindAlertAdd, KindAlertRm, KindAlertRules, KindAlertSilence, KindAlertPending, KindAlertFiring, KindAlertResolved}
 }
 
 func (m *module) Start(ctx context.Context, h engines.Host) error {
@@ -115,9 +125,14 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 	if m.interval <= 0 {
 		return fmt.Errorf("--metrics-interval %v: must be positive", m.interval)
 	}
-	m.node, m.services, m.started = h.Node, h.Services, time.Now()
+	m.node, m.services, m.started, m.dataDir, m.journal = h.Node, h.Services, time.Now(), h.DataDir, h.Journal
+	m.httpClient = &http.Client{Timeout: 10 * time.Second}
+	m.alerts = newAlertState()
 	if h.Journal != nil {
 		m.audit = h.Journal.Stream(journal.Audit)
+		if err := m.alerts.load(m.audit); err != nil {
+			return fmt.Errorf("metrics: read the alert definitions: %w", err)
+		}
 	}
 	m.registry = prometheus.NewRegistry()
 	m.registry.MustRegister(
@@ -149,17 +164,21 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 	}
 	m.store = st
 	m.targets = m.newTargetSet()
-	m.rules = rules.NewManager(&rules.ManagerOptions{
-		QueryFunc:  rules.EngineQueryFunc(st.Engine, st.DB),
-		NotifyFunc: func(context.Context, string, ...*rules.Alert) {},
-		Context:    context.Background(),
-		Queryable:  st.DB,
-		Logger:     m.log.With("component", "rules"),
-		Registerer: m.registry,
-		Parser:     st.Parser,
-	})
 	runCtx, cancel := context.WithCancel(context.Background())
-	m.cancel = cancel
+	m.cancel, m.runCtx = cancel, runCtx
+	m.rules = rules.NewManager(&rules.ManagerOptions{
+		QueryFunc: rules.EngineQueryFunc(st.Engine, st.DB),
+		// Notifications are sent on the transitions this engine
+		// journals (evalIteration), not by the manager.
+		NotifyFunc:   func(context.Context, string, ...*rules.Alert) {},
+		Context:      runCtx,
+		AppendableV2: st.DB,
+		Queryable:    st.DB,
+		Logger:       m.log.With("component", "rules"),
+		Registerer:   m.registry,
+		Parser:       st.Parser,
+	})
+	m.wg.Go(m.rules.Run)
 	if m.statsdAddr != "off" {
 		ln, err := listenStatsd(m.statsdAddr)
 		if err != nil {
@@ -177,6 +196,9 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 		}
 	}
 	m.wg.Go(func() { m.collectLoop(runCtx) })
+	if err := m.reloadAlerts(); err != nil {
+		m.log.Warn("alert rules", "err", err)
+	}
 	return nil
 }
 
@@ -205,10 +227,10 @@ func (m *module) Stop() error {
 	if m.statsdLn != nil {
 		m.statsdLn.Close()
 	}
-	m.wg.Wait()
 	if m.rules != nil {
 		m.rules.Stop()
 	}
+	m.wg.Wait()
 	if m.store != nil {
 		return m.store.Close()
 	}

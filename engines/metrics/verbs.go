@@ -21,6 +21,10 @@ import (
 )
 
 func (m *module) Verbs() []engines.Verb {
+	return append(m.alertVerbs(), m.metricsVerbs()...)
+}
+
+func (m *module) metricsVerbs() []engines.Verb {
 	return []engines.Verb{
 		{Spec: dsl.Spec{
 			Verb:    "metrics query",
