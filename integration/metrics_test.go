@@ -614,3 +614,84 @@ func TestMetricsEventMonitor(t *testing.T) {
 		t.Errorf("alerts does not show it firing")
 	}
 }
+
+// TestMetricsScrape: targets added with metrics scrape add are scraped as
+// Prometheus does (up, scrape_duration_seconds, the target's series under
+// job=NAME); one that hangs hits its timeout, one answering 100 MB its
+// body limit, both up 0; the daemon keeps serving.
+func TestMetricsScrape(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/good":
+			w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+			fmt.Fprintf(w, "# HELP shop_requests_total Requests.\n# TYPE shop_requests_total counter\nshop_requests_total{path=\"/\"} 42\n")
+		case "/slow":
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		case "/huge":
+			w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+			line := []byte(strings.Repeat("x", 90) + "_total 1\n")
+			for i := 0; i < 100<<20/len(line); i++ {
+				if _, err := w.Write(line); err != nil {
+					return
+				}
+			}
+		}
+	}))
+	t.Cleanup(func() { close(release); srv.Close() })
+	d := startDaemon(t)
+	base := "http://" + d.Status.HTTP
+	cliOK(t, d, "metrics", "scrape", "add", "good", "url="+srv.URL+"/good", "interval=500ms")
+	cliOK(t, d, "metrics", "scrape", "add", "slow", "url="+srv.URL+"/slow", "interval=1s", "timeout=300ms")
+	cliOK(t, d, "metrics", "scrape", "add", "huge", "url="+srv.URL+"/huge", "interval=1s")
+	if _, errOut, code := cli(t, d, "metrics", "scrape", "add", "bad", "url=ftp://x/metrics"); code != 2 || !strings.Contains(errOut, "url=") {
+		t.Errorf("a bad url: exit %d %s", code, errOut)
+	}
+	if _, _, code := cli(t, d, "metrics", "scrape", "add", "x", "url="+srv.URL+"/good", "interval=1s", "timeout=2s"); code != 2 {
+		t.Errorf("timeout above interval: exit %d, want 2 (Prometheus refuses it)", code)
+	}
+
+	waitFor(t, "the good target scraped", 60*time.Second, func() bool {
+		return instantValue(t, base, `up{job="good"}`) == "1" && instantValue(t, base, `shop_requests_total{job="good",path="/"}`) == "42"
+	})
+	if instantValue(t, base, `scrape_duration_seconds{job="good"}`) == "" {
+		t.Error("no scrape_duration_seconds for the good target")
+	}
+	waitFor(t, "the slow and huge targets down", 60*time.Second, func() bool {
+		return instantValue(t, base, `up{job="slow"}`) == "0" && instantValue(t, base, `up{job="huge"}`) == "0"
+	})
+	rows := parseNDJSON[struct {
+		Name      string `json:"name"`
+		Health    string `json:"health"`
+		LastError string `json:"last_error"`
+		BodyLimit string `json:"body_limit"`
+	}](t, cliOK(t, d, "-o", "json", "metrics", "scrape", "list"))
+	byName := map[string]string{}
+	for _, r := range rows {
+		byName[r.Name] = r.Health + " " + r.LastError
+		if r.BodyLimit != "10MiB" {
+			t.Errorf("%s body limit %q, want the default 10MiB", r.Name, r.BodyLimit)
+		}
+	}
+	if !strings.HasPrefix(byName["good"], "up") || !strings.Contains(byName["slow"], "deadline") || !strings.Contains(byName["huge"], "body size limit") {
+		t.Errorf("metrics scrape list: %v", byName)
+	}
+	var targets struct {
+		ActiveTargets []struct {
+			ScrapePool string `json:"scrapePool"`
+			Health     string `json:"health"`
+		} `json:"activeTargets"`
+	}
+	if r := getPromAPI(t, base, "/api/v1/targets"); r.Status != "success" || json.Unmarshal(r.Data, &targets) != nil || len(targets.ActiveTargets) != 4 {
+		t.Errorf("/api/v1/targets: %+v", r)
+	}
+	cliOK(t, d, "metrics", "scrape", "rm", "huge")
+	if out := cliOK(t, d, "-o", "json", "metrics", "scrape", "list"); strings.Contains(out, `"huge"`) {
+		t.Errorf("after rm: %s", out)
+	}
+	cliOK(t, d, "status")
+}

@@ -147,31 +147,7 @@ func (s *alertState) fold(kind string, data map[string]any) {
 
 // load folds every definition event of the audit stream, in seq order.
 func (s *alertState) load(audit *journal.Stream) error {
-	type ev struct {
-		seq  int64
-		kind string
-		data map[string]any
-	}
-	var evs []ev
-	for _, k := range definitionKinds {
-		it := audit.Scan(journal.Query{Kind: k})
-		for it.Next() {
-			e, err := it.Raw().Decode()
-			if err != nil {
-				it.Close()
-				return err
-			}
-			evs = append(evs, ev{e.Seq, e.Kind, e.Data})
-		}
-		if err := it.Close(); err != nil {
-			return err
-		}
-	}
-	sort.Slice(evs, func(i, j int) bool { return evs[i].seq < evs[j].seq })
-	for _, e := range evs {
-		s.fold(e.kind, e.data)
-	}
-	return nil
+	return foldKinds(audit, definitionKinds, s.fold)
 }
 
 // writeRuleFiles writes the rule files of the definitions into dir,

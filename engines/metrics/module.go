@@ -68,6 +68,8 @@ type module struct {
 	rules    *rules.Manager
 	statsd   *statsdAgg
 	alerts   *alertState
+	scrapes  *scrapeTargets
+	scraper  *scraper
 	reloadMu sync.Mutex
 	recordMu sync.Mutex
 	// httpClient posts webhooks.
@@ -111,11 +113,11 @@ func defaultStatsd() string {
 }
 
 // KindPrefixes are the kinds only this engine writes.
-func (m *module) KindPrefixes() []string { return []string{"statsd.", "alert."} }
+func (m *module) KindPrefixes() []string { return []string{"statsd.", "alert.", "metrics."} }
 
 // Kinds are the kinds the engine writes (docs/events.md).
 func (m *module) Kinds() []string {
-	return []string{KindStatsdEvent, KindStatsdServiceCheck, KindAlertAdd, KindAlertRm, KindAlertRules, KindAlertSilence, KindAlertPending, KindAlertFiring, KindAlertResolved}
+	return []string{KindStatsdEvent, KindStatsdServiceCheck, KindScrapeAdd, KindScrapeRm, KindAlertAdd, KindAlertRm, KindAlertRules, KindAlertSilence, KindAlertPending, KindAlertFiring, KindAlertResolved}
 }
 
 func (m *module) Start(ctx context.Context, h engines.Host) error {
@@ -128,10 +130,14 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 	m.node, m.services, m.started, m.dataDir, m.journal = h.Node, h.Services, time.Now(), h.DataDir, h.Journal
 	m.httpClient = &http.Client{Timeout: 10 * time.Second}
 	m.alerts = newAlertState()
+	m.scrapes = &scrapeTargets{m: map[string]ScrapeTarget{}}
 	if h.Journal != nil {
 		m.audit = h.Journal.Stream(journal.Audit)
 		if err := m.alerts.load(m.audit); err != nil {
 			return fmt.Errorf("metrics: read the alert definitions: %w", err)
+		}
+		if err := foldKinds(m.audit, []string{KindScrapeAdd, KindScrapeRm}, m.scrapes.fold); err != nil {
+			return fmt.Errorf("metrics: read the scrape targets: %w", err)
 		}
 	}
 	m.registry = prometheus.NewRegistry()
@@ -196,6 +202,15 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 		}
 	}
 	m.wg.Go(func() { m.collectLoop(runCtx) })
+	if m.scraper, err = m.newScraper(runCtx); err != nil {
+		cancel()
+		st.Close()
+		return fmt.Errorf("metrics: scrape manager: %w", err)
+	}
+	m.targets.mgr = m.scraper.mgr
+	if err := m.scraper.apply(m.scrapes.list()); err != nil {
+		m.log.Warn("scrape targets", "err", err)
+	}
 	if err := m.reloadAlerts(); err != nil {
 		m.log.Warn("alert rules", "err", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -21,7 +22,10 @@ import (
 )
 
 func (m *module) Verbs() []engines.Verb {
-	return append(m.alertVerbs(), m.metricsVerbs()...)
+	verbs := append(m.alertVerbs(), m.metricsVerbs()...)
+	verbs = append(verbs, m.scrapeVerbs()...)
+	slices.SortFunc(verbs, func(a, b engines.Verb) int { return strings.Compare(a.Verb, b.Verb) })
+	return verbs
 }
 
 func (m *module) metricsVerbs() []engines.Verb {
