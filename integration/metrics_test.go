@@ -298,6 +298,45 @@ func TestMetricsContainers(t *testing.T) {
 			t.Errorf("no %s in the TSDB", expr)
 		}
 	}
+
+	// cAdvisor's REST API, v2.0.
+	var spec map[string]struct {
+		Aliases []string `json:"aliases"`
+		Image   string   `json:"image"`
+		HasCPU  bool     `json:"has_cpu"`
+	}
+	code, sb := httpGet(t, base+"/api/v2.0/spec/burn")
+	if err := json.Unmarshal(sb, &spec); code != 200 || err != nil || len(spec) != 1 {
+		t.Fatalf("/api/v2.0/spec/burn: %d %s", code, sb)
+	}
+	for key, sp := range spec {
+		if !strings.HasPrefix(key, "/cairn/") || !contains(sp.Aliases, "burn") || sp.Image != "busybox" || !sp.HasCPU {
+			t.Errorf("spec %s: %+v", key, sp)
+		}
+	}
+	var stats map[string][]struct {
+		Timestamp time.Time `json:"timestamp"`
+		CPU       struct {
+			Usage struct {
+				Total uint64 `json:"total"`
+			} `json:"usage"`
+		} `json:"cpu"`
+		Memory struct {
+			WorkingSet uint64 `json:"working_set"`
+		} `json:"memory"`
+	}
+	code, sb = httpGet(t, base+"/api/v2.0/stats/burn?count=2")
+	if err := json.Unmarshal(sb, &stats); code != 200 || err != nil || len(stats) != 1 {
+		t.Fatalf("/api/v2.0/stats/burn: %d %s", code, sb)
+	}
+	for key, list := range stats {
+		if len(list) != 2 || list[1].CPU.Usage.Total <= list[0].CPU.Usage.Total || list[1].Memory.WorkingSet == 0 || !list[1].Timestamp.After(list[0].Timestamp) {
+			t.Errorf("stats %s: %+v", key, list)
+		}
+	}
+	if code, _ := httpGet(t, base+"/api/v2.0/stats/nosuch"); code != 404 {
+		t.Errorf("stats of an unknown container: %d", code)
+	}
 	cliOK(t, d, "rm", "burn", "force")
 }
 

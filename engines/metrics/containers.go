@@ -21,6 +21,8 @@ const runtimeContainersService = "runtime.containers"
 // read with the runtime's cgstat (cgroup v1 and v2).
 type containerCollector struct {
 	list func() []cgstat.Container
+	// ring keeps the readings of each container for cAdvisor's API.
+	ring sampleRing
 
 	cpu, memWS, memLimit, memUsage, rx, tx, fsR, fsW, tasks, start, lastSeen *prometheus.Desc
 }
@@ -61,7 +63,10 @@ func (c *containerCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *containerCollector) Collect(ch chan<- prometheus.Metric) {
+	listed := map[string]bool{}
+	defer c.ring.forget(listed)
 	for _, ct := range c.list() {
+		listed[ct.Cgroup] = true
 		if !ct.Running {
 			continue
 		}
@@ -73,6 +78,7 @@ func (c *containerCollector) Collect(ch chan<- prometheus.Metric) {
 		if err != nil {
 			continue
 		}
+		c.ring.add(ct.Cgroup, s)
 		lv := []string{ct.Cgroup, ct.Name, ct.Image}
 		g := func(d *prometheus.Desc, t prometheus.ValueType, v float64) {
 			ch <- prometheus.MustNewConstMetric(d, t, v, lv...)

@@ -69,9 +69,12 @@ type module struct {
 	statsd   *statsdAgg
 	alerts   *alertState
 	scrapes  *scrapeTargets
-	scraper  *scraper
-	reloadMu sync.Mutex
-	recordMu sync.Mutex
+	// containers is the container collector, whose readings cAdvisor's
+	// API answers.
+	containers *containerCollector
+	scraper    *scraper
+	reloadMu   sync.Mutex
+	recordMu   sync.Mutex
 	// httpClient posts webhooks.
 	httpClient *http.Client
 	runCtx     context.Context
@@ -153,7 +156,8 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 	} else {
 		m.registry.MustRegister(hc)
 	}
-	m.registry.MustRegister(newContainerCollector(h.Services))
+	m.containers = newContainerCollector(h.Services)
+	m.registry.MustRegister(m.containers)
 	m.statsd = newStatsdAgg(m.statsdSeries)
 	m.registry.MustRegister(m.statsd)
 	m.registry.MustRegister(m.statsd.counters()...)
@@ -273,6 +277,10 @@ func (m *module) HTTPRoutes() []engines.Route {
 	}
 	return []engines.Route{
 		{Pattern: "/api/v1/", Handler: instrument("/api/v1", m.apiHandler())},
+		{Pattern: "GET /api/v2.0/spec", Handler: instrument("/api/v2.0/spec", http.HandlerFunc(m.serveCadvisorSpec))},
+		{Pattern: "GET /api/v2.0/spec/{container...}", Handler: instrument("/api/v2.0/spec", http.HandlerFunc(m.serveCadvisorSpec))},
+		{Pattern: "GET /api/v2.0/stats", Handler: instrument("/api/v2.0/stats", http.HandlerFunc(m.serveCadvisorStats))},
+		{Pattern: "GET /api/v2.0/stats/{container...}", Handler: instrument("/api/v2.0/stats", http.HandlerFunc(m.serveCadvisorStats))},
 		{Pattern: "GET /metrics", Handler: instrument("/metrics", promhttp.HandlerFor(lintedGatherer{m.registry}, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(m.log.Handler(), slog.LevelWarn)}))},
 	}
 }
