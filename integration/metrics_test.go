@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -733,4 +734,99 @@ func TestMetricsScrape(t *testing.T) {
 		t.Errorf("after rm: %s", out)
 	}
 	cliOK(t, d, "status")
+}
+
+// TestMetricsSameAnswersAsPrometheus: the real Prometheus and cairn scrape
+// the same target (counters linear in the wall clock, a histogram,
+// gauges); rate, sum by, histogram_quantile and topk give the same answers
+// from both at the same evaluation time.
+func TestMetricsSameAnswersAsPrometheus(t *testing.T) {
+	t.Parallel()
+	prom := promTool(t, "prometheus")
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		now := float64(time.Now().UnixMilli()) / 1000
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		fmt.Fprintf(w, "# TYPE req_total counter\n")
+		for i := range 20 {
+			fmt.Fprintf(w, "req_total{svc=\"s%d\",code=\"%d\"} %g\n", i, 200+100*(i%3), now*float64(i+1))
+		}
+		fmt.Fprintf(w, "# TYPE lat_seconds histogram\n")
+		for j, le := range []string{"0.1", "0.5", "1", "+Inf"} {
+			fmt.Fprintf(w, "lat_seconds_bucket{le=%q} %g\n", le, now*float64(j+1))
+		}
+		fmt.Fprintf(w, "lat_seconds_sum %g\nlat_seconds_count %g\n# TYPE depth gauge\n", now, now*4)
+		for i := range 20 {
+			fmt.Fprintf(w, "depth{q=\"%d\"} %d\n", i, (i*37)%23)
+		}
+	}))
+	t.Cleanup(target.Close)
+	host := strings.TrimPrefix(target.URL, "http://")
+
+	dir := t.TempDir()
+	cfg := fmt.Sprintf("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: gen\n    static_configs:\n      - targets: [%q]\n", host)
+	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	paddr := freeLoopbackPort(t)
+	var log bytes.Buffer
+	cmd := exec.Command(prom, "--config.file", filepath.Join(dir, "prometheus.yml"), "--storage.tsdb.path", filepath.Join(dir, "tsdb"), "--web.listen-address", paddr)
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("prometheus log:\n%s", log.String())
+		}
+	})
+	d := startDaemon(t)
+	cliOK(t, d, "metrics", "scrape", "add", "gen", "url="+target.URL+"/metrics", "interval=1s", "timeout=1s")
+	cbase, pbase := "http://"+d.Status.HTTP, "http://"+paddr
+	enough := func(base string) bool {
+		c, _, err := tryGet(base + "/-/ready")
+		if base == pbase && (err != nil || c != 200) {
+			return false
+		}
+		v, _ := strconv.ParseFloat(instantValue(t, base, `count_over_time(lat_seconds_count{job="gen"}[10s])`), 64)
+		return v >= 8
+	}
+	waitFor(t, "8 scrapes by both", 90*time.Second, func() bool { return enough(cbase) && enough(pbase) })
+
+	at := time.Now().Add(-1500 * time.Millisecond)
+	answer := func(base, q string) map[string]float64 {
+		r := getPromAPI(t, base, fmt.Sprintf("/api/v1/query?query=%s&time=%.3f", url.QueryEscape(q), float64(at.UnixMilli())/1000))
+		var v promVector
+		if r.Status != "success" || json.Unmarshal(r.Data, &v) != nil {
+			t.Fatalf("%s %s: %+v", base, q, r)
+		}
+		out := map[string]float64{}
+		for _, s := range v.Result {
+			delete(s.Metric, "instance")
+			b, _ := json.Marshal(s.Metric)
+			f, _ := strconv.ParseFloat(fmt.Sprint(s.Value[1]), 64)
+			out[string(b)] = f
+		}
+		return out
+	}
+	for _, q := range []string{
+		`sum by (code) (rate(req_total[5s]))`,
+		`rate(req_total{code="300"}[5s])`,
+		`histogram_quantile(0.9, rate(lat_seconds_bucket[5s]))`,
+		`topk(3, depth)`,
+	} {
+		ca, pa := answer(cbase, q), answer(pbase, q)
+		if len(ca) == 0 || len(ca) != len(pa) {
+			t.Errorf("%s: cairn %v, Prometheus %v", q, ca, pa)
+			continue
+		}
+		for k, pv := range pa {
+			// Each scraper stamps a sample with its scrape's start; the
+			// target computes the value a moment later: 0.1% apart at most.
+			if cv, ok := ca[k]; !ok || math.Abs(cv-pv) > 1e-3*math.Abs(pv) {
+				t.Errorf("%s %s: cairn %v, Prometheus %v", q, k, ca[k], pv)
+			}
+		}
+	}
 }

@@ -197,6 +197,10 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 			return err
 		}
 		m.statsdLn = ln
+		m.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "cairn_statsd_kernel_drops_total",
+			Help: "DogStatsD datagrams the kernel dropped because the socket's buffer was full (/proc/net/udp).",
+		}, func() float64 { return kernelDrops(ln) }))
 		events := make(chan *journal.Body, 4096)
 		srv := &statsdServer{conn: ln, agg: m.statsd, events: events, node: m.node, log: m.log}
 		m.wg.Go(srv.serve)

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"net"
 	"strings"
 	"testing"
 
@@ -124,5 +125,19 @@ func TestStatsdAgg(t *testing.T) {
 		if got[k] != want {
 			t.Errorf("%s = %v, want %v", k, got[k], want)
 		}
+	}
+}
+
+func TestUDPDrops(t *testing.T) {
+	table := []byte(`   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+  100: 0100007F:1FBD 00000000:0000 07 00000000 00000000 00:00000000 00000000     0        0 12345 2 0000000000000000 0
+  101: 0100007F:A3F1 00000000:0000 07 00000000 00000000 00:00000000 00000000     0        0 12346 2 0000000000000000 381
+`)
+	n, ok := udpDrops(table, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 0xA3F1})
+	if !ok || n != 381 {
+		t.Errorf("drops %d, %v", n, ok)
+	}
+	if _, ok := udpDrops(table, &net.UDPAddr{Port: 9}); ok {
+		t.Error("found a socket that is not there")
 	}
 }
