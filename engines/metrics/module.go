@@ -50,6 +50,7 @@ type module struct {
 	retentionBytes int64
 	maxSamples     int
 	statsdAddr     string
+	statsdSocket   string
 	webhook        string
 	statsdSeries   int
 
@@ -79,6 +80,7 @@ type module struct {
 	httpClient *http.Client
 	runCtx     context.Context
 	statsdLn   net.PacketConn
+	statsdUx   net.PacketConn
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -102,6 +104,7 @@ func (m *module) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&m.maxSamples, "query-max-samples", 50_000_000, "the most samples a PromQL query may load into memory (Prometheus's query.max-samples)")
 	fs.StringVar(&m.statsdAddr, "statsd", defaultStatsd(), "DogStatsD UDP listen address (env CAIRN_STATSD), or off")
 	fs.StringVar(&m.webhook, "alert-webhook", "", "post firing and resolved alerts to `URL` in Alertmanager's webhook JSON")
+	fs.StringVar(&m.statsdSocket, "statsd-socket", "", "also serve DogStatsD on a unix datagram socket at `PATH` (Datadog's dogstatsd_socket; off unless given)")
 	fs.IntVar(&m.statsdSeries, "statsd-max-series", 10000, "the most DogStatsD series kept; messages for more are dropped and counted")
 }
 
@@ -204,6 +207,18 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 		events := make(chan *journal.Body, 4096)
 		srv := &statsdServer{conn: ln, agg: m.statsd, events: events, node: m.node, log: m.log}
 		m.wg.Go(srv.serve)
+		if m.statsdSocket != "" {
+			ux, err := listenStatsdUnix(m.statsdSocket)
+			if err != nil {
+				ln.Close()
+				cancel()
+				st.Close()
+				return err
+			}
+			m.statsdUx = ux
+			usrv := &statsdServer{conn: ux, agg: m.statsd, events: events, node: m.node, log: m.log}
+			m.wg.Go(usrv.serve)
+		}
 		if h.Journal != nil {
 			capture := h.Journal.Stream(journal.Capture)
 			m.wg.Go(func() { appendEvents(runCtx, capture, events, m.log) })
@@ -249,6 +264,10 @@ func (m *module) Stop() error {
 	}
 	if m.statsdLn != nil {
 		m.statsdLn.Close()
+	}
+	if m.statsdUx != nil {
+		m.statsdUx.Close()
+		os.Remove(m.statsdSocket)
 	}
 	if m.rules != nil {
 		m.rules.Stop()

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -411,6 +412,37 @@ func listenStatsd(addr string) (net.PacketConn, error) {
 	}
 	if uc, ok := c.(*net.UDPConn); ok {
 		// A burst must not overflow the kernel's default buffer.
+		_ = uc.SetReadBuffer(8 << 20)
+	}
+	return c, nil
+}
+
+// listenStatsdUnix binds a unix datagram socket at path (Datadog's
+// dogstatsd_socket), mode 0660. A socket file left by a dead daemon is
+// replaced; one a live process answers on, or a path that is not a
+// socket, is refused.
+func listenStatsdUnix(path string) (net.PacketConn, error) {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("--statsd-socket %s: exists and is not a socket; remove it or choose another path", path)
+		}
+		if c, err := net.Dial("unixgram", path); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("--statsd-socket %s: a live process listens on it", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("--statsd-socket %s: %w", path, err)
+		}
+	}
+	c, err := net.ListenPacket("unixgram", path)
+	if err != nil {
+		return nil, fmt.Errorf("--statsd-socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("--statsd-socket %s: %w", path, err)
+	}
+	if uc, ok := c.(*net.UnixConn); ok {
 		_ = uc.SetReadBuffer(8 << 20)
 	}
 	return c, nil
