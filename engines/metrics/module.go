@@ -224,13 +224,15 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 			m.wg.Go(func() { appendEvents(runCtx, capture, events, m.log) })
 		}
 	}
-	m.wg.Go(func() { m.collectLoop(runCtx) })
+	// The scrape manager registers its metrics as it is made: before the
+	// first gather.
 	if m.scraper, err = m.newScraper(runCtx); err != nil {
 		cancel()
 		st.Close()
 		return fmt.Errorf("metrics: scrape manager: %w", err)
 	}
 	m.targets.mgr = m.scraper.mgr
+	m.wg.Go(func() { m.collectLoop(runCtx) })
 	if err := m.scraper.apply(m.scrapes.list()); err != nil {
 		m.log.Warn("scrape targets", "err", err)
 	}
