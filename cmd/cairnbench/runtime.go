@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/cairnhq/cairn/client"
 	"github.com/cairnhq/cairn/engines/runtime/image/imagetest"
 )
@@ -92,6 +94,9 @@ func runRuntime(ctx context.Context, b *bench) error {
 	}
 	bareRoot := filepath.Join(b.tmp, "runc-bare")
 	podman, _ := exec.LookPath("podman")
+	// podman mounts its overlay store and leaves it mounted: unmount it,
+	// or the run's directory cannot go.
+	defer func() { _ = unix.Unmount(filepath.Join(b.tmp, "podman-root", "overlay"), unix.MNT_DETACH) }()
 	podmanArgs := []string{"--root", filepath.Join(b.tmp, "podman-root"), "--runroot", filepath.Join(b.tmp, "podman-run"), "--runtime", runcBin, "--cgroup-manager", "cgroupfs", "--events-backend", "none"}
 	if podman != "" {
 		if out, err := exec.CommandContext(ctx, podman, append(podmanArgs, "load", "-i", archive)...).CombinedOutput(); err != nil {
