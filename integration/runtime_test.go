@@ -364,6 +364,14 @@ func TestRuntimeSurvivesKill(t *testing.T) {
 		return strings.Count(out, "tick ")
 	}
 	waitFor(t, "output of c9", 10*time.Second, func() bool { return logLines("c9") > 0 })
+	// The record keeps the output offsets while the container writes
+	// (every few seconds), not only at its start and end: a restarted
+	// daemon reads back only the stream's last seconds.
+	waitFor(t, "c0's record to carry its stdout offset", 10*time.Second, func() bool {
+		b, err := os.ReadFile(filepath.Join(d.Data, "runtime", "containers", ids[0], "container.json"))
+		var rec struct{ LogOffsets [2]int64 }
+		return err == nil && json.Unmarshal(b, &rec) == nil && rec.LogOffsets[0] > 0
+	})
 	d.Kill()
 	time.Sleep(time.Second) // the containers write while no daemon runs
 	d.start()

@@ -146,6 +146,9 @@ type entry struct {
 	logsDone chan struct{}
 	// lastLogSeq is the seq of the last log record of the current run.
 	lastLogSeq int64
+	// offsetsSaved is when the record was last saved with the output
+	// offsets.
+	offsetsSaved time.Time
 	removed    bool
 	// restarting is true during a restart policy's back-off; closing
 	// backoff (stop, rm) ends it without a restart.
