@@ -149,7 +149,7 @@ type entry struct {
 	// offsetsSaved is when the record was last saved with the output
 	// offsets.
 	offsetsSaved time.Time
-	removed    bool
+	removed      bool
 	// restarting is true during a restart policy's back-off; closing
 	// backoff (stop, rm) ends it without a restart.
 	restarting bool
