@@ -31,9 +31,12 @@ var tables = []string{tabKV, tabService, tabCheck, tabSession}
 
 // kvEntry is one Consul KV key.
 type kvEntry struct {
-	Key         string `json:"key"`
-	Value       []byte `json:"-"`
-	Flags       uint64 `json:"flags,omitempty"`
+	Key   string `json:"key"`
+	Value []byte `json:"-"`
+	// Flags are a decimal string in records: the journal's CBOR decodes
+	// integers as int64, and Consul's flags use all 64 bits (the
+	// Semaphore helper's flag value does not fit an int64).
+	Flags       uint64 `json:"flags,omitempty,string"`
 	Session     string `json:"session,omitempty"`
 	LockIndex   int64  `json:"lock_index,omitempty"`
 	CreateIndex int64  `json:"create_index"`
@@ -207,12 +210,12 @@ func normalize(v any) any {
 		if n, err := x.Int64(); err == nil {
 			return n
 		}
-		var u uint64
-		if _, err := fmt.Sscan(x.String(), &u); err == nil {
-			return u
+		if f, err := x.Float64(); err == nil && strings.ContainsAny(x.String(), ".eE") {
+			return f
 		}
-		f, _ := x.Float64()
-		return f
+		// An integer beyond int64 (CBOR would encode it as a uint64,
+		// which the journal's decoder refuses) is kept as its text.
+		return x.String()
 	}
 	return v
 }
