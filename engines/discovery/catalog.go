@@ -384,7 +384,7 @@ func truncate(s string, n int) string {
 }
 
 // Registry is what the module offers other modules as
-// "discovery.services": register and deregister a service instance, as
+// "services": register and deregister a service instance, as
 // the caller's actor.
 type Registry struct{ m *Module }
 

@@ -94,8 +94,9 @@ func (m *Module) httpError(w http.ResponseWriter, err error) {
 	case errors.As(err, &kve):
 		code = http.StatusInternalServerError
 	case wire.CodeOf(err) == wire.PermissionDenied:
-		code = http.StatusForbidden
-		err = fmt.Errorf("Permission denied: %w", err)
+		// Consul's text, which its clients match on.
+		http.Error(w, "Permission denied: "+err.Error(), http.StatusForbidden)
+		return
 	default:
 		m.log.Error("discovery: HTTP request failed", "err", err)
 	}

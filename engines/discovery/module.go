@@ -23,7 +23,7 @@ func init() {
 // ServicesService is the name under which the module offers service
 // registration to other modules (a deploy engine registering its jobs),
 // as a Registry.
-const ServicesService = "discovery.services"
+const ServicesService = "services"
 
 // Module is the discovery engine as the daemon runs it.
 type Module struct {

@@ -27,8 +27,6 @@ const (
 	tabSession = "ses"
 )
 
-var tables = []string{tabKV, tabService, tabCheck, tabSession}
-
 // kvEntry is one Consul KV key.
 type kvEntry struct {
 	Key   string `json:"key"`
