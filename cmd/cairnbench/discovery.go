@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+	"github.com/miekg/dns"
+
+	"github.com/cairnhq/cairn/client"
+)
+
+// runDiscovery measures issue 17's targets against the real daemon: SRV
+// queries per second for a service of 50 instances from a miekg/dns load
+// generator on loopback; /v1/health/service/NAME?passing requests per
+// second over 64 connections; and KV PUTs through consul/api from 64
+// clients against `kv put` through 64 socket clients, alternating, as a
+// ratio.
+func runDiscovery(ctx context.Context, b *bench) error {
+	d, err := b.newDaemon(b.tmp + "/discovery-data")
+	if err != nil {
+		return err
+	}
+	_, st, err := d.start(ctx)
+	if err != nil {
+		return err
+	}
+	cfg := api.DefaultConfig()
+	cfg.Address = st.HTTP
+	cfg.Transport.MaxIdleConnsPerHost = 128
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		return err
+	}
+	for i := 0; i < 50; i++ {
+		if err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: fmt.Sprintf("api-%d", i), Name: "api",
+			Address: fmt.Sprintf("10.0.%d.%d", i/250, i%250+1), Port: 9000 + i}); err != nil {
+			return err
+		}
+	}
+	for i := 0; i < 3; i++ {
+		if err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: fmt.Sprintf("web-%d", i), Name: "web",
+			Address: "127.0.0.1", Port: 8080 + i, Check: &api.AgentServiceCheck{TTL: "1h", Status: "passing"}}); err != nil {
+			return err
+		}
+	}
+	dur := 3 * time.Second
+	if b.cfg.quick {
+		dur = time.Second
+	}
+	rounds := b.cfg.rounds
+
+	var srv, passing, consulPut, socketPut []float64
+	for r := 0; r < rounds; r++ {
+		q, err := dnsLoad(ctx, st.Listeners["dns"], "api.service.consul.", 32, dur)
+		if err != nil {
+			return err
+		}
+		srv = append(srv, q)
+		h, err := httpLoad(ctx, "http://"+st.HTTP+"/v1/health/service/web?passing", 64, dur)
+		if err != nil {
+			return err
+		}
+		passing = append(passing, h)
+		cp, err := consulPutLoad(ctx, st.HTTP, 64, dur, r)
+		if err != nil {
+			return err
+		}
+		consulPut = append(consulPut, cp)
+		sp, err := socketPutLoad(ctx, d.Socket, 64, dur, r)
+		if err != nil {
+			return err
+		}
+		socketPut = append(socketPut, sp)
+	}
+	mSRV, mPass := median(srv), median(passing)
+	b.add("DNS SRV api.service.consul (50 instances), 32 UDP clients", "≥ 50k queries/s", fmt.Sprintf("%.1fk queries/s", mSRV/1e3), ptr(mSRV >= 50e3))
+	b.add("HTTP /v1/health/service/web?passing (3 instances), 64 conns", "≥ 10k req/s", fmt.Sprintf("%.1fk req/s", mPass/1e3), ptr(mPass >= 10e3))
+	mc, ms := median(consulPut), median(socketPut)
+	ratio := ms / mc
+	b.add("KV PUT, 64 clients: consul/api vs kv put on the socket", "within 1.2×", fmt.Sprintf("consul/api %s, socket %s: socket/consul %.2f×", rate(mc), rate(ms), ratio), ptr(ratio <= 1.2))
+	return nil
+}
+
+// dnsLoad sends SRV queries for name from clients UDP sockets, each
+// waiting for its answer before the next, for dur; it answers queries/s.
+// EDNS0 with a 4096-byte buffer lets the 50-record answer fit one
+// datagram, as a resolver asks.
+func dnsLoad(ctx context.Context, addr, name string, clients int, dur time.Duration) (float64, error) {
+	var n atomic.Int64
+	var firstErr error
+	var once sync.Once
+	deadline := time.Now().Add(dur)
+	var wg sync.WaitGroup
+	for i := 0; i < clients; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, err := dns.Dial("udp", addr)
+			if err != nil {
+				once.Do(func() { firstErr = err })
+				return
+			}
+			defer conn.Close()
+			conn.UDPSize = 4096
+			m := new(dns.Msg)
+			m.SetQuestion(name, dns.TypeSRV)
+			m.SetEdns0(4096, false)
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				m.Id = dns.Id()
+				conn.SetDeadline(time.Now().Add(5 * time.Second))
+				if err := conn.WriteMsg(m); err != nil {
+					once.Do(func() { firstErr = err })
+					return
+				}
+				resp, err := conn.ReadMsg()
+				if err != nil {
+					once.Do(func() { firstErr = err })
+					return
+				}
+				if resp.Truncated || len(resp.Answer) != 50 {
+					once.Do(func() { firstErr = fmt.Errorf("SRV %s: %d answers, truncated %v", name, len(resp.Answer), resp.Truncated) })
+					return
+				}
+				n.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n.Load()) / dur.Seconds(), firstErr
+}
+
+// httpLoad GETs url from conns keep-alive connections for dur; it answers
+// requests/s.
+func httpLoad(ctx context.Context, url string, conns int, dur time.Duration) (float64, error) {
+	tr := &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	var n atomic.Int64
+	var firstErr error
+	var once sync.Once
+	deadline := time.Now().Add(dur)
+	var wg sync.WaitGroup
+	for i := 0; i < conns; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				resp, err := hc.Get(url)
+				if err != nil {
+					once.Do(func() { firstErr = err })
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					once.Do(func() { firstErr = fmt.Errorf("GET %s: %s", url, resp.Status) })
+					return
+				}
+				n.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n.Load()) / dur.Seconds(), firstErr
+}
+
+// consulPutLoad PUTs keys through consul/api from clients goroutines (one
+// connection each) for dur; it answers PUTs/s.
+func consulPutLoad(ctx context.Context, addr string, clients int, dur time.Duration, round int) (float64, error) {
+	cfg := api.DefaultConfig()
+	cfg.Address = addr
+	cfg.Transport.MaxIdleConnsPerHost = clients
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		return 0, err
+	}
+	defer cfg.Transport.CloseIdleConnections()
+	return loop(ctx, clients, dur, func(i, j int) error {
+		_, err := c.KV().Put(&api.KVPair{Key: fmt.Sprintf("bench/r%d/c%d/%d", round, i, j), Value: []byte("value-of-some-config")}, nil)
+		return err
+	})
+}
+
+// socketPutLoad runs `kv put` from clients socket connections for dur; it
+// answers PUTs/s.
+func socketPutLoad(ctx context.Context, socket string, clients int, dur time.Duration, round int) (float64, error) {
+	cs := make([]*client.Client, clients)
+	for i := range cs {
+		c, err := client.Dial(ctx, socket)
+		if err != nil {
+			return 0, err
+		}
+		defer c.Close()
+		cs[i] = c
+	}
+	return loop(ctx, clients, dur, func(i, j int) error {
+		_, err := cs[i].Do(ctx, fmt.Sprintf("kv put bench/r%d/c%d/%d value-of-some-config", round, i, j))
+		return err
+	})
+}
+
+// loop runs fn(worker, n) from workers goroutines for dur and answers
+// calls/s.
+func loop(ctx context.Context, workers int, dur time.Duration, fn func(i, j int) error) (float64, error) {
+	var n atomic.Int64
+	var firstErr error
+	var once sync.Once
+	deadline := time.Now().Add(dur)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := 0; i < workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; time.Now().Before(deadline) && ctx.Err() == nil; j++ {
+				if err := fn(i, j); err != nil {
+					once.Do(func() { firstErr = err })
+					return
+				}
+				n.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n.Load()) / time.Since(start).Seconds(), firstErr
+}
