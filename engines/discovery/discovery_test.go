@@ -218,3 +218,23 @@ func TestLockDelayOf(t *testing.T) {
 		}
 	}
 }
+
+func TestKVFromRec(t *testing.T) {
+	in := &kvEntry{Key: "k", Value: []byte("v"), Flags: 1 << 63, Session: "s", LockIndex: 2, CreateIndex: 3, ModifyIndex: 4}
+	body, err := journal.EncodeBody(&journal.Body{Kind: KindKVSet, Data: map[string]any{"rec": kvRecord(in)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := journal.DecodeBody(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := kvFromRec(dec.Data["rec"].(map[string]any))
+	if err != nil || got.Key != "k" || string(got.Value) != "v" || got.Flags != in.Flags || got.Session != "s" || got.LockIndex != 2 || got.CreateIndex != 3 || got.ModifyIndex != 4 {
+		t.Fatalf("kvFromRec: %+v %v, want %+v", got, err, in)
+	}
+	b, _ := recordBytes(kvRecord(in))
+	if p, err := parseKV(b); err != nil || p.Flags != in.Flags || string(p.Value) != "v" || p.ModifyIndex != 4 {
+		t.Fatalf("parseKV: %+v %v", p, err)
+	}
+}

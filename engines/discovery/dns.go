@@ -1,10 +1,12 @@
 package discovery
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/miekg/dns"
@@ -123,8 +125,71 @@ func (m *Module) soa() dns.RR {
 		Refresh: 3600, Retry: 600, Expire: 86400, Minttl: 0}
 }
 
-// serveDNS answers one query from memory.
+// dnsKey is what makes two queries' answers the same, but for the id.
+type dnsKey struct {
+	name        string // as asked: a resolver may check the case it sent
+	qtype       uint16
+	size        int // the UDP size the answer was cut to; 0 over TCP
+	rd, cd, opt bool
+}
+
+// dnsCache holds packed answers of the mirror's state at seq: a change
+// empties it, so an answer is never staler than the memory it came from.
+type dnsCache struct {
+	mu  sync.Mutex
+	seq int64
+	m   map[dnsKey][]byte
+}
+
+// maxDNSCache bounds the cached answers; a full cache starts over.
+const maxDNSCache = 4096
+
+func (c *dnsCache) get(seq int64, k dnsKey) []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.seq != seq {
+		c.seq, c.m = seq, nil
+		return nil
+	}
+	return c.m[k]
+}
+
+func (c *dnsCache) put(seq int64, k dnsKey, b []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.seq != seq {
+		return
+	}
+	if c.m == nil || len(c.m) >= maxDNSCache {
+		c.m = map[dnsKey][]byte{}
+	}
+	c.m[k] = b
+}
+
+// serveDNS answers one query from memory, from the cache of packed
+// answers when the state has not changed since.
 func (m *Module) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
+	var key dnsKey
+	var seq int64
+	cacheable := len(req.Question) == 1 && req.Opcode == dns.OpcodeQuery
+	if cacheable {
+		o := req.IsEdns0()
+		key = dnsKey{name: req.Question[0].Name, qtype: req.Question[0].Qtype, rd: req.RecursionDesired, cd: req.CheckingDisabled, opt: o != nil}
+		if _, udp := w.RemoteAddr().(*net.UDPAddr); udp {
+			key.size = 512
+			if o != nil {
+				key.size = max(int(o.UDPSize()), 512)
+			}
+		}
+		m.mir.read(func() { seq = m.mir.seq })
+		if b := m.dnsCache.get(seq, key); b != nil {
+			out := make([]byte, len(b))
+			copy(out, b)
+			binary.BigEndian.PutUint16(out, req.Id)
+			w.Write(out)
+			return
+		}
+	}
 	resp := new(dns.Msg)
 	resp.SetReply(req)
 	resp.Authoritative = true
@@ -161,6 +226,9 @@ func (m *Module) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
 	if len(resp.Answer) == 0 {
 		resp.Ns = []dns.RR{m.soa()}
 	}
+	if o := req.IsEdns0(); o != nil {
+		resp.SetEdns0(4096, false)
+	}
 	if _, udp := w.RemoteAddr().(*net.UDPAddr); udp {
 		size := 512
 		if o := req.IsEdns0(); o != nil {
@@ -168,7 +236,18 @@ func (m *Module) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
 		}
 		resp.Truncate(size)
 	}
-	w.WriteMsg(resp)
+	b, err := resp.Pack()
+	if err != nil {
+		m.log.Warn("discovery: pack a DNS answer", "name", q.Name, "err", err)
+		resp = new(dns.Msg)
+		resp.SetRcode(req, dns.RcodeServerFailure)
+		w.WriteMsg(resp)
+		return
+	}
+	if cacheable {
+		m.dnsCache.put(seq, key, b)
+	}
+	w.Write(b)
 }
 
 // serviceRRs adds the passing instances of a service: A/AAAA of their

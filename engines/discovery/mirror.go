@@ -88,6 +88,40 @@ func (m *mirror) setRaw(table, id string, b []byte) error {
 	return nil
 }
 
+// setRec sets a record from an event's map.
+func (m *mirror) setRec(table, id string, rec map[string]any) error {
+	if table == tabKV {
+		e, err := kvFromRec(rec)
+		if err != nil {
+			return fmt.Errorf("discovery: apply %s/%s: %w", table, id, err)
+		}
+		m.kv[id] = e
+		return nil
+	}
+	var err error
+	switch table {
+	case tabService:
+		s := &service{}
+		if err = decodeRecord(rec, s); err == nil {
+			m.services[id] = s
+		}
+	case tabCheck:
+		c := &check{}
+		if err = decodeRecord(rec, c); err == nil {
+			m.checks[id] = c
+		}
+	case tabSession:
+		s := &session{}
+		if err = decodeRecord(rec, s); err == nil {
+			m.sessions[id] = s
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("discovery: apply %s/%s: %w", table, id, err)
+	}
+	return nil
+}
+
 // apply folds one event into memory.
 func (m *mirror) apply(ev *journal.Event) error {
 	ops, err := opsOf(ev.Data)
@@ -108,14 +142,8 @@ func (m *mirror) apply(ev *journal.Event) error {
 			case tabSession:
 				delete(m.sessions, o.ID)
 			}
-		} else {
-			b, err := recordBytes(o.Rec)
-			if err != nil {
-				return err
-			}
-			if err := m.setRaw(o.Table, o.ID, b); err != nil {
-				return err
-			}
+		} else if err := m.setRec(o.Table, o.ID, o.Rec); err != nil {
+			return err
 		}
 		m.idx[o.Table] = ev.Seq
 	}

@@ -47,6 +47,7 @@ type Module struct {
 	lockDelay map[string]time.Time
 
 	blockingSlots slots
+	dnsCache      dnsCache
 }
 
 var (

@@ -14,6 +14,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -167,10 +168,96 @@ func opsOf(data map[string]any) ([]op, error) {
 	return out, nil
 }
 
+// kvRecord is recordOf for a KV entry, built directly: KV writes are the
+// engine's hot path.
+func kvRecord(e *kvEntry) map[string]any {
+	m := map[string]any{"key": e.Key, "create_index": e.CreateIndex, "modify_index": e.ModifyIndex}
+	if e.Flags != 0 {
+		m["flags"] = strconv.FormatUint(e.Flags, 10)
+	}
+	if e.Session != "" {
+		m["session"] = e.Session
+	}
+	if e.LockIndex != 0 {
+		m["lock_index"] = e.LockIndex
+	}
+	if e.Value != nil {
+		if utf8.Valid(e.Value) {
+			m["value"] = string(e.Value)
+		} else {
+			m["value_b64"] = base64.StdEncoding.EncodeToString(e.Value)
+		}
+	}
+	return m
+}
+
+// kvJSON is a KV record as the projection stores it (recordBytes).
+type kvJSON struct {
+	Key         string  `json:"key"`
+	Value       *string `json:"value"`
+	ValueB64    string  `json:"value_b64"`
+	Flags       string  `json:"flags"`
+	Session     string  `json:"session"`
+	LockIndex   int64   `json:"lock_index"`
+	CreateIndex int64   `json:"create_index"`
+	ModifyIndex int64   `json:"modify_index"`
+}
+
+// kvFromRec reads a KV record from an event's map, without a JSON pass.
+func kvFromRec(m map[string]any) (*kvEntry, error) {
+	e := &kvEntry{}
+	e.Key, _ = m["key"].(string)
+	e.Session, _ = m["session"].(string)
+	e.LockIndex, _ = m["lock_index"].(int64)
+	e.CreateIndex, _ = m["create_index"].(int64)
+	e.ModifyIndex, _ = m["modify_index"].(int64)
+	var err error
+	if f, ok := m["flags"].(string); ok {
+		if e.Flags, err = strconv.ParseUint(f, 10, 64); err != nil {
+			return nil, fmt.Errorf("flags: %w", err)
+		}
+	}
+	if v, ok := m["value"].(string); ok {
+		e.Value = []byte(v)
+	} else if v, ok := m["value_b64"].(string); ok {
+		if e.Value, err = base64.StdEncoding.DecodeString(v); err != nil {
+			return nil, fmt.Errorf("value_b64: %w", err)
+		}
+	}
+	return e, nil
+}
+
+// parseKV reads a stored KV record.
+func parseKV(b []byte) (*kvEntry, error) {
+	var j kvJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return nil, err
+	}
+	e := &kvEntry{Key: j.Key, Session: j.Session, LockIndex: j.LockIndex, CreateIndex: j.CreateIndex, ModifyIndex: j.ModifyIndex}
+	var err error
+	if j.Flags != "" {
+		if e.Flags, err = strconv.ParseUint(j.Flags, 10, 64); err != nil {
+			return nil, fmt.Errorf("flags: %w", err)
+		}
+	}
+	switch {
+	case j.Value != nil:
+		e.Value = []byte(*j.Value)
+	case j.ValueB64 != "":
+		if e.Value, err = base64.StdEncoding.DecodeString(j.ValueB64); err != nil {
+			return nil, fmt.Errorf("value_b64: %w", err)
+		}
+	}
+	return e, nil
+}
+
 // recordOf turns a record into the map an event carries: its JSON fields,
 // integers as int64 (CBOR keeps them exact), a KV value as text when it is
 // UTF-8 and as base64 otherwise.
 func recordOf(v any) map[string]any {
+	if e, ok := v.(*kvEntry); ok {
+		return kvRecord(e)
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		panic(fmt.Sprintf("discovery: encode %T: %v", v, err)) // our own types always encode
@@ -181,15 +268,7 @@ func recordOf(v any) map[string]any {
 	if err := dec.Decode(&m); err != nil {
 		panic(fmt.Sprintf("discovery: decode %T: %v", v, err))
 	}
-	m = normalize(m).(map[string]any)
-	if e, ok := v.(*kvEntry); ok && e.Value != nil {
-		if utf8.Valid(e.Value) {
-			m["value"] = string(e.Value)
-		} else {
-			m["value_b64"] = base64.StdEncoding.EncodeToString(e.Value)
-		}
-	}
-	return m
+	return normalize(m).(map[string]any)
 }
 
 func normalize(v any) any {
@@ -246,6 +325,13 @@ func recordBytes(rec map[string]any) ([]byte, error) { return json.Marshal(rec) 
 
 // parseRecord reads what recordBytes wrote into v.
 func parseRecord(b []byte, v any) error {
+	if e, ok := v.(*kvEntry); ok {
+		got, err := parseKV(b)
+		if err == nil {
+			*e = *got
+		}
+		return err
+	}
 	var m map[string]any
 	dec := json.NewDecoder(strings.NewReader(string(b)))
 	dec.UseNumber()
