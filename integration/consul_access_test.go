@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -147,5 +148,59 @@ func TestServiceVerbs(t *testing.T) {
 		if !strings.Contains(who, want) {
 			t.Errorf("audit who service/api lacks %q:\n%s", want, who)
 		}
+	}
+}
+
+// TestConsulTokenBeyondLoopback: an --http bound beyond loopback makes
+// <data>/http.token (0600); a caller from a non-loopback address is refused
+// without it (Consul's 403 "ACL not found") and served with it in
+// X-Consul-Token, through consul/api's Token; loopback callers are still
+// known by their uid and need none.
+func TestConsulTokenBeyondLoopback(t *testing.T) {
+	t.Parallel()
+	var outside string
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil && !n.IP.IsLinkLocalUnicast() {
+			outside = n.IP.String()
+			break
+		}
+	}
+	if outside == "" {
+		t.Skip("no non-loopback IPv4 address on this machine to call from")
+	}
+	d := startDaemon(t, withFlags("--http", "0.0.0.0:0", "--dns", "127.0.0.1:0"))
+	_, port, err := net.SplitHostPort(d.Status.HTTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokPath := filepath.Join(d.Data, "http.token")
+	fi, err := os.Stat(tokPath)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("http.token: %v %v, want mode 0600", fi, err)
+	}
+	tok, _ := os.ReadFile(tokPath)
+
+	remote := "http://" + net.JoinHostPort(outside, port)
+	if code, body := httpGet(t, remote+"/v1/kv/x"); code != 403 || !strings.Contains(string(body), "ACL not found") {
+		t.Fatalf("GET from %s without the token: %d %s, want 403 ACL not found", outside, code, body)
+	}
+	cfg := api.DefaultConfig()
+	cfg.Address = net.JoinHostPort(outside, port)
+	cfg.Token = strings.TrimSpace(string(tok))
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.KV().Get("x", nil); err != nil {
+		t.Fatalf("GET from %s with the token: %v", outside, err)
+	}
+	// A write from elsewhere, token or not, needs a policy rule: the
+	// caller has no local uid.
+	if _, err := c.KV().Put(&api.KVPair{Key: "x", Value: []byte("1")}, nil); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("PUT from %s: %v, want 403", outside, err)
+	}
+	if code, _ := httpGet(t, "http://127.0.0.1:"+port+"/v1/kv/x"); code != 404 {
+		t.Fatalf("GET from loopback without a token: %d, want 404 (served)", code)
 	}
 }
