@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/cairnhq/cairn/journal"
 )
@@ -26,6 +28,11 @@ type mirror struct {
 	sessions map[string]*session
 	idx      map[string]int64 // table -> seq of its last change
 	changed  chan struct{}
+
+	// target is the newest seq this engine committed: a read waits until
+	// the mirror holds it, so a caller reads its own writes without each
+	// write waiting for the subscription.
+	target atomic.Int64
 }
 
 func newMirror() *mirror {
@@ -183,30 +190,45 @@ func (m *mirror) follow(ctx context.Context, st *journal.Stream, from int64, log
 	}
 }
 
-// waitSeq returns once the mirror applied seq, or ctx ends.
-func (m *mirror) waitSeq(ctx context.Context, seq int64) error {
+// committed records that seq is durable: reads from now on see it.
+func (m *mirror) committed(seq int64) {
 	for {
-		m.mu.RLock()
-		done, ch := m.seq >= seq, m.changed
-		m.mu.RUnlock()
-		if done {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
+		cur := m.target.Load()
+		if seq <= cur || m.target.CompareAndSwap(cur, seq) {
+			return
 		}
 	}
 }
 
-// read runs fn with the mirror read-locked and returns the channel closed
-// at its next change.
+// catchUpLimit bounds how long a read waits for the subscription to bring
+// the mirror to the last committed seq (it answers from what it has then).
+const catchUpLimit = 5 * time.Second
+
+// read runs fn with the mirror read-locked, once it holds every event
+// committed before the call, and returns the channel closed at its next
+// change.
 func (m *mirror) read(fn func()) <-chan struct{} {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	fn()
-	return m.changed
+	target := m.target.Load()
+	var timer *time.Timer
+	for {
+		m.mu.RLock()
+		if m.seq >= target {
+			defer m.mu.RUnlock()
+			fn()
+			return m.changed
+		}
+		ch := m.changed
+		m.mu.RUnlock()
+		if timer == nil {
+			timer = time.NewTimer(catchUpLimit)
+			defer timer.Stop()
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			target = 0
+		}
+	}
 }
 
 // index is a table's last change, at least 1 (Consul never answers 0).

@@ -161,7 +161,8 @@ func (m *Module) Listeners() map[string]string {
 }
 
 // propose decides fn in the commit pipeline as actor and returns its
-// reply once the mirror holds the event (so the caller reads its write).
+// reply once the event is durable; the mirror's next read waits for it,
+// so the caller reads its write.
 func (m *Module) propose(ctx context.Context, actor journal.Actor, fn func(r reader, seq int64) (*change, error)) (any, int64, error) {
 	committed, reply, err := m.st.Propose(ctx, Name, proposal{actor: actor, fn: fn})
 	if err != nil {
@@ -174,9 +175,7 @@ func (m *Module) propose(ctx context.Context, actor journal.Actor, fn func(r rea
 		return reply, 0, nil
 	}
 	seq := committed[len(committed)-1].Seq
-	if err := m.mir.waitSeq(ctx, seq); err != nil {
-		return nil, 0, err
-	}
+	m.mir.committed(seq)
 	return reply, seq, nil
 }
 
