@@ -208,3 +208,23 @@ func TestConsulKVBlocking(t *testing.T) {
 		t.Fatalf("blocking list: %+v %v", r.meta, r.err)
 	}
 }
+
+// TestStatusListeners: status lists every listener with its bound address:
+// the socket, NATS, HTTP, DNS, and the etcd API when asked for.
+func TestStatusListeners(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, withFlags("--http", "127.0.0.1:0", "--dns", "127.0.0.1:0", "--etcd", "127.0.0.1:0"))
+	l := d.Status.Listeners
+	if l["socket"] != d.Socket || l["http"] != d.Status.HTTP || !strings.HasPrefix(l["nats"], "nats://127.0.0.1:") {
+		t.Fatalf("listeners %v", l)
+	}
+	for _, name := range []string{"dns", "etcd"} {
+		if !strings.HasPrefix(l[name], "127.0.0.1:") || strings.HasSuffix(l[name], ":0") {
+			t.Fatalf("listener %s: %q, want its bound address (listeners %v)", name, l[name], l)
+		}
+	}
+	off := startDaemon(t, withFlags("--dns", "off"))
+	if off.Status.Listeners["dns"] != "off" || off.Status.Listeners["etcd"] != "off" {
+		t.Fatalf("listeners with --dns off and no --etcd: %v", off.Status.Listeners)
+	}
+}
