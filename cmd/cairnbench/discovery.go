@@ -7,6 +7,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -86,7 +89,110 @@ func runDiscovery(ctx context.Context, b *bench) error {
 	mc, ms := median(consulPut), median(socketPut)
 	ratio := ms / mc
 	b.add("KV PUT, 64 clients: consul/api vs kv put on the socket", "within 1.2×", fmt.Sprintf("consul/api %s, socket %s: socket/consul %.2f×", rate(mc), rate(ms), ratio), ptr(ratio <= 1.2))
+	return checksLoad(ctx, b, c, d.Cmd.Process.Pid)
+}
+
+// checksLoad registers 1,000 services with an HTTP check every second
+// against a server in this process, lets them settle, then for a window
+// measures the daemon's CPU share and, per check, the largest gap between
+// two probes the server saw: a check is late when a gap passes two
+// intervals (late by more than one interval).
+func checksLoad(ctx context.Context, b *bench, c *api.Client, pid int) error {
+	const n = 1000
+	var mu sync.Mutex
+	seen := make([][]time.Time, n)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var i int
+		if _, err := fmt.Sscanf(r.URL.Path, "/c/%d", &i); err == nil && i >= 0 && i < n {
+			mu.Lock()
+			seen[i] = append(seen[i], time.Now())
+			mu.Unlock()
+		}
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	for i := 0; i < n; i++ {
+		if err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: fmt.Sprintf("chk-%d", i), Name: "chk",
+			Check: &api.AgentServiceCheck{HTTP: fmt.Sprintf("http://%s/c/%d", ln.Addr(), i), Interval: "1s", Timeout: "1s"}}); err != nil {
+			return err
+		}
+	}
+	settle, window := 5*time.Second, 20*time.Second
+	if b.cfg.quick {
+		window = 5 * time.Second
+	}
+	select {
+	case <-time.After(settle):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	cpu0, err := procCPU(pid)
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	select {
+	case <-time.After(window):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	cpu1, err := procCPU(pid)
+	if err != nil {
+		return err
+	}
+	t1 := time.Now()
+	share := (cpu1 - cpu0).Seconds() / t1.Sub(t0).Seconds()
+	mu.Lock()
+	var worst time.Duration
+	late := 0
+	for i := range seen {
+		prev := t0
+		var gap time.Duration
+		for _, at := range seen[i] {
+			if at.Before(t0) {
+				continue
+			}
+			if at.After(t1) {
+				break
+			}
+			gap = max(gap, at.Sub(prev))
+			prev = at
+		}
+		gap = max(gap, t1.Sub(prev))
+		worst = max(worst, gap)
+		if gap > 2*time.Second {
+			late++
+		}
+	}
+	mu.Unlock()
+	b.add("1,000 HTTP checks every 1s: daemon CPU", "", fmt.Sprintf("%.0f%% of one CPU", share*100), nil)
+	b.add("1,000 HTTP checks every 1s: late by > 1 interval", "none late", fmt.Sprintf("%d late, largest gap between probes %.2f s", late, worst.Seconds()), ptr(late == 0))
 	return nil
+}
+
+// procCPU is the user and system time pid has used.
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command's closing parenthesis; utime and stime
+	// are the 14th and 15th of the line, in clock ticks (100 a second).
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: too short", pid)
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: utime %v, stime %v", pid, err1, err2)
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond, nil
 }
 
 // dnsLoad sends SRV queries for name from clients UDP sockets, each
