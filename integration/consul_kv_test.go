@@ -228,3 +228,37 @@ func TestStatusListeners(t *testing.T) {
 		t.Fatalf("listeners with --dns off and no --etcd: %v", off.Status.Listeners)
 	}
 }
+
+// TestConsulRebuild: the discovery engine's state folded live is the one
+// `journal rebuild` refolds from its events, and emit cannot forge them.
+func TestConsulRebuild(t *testing.T) {
+	t.Parallel()
+	d, c := consulDaemon(t)
+	for _, kind := range []string{"consul_kv.set", "discovery.check", "discovery.service.register"} {
+		if _, errOut, code := cli(t, d, "emit", kind, "x", "a=b"); code != 2 || !strings.Contains(errOut, "belongs to") {
+			t.Errorf("emit %s: exit %d %q, want refused", kind, code, errOut)
+		}
+	}
+	kv := c.KV()
+	kv.Put(&api.KVPair{Key: "a", Value: []byte{0xff, 0xfe}, Flags: api.SemaphoreFlagValue}, nil)
+	kv.Put(&api.KVPair{Key: "b/c", Value: []byte("x")}, nil)
+	c.Txn().Txn(api.TxnOps{{KV: &api.KVTxnOp{Verb: api.KVSet, Key: "t", Value: []byte("1")}}, {KV: &api.KVTxnOp{Verb: api.KVDeleteTree, Key: "b/"}}}, nil)
+	if err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{Name: "svc", Check: &api.AgentServiceCheck{TTL: "1h"}}); err != nil {
+		t.Fatal(err)
+	}
+	c.Agent().PassTTL("service:svc", "ok")
+	id, _, err := c.Session().Create(&api.SessionEntry{Name: "s"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv.Acquire(&api.KVPair{Key: "lock", Session: id}, nil)
+	for _, r := range parseNDJSON[rebuildRow](t, cliOK(t, d, "-o", "json", "journal", "rebuild")) {
+		if !r.Same {
+			t.Errorf("stream %s folded live to %s but refolds to %s", r.Stream, r.Before, r.After)
+		}
+	}
+	p, _, err := kv.Get("a", nil)
+	if err != nil || p == nil || p.Flags != api.SemaphoreFlagValue || string(p.Value) != "\xff\xfe" {
+		t.Fatalf("a after rebuild: %+v %v", p, err)
+	}
+}
