@@ -2,7 +2,9 @@ package integration
 
 import (
 	"encoding/json"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -202,5 +204,74 @@ func TestConsulTokenBeyondLoopback(t *testing.T) {
 	}
 	if code, _ := httpGet(t, "http://127.0.0.1:"+port+"/v1/kv/x"); code != 404 {
 		t.Fatalf("GET from loopback without a token: %d, want 404 (served)", code)
+	}
+}
+
+// httpDo sends one request and returns its status and body.
+func httpDo(t *testing.T, method, url, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestConsulBadInput: malformed and unknown input answers Consul's codes
+// and texts and the daemon keeps serving; Consul's documented spellings
+// (snake_case, Args) are accepted.
+func TestConsulBadInput(t *testing.T) {
+	t.Parallel()
+	d, c := consulDaemon(t)
+	base := "http://" + d.Status.HTTP
+	for _, tc := range []struct {
+		method, path, body string
+		code               int
+		want               string
+	}{
+		{"PUT", "/v1/agent/service/register", `{"Name": "x",`, 400, "Request decode failed"},
+		{"PUT", "/v1/agent/service/register", `{"Name": "x", "Bogus": 1}`, 400, "unknown field"},
+		{"PUT", "/v1/agent/service/register", `{"Name": "x", "Check": {"HTTP": "http://127.0.0.1:1/"}}`, 400, "Interval must be > 0"},
+		{"PUT", "/v1/agent/service/register", `{"Name": "x", "Check": {"TTL": "0s"}}`, 400, "TTL must be > 0"},
+		{"PUT", "/v1/agent/service/register", `{"Name": "x", "Check": {"GRPC": "127.0.0.1:1", "Interval": "1s"}}`, 400, "only TTL, HTTP, TCP and script"},
+		{"PUT", "/v1/agent/check/register", `{"Name": "c", "TTL": "10s", "ServiceID": "nope"}`, 400, `ServiceID "nope" does not exist`},
+		{"PUT", "/v1/agent/check/pass/nope", ``, 404, "Unknown check ID"},
+		{"PUT", "/v1/txn", `[{"KV": {"Verb": "set", "Key": "k", "Value": "eA=="}}, {"Node": {}}]`, 400, "only KV operations"},
+		{"PUT", "/v1/txn", `not json`, 400, "Request decode failed"},
+		{"GET", "/v1/kv/x?index=abc", ``, 400, "Invalid index"},
+		{"GET", "/v1/kv/x?index=1&wait=soon", ``, 400, "Invalid wait time"},
+		{"GET", "/v1/health/state/sick", ``, 400, "Invalid check state"},
+		{"PUT", "/v1/kv/big", strings.Repeat("x", 600<<10), 413, "too large"},
+		{"PUT", "/v1/kv/f?flags=-1", "v", 400, "Invalid flags"},
+		{"PUT", "/v1/session/create", `{"TTL": "1s"}`, 400, "Invalid Session TTL"},
+		{"PUT", "/v1/session/create", `{"Checks": ["nope"]}`, 400, "Missing check 'nope' registration"},
+	} {
+		code, body := httpDo(t, tc.method, base+tc.path, tc.body)
+		if code != tc.code || !strings.Contains(body, tc.want) {
+			t.Errorf("%s %s %.40q: %d %q, want %d %q", tc.method, tc.path, tc.body, code, body, tc.code, tc.want)
+		}
+	}
+	// Consul's documented spellings: snake_case fields, Args.
+	code, body := httpDo(t, "PUT", base+"/v1/agent/service/register",
+		`{"name": "s", "id": "s-1", "port": 1, "meta": {"team_name": "x"}, "check": {"args": ["/bin/true"], "interval": "1s", "deregister_critical_service_after": "1h", "tls_skip_verify": true}}`)
+	if code != 200 {
+		t.Fatalf("snake_case registration: %d %s", code, body)
+	}
+	svc, _, err := c.Agent().Service("s-1", nil)
+	if err != nil || svc.Meta["team_name"] != "x" {
+		t.Fatalf("the snake_case service: %+v %v", svc, err)
+	}
+	checks, err := c.Agent().Checks()
+	if err != nil || checks["service:s-1"] == nil || checks["service:s-1"].Type != "script" {
+		t.Fatalf("the snake_case script check: %+v %v", checks, err)
+	}
+	if st := d.requireServing(); st.Listeners["http"] != d.Status.HTTP {
+		t.Fatalf("after bad input: %+v", st)
 	}
 }

@@ -1,12 +1,14 @@
 package discovery
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cairnhq/cairn/client/wire"
@@ -133,6 +135,60 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 		return badf("Request decode failed: %v", err)
 	}
 	return nil
+}
+
+// decodeDefinition reads a service or check definition as Consul's agent
+// does: besides consul/api's field names, the snake_case spellings of its
+// documentation and config files (tls_skip_verify, service_id) and Args
+// for a script check's command (consul/api sends ScriptArgs). User maps
+// (Meta, Header, TaggedAddresses) keep their keys.
+func decodeDefinition(w http.ResponseWriter, r *http.Request, v any) error {
+	var raw any
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.UseNumber()
+	if err := dec.Decode(&raw); err != nil {
+		if errors.Is(err, io.EOF) {
+			return badf("Request decode failed: empty body")
+		}
+		return badf("Request decode failed: %v", err)
+	}
+	b, err := json.Marshal(translateKeys(raw))
+	if err != nil {
+		return badf("Request decode failed: %v", err)
+	}
+	strict := json.NewDecoder(bytes.NewReader(b))
+	strict.DisallowUnknownFields()
+	if err := strict.Decode(v); err != nil {
+		return badf("Request decode failed: %v", err)
+	}
+	return nil
+}
+
+// userMaps are the fields whose keys are the user's, not field names.
+var userMaps = map[string]bool{"meta": true, "header": true, "taggedaddresses": true, "nodemeta": true, "servicemeta": true}
+
+func translateKeys(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			nk := strings.ReplaceAll(k, "_", "")
+			if strings.EqualFold(nk, "args") {
+				nk = "ScriptArgs"
+			}
+			if userMaps[strings.ToLower(nk)] {
+				out[nk] = e
+				continue
+			}
+			out[nk] = translateKeys(e)
+		}
+		return out
+	case []any:
+		for i, e := range x {
+			x[i] = translateKeys(e)
+		}
+	}
+	return v
 }
 
 // queryMeta sets the headers every Consul read answers with.

@@ -11,7 +11,7 @@ import (
 
 func (m *Module) agentServiceRegister(w http.ResponseWriter, r *http.Request) {
 	var reg api.AgentServiceRegistration
-	if err := decode(w, r, &reg); err != nil {
+	if err := decodeDefinition(w, r, &reg); err != nil {
 		m.httpError(w, err)
 		return
 	}
@@ -39,7 +39,7 @@ func (m *Module) agentServiceDeregister(w http.ResponseWriter, r *http.Request) 
 
 func (m *Module) agentCheckRegister(w http.ResponseWriter, r *http.Request) {
 	var reg api.AgentCheckRegistration
-	if err := decode(w, r, &reg); err != nil {
+	if err := decodeDefinition(w, r, &reg); err != nil {
 		m.httpError(w, err)
 		return
 	}
