@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"bytes"
+	"net/http/httptest"
 	"slices"
 	"sort"
 	"strings"
@@ -236,5 +237,48 @@ func TestKVFromRec(t *testing.T) {
 	b, _ := recordBytes(kvRecord(in))
 	if p, err := parseKV(b); err != nil || p.Flags != in.Flags || string(p.Value) != "v" || p.ModifyIndex != 4 {
 		t.Fatalf("parseKV: %+v %v", p, err)
+	}
+}
+
+// applyKV folds a consul_kv.set of key at seq into the mirror, as the
+// journal subscription does.
+func applyKV(t *testing.T, m *mirror, seq int64, key, value string) {
+	t.Helper()
+	e := &kvEntry{Key: key, Value: []byte(value), CreateIndex: seq, ModifyIndex: seq}
+	ev := &journal.Event{Seq: seq, Body: journal.Body{Kind: KindKVSet, Data: map[string]any{"ops": opsData([]op{{Table: tabKV, ID: key, Rec: recordOf(e)}})}}}
+	if err := m.apply(ev); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBlockingQuery(t *testing.T) {
+	m := newModule()
+	applyKV(t, m.mir, 5, "k", "a")
+	get := func(url string) chan *httptest.ResponseRecorder {
+		out := make(chan *httptest.ResponseRecorder, 1)
+		go func() {
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest("GET", url, nil)
+			req.SetPathValue("key", "k")
+			m.kvGet(rec, req)
+			out <- rec
+		}()
+		return out
+	}
+	// Blocks at index 5 until the key changes; another key's change
+	// wakes it but does not answer it.
+	done := get("/v1/kv/k?index=5&wait=10h")
+	applyKV(t, m.mir, 6, "other", "x")
+	applyKV(t, m.mir, 7, "k", "b")
+	rec := <-done
+	if rec.Code != 200 || rec.Header().Get("X-Consul-Index") != "7" || !strings.Contains(rec.Body.String(), `"ModifyIndex":7`) {
+		t.Fatalf("blocking GET: %d %v %s", rec.Code, rec.Header(), rec.Body)
+	}
+	// Without a free slot, a blocking query answers at once: memory stays
+	// bounded however many wait.
+	m.blockingSlots = make(slots, 0)
+	rec = <-get("/v1/kv/k?index=7&wait=10h")
+	if rec.Code != 200 || rec.Header().Get("X-Consul-Index") != "7" || rec.Header().Get("X-Consul-KnownLeader") != "true" {
+		t.Fatalf("GET with no slot: %d %v", rec.Code, rec.Header())
 	}
 }
