@@ -276,7 +276,7 @@ func TestBlockingQuery(t *testing.T) {
 	}
 	// Without a free slot, a blocking query answers at once: memory stays
 	// bounded however many wait.
-	m.blockingSlots = make(slots, 0)
+	m.blockingSlots = make(slots)
 	rec = <-get("/v1/kv/k?index=7&wait=10h")
 	if rec.Code != 200 || rec.Header().Get("X-Consul-Index") != "7" || rec.Header().Get("X-Consul-KnownLeader") != "true" {
 		t.Fatalf("GET with no slot: %d %v", rec.Code, rec.Header())
