@@ -346,6 +346,17 @@ func (m *Module) deregisterCheck(ctx context.Context, actor journal.Actor, id st
 // changing is kept in memory, not journaled.
 func (m *Module) setCheckState(ctx context.Context, actor journal.Actor, id, status, output string) (changed bool, err error) {
 	m.checks.setOutput(id, output)
+	// The common case, a probe that finds the state it had, costs no
+	// trip through the committer. (The mirror holds every write committed
+	// before this read; a later change is decided below, in order.)
+	same := false
+	m.mir.read(func() {
+		c, ok := m.mir.checks[id]
+		same = ok && c.Status == status
+	})
+	if same {
+		return false, nil
+	}
 	reply, _, err := m.propose(ctx, actor, func(r reader, seq int64) (*change, error) {
 		var c check
 		ok, err := r.get(tabCheck, id, &c)
