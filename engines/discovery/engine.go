@@ -1,7 +1,9 @@
 package discovery
 
 import (
+	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/cairnhq/cairn/journal"
@@ -110,26 +112,52 @@ func (engine) Fold(t *journal.Txn, ev *journal.Event) error {
 	if err != nil {
 		return fmt.Errorf("discovery: fold %s seq %d: %w", ev.Kind, ev.Seq, err)
 	}
+	touched := map[string]bool{}
 	for _, o := range ops {
 		key := []byte(o.Table + "/" + o.ID)
+		touched[o.Table] = true
 		if o.Rec == nil {
 			if err := t.Delete(key); err != nil {
 				return err
 			}
-		} else {
-			b, err := recordBytes(o.Rec)
-			if err != nil {
-				return err
-			}
-			if err := t.Set(key, b); err != nil {
-				return err
-			}
+			continue
 		}
-		if err := t.Set([]byte("idx/"+o.Table), fmt.Appendf(nil, "%d", ev.Seq)); err != nil {
+		b, err := storedRecord(o.Table, o.Rec)
+		if err != nil {
+			return fmt.Errorf("discovery: fold %s seq %d: %s/%s: %w", ev.Kind, ev.Seq, o.Table, o.ID, err)
+		}
+		if err := t.Set(key, b); err != nil {
+			return err
+		}
+	}
+	for table := range touched {
+		if err := t.Set([]byte("idx/"+table), strconv.AppendInt(nil, ev.Seq, 10)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// storedRecord is a record as the projection keeps it: JSON, a KV entry's
+// written from its struct (the hot path) rather than from the map.
+func storedRecord(table string, rec map[string]any) ([]byte, error) {
+	if table != tabKV {
+		return recordBytes(rec)
+	}
+	e, err := kvFromRec(rec)
+	if err != nil {
+		return nil, err
+	}
+	j := kvJSON{Key: e.Key, Session: e.Session, LockIndex: e.LockIndex, CreateIndex: e.CreateIndex, ModifyIndex: e.ModifyIndex}
+	if e.Flags != 0 {
+		j.Flags = strconv.FormatUint(e.Flags, 10)
+	}
+	if v, ok := rec["value"].(string); ok {
+		j.Value = &v
+	} else if v, ok := rec["value_b64"].(string); ok {
+		j.ValueB64 = v
+	}
+	return json.Marshal(&j)
 }
 
 // viewReader reads the projection through a View.

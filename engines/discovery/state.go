@@ -194,11 +194,11 @@ func kvRecord(e *kvEntry) map[string]any {
 // kvJSON is a KV record as the projection stores it (recordBytes).
 type kvJSON struct {
 	Key         string  `json:"key"`
-	Value       *string `json:"value"`
-	ValueB64    string  `json:"value_b64"`
-	Flags       string  `json:"flags"`
-	Session     string  `json:"session"`
-	LockIndex   int64   `json:"lock_index"`
+	Value       *string `json:"value,omitempty"`
+	ValueB64    string  `json:"value_b64,omitempty"`
+	Flags       string  `json:"flags,omitempty"`
+	Session     string  `json:"session,omitempty"`
+	LockIndex   int64   `json:"lock_index,omitempty"`
 	CreateIndex int64   `json:"create_index"`
 	ModifyIndex int64   `json:"modify_index"`
 }
