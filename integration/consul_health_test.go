@@ -277,3 +277,37 @@ func TestConsulDNS(t *testing.T) {
 		t.Fatalf("A %s.node.consul: %q", node, out)
 	}
 }
+
+// TestConsulDeregisterCritical: an instance whose check stays critical
+// longer than DeregisterCriticalServiceAfter is deregistered by cairn,
+// the event saying why, its actor the system.
+func TestConsulDeregisterCritical(t *testing.T) {
+	t.Parallel()
+	d, c := consulDaemon(t)
+	if err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "job-1", Name: "job",
+		Check: &api.AgentServiceCheck{TTL: "1s", DeregisterCriticalServiceAfter: "1s"}}); err != nil {
+		t.Fatal(err)
+	}
+	var idx uint64
+	deadline := time.Now().Add(time.Minute)
+	for {
+		svcs, meta, err := c.Catalog().Service("job", "", &api.QueryOptions{WaitIndex: idx, WaitTime: 30 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(svcs) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job-1 still registered after a minute of a critical check")
+		}
+		idx = meta.LastIndex
+	}
+	evs := parseNDJSON[httpEvent](t, cliOK(t, d, "-o", "json", "events", "kind=discovery.service.deregister"))
+	if len(evs) != 1 || evs[0].Actor.Via != "system" || !strings.Contains(fmt.Sprint(evs[0].Data["reason"]), "critical for more than 1s") {
+		t.Fatalf("deregister events: %+v", evs)
+	}
+	if checks, _ := c.Agent().Checks(); len(checks) != 0 {
+		t.Fatalf("checks left after the deregistration: %v", checks)
+	}
+}
