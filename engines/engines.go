@@ -450,3 +450,11 @@ func ActorFrom(ctx context.Context) (journal.Actor, bool) {
 type StreamDeclarer interface {
 	Streams() []journal.StreamSpec
 }
+
+// ListenerReporter is implemented by a module with listeners of its own
+// (the logs engine's --forward and --syslog): status shows each bound
+// address by its flag's name, so a daemon started with 127.0.0.1:0 tells
+// its port.
+type ListenerReporter interface {
+	Listeners() map[string]string
+}

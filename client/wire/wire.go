@@ -135,6 +135,10 @@ type StatusRow struct {
 	Capture StreamInfo `json:"capture"`
 	// Streams are the streams engines declared beside audit and capture.
 	Streams map[string]StreamInfo `json:"streams,omitempty"`
+	// Listeners are the bound addresses of engines' own listeners, by
+	// flag name ("forward", "syslog"); a test that passed 127.0.0.1:0
+	// reads the port here.
+	Listeners map[string]string `json:"listeners,omitempty"`
 }
 
 // StreamInfo is one stream's part of the status row.

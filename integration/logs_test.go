@@ -1,0 +1,315 @@
+package integration
+
+import (
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fluent/fluent-logger-golang/fluent"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// logRow is a row of `logs -o json`.
+type logRow struct {
+	Time   string         `json:"time"`
+	Tag    string         `json:"tag"`
+	Record map[string]any `json:"record"`
+}
+
+// forwardAddr is the daemon's bound --forward address, from status.
+func forwardAddr(t *testing.T, d *daemonProc) (string, int) {
+	t.Helper()
+	addr := d.requireServing().Listeners["forward"]
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatalf("status lists no forward listener (%q): %v", addr, err)
+	}
+	p, _ := strconv.Atoi(port)
+	return host, p
+}
+
+func fluentClient(t *testing.T, host string, port int, cfg fluent.Config) *fluent.Fluent {
+	t.Helper()
+	cfg.FluentHost, cfg.FluentPort = host, port
+	cfg.Timeout = 10 * time.Second
+	f, err := fluent.New(cfg)
+	if err != nil {
+		t.Fatalf("fluent.New: %v", err)
+	}
+	return f
+}
+
+// sendRaw writes one forward message on a fresh connection and, when it
+// asks for an ack, requires the ack of its chunk.
+func sendRaw(t *testing.T, addr string, msg []byte, chunk string) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	if chunk == "" {
+		return
+	}
+	conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	var ack map[string]string
+	if err := msgpack.NewDecoder(conn).Decode(&ack); err != nil {
+		t.Fatalf("reading the ack of %s: %v", chunk, err)
+	}
+	if ack["ack"] != chunk {
+		t.Fatalf("ack %v, want %s", ack, chunk)
+	}
+}
+
+// TestLogsForward sends records with fluent-logger-golang (sync, async,
+// with RequestAck, with sub-second EventTime) and in the protocol's Forward,
+// PackedForward and CompressedPackedForward modes, then finds every one
+// with `logs` and with `events stream=logs where 'record.level == …'`.
+func TestLogsForward(t *testing.T) {
+	d := startDaemon(t)
+	host, port := forwardAddr(t, d)
+	addr := net.JoinHostPort(host, strconv.Itoa(port))
+	want := map[string]bool{}
+	post := func(f *fluent.Fluent, mode string, n int) {
+		for i := range n {
+			id := fmt.Sprintf("%s-%d", mode, i)
+			level := "info"
+			if i%2 == 0 {
+				level = "error"
+			}
+			if err := f.Post("app."+mode, map[string]any{"id": id, "level": level, "n": i}); err != nil {
+				t.Fatalf("%s post %d: %v", mode, i, err)
+			}
+			want[id] = level == "error"
+		}
+	}
+	for _, c := range []struct {
+		mode string
+		cfg  fluent.Config
+	}{
+		{"sync", fluent.Config{}},
+		{"async", fluent.Config{Async: true}},
+		{"ack", fluent.Config{RequestAck: true}},
+		{"subsec", fluent.Config{SubSecondPrecision: true, RequestAck: true}},
+	} {
+		f := fluentClient(t, host, port, c.cfg)
+		post(f, c.mode, 10)
+		if err := f.Close(); err != nil {
+			t.Fatalf("%s close: %v", c.mode, err)
+		}
+	}
+
+	// The other modes, encoded with the library's own types.
+	now := time.Now().Unix()
+	entries := func(mode string) []fluent.Entry {
+		var es []fluent.Entry
+		for i := range 10 {
+			id := fmt.Sprintf("%s-%d", mode, i)
+			level := "info"
+			if i%2 == 0 {
+				level = "error"
+			}
+			want[id] = level == "error"
+			es = append(es, fluent.Entry{Time: now, Record: map[string]any{"id": id, "level": level}})
+		}
+		return es
+	}
+	fw := &fluent.Forward{Tag: "app.forward", Entries: entries("forward"), Option: map[string]string{"chunk": "c-forward"}}
+	b, err := fw.MarshalMsg(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sendRaw(t, addr, b, "c-forward")
+	packed := func(mode string) []byte {
+		var buf []byte
+		for _, e := range entries(mode) {
+			if buf, err = e.MarshalMsg(buf); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return buf
+	}
+	b, _ = msgpack.Marshal([]any{"app.packed", packed("packed"), map[string]any{"chunk": "c-packed", "size": 10}})
+	sendRaw(t, addr, b, "c-packed")
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(packed("compressed"))
+	zw.Close()
+	b, _ = msgpack.Marshal([]any{"app.compressed", gz.Bytes(), map[string]any{"chunk": "c-comp", "size": 10, "compressed": "gzip"}})
+	sendRaw(t, addr, b, "c-comp")
+
+	// Every record with logs, tag and fields intact.
+	rows := parseNDJSON[logRow](t, cliOK(t, d, "-o", "json", "logs", "tag=app.**"))
+	got := map[string]logRow{}
+	for _, r := range rows {
+		id, _ := r.Record["id"].(string)
+		if _, dup := got[id]; dup {
+			t.Errorf("record %s answered twice", id)
+		}
+		got[id] = r
+	}
+	for id := range want {
+		r, ok := got[id]
+		if !ok {
+			t.Errorf("record %s is missing from logs", id)
+			continue
+		}
+		if mode, _, _ := strings.Cut(id, "-"); r.Tag != "app."+mode {
+			t.Errorf("record %s has tag %q", id, r.Tag)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("logs answered %d records, want %d", len(got), len(want))
+	}
+	if r := got["subsec-3"]; !strings.Contains(r.Time, ".") {
+		t.Errorf("an EventTime record lost its sub-second time: %q", r.Time)
+	}
+	// A tag pattern selects.
+	if rows := parseNDJSON[logRow](t, cliOK(t, d, "-o", "json", "logs", "tag=app.{ack,packed}")); len(rows) != 20 {
+		t.Errorf("tag=app.{ack,packed}: %d records, want 20", len(rows))
+	}
+	// CEL over the record, in events and in logs.
+	var wantErr int
+	for _, isErr := range want {
+		if isErr {
+			wantErr++
+		}
+	}
+	evs := parseNDJSON[map[string]any](t, cliOK(t, d, "-o", "json", "events", "stream=logs", "where", `record.level == "error"`))
+	if len(evs) != wantErr {
+		t.Errorf("events stream=logs where record.level == error: %d, want %d", len(evs), wantErr)
+	}
+	if rows := parseNDJSON[logRow](t, cliOK(t, d, "-o", "json", "logs", "where", `record.level == "error" && tag == "app.sync"`, "tail=2")); len(rows) != 2 || rows[1].Record["id"] != "sync-8" {
+		t.Errorf("logs where … tail=2: %+v", rows)
+	}
+}
+
+// TestLogsForwardBadInput sends what the forward input must refuse: it
+// counts each, closes the connection where the stream cannot go on, and
+// keeps serving.
+func TestLogsForwardBadInput(t *testing.T) {
+	d := startDaemon(t, withFlags("--forward-max-frame", "1048576"))
+	host, port := forwardAddr(t, d)
+	addr := net.JoinHostPort(host, strconv.Itoa(port))
+	closed := func(what string, msg []byte) {
+		t.Helper()
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.Write(msg)
+		conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+		var b [1]byte
+		if _, err := conn.Read(b[:]); err == nil {
+			t.Errorf("%s: the daemon answered instead of closing", what)
+		} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Errorf("%s: the connection is still open", what)
+		}
+	}
+	closed("invalid msgpack", []byte{0xc1, 0xc1, 0xc1})
+	closed("not an array", []byte{0xa3, 'a', 'b', 'c'})
+	// A bin32 declaring 100 MB, followed by 2 MB of it: refused at the
+	// frame limit, not buffered.
+	big := []byte{0x93, 0xa3, 'b', 'i', 'g', 0xc6, 0x05, 0xf5, 0xe1, 0x00}
+	closed("a 100 MB frame", append(big, make([]byte, 2<<20)...))
+	// A record that is not a map is skipped; the map beside it is kept.
+	b, _ := msgpack.Marshal([]any{"bad.notmap", []any{[]any{1, "a string"}, []any{2, map[string]any{"ok": true}}}, map[string]any{"chunk": "x"}})
+	sendRaw(t, addr, b, "x")
+
+	stats := cliOK(t, d, "-o", "json", "logs", "stats")
+	for _, want := range []string{`"counter":"invalid_msgpack"`, `"counter":"frame_too_large"`, `"counter":"not_a_map","value":1`} {
+		if !strings.Contains(stats, want) {
+			t.Errorf("logs stats lacks %s:\n%s", want, stats)
+		}
+	}
+	if rows := parseNDJSON[logRow](t, cliOK(t, d, "-o", "json", "logs", "tag=bad.*")); len(rows) != 1 || rows[0].Record["ok"] != true {
+		t.Errorf("the map beside a non-map: %+v", rows)
+	}
+	// Heartbeat: a UDP datagram on the forward port is answered.
+	uc, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uc.Close()
+	uc.Write([]byte{0})
+	uc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var hb [1]byte
+	if _, err := uc.Read(hb[:]); err != nil {
+		t.Errorf("no heartbeat answer: %v", err)
+	}
+	d.requireServing()
+}
+
+// TestLogsForwardKill SIGKILLs the daemon while clients send with
+// RequestAck: after a restart, every record whose chunk was acked is in
+// the logs stream.
+func TestLogsForwardKill(t *testing.T) {
+	d := startDaemon(t)
+	host, port := forwardAddr(t, d)
+	var mu sync.Mutex
+	var acked []string
+	var wg sync.WaitGroup
+	const clients = 4
+	enough := make(chan struct{})
+	var once sync.Once
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f, err := fluent.New(fluent.Config{FluentHost: host, FluentPort: port, RequestAck: true, MaxRetry: 1, Timeout: 5 * time.Second, ReadTimeout: 10 * time.Second})
+			if err != nil {
+				return
+			}
+			defer f.Close()
+			for i := 0; ; i++ {
+				id := fmt.Sprintf("k%d-%d", c, i)
+				if err := f.Post("load.kill", map[string]any{"id": id, "pad": strings.Repeat("x", 200)}); err != nil {
+					return // the daemon is gone: this one was not acked
+				}
+				mu.Lock()
+				acked = append(acked, id)
+				if len(acked) >= 2000 {
+					once.Do(func() { close(enough) })
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	select {
+	case <-enough:
+	case <-time.After(60 * time.Second):
+		t.Fatal("clients did not get 2000 acks")
+	}
+	d.Kill()
+	wg.Wait()
+	d.start()
+	rows := parseNDJSON[logRow](t, cliOK(t, d, "-o", "json", "logs", "tag=load.kill"))
+	have := make(map[string]bool, len(rows))
+	for _, r := range rows {
+		id, _ := r.Record["id"].(string)
+		have[id] = true
+	}
+	lost := 0
+	for _, id := range acked {
+		if !have[id] {
+			lost++
+			if lost < 5 {
+				t.Errorf("acked record %s is not in the journal after SIGKILL", id)
+			}
+		}
+	}
+	if lost > 0 {
+		t.Fatalf("%d of %d acked records lost", lost, len(acked))
+	}
+	t.Logf("%d acked records before SIGKILL, all found (%d stored)", len(acked), len(rows))
+}
