@@ -5,6 +5,8 @@ import (
 	"compress/gzip"
 	"fmt"
 	"net"
+	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -312,4 +314,96 @@ func TestLogsForwardKill(t *testing.T) {
 		t.Fatalf("%d of %d acked records lost", lost, len(acked))
 	}
 	t.Logf("%d acked records before SIGKILL, all found (%d stored)", len(acked), len(rows))
+}
+
+// requireTool finds a program the test runs, failing under CI=true and
+// skipping elsewhere when it is missing.
+func requireTool(t *testing.T, name, pkg string) {
+	t.Helper()
+	if _, err := exec.LookPath(name); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is not installed (Debian %s)", name, pkg)
+		}
+		t.Skipf("%s is not installed (Debian %s)", name, pkg)
+	}
+}
+
+// TestLogsSyslog sends with logger(1), RFC 5424 and RFC 3164, over UDP and
+// TCP (newline framing and octet counting): each record arrives with its
+// facility, severity, host, app and message, tagged
+// syslog.FACILITY.SEVERITY; a line of neither RFC is counted.
+func TestLogsSyslog(t *testing.T) {
+	requireTool(t, "logger", "bsdutils")
+	d := startDaemon(t, withFlags("--syslog", "127.0.0.1:0"))
+	addr := d.requireServing().Listeners["syslog"]
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatalf("status lists no syslog listener: %q", addr)
+	}
+	hostname, _ := os.Hostname()
+	hostname, _, _ = strings.Cut(hostname, ".")
+	type sent struct {
+		args               []string
+		msg, fac, sev, app string
+		pid                string
+	}
+	cases := []sent{
+		{[]string{"-d", "--rfc5424", "-p", "local3.warning", "-t", "app5u", "--msgid", "M1"}, "udp 5424 message", "local3", "warn", "app5u", ""},
+		{[]string{"-d", "--rfc3164", "-p", "mail.err", "-t", "app3u", "--id=4242"}, "udp 3164 message", "mail", "err", "app3u", "4242"},
+		{[]string{"-T", "--rfc5424", "-p", "daemon.info", "-t", "app5t"}, "tcp 5424 newline", "daemon", "info", "app5t", ""},
+		{[]string{"-T", "--octet-count", "--rfc5424", "-p", "auth.crit", "-t", "app5o"}, "tcp 5424 octet counted", "auth", "crit", "app5o", ""},
+		{[]string{"-T", "--rfc3164", "-p", "user.debug", "-t", "app3t"}, "tcp 3164 newline", "user", "debug", "app3t", ""},
+	}
+	for _, c := range cases {
+		args := append([]string{"-n", host, "-P", port}, c.args...)
+		if out, err := exec.Command("logger", append(args, c.msg)...).CombinedOutput(); err != nil {
+			t.Fatalf("logger %v: %v\n%s", args, err, out)
+		}
+	}
+	uc, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uc.Write([]byte("this matches no syslog RFC"))
+	uc.Close()
+
+	var rows []logRow
+	waitFor(t, "the syslog records", 20*time.Second, func() bool {
+		out, _, _ := cli(t, d, "-o", "json", "logs", "tag=syslog.**")
+		rows = parseNDJSON[logRow](t, out)
+		return len(rows) >= len(cases)
+	})
+	if len(rows) != len(cases) {
+		t.Fatalf("%d syslog records, want %d: %+v", len(rows), len(cases), rows)
+	}
+	byMsg := map[string]logRow{}
+	for _, r := range rows {
+		m, _ := r.Record["message"].(string)
+		byMsg[m] = r
+	}
+	for _, c := range cases {
+		r, ok := byMsg[c.msg]
+		if !ok {
+			t.Errorf("%q did not arrive: %+v", c.msg, rows)
+			continue
+		}
+		if want := "syslog." + c.fac + "." + c.sev; r.Tag != want {
+			t.Errorf("%q: tag %s, want %s", c.msg, r.Tag, want)
+		}
+		for k, v := range map[string]string{"facility": c.fac, "severity": c.sev, "ident": c.app, "host": hostname} {
+			if r.Record[k] != v {
+				t.Errorf("%q: %s = %v, want %s", c.msg, k, r.Record[k], v)
+			}
+		}
+		if c.pid != "" && r.Record["pid"] != c.pid {
+			t.Errorf("%q: pid %v, want %s", c.msg, r.Record["pid"], c.pid)
+		}
+	}
+	if r := byMsg["udp 5424 message"]; r.Record["msgid"] != "M1" {
+		t.Errorf("RFC 5424 msgid: %v", r.Record["msgid"])
+	}
+	waitFor(t, "the unparsed line counted", 10*time.Second, func() bool {
+		out, _, _ := cli(t, d, "-o", "json", "logs", "stats")
+		return strings.Contains(out, `{"input":"syslog","counter":"unparsed","value":1}`)
+	})
 }
