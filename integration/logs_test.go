@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -406,4 +407,82 @@ func TestLogsSyslog(t *testing.T) {
 		out, _, _ := cli(t, d, "-o", "json", "logs", "stats")
 		return strings.Contains(out, `{"input":"syslog","counter":"unparsed","value":1}`)
 	})
+}
+
+// TestLogsTail follows a file across rename rotation and copytruncate and
+// across a daemon SIGKILL: every line is stored exactly once.
+func TestLogsTail(t *testing.T) {
+	d := startDaemon(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	write := func(from, to int) {
+		t.Helper()
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := from; i < to; i++ {
+			fmt.Fprintf(f, "{\"n\":%d}\n", i)
+		}
+		f.Close()
+	}
+	stored := func() []int {
+		out, _, _ := cli(t, d, "-o", "json", "logs", "tag=app.file")
+		var ns []int
+		for _, r := range parseNDJSON[logRow](t, out) {
+			n, _ := r.Record["n"].(float64)
+			ns = append(ns, int(n))
+		}
+		return ns
+	}
+	waitLines := func(what string, n int) {
+		t.Helper()
+		waitFor(t, what, 20*time.Second, func() bool { return len(stored()) >= n })
+	}
+	write(0, 10)
+	cliOK(t, d, "logs", "tail", "add", path, "tag=app.file", "format=json", "pos=start")
+	waitLines("the file's first lines", 10)
+
+	// Rename rotation: lines written just before the rename are read from
+	// the old file, then the new file from its start.
+	write(10, 20)
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	write(20, 30)
+	waitLines("the lines around a rename rotation", 30)
+
+	// copytruncate: the file is copied, then emptied in place.
+	data, _ := os.ReadFile(path)
+	os.WriteFile(path+".2", data, 0o644)
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	write(30, 35)
+	waitLines("the lines after copytruncate", 35)
+
+	// A SIGKILLed daemon resumes after the last line stored.
+	d.Kill()
+	write(35, 40)
+	d.start()
+	waitLines("the lines written while the daemon was down", 40)
+	ns := stored()
+	for i, n := range ns {
+		if n != i {
+			t.Fatalf("line %d is n=%d (lost or duplicated):\n%v", i, n, ns)
+		}
+	}
+	if len(ns) != 40 {
+		t.Fatalf("%d lines stored, want 40: %v", len(ns), ns)
+	}
+	if out := cliOK(t, d, "events", "kind=logs.tail.*"); !strings.Contains(out, "logs.tail.add") {
+		t.Errorf("no logs.tail.add event:\n%s", out)
+	}
+	if out := cliOK(t, d, "logs", "tail", "ls"); !strings.Contains(out, path) {
+		t.Errorf("logs tail ls does not list %s:\n%s", path, out)
+	}
+	cliOK(t, d, "logs", "tail", "rm", path)
+	if _, stderr, code := cli(t, d, "logs", "tail", "add", "relative.log", "tag=x"); code != 2 || !strings.Contains(stderr, "absolute") {
+		t.Errorf("a relative path: exit %d, %s", code, stderr)
+	}
 }

@@ -59,6 +59,9 @@ type module struct {
 	mu        sync.Mutex
 	listeners map[string]string
 	closers   []func() error
+	tails     map[string]*tailRun // by path
+	tailMu    sync.Mutex          // serializes tail add and rm
+	ctx       context.Context     // the module's, for followers started by verbs
 	wg        sync.WaitGroup
 	cancel    context.CancelFunc
 }
@@ -82,7 +85,13 @@ func (m *module) Name() string { return Name }
 func (m *module) KindPrefixes() []string { return []string{"logs."} }
 
 // Kinds are the kinds the engine writes (docs/events.md).
-func (m *module) Kinds() []string { return []string{RecordKind} }
+func (m *module) Kinds() []string { return []string{RecordKind, kindTailAdd, kindTailRm} }
+
+// The audit kinds of the engine's configuration.
+const (
+	kindTailAdd = "logs.tail.add"
+	kindTailRm  = "logs.tail.rm"
+)
 
 func (m *module) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&m.forwardAddr, "forward", "127.0.0.1:24224", "Fluentd's forward protocol on `ADDR` (TCP, and UDP heartbeats on the same port), or off")
@@ -104,6 +113,11 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 	}
 	m.audit = h.Journal.Stream(journal.Audit)
 	ctx, m.cancel = context.WithCancel(ctx)
+	m.ctx = ctx
+	if err := m.loadTails(ctx); err != nil {
+		m.cancel()
+		return fmt.Errorf("logs: tails: %w", err)
+	}
 	if m.forwardAddr != "off" && m.forwardAddr != "" {
 		if err := m.startForward(ctx, m.forwardAddr); err != nil {
 			m.cancel()

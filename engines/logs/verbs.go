@@ -2,6 +2,7 @@ package logs
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -13,7 +14,7 @@ import (
 )
 
 func (m *module) Verbs() []engines.Verb {
-	return []engines.Verb{
+	verbs := []engines.Verb{
 		{Spec: dsl.Spec{
 			Verb:    "logs",
 			Access:  dsl.AccessRead,
@@ -40,6 +41,9 @@ func (m *module) Verbs() []engines.Verb {
 			Help:    "logs stats answers, for each input (forward, syslog, http), its counters since the daemon\nstarted: records, messages, connections, and bad input (invalid_msgpack, frame_too_large,\nnot_a_map, unparsed, bad_json, …).",
 		}, Run: m.runStats},
 	}
+	verbs = append(verbs, m.tailVerbs()...)
+	slices.SortFunc(verbs, func(a, b engines.Verb) int { return strings.Compare(a.Verb, b.Verb) })
+	return verbs
 }
 
 // logRow is one record as `logs` answers it.

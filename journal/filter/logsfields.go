@@ -1,7 +1,5 @@
 package filter
 
-
-
 // logsFields are the names a log record is filtered by, as Fluentd's users
 // write them: `tag` and `record` (the record's own map). A record of the
 // logs engine carries both in data; a container's output line (the
@@ -27,4 +25,3 @@ var logsFields = []*field{
 		return map[string]any{"log": line, "source": src}
 	}),
 }
-
