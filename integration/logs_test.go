@@ -486,3 +486,103 @@ func TestLogsTail(t *testing.T) {
 		t.Errorf("a relative path: exit %d, %s", code, stderr)
 	}
 }
+
+// TestLogsRouteForward routes records to a forward output whose peer, a
+// second cairn daemon, is down: they wait in the first daemon's logs
+// stream (logs routes shows them queued and the output retrying), other
+// routes go on, and once the peer is up it gets every record, once.
+func TestLogsRouteForward(t *testing.T) {
+	peer := startDaemon(t)
+	_, peerPort := forwardAddr(t, peer)
+	peer.Stop()
+	peer.Forward = fmt.Sprintf("127.0.0.1:%d", peerPort)
+
+	d := startDaemon(t)
+	host, port := forwardAddr(t, d)
+	out := filepath.Join(t.TempDir(), "rest.ndjson")
+	cliOK(t, d, "logs", "route", "add", "errs", "match=app.**", "where", `record.level == "error"`,
+		"to="+"forward:"+peer.Forward, "record.via=cairn-a")
+	cliOK(t, d, "logs", "route", "add", "rest", "match=**", "to=file:"+out)
+
+	f := fluentClient(t, host, port, fluent.Config{RequestAck: true})
+	for i := range 20 {
+		level := "info"
+		if i%2 == 0 {
+			level = "error"
+		}
+		if err := f.Post("app.web", map[string]any{"i": i, "level": level}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 5 {
+		if err := f.Post("other.job", map[string]any{"i": i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+
+	type routeRow struct {
+		Name      string `json:"name"`
+		State     string `json:"state"`
+		Queued    int    `json:"queued"`
+		Delivered int    `json:"delivered"`
+		LastError string `json:"last_error"`
+	}
+	routes := func() map[string]routeRow {
+		m := map[string]routeRow{}
+		for _, r := range parseNDJSON[routeRow](t, cliOK(t, d, "-o", "json", "logs", "routes")) {
+			m[r.Name] = r
+		}
+		return m
+	}
+	// The peer is down: the error records are queued, the output retries,
+	// and the other route delivered its records all the same.
+	waitFor(t, "the forward output to fail", 20*time.Second, func() bool {
+		r := routes()["errs"]
+		return r.State == "retrying" && r.Queued == 10
+	})
+	waitFor(t, "the file output", 20*time.Second, func() bool {
+		b, _ := os.ReadFile(out)
+		return strings.Count(string(b), "\n") == 5
+	})
+	if b, _ := os.ReadFile(out); strings.Contains(string(b), "app.web") {
+		t.Errorf("a record the first route took reached the second:\n%s", b)
+	}
+	if rows := parseNDJSON[logRow](t, cliOK(t, d, "-o", "json", "logs", "tag=app.web")); len(rows) != 10 || rows[0].Record["via"] != "cairn-a" {
+		t.Errorf("the route's where and record.via= in the journal: %+v", rows)
+	}
+	if ev := cliOK(t, d, "events", "kind=logs.output.*"); !strings.Contains(ev, "logs.output.fail") {
+		t.Errorf("no logs.output.fail event:\n%s", ev)
+	}
+
+	// The peer comes up: everything arrives, once.
+	peer.start()
+	var got []logRow
+	waitFor(t, "the peer to get the queued records", 60*time.Second, func() bool {
+		o, _, _ := cli(t, peer, "-o", "json", "logs", "tag=app.web")
+		got = parseNDJSON[logRow](t, o)
+		return len(got) >= 10
+	})
+	seen := map[float64]bool{}
+	for _, r := range got {
+		i, _ := r.Record["i"].(float64)
+		if seen[i] || r.Record["level"] != "error" || r.Record["via"] != "cairn-a" {
+			t.Errorf("peer record %+v (duplicate, or not routed)", r)
+		}
+		seen[i] = true
+	}
+	if len(got) != 10 {
+		t.Errorf("the peer has %d records, want 10", len(got))
+	}
+	waitFor(t, "the output to recover", 20*time.Second, func() bool {
+		r := routes()["errs"]
+		return r.State == "ok" && r.Queued == 0 && r.Delivered == 10
+	})
+	if ev := cliOK(t, d, "events", "kind=logs.output.*"); !strings.Contains(ev, "logs.output.recover") {
+		t.Errorf("no logs.output.recover event:\n%s", ev)
+	}
+	cliOK(t, d, "logs", "route", "rm", "errs")
+	if ev := cliOK(t, d, "events", "kind=logs.route.*"); strings.Count(ev, "logs.route.add") != 2 || !strings.Contains(ev, "logs.route.rm") {
+		t.Errorf("route events:\n%s", ev)
+	}
+}

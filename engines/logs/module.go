@@ -48,6 +48,12 @@ type module struct {
 	forwardAddr string
 	syslogAddr  string
 	maxFrame    int64
+	// outputBacklog caps each output's backlog, in seqs of the logs
+	// stream behind its cursor.
+	outputBacklog int64
+	dataDir       string
+	routes        routeTable
+	routeMu       sync.Mutex // serializes route add and rm
 
 	log      *slog.Logger
 	node     string
@@ -85,7 +91,17 @@ func (m *module) Name() string { return Name }
 func (m *module) KindPrefixes() []string { return []string{"logs."} }
 
 // Kinds are the kinds the engine writes (docs/events.md).
-func (m *module) Kinds() []string { return []string{RecordKind, kindTailAdd, kindTailRm} }
+func (m *module) Kinds() []string {
+	return []string{RecordKind, kindRouteAdd, kindRouteRm, kindOutputFail, kindOutputRecover, kindTailAdd, kindTailRm}
+}
+
+// recordAudit appends one audit event of the engine's own (an output's
+// failure or recovery), as the system.
+func (m *module) recordAudit(ctx context.Context, kind, subject string, data map[string]any) {
+	if _, err := m.audit.Append(context.WithoutCancel(ctx), &journal.Body{Kind: kind, Subject: subject, Node: m.node, Actor: journal.SystemActor(), Data: data}); err != nil {
+		m.log.Warn("logs: record", "kind", kind, "err", err)
+	}
+}
 
 // The audit kinds of the engine's configuration.
 const (
@@ -96,6 +112,7 @@ const (
 func (m *module) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&m.forwardAddr, "forward", "127.0.0.1:24224", "Fluentd's forward protocol on `ADDR` (TCP, and UDP heartbeats on the same port), or off")
 	fs.StringVar(&m.syslogAddr, "syslog", "off", "syslog (RFC 3164 and 5424) on `ADDR`, UDP and TCP, or off")
+	fs.Int64Var(&m.outputBacklog, "logs-output-backlog", 1000000, "how far (in records of the logs stream) a route's output may fall behind before its oldest records are dropped and counted (0: no cap)")
 	fs.Int64Var(&m.maxFrame, "forward-max-frame", defaultMaxFrame, "the largest forward message a client may send, in bytes; a larger one is counted and its connection closed")
 }
 
@@ -107,6 +124,7 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 	}
 	m.node = h.Node
 	m.services = h.Services
+	m.dataDir = h.DataDir
 	m.logs = h.Journal.Stream(Stream)
 	if m.logs == nil {
 		return fmt.Errorf("logs: the %s stream is not declared (the runtime engine declares it)", Stream)
@@ -114,6 +132,10 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 	m.audit = h.Journal.Stream(journal.Audit)
 	ctx, m.cancel = context.WithCancel(ctx)
 	m.ctx = ctx
+	if err := m.loadRoutes(ctx); err != nil {
+		m.cancel()
+		return fmt.Errorf("logs: routes: %w", err)
+	}
 	if err := m.loadTails(ctx); err != nil {
 		m.cancel()
 		return fmt.Errorf("logs: tails: %w", err)

@@ -15,6 +15,10 @@ type Record struct {
 	Tag    string
 	Time   time.Time
 	Fields map[string]any
+	// route is the route that took the record, whose output follows it.
+	route string
+	// offset is a tailed line's end in its file.
+	offset int64
 }
 
 // source says where records came from, as stored with each: the input and
@@ -28,7 +32,7 @@ type source struct {
 // without error they are durable (the journal fsyncs before it answers),
 // which is what a forward ack promises.
 func (m *module) store(ctx context.Context, actor journal.Actor, src source, recs []Record) error {
-	if len(recs) == 0 {
+	if recs = m.routes.apply(recs, m.stats, src.input); len(recs) == 0 {
 		return nil
 	}
 	bodies := make([]*journal.Body, len(recs))
@@ -39,6 +43,9 @@ func (m *module) store(ctx context.Context, actor journal.Actor, src source, rec
 	for i, r := range recs {
 		bodies[i] = &journal.Body{Kind: RecordKind, Subject: r.Tag, Node: m.node, Actor: actor,
 			Data: map[string]any{"tag": r.Tag, "time": r.Time.UnixNano(), "record": r.Fields, "source": srcMap}}
+		if r.route != "" {
+			bodies[i].Data["route"] = r.route
+		}
 	}
 	if _, err := m.logs.Append(ctx, bodies...); err != nil {
 		m.stats.add(src.input, "store_failed", int64(len(recs)))

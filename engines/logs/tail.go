@@ -200,12 +200,24 @@ func (fl *follower) read(ctx context.Context, buf []byte) (int, error) {
 
 // storeTail appends a tailed file's records, each with its position.
 func (m *module) storeTail(ctx context.Context, path string, ino uint64, recs []Record, offsets []int64) error {
+	// A line a route drops is not stored; its position is then not
+	// either, so a restarted daemon reads it again and the route drops it
+	// again.
+	for i := range recs {
+		recs[i].offset = offsets[i]
+	}
+	if recs = m.routes.apply(recs, m.stats, "tail"); len(recs) == 0 {
+		return nil
+	}
 	bodies := make([]*journal.Body, len(recs))
 	actor := journal.SystemActor()
 	for i, r := range recs {
 		bodies[i] = &journal.Body{Kind: RecordKind, Subject: r.Tag, Node: m.node, Actor: actor,
 			Data: map[string]any{"tag": r.Tag, "time": r.Time.UnixNano(), "record": r.Fields,
-				"source": map[string]any{"input": "tail", "path": path, "ino": ino, "offset": offsets[i]}}}
+				"source": map[string]any{"input": "tail", "path": path, "ino": ino, "offset": r.offset}}}
+		if r.route != "" {
+			bodies[i].Data["route"] = r.route
+		}
 	}
 	if _, err := m.logs.Append(ctx, bodies...); err != nil {
 		m.stats.add("tail", "store_failed", int64(len(recs)))

@@ -42,6 +42,7 @@ func (m *module) Verbs() []engines.Verb {
 		}, Run: m.runStats},
 	}
 	verbs = append(verbs, m.tailVerbs()...)
+	verbs = append(verbs, m.routeVerbs()...)
 	slices.SortFunc(verbs, func(a, b engines.Verb) int { return strings.Compare(a.Verb, b.Verb) })
 	return verbs
 }
