@@ -5,9 +5,11 @@ import (
 	"compress/gzip"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -584,5 +586,67 @@ func TestLogsRouteForward(t *testing.T) {
 	cliOK(t, d, "logs", "route", "rm", "errs")
 	if ev := cliOK(t, d, "events", "kind=logs.route.*"); strings.Count(ev, "logs.route.add") != 2 || !strings.Contains(ev, "logs.route.rm") {
 		t.Errorf("route events:\n%s", ev)
+	}
+}
+
+// TestLogsHTTP posts records as Fluentd's in_http takes them (one object,
+// an array, ?time=) on the daemon's HTTP listener, refuses a body that is
+// not JSON, and counts records with the built-in chisels toptags and
+// logs_by.
+func TestLogsHTTP(t *testing.T) {
+	d := startDaemon(t)
+	base := "http://" + d.requireServing().HTTP + "/logs/"
+	post := func(tag, query, body string) int {
+		t.Helper()
+		resp, err := http.Post(base+tag+query, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post("app.http", "", `{"level":"error","msg":"one"}`); code != 200 {
+		t.Fatalf("POST one record: %d", code)
+	}
+	if code := post("app.http", "?time=1700000000.5", `[{"level":"info","msg":"two"},{"level":"error","msg":"three"}]`); code != 200 {
+		t.Fatalf("POST an array: %d", code)
+	}
+	if code := post("app.other", "", `{"level":"warn"}`); code != 200 {
+		t.Fatalf("POST: %d", code)
+	}
+	for _, bad := range []string{`{"level":`, `"a string"`, `[1, 2]`, `{} {}`} {
+		if code := post("app.http", "", bad); code != 400 {
+			t.Errorf("POST %s: %d, want 400", bad, code)
+		}
+	}
+	if code := post("app.http", "?time=yesterday", `{}`); code != 400 {
+		t.Errorf("?time=yesterday: %d, want 400", code)
+	}
+	rows := parseNDJSON[logRow](t, cliOK(t, d, "-o", "json", "logs", "tag=app.http"))
+	if len(rows) != 3 {
+		t.Fatalf("%d records, want 3: %+v", len(rows), rows)
+	}
+	if rows[1].Record["msg"] != "two" || rows[1].Time != "2023-11-14T22:13:20.5Z" {
+		t.Errorf("?time= record: %+v", rows[1])
+	}
+	evs := parseNDJSON[struct {
+		Actor struct {
+			Via string `json:"via"`
+			UID int    `json:"uid"`
+		} `json:"actor"`
+	}](t, cliOK(t, d, "-o", "json", "events", "stream=logs", "where", `tag == "app.http"`))
+	if len(evs) != 3 || evs[0].Actor.Via != "http" || evs[0].Actor.UID != os.Getuid() {
+		t.Errorf("the HTTP caller as actor: %+v", evs)
+	}
+	if stats := cliOK(t, d, "-o", "json", "logs", "stats"); !strings.Contains(stats, `{"input":"http","counter":"bad_json","value":4}`) {
+		t.Errorf("logs stats:\n%s", stats)
+	}
+	out := cliOK(t, d, "chisel", "toptags")
+	if !regexp.MustCompile(`(?m)^3\s+app\.http$`).MatchString(out) || !regexp.MustCompile(`(?m)^1\s+app\.other$`).MatchString(out) {
+		t.Errorf("chisel toptags:\n%s", out)
+	}
+	out = cliOK(t, d, "chisel", "logs_by", "level")
+	if !regexp.MustCompile(`(?m)^2\s+error$`).MatchString(out) || !regexp.MustCompile(`(?m)^1\s+warn$`).MatchString(out) {
+		t.Errorf("chisel logs_by level:\n%s", out)
 	}
 }
