@@ -8,6 +8,7 @@ import (
 	"github.com/cairnhq/cairn/dsl"
 	"github.com/cairnhq/cairn/engines"
 	"github.com/cairnhq/cairn/journal"
+	"github.com/cairnhq/cairn/journal/filter/sysdig"
 )
 
 var routeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
@@ -73,6 +74,16 @@ func (m *module) runRouteAdd(ctx context.Context, r engines.Request) error {
 	}
 	if st.Where != nil {
 		cfg.Where = st.Where.Text
+	}
+	if st.Filter != nil {
+		cel, err := sysdig.Translate(st.Filter.Text)
+		if err != nil {
+			return wire.Errorf(wire.InvalidArgument, "filter: %v", err)
+		}
+		if cfg.Where != "" {
+			cel = "(" + cel + ") && (" + cfg.Where + ")"
+		}
+		cfg.Where = cel
 	}
 	for _, b := range st.Bag {
 		if cfg.Set == nil {
