@@ -583,6 +583,27 @@ func TestLogsRouteForward(t *testing.T) {
 	if ev := cliOK(t, d, "events", "kind=logs.output.*"); !strings.Contains(ev, "logs.output.recover") {
 		t.Errorf("no logs.output.recover event:\n%s", ev)
 	}
+	// Routes and output cursors survive a SIGKILL: after a restart the
+	// peer gets new records, and nothing twice.
+	d.Kill()
+	d.start()
+	host, port = forwardAddr(t, d)
+	f = fluentClient(t, host, port, fluent.Config{RequestAck: true})
+	if err := f.Post("app.web", map[string]any{"i": 100, "level": "error"}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	waitFor(t, "the record sent after the restart", 30*time.Second, func() bool {
+		o, _, _ := cli(t, peer, "-o", "json", "logs", "tag=app.web")
+		got = parseNDJSON[logRow](t, o)
+		return len(got) >= 11
+	})
+	if len(got) != 11 {
+		t.Errorf("after the restart the peer has %d records, want 11", len(got))
+	}
+	if r := routes(); len(r) != 2 || r["errs"].Delivered != 1 {
+		t.Errorf("routes after the restart: %+v", r)
+	}
 	cliOK(t, d, "logs", "route", "rm", "errs")
 	if ev := cliOK(t, d, "events", "kind=logs.route.*"); strings.Count(ev, "logs.route.add") != 2 || !strings.Contains(ev, "logs.route.rm") {
 		t.Errorf("route events:\n%s", ev)
