@@ -8,6 +8,8 @@ import (
 	"net"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/cairnhq/cairn/internal/peercred"
 )
 
 // startForward listens for Fluentd's forward protocol on addr (TCP) and
@@ -89,7 +91,8 @@ func (m *module) serveForward(ctx context.Context, conn net.Conn) {
 	defer stop()
 	defer conn.Close()
 	addr := conn.RemoteAddr().String()
-	actor := inputActor("forward", addr)
+	// The peer's uid, for a loopback client, as the kernel knows it.
+	actor := peercred.TCPActor(conn.LocalAddr(), conn.RemoteAddr(), "forward")
 	lr := &limitReader{r: bufio.NewReaderSize(conn, 64<<10), max: m.maxFrame}
 	dec := msgpack.NewDecoder(lr)
 	m.stats.add("forward", "connections", 1)
@@ -118,7 +121,7 @@ func (m *module) serveForward(ctx context.Context, conn net.Conn) {
 		if fm.bad > 0 {
 			m.stats.add("forward", "not_a_map", int64(fm.bad))
 		}
-		if err := m.store(ctx, actor, source{input: "forward", addr: addr}, fm.records); err != nil {
+		if err := m.store(ctx, actor, source{input: "forward", addr: addr, uid: actor.UID}, fm.records); err != nil {
 			// No ack: the client sends the chunk again.
 			m.log.Warn("forward: store", "peer", addr, "err", err)
 			return

@@ -26,6 +26,7 @@ type Record struct {
 type source struct {
 	input string // forward, syslog, http, tail
 	addr  string
+	uid   int // the peer's uid where the kernel knows it (loopback TCP), else -1
 }
 
 // store appends records to the logs stream in one append: when it returns
@@ -39,6 +40,9 @@ func (m *module) store(ctx context.Context, actor journal.Actor, src source, rec
 	srcMap := map[string]any{"input": src.input}
 	if src.addr != "" {
 		srcMap["addr"] = src.addr
+	}
+	if src.uid >= 0 && src.input != "tail" {
+		srcMap["uid"] = int64(src.uid)
 	}
 	for i, r := range recs {
 		bodies[i] = &journal.Body{Kind: RecordKind, Subject: r.Tag, Node: m.node, Actor: actor,

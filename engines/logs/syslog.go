@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cairnhq/cairn/internal/peercred"
 )
 
 // maxSyslogMessage bounds one syslog message over TCP (octet counting or a
@@ -83,7 +85,7 @@ func (m *module) syslogUDP(ctx context.Context, pc net.PacketConn) {
 				byAddr[x.addr] = append(byAddr[x.addr], x.rec)
 			}
 			for addr, recs := range byAddr {
-				if err := m.store(ctx, inputActor("syslog", addr), source{input: "syslog", addr: addr}, recs); err != nil && ctx.Err() == nil {
+				if err := m.store(ctx, inputActor("syslog", addr), source{input: "syslog", addr: addr, uid: -1}, recs); err != nil && ctx.Err() == nil {
 					m.log.Warn("syslog: store", "err", err)
 				}
 			}
@@ -136,8 +138,8 @@ func (m *module) syslogTCP(ctx context.Context, conn net.Conn) {
 	defer stop()
 	defer conn.Close()
 	addr := conn.RemoteAddr().String()
-	src := source{input: "syslog", addr: addr}
-	actor := inputActor("syslog", addr)
+	actor := peercred.TCPActor(conn.LocalAddr(), conn.RemoteAddr(), "syslog")
+	src := source{input: "syslog", addr: addr, uid: actor.UID}
 	br := bufio.NewReaderSize(conn, maxSyslogMessage)
 	for {
 		first, err := br.Peek(1)
