@@ -685,3 +685,29 @@ func TestLogsHTTP(t *testing.T) {
 		t.Errorf("chisel logs_by level:\n%s", out)
 	}
 }
+
+// TestLogsContainerTag reads a container's output through the one logs
+// verb both ways: as docker logs (stdout and stderr on the CLI's own) and
+// as records tagged container.NAME, which filters see as {log, source}.
+func TestLogsContainerTag(t *testing.T) {
+	requireRuntime(t)
+	d, _ := runtimeDaemon(t)
+	importBusybox(t, d, nil)
+	cliOK(t, d, "run", "busybox", "name=echoer", "network=none", "--", "sh", "-c", "echo hello; echo oops >&2")
+	stdout, stderr, code := cli(t, d, "logs", "echoer")
+	if code != 0 || stdout != "hello\n" || stderr != "oops\n" {
+		t.Fatalf("logs echoer: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	rows := parseNDJSON[logRow](t, cliOK(t, d, "-o", "json", "logs", "tag=container.*"))
+	if len(rows) != 2 || rows[0].Tag != "container.echoer" || rows[0].Record["container_name"] != "echoer" {
+		t.Fatalf("logs tag=container.*: %+v", rows)
+	}
+	evs := cliOK(t, d, "-o", "json", "events", "stream=logs", "where", `tag == "container.echoer" && record.source == "stderr" && record.log == "oops"`)
+	if strings.Count(evs, "\n") != 1 {
+		t.Errorf("a container line by tag and record:\n%s", evs)
+	}
+	if _, stderr, code := cli(t, d, "logs", "nosuch"); code == 0 || !strings.Contains(stderr, "nosuch") {
+		t.Errorf("logs nosuch: exit %d, %s", code, stderr)
+	}
+	cliOK(t, d, "rm", "echoer")
+}
