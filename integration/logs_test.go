@@ -1,7 +1,10 @@
 package integration
 
 import (
+	"bufio"
 	"bytes"
+	"context"
+	"encoding/json"
 	"compress/gzip"
 	"fmt"
 	"net"
@@ -676,12 +679,50 @@ func TestLogsHTTP(t *testing.T) {
 	if stats := cliOK(t, d, "-o", "json", "logs", "stats"); !strings.Contains(stats, `{"input":"http","counter":"bad_json","value":4}`) {
 		t.Errorf("logs stats:\n%s", stats)
 	}
+	// follow: what is stored, then what comes, with the tag and where
+	// applied to both.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cmd := cliCommand(ctx, d, "-o", "json", "logs", "tag=app.*", "where", `record.level == "error"`, "follow")
+	pipe, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(pipe)
+	next := func() logRow {
+		t.Helper()
+		if !sc.Scan() {
+			t.Fatalf("logs follow ended: %v", sc.Err())
+		}
+		var r logRow
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("logs follow: %q: %v", sc.Text(), err)
+		}
+		return r
+	}
+	if r := next(); r.Record["msg"] != "one" {
+		t.Errorf("follow's first stored record: %+v", r)
+	}
+	if r := next(); r.Record["msg"] != "three" {
+		t.Errorf("follow's second stored record: %+v", r)
+	}
+	post("app.late", "", `{"level":"info","msg":"not this"}`)
+	post("app.late", "", `{"level":"error","msg":"late"}`)
+	if r := next(); r.Record["msg"] != "late" || r.Tag != "app.late" {
+		t.Errorf("follow's live record: %+v", r)
+	}
+	cancel()
+	cmd.Wait()
+
 	out := cliOK(t, d, "chisel", "toptags")
 	if !regexp.MustCompile(`(?m)^3\s+app\.http$`).MatchString(out) || !regexp.MustCompile(`(?m)^1\s+app\.other$`).MatchString(out) {
 		t.Errorf("chisel toptags:\n%s", out)
 	}
 	out = cliOK(t, d, "chisel", "logs_by", "level")
-	if !regexp.MustCompile(`(?m)^2\s+error$`).MatchString(out) || !regexp.MustCompile(`(?m)^1\s+warn$`).MatchString(out) {
+	if !regexp.MustCompile(`(?m)^3\s+error$`).MatchString(out) || !regexp.MustCompile(`(?m)^1\s+warn$`).MatchString(out) {
 		t.Errorf("chisel logs_by level:\n%s", out)
 	}
 }
