@@ -3,9 +3,9 @@ package integration
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
-	"compress/gzip"
 	"fmt"
 	"net"
 	"net/http"
@@ -751,4 +751,43 @@ func TestLogsContainerTag(t *testing.T) {
 		t.Errorf("logs nosuch: exit %d, %s", code, stderr)
 	}
 	cliOK(t, d, "rm", "echoer")
+}
+
+// TestLogsRouteBacklogCap holds a forward output's backlog to its cap
+// (--logs-output-backlog) while the peer is down: the oldest records are
+// dropped and counted, and the peer, once up, gets the newest.
+func TestLogsRouteBacklogCap(t *testing.T) {
+	peer := startDaemon(t)
+	_, peerPort := forwardAddr(t, peer)
+	peer.Stop()
+	peer.Forward = fmt.Sprintf("127.0.0.1:%d", peerPort)
+
+	d := startDaemon(t, withFlags("--logs-output-backlog", "5"))
+	host, port := forwardAddr(t, d)
+	cliOK(t, d, "logs", "route", "add", "capped", "match=app.**", "to=forward:"+peer.Forward)
+	f := fluentClient(t, host, port, fluent.Config{RequestAck: true})
+	for i := range 20 {
+		if err := f.Post("app.web", map[string]any{"i": i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+	type routeRow struct {
+		Dropped int `json:"dropped"`
+		Queued  int `json:"queued"`
+	}
+	waitFor(t, "the backlog held to its cap", 20*time.Second, func() bool {
+		rows := parseNDJSON[routeRow](t, cliOK(t, d, "-o", "json", "logs", "routes"))
+		return len(rows) == 1 && rows[0].Dropped == 15 && rows[0].Queued == 5
+	})
+	peer.start()
+	var got []logRow
+	waitFor(t, "the newest records at the peer", 60*time.Second, func() bool {
+		o, _, _ := cli(t, peer, "-o", "json", "logs", "tag=app.web")
+		got = parseNDJSON[logRow](t, o)
+		return len(got) >= 5
+	})
+	if len(got) != 5 || got[0].Record["i"] != float64(15) || got[4].Record["i"] != float64(19) {
+		t.Errorf("the peer got %+v, want records 15 to 19", got)
+	}
 }

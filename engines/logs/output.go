@@ -155,12 +155,11 @@ func (o *output) run(ctx context.Context) {
 			}
 			continue
 		}
-		for !o.deliverOnce(ctx, batch) {
-			if ctx.Err() != nil {
-				return
-			}
+		// A failed delivery waits its back-off, then the batch is read
+		// again: the cap may have moved the cursor past some of it.
+		if o.deliverOnce(ctx, batch) {
+			o.setCursor(last, true)
 		}
-		o.setCursor(last, true)
 	}
 }
 
