@@ -791,3 +791,35 @@ func TestLogsRouteBacklogCap(t *testing.T) {
 		t.Errorf("the peer got %+v, want records 15 to 19", got)
 	}
 }
+
+// TestLogsForwardBusyPort: a --forward address that is taken stops the
+// daemon with a message naming the flag; --forward off opens nothing.
+func TestLogsForwardBusyPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	d := newDaemon(t)
+	d.Forward = ln.Addr().String()
+	d.launch()
+	select {
+	case <-d.Done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the daemon kept running with its --forward address taken")
+	}
+	if d.State.ExitCode() == 0 {
+		t.Fatalf("daemon exited %v with its --forward address taken, want a failure", d.State)
+	}
+	if log := d.Log(); !strings.Contains(log, "--forward "+ln.Addr().String()) || !strings.Contains(log, "address already in use") {
+		t.Fatalf("the daemon's message does not name --forward and the address in use:\n%s", log)
+	}
+
+	off := newDaemon(t)
+	off.Forward = "off"
+	off.start()
+	if addr, ok := off.Status.Listeners["forward"]; ok {
+		t.Errorf("--forward off lists %s", addr)
+	}
+	off.Stop()
+}
