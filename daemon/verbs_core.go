@@ -198,7 +198,6 @@ func (s *Server) runStatus(ctx context.Context, r engines.Request) error {
 		}
 	}
 	return r.Row(wire.StatusRow{
-		Listeners: listeners,
 		Node:      s.node,
 		Version:   Version,
 		PID:       os.Getpid(),
@@ -210,6 +209,7 @@ func (s *Server) runStatus(ctx context.Context, r engines.Request) error {
 		Audit:     info(journal.Audit),
 		Capture:   info(journal.Capture),
 		Streams:   more,
+		Listeners: listeners,
 	})
 }
 
