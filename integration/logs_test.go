@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -649,8 +650,14 @@ func TestLogsHTTP(t *testing.T) {
 	if code := post("app.http", "?time=1700000000.5", `[{"level":"info","msg":"two"},{"level":"error","msg":"three"}]`); code != 200 {
 		t.Fatalf("POST an array: %d", code)
 	}
-	if code := post("app.other", "", `{"level":"warn"}`); code != 200 {
-		t.Fatalf("POST: %d", code)
+	// Fluentd's form: json= (curl -d 'json={…}').
+	resp, err := http.PostForm(base+"app.other", url.Values{"json": {`{"level":"warn"}`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("POST json= form: %d", resp.StatusCode)
 	}
 	for _, bad := range []string{`{"level":`, `"a string"`, `[1, 2]`, `{} {}`} {
 		if code := post("app.http", "", bad); code != 400 {

@@ -8,7 +8,9 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cairnhq/cairn/engines"
@@ -55,6 +57,18 @@ func (m *module) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
+	}
+	// Fluentd's classic form: curl -d 'json={…}' (a form field json=); a
+	// raw JSON body is taken whatever its content type (curl -d '{…}'
+	// says it is a form).
+	if ct := r.Header.Get("Content-Type"); strings.HasPrefix(ct, "application/x-www-form-urlencoded") && bytes.HasPrefix(bytes.TrimSpace(body), []byte("json=")) {
+		form, err := url.ParseQuery(string(body))
+		if err != nil {
+			m.stats.add("http", "bad_json", 1)
+			http.Error(w, "/logs/"+tag+": form: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		body = []byte(form.Get("json"))
 	}
 	recs, err := parseHTTPBody(tag, t, body)
 	if err != nil {
