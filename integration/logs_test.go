@@ -193,7 +193,14 @@ func TestLogsForward(t *testing.T) {
 			wantErr++
 		}
 	}
-	evs := parseNDJSON[struct {
+	evs := parseNDJSON[map[string]any](t, cliOK(t, d, "-o", "json", "events", "stream=logs", "where", `record.level == "error"`))
+	if len(evs) != wantErr {
+		t.Errorf("events stream=logs where record.level == error: %d, want %d", len(evs), wantErr)
+	}
+	// The client's uid, found through the kernel (loopback): asked for a
+	// client that waits for its acks, whose socket is still open when the
+	// daemon looks (one that wrote and closed at once may be gone: uid -1).
+	acked := parseNDJSON[struct {
 		Actor struct {
 			UID int    `json:"uid"`
 			Via string `json:"via"`
@@ -203,13 +210,12 @@ func TestLogsForward(t *testing.T) {
 				UID *int `json:"uid"`
 			} `json:"source"`
 		} `json:"data"`
-	}](t, cliOK(t, d, "-o", "json", "events", "stream=logs", "where", `record.level == "error"`))
-	if len(evs) != wantErr {
-		t.Errorf("events stream=logs where record.level == error: %d, want %d", len(evs), wantErr)
+	}](t, cliOK(t, d, "-o", "json", "events", "stream=logs", "where", `tag == "app.ack"`))
+	if len(acked) == 0 {
+		t.Fatal("no app.ack records")
 	}
-	// The client's uid, found through the kernel (loopback).
-	if a := evs[0].Actor; a.Via != "forward" || a.UID != os.Getuid() || evs[0].Data.Source.UID == nil || *evs[0].Data.Source.UID != os.Getuid() {
-		t.Errorf("the forward client as actor: %+v, source uid %v", a, evs[0].Data.Source.UID)
+	if a := acked[0].Actor; a.Via != "forward" || a.UID != os.Getuid() || acked[0].Data.Source.UID == nil || *acked[0].Data.Source.UID != os.Getuid() {
+		t.Errorf("the forward client as actor: %+v, source uid %v", a, acked[0].Data.Source.UID)
 	}
 	if rows := parseNDJSON[logRow](t, cliOK(t, d, "-o", "json", "logs", "where", `record.level == "error" && tag == "app.sync"`, "tail=2")); len(rows) != 2 || rows[1].Record["id"] != "sync-8" {
 		t.Errorf("logs where … tail=2: %+v", rows)
