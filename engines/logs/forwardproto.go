@@ -42,6 +42,48 @@ type forwardMsg struct {
 	chunk   string
 	mode    string // message, forward, packed, compressed
 	bad     int
+	keys    keyCache
+}
+
+// keyCache interns a message's map keys: the records of one message
+// mostly share them, and a key decoded once is not allocated again.
+type keyCache struct {
+	m   map[string]string
+	buf [64]byte
+}
+
+// decode reads a str key through the cache; a key longer than 64 bytes,
+// or beyond 1024 distinct ones, is read as it is.
+func (kc *keyCache) decode(d *msgpack.Decoder) (string, error) {
+	n, err := d.DecodeBytesLen()
+	if err != nil {
+		return "", err
+	}
+	if n < 0 {
+		return "", nil
+	}
+	if n > len(kc.buf) {
+		b := make([]byte, n)
+		if err := d.ReadFull(b); err != nil {
+			return "", err
+		}
+		return string(b), nil
+	}
+	b := kc.buf[:n]
+	if err := d.ReadFull(b); err != nil {
+		return "", err
+	}
+	if k, ok := kc.m[string(b)]; ok {
+		return k, nil
+	}
+	k := string(b)
+	if kc.m == nil {
+		kc.m = make(map[string]string, 16)
+	}
+	if len(kc.m) < 1024 {
+		kc.m[k] = k
+	}
+	return k, nil
 }
 
 // limitReader counts the bytes the decoder reads from a connection's
@@ -137,7 +179,7 @@ func decodeForward(d *msgpack.Decoder) (forwardMsg, error) {
 		if err != nil {
 			return fm, err
 		}
-		rec, err := decodeValue(d, 0)
+		rec, err := decodeValue(d, 0, &fm.keys)
 		if err != nil {
 			return fm, err
 		}
@@ -146,7 +188,7 @@ func decodeForward(d *msgpack.Decoder) (forwardMsg, error) {
 	}
 	var opt map[string]any
 	if n > used {
-		v, err := decodeValue(d, 0)
+		v, err := decodeValue(d, 0, &fm.keys)
 		if err != nil {
 			return fm, fmt.Errorf("option: %w", err)
 		}
@@ -219,7 +261,7 @@ func (fm *forwardMsg) decodeEntry(d *msgpack.Decoder) error {
 	if err != nil {
 		return err
 	}
-	rec, err := decodeValue(d, 0)
+	rec, err := decodeValue(d, 0, &fm.keys)
 	if err != nil {
 		return err
 	}
@@ -295,12 +337,17 @@ func decodeTime(d *msgpack.Decoder) (time.Time, error) {
 // decodeValue reads a msgpack value with maps and arrays decoded here, so
 // that nesting is bounded and a declared length allocates no more than
 // the bytes present can fill; scalars are the library's.
-func decodeValue(d *msgpack.Decoder, depth int) (any, error) {
+func decodeValue(d *msgpack.Decoder, depth int, kc *keyCache) (any, error) {
 	c, err := d.PeekCode()
 	if err != nil {
 		return nil, err
 	}
 	switch {
+	case msgpcode.IsString(c):
+		return d.DecodeString()
+	case msgpcode.IsFixedNum(c) || c == msgpcode.Int8 || c == msgpcode.Int16 || c == msgpcode.Int32 || c == msgpcode.Int64 ||
+		c == msgpcode.Uint8 || c == msgpcode.Uint16 || c == msgpcode.Uint32:
+		return d.DecodeInt64()
 	case isMap(c):
 		if depth >= maxDepth {
 			return nil, fmt.Errorf("record nested deeper than %d", maxDepth)
@@ -311,17 +358,24 @@ func decodeValue(d *msgpack.Decoder, depth int) (any, error) {
 		}
 		m := make(map[string]any, min(n, 64))
 		for range n {
-			k, err := decodeValue(d, depth+1)
+			var key string
+			if c, err := d.PeekCode(); err == nil && msgpcode.IsString(c) {
+				if key, err = kc.decode(d); err != nil {
+					return nil, err
+				}
+			} else {
+				k, err := decodeValue(d, depth+1, kc)
+				if err != nil {
+					return nil, err
+				}
+				var ok bool
+				if key, ok = k.(string); !ok {
+					key = fmt.Sprint(k)
+				}
+			}
+			v, err := decodeValue(d, depth+1, kc)
 			if err != nil {
 				return nil, err
-			}
-			v, err := decodeValue(d, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			key, ok := k.(string)
-			if !ok {
-				key = fmt.Sprint(k)
 			}
 			m[key] = v
 		}
@@ -336,7 +390,7 @@ func decodeValue(d *msgpack.Decoder, depth int) (any, error) {
 		}
 		a := make([]any, 0, min(n, 64))
 		for range n {
-			v, err := decodeValue(d, depth+1)
+			v, err := decodeValue(d, depth+1, kc)
 			if err != nil {
 				return nil, err
 			}
