@@ -109,6 +109,7 @@ func TestLogsForward(t *testing.T) {
 		{"async", fluent.Config{Async: true}},
 		{"ack", fluent.Config{RequestAck: true}},
 		{"subsec", fluent.Config{SubSecondPrecision: true, RequestAck: true}},
+		{"json", fluent.Config{MarshalAsJSON: true, RequestAck: true}},
 	} {
 		f := fluentClient(t, host, port, c.cfg)
 		post(f, c.mode, 10)

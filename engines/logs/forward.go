@@ -3,6 +3,7 @@ package logs
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -96,17 +97,34 @@ func (m *module) serveForward(ctx context.Context, conn net.Conn) {
 	lr := &limitReader{r: bufio.NewReaderSize(conn, 64<<10), max: m.maxFrame}
 	dec := msgpack.NewDecoder(lr)
 	m.stats.add("forward", "connections", 1)
+	var jdec *json.Decoder // set once the client sends JSON (fluent-logger's MarshalAsJSON)
 	for {
 		lr.n = 0
-		if _, err := lr.Peek(1); err != nil {
+		first, err := lr.Peek(1)
+		if err != nil {
 			return // the client closed, or the daemon stops
 		}
-		fm, err := decodeForward(dec)
+		// A msgpack message is an array, never the fixint 0x5b: '[' is
+		// JSON, as Fluentd's in_forward tells them apart. A JSON client
+		// stays JSON (its decoder reads ahead).
+		if jdec == nil && first[0] == '[' {
+			jdec = json.NewDecoder(lr)
+			jdec.UseNumber()
+		}
+		var fm forwardMsg
+		if jdec != nil {
+			fm, err = decodeForwardJSON(jdec)
+		} else {
+			fm, err = decodeForward(dec)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			reason := "invalid_msgpack"
+			if jdec != nil {
+				reason = "invalid_json"
+			}
 			if errors.Is(err, errFrameTooLarge) {
 				reason = "frame_too_large"
 			} else if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
@@ -127,7 +145,11 @@ func (m *module) serveForward(ctx context.Context, conn net.Conn) {
 			return
 		}
 		if fm.chunk != "" {
-			ack, err := msgpack.Marshal(map[string]string{"ack": fm.chunk})
+			marshal := msgpack.Marshal
+			if jdec != nil {
+				marshal = json.Marshal
+			}
+			ack, err := marshal(map[string]string{"ack": fm.chunk})
 			if err == nil {
 				_, err = conn.Write(ack)
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -403,4 +404,79 @@ func decodeValue(d *msgpack.Decoder, depth int, kc *keyCache) (any, error) {
 		return nil, err
 	}
 	return normalize(v), nil
+}
+
+// decodeForwardJSON reads one forward message sent as JSON (Fluentd's
+// in_forward accepts it; fluent-logger's MarshalAsJSON sends it): Message
+// [tag, time, record, option?] or Forward [tag, [[time, record]…],
+// option?]. PackedForward has no JSON form.
+func decodeForwardJSON(d *json.Decoder) (forwardMsg, error) {
+	var fm forwardMsg
+	var v []any
+	if err := d.Decode(&v); err != nil {
+		return fm, err
+	}
+	if len(v) < 2 || len(v) > 4 {
+		return fm, fmt.Errorf("a forward message is an array of 2 to 4 items, not %d", len(v))
+	}
+	tag, ok := v[0].(string)
+	if !ok || tag == "" {
+		return fm, errors.New("the tag is not a string")
+	}
+	fm.tag = tag
+	used := 2
+	jsonTime := func(x any) (time.Time, error) {
+		n, ok := x.(json.Number)
+		if !ok {
+			return time.Time{}, fmt.Errorf("time is %T, not seconds", x)
+		}
+		if i, err := n.Int64(); err == nil {
+			return time.Unix(i, 0), nil
+		}
+		f, err := n.Float64()
+		if err != nil {
+			return time.Time{}, err
+		}
+		sec, frac := math.Modf(f)
+		return time.Unix(int64(sec), int64(frac*1e9)), nil
+	}
+	if entries, isArr := v[1].([]any); isArr {
+		fm.mode = "forward"
+		for _, e := range entries {
+			pair, ok := e.([]any)
+			if !ok || len(pair) != 2 {
+				return fm, errors.New("an entry is [time, record]")
+			}
+			t, err := jsonTime(pair[0])
+			if err != nil {
+				return fm, err
+			}
+			fm.add(t, jsonNumbers(pair[1]))
+		}
+	} else {
+		fm.mode = "message"
+		if len(v) < 3 {
+			return fm, errors.New("a Message is [tag, time, record, option?]")
+		}
+		t, err := jsonTime(v[1])
+		if err != nil {
+			return fm, err
+		}
+		fm.add(t, jsonNumbers(v[2]))
+		used = 3
+	}
+	if len(v) > used {
+		opt, ok := v[used].(map[string]any)
+		if !ok && v[used] != nil {
+			return fm, fmt.Errorf("option is a %T, not a map", v[used])
+		}
+		if c, ok := opt["chunk"].(string); ok {
+			fm.chunk = c
+		}
+		used++
+	}
+	if len(v) > used {
+		return fm, fmt.Errorf("a %s message has %d items", fm.mode, len(v))
+	}
+	return fm, nil
 }
