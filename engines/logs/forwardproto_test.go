@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -166,4 +167,28 @@ func nest(n int) any {
 		v = map[string]any{"a": v}
 	}
 	return v
+}
+
+// TestDecodeForwardJSON reads forward messages sent as JSON, and refuses
+// what is not one.
+func TestDecodeForwardJSON(t *testing.T) {
+	in := `["a.msg",1700000000,{"n":1,"s":"x"},{"chunk":"c1"}]` +
+		`["a.fwd",[[1700000000.5,{"n":2}],[1700000001,"not a map"]]]`
+	d := json.NewDecoder(strings.NewReader(in))
+	d.UseNumber()
+	fm, err := decodeForwardJSON(d)
+	if err != nil || fm.mode != "message" || fm.chunk != "c1" || len(fm.records) != 1 || fm.records[0].Fields["n"] != int64(1) {
+		t.Fatalf("message: %+v, %v", fm, err)
+	}
+	fm, err = decodeForwardJSON(d)
+	if err != nil || fm.mode != "forward" || len(fm.records) != 1 || fm.bad != 1 || !fm.records[0].Time.Equal(time.Unix(1700000000, 500000000)) {
+		t.Fatalf("forward: %+v, %v", fm, err)
+	}
+	for _, bad := range []string{`{"a":1}`, `["t"]`, `[7,1,{}]`, `["t","yesterday",{}]`, `["t",1,{},{},{}]`, `["t",1,{},"opt"]`, `["t",1`} {
+		d := json.NewDecoder(strings.NewReader(bad))
+		d.UseNumber()
+		if fm, err := decodeForwardJSON(d); err == nil {
+			t.Errorf("%s decoded: %+v", bad, fm)
+		}
+	}
 }
