@@ -444,7 +444,7 @@ func ActorFrom(ctx context.Context) (journal.Actor, bool) {
 }
 
 // ListenerReporter is implemented by a module that owns network
-// listeners (--dns, --etcd): their names and bound addresses ("off" for
+// listeners (--dns, --etcd, --forward, --syslog): their names and bound addresses ("off" for
 // one not opened), which `status` lists beside the daemon's own.
 type ListenerReporter interface {
 	Listeners() map[string]string

@@ -130,7 +130,8 @@ type StatusRow struct {
 	NATS    string `json:"nats"`
 	HTTP    string `json:"http"` // the HTTP listener's bound address, or "off"
 	// Listeners are every listener by name (socket, nats, http, and the
-	// engines': dns, etcd) with its bound address, or "off".
+	// engines': dns, etcd, forward, syslog) with its bound address, or
+	// "off"; a test that passed 127.0.0.1:0 reads the port here.
 	Listeners map[string]string `json:"listeners,omitempty"`
 	Socket    string            `json:"socket"`
 	Data      string            `json:"data"`

@@ -10,5 +10,6 @@ import (
 	_ "github.com/cairnhq/cairn/engines/infra"     // Terraform-style plan and apply over HCL, with drift detection
 	_ "github.com/cairnhq/cairn/engines/kv"
 	_ "github.com/cairnhq/cairn/engines/kv/etcdapi" // the etcd v3 API of the KV engine (--etcd)
+	_ "github.com/cairnhq/cairn/engines/logs"       // Fluentd-style log collection: forward, syslog, HTTP; the logs verb
 	_ "github.com/cairnhq/cairn/engines/runtime"    // images and containers run by runc, with Docker's verbs
 )

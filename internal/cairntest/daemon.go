@@ -33,6 +33,7 @@ type Daemon struct {
 	NATS    string   // --nats (default 127.0.0.1:0, a free port)
 	HTTP    string   // --http (default 127.0.0.1:0)
 	DNS     string   // --dns (default 127.0.0.1:0)
+	Forward string   // --forward (default 127.0.0.1:0: never the fixed 24224, which parallel daemons share)
 	Extra   []string // more daemon flags
 	Env     []string // the process environment; nil inherits
 	NoFlags bool     // run `cairn daemon` with only the Extra flags
@@ -58,7 +59,7 @@ func ShortTempDir(prefix string) (string, error) {
 
 // New prepares a daemon on data with a socket in socketDir.
 func New(bin, data, socketDir, logPath string) *Daemon {
-	return &Daemon{Bin: bin, Data: data, Socket: filepath.Join(socketDir, "cairn.sock"), NATS: "127.0.0.1:0", HTTP: "127.0.0.1:0", DNS: "127.0.0.1:0", LogPath: logPath}
+	return &Daemon{Bin: bin, Data: data, Socket: filepath.Join(socketDir, "cairn.sock"), NATS: "127.0.0.1:0", HTTP: "127.0.0.1:0", DNS: "127.0.0.1:0", Forward: "127.0.0.1:0", LogPath: logPath}
 }
 
 // Args are the daemon's command-line arguments.
@@ -72,6 +73,9 @@ func (d *Daemon) Args() []string {
 	}
 	if d.DNS != "" {
 		args = append(args, "--dns", d.DNS)
+	}
+	if d.Forward != "" {
+		args = append(args, "--forward", d.Forward)
 	}
 	return append(args, d.Extra...)
 }
