@@ -6,7 +6,8 @@ package all
 
 import (
 	_ "github.com/cairnhq/cairn/engines/capture"
-	_ "github.com/cairnhq/cairn/engines/infra" // Terraform-style plan and apply over HCL, with drift detection
+	_ "github.com/cairnhq/cairn/engines/deploy" // a one-host BOSH Director: releases, stemcells, manifests, canaries, resurrector
+	_ "github.com/cairnhq/cairn/engines/infra"  // Terraform-style plan and apply over HCL, with drift detection
 	_ "github.com/cairnhq/cairn/engines/kv"
 	_ "github.com/cairnhq/cairn/engines/kv/etcdapi" // the etcd v3 API of the KV engine (--etcd)
 	_ "github.com/cairnhq/cairn/engines/runtime"    // images and containers run by runc, with Docker's verbs

@@ -154,7 +154,7 @@ type (
 		l, r expr
 		line int
 	}
-	condExpr struct{ c, a, b expr }
+	condExpr  struct{ c, a, b expr }
 	arrayExpr struct{ elems []expr }
 	hashExpr  struct{ keys, vals []expr }
 )

@@ -1,0 +1,235 @@
+package deploy
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Manifest is a BOSH v2 deployment manifest.
+type Manifest struct {
+	Name           string          `yaml:"name"`
+	DirectorUUID   string          `yaml:"director_uuid"`
+	Releases       []ReleaseRef    `yaml:"releases"`
+	Stemcells      []StemcellRef   `yaml:"stemcells"`
+	Update         Update          `yaml:"update"`
+	InstanceGroups []InstanceGroup `yaml:"instance_groups"`
+	Properties     map[string]any  `yaml:"properties"`
+	Variables      []any           `yaml:"variables"`
+	Features       map[string]any  `yaml:"features"`
+	Tags           map[string]any  `yaml:"tags"`
+}
+
+// ReleaseRef names a release a manifest uses.
+type ReleaseRef struct {
+	Name    string `yaml:"name"`
+	Version string `yaml:"version"`
+	URL     string `yaml:"url"`
+	SHA1    string `yaml:"sha1"`
+}
+
+// StemcellRef names a stemcell by alias.
+type StemcellRef struct {
+	Alias   string `yaml:"alias"`
+	OS      string `yaml:"os"`
+	Name    string `yaml:"name"`
+	Version string `yaml:"version"`
+}
+
+// Update is the update block: canaries and parallelism.
+type Update struct {
+	Canaries        *int   `yaml:"canaries"`
+	MaxInFlight     string `yaml:"max_in_flight"`
+	CanaryWatchTime string `yaml:"canary_watch_time"`
+	UpdateWatchTime string `yaml:"update_watch_time"`
+	Serial          *bool  `yaml:"serial"`
+}
+
+// InstanceGroup is one instance group.
+type InstanceGroup struct {
+	Name               string         `yaml:"name"`
+	Instances          int            `yaml:"instances"`
+	AZs                []string       `yaml:"azs"`
+	Jobs               []JobRef       `yaml:"jobs"`
+	Stemcell           string         `yaml:"stemcell"`
+	VMType             string         `yaml:"vm_type"`
+	VMExtensions       []string       `yaml:"vm_extensions"`
+	PersistentDisk     int            `yaml:"persistent_disk"`
+	PersistentDiskType string         `yaml:"persistent_disk_type"`
+	Networks           []NetworkRef   `yaml:"networks"`
+	Lifecycle          string         `yaml:"lifecycle"`
+	Env                map[string]any `yaml:"env"`
+	Update             *Update        `yaml:"update"`
+	Properties         map[string]any `yaml:"properties"`
+}
+
+// JobRef is a job of an instance group.
+type JobRef struct {
+	Name       string         `yaml:"name"`
+	Release    string         `yaml:"release"`
+	Properties map[string]any `yaml:"properties"`
+	Provides   map[string]any `yaml:"provides"`
+	Consumes   map[string]any `yaml:"consumes"`
+}
+
+// NetworkRef attaches an instance group to a network.
+type NetworkRef struct {
+	Name      string   `yaml:"name"`
+	StaticIPs []string `yaml:"static_ips"`
+	Default   []string `yaml:"default"`
+}
+
+// parseManifest reads a v2 manifest; errors name file:line.
+func parseManifest(file string, src []byte) (*Manifest, error) {
+	if bytes.Contains(src, []byte("((")) {
+		line := 1 + bytes.Count(src[:bytes.Index(src, []byte("(("))], []byte("\n"))
+		return nil, fmt.Errorf("%s:%d: ((variables)) are not supported yet (no config server in cairn's director)", file, line)
+	}
+	var probe map[string]any
+	if err := yaml.Unmarshal(src, &probe); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	if _, v1 := probe["jobs"]; v1 {
+		return nil, fmt.Errorf("%s: a v1 manifest (jobs:, resource_pools:) is not supported yet: write instance_groups:", file)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(src))
+	dec.KnownFields(true)
+	var m Manifest
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("%s: %s", file, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	if m.Name == "" {
+		return nil, fmt.Errorf("%s: name: a deployment needs a name", file)
+	}
+	if !nameOK(m.Name) {
+		return nil, fmt.Errorf("%s: name %q: use letters, digits, - and _", file, m.Name)
+	}
+	if len(m.Variables) > 0 {
+		return nil, fmt.Errorf("%s: variables: not supported yet", file)
+	}
+	seen := map[string]bool{}
+	for i, g := range m.InstanceGroups {
+		where := fmt.Sprintf("%s: instance_groups[%d] (%s)", file, i, g.Name)
+		if g.Name == "" || !nameOK(g.Name) {
+			return nil, fmt.Errorf("%s: name: use letters, digits, - and _", where)
+		}
+		if seen[g.Name] {
+			return nil, fmt.Errorf("%s: the name is used twice", where)
+		}
+		seen[g.Name] = true
+		if g.Instances < 0 {
+			return nil, fmt.Errorf("%s: instances: %d is negative", where, g.Instances)
+		}
+		if len(g.Jobs) == 0 {
+			return nil, fmt.Errorf("%s: jobs: an instance group needs a job", where)
+		}
+		if g.Lifecycle != "" && g.Lifecycle != "service" {
+			return nil, fmt.Errorf("%s: lifecycle: %s is not supported yet (errands are absent)", where, g.Lifecycle)
+		}
+		for _, n := range g.Networks {
+			if len(n.StaticIPs) > 0 {
+				return nil, fmt.Errorf("%s: networks: static_ips need cloud-config networks, which are not supported yet; instances take an address on the runtime's bridge", where)
+			}
+		}
+		if _, err := g.update(m.Update).watch(true); err != nil {
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
+		if _, err := g.update(m.Update).watch(false); err != nil {
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
+		if _, err := g.update(m.Update).maxInFlight(g.Instances); err != nil {
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
+	}
+	return &m, nil
+}
+
+func nameOK(s string) bool {
+	for _, c := range s {
+		if !(c == '-' || c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// update is the group's update block over the manifest's.
+func (g InstanceGroup) update(top Update) Update {
+	u := top
+	if g.Update != nil {
+		if g.Update.Canaries != nil {
+			u.Canaries = g.Update.Canaries
+		}
+		if g.Update.MaxInFlight != "" {
+			u.MaxInFlight = g.Update.MaxInFlight
+		}
+		if g.Update.CanaryWatchTime != "" {
+			u.CanaryWatchTime = g.Update.CanaryWatchTime
+		}
+		if g.Update.UpdateWatchTime != "" {
+			u.UpdateWatchTime = g.Update.UpdateWatchTime
+		}
+	}
+	return u
+}
+
+func (u Update) canaries() int {
+	if u.Canaries == nil {
+		return 1
+	}
+	return *u.Canaries
+}
+
+// maxInFlight is N or N% of the group's instances (at least 1).
+func (u Update) maxInFlight(instances int) (int, error) {
+	s := strings.TrimSpace(u.MaxInFlight)
+	if s == "" {
+		return 1, nil
+	}
+	if pct, ok := strings.CutSuffix(s, "%"); ok {
+		n, err := strconv.Atoi(pct)
+		if err != nil || n <= 0 || n > 100 {
+			return 0, fmt.Errorf("max_in_flight: %q is not a percentage", s)
+		}
+		return max(1, instances*n/100), nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("max_in_flight: %q is not a positive number or a percentage", s)
+	}
+	return n, nil
+}
+
+// watchRange is a watch time: at least min, at most max.
+type watchRange struct{ min, max time.Duration }
+
+// watch reads canary_watch_time or update_watch_time: N or N-M
+// milliseconds (BOSH's default 30000-… here 1000-30000, a container starts
+// in well under a second).
+func (u Update) watch(canary bool) (watchRange, error) {
+	s, field := u.UpdateWatchTime, "update_watch_time"
+	if canary {
+		s, field = u.CanaryWatchTime, "canary_watch_time"
+	}
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return watchRange{time.Second, 30 * time.Second}, nil
+	}
+	lo, hi, isRange := strings.Cut(s, "-")
+	a, err := strconv.Atoi(strings.TrimSpace(lo))
+	if err != nil || a < 0 {
+		return watchRange{}, fmt.Errorf("%s: %q is N or N-M milliseconds", field, s)
+	}
+	if !isRange {
+		return watchRange{time.Duration(a) * time.Millisecond, time.Duration(a) * time.Millisecond}, nil
+	}
+	b, err := strconv.Atoi(strings.TrimSpace(hi))
+	if err != nil || b < a {
+		return watchRange{}, fmt.Errorf("%s: %q is N or N-M milliseconds with N ≤ M", field, s)
+	}
+	return watchRange{time.Duration(a) * time.Millisecond, time.Duration(b) * time.Millisecond}, nil
+}

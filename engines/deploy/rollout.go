@@ -1,0 +1,507 @@
+package deploy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cairnhq/cairn/engines/runtime/containerspec"
+	"github.com/cairnhq/cairn/journal"
+)
+
+// deployOpts are a deploy statement's flags.
+type deployOpts struct {
+	dryRun, recreate bool
+}
+
+// answer is how a task reports its progress to its caller.
+type answer func(row map[string]any)
+
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// startTask records a task of a deployment.
+func (m *module) startTask(ctx context.Context, actor journal.Actor, dep, desc string) *Task {
+	m.mu.Lock()
+	t := &Task{ID: len(m.st.Tasks) + 1, Deployment: dep, Description: desc, State: "processing", Started: time.Now().UTC()}
+	m.st.Tasks = append(m.st.Tasks, t)
+	m.saveLocked()
+	m.mu.Unlock()
+	t.FirstSeq = m.record(ctx, actor, "deploy.task.start", dep, map[string]any{"task": t.ID, "deployment": dep, "description": desc})
+	return t
+}
+
+// endTask records a task's end, done or failed with err.
+func (m *module) endTask(ctx context.Context, actor journal.Actor, t *Task, err error) {
+	m.mu.Lock()
+	t.Ended = time.Now().UTC()
+	t.State = "done"
+	if err != nil {
+		t.State, t.Error = "error", err.Error()
+	}
+	m.saveLocked()
+	m.mu.Unlock()
+	if err != nil {
+		m.record(ctx, actor, "deploy.task.fail", t.Deployment, map[string]any{"task": t.ID, "deployment": t.Deployment, "error": err.Error()})
+		return
+	}
+	m.record(ctx, actor, "deploy.task.done", t.Deployment, map[string]any{"task": t.ID, "deployment": t.Deployment})
+}
+
+func (m *module) containerName(dep string, inst *Instance) string {
+	return fmt.Sprintf("%s.%s.%d", dep, inst.Group, inst.Index)
+}
+
+func (m *module) instDir(dep string, inst *Instance) string {
+	return filepath.Join(m.dir, "instances", dep, inst.ID)
+}
+
+func (m *module) diskDir(dep string, inst *Instance) string {
+	return filepath.Join(m.dir, "disks", dep, inst.ID)
+}
+
+// deploy runs a deploy task: the manifest checked and every instance
+// rendered before anything changes, the diff answered, packages
+// compiled, then each instance group rolled in order, canaries first.
+func (m *module) deploy(ctx context.Context, actor journal.Actor, file string, src []byte, o deployOpts, out answer) error {
+	man, err := parseManifest(file, src)
+	if err != nil {
+		return err
+	}
+	lock := m.depLock(man.Name)
+	if !lock.TryLock() {
+		out(map[string]any{"task": "queued", "deployment": man.Name, "note": "another task of this deployment runs; this one waits"})
+		lock.Lock()
+	}
+	defer lock.Unlock()
+
+	m.mu.Lock()
+	p, err := m.st.resolve(man)
+	var old *Deployment
+	if err == nil {
+		old = m.st.Deployments[man.Name]
+	}
+	var existing []*Instance
+	if old != nil {
+		existing = append(existing, old.Instances...)
+	}
+	m.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	// The instances the manifest wants, existing ones kept by group and
+	// index (their id, container, address and disk).
+	var want []*Instance
+	byKey := map[string]*Instance{}
+	for _, in := range existing {
+		byKey[in.Name()] = in
+	}
+	for _, g := range man.InstanceGroups {
+		for i := 0; i < g.Instances; i++ {
+			in := byKey[fmt.Sprintf("%s/%d", g.Name, i)]
+			if in == nil {
+				in = &Instance{Group: g.Name, Index: i, ID: newUUID(), State: "new"}
+			}
+			want = append(want, in)
+		}
+	}
+	// Every template of every instance renders before anything changes.
+	for _, in := range want {
+		if _, err := p.render(man.Name, in, in.IP, want, m.jobDir, ""); err != nil {
+			return fmt.Errorf("instance %s: %w", in.Name(), err)
+		}
+	}
+	oldManifest := ""
+	if old != nil {
+		oldManifest = old.Manifest
+	}
+	diff := lineDiff(oldManifest, string(src))
+	for _, l := range diff {
+		out(map[string]any{"diff": l})
+	}
+	if o.dryRun {
+		return nil
+	}
+	t := m.startTask(ctx, actor, man.Name, "create deployment")
+	out(map[string]any{"task": t.ID, "deployment": man.Name})
+	added, removed := 0, 0
+	for _, l := range diff {
+		switch l[0] {
+		case '+':
+			added++
+		case '-':
+			removed++
+		}
+	}
+	m.record(ctx, actor, "deploy.diff", man.Name, map[string]any{"task": t.ID, "deployment": man.Name, "added_lines": added, "removed_lines": removed})
+	err = m.rollout(ctx, actor, t, p, src, want, existing, o, out)
+	m.endTask(ctx, actor, t, err)
+	if err != nil {
+		return fmt.Errorf("task %d: %w", t.ID, err)
+	}
+	return nil
+}
+
+func (m *module) rollout(ctx context.Context, actor journal.Actor, t *Task, p *plan, src []byte, want, existing []*Instance, o deployOpts, out answer) error {
+	man := p.man
+	m.mu.Lock()
+	d := m.st.Deployments[man.Name]
+	if d == nil {
+		d = &Deployment{Name: man.Name}
+		m.st.Deployments[man.Name] = d
+	}
+	// The record holds every instance the task may touch, so that a
+	// daemon killed half way finds each (deploy instances asks the
+	// runtime for the truth of its container).
+	merged := append([]*Instance(nil), want...)
+	inWant := map[string]bool{}
+	for _, in := range want {
+		inWant[in.ID] = true
+	}
+	for _, in := range existing {
+		if !inWant[in.ID] {
+			merged = append(merged, in)
+		}
+	}
+	d.Instances = merged
+	m.saveLocked()
+	m.mu.Unlock()
+	workers := 2
+	for _, g := range man.InstanceGroups {
+		if err := m.compile(ctx, actor, t.ID, p.packages(&g), p.stemcells[g.Stemcell], workers); err != nil {
+			return err
+		}
+	}
+	for gi := range man.InstanceGroups {
+		g := &man.InstanceGroups[gi]
+		var group []*Instance
+		for _, in := range want {
+			if in.Group == g.Name {
+				group = append(group, in)
+			}
+		}
+		// Which need a change: new, different, gone or not running.
+		var due []*Instance
+		for _, in := range group {
+			if in.State == "new" || o.recreate || in.State == "failed" {
+				due = append(due, in)
+				continue
+			}
+			r, err := p.render(man.Name, in, in.IP, want, m.jobDir, m.pkgKey(p, g))
+			if err != nil {
+				return err
+			}
+			info, ierr := m.rt.Inspect(in.Container)
+			if r.hash != in.Hash || ierr != nil || (!info.Running && in.State == "started") {
+				due = append(due, in)
+			}
+		}
+		if len(due) == 0 {
+			continue
+		}
+		u := g.update(man.Update)
+		canaries := min(u.canaries(), len(due))
+		inFlight, _ := u.maxInFlight(g.Instances)
+		cw, _ := u.watch(true)
+		uw, _ := u.watch(false)
+		batches := [][]*Instance{}
+		if canaries > 0 {
+			batches = append(batches, due[:canaries])
+		}
+		for i := canaries; i < len(due); i += inFlight {
+			batches = append(batches, due[i:min(i+inFlight, len(due))])
+		}
+		for bi, batch := range batches {
+			canary := bi == 0 && canaries > 0
+			watch := uw
+			if canary {
+				watch = cw
+			}
+			errs := make([]error, len(batch))
+			var wg sync.WaitGroup
+			for i, in := range batch {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					errs[i] = m.updateInstance(ctx, actor, t, p, want, in, o.recreate, watch)
+				}()
+			}
+			wg.Wait()
+			for i, in := range batch {
+				row := map[string]any{"instance": in.Name(), "id": in.ID, "ip": in.IP, "canary": canary, "state": "running"}
+				if errs[i] != nil {
+					row["state"], row["error"] = "failed", errs[i].Error()
+				}
+				out(row)
+				if canary {
+					kind := "deploy.canary.ok"
+					data := map[string]any{"task": t.ID, "deployment": man.Name, "group": in.Group, "index": in.Index, "id": in.ID}
+					if errs[i] != nil {
+						kind, data["error"] = "deploy.canary.fail", errs[i].Error()
+					}
+					m.record(ctx, actor, kind, man.Name+"/"+in.Name(), data)
+				}
+			}
+			if err := errors.Join(errs...); err != nil {
+				if canary {
+					return fmt.Errorf("canary of %s failed, the rest of the deployment is untouched: %w", g.Name, err)
+				}
+				return err
+			}
+		}
+	}
+	// Instances the manifest no longer has go, with their disks.
+	keep := map[string]bool{}
+	for _, in := range want {
+		keep[in.ID] = true
+	}
+	for _, in := range existing {
+		if !keep[in.ID] {
+			m.deleteInstance(ctx, actor, t.ID, man.Name, in)
+			out(map[string]any{"instance": in.Name(), "id": in.ID, "state": "deleted"})
+		}
+	}
+	m.mu.Lock()
+	d.Manifest = string(src)
+	d.Instances = want
+	m.saveLocked()
+	m.mu.Unlock()
+	return nil
+}
+
+// pkgKey names the compiled packages and stemcell an instance's
+// container is made with: when it changes, the container is recreated.
+func (m *module) pkgKey(p *plan, g *InstanceGroup) string {
+	var parts []string
+	for _, pk := range p.packages(g) {
+		parts = append(parts, pk.Name+"="+pk.Fingerprint)
+	}
+	return p.stemcells[g.Stemcell].ImageID + "|" + strings.Join(parts, ",")
+}
+
+// binds are the instance container's mounts: its jobs, its run script,
+// its compiled packages, its persistent disk.
+func (m *module) binds(p *plan, g *InstanceGroup, dep string, in *Instance) []string {
+	dir := m.instDir(dep, in)
+	b := []string{filepath.Join(dir, "jobs") + ":/var/vcap/jobs:ro", filepath.Join(dir, "bosh") + ":/var/vcap/bosh:ro"}
+	st := p.stemcells[g.Stemcell]
+	for _, pk := range p.packages(g) {
+		b = append(b, m.compiledDir(pk.Fingerprint, st.ImageID)+":/var/vcap/packages/"+pk.Name+":ro")
+	}
+	if g.PersistentDisk > 0 || g.PersistentDiskType != "" {
+		b = append(b, m.diskDir(dep, in)+":/var/vcap/store")
+	}
+	return b
+}
+
+// updateInstance brings one instance to the plan: a new container
+// (created, or recreated when its packages, stemcell or recreate ask),
+// else its jobs rendered anew and its container restarted; then it must
+// stay running for the watch time.
+func (m *module) updateInstance(ctx context.Context, actor journal.Actor, t *Task, p *plan, all []*Instance, in *Instance, recreate bool, watch watchRange) error {
+	dep := p.man.Name
+	g := p.group(in.Group)
+	key := m.pkgKey(p, g)
+	dir := m.instDir(dep, in)
+	for _, d := range []string{filepath.Join(dir, "jobs"), filepath.Join(dir, "bosh")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	disk := g.PersistentDisk > 0 || g.PersistentDiskType != ""
+	if disk {
+		if err := os.MkdirAll(m.diskDir(dep, in), 0o755); err != nil {
+			return err
+		}
+	}
+	_, ierr := m.rt.Inspect(in.Container)
+	create := in.Container == "" || ierr != nil || in.Packages != key || recreate
+	kind := "deploy.instance.update"
+	if in.State == "new" {
+		kind = "deploy.instance.create"
+	}
+	if create {
+		if ierr == nil && in.Container != "" {
+			if err := m.rt.Remove(ctx, journal.SystemActor(), in.Container); err != nil {
+				return fmt.Errorf("remove the old container of %s: %w", in.Name(), err)
+			}
+		}
+		info, err := m.rt.Create(ctx, journal.SystemActor(), containerspec.Spec{
+			Image: p.stemcells[g.Stemcell].ImageID, Name: m.containerName(dep, in), Hostname: in.ID,
+			Cmd: []string{"/bin/sh", "/var/vcap/bosh/run"}, Network: "bridge", Binds: m.binds(p, g, dep, in),
+		})
+		if err != nil {
+			return fmt.Errorf("create the container of %s: %w", in.Name(), err)
+		}
+		m.mu.Lock()
+		in.Container, in.IP, in.Packages, in.Disk = info.Name, info.IP, key, disk
+		m.mu.Unlock()
+	}
+	r, err := p.render(dep, in, in.IP, all, m.jobDir, key)
+	if err != nil {
+		return err
+	}
+	if err := writeInstance(dir, r); err != nil {
+		return err
+	}
+	if !create {
+		if err := m.rt.Stop(ctx, in.Container, 10*time.Second); err != nil {
+			return fmt.Errorf("stop %s: %w", in.Name(), err)
+		}
+	}
+	m.mu.Lock()
+	in.Hash, in.State = r.hash, "failed"
+	m.saveLocked()
+	m.mu.Unlock()
+	if err := m.rt.Start(ctx, journal.SystemActor(), in.Container); err != nil {
+		return fmt.Errorf("start %s: %w", in.Name(), err)
+	}
+	m.record(ctx, actor, kind, dep+"/"+in.Name(), map[string]any{"task": t.ID, "deployment": dep, "group": in.Group,
+		"index": in.Index, "id": in.ID, "container": in.Container, "ip": in.IP, "recreated": create, "hash": r.hash})
+	if err := m.watch(ctx, in, watch); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	in.State = "started"
+	m.saveLocked()
+	m.mu.Unlock()
+	return nil
+}
+
+// watch waits until the instance has run for the watch time's minimum;
+// its process ending before is a failure.
+func (m *module) watch(ctx context.Context, in *Instance, w watchRange) error {
+	start := time.Now()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		info, err := m.rt.Inspect(in.Container)
+		if err != nil {
+			return fmt.Errorf("%s: %w", in.Name(), err)
+		}
+		if !info.Running {
+			return fmt.Errorf("%s is not running: its process exited %d (deploy logs: logs %s)", in.Name(), info.ExitCode, info.Name)
+		}
+		if time.Since(start) >= w.min {
+			return nil
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// writeInstance writes an instance's rendered jobs, in place under the
+// directories its container has mounted.
+func writeInstance(dir string, r *rendered) error {
+	byJob := map[string]files{}
+	for name, b := range r.files {
+		rest := strings.TrimPrefix(name, "jobs/")
+		job, file, _ := strings.Cut(rest, "/")
+		if byJob[job] == nil {
+			byJob[job] = files{}
+		}
+		byJob[job][file] = b
+	}
+	jobs := filepath.Join(dir, "jobs")
+	ents, _ := os.ReadDir(jobs)
+	for _, e := range ents {
+		if byJob[e.Name()] == nil {
+			_ = os.RemoveAll(filepath.Join(jobs, e.Name()))
+		}
+	}
+	for job, fl := range byJob {
+		if err := writeFiles(filepath.Join(jobs, job), fl); err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(filepath.Join(dir, "bosh", "run"), []byte(r.run), 0o755)
+}
+
+// deleteInstance removes an instance's container, files and disk.
+func (m *module) deleteInstance(ctx context.Context, actor journal.Actor, task int, dep string, in *Instance) {
+	if in.Container != "" {
+		if _, err := m.rt.Inspect(in.Container); err == nil {
+			if err := m.rt.Remove(ctx, journal.SystemActor(), in.Container); err != nil {
+				m.log.Warn("deploy: remove an instance's container", "instance", in.Name(), "err", err)
+			}
+		}
+	}
+	_ = os.RemoveAll(m.instDir(dep, in))
+	_ = os.RemoveAll(m.diskDir(dep, in))
+	m.record(ctx, actor, "deploy.instance.delete", dep+"/"+in.Name(), map[string]any{"task": task, "deployment": dep,
+		"group": in.Group, "index": in.Index, "id": in.ID, "container": in.Container})
+}
+
+// lineDiff is a line diff of two manifests: "+ line", "- line", and
+// unchanged lines left out.
+func lineDiff(a, b string) []string {
+	al, bl := splitLines(a), splitLines(b)
+	n, k := len(al), len(bl)
+	lcs := make([][]int, n+1)
+	for i := range lcs {
+		lcs[i] = make([]int, k+1)
+	}
+	for i := n - 1; i >= 0; i-- {
+		for j := k - 1; j >= 0; j-- {
+			if al[i] == bl[j] {
+				lcs[i][j] = lcs[i+1][j+1] + 1
+			} else {
+				lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
+			}
+		}
+	}
+	var out []string
+	i, j := 0, 0
+	for i < n || j < k {
+		switch {
+		case i < n && j < k && al[i] == bl[j]:
+			i++
+			j++
+		case j < k && (i == n || lcs[i][j+1] >= lcs[i+1][j]):
+			out = append(out, "+ "+bl[j])
+			j++
+		default:
+			out = append(out, "- "+al[i])
+			i++
+		}
+	}
+	return out
+}
+
+func splitLines(s string) []string {
+	s = strings.TrimRight(s, "\n")
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
+
+// sortedInstances returns a deployment's instances by group order then
+// index.
+func sortedInstances(list []*Instance) []*Instance {
+	out := append([]*Instance(nil), list...)
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Group != out[j].Group {
+			return out[i].Group < out[j].Group
+		}
+		return out[i].Index < out[j].Index
+	})
+	return out
+}

@@ -1,0 +1,339 @@
+package deploy
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/cairnhq/cairn/client/wire"
+	"github.com/cairnhq/cairn/dsl"
+	"github.com/cairnhq/cairn/engines"
+	"github.com/cairnhq/cairn/internal/ascaller"
+)
+
+func (m *module) Verbs() []engines.Verb {
+	dep := []dsl.Arg{{Name: "DEPLOYMENT", Required: true, Help: "a deployment's name (deployments)"}}
+	return []engines.Verb{
+		{Spec: dsl.Spec{
+			Verb:    "deploy",
+			Access:  dsl.AccessHost,
+			Summary: "deploy a BOSH v2 manifest: its instances are runtime containers, rolled with canaries",
+			Help: "deploy MANIFEST answers the diff against the running deployment, then runs a task:\n" +
+				"packages compiled on the stemcell, each instance group rolled in order, canaries first\n" +
+				"(each must stay running for canary_watch_time), then max_in_flight at a time. A failing\n" +
+				"canary stops the task with the other instances untouched. The CLI sends a ./path's content.\n\n" +
+				"  deploy ./redis.yml\n  deploy ./redis.yml dry-run\n  deploy ./redis.yml recreate",
+			Args:       []dsl.Arg{{Name: "MANIFEST", Required: true, Help: "the manifest, a path (./m.yml)"}},
+			Flags:      []dsl.Flag{{Name: "dry-run", Help: "check, render and show the diff; change nothing"}, {Name: "recreate", Help: "recreate every instance's container"}},
+			Options:    []dsl.Option{{Name: "source", Help: "the manifest's text, sent by the CLI"}},
+			ClientFile: "MANIFEST",
+		}, Run: m.runDeploy},
+		{Spec: dsl.Spec{
+			Verb:    "deploy delete",
+			Access:  dsl.AccessHost,
+			Summary: "delete a deployment: its containers, rendered jobs and persistent disks",
+			Args:    dep,
+		}, Run: m.runDelete},
+		{Spec: dsl.Spec{
+			Verb:    "deploy instances",
+			Access:  dsl.AccessRead,
+			Summary: "a deployment's instances: group/index, id, container, address, process state, disk",
+			Args:    dep,
+		}, Run: m.runInstances},
+		{Spec: dsl.Spec{
+			Verb:    "deploy resurrection",
+			Access:  dsl.AccessHost,
+			Summary: "turn the resurrector on or off (bosh update-resurrection)",
+			Args:    []dsl.Arg{{Name: "STATE", Required: true, Help: "on or off"}},
+		}, Run: m.runResurrection},
+		{Spec: dsl.Spec{
+			Verb:    "deploy tasks",
+			Access:  dsl.AccessRead,
+			Summary: "the director's tasks, newest first; a task's events: events where 'data.task == N'",
+		}, Run: m.runTasks},
+		{Spec: dsl.Spec{
+			Verb:    "deployments",
+			Access:  dsl.AccessRead,
+			Summary: "the deployments, with their releases, stemcells and instance count",
+		}, Run: m.runDeployments},
+		{Spec: dsl.Spec{
+			Verb:    "release inspect",
+			Access:  dsl.AccessRead,
+			Summary: "a release's jobs and packages with their fingerprints",
+			Args:    []dsl.Arg{{Name: "RELEASE", Required: true, Help: "NAME/VERSION"}},
+		}, Run: m.runReleaseInspect},
+		{Spec: dsl.Spec{
+			Verb:    "release upload",
+			Access:  dsl.AccessHost,
+			Summary: "upload a BOSH release from a directory or .tgz (read with your permissions)",
+			Help: "release upload PATH reads release.MF, jobs/JOB/{spec,monit,templates/} and\n" +
+				"packages/PKG/{spec,packaging} with the spec's files from src/ or blobs/, and stores each\n" +
+				"job and package by fingerprint. Packages are compiled at the first deploy that needs them.\n\n" +
+				"  release upload /home/me/httpd-release",
+			Args: []dsl.Arg{{Name: "PATH", Required: true, Help: "an absolute path: a release directory or tarball"}},
+		}, Run: m.runReleaseUpload},
+		{Spec: dsl.Spec{
+			Verb:    "releases",
+			Access:  dsl.AccessRead,
+			Summary: "the uploaded releases",
+		}, Run: m.runReleases},
+		{Spec: dsl.Spec{
+			Verb:    "stemcell upload",
+			Access:  dsl.AccessHost,
+			Summary: "make an image of the runtime's store a stemcell",
+			Help:    "stemcell upload IMAGE name=N version=V: instances and compilation containers are made from it.\n\n  stemcell upload busybox name=bosh-busybox version=1",
+			Args:    []dsl.Arg{{Name: "IMAGE", Required: true, Help: "an image of the store (image list)"}},
+			Options: []dsl.Option{{Name: "name", Help: "the stemcell's name (its os in a manifest)"}, {Name: "version", Help: "its version"}},
+		}, Run: m.runStemcellUpload},
+		{Spec: dsl.Spec{
+			Verb:    "stemcells",
+			Access:  dsl.AccessRead,
+			Summary: "the uploaded stemcells",
+		}, Run: m.runStemcells},
+	}
+}
+
+func flush(r engines.Request) {
+	if f, ok := r.(engines.Flusher); ok {
+		_ = f.Flush()
+	}
+}
+
+func (m *module) runDeploy(ctx context.Context, r engines.Request) error {
+	st := r.Statement()
+	w := st.Args["MANIFEST"]
+	file := filepath.Base(w.Text)
+	var src []byte
+	if s, ok := st.Opt("source"); ok {
+		src = []byte(s.Text)
+	} else {
+		if !filepath.IsAbs(w.Text) {
+			return engines.Errorf(wire.InvalidArgument, w, "%s: give ./path for the CLI to send it, or an absolute path", w.Text)
+		}
+		a := r.Actor()
+		if err := ascaller.Do(ascaller.Cred{UID: a.UID, GID: a.GID, Groups: a.Groups}, func() error {
+			var err error
+			src, err = os.ReadFile(w.Text)
+			return err
+		}); err != nil {
+			return engines.Errorf(wire.InvalidArgument, w, "%v", err)
+		}
+	}
+	out := func(row map[string]any) {
+		_ = r.Row(row)
+		flush(r)
+	}
+	err := m.deploy(ctx, r.Actor(), file, src, deployOpts{dryRun: st.Flags["dry-run"], recreate: st.Flags["recreate"]}, out)
+	if err != nil {
+		return wire.Errorf(wire.FailedPrecondition, "%v", err)
+	}
+	return nil
+}
+
+func (m *module) runDelete(ctx context.Context, r engines.Request) error {
+	w := r.Statement().Args["DEPLOYMENT"]
+	m.mu.Lock()
+	d := m.st.Deployments[w.Text]
+	m.mu.Unlock()
+	if d == nil {
+		return engines.Errorf(wire.NotFound, w, "no deployment %s (deployments lists them)", w.Text)
+	}
+	lock := m.depLock(d.Name)
+	lock.Lock()
+	defer lock.Unlock()
+	t := m.startTask(ctx, r.Actor(), d.Name, "delete deployment")
+	for _, in := range sortedInstances(d.Instances) {
+		m.deleteInstance(ctx, r.Actor(), t.ID, d.Name, in)
+		_ = r.Row(map[string]any{"instance": in.Name(), "id": in.ID, "state": "deleted"})
+	}
+	_ = os.RemoveAll(filepath.Join(m.dir, "instances", d.Name))
+	_ = os.RemoveAll(filepath.Join(m.dir, "disks", d.Name))
+	m.mu.Lock()
+	delete(m.st.Deployments, d.Name)
+	m.saveLocked()
+	m.mu.Unlock()
+	m.record(ctx, r.Actor(), "deploy.delete", d.Name, map[string]any{"task": t.ID, "deployment": d.Name})
+	m.endTask(ctx, r.Actor(), t, nil)
+	return nil
+}
+
+func (m *module) runInstances(ctx context.Context, r engines.Request) error {
+	w := r.Statement().Args["DEPLOYMENT"]
+	m.mu.Lock()
+	d := m.st.Deployments[w.Text]
+	var list []Instance
+	if d != nil {
+		for _, in := range sortedInstances(d.Instances) {
+			list = append(list, *in)
+		}
+	}
+	m.mu.Unlock()
+	if d == nil {
+		return engines.Errorf(wire.NotFound, w, "no deployment %s (deployments lists them)", w.Text)
+	}
+	for _, in := range list {
+		// The process state is the runtime's now, not the record's.
+		ps := "missing"
+		if info, err := m.rt.Inspect(in.Container); err == nil {
+			ps = info.Status
+			if info.Running {
+				ps = "running"
+			}
+		}
+		if in.Container == "" {
+			ps = "not created"
+		}
+		if err := r.Row(map[string]any{"instance": in.Name(), "id": in.ID, "container": in.Container, "ip": in.IP,
+			"process_state": ps, "desired": in.State, "disk": in.Disk, "hash": in.Hash}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *module) runResurrection(ctx context.Context, r engines.Request) error {
+	w := r.Statement().Args["STATE"]
+	var on bool
+	switch w.Text {
+	case "on":
+		on = true
+	case "off":
+	default:
+		return engines.Errorf(wire.InvalidArgument, w, "resurrection is on or off, not %q", w.Text)
+	}
+	m.mu.Lock()
+	m.st.Resurrection = on
+	m.saveLocked()
+	m.mu.Unlock()
+	m.record(ctx, r.Actor(), "deploy.resurrection", "resurrection", map[string]any{"enabled": on})
+	return r.Row(map[string]any{"resurrection": w.Text})
+}
+
+func (m *module) runTasks(ctx context.Context, r engines.Request) error {
+	m.mu.Lock()
+	tasks := make([]Task, len(m.st.Tasks))
+	for i, t := range m.st.Tasks {
+		tasks[len(tasks)-1-i] = *t
+	}
+	m.mu.Unlock()
+	for _, t := range tasks {
+		if err := r.Row(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *module) runDeployments(ctx context.Context, r engines.Request) error {
+	m.mu.Lock()
+	var rows []map[string]any
+	for _, name := range names(m.st.Deployments) {
+		d := m.st.Deployments[name]
+		man, _ := parseManifest(name, []byte(d.Manifest))
+		var rels, scs []string
+		if man != nil {
+			for _, x := range man.Releases {
+				if rel := m.st.findRelease(x.Name, x.Version); rel != nil {
+					rels = append(rels, rel.Name+"/"+rel.Version)
+				}
+			}
+			for _, x := range man.Stemcells {
+				n := x.Name
+				if n == "" {
+					n = x.OS
+				}
+				if sc := m.st.findStemcell(n, x.Version); sc != nil {
+					scs = append(scs, sc.Name+"/"+sc.Version)
+				}
+			}
+		}
+		rows = append(rows, map[string]any{"name": name, "releases": strings.Join(rels, ", "), "stemcells": strings.Join(scs, ", "), "instances": len(d.Instances)})
+	}
+	m.mu.Unlock()
+	for _, row := range rows {
+		if err := r.Row(row); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *module) runReleaseUpload(ctx context.Context, r engines.Request) error {
+	w := r.Statement().Args["PATH"]
+	rel, added, err := m.uploadRelease(ctx, r.Actor(), w.Text)
+	if err != nil {
+		return engines.Errorf(wire.InvalidArgument, w, "%v", err)
+	}
+	return r.Row(map[string]any{"name": rel.Name, "version": rel.Version, "jobs": names(rel.Jobs), "packages": names(rel.Packages), "new": added})
+}
+
+func (m *module) runReleases(ctx context.Context, r engines.Request) error {
+	m.mu.Lock()
+	var rows []map[string]any
+	for _, key := range names(m.st.Releases) {
+		rel := m.st.Releases[key]
+		rows = append(rows, map[string]any{"name": rel.Name, "version": rel.Version, "jobs": names(rel.Jobs), "packages": names(rel.Packages)})
+	}
+	m.mu.Unlock()
+	for _, row := range rows {
+		if err := r.Row(row); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *module) runReleaseInspect(ctx context.Context, r engines.Request) error {
+	w := r.Statement().Args["RELEASE"]
+	m.mu.Lock()
+	rel := m.st.Releases[w.Text]
+	m.mu.Unlock()
+	if rel == nil {
+		return engines.Errorf(wire.NotFound, w, "no release %s (releases lists them as NAME/VERSION)", w.Text)
+	}
+	for _, n := range names(rel.Jobs) {
+		j := rel.Jobs[n]
+		props := names(j.Properties)
+		if err := r.Row(map[string]any{"job": n, "fingerprint": j.Fingerprint, "packages": j.Packages, "properties": props}); err != nil {
+			return err
+		}
+	}
+	for _, n := range names(rel.Packages) {
+		p := rel.Packages[n]
+		deps := append([]string(nil), p.Dependencies...)
+		sort.Strings(deps)
+		if err := r.Row(map[string]any{"package": n, "fingerprint": p.Fingerprint, "dependencies": deps}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *module) runStemcellUpload(ctx context.Context, r engines.Request) error {
+	st := r.Statement()
+	w := st.Args["IMAGE"]
+	name, _ := st.Opt("name")
+	version, _ := st.Opt("version")
+	sc, err := m.uploadStemcell(ctx, r.Actor(), w.Text, name.Text, version.Text)
+	if err != nil {
+		return engines.Errorf(wire.InvalidArgument, w, "%v", err)
+	}
+	return r.Row(sc)
+}
+
+func (m *module) runStemcells(ctx context.Context, r engines.Request) error {
+	m.mu.Lock()
+	var list []Stemcell
+	for _, key := range names(m.st.Stemcells) {
+		list = append(list, *m.st.Stemcells[key])
+	}
+	m.mu.Unlock()
+	for _, sc := range list {
+		if err := r.Row(sc); err != nil {
+			return err
+		}
+	}
+	return nil
+}

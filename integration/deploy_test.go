@@ -1,0 +1,334 @@
+package integration
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// deployDaemon is runtimeDaemon with the deploy engine's health monitor
+// checking often: a daemon with its own bridge and subnet, whose
+// containers, mounts, bridge and NAT rules go at the end.
+func deployDaemon(t *testing.T, flags ...string) *daemonProc {
+	t.Helper()
+	n := rand.IntN(200) + 20
+	bridge := fmt.Sprintf("cairnd%d", n)
+	subnet := fmt.Sprintf("10.88.%d.0/24", n)
+	d := startDaemon(t, withFlags(append([]string{"--runtime-bridge", bridge, "--runtime-subnet", subnet}, flags...)...))
+	t.Cleanup(func() {
+		dir := filepath.Join(d.Data, "runtime", "containers")
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			if d.running() {
+				cli(t, d, "rm", e.Name(), "force")
+			}
+		}
+		root := filepath.Join(d.Data, "runtime", "runc")
+		for _, e := range ents {
+			exec.Command("runc", "--root", root, "delete", "--force", e.Name()).Run()
+			exec.Command("umount", "-l", filepath.Join(dir, e.Name(), "rootfs")).Run()
+		}
+		netns, _ := os.ReadDir(filepath.Join(d.Data, "runtime", "net", "netns"))
+		for _, e := range netns {
+			exec.Command("umount", "-l", filepath.Join(d.Data, "runtime", "net", "netns", e.Name())).Run()
+		}
+		exec.Command("ip", "link", "del", bridge).Run()
+		for _, rule := range [][]string{
+			{"-t", "nat", "-D", "POSTROUTING", "-s", subnet, "!", "-o", bridge, "-j", "MASQUERADE"},
+			{"-D", "FORWARD", "-i", bridge, "-j", "ACCEPT"},
+			{"-D", "FORWARD", "-o", bridge, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"},
+		} {
+			exec.Command("iptables", rule...).Run()
+		}
+	})
+	return d
+}
+
+// writeTree writes files (slash paths) under dir.
+func writeTree(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// webRelease is a BOSH release made by the test: an httpd job with ERB
+// templates and a bpm.yml, and a package compiled by a shell script.
+var webRelease = map[string]string{
+	"release.MF": "name: web\nversion: \"1\"\n",
+	"jobs/httpd/spec": `---
+name: httpd
+templates:
+  index.html.erb: htdocs/index.html
+  bpm.yml.erb: config/bpm.yml
+  pre-start.erb: bin/pre-start
+packages: [greeting]
+properties:
+  greeting: {description: what the page says, default: hello}
+  port: {description: the port httpd listens on, default: 80}
+  use_master: {default: false}
+  fail_render: {default: false}
+provides:
+- {name: web, type: web, properties: [port]}
+consumes:
+- {name: master, type: web, optional: true}
+`,
+	"jobs/httpd/templates/index.html.erb": `<%= p("greeting") %> from <%= spec.name %>/<%= spec.index %> at <%= spec.address %>
+<% if p("use_master") -%>
+master <%= link("master").instances[0].address %>:<%= link("master").p("port") %>
+<% end -%>
+<% if p("fail_render") -%>
+<%= p("no.such.property") %>
+<% end -%>
+`,
+	"jobs/httpd/templates/bpm.yml.erb": `processes:
+- name: httpd
+  executable: /bin/httpd
+  args: [-f, -p, "<%= p("port") %>", -h, /var/vcap/data/httpd/www]
+`,
+	"jobs/httpd/templates/pre-start.erb": `mkdir -p /var/vcap/data/httpd/www
+cat /var/vcap/jobs/httpd/htdocs/index.html /var/vcap/packages/greeting/motd > /var/vcap/data/httpd/www/index.html
+echo boot >> /var/vcap/store/boots
+`,
+	"packages/greeting/spec":      "name: greeting\nfiles: [greeting/*.in]\n",
+	"packages/greeting/packaging": "busybox tr a-z A-Z < greeting/motd.in > ${BOSH_INSTALL_TARGET}/motd\n",
+	"src/greeting/motd.in":        "compiled motd\n",
+}
+
+// redisManifest is the seed's redis-style two-group manifest, for the
+// httpd job: greeting and the slaves' port are its knobs.
+func redisManifest(greeting, slavePort string, slaveFailRender bool) string {
+	return fmt.Sprintf(`name: redis
+releases:
+- {name: web, version: latest}
+stemcells:
+- {alias: default, os: bosh-busybox, version: latest}
+update:
+  canaries: 1
+  max_in_flight: 10
+  canary_watch_time: 500
+  update_watch_time: 500
+instance_groups:
+- name: redis-master
+  instances: 1
+  azs: [z1]
+  jobs:
+  - name: httpd
+    release: web
+    properties: {greeting: %[1]s}
+    provides: {web: {as: master-web}}
+  stemcell: default
+  vm_type: default
+  persistent_disk: 1024
+  networks: [{name: default}]
+- name: redis-slave
+  instances: 2
+  azs: [z1]
+  jobs:
+  - name: httpd
+    release: web
+    properties: {greeting: %[1]s, port: %[2]s, use_master: true, fail_render: %[3]t}
+    consumes: {master: {from: master-web}}
+  stemcell: default
+  vm_type: default
+  persistent_disk: 1024
+  networks: [{name: default}]
+`, greeting, slavePort, slaveFailRender)
+}
+
+type deployInstance struct {
+	Instance     string `json:"instance"`
+	ID           string `json:"id"`
+	Container    string `json:"container"`
+	IP           string `json:"ip"`
+	ProcessState string `json:"process_state"`
+}
+
+func deployInstances(t *testing.T, d *daemonProc) map[string]deployInstance {
+	t.Helper()
+	out := map[string]deployInstance{}
+	for _, in := range parseNDJSON[deployInstance](t, cliOK(t, d, "-o", "json", "deploy", "instances", "redis")) {
+		out[in.Instance] = in
+	}
+	return out
+}
+
+func curlPage(t *testing.T, ip string) string {
+	t.Helper()
+	out, err := exec.Command("curl", "-sS", "--max-time", "5", "http://"+ip+"/").CombinedOutput()
+	if err != nil {
+		t.Fatalf("curl %s: %v\n%s", ip, err, out)
+	}
+	return string(out)
+}
+
+type deployEvent struct {
+	Seq     int64          `json:"seq"`
+	Kind    string         `json:"kind"`
+	Subject string         `json:"subject"`
+	Data    map[string]any `json:"data"`
+}
+
+func deployEvents(t *testing.T, d *daemonProc, where string) []deployEvent {
+	t.Helper()
+	return parseNDJSON[deployEvent](t, cliOK(t, d, "-o", "json", "events", "where", where))
+}
+
+func TestDeployRedisStyle(t *testing.T) {
+	requireRuntime(t, "curl")
+	d := deployDaemon(t, "--deploy-health-interval", "200ms")
+	importBusybox(t, d, nil)
+	cliOK(t, d, "stemcell", "upload", "busybox", "name=bosh-busybox", "version=1")
+
+	rel := t.TempDir()
+	writeTree(t, rel, webRelease)
+	cliOK(t, d, "release", "upload", rel)
+	if out := cliOK(t, d, "releases"); !strings.Contains(out, "web") {
+		t.Fatalf("releases does not list web:\n%s", out)
+	}
+	if out := cliOK(t, d, "stemcells"); !strings.Contains(out, "bosh-busybox") {
+		t.Fatalf("stemcells does not list bosh-busybox:\n%s", out)
+	}
+
+	dir := t.TempDir()
+	deployFile := func(m string) cliResult {
+		writeTree(t, dir, map[string]string{"redis.yml": m})
+		return cliIn(t, d, dir, "deploy", "./redis.yml")
+	}
+
+	// From nothing: every instance answers at its address, with its
+	// rendered template, the compiled package and the master's link.
+	if r := deployFile(redisManifest("hello", "80", false)); r.Code != 0 {
+		t.Fatalf("deploy: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+	ins := deployInstances(t, d)
+	if len(ins) != 3 {
+		t.Fatalf("want 3 instances, got %v", ins)
+	}
+	master := ins["redis-master/0"]
+	for name, in := range ins {
+		page := curlPage(t, in.IP)
+		group, idx, _ := strings.Cut(name, "/")
+		want := fmt.Sprintf("hello from %s/%s at %s", group, idx, in.IP)
+		if !strings.Contains(page, want) || !strings.Contains(page, "COMPILED MOTD") {
+			t.Errorf("%s answers %q, want %q and the compiled package", name, page, want)
+		}
+		if group == "redis-slave" && !strings.Contains(page, "master "+master.IP+":80") {
+			t.Errorf("%s answers %q, want the master's link %s:80", name, page, master.IP)
+		}
+	}
+	if n := len(deployEvents(t, d, `kind == "deploy.compile"`)); n != 1 {
+		t.Errorf("the package compiled %d times, want once", n)
+	}
+
+	// A property change rolls canaries first, group by group.
+	if r := deployFile(redisManifest("hi", "80", false)); r.Code != 0 {
+		t.Fatalf("deploy: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+	tasks := deployEvents(t, d, `kind == "deploy.task.start"`)
+	task := tasks[len(tasks)-1].Data["task"]
+	var order []string
+	for _, ev := range deployEvents(t, d, fmt.Sprintf(`(kind == "deploy.instance.update" || kind == "deploy.canary.ok") && data.task == %v`, task)) {
+		order = append(order, ev.Kind+" "+strings.TrimPrefix(ev.Subject, "redis/"))
+	}
+	slave1 := "deploy.instance.update redis-slave/1"
+	want := []string{"deploy.instance.update redis-master/0", "deploy.canary.ok redis-master/0",
+		"deploy.instance.update redis-slave/0", "deploy.canary.ok redis-slave/0", slave1}
+	if strings.Join(order, "\n") != strings.Join(want, "\n") {
+		t.Errorf("rollout order:\n%s\nwant:\n%s", strings.Join(order, "\n"), strings.Join(want, "\n"))
+	}
+	if compiles := len(deployEvents(t, d, `kind == "deploy.compile"`)); compiles != 1 {
+		t.Errorf("the package compiled again (%d), want it cached by fingerprint", compiles)
+	}
+	ins = deployInstances(t, d)
+	for name, in := range ins {
+		if page := curlPage(t, in.IP); !strings.HasPrefix(page, "hi from") {
+			t.Errorf("%s answers %q after the property change", name, page)
+		}
+	}
+
+	// Kill an instance's process: the resurrector recreates it with its
+	// persistent disk.
+	s1 := ins["redis-slave/1"]
+	cliOK(t, d, "exec", s1.Container, "--", "sh", "-c", "echo precious > /var/vcap/store/data")
+	cliOK(t, d, "exec", s1.Container, "--", "sh", "-c", "kill -9 $(cat /var/vcap/sys/run/httpd/httpd.pid)")
+	waitFor(t, "deploy.resurrect", 30*time.Second, func() bool {
+		return len(deployEvents(t, d, `kind == "deploy.resurrect"`)) > 0
+	})
+	res := deployEvents(t, d, `kind == "deploy.resurrect"`)[0]
+	if res.Data["error"] != nil {
+		t.Fatalf("resurrection failed: %v", res.Data["error"])
+	}
+	ins = deployInstances(t, d)
+	s1 = ins["redis-slave/1"]
+	if s1.ProcessState != "running" {
+		t.Fatalf("redis-slave/1 after resurrection: %+v", s1)
+	}
+	if out := cliOK(t, d, "exec", s1.Container, "--", "cat", "/var/vcap/store/data"); strings.TrimSpace(out) != "precious" {
+		t.Errorf("the persistent disk after resurrection holds %q", out)
+	}
+	if page := curlPage(t, s1.IP); !strings.HasPrefix(page, "hi from redis-slave/1 at "+s1.IP) {
+		t.Errorf("resurrected redis-slave/1 answers %q", page)
+	}
+
+	// A template error: an error naming template:line before anything
+	// changes.
+	r := deployFile(redisManifest("bye", "80", true))
+	if r.Code == 0 || !strings.Contains(r.Stderr, "httpd/templates/index.html.erb:6: Can't find property 'no.such.property'") {
+		t.Fatalf("deploy with a template error: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+	for name, in := range deployInstances(t, d) {
+		if page := curlPage(t, in.IP); !strings.HasPrefix(page, "hi from") {
+			t.Errorf("%s answers %q after a refused deploy", name, page)
+		}
+	}
+
+	// A canary that does not run (httpd refuses the port) stops the
+	// deploy: the other slave still answers with the old content.
+	r = deployFile(redisManifest("hi", "notaport", false))
+	if r.Code == 0 || !strings.Contains(r.Stderr, "canary of redis-slave failed") {
+		t.Fatalf("deploy with a failing canary: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+	if fails := deployEvents(t, d, `kind == "deploy.canary.fail"`); len(fails) != 1 || fails[0].Subject != "redis/redis-slave/0" {
+		t.Errorf("canary failures: %+v", fails)
+	}
+	ins = deployInstances(t, d)
+	if page := curlPage(t, ins["redis-slave/1"].IP); !strings.HasPrefix(page, "hi from redis-slave/1") {
+		t.Errorf("redis-slave/1 answers %q after the failed canary", page)
+	}
+	if in := ins["redis-slave/0"]; in.ProcessState == "running" {
+		t.Errorf("the failed canary runs: %+v", in)
+	}
+
+	// Fixed, the next deploy finishes the rollout.
+	if r := deployFile(redisManifest("again", "80", false)); r.Code != 0 {
+		t.Fatalf("deploy: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+	for name, in := range deployInstances(t, d) {
+		if page := curlPage(t, in.IP); !strings.HasPrefix(page, "again from") {
+			t.Errorf("%s answers %q", name, page)
+		}
+	}
+
+	// delete: no container, instance directory or disk is left.
+	cliOK(t, d, "deploy", "delete", "redis")
+	if out := cliOK(t, d, "-o", "json", "ps", "all"); strings.Contains(out, "redis.") {
+		t.Errorf("containers left after deploy delete:\n%s", out)
+	}
+	for _, sub := range []string{"instances/redis", "disks/redis"} {
+		if _, err := os.Stat(filepath.Join(d.Data, "deploy", sub)); !os.IsNotExist(err) {
+			t.Errorf("%s is left after deploy delete (%v)", sub, err)
+		}
+	}
+}
