@@ -94,7 +94,7 @@ func parseManifest(file string, src []byte) (*Manifest, error) {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	if _, v1 := probe["jobs"]; v1 {
-		return nil, fmt.Errorf("%s: a v1 manifest (jobs:, resource_pools:) is not supported yet: write instance_groups:", file)
+		return nil, fmt.Errorf("%s: a v1 manifest (jobs:, resource_pools:) is not supported yet: write instance_groups", file)
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(src))
 	dec.KnownFields(true)

@@ -70,13 +70,13 @@ func (s *state) resolve(man *Manifest) (*plan, error) {
 			if len(man.Stemcells) == 1 && g.Stemcell == "" {
 				g.Stemcell = man.Stemcells[0].Alias
 			} else {
-				return nil, fmt.Errorf("instance_groups %s: stemcell %q is not an alias of stemcells:", g.Name, g.Stemcell)
+				return nil, fmt.Errorf("instance_groups %s: stemcell %q is not an alias in the stemcells block", g.Name, g.Stemcell)
 			}
 		}
 		for _, j := range g.Jobs {
 			rel := p.releases[j.Release]
 			if rel == nil {
-				return nil, fmt.Errorf("instance_groups %s: job %s: release %q is not in releases:", g.Name, j.Name, j.Release)
+				return nil, fmt.Errorf("instance_groups %s: job %s: release %q is not in the releases block", g.Name, j.Name, j.Release)
 			}
 			job := rel.Jobs[j.Name]
 			if job == nil {

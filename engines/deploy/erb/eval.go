@@ -825,7 +825,7 @@ func inspect(v any) string {
 }
 
 func typeName(v any) string {
-	switch v.(type) {
+	switch x := v.(type) {
 	case nil:
 		return "nil"
 	case string:
@@ -841,7 +841,7 @@ func typeName(v any) string {
 	case map[string]any:
 		return "Hash"
 	case *object:
-		return v.(*object).kind
+		return x.kind
 	}
 	return fmt.Sprintf("%T", v)
 }
