@@ -101,6 +101,17 @@ master <%= link("master").instances[0].address %>:<%= link("master").p("port") %
 cat /var/vcap/jobs/httpd/htdocs/index.html /var/vcap/packages/greeting/motd > /var/vcap/data/httpd/www/index.html
 echo boot >> /var/vcap/store/boots
 `,
+	"jobs/smoke/spec": `---
+name: smoke
+templates:
+  run.erb: bin/run
+properties:
+  expect: {description: what the master's page must say}
+consumes:
+- {name: master, type: web}
+`,
+	"jobs/smoke/templates/run.erb": `wget -q -O- http://<%= link("master").instances[0].address %>:<%= link("master").p("port") %>/ | grep "<%= p("expect") %> from"
+`,
 	"packages/greeting/spec":      "name: greeting\nfiles: [greeting/*.in]\n",
 	"packages/greeting/packaging": "busybox tr a-z A-Z < greeting/motd.in > ${BOSH_INSTALL_TARGET}/motd\n",
 	"src/greeting/motd.in":        "compiled motd\n",
@@ -143,6 +154,17 @@ instance_groups:
   stemcell: default
   vm_type: default
   persistent_disk: 1024
+  networks: [{name: default}]
+- name: smoke
+  lifecycle: errand
+  instances: 1
+  jobs:
+  - name: smoke
+    release: web
+    properties: {expect: %[1]s}
+    consumes: {master: {from: master-web}}
+  stemcell: default
+  vm_type: default
   networks: [{name: default}]
 `, greeting, slavePort, slaveFailRender)
 }
@@ -258,8 +280,48 @@ func TestDeployRedisStyle(t *testing.T) {
 		}
 	}
 
+	// The errand checks the master's page from a container of its own.
+	cliOK(t, d, "deploy", "run-errand", "redis", "smoke")
+	if ev := deployEvents(t, d, `kind == "deploy.errand"`); len(ev) != 1 || ev[0].Data["exit_code"] != float64(0) {
+		t.Errorf("deploy.errand events: %+v", ev)
+	}
+	if out := cliOK(t, d, "-o", "json", "ps", "all"); strings.Contains(out, "errand") {
+		t.Errorf("the errand's container is left:\n%s", out)
+	}
+
+	// stop and start an instance; recreate one: its disk stays.
+	cliOK(t, d, "deploy", "stop", "redis", "redis-slave/1")
+	if in := deployInstances(t, d)["redis-slave/1"]; in.ProcessState == "running" {
+		t.Errorf("redis-slave/1 runs after deploy stop: %+v", in)
+	}
+	cliOK(t, d, "deploy", "start", "redis", "redis-slave/1")
+	m0 := ins["redis-master/0"]
+	cliOK(t, d, "exec", m0.Container, "--", "sh", "-c", "echo kept > /var/vcap/store/data")
+	cliOK(t, d, "deploy", "recreate", "redis", "redis-master/0")
+	ins = deployInstances(t, d)
+	if out := cliOK(t, d, "exec", ins["redis-master/0"].Container, "--", "cat", "/var/vcap/store/data"); strings.TrimSpace(out) != "kept" {
+		t.Errorf("the master's disk after recreate holds %q", out)
+	}
+	if boots := cliOK(t, d, "exec", ins["redis-master/0"].Container, "--", "cat", "/var/vcap/store/boots"); strings.Count(boots, "boot") < 3 {
+		t.Errorf("the master's disk counts %d boots, want every boot since the first deploy", strings.Count(boots, "boot"))
+	}
+
+	// cck after a container is removed by hand (the resurrector off, so
+	// that cck finds it).
+	cliOK(t, d, "deploy", "resurrection", "off")
+	cliOK(t, d, "rm", ins["redis-slave/0"].Container, "force")
+	if out := cliOK(t, d, "deploy", "cck", "redis"); !strings.Contains(out, "missing VM") {
+		t.Fatalf("cck does not find the removed container:\n%s", out)
+	}
+	cliOK(t, d, "deploy", "cck", "redis", "auto")
+	if out := cliOK(t, d, "-o", "json", "deploy", "cck", "redis"); strings.TrimSpace(out) != "" {
+		t.Errorf("cck after auto still finds:\n%s", out)
+	}
+	cliOK(t, d, "deploy", "resurrection", "on")
+
 	// Kill an instance's process: the resurrector recreates it with its
 	// persistent disk.
+	ins = deployInstances(t, d)
 	s1 := ins["redis-slave/1"]
 	cliOK(t, d, "exec", s1.Container, "--", "sh", "-c", "echo precious > /var/vcap/store/data")
 	cliOK(t, d, "exec", s1.Container, "--", "sh", "-c", "kill -9 $(cat /var/vcap/sys/run/httpd/httpd.pid)")

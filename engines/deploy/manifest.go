@@ -127,8 +127,8 @@ func parseManifest(file string, src []byte) (*Manifest, error) {
 		if len(g.Jobs) == 0 {
 			return nil, fmt.Errorf("%s: jobs: an instance group needs a job", where)
 		}
-		if g.Lifecycle != "" && g.Lifecycle != "service" {
-			return nil, fmt.Errorf("%s: lifecycle: %s is not supported yet (errands are absent)", where, g.Lifecycle)
+		if g.Lifecycle != "" && g.Lifecycle != "service" && g.Lifecycle != "errand" {
+			return nil, fmt.Errorf("%s: lifecycle: %s is service or errand", where, g.Lifecycle)
 		}
 		for _, n := range g.Networks {
 			if len(n.StaticIPs) > 0 {

@@ -289,7 +289,7 @@ func (p *plan) render(deployment string, inst *Instance, ip string, all []*Insta
 			checks = append(checks, parseMonit(string(m))...)
 		}
 	}
-	if len(procs) == 0 && len(checks) == 0 {
+	if len(procs) == 0 && len(checks) == 0 && g.Lifecycle != "errand" {
 		return nil, fmt.Errorf("instance group %s: no job has a process (config/bpm.yml or a monit check process)", g.Name)
 	}
 	out.run = runScript(jobNames, procs, checks)

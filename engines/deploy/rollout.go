@@ -111,6 +111,9 @@ func (m *module) deploy(ctx context.Context, actor journal.Actor, file string, s
 		byKey[in.Name()] = in
 	}
 	for _, g := range man.InstanceGroups {
+		if g.Lifecycle == "errand" {
+			continue // run by deploy run-errand, never kept running
+		}
 		for i := 0; i < g.Instances; i++ {
 			in := byKey[fmt.Sprintf("%s/%d", g.Name, i)]
 			if in == nil {
@@ -188,6 +191,9 @@ func (m *module) rollout(ctx context.Context, actor journal.Actor, t *Task, p *p
 	}
 	for gi := range man.InstanceGroups {
 		g := &man.InstanceGroups[gi]
+		if g.Lifecycle == "errand" {
+			continue
+		}
 		var group []*Instance
 		for _, in := range want {
 			if in.Group == g.Name {
@@ -340,6 +346,13 @@ func (m *module) updateInstance(ctx context.Context, actor journal.Actor, t *Tas
 				return fmt.Errorf("remove the old container of %s: %w", in.Name(), err)
 			}
 		}
+		// A create a daemon's end interrupted before the record knew its
+		// container leaves one by the instance's name: it goes.
+		if _, err := m.rt.Inspect(m.containerName(dep, in)); err == nil {
+			if err := m.rt.Remove(ctx, journal.SystemActor(), m.containerName(dep, in)); err != nil {
+				return fmt.Errorf("remove a leftover container of %s: %w", in.Name(), err)
+			}
+		}
 		info, err := m.rt.Create(ctx, journal.SystemActor(), containerspec.Spec{
 			Image: p.stemcells[g.Stemcell].ImageID, Name: m.containerName(dep, in), Hostname: in.ID,
 			Cmd: []string{"/bin/sh", "/var/vcap/bosh/run"}, Network: "bridge", Binds: m.binds(p, g, dep, in),
@@ -349,6 +362,7 @@ func (m *module) updateInstance(ctx context.Context, actor journal.Actor, t *Tas
 		}
 		m.mu.Lock()
 		in.Container, in.IP, in.Packages, in.Disk = info.Name, info.IP, key, disk
+		m.saveLocked()
 		m.mu.Unlock()
 	}
 	r, err := p.render(dep, in, in.IP, all, m.jobDir, key)

@@ -15,6 +15,7 @@ import (
 
 func (m *module) Verbs() []engines.Verb {
 	dep := []dsl.Arg{{Name: "DEPLOYMENT", Required: true, Help: "a deployment's name (deployments)"}}
+	inst := []dsl.Arg{dep[0], {Name: "INSTANCE", Help: "GROUP, GROUP/INDEX or GROUP/UUID (default: every instance)"}}
 	return []engines.Verb{
 		{Spec: dsl.Spec{
 			Verb:    "deploy",
@@ -31,6 +32,14 @@ func (m *module) Verbs() []engines.Verb {
 			ClientFile: "MANIFEST",
 		}, Run: m.runDeploy},
 		{Spec: dsl.Spec{
+			Verb:    "deploy cck",
+			Access:  dsl.AccessHost,
+			Summary: "cloud check: instances whose container is missing or not running, or whose disk is gone",
+			Help:    "deploy cck DEPLOYMENT answers each problem and BOSH's resolution; with auto it applies it\n(recreate the VM, with its persistent disk), as bosh cck --auto.",
+			Args:    dep,
+			Flags:   []dsl.Flag{{Name: "auto", Help: "apply the resolutions"}},
+		}, Run: m.runCck},
+		{Spec: dsl.Spec{
 			Verb:    "deploy delete",
 			Access:  dsl.AccessHost,
 			Summary: "delete a deployment: its containers, rendered jobs and persistent disks",
@@ -43,11 +52,41 @@ func (m *module) Verbs() []engines.Verb {
 			Args:    dep,
 		}, Run: m.runInstances},
 		{Spec: dsl.Spec{
+			Verb:    "deploy recreate",
+			Access:  dsl.AccessHost,
+			Summary: "recreate instances' containers (with their persistent disks), as bosh recreate",
+			Args:    inst,
+		}, Run: m.runLifecycle("recreate")},
+		{Spec: dsl.Spec{
+			Verb:    "deploy restart",
+			Access:  dsl.AccessHost,
+			Summary: "stop then start instances, as bosh restart",
+			Args:    inst,
+		}, Run: m.runLifecycle("restart")},
+		{Spec: dsl.Spec{
 			Verb:    "deploy resurrection",
 			Access:  dsl.AccessHost,
 			Summary: "turn the resurrector on or off (bosh update-resurrection)",
 			Args:    []dsl.Arg{{Name: "STATE", Required: true, Help: "on or off"}},
 		}, Run: m.runResurrection},
+		{Spec: dsl.Spec{
+			Verb:    "deploy run-errand",
+			Access:  dsl.AccessHost,
+			Summary: "run an errand (an instance group with lifecycle: errand) once, as bosh run-errand",
+			Args:    append(append([]dsl.Arg(nil), dep...), dsl.Arg{Name: "ERRAND", Required: true, Help: "the errand's instance group"}),
+		}, Run: m.runRunErrand},
+		{Spec: dsl.Spec{
+			Verb:    "deploy start",
+			Access:  dsl.AccessHost,
+			Summary: "start stopped instances, as bosh start",
+			Args:    inst,
+		}, Run: m.runLifecycle("start")},
+		{Spec: dsl.Spec{
+			Verb:    "deploy stop",
+			Access:  dsl.AccessHost,
+			Summary: "stop instances (the resurrector leaves them stopped), as bosh stop",
+			Args:    inst,
+		}, Run: m.runLifecycle("stop")},
 		{Spec: dsl.Spec{
 			Verb:    "deploy tasks",
 			Access:  dsl.AccessRead,
@@ -334,6 +373,45 @@ func (m *module) runStemcells(ctx context.Context, r engines.Request) error {
 		if err := r.Row(sc); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+func (m *module) runLifecycle(verb string) engines.Handler {
+	return func(ctx context.Context, r engines.Request) error {
+		st := r.Statement()
+		sel := ""
+		if w, ok := st.Args["INSTANCE"]; ok {
+			sel = w.Text
+		}
+		err := m.lifecycle(ctx, r.Actor(), verb, st.Args["DEPLOYMENT"].Text, sel, func(row map[string]any) {
+			_ = r.Row(row)
+			flush(r)
+		})
+		if err != nil {
+			return wire.Errorf(wire.FailedPrecondition, "%v", err)
+		}
+		return nil
+	}
+}
+
+func (m *module) runCck(ctx context.Context, r engines.Request) error {
+	st := r.Statement()
+	err := m.cck(ctx, r.Actor(), st.Args["DEPLOYMENT"].Text, st.Flags["auto"], func(p problem) { _ = r.Row(p) })
+	if err != nil {
+		return wire.Errorf(wire.FailedPrecondition, "%v", err)
+	}
+	return nil
+}
+
+func (m *module) runRunErrand(ctx context.Context, r engines.Request) error {
+	st := r.Statement()
+	err := m.runErrand(ctx, r.Actor(), st.Args["DEPLOYMENT"].Text, st.Args["ERRAND"].Text, func(row map[string]any) {
+		_ = r.Row(row)
+		flush(r)
+	})
+	if err != nil {
+		return wire.Errorf(wire.FailedPrecondition, "%v", err)
 	}
 	return nil
 }
