@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -391,6 +392,73 @@ func TestDeployRedisStyle(t *testing.T) {
 	for _, sub := range []string{"instances/redis", "disks/redis"} {
 		if _, err := os.Stat(filepath.Join(d.Data, "deploy", sub)); !os.IsNotExist(err) {
 			t.Errorf("%s is left after deploy delete (%v)", sub, err)
+		}
+	}
+}
+
+// TestDeploySIGKILLMidDeploy kills the daemon while a canary is watched:
+// after restart the task is failed, deploy instances says what each
+// container is, and deploy again finishes the rollout.
+func TestDeploySIGKILLMidDeploy(t *testing.T) {
+	requireRuntime(t, "curl")
+	d := deployDaemon(t, "--deploy-health-interval", "200ms")
+	importBusybox(t, d, nil)
+	cliOK(t, d, "stemcell", "upload", "busybox", "name=bosh-busybox", "version=1")
+	rel := t.TempDir()
+	writeTree(t, rel, webRelease)
+	cliOK(t, d, "release", "upload", rel)
+
+	dir := t.TempDir()
+	// The slaves' canary is watched for a minute: the kill lands in it.
+	slow := strings.Replace(redisManifest("hello", "80", false), "- name: redis-slave\n", "- name: redis-slave\n  update: {canary_watch_time: 60000}\n", 1)
+	writeTree(t, dir, map[string]string{"redis.yml": slow})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cmd := cliCommand(ctx, d, "deploy", "./redis.yml")
+	cmd.Dir = dir
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the slaves' canary", 30*time.Second, func() bool {
+		return len(deployEvents(t, d, `kind == "deploy.instance.create" && subject == "redis/redis-slave/0"`)) > 0
+	})
+	d.Kill()
+	_ = cmd.Wait()
+	d.Restart()
+
+	tasks := parseNDJSON[struct {
+		ID    int    `json:"id"`
+		State string `json:"state"`
+		Error string `json:"error"`
+	}](t, cliOK(t, d, "-o", "json", "deploy", "tasks"))
+	if len(tasks) != 1 || tasks[0].State != "error" || !strings.Contains(tasks[0].Error, "daemon stopped") {
+		t.Fatalf("the interrupted task: %+v", tasks)
+	}
+	if fails := deployEvents(t, d, `kind == "deploy.task.fail"`); len(fails) != 1 {
+		t.Errorf("deploy.task.fail events: %+v", fails)
+	}
+	ins := deployInstances(t, d)
+	if in := ins["redis-master/0"]; in.ProcessState != "running" {
+		t.Errorf("redis-master/0 after the kill: %+v", in)
+	}
+	if in := ins["redis-slave/0"]; in.ProcessState != "running" {
+		t.Errorf("redis-slave/0 (the canary, its container outlives the daemon): %+v", in)
+	}
+	if in := ins["redis-slave/1"]; in.ProcessState != "not created" {
+		t.Errorf("redis-slave/1 was never created: %+v", in)
+	}
+
+	writeTree(t, dir, map[string]string{"redis.yml": redisManifest("hello", "80", false)})
+	if r := cliIn(t, d, dir, "deploy", "./redis.yml"); r.Code != 0 {
+		t.Fatalf("deploy after the restart: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+	ins = deployInstances(t, d)
+	if len(ins) != 3 {
+		t.Fatalf("instances: %+v", ins)
+	}
+	for name, in := range ins {
+		if page := curlPage(t, in.IP); !strings.HasPrefix(page, "hello from "+name+" at "+in.IP) {
+			t.Errorf("%s answers %q", name, page)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -87,7 +88,10 @@ func loadState(path string) (*state, error) {
 		return nil, err
 	}
 	s := newState()
-	if err := json.Unmarshal(b, s); err != nil {
+	// Numbers stay as written (a property default of 80 is not 80.0).
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(s); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return s, nil

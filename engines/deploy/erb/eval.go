@@ -847,7 +847,7 @@ func typeName(v any) string {
 }
 
 // Normalize turns values decoded from YAML or JSON (int, uint64,
-// map[any]any, …) into the evaluator's own (int64, float64, string,
+// json.Number, map[any]any, …) into the evaluator's own (int64, float64, string,
 // bool, nil, []any, map[string]any).
 func Normalize(v any) any {
 	switch x := v.(type) {
@@ -859,11 +859,12 @@ func Normalize(v any) any {
 		return int64(x)
 	case float32:
 		return float64(x)
-	case float64:
-		if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
-			return x // JSON numbers stay floats unless the caller knows better
+	case json.Number:
+		if n, err := x.Int64(); err == nil {
+			return n
 		}
-		return x
+		f, _ := x.Float64()
+		return f
 	case []any:
 		out := make([]any, len(x))
 		for i, e := range x {
