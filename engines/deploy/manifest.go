@@ -2,7 +2,9 @@ package deploy
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -91,7 +93,7 @@ func parseManifest(file string, src []byte) (*Manifest, error) {
 	}
 	var probe map[string]any
 	if err := yaml.Unmarshal(src, &probe); err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
+		return nil, yamlError(file, err)
 	}
 	if _, v1 := probe["jobs"]; v1 {
 		return nil, fmt.Errorf("%s: a v1 manifest (jobs:, resource_pools:) is not supported yet: write instance_groups", file)
@@ -100,7 +102,7 @@ func parseManifest(file string, src []byte) (*Manifest, error) {
 	dec.KnownFields(true)
 	var m Manifest
 	if err := dec.Decode(&m); err != nil {
-		return nil, fmt.Errorf("%s: %s", file, strings.TrimPrefix(err.Error(), "yaml: "))
+		return nil, yamlError(file, err)
 	}
 	if m.Name == "" {
 		return nil, fmt.Errorf("%s: name: a deployment needs a name", file)
@@ -232,4 +234,23 @@ func (u Update) watch(canary bool) (watchRange, error) {
 		return watchRange{}, fmt.Errorf("%s: %q is N or N-M milliseconds with N ≤ M", field, s)
 	}
 	return watchRange{time.Duration(a) * time.Millisecond, time.Duration(b) * time.Millisecond}, nil
+}
+
+var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+
+// yamlError says a YAML error as file:line: message, one per problem.
+func yamlError(file string, err error) error {
+	var msgs []string
+	for _, line := range strings.Split(strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n"), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		if m := yamlLineRE.FindStringSubmatch(line); m != nil {
+			msgs = append(msgs, file+":"+m[1]+": "+m[2])
+		} else {
+			msgs = append(msgs, file+": "+strings.TrimPrefix(line, "yaml: "))
+		}
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }

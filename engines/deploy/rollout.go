@@ -488,12 +488,12 @@ func lineDiff(a, b string) []string {
 		case i < n && j < k && al[i] == bl[j]:
 			i++
 			j++
-		case j < k && (i == n || lcs[i][j+1] >= lcs[i+1][j]):
-			out = append(out, "+ "+bl[j])
-			j++
-		default:
+		case i < n && (j == k || lcs[i+1][j] >= lcs[i][j+1]):
 			out = append(out, "- "+al[i])
 			i++
+		default:
+			out = append(out, "+ "+bl[j])
+			j++
 		}
 	}
 	return out
