@@ -454,7 +454,110 @@ func (ev *evaluator) call(c callExpr) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.block != nil {
+		return ev.withBlock(r, c, args, errf)
+	}
 	return method(r, c.name, args, errf)
+}
+
+// withBlock runs the Enumerable methods that take a block: map,
+// collect, select, filter, reject, find, detect, any?, all?, count,
+// each (for its value), sort_by, flat_map.
+func (ev *evaluator) withBlock(r any, c callExpr, args []any, errf func(string, ...any) error) (any, error) {
+	var items []any
+	switch v := r.(type) {
+	case []any:
+		items = v
+	case map[string]any:
+		for _, k := range names(v) {
+			items = append(items, []any{k, v[k]})
+		}
+	default:
+		return nil, errf("%s with a block on %s is not in cairn's Ruby subset", c.name, typeName(r))
+	}
+	call := func(it any) (any, error) {
+		ev.vars = append(ev.vars, map[string]any{})
+		defer func() { ev.vars = ev.vars[:len(ev.vars)-1] }()
+		pair, isPair := it.([]any)
+		for i, name := range c.block.params {
+			switch {
+			case len(c.block.params) == 1:
+				ev.set(name, it)
+			case isPair && i < len(pair):
+				ev.set(name, pair[i])
+			}
+		}
+		return ev.eval(c.block.body)
+	}
+	var out []any
+	for _, it := range items {
+		v, err := call(it)
+		if err != nil {
+			return nil, err
+		}
+		switch c.name {
+		case "map", "collect":
+			out = append(out, v)
+		case "flat_map":
+			if a, ok := v.([]any); ok {
+				out = append(out, a...)
+			} else {
+				out = append(out, v)
+			}
+		case "select", "filter":
+			if truthy(v) {
+				out = append(out, it)
+			}
+		case "reject":
+			if !truthy(v) {
+				out = append(out, it)
+			}
+		case "find", "detect":
+			if truthy(v) {
+				return it, nil
+			}
+		case "any?":
+			if truthy(v) {
+				return true, nil
+			}
+		case "all?":
+			if !truthy(v) {
+				return false, nil
+			}
+		case "count":
+			if truthy(v) {
+				out = append(out, it)
+			}
+		case "each", "each_with_index":
+		default:
+			return nil, errf("%s with a block is not in cairn's Ruby subset", c.name)
+		}
+	}
+	switch c.name {
+	case "find", "detect":
+		return nil, nil
+	case "any?":
+		return false, nil
+	case "all?":
+		return true, nil
+	case "count":
+		return int64(len(out)), nil
+	case "each", "each_with_index":
+		return r, nil
+	}
+	if out == nil {
+		out = []any{}
+	}
+	return out, nil
+}
+
+func names(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // property is p(name), p(name, default) and p([names…], default).
@@ -553,6 +656,17 @@ func method(r any, name string, args []any, errf func(string, ...any) error) (an
 			return int64(v), nil
 		case nil:
 			return int64(0), nil
+		}
+	}
+	if f, ok := num(r); ok {
+		switch name {
+		case "to_f":
+			return f, nil
+		case "round", "floor", "ceil":
+			fn := map[string]func(float64) float64{"round": math.Round, "floor": math.Floor, "ceil": math.Ceil}[name]
+			return int64(fn(f)), nil
+		case "abs":
+			return math.Abs(f), nil
 		}
 	}
 	switch v := r.(type) {

@@ -136,10 +136,16 @@ type (
 		line int
 	}
 	callExpr struct {
-		recv expr // nil: a function (p, link, …)
-		name string
-		args []expr
-		line int
+		recv  expr // nil: a function (p, link, …)
+		name  string
+		args  []expr
+		block *blockExpr // { |x| … } or (&:name)
+		line  int
+	}
+	// blockExpr is a one-expression block: { |x| x.address }.
+	blockExpr struct {
+		params []string
+		body   expr
 	}
 	indexExpr struct {
 		recv, idx expr
@@ -156,6 +162,8 @@ type (
 	}
 	condExpr  struct{ c, a, b expr }
 	arrayExpr struct{ elems []expr }
+	// symProc is &:name, only as a method's last argument.
+	symProc string
 	hashExpr  struct{ keys, vals []expr }
 )
 
@@ -304,6 +312,17 @@ func (p *parser) unary() (expr, error) {
 		x, err := p.unary()
 		return unaryExpr{"-", x}, err
 	}
+	if p.is(tPunct, "&") {
+		p.next()
+		if err := p.expect(":"); err != nil {
+			return nil, err
+		}
+		t := p.next()
+		if t.kind != tIdent {
+			return nil, &Error{p.name, t.line, "expected a method name after &:"}
+		}
+		return symProc(t.text), nil
+	}
 	return p.postfix()
 }
 
@@ -325,6 +344,33 @@ func (p *parser) postfix() (expr, error) {
 				if c.args, err = p.args(); err != nil {
 					return nil, err
 				}
+				// (&:name) is the block { |x| x.name }.
+				if n := len(c.args); n > 0 {
+					if sym, ok := c.args[n-1].(symProc); ok {
+						c.args = c.args[:n-1]
+						c.block = &blockExpr{params: []string{"\x00it"}, body: callExpr{recv: identExpr{name: "\x00it", line: t.line}, name: string(sym), line: t.line}}
+					}
+				}
+			}
+			if p.is(tPunct, "{") && p.pos+1 < len(p.toks) && p.toks[p.pos+1].text == "|" {
+				p.next()
+				b := &blockExpr{}
+				p.next() // |
+				for !p.accept(tPunct, "|") {
+					pt := p.next()
+					if pt.kind != tIdent {
+						return nil, &Error{p.name, pt.line, fmt.Sprintf("expected a block parameter, found %q", pt.text)}
+					}
+					b.params = append(b.params, pt.text)
+					p.accept(tPunct, ",")
+				}
+				if b.body, err = p.expr(); err != nil {
+					return nil, err
+				}
+				if err := p.expect("}"); err != nil {
+					return nil, err
+				}
+				c.block = b
 			}
 			x = c
 		case p.is(tPunct, "["):
