@@ -163,8 +163,8 @@ type (
 	condExpr  struct{ c, a, b expr }
 	arrayExpr struct{ elems []expr }
 	// symProc is &:name, only as a method's last argument.
-	symProc string
-	hashExpr  struct{ keys, vals []expr }
+	symProc  string
+	hashExpr struct{ keys, vals []expr }
 )
 
 // parser parses the tokens of one statement.
