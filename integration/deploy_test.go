@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +23,10 @@ func deployDaemon(t *testing.T, flags ...string) *daemonProc {
 	subnet := fmt.Sprintf("10.88.%d.0/24", n)
 	d := startDaemon(t, withFlags(append([]string{"--runtime-bridge", bridge, "--runtime-subnet", subnet}, flags...)...))
 	t.Cleanup(func() {
+		// The resurrector would bring back what the cleanup removes.
+		if d.running() {
+			cli(t, d, "deploy", "resurrection", "off")
+		}
 		dir := filepath.Join(d.Data, "runtime", "containers")
 		ents, _ := os.ReadDir(dir)
 		for _, e := range ents {
@@ -80,12 +85,14 @@ properties:
   port: {description: the port httpd listens on, default: 80}
   use_master: {default: false}
   fail_render: {default: false}
+  secret: {default: none}
 provides:
 - {name: web, type: web, properties: [port]}
 consumes:
 - {name: master, type: web, optional: true}
 `,
 	"jobs/httpd/templates/index.html.erb": `<%= p("greeting") %> from <%= spec.name %>/<%= spec.index %> at <%= spec.address %>
+secret <%= p("secret") %>
 <% if p("use_master") -%>
 master <%= link("master").instances[0].address %>:<%= link("master").p("port") %>
 <% end -%>
@@ -126,6 +133,8 @@ releases:
 - {name: web, version: latest}
 stemcells:
 - {alias: default, os: bosh-busybox, version: latest}
+variables:
+- {name: page_secret, type: password}
 update:
   canaries: 1
   max_in_flight: 10
@@ -138,7 +147,7 @@ instance_groups:
   jobs:
   - name: httpd
     release: web
-    properties: {greeting: %[1]s}
+    properties: {greeting: %[1]s, secret: ((page_secret))}
     provides: {web: {as: master-web}}
   stemcell: default
   vm_type: default
@@ -251,6 +260,19 @@ func TestDeployRedisStyle(t *testing.T) {
 			t.Errorf("%s answers %q, want the master's link %s:80", name, page, master.IP)
 		}
 	}
+	// The generated password is in the master's page, and nowhere in
+	// the journal.
+	secretRE := regexp.MustCompile(`secret ([A-Za-z0-9]{20})\n`)
+	sm := secretRE.FindStringSubmatch(curlPage(t, master.IP))
+	if sm == nil {
+		t.Fatalf("the master's page has no generated secret: %q", curlPage(t, master.IP))
+	}
+	if all := cliOK(t, d, "-o", "json", "events", "limit=100000"); strings.Contains(all, sm[1]) {
+		t.Errorf("the generated password is in the journal")
+	}
+	if n := len(deployEvents(t, d, `kind == "deploy.variables"`)); n != 1 {
+		t.Errorf("deploy.variables events: %d", n)
+	}
 	if n := len(deployEvents(t, d, `kind == "deploy.compile"`)); n != 1 {
 		t.Errorf("the package compiled %d times, want once", n)
 	}
@@ -279,6 +301,9 @@ func TestDeployRedisStyle(t *testing.T) {
 		if page := curlPage(t, in.IP); !strings.HasPrefix(page, "hi from") {
 			t.Errorf("%s answers %q after the property change", name, page)
 		}
+	}
+	if page := curlPage(t, ins["redis-master/0"].IP); !strings.Contains(page, "secret "+sm[1]+"\n") {
+		t.Errorf("the password changed across deploys: %q", page)
 	}
 
 	// The errand checks the master's page from a container of its own.
@@ -348,7 +373,7 @@ func TestDeployRedisStyle(t *testing.T) {
 	// A template error: an error naming template:line before anything
 	// changes.
 	r := deployFile(redisManifest("bye", "80", true))
-	if r.Code == 0 || !strings.Contains(r.Stderr, "httpd/templates/index.html.erb:6: Can't find property 'no.such.property'") {
+	if r.Code == 0 || !strings.Contains(r.Stderr, "httpd/templates/index.html.erb:7: Can't find property 'no.such.property'") {
 		t.Fatalf("deploy with a template error: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
 	}
 	for name, in := range deployInstances(t, d) {

@@ -46,7 +46,7 @@ func (m *module) lifecycle(ctx context.Context, actor journal.Actor, verb, dep, 
 	defer lock.Unlock()
 	m.mu.Lock()
 	list, err := selectInstances(d, sel)
-	src := d.Manifest
+	src := d.Resolved
 	all := append([]*Instance(nil), d.Instances...)
 	m.mu.Unlock()
 	if err != nil {
@@ -147,7 +147,7 @@ func (m *module) cck(ctx context.Context, actor journal.Actor, dep string, auto 
 	defer lock.Unlock()
 	m.mu.Lock()
 	all := append([]*Instance(nil), d.Instances...)
-	src := d.Manifest
+	src := d.Resolved
 	m.mu.Unlock()
 	var found []*Instance
 	var probs []problem
@@ -219,7 +219,7 @@ func (m *module) runErrand(ctx context.Context, actor journal.Actor, dep, name s
 	lock.Lock()
 	defer lock.Unlock()
 	m.mu.Lock()
-	src := d.Manifest
+	src := d.Resolved
 	all := append([]*Instance(nil), d.Instances...)
 	m.mu.Unlock()
 	man, err := parseManifest(dep, []byte(src))

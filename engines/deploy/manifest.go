@@ -87,9 +87,9 @@ type NetworkRef struct {
 
 // parseManifest reads a v2 manifest; errors name file:line.
 func parseManifest(file string, src []byte) (*Manifest, error) {
-	if bytes.Contains(src, []byte("((")) {
-		line := 1 + bytes.Count(src[:bytes.Index(src, []byte("(("))], []byte("\n"))
-		return nil, fmt.Errorf("%s:%d: ((variables)) are not supported yet (no config server in cairn's director)", file, line)
+	if i := bytes.Index(src, []byte("((")); i >= 0 {
+		line := 1 + bytes.Count(src[:i], []byte("\n"))
+		return nil, fmt.Errorf("%s:%d: a ((variable)) has no value", file, line)
 	}
 	var probe map[string]any
 	if err := yaml.Unmarshal(src, &probe); err != nil {
@@ -109,9 +109,6 @@ func parseManifest(file string, src []byte) (*Manifest, error) {
 	}
 	if !nameOK(m.Name) {
 		return nil, fmt.Errorf("%s: name %q: use letters, digits, - and _", file, m.Name)
-	}
-	if len(m.Variables) > 0 {
-		return nil, fmt.Errorf("%s: variables: not supported yet", file)
 	}
 	seen := map[string]bool{}
 	for i, g := range m.InstanceGroups {

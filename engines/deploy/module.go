@@ -92,7 +92,7 @@ func (m *module) Kinds() []string {
 	return []string{"deploy.task.start", "deploy.task.done", "deploy.task.fail", "deploy.diff",
 		"deploy.compile", "deploy.instance.create", "deploy.instance.update", "deploy.instance.delete",
 		"deploy.instance.start", "deploy.instance.stop", "deploy.canary.ok", "deploy.canary.fail",
-		"deploy.resurrect", "deploy.meltdown", "deploy.errand", "deploy.resurrection", "deploy.delete",
+		"deploy.resurrect", "deploy.meltdown", "deploy.errand", "deploy.variables", "deploy.resurrection", "deploy.delete",
 		"release.upload", "stemcell.upload"}
 }
 

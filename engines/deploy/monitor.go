@@ -50,7 +50,7 @@ func (m *module) checkDeployment(ctx context.Context, dep string, melted map[str
 		m.mu.Unlock()
 		return
 	}
-	src := d.Manifest
+	src := d.Resolved
 	all := append([]*Instance(nil), d.Instances...)
 	var watched []*Instance
 	for _, in := range all {

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/cairnhq/cairn/engines/runtime/containerspec"
 	"github.com/cairnhq/cairn/journal"
 )
@@ -20,6 +22,8 @@ import (
 // deployOpts are a deploy statement's flags.
 type deployOpts struct {
 	dryRun, recreate bool
+	// vars are the values given with var.K=V and vars-file=.
+	vars map[string]any
 }
 
 // answer is how a task reports its progress to its caller.
@@ -78,16 +82,40 @@ func (m *module) diskDir(dep string, inst *Instance) string {
 // rendered before anything changes, the diff answered, packages
 // compiled, then each instance group rolled in order, canaries first.
 func (m *module) deploy(ctx context.Context, actor journal.Actor, file string, src []byte, o deployOpts, out answer) error {
-	man, err := parseManifest(file, src)
+	name, err := manifestName(file, src, o.vars)
 	if err != nil {
 		return err
 	}
-	lock := m.depLock(man.Name)
+	lock := m.depLock(name)
 	if !lock.TryLock() {
-		out(map[string]any{"task": "queued", "deployment": man.Name, "note": "another task of this deployment runs; this one waits"})
+		out(map[string]any{"task": "queued", "deployment": name, "note": "another task of this deployment runs; this one waits"})
 		lock.Lock()
 	}
 	defer lock.Unlock()
+	// Variables are generated once and kept, even if this deploy fails.
+	m.mu.Lock()
+	stored := map[string]any{}
+	for k, v := range m.st.Variables[name] {
+		stored[k] = v
+	}
+	m.mu.Unlock()
+	resolved, made, err := resolveVars(file, src, o.vars, stored)
+	if err != nil {
+		return err
+	}
+	if len(made) > 0 {
+		m.mu.Lock()
+		m.st.Variables[name] = stored
+		m.saveLocked()
+		m.mu.Unlock()
+	}
+	man, err := parseManifest(file, resolved)
+	if err != nil {
+		return err
+	}
+	if man.Name != name {
+		return fmt.Errorf("%s: name: %q is not the name read before its variables (%q)", file, man.Name, name)
+	}
 
 	m.mu.Lock()
 	p, err := m.st.resolve(man)
@@ -151,7 +179,10 @@ func (m *module) deploy(ctx context.Context, actor journal.Actor, file string, s
 		}
 	}
 	m.record(ctx, actor, "deploy.diff", man.Name, map[string]any{"task": t.ID, "deployment": man.Name, "added_lines": added, "removed_lines": removed})
-	err = m.rollout(ctx, actor, t, p, src, want, existing, o, out)
+	if len(made) > 0 {
+		m.record(ctx, actor, "deploy.variables", man.Name, map[string]any{"task": t.ID, "deployment": man.Name, "generated": made})
+	}
+	err = m.rollout(ctx, actor, t, p, src, resolved, want, existing, o, out)
 	m.endTask(ctx, actor, t, err)
 	if err != nil {
 		return fmt.Errorf("task %d: %w", t.ID, err)
@@ -159,7 +190,7 @@ func (m *module) deploy(ctx context.Context, actor journal.Actor, file string, s
 	return nil
 }
 
-func (m *module) rollout(ctx context.Context, actor journal.Actor, t *Task, p *plan, src []byte, want, existing []*Instance, o deployOpts, out answer) error {
+func (m *module) rollout(ctx context.Context, actor journal.Actor, t *Task, p *plan, src, resolved []byte, want, existing []*Instance, o deployOpts, out answer) error {
 	man := p.man
 	m.mu.Lock()
 	d := m.st.Deployments[man.Name]
@@ -283,6 +314,7 @@ func (m *module) rollout(ctx context.Context, actor journal.Actor, t *Task, p *p
 	}
 	m.mu.Lock()
 	d.Manifest = string(src)
+	d.Resolved = string(resolved)
 	d.Instances = want
 	m.saveLocked()
 	m.mu.Unlock()
@@ -518,4 +550,27 @@ func sortedInstances(list []*Instance) []*Instance {
 		return out[i].Index < out[j].Index
 	})
 	return out
+}
+
+// manifestName reads a manifest's name before its variables are
+// resolved: a literal, or ((x)) given with var.x=.
+func manifestName(file string, src []byte, given map[string]any) (string, error) {
+	var head struct {
+		Name string `yaml:"name"`
+	}
+	if err := yaml.Unmarshal(src, &head); err != nil {
+		return "", yamlError(file, err)
+	}
+	name := head.Name
+	if m := varRE.FindStringSubmatch(name); m != nil && m[0] == name {
+		v, ok := given[m[1]]
+		if !ok {
+			return "", fmt.Errorf("%s: name: ((%s)) has no value: give var.%s=", file, m[1], m[1])
+		}
+		name = fmt.Sprint(v)
+	}
+	if !nameOK(name) {
+		return "", fmt.Errorf("%s: name %q: use letters, digits, - and _", file, name)
+	}
+	return name, nil
 }

@@ -42,8 +42,12 @@ func (i *Instance) Name() string { return fmt.Sprintf("%s/%d", i.Group, i.Index)
 
 // Deployment is a deployment as last deployed.
 type Deployment struct {
-	Name      string      `json:"name"`
-	Manifest  string      `json:"manifest"`
+	Name string `json:"name"`
+	// Manifest is the manifest as given (its ((variables)) unresolved):
+	// the next deploy's diff is against it.
+	Manifest string `json:"manifest"`
+	// Resolved is the manifest with its variables' values, as deployed.
+	Resolved  string      `json:"resolved"`
 	Instances []*Instance `json:"instances"`
 }
 
@@ -69,6 +73,10 @@ type state struct {
 	Tasks       []*Task                `json:"tasks"`
 	// Compiled are the compiled packages: fingerprint/stemcell image id.
 	Compiled map[string]bool `json:"compiled"`
+	// Variables are each deployment's generated variables (and the
+	// values given with var.K=V or vars-file=), by name. This file is the
+	// only place their values are kept (mode 0600); events name them.
+	Variables map[string]map[string]any `json:"variables"`
 	// Resurrection says whether the resurrector recreates failed
 	// instances.
 	Resurrection bool `json:"resurrection"`
@@ -76,7 +84,7 @@ type state struct {
 
 func newState() *state {
 	return &state{Stemcells: map[string]*Stemcell{}, Releases: map[string]*Release{}, Deployments: map[string]*Deployment{},
-		Compiled: map[string]bool{}, Resurrection: true}
+		Compiled: map[string]bool{}, Variables: map[string]map[string]any{}, Resurrection: true}
 }
 
 func loadState(path string) (*state, error) {
@@ -93,6 +101,9 @@ func loadState(path string) (*state, error) {
 	dec.UseNumber()
 	if err := dec.Decode(s); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if s.Variables == nil {
+		s.Variables = map[string]map[string]any{}
 	}
 	return s, nil
 }

@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/cairnhq/cairn/client/wire"
 	"github.com/cairnhq/cairn/dsl"
 	"github.com/cairnhq/cairn/engines"
@@ -28,7 +30,9 @@ func (m *module) Verbs() []engines.Verb {
 				"  deploy ./redis.yml\n  deploy ./redis.yml dry-run\n  deploy ./redis.yml recreate",
 			Args:       []dsl.Arg{{Name: "MANIFEST", Required: true, Help: "the manifest, a path (./m.yml)"}},
 			Flags:      []dsl.Flag{{Name: "dry-run", Help: "check, render and show the diff; change nothing"}, {Name: "recreate", Help: "recreate every instance's container"}},
-			Options:    []dsl.Option{{Name: "source", Help: "the manifest's text, sent by the CLI"}},
+			Options:    []dsl.Option{{Name: "source", Help: "the manifest's text, sent by the CLI"}, {Name: "vars-file", Meta: "PATH", Help: "a YAML file of variables' values (an absolute path, read with your permissions), as bosh -l"}},
+			Bag:        true,
+			BagPrefix:  "var.",
 			ClientFile: "MANIFEST",
 		}, Run: m.runDeploy},
 		{Spec: dsl.Spec{
@@ -164,7 +168,28 @@ func (m *module) runDeploy(ctx context.Context, r engines.Request) error {
 		_ = r.Row(row)
 		flush(r)
 	}
-	err := m.deploy(ctx, r.Actor(), file, src, deployOpts{dryRun: st.Flags["dry-run"], recreate: st.Flags["recreate"]}, out)
+	vars := map[string]any{}
+	if w, ok := st.Opt("vars-file"); ok {
+		if !filepath.IsAbs(w.Text) {
+			return engines.Errorf(wire.InvalidArgument, w, "vars-file=%s: give an absolute path", w.Text)
+		}
+		var b []byte
+		a := r.Actor()
+		if err := ascaller.Do(ascaller.Cred{UID: a.UID, GID: a.GID, Groups: a.Groups}, func() error {
+			var err error
+			b, err = os.ReadFile(w.Text)
+			return err
+		}); err != nil {
+			return engines.Errorf(wire.InvalidArgument, w, "%v", err)
+		}
+		if err := yaml.Unmarshal(b, &vars); err != nil {
+			return engines.Errorf(wire.InvalidArgument, w, "%v", yamlError(filepath.Base(w.Text), err))
+		}
+	}
+	for _, kv := range st.Bag {
+		vars[strings.TrimPrefix(kv.Key, "var.")] = kv.Value.Text
+	}
+	err := m.deploy(ctx, r.Actor(), file, src, deployOpts{dryRun: st.Flags["dry-run"], recreate: st.Flags["recreate"], vars: vars}, out)
 	if err != nil {
 		return wire.Errorf(wire.FailedPrecondition, "%v", err)
 	}
@@ -191,6 +216,7 @@ func (m *module) runDelete(ctx context.Context, r engines.Request) error {
 	_ = os.RemoveAll(filepath.Join(m.dir, "disks", d.Name))
 	m.mu.Lock()
 	delete(m.st.Deployments, d.Name)
+	delete(m.st.Variables, d.Name)
 	m.saveLocked()
 	m.mu.Unlock()
 	m.record(ctx, r.Actor(), "deploy.delete", d.Name, map[string]any{"task": t.ID, "deployment": d.Name})
@@ -270,7 +296,7 @@ func (m *module) runDeployments(ctx context.Context, r engines.Request) error {
 	var rows []map[string]any
 	for _, name := range names(m.st.Deployments) {
 		d := m.st.Deployments[name]
-		man, _ := parseManifest(name, []byte(d.Manifest))
+		man, _ := parseManifest(name, []byte(d.Resolved))
 		var rels, scs []string
 		if man != nil {
 			for _, x := range man.Releases {
