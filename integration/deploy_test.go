@@ -487,3 +487,58 @@ func TestDeploySIGKILLMidDeploy(t *testing.T) {
 		}
 	}
 }
+
+// TestDeployCloudConfig: a vm_type's ram and cpu are the instances'
+// container limits, and a manifest naming what the cloud config lacks
+// is refused before anything changes.
+func TestDeployCloudConfig(t *testing.T) {
+	requireRuntime(t, "curl")
+	d := deployDaemon(t)
+	importBusybox(t, d, nil)
+	cliOK(t, d, "stemcell", "upload", "busybox", "name=bosh-busybox", "version=1")
+	rel := t.TempDir()
+	writeTree(t, rel, webRelease)
+	cliOK(t, d, "release", "upload", rel)
+	dir := t.TempDir()
+	cloud := `azs: [{name: z1}]
+vm_types:
+- {name: default, cloud_properties: {ram: 64, cpu: 0.5}}
+disk_types: [{name: default, disk_size: 1024}]
+networks:
+- name: default
+  type: manual
+  subnets: [{range: 10.244.0.0/24, gateway: 10.244.0.1, az: z1}]
+compilation: {workers: 1, network: default, vm_type: default, az: z1}
+`
+	writeTree(t, dir, map[string]string{"cloud.yml": cloud, "redis.yml": redisManifest("hello", "80", false)})
+	cliInOK(t, d, dir, "cloud-config", "update", "./cloud.yml")
+	if out := cliOK(t, d, "cloud-config"); !strings.Contains(out, "ram: 64") {
+		t.Fatalf("cloud-config answers:\n%s", out)
+	}
+	cliInOK(t, d, dir, "deploy", "./redis.yml")
+	for name, in := range deployInstances(t, d) {
+		rows := parseNDJSON[struct {
+			HostConfig struct {
+				Memory   int64
+				NanoCpus int64
+			}
+		}](t, cliOK(t, d, "-o", "json", "inspect", in.Container))
+		st := rows[0]
+		if st.HostConfig.Memory != 64<<20 || st.HostConfig.NanoCpus != 5e8 {
+			t.Errorf("%s: limits %+v, want 64 MiB and 0.5 CPU", name, st.HostConfig)
+		}
+		if page := curlPage(t, in.IP); !strings.HasPrefix(page, "hello from") {
+			t.Errorf("%s answers %q", name, page)
+		}
+	}
+	// A cloud config without the vm_type: the next deploy is refused.
+	writeTree(t, dir, map[string]string{"cloud.yml": strings.Replace(cloud, "name: default, cloud_properties", "name: small, cloud_properties", 1)})
+	cliInOK(t, d, dir, "cloud-config", "update", "./cloud.yml")
+	r := cliIn(t, d, dir, "deploy", "./redis.yml", "recreate")
+	if r.Code == 0 || !strings.Contains(r.Stderr, `vm_type "default" is not in the cloud config`) {
+		t.Fatalf("deploy with an unknown vm_type: exit %d\n%s", r.Code, r.Stderr)
+	}
+	if n := len(deployEvents(t, d, `kind == "cloud_config.update"`)); n != 2 {
+		t.Errorf("cloud_config.update events: %d", n)
+	}
+}

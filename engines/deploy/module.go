@@ -84,7 +84,7 @@ func (m *module) Requires() []string { return []string{runtimeService} }
 
 // KindPrefixes are the kinds only this engine writes.
 func (m *module) KindPrefixes() []string {
-	return []string{"deploy.", "release.", "stemcell."}
+	return []string{"deploy.", "release.", "stemcell.", "cloud_config."}
 }
 
 // Kinds are the kinds the engine writes (docs/events.md).
@@ -93,7 +93,7 @@ func (m *module) Kinds() []string {
 		"deploy.compile", "deploy.instance.create", "deploy.instance.update", "deploy.instance.delete",
 		"deploy.instance.start", "deploy.instance.stop", "deploy.canary.ok", "deploy.canary.fail",
 		"deploy.resurrect", "deploy.meltdown", "deploy.errand", "deploy.variables", "deploy.resurrection", "deploy.delete",
-		"release.upload", "stemcell.upload"}
+		"release.upload", "stemcell.upload", "cloud_config.update"}
 }
 
 func (m *module) Flags(fs *flag.FlagSet) {

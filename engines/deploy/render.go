@@ -37,12 +37,25 @@ type plan struct {
 	stemcells map[string]*Stemcell // by alias
 	// jobs are each group's jobs, resolved.
 	jobs map[string][]*Job
+	// cloud is the cloud config the manifest was checked against; nil
+	// for none.
+	cloud *CloudConfig
 }
 
 // resolve checks a manifest against what was uploaded: every release,
 // stemcell and job exists.
 func (s *state) resolve(man *Manifest) (*plan, error) {
 	p := &plan{man: man, releases: map[string]*Release{}, stemcells: map[string]*Stemcell{}, jobs: map[string][]*Job{}}
+	if s.CloudConfig != "" {
+		c, err := parseCloudConfig("cloud-config", []byte(s.CloudConfig))
+		if err != nil {
+			return nil, err
+		}
+		if err := c.check(man); err != nil {
+			return nil, err
+		}
+		p.cloud = c
+	}
 	for _, r := range man.Releases {
 		rel := s.findRelease(r.Name, r.Version)
 		if rel == nil {

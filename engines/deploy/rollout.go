@@ -215,6 +215,9 @@ func (m *module) rollout(ctx context.Context, actor journal.Actor, t *Task, p *p
 	m.saveLocked()
 	m.mu.Unlock()
 	workers := 2
+	if p.cloud != nil && p.cloud.Compilation.Workers > 0 {
+		workers = p.cloud.Compilation.Workers
+	}
 	for _, g := range man.InstanceGroups {
 		if err := m.compile(ctx, actor, t.ID, p.packages(&g), p.stemcells[g.Stemcell], workers); err != nil {
 			return err
@@ -324,7 +327,8 @@ func (m *module) rollout(ctx context.Context, actor journal.Actor, t *Task, p *p
 // pkgKey names the compiled packages and stemcell an instance's
 // container is made with: when it changes, the container is recreated.
 func (m *module) pkgKey(p *plan, g *InstanceGroup) string {
-	var parts []string
+	mem, cpu := p.cloud.limits(g.VMType)
+	parts := []string{fmt.Sprintf("limits=%d/%d", mem, cpu)}
 	for _, pk := range p.packages(g) {
 		parts = append(parts, pk.Name+"="+pk.Fingerprint)
 	}
@@ -385,9 +389,11 @@ func (m *module) updateInstance(ctx context.Context, actor journal.Actor, t *Tas
 				return fmt.Errorf("remove a leftover container of %s: %w", in.Name(), err)
 			}
 		}
+		memory, cpus := p.cloud.limits(g.VMType)
 		info, err := m.rt.Create(ctx, journal.SystemActor(), containerspec.Spec{
 			Image: p.stemcells[g.Stemcell].ImageID, Name: m.containerName(dep, in), Hostname: in.ID,
 			Cmd: []string{"/bin/sh", "/var/vcap/bosh/run"}, Network: "bridge", Binds: m.binds(p, g, dep, in),
+			Memory: memory, NanoCPUs: cpus,
 		})
 		if err != nil {
 			return fmt.Errorf("create the container of %s: %w", in.Name(), err)

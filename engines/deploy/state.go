@@ -73,10 +73,13 @@ type state struct {
 	Tasks       []*Task                `json:"tasks"`
 	// Compiled are the compiled packages: fingerprint/stemcell image id.
 	Compiled map[string]bool `json:"compiled"`
-	// Variables are each deployment's generated variables (and the
-	// values given with var.K=V or vars-file=), by name. This file is the
-	// only place their values are kept (mode 0600); events name them.
+	// Variables are each deployment's generated variables, by name. This
+	// file is the only place their values are kept (mode 0600); events
+	// name them.
 	Variables map[string]map[string]any `json:"variables"`
+	// CloudConfig is the last cloud-config update, as given; empty for
+	// none.
+	CloudConfig string `json:"cloud_config"`
 	// Resurrection says whether the resurrector recreates failed
 	// instances.
 	Resurrection bool `json:"resurrection"`

@@ -20,6 +20,22 @@ func (m *module) Verbs() []engines.Verb {
 	inst := []dsl.Arg{dep[0], {Name: "INSTANCE", Help: "GROUP, GROUP/INDEX or GROUP/UUID (default: every instance)"}}
 	return []engines.Verb{
 		{Spec: dsl.Spec{
+			Verb:    "cloud-config",
+			Access:  dsl.AccessRead,
+			Summary: "the cloud config, as last updated",
+		}, Run: m.runCloudConfig},
+		{Spec: dsl.Spec{
+			Verb:    "cloud-config update",
+			Access:  dsl.AccessHost,
+			Summary: "replace the cloud config: AZs, vm_types (ram MB, cpu → container limits), disk_types, networks, compilation",
+			Help: "cloud-config update FILE answers its diff; the next deploys are checked against it (an\n" +
+				"unknown vm_type, network, az or persistent_disk_type is refused) and a vm_type's\n" +
+				"cloud_properties ram (MB) and cpu become the container's memory= and cpus=.\n\n  cloud-config update ./cloud.yml",
+			Args:       []dsl.Arg{{Name: "FILE", Required: true, Help: "the cloud config, a path (./cloud.yml)"}},
+			Options:    []dsl.Option{{Name: "source", Help: "the file's text, sent by the CLI"}},
+			ClientFile: "FILE",
+		}, Run: m.runCloudConfigUpdate},
+		{Spec: dsl.Spec{
 			Verb:    "deploy",
 			Access:  dsl.AccessHost,
 			Summary: "deploy a BOSH v2 manifest: its instances are runtime containers, rolled with canaries",
@@ -438,6 +454,37 @@ func (m *module) runRunErrand(ctx context.Context, r engines.Request) error {
 	})
 	if err != nil {
 		return wire.Errorf(wire.FailedPrecondition, "%v", err)
+	}
+	return nil
+}
+
+func (m *module) runCloudConfig(ctx context.Context, r engines.Request) error {
+	m.mu.Lock()
+	src := m.st.CloudConfig
+	m.mu.Unlock()
+	for _, line := range splitLines(src) {
+		if err := r.Line(line); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *module) runCloudConfigUpdate(ctx context.Context, r engines.Request) error {
+	st := r.Statement()
+	w := st.Args["FILE"]
+	s, ok := st.Opt("source")
+	if !ok {
+		return engines.Errorf(wire.InvalidArgument, w, "%s: give ./path for the CLI to send it", w.Text)
+	}
+	_, diff, err := m.updateCloudConfig(ctx, r.Actor(), filepath.Base(w.Text), []byte(s.Text))
+	if err != nil {
+		return engines.Errorf(wire.InvalidArgument, w, "%v", err)
+	}
+	for _, l := range diff {
+		if err := r.Row(map[string]any{"diff": l}); err != nil {
+			return err
+		}
 	}
 	return nil
 }
