@@ -181,19 +181,6 @@ func (c *CloudConfig) limits(vmType string) (memory, nanoCPUs int64) {
 	return 0, 0
 }
 
-// cloudConfig is the current cloud config, nil for none; m.mu held.
-func (m *module) cloudConfigLocked() *CloudConfig {
-	if m.st.CloudConfig == "" {
-		return nil
-	}
-	c, err := parseCloudConfig("cloud-config", []byte(m.st.CloudConfig))
-	if err != nil {
-		m.log.Warn("deploy: the stored cloud config", "err", err)
-		return nil
-	}
-	return c
-}
-
 // updateCloudConfig replaces the cloud config; the next deploys are
 // checked against it.
 func (m *module) updateCloudConfig(ctx context.Context, actor journal.Actor, file string, src []byte) (*CloudConfig, []string, error) {
