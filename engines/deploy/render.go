@@ -453,23 +453,26 @@ func runScript(jobs []string, procs []process, checks []monitCheck) string {
 		return c.String()
 	}
 	// Each process runs in the background with its pid in
-	// /var/vcap/sys/run/JOB/NAME.pid; the script, the container's first
-	// process, passes SIGTERM on (a process of pid 1 would ignore it) and
-	// waits: with one process its end is the container's.
-	b.WriteString("pids=\n")
+	// /var/vcap/sys/run/JOB/NAME.pid, watched by a subshell that, when it
+	// ends, signals the script: the script (the container's first
+	// process) then exits, and with it every process of the container —
+	// any process ending is the instance failing, which the health
+	// monitor sees. SIGTERM (a stop) ends it the same way.
+	b.WriteString("trap 'exit 143' TERM INT\n")
 	for _, p := range procs {
 		name := p.Name
 		if name == "" {
 			name = p.job
 		}
-		fmt.Fprintf(&b, "%s &\npids=\"$pids $!\"\necho $! > /var/vcap/sys/run/%s/%s.pid\n", cmd(p), p.job, name)
+		fmt.Fprintf(&b, "(%s & echo $! > /var/vcap/sys/run/%s/%s.pid; wait $!; echo \"cairn: process %s/%s exited $?\" >&2; kill -TERM $$) &\n",
+			cmd(p), p.job, name, p.job, name)
 	}
 	for _, c := range checks {
 		fmt.Fprintf(&b, "sh -c %s\n", shq(c.start))
 		if c.pidfile != "" {
-			fmt.Fprintf(&b, "(while kill -0 \"$(cat %[1]s 2>/dev/null)\" 2>/dev/null; do sleep 1; done) &\npids=\"$pids $!\"\n", shq(c.pidfile))
+			fmt.Fprintf(&b, "(while kill -0 \"$(cat %[1]s 2>/dev/null)\" 2>/dev/null; do sleep 1; done; echo \"cairn: process %[2]s exited\" >&2; kill -TERM $$) &\n", shq(c.pidfile), c.name)
 		}
 	}
-	b.WriteString("trap 'kill $pids 2>/dev/null' TERM INT\nset +e\nwait\n")
+	b.WriteString("wait\n")
 	return b.String()
 }
