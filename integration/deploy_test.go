@@ -79,6 +79,9 @@ templates:
   index.html.erb: htdocs/index.html
   bpm.yml.erb: config/bpm.yml
   pre-start.erb: bin/pre-start
+  post-start.sh: bin/post-start
+  post-deploy.sh: bin/post-deploy
+  drain.sh: bin/drain
 packages: [greeting]
 properties:
   greeting: {description: what the page says, default: hello}
@@ -120,9 +123,12 @@ consumes:
 `,
 	"jobs/smoke/templates/run.erb": `wget -q -O- http://<%= link("master").instances[0].address %>:<%= link("master").p("port") %>/ | grep "<%= p("expect") %> from"
 `,
-	"packages/greeting/spec":      "name: greeting\nfiles: [greeting/*.in]\n",
-	"packages/greeting/packaging": "busybox tr a-z A-Z < greeting/motd.in > ${BOSH_INSTALL_TARGET}/motd\n",
-	"src/greeting/motd.in":        "compiled motd\n",
+	"jobs/httpd/templates/post-start.sh":  "echo started >> /var/vcap/store/post-starts\n",
+	"jobs/httpd/templates/post-deploy.sh": "echo deployed > /var/vcap/data/httpd/www/post-deploy.html\n",
+	"jobs/httpd/templates/drain.sh":       "echo drained >> /var/vcap/store/drains\necho 0\n",
+	"packages/greeting/spec":              "name: greeting\nfiles: [greeting/*.in]\n",
+	"packages/greeting/packaging":         "busybox tr a-z A-Z < greeting/motd.in > ${BOSH_INSTALL_TARGET}/motd\n",
+	"src/greeting/motd.in":                "compiled motd\n",
 }
 
 // redisManifest is the seed's redis-style two-group manifest, for the
@@ -301,6 +307,15 @@ func TestDeployRedisStyle(t *testing.T) {
 		if page := curlPage(t, in.IP); !strings.HasPrefix(page, "hi from") {
 			t.Errorf("%s answers %q after the property change", name, page)
 		}
+	}
+	// The hooks ran: drain before the update, post-start after it,
+	// post-deploy at the end.
+	m0store := cliOK(t, d, "exec", ins["redis-master/0"].Container, "--", "cat", "/var/vcap/store/drains", "/var/vcap/store/post-starts")
+	if strings.Count(m0store, "drained") != 1 || strings.Count(m0store, "started") != 2 {
+		t.Errorf("the master's drains and post-starts after two deploys: %q", m0store)
+	}
+	if out, err := exec.Command("curl", "-sS", "http://"+ins["redis-slave/1"].IP+"/post-deploy.html").CombinedOutput(); err != nil || string(out) != "deployed\n" {
+		t.Errorf("post-deploy: %q %v", out, err)
 	}
 	if page := curlPage(t, ins["redis-master/0"].IP); !strings.Contains(page, "secret "+sm[1]+"\n") {
 		t.Errorf("the password changed across deploys: %q", page)

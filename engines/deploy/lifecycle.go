@@ -72,6 +72,9 @@ func (m *module) lifecycle(ctx context.Context, actor journal.Actor, verb, dep, 
 			w, _ := g.update(man.Update).watch(false)
 			data := map[string]any{"task": t.ID, "deployment": dep, "group": in.Group, "index": in.Index, "id": in.ID, "container": in.Container}
 			stop := func() error {
+				if err := m.drain(ctx, in, m.instDir(dep, in)); err != nil {
+					return err
+				}
 				if err := m.rt.Stop(ctx, in.Container, 10*time.Second); err != nil {
 					return fmt.Errorf("stop %s: %w", in.Name(), err)
 				}

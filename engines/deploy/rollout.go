@@ -304,6 +304,15 @@ func (m *module) rollout(ctx context.Context, actor journal.Actor, t *Task, p *p
 			}
 		}
 	}
+	// post-deploy, on every instance, once all groups are rolled.
+	for _, in := range want {
+		if p.group(in.Group) == nil || in.Container == "" {
+			continue
+		}
+		if err := m.hook(ctx, in, m.instDir(man.Name, in), "post-deploy"); err != nil {
+			return err
+		}
+	}
 	// Instances the manifest no longer has go, with their disks.
 	keep := map[string]bool{}
 	for _, in := range want {
@@ -378,6 +387,9 @@ func (m *module) updateInstance(ctx context.Context, actor journal.Actor, t *Tas
 	}
 	if create {
 		if ierr == nil && in.Container != "" {
+			if err := m.drain(ctx, in, dir); err != nil {
+				return err
+			}
 			if err := m.rt.Remove(ctx, journal.SystemActor(), in.Container); err != nil {
 				return fmt.Errorf("remove the old container of %s: %w", in.Name(), err)
 			}
@@ -407,6 +419,12 @@ func (m *module) updateInstance(ctx context.Context, actor journal.Actor, t *Tas
 	if err != nil {
 		return err
 	}
+	if !create {
+		// The jobs' drain scripts, as they are before this update.
+		if err := m.drain(ctx, in, dir); err != nil {
+			return err
+		}
+	}
 	if err := writeInstance(dir, r); err != nil {
 		return err
 	}
@@ -425,6 +443,9 @@ func (m *module) updateInstance(ctx context.Context, actor journal.Actor, t *Tas
 	m.record(ctx, actor, kind, dep+"/"+in.Name(), map[string]any{"task": t.ID, "deployment": dep, "group": in.Group,
 		"index": in.Index, "id": in.ID, "container": in.Container, "ip": in.IP, "recreated": create, "hash": r.hash})
 	if err := m.watch(ctx, in, watch); err != nil {
+		return err
+	}
+	if err := m.hook(ctx, in, dir, "post-start"); err != nil {
 		return err
 	}
 	m.mu.Lock()
@@ -579,4 +600,61 @@ func manifestName(file string, src []byte, given map[string]any) (string, error)
 		return "", fmt.Errorf("%s: name %q: use letters, digits, - and _", file, name)
 	}
 	return name, nil
+}
+
+// hook runs each job's bin/NAME (post-start, post-deploy) in the
+// instance, where the job has one; a non-zero exit fails the instance.
+func (m *module) hook(ctx context.Context, in *Instance, dir, name string) error {
+	jobs, _ := os.ReadDir(filepath.Join(dir, "jobs"))
+	for _, j := range jobs {
+		if _, err := os.Stat(filepath.Join(dir, "jobs", j.Name(), "bin", name)); err != nil {
+			continue
+		}
+		out, code, err := m.rt.Exec(ctx, journal.SystemActor(), in.Container, []string{"sh", "/var/vcap/jobs/" + j.Name() + "/bin/" + name})
+		if err != nil {
+			return fmt.Errorf("%s: %s/bin/%s: %w", in.Name(), j.Name(), name, err)
+		}
+		if code != 0 {
+			return fmt.Errorf("%s: %s/bin/%s exited %d: %s", in.Name(), j.Name(), name, code, strings.TrimSpace(out))
+		}
+	}
+	return nil
+}
+
+// drain runs each job's bin/drain in a running instance before it is
+// stopped, updated or recreated, as BOSH does: its output is how many
+// seconds to wait before the stop (at most a minute here; a negative,
+// dynamic drain is waited for as its absolute value, once).
+func (m *module) drain(ctx context.Context, in *Instance, dir string) error {
+	info, err := m.rt.Inspect(in.Container)
+	if err != nil || !info.Running {
+		return nil
+	}
+	jobs, _ := os.ReadDir(filepath.Join(dir, "jobs"))
+	for _, j := range jobs {
+		if _, err := os.Stat(filepath.Join(dir, "jobs", j.Name(), "bin", "drain")); err != nil {
+			continue
+		}
+		out, code, err := m.rt.Exec(ctx, journal.SystemActor(), in.Container, []string{"sh", "/var/vcap/jobs/" + j.Name() + "/bin/drain", "job_changed", "hash_changed"})
+		if err != nil {
+			return fmt.Errorf("%s: %s/bin/drain: %w", in.Name(), j.Name(), err)
+		}
+		if code != 0 {
+			return fmt.Errorf("%s: %s/bin/drain exited %d: %s", in.Name(), j.Name(), code, strings.TrimSpace(out))
+		}
+		lines := splitLines(strings.TrimSpace(out))
+		secs := 0
+		if len(lines) > 0 {
+			if _, err := fmt.Sscan(lines[len(lines)-1], &secs); err != nil {
+				return fmt.Errorf("%s: %s/bin/drain printed %q, not a number of seconds", in.Name(), j.Name(), lines[len(lines)-1])
+			}
+		}
+		wait := time.Duration(min(max(secs, -secs), 60)) * time.Second
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
