@@ -556,4 +556,40 @@ compilation: {workers: 1, network: default, vm_type: default, az: z1}
 	if n := len(deployEvents(t, d, `kind == "cloud_config.update"`)); n != 2 {
 		t.Errorf("cloud_config.update events: %d", n)
 	}
+
+	// deploy task ID cancel ends a task while its canary is watched; deploy
+	// task ID answers its events.
+	writeTree(t, dir, map[string]string{"cloud.yml": cloud,
+		"redis.yml": strings.Replace(redisManifest("slow", "80", false), "canary_watch_time: 500", "canary_watch_time: 60000", 1)})
+	cliInOK(t, d, dir, "cloud-config", "update", "./cloud.yml")
+	masterEvents := `kind.startsWith("deploy.instance.") && subject == "redis/redis-master/0"`
+	before := len(deployEvents(t, d, masterEvents))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cmd := cliCommand(ctx, d, "deploy", "./redis.yml")
+	cmd.Dir = dir
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var task any
+	waitFor(t, "the canary's update", 30*time.Second, func() bool {
+		evs := deployEvents(t, d, masterEvents)
+		if len(evs) <= before {
+			return false
+		}
+		task = evs[len(evs)-1].Data["task"]
+		return true
+	})
+	cliOK(t, d, "deploy", "task", "cancel", fmt.Sprint(task))
+	if err := cmd.Wait(); err == nil {
+		t.Errorf("the cancelled deploy exited 0")
+	}
+	evs := parseNDJSON[deployEvent](t, cliOK(t, d, "-o", "json", "deploy", "task", fmt.Sprint(task)))
+	if len(evs) == 0 || evs[0].Kind != "deploy.task.start" || evs[len(evs)-1].Kind != "deploy.task.cancel" {
+		var kinds []string
+		for _, e := range evs {
+			kinds = append(kinds, e.Kind)
+		}
+		t.Errorf("deploy task %v: %v", task, kinds)
+	}
 }

@@ -62,7 +62,7 @@ func (m *module) lifecycle(ctx context.Context, actor journal.Actor, verb, dep, 
 	if err != nil {
 		return err
 	}
-	t := m.startTask(ctx, actor, dep, verb+" "+strings.TrimSpace(dep+" "+sel))
+	t, ctx := m.startTask(ctx, actor, dep, verb+" "+strings.TrimSpace(dep+" "+sel))
 	err = func() error {
 		for _, in := range list {
 			g := p.group(in.Group)
@@ -186,7 +186,7 @@ func (m *module) cck(ctx context.Context, actor journal.Actor, dep string, auto 
 	if err != nil {
 		return err
 	}
-	t := m.startTask(ctx, actor, dep, "cloud check "+dep)
+	t, ctx := m.startTask(ctx, actor, dep, "cloud check "+dep)
 	var first error
 	for i, in := range found {
 		g := p.group(in.Group)
@@ -239,7 +239,7 @@ func (m *module) runErrand(ctx context.Context, actor journal.Actor, dep, name s
 	if g == nil || g.Lifecycle != "errand" {
 		return fmt.Errorf("deployment %s has no errand %s (an instance group with lifecycle: errand)", dep, name)
 	}
-	t := m.startTask(ctx, actor, dep, "run errand "+name)
+	t, ctx := m.startTask(ctx, actor, dep, "run errand "+name)
 	err = func() error {
 		st := p.stemcells[g.Stemcell]
 		if err := m.compile(ctx, actor, t.ID, p.packages(g), st, 2); err != nil {

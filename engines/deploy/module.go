@@ -54,8 +54,12 @@ type module struct {
 	audit *journal.Stream
 	rt    containers
 
-	mu sync.Mutex // guards st and its file
+	mu sync.Mutex // guards st and its file, cancels, canceled
 	st *state
+	// cancels end the running tasks, by id; canceled marks those a
+	// deploy task ID cancel ended.
+	cancels  map[int]context.CancelFunc
+	canceled map[int]bool
 
 	// deps serialises the tasks of each deployment (and the
 	// resurrector's work on it).
@@ -74,7 +78,7 @@ var (
 )
 
 func newModule() *module {
-	return &module{log: slog.Default(), deps: map[string]*sync.Mutex{}}
+	return &module{log: slog.Default(), deps: map[string]*sync.Mutex{}, cancels: map[int]context.CancelFunc{}, canceled: map[int]bool{}}
 }
 
 func (m *module) Name() string { return Name }
@@ -89,7 +93,7 @@ func (m *module) KindPrefixes() []string {
 
 // Kinds are the kinds the engine writes (docs/events.md).
 func (m *module) Kinds() []string {
-	return []string{"deploy.task.start", "deploy.task.done", "deploy.task.fail", "deploy.diff",
+	return []string{"deploy.task.start", "deploy.task.done", "deploy.task.fail", "deploy.task.cancel", "deploy.diff",
 		"deploy.compile", "deploy.instance.create", "deploy.instance.update", "deploy.instance.delete",
 		"deploy.instance.start", "deploy.instance.stop", "deploy.canary.ok", "deploy.canary.fail",
 		"deploy.resurrect", "deploy.meltdown", "deploy.errand", "deploy.variables", "deploy.resurrection", "deploy.delete",

@@ -38,15 +38,31 @@ func newUUID() string {
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
-// startTask records a task of a deployment.
-func (m *module) startTask(ctx context.Context, actor journal.Actor, dep, desc string) *Task {
+// startTask records a task of a deployment. The task runs under the
+// context it answers: not the request's (a client that goes away leaves
+// it running, as a BOSH task does), but one deploy task ID cancel ends.
+func (m *module) startTask(ctx context.Context, actor journal.Actor, dep, desc string) (*Task, context.Context) {
+	taskCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.mu.Lock()
 	t := &Task{ID: len(m.st.Tasks) + 1, Deployment: dep, Description: desc, State: "processing", Started: time.Now().UTC()}
 	m.st.Tasks = append(m.st.Tasks, t)
+	m.cancels[t.ID] = cancel
 	m.saveLocked()
 	m.mu.Unlock()
 	t.FirstSeq = m.record(ctx, actor, "deploy.task.start", dep, map[string]any{"task": t.ID, "deployment": dep, "description": desc})
-	return t
+	return t, taskCtx
+}
+
+// cancelTask ends a running task's context; false if it is not running.
+func (m *module) cancelTask(id int) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cancel, ok := m.cancels[id]
+	if ok {
+		m.canceled[id] = true
+		cancel()
+	}
+	return ok
 }
 
 // endTask records a task's end, done or failed with err.
@@ -57,8 +73,21 @@ func (m *module) endTask(ctx context.Context, actor journal.Actor, t *Task, err 
 	if err != nil {
 		t.State, t.Error = "error", err.Error()
 	}
+	canceled := m.canceled[t.ID]
+	if canceled {
+		t.State = "cancelled"
+	}
+	if cancel := m.cancels[t.ID]; cancel != nil {
+		cancel()
+	}
+	delete(m.cancels, t.ID)
+	delete(m.canceled, t.ID)
 	m.saveLocked()
 	m.mu.Unlock()
+	if canceled {
+		m.record(ctx, actor, "deploy.task.cancel", t.Deployment, map[string]any{"task": t.ID, "deployment": t.Deployment})
+		return
+	}
 	if err != nil {
 		m.record(ctx, actor, "deploy.task.fail", t.Deployment, map[string]any{"task": t.ID, "deployment": t.Deployment, "error": err.Error()})
 		return
@@ -167,7 +196,7 @@ func (m *module) deploy(ctx context.Context, actor journal.Actor, file string, s
 	if o.dryRun {
 		return nil
 	}
-	t := m.startTask(ctx, actor, man.Name, "create deployment")
+	t, ctx := m.startTask(ctx, actor, man.Name, "create deployment")
 	out(map[string]any{"task": t.ID, "deployment": man.Name})
 	added, removed := 0, 0
 	for _, l := range diff {

@@ -5,7 +5,10 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
+
+	"github.com/cairnhq/cairn/journal"
 
 	"go.yaml.in/yaml/v3"
 
@@ -107,6 +110,18 @@ func (m *module) Verbs() []engines.Verb {
 			Summary: "stop instances (the resurrector leaves them stopped), as bosh stop",
 			Args:    inst,
 		}, Run: m.runLifecycle("stop")},
+		{Spec: dsl.Spec{
+			Verb:    "deploy task",
+			Access:  dsl.AccessRead,
+			Summary: "a task's events, from the journal (bosh task N)",
+			Args:    []dsl.Arg{{Name: "ID", Required: true, Help: "the task's number (deploy tasks)"}},
+		}, Run: m.runTask},
+		{Spec: dsl.Spec{
+			Verb:    "deploy task cancel",
+			Access:  dsl.AccessHost,
+			Summary: "cancel a running task: it stops between steps, and is journaled deploy.task.cancel",
+			Args:    []dsl.Arg{{Name: "ID", Required: true, Help: "the task's number (deploy tasks)"}},
+		}, Run: m.runTaskCancel},
 		{Spec: dsl.Spec{
 			Verb:    "deploy tasks",
 			Access:  dsl.AccessRead,
@@ -223,7 +238,7 @@ func (m *module) runDelete(ctx context.Context, r engines.Request) error {
 	lock := m.depLock(d.Name)
 	lock.Lock()
 	defer lock.Unlock()
-	t := m.startTask(ctx, r.Actor(), d.Name, "delete deployment")
+	t, ctx := m.startTask(ctx, r.Actor(), d.Name, "delete deployment")
 	for _, in := range sortedInstances(d.Instances) {
 		m.deleteInstance(ctx, r.Actor(), t.ID, d.Name, in)
 		_ = r.Row(map[string]any{"instance": in.Name(), "id": in.ID, "state": "deleted"})
@@ -487,4 +502,66 @@ func (m *module) runCloudConfigUpdate(ctx context.Context, r engines.Request) er
 		}
 	}
 	return nil
+}
+
+func (m *module) taskByID(w dsl.Word) (Task, error) {
+	id, err := strconv.Atoi(w.Text)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err != nil || id < 1 || id > len(m.st.Tasks) {
+		return Task{}, engines.Errorf(wire.NotFound, w, "no task %s (deploy tasks lists them)", w.Text)
+	}
+	return *m.st.Tasks[id-1], nil
+}
+
+func (m *module) runTask(ctx context.Context, r engines.Request) error {
+	t, err := m.taskByID(r.Statement().Args["ID"])
+	if err != nil {
+		return err
+	}
+	it := m.audit.Scan(journal.Query{From: t.FirstSeq, Kind: "deploy.*"})
+	defer it.Close()
+	for it.Next() {
+		ev, err := it.Raw().Decode()
+		if err != nil {
+			return err
+		}
+		if taskOf(ev.Data["task"]) != t.ID {
+			continue
+		}
+		if err := r.Event(ev); err != nil {
+			return err
+		}
+		if k := ev.Kind; k == "deploy.task.done" || k == "deploy.task.fail" || k == "deploy.task.cancel" {
+			break
+		}
+	}
+	return it.Err()
+}
+
+func (m *module) runTaskCancel(ctx context.Context, r engines.Request) error {
+	w := r.Statement().Args["ID"]
+	t, err := m.taskByID(w)
+	if err != nil {
+		return err
+	}
+	if !m.cancelTask(t.ID) {
+		return engines.Errorf(wire.FailedPrecondition, w, "task %d is %s, not running", t.ID, t.State)
+	}
+	return r.Row(map[string]any{"task": t.ID, "state": "cancelling"})
+}
+
+// taskOf reads an event's data.task, however its number was decoded.
+func taskOf(v any) int {
+	switch n := v.(type) {
+	case int64:
+		return int(n)
+	case uint64:
+		return int(n)
+	case float64:
+		return int(n)
+	case int:
+		return n
+	}
+	return -1
 }
