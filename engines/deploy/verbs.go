@@ -8,14 +8,13 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/cairnhq/cairn/journal"
-
 	"go.yaml.in/yaml/v3"
 
 	"github.com/cairnhq/cairn/client/wire"
 	"github.com/cairnhq/cairn/dsl"
 	"github.com/cairnhq/cairn/engines"
 	"github.com/cairnhq/cairn/internal/ascaller"
+	"github.com/cairnhq/cairn/journal"
 )
 
 func (m *module) Verbs() []engines.Verb {
