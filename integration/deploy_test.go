@@ -593,3 +593,54 @@ compilation: {workers: 1, network: default, vm_type: default, az: z1}
 		t.Errorf("deploy task %v: %v", task, kinds)
 	}
 }
+
+// TestDeployMeltdown: with 6 of 6 instances down at once (more than the
+// 5 and 20 % of BOSH's guard), the resurrector journals deploy.meltdown
+// instead of recreating them; cck then finds all six.
+func TestDeployMeltdown(t *testing.T) {
+	requireRuntime(t, "curl")
+	d := deployDaemon(t, "--deploy-health-interval", "200ms")
+	importBusybox(t, d, nil)
+	cliOK(t, d, "stemcell", "upload", "busybox", "name=bosh-busybox", "version=1")
+	rel := t.TempDir()
+	writeTree(t, rel, webRelease)
+	cliOK(t, d, "release", "upload", rel)
+	dir := t.TempDir()
+	m := strings.Replace(redisManifest("hello", "80", false), "  instances: 2\n", "  instances: 5\n", 1)
+	writeTree(t, dir, map[string]string{"redis.yml": m})
+	cliInOK(t, d, dir, "deploy", "./redis.yml")
+	ins := deployInstances(t, d)
+	if len(ins) != 6 {
+		t.Fatalf("instances: %d", len(ins))
+	}
+	// Down all at once, as the monitor sees them.
+	cliOK(t, d, "deploy", "resurrection", "off")
+	for _, in := range ins {
+		cliOK(t, d, "kill", in.Container, "signal=KILL")
+	}
+	waitFor(t, "every instance down", 30*time.Second, func() bool {
+		for _, in := range deployInstances(t, d) {
+			if in.ProcessState == "running" {
+				return false
+			}
+		}
+		return true
+	})
+	cliOK(t, d, "deploy", "resurrection", "on")
+	waitFor(t, "deploy.meltdown", 30*time.Second, func() bool {
+		return len(deployEvents(t, d, `kind == "deploy.meltdown"`)) > 0
+	})
+	if res := deployEvents(t, d, `kind == "deploy.resurrect"`); len(res) != 0 {
+		t.Errorf("resurrected during a meltdown: %+v", res)
+	}
+	cliOK(t, d, "deploy", "resurrection", "off")
+	if out := cliOK(t, d, "-o", "json", "deploy", "cck", "redis"); strings.Count(out, "unresponsive VM") != 6 {
+		t.Errorf("cck during the meltdown:\n%s", out)
+	}
+	cliOK(t, d, "deploy", "cck", "redis", "auto")
+	for name, in := range deployInstances(t, d) {
+		if page := curlPage(t, in.IP); !strings.HasPrefix(page, "hello from") {
+			t.Errorf("%s after cck auto answers %q", name, page)
+		}
+	}
+}
