@@ -23,6 +23,15 @@ func TestCores(t *testing.T) {
 				}
 				var b strings.Builder
 				fmt.Fprintf(&b, "name %s\n", m.Name)
+				for _, s := range m.Stemcells {
+					fmt.Fprintf(&b, "stemcell %s=%s/%s\n", s.Alias, s.Name, s.Version)
+				}
+				if m.cloud != nil {
+					for _, v := range m.cloud.VMTypes {
+						mem, cpu := m.cloud.limits(v.Name)
+						fmt.Fprintf(&b, "vm_type %s memory=%d nano_cpus=%d\n", v.Name, mem, cpu)
+					}
+				}
 				for _, g := range m.InstanceGroups {
 					u := g.update(m.Update)
 					mif, _ := u.maxInFlight(g.Instances)
@@ -30,6 +39,9 @@ func TestCores(t *testing.T) {
 					uw, _ := u.watch(false)
 					fmt.Fprintf(&b, "group %s instances=%d canaries=%d max_in_flight=%d canary_watch=%v-%v update_watch=%v-%v\n",
 						g.Name, g.Instances, u.canaries(), mif, cw.min, cw.max, uw.min, uw.max)
+					for _, j := range g.Jobs {
+						fmt.Fprintf(&b, "  job %s/%s properties=%v\n", j.Release, j.Name, j.Properties)
+					}
 				}
 				return b.String()
 			case "release":

@@ -24,6 +24,9 @@ type Manifest struct {
 	Variables      []any           `yaml:"variables"`
 	Features       map[string]any  `yaml:"features"`
 	Tags           map[string]any  `yaml:"tags"`
+	// cloud is the cloud config a v1 manifest carries in itself
+	// (networks, resource_pools, disk_pools, compilation).
+	cloud *CloudConfig
 }
 
 // ReleaseRef names a release a manifest uses.
@@ -95,14 +98,19 @@ func parseManifest(file string, src []byte) (*Manifest, error) {
 	if err := yaml.Unmarshal(src, &probe); err != nil {
 		return nil, yamlError(file, err)
 	}
-	if _, v1 := probe["jobs"]; v1 {
-		return nil, fmt.Errorf("%s: a v1 manifest (jobs:, resource_pools:) is not supported yet: write instance_groups", file)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(src))
-	dec.KnownFields(true)
 	var m Manifest
-	if err := dec.Decode(&m); err != nil {
-		return nil, yamlError(file, err)
+	if _, v1 := probe["jobs"]; v1 {
+		v, err := parseV1(file, src)
+		if err != nil {
+			return nil, err
+		}
+		m = *v
+	} else {
+		dec := yaml.NewDecoder(bytes.NewReader(src))
+		dec.KnownFields(true)
+		if err := dec.Decode(&m); err != nil {
+			return nil, yamlError(file, err)
+		}
 	}
 	if m.Name == "" {
 		return nil, fmt.Errorf("%s: name: a deployment needs a name", file)
@@ -250,4 +258,112 @@ func yamlError(file string, err error) error {
 		}
 	}
 	return errors.New(strings.Join(msgs, "; "))
+}
+
+// v1 is BOSH's v1 manifest: networks, resource pools and compilation in
+// the manifest, jobs with templates.
+type v1 struct {
+	Name          string         `yaml:"name"`
+	DirectorUUID  string         `yaml:"director_uuid"`
+	Releases      []ReleaseRef   `yaml:"releases"`
+	Update        Update         `yaml:"update"`
+	Properties    map[string]any `yaml:"properties"`
+	Networks      []Network      `yaml:"networks"`
+	Compilation   map[string]any `yaml:"compilation"`
+	ResourcePools []struct {
+		Name     string `yaml:"name"`
+		Network  string `yaml:"network"`
+		Size     int    `yaml:"size"`
+		Stemcell struct {
+			Name    string `yaml:"name"`
+			Version string `yaml:"version"`
+		} `yaml:"stemcell"`
+		CloudProperties struct {
+			RAM  int64   `yaml:"ram"`
+			CPU  float64 `yaml:"cpu"`
+			Disk int64   `yaml:"disk"`
+		} `yaml:"cloud_properties"`
+		Env map[string]any `yaml:"env"`
+	} `yaml:"resource_pools"`
+	DiskPools []DiskType `yaml:"disk_pools"`
+	Jobs      []struct {
+		Name      string `yaml:"name"`
+		Instances int    `yaml:"instances"`
+		Template  any    `yaml:"template"` // a name or a list of names (oldest form)
+		Templates []struct {
+			Name     string         `yaml:"name"`
+			Release  string         `yaml:"release"`
+			Consumes map[string]any `yaml:"consumes"`
+			Provides map[string]any `yaml:"provides"`
+		} `yaml:"templates"`
+		ResourcePool   string         `yaml:"resource_pool"`
+		PersistentDisk int            `yaml:"persistent_disk"`
+		DiskPool       string         `yaml:"persistent_disk_pool"`
+		Networks       []NetworkRef   `yaml:"networks"`
+		Properties     map[string]any `yaml:"properties"`
+		Lifecycle      string         `yaml:"lifecycle"`
+		Update         *Update        `yaml:"update"`
+	} `yaml:"jobs"`
+}
+
+// parseV1 maps a v1 manifest onto the v2 model: each resource pool a
+// stemcell alias and a vm_type, each job an instance group whose
+// templates are its jobs (the job's properties, then the global ones,
+// are theirs), and the manifest's networks, pools and compilation its
+// own cloud config.
+func parseV1(file string, src []byte) (*Manifest, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(src))
+	dec.KnownFields(true)
+	var v v1
+	if err := dec.Decode(&v); err != nil {
+		return nil, yamlError(file, err)
+	}
+	m := &Manifest{Name: v.Name, DirectorUUID: v.DirectorUUID, Releases: v.Releases, Update: v.Update, Properties: v.Properties,
+		cloud: &CloudConfig{Networks: v.Networks, DiskTypes: v.DiskPools}}
+	if w, ok := v.Compilation["workers"].(int); ok {
+		m.cloud.Compilation.Workers = w
+	}
+	for _, rp := range v.ResourcePools {
+		if rp.Stemcell.Name == "" {
+			return nil, fmt.Errorf("%s: resource_pools %s: stemcell.name is required", file, rp.Name)
+		}
+		m.Stemcells = append(m.Stemcells, StemcellRef{Alias: rp.Name, Name: rp.Stemcell.Name, Version: rp.Stemcell.Version})
+		vt := VMType{Name: rp.Name}
+		vt.CloudProperties.RAM, vt.CloudProperties.CPU, vt.CloudProperties.Disk = rp.CloudProperties.RAM, rp.CloudProperties.CPU, rp.CloudProperties.Disk
+		m.cloud.VMTypes = append(m.cloud.VMTypes, vt)
+	}
+	for _, j := range v.Jobs {
+		found := false
+		for _, rp := range v.ResourcePools {
+			found = found || rp.Name == j.ResourcePool
+		}
+		if !found {
+			return nil, fmt.Errorf("%s: jobs %s: resource_pool %q is not in resource_pools", file, j.Name, j.ResourcePool)
+		}
+		g := InstanceGroup{Name: j.Name, Instances: j.Instances, Stemcell: j.ResourcePool, VMType: j.ResourcePool,
+			PersistentDisk: j.PersistentDisk, PersistentDiskType: j.DiskPool, Networks: j.Networks, Lifecycle: j.Lifecycle,
+			Update: j.Update, Properties: j.Properties}
+		for _, t := range j.Templates {
+			rel := t.Release
+			if rel == "" && len(v.Releases) == 1 {
+				rel = v.Releases[0].Name
+			}
+			g.Jobs = append(g.Jobs, JobRef{Name: t.Name, Release: rel, Consumes: t.Consumes, Provides: t.Provides})
+		}
+		var names []any
+		switch t := j.Template.(type) {
+		case string:
+			names = []any{t}
+		case []any:
+			names = t
+		}
+		for _, n := range names {
+			if len(v.Releases) != 1 {
+				return nil, fmt.Errorf("%s: jobs %s: template: without templates' release, the manifest must have one release", file, j.Name)
+			}
+			g.Jobs = append(g.Jobs, JobRef{Name: fmt.Sprint(n), Release: v.Releases[0].Name})
+		}
+		m.InstanceGroups = append(m.InstanceGroups, g)
+	}
+	return m, nil
 }

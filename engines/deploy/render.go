@@ -46,7 +46,13 @@ type plan struct {
 // stemcell and job exists.
 func (s *state) resolve(man *Manifest) (*plan, error) {
 	p := &plan{man: man, releases: map[string]*Release{}, stemcells: map[string]*Stemcell{}, jobs: map[string][]*Job{}}
-	if s.CloudConfig != "" {
+	if man.cloud != nil {
+		// A v1 manifest carries its own, as BOSH's v1 did.
+		if err := man.cloud.check(man); err != nil {
+			return nil, err
+		}
+		p.cloud = man.cloud
+	} else if s.CloudConfig != "" {
 		c, err := parseCloudConfig("cloud-config", []byte(s.CloudConfig))
 		if err != nil {
 			return nil, err
