@@ -546,6 +546,19 @@ compilation: {workers: 1, network: default, vm_type: default, az: z1}
 			t.Errorf("%s answers %q", name, page)
 		}
 	}
+	// vms vitals: each container's memory within its vm_type's limit.
+	for _, row := range parseNDJSON[struct {
+		Instance    string `json:"instance"`
+		State       string `json:"state"`
+		Memory      int64  `json:"memory_bytes"`
+		MemoryLimit int64  `json:"memory_limit_bytes"`
+		Pids        int    `json:"pids"`
+		Disk        *int64 `json:"disk_bytes"`
+	}](t, cliOK(t, d, "-o", "json", "deploy", "vms", "redis", "vitals")) {
+		if row.State != "running" || row.MemoryLimit != 64<<20 || row.Memory <= 0 || row.Pids < 2 || row.Disk == nil || *row.Disk <= 0 {
+			t.Errorf("vms vitals of %s: %+v", row.Instance, row)
+		}
+	}
 	// A cloud config without the vm_type: the next deploy is refused.
 	writeTree(t, dir, map[string]string{"cloud.yml": strings.Replace(cloud, "name: default, cloud_properties", "name: small, cloud_properties", 1)})
 	cliInOK(t, d, dir, "cloud-config", "update", "./cloud.yml")

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cairnhq/cairn/engines"
+	"github.com/cairnhq/cairn/engines/runtime/cgstat"
 	"github.com/cairnhq/cairn/engines/runtime/containerspec"
 	"github.com/cairnhq/cairn/journal"
 )
@@ -41,6 +42,7 @@ type containers interface {
 	Wait(ctx context.Context, ref string) (int, error)
 	Inspect(ref string) (containerspec.Info, error)
 	Exec(ctx context.Context, actor journal.Actor, ref string, cmd []string) (string, int, error)
+	Stats(ref string) (cgstat.Stats, error)
 }
 
 type module struct {

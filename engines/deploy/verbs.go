@@ -7,6 +7,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/cairnhq/cairn/engines/runtime/cgstat"
 
 	"go.yaml.in/yaml/v3"
 
@@ -126,6 +129,14 @@ func (m *module) Verbs() []engines.Verb {
 			Access:  dsl.AccessRead,
 			Summary: "the director's tasks, newest first; a task's events: events where 'data.task == N'",
 		}, Run: m.runTasks},
+		{Spec: dsl.Spec{
+			Verb:    "deploy vms",
+			Access:  dsl.AccessRead,
+			Summary: "a deployment's VMs (containers), with vitals: CPU, memory and persistent disk use",
+			Help:    "deploy vms DEPLOYMENT answers each instance's container, address and state; with vitals\nalso CPU % (over 200 ms), memory used / limit, pids and the persistent disk's bytes, as bosh vms --vitals.",
+			Args:    dep,
+			Flags:   []dsl.Flag{{Name: "vitals", Help: "read CPU, memory, pids and disk use"}},
+		}, Run: m.runVMs},
 		{Spec: dsl.Spec{
 			Verb:    "deployments",
 			Access:  dsl.AccessRead,
@@ -563,4 +574,70 @@ func taskOf(v any) int {
 		return n
 	}
 	return -1
+}
+
+func (m *module) runVMs(ctx context.Context, r engines.Request) error {
+	st := r.Statement()
+	w := st.Args["DEPLOYMENT"]
+	m.mu.Lock()
+	d := m.st.Deployments[w.Text]
+	var list []Instance
+	if d != nil {
+		for _, in := range sortedInstances(d.Instances) {
+			list = append(list, *in)
+		}
+	}
+	m.mu.Unlock()
+	if d == nil {
+		return engines.Errorf(wire.NotFound, w, "no deployment %s (deployments lists them)", w.Text)
+	}
+	vitals := st.Flags["vitals"]
+	first := map[string]cgstat.Stats{}
+	if vitals {
+		for _, in := range list {
+			if s, err := m.rt.Stats(in.Container); err == nil {
+				first[in.ID] = s
+			}
+		}
+		select {
+		case <-time.After(200 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	for _, in := range list {
+		row := map[string]any{"instance": in.Name(), "id": in.ID, "container": in.Container, "ip": in.IP}
+		info, err := m.rt.Inspect(in.Container)
+		row["state"] = "missing"
+		if err == nil {
+			row["state"] = info.Status
+		}
+		if vitals {
+			if s, err := m.rt.Stats(in.Container); err == nil {
+				if f, ok := first[in.ID]; ok && s.SystemUsage > f.SystemUsage {
+					row["cpu_percent"] = float64(s.CPUUsage-f.CPUUsage) / float64(s.SystemUsage-f.SystemUsage) * float64(s.OnlineCPUs) * 100
+				}
+				row["memory_bytes"], row["memory_limit_bytes"], row["pids"] = s.MemoryUsage, s.MemoryLimit, s.PidsCurrent
+			}
+			if in.Disk {
+				row["disk_bytes"] = dirBytes(m.diskDir(d.Name, &in))
+			}
+		}
+		if err := r.Row(row); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dirBytes is the size of the regular files under dir.
+func dirBytes(dir string) int64 {
+	var n int64
+	_ = filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			n += fi.Size()
+		}
+		return nil
+	})
+	return n
 }

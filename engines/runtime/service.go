@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cairnhq/cairn/engines/runtime/cgstat"
 	"github.com/cairnhq/cairn/engines/runtime/containerspec"
 	"github.com/cairnhq/cairn/journal"
 )
@@ -16,7 +17,7 @@ import (
 // ServiceName is the name the runtime provides its Service under
 // (engines.Services): other engines run containers through it without
 // importing this package, with an interface of their own over these
-// methods, whose types are basic or containerspec's.
+// methods, whose types are basic, containerspec's or cgstat's.
 const ServiceName = "runtime.containers"
 
 // Service is the runtime's containers as another engine drives them:
@@ -137,6 +138,24 @@ func (s *Service) Exec(ctx context.Context, actor journal.Actor, ref string, cmd
 	}
 	_ = s.m.record(ctx, actor, "container.exec", c.Name, map[string]any{"id": c.ID, "name": c.Name, "cmd": cmd, "exit_code": code})
 	return out.String() + stderr.String(), code, nil
+}
+
+// Stats reads a running container's cgroup accounting (docker stats'
+// numbers, one reading).
+func (s *Service) Stats(ref string) (cgstat.Stats, error) {
+	e, err := s.m.table.find(ref)
+	if err != nil {
+		return cgstat.Stats{}, err
+	}
+	c := e.snapshot()
+	if !c.State.Running {
+		return cgstat.Stats{}, fmt.Errorf("container %s is not running", c.Name)
+	}
+	cg, err := cgstat.Open(cgroupsPath(c.ID))
+	if err != nil {
+		return cgstat.Stats{}, err
+	}
+	return cg.Stats(c.State.Pid)
 }
 
 func info(c Container) containerspec.Info {
