@@ -9,13 +9,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cairnhq/cairn/engines/runtime/cgstat"
-
 	"go.yaml.in/yaml/v3"
 
 	"github.com/cairnhq/cairn/client/wire"
 	"github.com/cairnhq/cairn/dsl"
 	"github.com/cairnhq/cairn/engines"
+	"github.com/cairnhq/cairn/engines/runtime/cgstat"
 	"github.com/cairnhq/cairn/internal/ascaller"
 	"github.com/cairnhq/cairn/journal"
 )
