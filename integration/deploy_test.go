@@ -343,7 +343,7 @@ func TestDeployRedisStyle(t *testing.T) {
 	if out := cliOK(t, d, "exec", ins["redis-master/0"].Container, "--", "cat", "/var/vcap/store/data"); strings.TrimSpace(out) != "kept" {
 		t.Errorf("the master's disk after recreate holds %q", out)
 	}
-	if boots := cliOK(t, d, "exec", ins["redis-master/0"].Container, "--", "cat", "/var/vcap/store/boots"); strings.Count(boots, "boot") < 3 {
+	if boots := cliOK(t, d, "deploy", "ssh", "redis", "redis-master/0", "--", "cat", "/var/vcap/store/boots"); strings.Count(boots, "boot") < 3 {
 		t.Errorf("the master's disk counts %d boots, want every boot since the first deploy", strings.Count(boots, "boot"))
 	}
 

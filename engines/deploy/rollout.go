@@ -21,7 +21,7 @@ import (
 
 // deployOpts are a deploy statement's flags.
 type deployOpts struct {
-	dryRun, recreate bool
+	dryRun, recreate, skipDrain bool
 	// vars are the values given with var.K=V and vars-file=.
 	vars map[string]any
 }
@@ -197,6 +197,7 @@ func (m *module) deploy(ctx context.Context, actor journal.Actor, file string, s
 		return nil
 	}
 	t, ctx := m.startTask(ctx, actor, man.Name, "create deployment")
+	t.skipDrain = o.skipDrain
 	out(map[string]any{"task": t.ID, "deployment": man.Name})
 	added, removed := 0, 0
 	for _, l := range diff {
@@ -416,8 +417,10 @@ func (m *module) updateInstance(ctx context.Context, actor journal.Actor, t *Tas
 	}
 	if create {
 		if ierr == nil && in.Container != "" {
-			if err := m.drain(ctx, in, dir); err != nil {
-				return err
+			if !t.skipDrain {
+				if err := m.drain(ctx, in, dir); err != nil {
+					return err
+				}
 			}
 			if err := m.rt.Remove(ctx, journal.SystemActor(), in.Container); err != nil {
 				return fmt.Errorf("remove the old container of %s: %w", in.Name(), err)
@@ -448,7 +451,7 @@ func (m *module) updateInstance(ctx context.Context, actor journal.Actor, t *Tas
 	if err != nil {
 		return err
 	}
-	if !create {
+	if !create && !t.skipDrain {
 		// The jobs' drain scripts, as they are before this update.
 		if err := m.drain(ctx, in, dir); err != nil {
 			return err

@@ -61,6 +61,8 @@ type Task struct {
 	Started     time.Time `json:"started"`
 	Ended       time.Time `json:"ended,omitzero"`
 	FirstSeq    int64     `json:"first_seq"`
+	// skipDrain is deploy's skip-drain: no drain script runs.
+	skipDrain bool
 }
 
 // state is the director's record, one JSON file written whole (temp

@@ -49,7 +49,9 @@ func (m *module) Verbs() []engines.Verb {
 				"canary stops the task with the other instances untouched. The CLI sends a ./path's content.\n\n" +
 				"  deploy ./redis.yml\n  deploy ./redis.yml dry-run\n  deploy ./redis.yml recreate",
 			Args:       []dsl.Arg{{Name: "MANIFEST", Required: true, Help: "the manifest, a path (./m.yml)"}},
-			Flags:      []dsl.Flag{{Name: "dry-run", Help: "check, render and show the diff; change nothing"}, {Name: "recreate", Help: "recreate every instance's container"}},
+			Flags:      []dsl.Flag{{Name: "dry-run", Help: "check, render and show the diff; change nothing"}, {Name: "recreate", Help: "recreate every instance's container"},
+				{Name: "skip-drain", Help: "run no job's drain script"},
+				{Name: "fix", Help: "also recreate unresponsive instances (always done: an instance whose container is gone or stopped is due)"}},
 			Options:    []dsl.Option{{Name: "source", Help: "the manifest's text, sent by the CLI"}, {Name: "vars-file", Meta: "PATH", Help: "a YAML file of variables' values (an absolute path, read with your permissions), as bosh -l"}},
 			Bag:        true,
 			BagPrefix:  "var.",
@@ -99,6 +101,14 @@ func (m *module) Verbs() []engines.Verb {
 			Summary: "run an errand (an instance group with lifecycle: errand) once, as bosh run-errand",
 			Args:    append(append([]dsl.Arg(nil), dep...), dsl.Arg{Name: "ERRAND", Required: true, Help: "the errand's instance group"}),
 		}, Run: m.runRunErrand},
+		{Spec: dsl.Spec{
+			Verb:    "deploy ssh",
+			Access:  dsl.AccessHost,
+			Summary: "run a command in an instance, as bosh ssh -c (output answered when it ends)",
+			Help:    "deploy ssh DEPLOYMENT GROUP/INDEX -- CMD ARGS… runs it in the instance's container (runc exec).\nFor a shell, exec DEPLOYMENT.GROUP.INDEX -- sh.\n\n  deploy ssh redis redis-master/0 -- cat /var/vcap/store/boots",
+			Args:    []dsl.Arg{dep[0], {Name: "INSTANCE", Required: true, Help: "GROUP/INDEX or GROUP/UUID"}},
+			Raw:     true,
+		}, Run: m.runSSH},
 		{Spec: dsl.Spec{
 			Verb:    "deploy start",
 			Access:  dsl.AccessHost,
@@ -229,7 +239,7 @@ func (m *module) runDeploy(ctx context.Context, r engines.Request) error {
 	for _, kv := range st.Bag {
 		vars[strings.TrimPrefix(kv.Key, "var.")] = kv.Value.Text
 	}
-	err := m.deploy(ctx, r.Actor(), file, src, deployOpts{dryRun: st.Flags["dry-run"], recreate: st.Flags["recreate"], vars: vars}, out)
+	err := m.deploy(ctx, r.Actor(), file, src, deployOpts{dryRun: st.Flags["dry-run"], recreate: st.Flags["recreate"], skipDrain: st.Flags["skip-drain"], vars: vars}, out)
 	if err != nil {
 		return wire.Errorf(wire.FailedPrecondition, "%v", err)
 	}
@@ -639,4 +649,45 @@ func dirBytes(dir string) int64 {
 		return nil
 	})
 	return n
+}
+
+func (m *module) runSSH(ctx context.Context, r engines.Request) error {
+	st := r.Statement()
+	dw, iw := st.Args["DEPLOYMENT"], st.Args["INSTANCE"]
+	if len(st.Raw) == 0 {
+		return wire.Errorf(wire.InvalidArgument, "deploy ssh: no command; usage: deploy ssh DEPLOYMENT GROUP/INDEX -- CMD ARGS…")
+	}
+	m.mu.Lock()
+	d := m.st.Deployments[dw.Text]
+	var list []*Instance
+	var err error
+	if d != nil {
+		list, err = selectInstances(d, iw.Text)
+	}
+	var in Instance
+	if err == nil && len(list) == 1 {
+		in = *list[0]
+	}
+	m.mu.Unlock()
+	switch {
+	case d == nil:
+		return engines.Errorf(wire.NotFound, dw, "no deployment %s (deployments lists them)", dw.Text)
+	case err != nil:
+		return engines.Errorf(wire.NotFound, iw, "%v", err)
+	case len(list) != 1:
+		return engines.Errorf(wire.InvalidArgument, iw, "%s names %d instances: give GROUP/INDEX", iw.Text, len(list))
+	}
+	out, code, err := m.rt.Exec(ctx, r.Actor(), in.Container, st.Raw)
+	if err != nil {
+		return wire.Errorf(wire.FailedPrecondition, "%s: %v", in.Name(), err)
+	}
+	if pa, ok := r.(engines.ProcessAnswerer); ok {
+		if out != "" {
+			if err := pa.Output(1, out); err != nil {
+				return err
+			}
+		}
+		return pa.Exit(code)
+	}
+	return r.Row(map[string]any{"output": out, "exit_code": code})
 }
