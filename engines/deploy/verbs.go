@@ -48,8 +48,8 @@ func (m *module) Verbs() []engines.Verb {
 				"(each must stay running for canary_watch_time), then max_in_flight at a time. A failing\n" +
 				"canary stops the task with the other instances untouched. The CLI sends a ./path's content.\n\n" +
 				"  deploy ./redis.yml\n  deploy ./redis.yml dry-run\n  deploy ./redis.yml recreate",
-			Args:       []dsl.Arg{{Name: "MANIFEST", Required: true, Help: "the manifest, a path (./m.yml)"}},
-			Flags:      []dsl.Flag{{Name: "dry-run", Help: "check, render and show the diff; change nothing"}, {Name: "recreate", Help: "recreate every instance's container"},
+			Args: []dsl.Arg{{Name: "MANIFEST", Required: true, Help: "the manifest, a path (./m.yml)"}},
+			Flags: []dsl.Flag{{Name: "dry-run", Help: "check, render and show the diff; change nothing"}, {Name: "recreate", Help: "recreate every instance's container"},
 				{Name: "skip-drain", Help: "run no job's drain script"},
 				{Name: "fix", Help: "also recreate unresponsive instances (always done: an instance whose container is gone or stopped is due)"}},
 			Options:    []dsl.Option{{Name: "source", Help: "the manifest's text, sent by the CLI"}, {Name: "vars-file", Meta: "PATH", Help: "a YAML file of variables' values (an absolute path, read with your permissions), as bosh -l"}},
