@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"sync"
 	"syscall"
 	"time"
 
@@ -23,7 +24,16 @@ const ServiceName = "runtime.containers"
 // Service is the runtime's containers as another engine drives them:
 // each call is the verb's own path (create, start, stop, rm, exec), so it
 // is journaled as the verb would be, with the actor given.
-type Service struct{ m *module }
+//
+// A create writes its table entry's record under the entry's lock while
+// the table's name lookups read it under the table's lock only (a race
+// the race detector reports when two creates, or a create and a lookup,
+// run at once); until the table is fixed, the service runs its creates
+// one at a time and its lookups beside no create.
+type Service struct {
+	m  *module
+	mu sync.RWMutex // Create holds it; every other call reads it
+}
 
 // Provides names the services the module provides in Start.
 func (m *module) Provides() []string { return []string{ServiceName} }
@@ -45,6 +55,8 @@ func (s *Service) Create(ctx context.Context, actor journal.Actor, spec containe
 			return containerspec.Info{}, err
 		}
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	e, err := s.m.create(ctx, actor, runOptions{image: spec.Image, name: spec.Name, cmd: spec.Cmd, env: spec.Env,
 		volumes: spec.Binds, network: spec.Network, hostname: spec.Hostname, memory: spec.Memory, nanoCPUs: spec.NanoCPUs, detach: true})
 	if err != nil {
@@ -56,7 +68,7 @@ func (s *Service) Create(ctx context.Context, actor journal.Actor, spec containe
 // Start starts a created or stopped container and answers once its
 // process runs.
 func (s *Service) Start(ctx context.Context, actor journal.Actor, ref string) error {
-	e, err := s.m.table.find(ref)
+	e, err := s.find(ref)
 	if err != nil {
 		return err
 	}
@@ -65,7 +77,7 @@ func (s *Service) Start(ctx context.Context, actor journal.Actor, ref string) er
 
 // Stop stops a container: SIGTERM, then SIGKILL after grace.
 func (s *Service) Stop(ctx context.Context, ref string, grace time.Duration) error {
-	e, err := s.m.table.find(ref)
+	e, err := s.find(ref)
 	if err != nil {
 		return err
 	}
@@ -74,7 +86,7 @@ func (s *Service) Stop(ctx context.Context, ref string, grace time.Duration) err
 
 // Remove removes a container, killing it first if it runs.
 func (s *Service) Remove(ctx context.Context, actor journal.Actor, ref string) error {
-	e, err := s.m.table.find(ref)
+	e, err := s.find(ref)
 	if err != nil {
 		return err
 	}
@@ -84,7 +96,7 @@ func (s *Service) Remove(ctx context.Context, actor journal.Actor, ref string) e
 // Wait waits for a container's current run to end and answers its exit
 // code.
 func (s *Service) Wait(ctx context.Context, ref string) (int, error) {
-	e, err := s.m.table.find(ref)
+	e, err := s.find(ref)
 	if err != nil {
 		return 0, err
 	}
@@ -104,7 +116,7 @@ func (s *Service) Wait(ctx context.Context, ref string) (int, error) {
 // Inspect answers a container's state; an error when there is none by
 // that reference.
 func (s *Service) Inspect(ref string) (containerspec.Info, error) {
-	e, err := s.m.table.find(ref)
+	e, err := s.find(ref)
 	if err != nil {
 		return containerspec.Info{}, err
 	}
@@ -114,7 +126,7 @@ func (s *Service) Inspect(ref string) (containerspec.Info, error) {
 // Exec runs cmd in a running container and answers its output (stdout
 // then stderr) and exit code.
 func (s *Service) Exec(ctx context.Context, actor journal.Actor, ref string, cmd []string) (string, int, error) {
-	e, err := s.m.table.find(ref)
+	e, err := s.find(ref)
 	if err != nil {
 		return "", 0, err
 	}
@@ -143,7 +155,7 @@ func (s *Service) Exec(ctx context.Context, actor journal.Actor, ref string, cmd
 // Stats reads a running container's cgroup accounting (docker stats'
 // numbers, one reading).
 func (s *Service) Stats(ref string) (cgstat.Stats, error) {
-	e, err := s.m.table.find(ref)
+	e, err := s.find(ref)
 	if err != nil {
 		return cgstat.Stats{}, err
 	}
@@ -161,4 +173,11 @@ func (s *Service) Stats(ref string) (cgstat.Stats, error) {
 func info(c Container) containerspec.Info {
 	return containerspec.Info{ID: c.ID, Name: c.Name, ImageID: c.ImageID, IP: c.Net.IPAddress, Status: c.State.Status,
 		Running: c.State.Running, Pid: c.State.Pid, ExitCode: c.State.ExitCode}
+}
+
+// find looks a container up beside no create of the service's.
+func (s *Service) find(ref string) (*entry, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.m.table.find(ref)
 }
