@@ -657,3 +657,56 @@ func TestDeployMeltdown(t *testing.T) {
 		}
 	}
 }
+
+// TestDeployBadInput: a manifest's mistakes are errors naming their
+// place, before anything changes, and the daemon keeps serving.
+func TestDeployBadInput(t *testing.T) {
+	requireRuntime(t, "curl")
+	d := deployDaemon(t)
+	importBusybox(t, d, nil)
+	cliOK(t, d, "stemcell", "upload", "busybox", "name=bosh-busybox", "version=1")
+	rel := t.TempDir()
+	writeTree(t, rel, webRelease)
+	cliOK(t, d, "release", "upload", rel)
+	good := redisManifest("hello", "80", false)
+	dir := t.TempDir()
+	for _, c := range []struct{ manifest, want string }{
+		{"name: x\ninstance_groups:\n  - name: a\n   instances: 1\n", "redis.yml:"},
+		{strings.Replace(good, "{name: web, version: latest}", "{name: nope, version: latest}", 1), "releases: nope/latest is not uploaded"},
+		{strings.Replace(good, "os: bosh-busybox", "os: windows", 1), "stemcells: windows/latest is not uploaded"},
+		{strings.Replace(good, "- name: httpd\n    release: web\n    properties: {greeting: hello, secret", "- name: nginx\n    release: web\n    properties: {greeting: hello, secret", 1), "job nginx is not in release web/1"},
+		{strings.Replace(good, "  instances: 2\n", "  instances: 2\n  bogus: 1\n", 1), "field bogus not found"},
+		{strings.Replace(good, "greeting: hello, secret: ((page_secret))", "greeting: ((nobody_gives_this))", 1), "((nobody_gives_this)) has no value"},
+		{strings.Replace(good, "fail_render: false", "fail_render: true", 1), "httpd/templates/index.html.erb:7: Can't find property 'no.such.property'"},
+	} {
+		writeTree(t, dir, map[string]string{"redis.yml": c.manifest})
+		r := cliIn(t, d, dir, "deploy", "./redis.yml")
+		if r.Code == 0 || !strings.Contains(r.Stderr, c.want) {
+			t.Errorf("deploy: exit %d, stderr %q, want %q", r.Code, r.Stderr, c.want)
+		}
+	}
+	if n := len(deployEvents(t, d, `kind.startsWith("deploy.")`)); n != 0 {
+		t.Errorf("refused deploys wrote %d deploy events", n)
+	}
+	// dry-run answers the diff and changes nothing.
+	writeTree(t, dir, map[string]string{"redis.yml": good})
+	if out := cliInOK(t, d, dir, "deploy", "./redis.yml", "dry-run"); !strings.Contains(out, "+ name: redis") {
+		t.Errorf("dry-run answers:\n%s", out)
+	}
+	if out := cliOK(t, d, "-o", "json", "ps", "all"); strings.Contains(out, "redis.") {
+		t.Errorf("dry-run made containers:\n%s", out)
+	}
+	if _, _, code := cli(t, d, "deploy", "instances", "redis"); code == 0 {
+		t.Errorf("dry-run made a deployment")
+	}
+	// A bad release and a stemcell of no image.
+	bad := t.TempDir()
+	writeTree(t, bad, map[string]string{"release.MF": "name: bad\nversion: 1\n", "jobs/j/spec": "name: j\npackages: [missing]\n"})
+	if _, stderr, code := cli(t, d, "release", "upload", bad); code == 0 || !strings.Contains(stderr, "jobs/j/spec: package missing is not in the release") {
+		t.Errorf("release upload of a bad release: exit %d %q", code, stderr)
+	}
+	if _, stderr, code := cli(t, d, "stemcell", "upload", "nosuchimage", "name=x", "version=1"); code == 0 || stderr == "" {
+		t.Errorf("stemcell upload of no image: exit %d %q", code, stderr)
+	}
+	d.requireServing()
+}
