@@ -321,6 +321,11 @@ func TestDeployRedisStyle(t *testing.T) {
 		t.Errorf("the password changed across deploys: %q", page)
 	}
 
+	// instances ps: the job's process, from its pid file.
+	if out := cliOK(t, d, "-o", "json", "deploy", "instances", "redis", "ps", "details"); strings.Count(out, `{"job":"httpd","process":"httpd","state":"running"}`) != 3 || !strings.Contains(out, `"vm_cid"`) {
+		t.Errorf("deploy instances ps details:\n%s", out)
+	}
+
 	// The errand checks the master's page from a container of its own.
 	cliOK(t, d, "deploy", "run-errand", "redis", "smoke")
 	if ev := deployEvents(t, d, `kind == "deploy.errand"`); len(ev) != 1 || ev[0].Data["exit_code"] != float64(0) {

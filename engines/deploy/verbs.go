@@ -75,7 +75,9 @@ func (m *module) Verbs() []engines.Verb {
 			Verb:    "deploy instances",
 			Access:  dsl.AccessRead,
 			Summary: "a deployment's instances: group/index, id, container, address, process state, disk",
+			Help:    "deploy instances DEPLOYMENT answers a row per instance; ps adds each job process's state (from its\npid file in the instance), details the container id, the disk's path and bootstrap.",
 			Args:    dep,
+			Flags:   []dsl.Flag{{Name: "ps", Help: "each process's state, as bosh instances --ps"}, {Name: "details", Help: "container id, disk path, bootstrap, as bosh instances --details"}},
 		}, Run: m.runInstances},
 		{Spec: dsl.Spec{
 			Verb:    "deploy recreate",
@@ -300,8 +302,22 @@ func (m *module) runInstances(ctx context.Context, r engines.Request) error {
 		if in.Container == "" {
 			ps = "not created"
 		}
-		if err := r.Row(map[string]any{"instance": in.Name(), "id": in.ID, "container": in.Container, "ip": in.IP,
-			"process_state": ps, "desired": in.State, "disk": in.Disk, "hash": in.Hash}); err != nil {
+		row := map[string]any{"instance": in.Name(), "id": in.ID, "container": in.Container, "ip": in.IP,
+			"process_state": ps, "desired": in.State, "disk": in.Disk, "hash": in.Hash}
+		st := r.Statement()
+		if st.Flags["details"] {
+			if info, err := m.rt.Inspect(in.Container); err == nil {
+				row["vm_cid"] = info.ID
+			}
+			if in.Disk {
+				row["disk_path"] = m.diskDir(w.Text, &in)
+			}
+			row["bootstrap"] = in.Index == 0
+		}
+		if st.Flags["ps"] && ps == "running" {
+			row["processes"] = m.processes(ctx, in.Container)
+		}
+		if err := r.Row(row); err != nil {
 			return err
 		}
 	}
@@ -690,4 +706,27 @@ func (m *module) runSSH(ctx context.Context, r engines.Request) error {
 		return pa.Exit(code)
 	}
 	return r.Row(map[string]any{"output": out, "exit_code": code})
+}
+
+// psScript reports each job process's state from its pid file.
+const psScript = `for f in /var/vcap/sys/run/*/*.pid; do [ -f "$f" ] || continue; ` +
+	`if kill -0 "$(cat "$f")" 2>/dev/null; then echo "$f running"; else echo "$f failing"; fi; done`
+
+// processes asks an instance for its job processes' states.
+func (m *module) processes(ctx context.Context, container string) []map[string]string {
+	out, _, err := m.rt.Exec(ctx, journal.SystemActor(), container, []string{"sh", "-c", psScript})
+	if err != nil {
+		return nil
+	}
+	var procs []map[string]string
+	for _, line := range splitLines(out) {
+		path, state, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		rel := strings.TrimSuffix(strings.TrimPrefix(path, "/var/vcap/sys/run/"), ".pid")
+		job, name, _ := strings.Cut(rel, "/")
+		procs = append(procs, map[string]string{"job": job, "process": name, "state": state})
+	}
+	return procs
 }
