@@ -68,6 +68,9 @@ type module struct {
 	depMu sync.Mutex
 	deps  map[string]*sync.Mutex
 
+	// runCtx ends at Stop: the monitor's, and every task's (a task does
+	// not end with its client, but does with the daemon).
+	runCtx context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -142,6 +145,7 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
+	m.runCtx = runCtx
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()

@@ -40,9 +40,14 @@ func newUUID() string {
 
 // startTask records a task of a deployment. The task runs under the
 // context it answers: not the request's (a client that goes away leaves
-// it running, as a BOSH task does), but one deploy task ID cancel ends.
+// it running, as a BOSH task does), but one deploy task cancel ID, or the
+// daemon's stop, ends.
 func (m *module) startTask(ctx context.Context, actor journal.Actor, dep, desc string) (*Task, context.Context) {
-	taskCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	parent := m.runCtx
+	if parent == nil {
+		parent = context.WithoutCancel(ctx)
+	}
+	taskCtx, cancel := context.WithCancel(parent)
 	m.mu.Lock()
 	t := &Task{ID: len(m.st.Tasks) + 1, Deployment: dep, Description: desc, State: "processing", Started: time.Now().UTC()}
 	m.st.Tasks = append(m.st.Tasks, t)
