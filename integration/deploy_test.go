@@ -418,6 +418,11 @@ func TestDeployRedisStyle(t *testing.T) {
 	if in := ins["redis-slave/0"]; in.ProcessState == "running" {
 		t.Errorf("the failed canary runs: %+v", in)
 	}
+	// Its processes' output is in the logs stream: httpd's complaint and
+	// the run script's word on its end.
+	if logs, stderr, _ := cli(t, d, "logs", ins["redis-slave/0"].Container); !strings.Contains(logs+stderr, "cairn: process httpd/httpd exited") {
+		t.Errorf("the failed canary's logs:\n%s\n%s", logs, stderr)
+	}
 
 	// Fixed, the next deploy finishes the rollout.
 	if r := deployFile(redisManifest("again", "80", false)); r.Code != 0 {

@@ -464,7 +464,9 @@ func runScript(jobs []string, procs []process, checks []monitCheck) string {
 	// process) then exits, and with it every process of the container —
 	// any process ending is the instance failing, which the health
 	// monitor sees. SIGTERM (a stop) ends it the same way.
-	b.WriteString("trap 'exit 143' TERM INT\n")
+	// pre-start failing fails the instance (set -e); from here a process's
+	// exit status is the watcher's to report, not a reason to stop early.
+	b.WriteString("set +e\ntrap 'exit 143' TERM INT\n")
 	for _, p := range procs {
 		name := p.Name
 		if name == "" {
