@@ -107,6 +107,9 @@ master <%= link("master").instances[0].address %>:<%= link("master").p("port") %
 - name: httpd
   executable: /bin/httpd
   args: [-f, -p, "<%= p("port") %>", -h, /var/vcap/data/httpd/www]
+- name: sidecar
+  executable: /bin/sleep
+  args: ["1000000"]
 `,
 	"jobs/httpd/templates/pre-start.erb": `mkdir -p /var/vcap/data/httpd/www
 cat /var/vcap/jobs/httpd/htdocs/index.html /var/vcap/packages/greeting/motd > /var/vcap/data/httpd/www/index.html
@@ -322,7 +325,7 @@ func TestDeployRedisStyle(t *testing.T) {
 	}
 
 	// instances ps: the job's process, from its pid file.
-	if out := cliOK(t, d, "-o", "json", "deploy", "instances", "redis", "ps", "details"); strings.Count(out, `{"job":"httpd","process":"httpd","state":"running"}`) != 3 || !strings.Contains(out, `"vm_cid"`) {
+	if out := cliOK(t, d, "-o", "json", "deploy", "instances", "redis", "ps", "details"); strings.Count(out, `{"job":"httpd","process":"httpd","state":"running"}`) != 3 || strings.Count(out, `"process":"sidecar","state":"running"`) != 3 || !strings.Contains(out, `"vm_cid"`) {
 		t.Errorf("deploy instances ps details:\n%s", out)
 	}
 
@@ -370,7 +373,9 @@ func TestDeployRedisStyle(t *testing.T) {
 	ins = deployInstances(t, d)
 	s1 := ins["redis-slave/1"]
 	cliOK(t, d, "exec", s1.Container, "--", "sh", "-c", "echo precious > /var/vcap/store/data")
-	cliOK(t, d, "exec", s1.Container, "--", "sh", "-c", "kill -9 $(cat /var/vcap/sys/run/httpd/httpd.pid)")
+	// The sidecar, the second of the job's two processes: any process
+	// ending is the instance failing.
+	cliOK(t, d, "exec", s1.Container, "--", "sh", "-c", "kill -9 $(cat /var/vcap/sys/run/httpd/sidecar.pid)")
 	waitFor(t, "deploy.resurrect", 30*time.Second, func() bool {
 		return len(deployEvents(t, d, `kind == "deploy.resurrect"`)) > 0
 	})
