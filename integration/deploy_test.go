@@ -449,6 +449,12 @@ func TestDeployRedisStyle(t *testing.T) {
 			t.Errorf("%s is left after deploy delete (%v)", sub, err)
 		}
 	}
+	// No rootfs mount or runc state, and no network endpoint (its
+	// namespace, hence its address) of any instance is left.
+	requireNoLeaks(t, d, nil)
+	if ns, _ := os.ReadDir(filepath.Join(d.Data, "runtime", "net", "netns")); len(ns) != 0 {
+		t.Errorf("%d network namespaces left after deploy delete", len(ns))
+	}
 }
 
 // TestDeploySIGKILLMidDeploy kills the daemon while a canary is watched:
