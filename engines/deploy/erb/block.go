@@ -27,6 +27,7 @@ type (
 	}
 	// ifpNode is if_p("a", …) do |a, …| … end[.else do … end].
 	ifpNode struct {
+		link   bool // if_link("name") do |l|
 		names  []expr
 		params []string
 		body   []node
@@ -243,8 +244,8 @@ func (b *builder) statement(toks []tok) error {
 		}
 		c, ok := x.(callExpr)
 		switch {
-		case ok && c.recv == nil && c.name == "if_p":
-			n := &ifpNode{names: c.args, params: params, line: line}
+		case ok && c.recv == nil && (c.name == "if_p" || c.name == "if_link"):
+			n := &ifpNode{link: c.name == "if_link", names: c.args, params: params, line: line}
 			b.add(n)
 			b.stack = append(b.stack, &frame{kind: "if_p", n: n, line: line})
 			return nil
@@ -254,7 +255,7 @@ func (b *builder) statement(toks []tok) error {
 			b.stack = append(b.stack, &frame{kind: c.name, n: n, line: line})
 			return nil
 		}
-		return &Error{b.name, line, "a do block is only supported after if_p(…), .each, .each_with_index or .each_pair"}
+		return &Error{b.name, line, "a do block is only supported after if_p(…), if_link(…), .each, .each_with_index or .each_pair"}
 	}
 	if x, err = b.modifier(p, x); err != nil {
 		return err

@@ -103,7 +103,16 @@ func (ev *evaluator) run(body []node, b *strings.Builder) error {
 				}
 				name, ok := nv.(string)
 				if !ok {
-					return ev.errf(n.line, "if_p takes property names, not %s", typeName(nv))
+					return ev.errf(n.line, "if_p and if_link take names, not %s", typeName(nv))
+				}
+				if n.link {
+					l, found := ev.ctx.Links[name]
+					if !found {
+						all = false
+						break
+					}
+					vals = append(vals, &object{kind: "link", link: &l})
+					continue
 				}
 				v, found := lookup(ev.ctx.Properties, name)
 				if !found || v == nil {
@@ -438,7 +447,7 @@ func (ev *evaluator) call(c callExpr) (any, error) {
 			}
 			return &object{kind: "link", link: &l}, nil
 		case "if_link":
-			return nil, errf("if_link is not in cairn's Ruby subset yet")
+			return nil, errf("if_link needs a do |…| block")
 		case "raise":
 			msg := "unhandled exception"
 			if len(args) > 0 {
