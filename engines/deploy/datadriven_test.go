@@ -73,7 +73,11 @@ func TestCores(t *testing.T) {
 				var procs []process
 				for _, line := range strings.Split(strings.TrimSpace(d.Input), "\n") {
 					f := strings.Fields(line)
-					procs = append(procs, process{Name: f[0], Executable: f[1], Args: f[2:], job: "web"})
+					pr := process{Name: f[0], Executable: f[1], Args: f[2:], job: "web"}
+					if hook, ok := strings.CutPrefix(pr.Executable, "hook="); ok {
+						pr.Hooks.PreStart, pr.Executable, pr.Args = hook, f[2], f[3:]
+					}
+					procs = append(procs, pr)
 				}
 				return runScript([]string{"web"}, procs, nil)
 			}

@@ -21,7 +21,10 @@ type process struct {
 	Executable string            `yaml:"executable"`
 	Args       []string          `yaml:"args"`
 	Env        map[string]string `yaml:"env"`
-	job        string
+	Hooks      struct {
+		PreStart string `yaml:"pre_start"`
+	} `yaml:"hooks"`
+	job string
 }
 
 // monitCheck is a monit file's check process, when the job has no bpm.yml.
@@ -466,6 +469,11 @@ func runScript(jobs []string, procs []process, checks []monitCheck) string {
 	// monitor sees. SIGTERM (a stop) ends it the same way.
 	// pre-start failing fails the instance (set -e); from here a process's
 	// exit status is the watcher's to report, not a reason to stop early.
+	for _, p := range procs {
+		if p.Hooks.PreStart != "" {
+			fmt.Fprintf(&b, "sh %s\n", shq(p.Hooks.PreStart))
+		}
+	}
 	b.WriteString("set +e\ntrap 'exit 143' TERM INT\n")
 	for _, p := range procs {
 		name := p.Name
