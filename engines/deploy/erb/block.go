@@ -16,6 +16,7 @@ type (
 		conds  []expr
 		bodies [][]node
 		els    []node
+		line   int
 	}
 	// eachNode is COLL.each do |a[, b]| … end (and each_with_index).
 	eachNode struct {
@@ -37,9 +38,13 @@ type (
 	assignNode struct {
 		name string
 		x    expr
+		line int
 	}
 	// stmtNode is an expression evaluated for its effect (raise).
-	stmtNode struct{ x expr }
+	stmtNode struct {
+		x    expr
+		line int
+	}
 )
 
 // frame is an open block while the template is built.
@@ -178,7 +183,7 @@ func (b *builder) statement(toks []tok) error {
 			if first.text == "unless" {
 				c = unaryExpr{"!", c}
 			}
-			n := &ifNode{conds: []expr{c}, bodies: [][]node{nil}}
+			n := &ifNode{conds: []expr{c}, bodies: [][]node{nil}, line: line}
 			b.add(n)
 			b.stack = append(b.stack, &frame{kind: "if", n: n, line: line})
 			return nil
@@ -230,7 +235,7 @@ func (b *builder) statement(toks []tok) error {
 		if x, err = b.modifier(p, x); err != nil {
 			return err
 		}
-		b.add(assignNode{name: first.text, x: x})
+		b.add(assignNode{name: first.text, x: x, line: line})
 		return nil
 	}
 	x, err := p.expr()
@@ -260,7 +265,7 @@ func (b *builder) statement(toks []tok) error {
 	if x, err = b.modifier(p, x); err != nil {
 		return err
 	}
-	b.add(stmtNode{x})
+	b.add(stmtNode{x: x, line: line})
 	return nil
 }
 

@@ -40,6 +40,7 @@ type object struct {
 
 type evaluator struct {
 	name string
+	line int // of the node being run, for errors found below it
 	ctx  *Context
 	vars []map[string]any
 }
@@ -54,22 +55,26 @@ func (ev *evaluator) run(body []node, b *strings.Builder) error {
 		case textNode:
 			b.WriteString(n.s)
 		case outNode:
+			ev.line = n.line
 			v, err := ev.eval(n.x)
 			if err != nil {
 				return err
 			}
 			b.WriteString(toS(v))
 		case assignNode:
+			ev.line = n.line
 			v, err := ev.eval(n.x)
 			if err != nil {
 				return err
 			}
 			ev.set(n.name, v)
 		case stmtNode:
+			ev.line = n.line
 			if _, err := ev.eval(n.x); err != nil {
 				return err
 			}
 		case *ifNode:
+			ev.line = n.line
 			done := false
 			for i, c := range n.conds {
 				v, err := ev.eval(c)
@@ -294,7 +299,7 @@ func (ev *evaluator) eval(x expr) (any, error) {
 			}
 			return -f, nil
 		}
-		return nil, fmt.Errorf("%s: unary minus of a %s", ev.name, typeName(v))
+		return nil, ev.errf(ev.line, "unary minus of a %s", typeName(v))
 	case condExpr:
 		c, err := ev.eval(x.c)
 		if err != nil {
@@ -307,7 +312,10 @@ func (ev *evaluator) eval(x expr) (any, error) {
 	case binaryExpr:
 		return ev.binary(x)
 	}
-	return nil, fmt.Errorf("%s: unknown expression %T", ev.name, x)
+	if _, ok := x.(symProc); ok {
+		return nil, ev.errf(ev.line, "&:name is only a method's last argument")
+	}
+	return nil, ev.errf(ev.line, "an expression cairn's Ruby subset cannot evaluate")
 }
 
 func (ev *evaluator) binary(x binaryExpr) (any, error) {
@@ -347,6 +355,9 @@ func (ev *evaluator) binary(x binaryExpr) (any, error) {
 		}
 		if x.op == "*" {
 			if n, isInt := r.(int64); isInt && n >= 0 {
+				if n > 0 && int64(len(ls)) > (1<<20)/n {
+					return nil, ev.errf(x.line, "a string of more than 1 MiB")
+				}
 				return strings.Repeat(ls, int(n)), nil
 			}
 		}
