@@ -7,11 +7,11 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// TestTemplates renders the templates of testdata/* (datadriven: props
+// TestTemplates renders the templates of testdata/templates/* (datadriven: props
 // sets the job's properties from YAML, link NAME sets a consumed link,
 // render renders its input as templ.erb with spec fixed as below).
 func TestTemplates(t *testing.T) {
-	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
+	datadriven.Walk(t, "testdata/templates", func(t *testing.T, path string) {
 		ctx := &Context{Spec: map[string]any{"address": "10.0.0.5", "ip": "10.0.0.5", "index": int64(0),
 			"id": "6f1c0e2a", "name": "web", "deployment": "demo", "az": "z1", "bootstrap": true}, Links: map[string]Link{}}
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
