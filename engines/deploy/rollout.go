@@ -563,7 +563,27 @@ func (m *module) deleteInstance(ctx context.Context, actor journal.Actor, task i
 // unchanged lines left out.
 func lineDiff(a, b string) []string {
 	al, bl := splitLines(a), splitLines(b)
+	// The common head and tail are left out first: a deploy's change is
+	// mostly a few lines of a long manifest, and the table below is
+	// quadratic in what remains.
+	for len(al) > 0 && len(bl) > 0 && al[0] == bl[0] {
+		al, bl = al[1:], bl[1:]
+	}
+	for len(al) > 0 && len(bl) > 0 && al[len(al)-1] == bl[len(bl)-1] {
+		al, bl = al[:len(al)-1], bl[:len(bl)-1]
+	}
 	n, k := len(al), len(bl)
+	if n*k > 4<<20 {
+		// Too different to align cheaply: all removed, then all added.
+		out := make([]string, 0, n+k)
+		for _, l := range al {
+			out = append(out, "- "+l)
+		}
+		for _, l := range bl {
+			out = append(out, "+ "+l)
+		}
+		return out
+	}
 	lcs := make([][]int, n+1)
 	for i := range lcs {
 		lcs[i] = make([]int, k+1)
