@@ -14,7 +14,7 @@ func FuzzRender(f *testing.F) {
 		f.Add(s)
 	}
 	ctx := &Context{Properties: map[string]any{"a": []any{int64(1), int64(2)}, "s": "str", "h": map[string]any{"k": "v"}},
-		Spec: map[string]any{"address": "10.0.0.1", "index": int64(0)},
+		Spec:  map[string]any{"address": "10.0.0.1", "index": int64(0)},
 		Links: map[string]Link{"db": {Address: "10.0.0.2", Instances: []map[string]any{{"address": "10.0.0.2"}}, Properties: map[string]any{"port": int64(1)}}}}
 	f.Fuzz(func(t *testing.T, src string) {
 		_, err := Render("f.erb", src, ctx)
