@@ -720,6 +720,15 @@ func TestDeployBadInput(t *testing.T) {
 	if _, _, code := cli(t, d, "deploy", "instances", "redis"); code == 0 {
 		t.Errorf("dry-run made a deployment")
 	}
+	// An image tagged stemcell/NAME:VERSION is a stemcell without an
+	// upload.
+	cliOK(t, d, "image", "tag", "busybox", "stemcell/tagged-os:7")
+	tagged := strings.Replace(good, "{alias: default, os: bosh-busybox, version: latest}", "{alias: default, os: tagged-os, version: \"7\"}", 1)
+	writeTree(t, dir, map[string]string{"redis.yml": tagged})
+	cliInOK(t, d, dir, "deploy", "./redis.yml", "dry-run")
+	if out := cliOK(t, d, "stemcells"); !strings.Contains(out, "tagged-os") {
+		t.Errorf("stemcells after a deploy naming a tagged image:\n%s", out)
+	}
 	// A bad release and a stemcell of no image.
 	bad := t.TempDir()
 	writeTree(t, bad, map[string]string{"release.MF": "name: bad\nversion: 1\n", "jobs/j/spec": "name: j\npackages: [missing]\n"})

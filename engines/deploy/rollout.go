@@ -147,6 +147,7 @@ func (m *module) deploy(ctx context.Context, actor journal.Actor, file string, s
 	if err != nil {
 		return err
 	}
+	m.implicitStemcells(ctx, actor, man)
 	if man.Name != name {
 		return fmt.Errorf("%s: name: %q is not the name read before its variables (%q)", file, man.Name, name)
 	}
@@ -714,4 +715,32 @@ func (m *module) drain(ctx context.Context, in *Instance, dir string) error {
 		}
 	}
 	return nil
+}
+
+// implicitStemcells makes a stemcell of an image tagged
+// stemcell/NAME:VERSION for each stemcell the manifest names with a
+// version that is not uploaded.
+func (m *module) implicitStemcells(ctx context.Context, actor journal.Actor, man *Manifest) {
+	for _, sc := range man.Stemcells {
+		name := sc.Name
+		if name == "" {
+			name = sc.OS
+		}
+		if sc.Version == "" || sc.Version == "latest" {
+			continue
+		}
+		m.mu.Lock()
+		known := m.st.Stemcells[name+"/"+sc.Version] != nil
+		m.mu.Unlock()
+		if known {
+			continue
+		}
+		ref := "stemcell/" + name + ":" + sc.Version
+		if _, err := m.rt.ImageID(ref); err != nil {
+			continue
+		}
+		if _, err := m.uploadStemcell(ctx, actor, ref, name, sc.Version); err != nil {
+			m.log.Warn("deploy: an image tagged as a stemcell", "image", ref, "err", err)
+		}
+	}
 }
