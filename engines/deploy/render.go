@@ -254,7 +254,7 @@ func (p *plan) render(deployment string, inst *Instance, ip string, all []*Insta
 	g := p.group(inst.Group)
 	out := &rendered{files: files{}}
 	spec := map[string]any{"address": ip, "ip": ip, "index": int64(inst.Index), "id": inst.ID, "name": inst.Group,
-		"deployment": deployment, "az": firstOr(g.AZs, "z1"), "bootstrap": inst.Index == 0}
+		"deployment": deployment, "az": azOf(g, inst.Index), "bootstrap": inst.Index == 0}
 	var procs []process
 	var checks []monitCheck
 	var jobNames []string
@@ -384,7 +384,7 @@ func (p *plan) link(g *InstanceGroup, pj *Job, pref JobRef, prov LinkDef, all []
 	for _, in := range all {
 		if in.Group == g.Name && in.Index < g.Instances {
 			l.Instances = append(l.Instances, map[string]any{"address": in.IP, "index": int64(in.Index),
-				"id": in.ID, "name": in.Group, "az": firstOr(g.AZs, "z1"), "bootstrap": in.Index == 0})
+				"id": in.ID, "name": in.Group, "az": azOf(g, in.Index), "bootstrap": in.Index == 0})
 		}
 	}
 	if len(l.Instances) > 0 {
@@ -393,11 +393,13 @@ func (p *plan) link(g *InstanceGroup, pj *Job, pref JobRef, prov LinkDef, all []
 	return l
 }
 
-func firstOr(s []string, d string) string {
-	if len(s) > 0 {
-		return s[0]
+// azOf is an instance's AZ: the group's AZs taken in turn by index, as
+// BOSH spreads instances over them; z1 for a group that names none.
+func azOf(g *InstanceGroup, index int) string {
+	if len(g.AZs) == 0 {
+		return "z1"
 	}
-	return d
+	return g.AZs[index%len(g.AZs)]
 }
 
 var (
