@@ -6,6 +6,7 @@ package all
 
 import (
 	_ "github.com/cairnhq/cairn/engines/capture"
+	_ "github.com/cairnhq/cairn/engines/deploy"    // a one-host BOSH Director: releases, stemcells, manifests, canaries, resurrector
 	_ "github.com/cairnhq/cairn/engines/discovery" // Consul's HTTP API and DNS: services, checks, KV, sessions
 	_ "github.com/cairnhq/cairn/engines/infra"     // Terraform-style plan and apply over HCL, with drift detection
 	_ "github.com/cairnhq/cairn/engines/kv"

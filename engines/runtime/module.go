@@ -71,6 +71,7 @@ var (
 	_ engines.StreamDeclarer = (*module)(nil)
 	_ engines.KindLister     = (*module)(nil)
 	_ engines.KindOwner      = (*module)(nil)
+	_ engines.Provider       = (*module)(nil)
 )
 
 func newModule() *module {
@@ -124,7 +125,6 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	root := filepath.Join(h.DataDir, "runtime")
 	m.table = &containers{dir: filepath.Join(root, "containers"), byID: map[string]*entry{}}
-	h.Services.Provide(ContainersService, m)
 	if err := os.MkdirAll(m.table.dir, 0o700); err != nil {
 		return fmt.Errorf("runtime: %w", err)
 	}
@@ -132,6 +132,7 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 	if m.images, err = image.Open(filepath.Join(h.DataDir, "images"), filepath.Join(root, "layers")); err != nil {
 		return fmt.Errorf("runtime: image store: %w", err)
 	}
+	h.Services.Provide(ServiceName, &Service{m: m})
 	m.runc = findRunc(m.runcPath)
 	m.runc.root = m.runcRoot
 	if m.runc.root == "" {
