@@ -7,6 +7,7 @@ package logs
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -132,13 +133,22 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 	m.audit = h.Journal.Stream(journal.Audit)
 	ctx, m.cancel = context.WithCancel(ctx)
 	m.ctx = ctx
+	// A damaged journal file does not stop the daemon (reads that reach
+	// it fail with data_loss, and journal verify names it): the logs
+	// engine then starts without its stored routes or tails, and says so.
 	if err := m.loadRoutes(ctx); err != nil {
-		m.cancel()
-		return fmt.Errorf("logs: routes: %w", err)
+		if !errors.Is(err, journal.ErrDataLoss) {
+			m.cancel()
+			return fmt.Errorf("logs: routes: %w", err)
+		}
+		m.log.Error("logs: the stored routes are not restored: a journal file is damaged", "err", err)
 	}
 	if err := m.loadTails(ctx); err != nil {
-		m.cancel()
-		return fmt.Errorf("logs: tails: %w", err)
+		if !errors.Is(err, journal.ErrDataLoss) {
+			m.cancel()
+			return fmt.Errorf("logs: tails: %w", err)
+		}
+		m.log.Error("logs: the stored tails are not restored: a journal file is damaged", "err", err)
 	}
 	if m.forwardAddr != "off" && m.forwardAddr != "" {
 		if err := m.startForward(ctx, m.forwardAddr); err != nil {
