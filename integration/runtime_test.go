@@ -593,3 +593,19 @@ func TestRuntimeInterruptedCreate(t *testing.T) {
 	}
 	requireNoLeaks(t, d, nil)
 }
+
+// TestRuntimeLogsFollowEnds: as docker logs --follow, a follow of a
+// container's output ends when its run does, with every line answered;
+// of a container that is not running, it answers what is stored and ends.
+func TestRuntimeLogsFollowEnds(t *testing.T) {
+	requireRuntime(t)
+	d, _ := runtimeDaemon(t)
+	importBusybox(t, d, nil)
+	cliOK(t, d, "run", "busybox", "name=brief", "detach", "network=none", "--", "sh", "-c", "echo first; sleep 1; echo last")
+	if out := cliOK(t, d, "logs", "brief", "follow"); out != "first\nlast\n" {
+		t.Fatalf("logs follow of a run that ends answered %q, want both lines", out)
+	}
+	if out := cliOK(t, d, "logs", "brief", "follow"); out != "first\nlast\n" {
+		t.Fatalf("logs follow of an exited container answered %q", out)
+	}
+}

@@ -38,6 +38,8 @@ type containerResolver interface {
 	// ContainerRef returns the short id and name of the container ref
 	// names, or an error saying there is none.
 	ContainerRef(ref string) (id, name string, err error)
+	// ContainerRunning reports whether the container ref names runs.
+	ContainerRunning(ref string) (bool, error)
 }
 
 func init() {

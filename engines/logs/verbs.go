@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/cairnhq/cairn/client/wire"
@@ -115,6 +116,8 @@ func (m *module) runLogs(ctx context.Context, r engines.Request) error {
 	}
 	// A container: its output only, answered as docker logs does.
 	containerID := ""
+	follow := st.Flags["follow"]
+	var runEnded func() <-chan struct{}
 	if w := st.Args["CONTAINER"]; w.Text != "" {
 		res, err := engines.Lookup[containerResolver](m.services, ContainersService)
 		if err != nil {
@@ -126,6 +129,20 @@ func (m *module) runLogs(ctx context.Context, r engines.Request) error {
 		}
 		containerID = id
 		q.Kind = "container.log"
+		if follow {
+			// As docker logs --follow: the follow ends with the
+			// container's run. Watched before its state is asked, so
+			// an exit in between is not missed.
+			ended := m.watchExit(ctx, id)
+			running, err := res.ContainerRunning(w.Text)
+			if err != nil {
+				return engines.Errorf(wire.NotFound, w, "%v", err)
+			}
+			if !running {
+				follow = false
+			}
+			runEnded = func() <-chan struct{} { return ended }
+		}
 	}
 	asOutput := containerID != "" && pattern == nil && where == nil
 	pa, _ := r.(engines.ProcessAnswerer)
@@ -155,7 +172,73 @@ func (m *module) runLogs(ctx context.Context, r engines.Request) error {
 		}
 		return r.Row(rowOf(ev))
 	}
-	return m.read(ctx, q, tail, st.Flags["follow"], keep, answer)
+	if runEnded != nil && follow {
+		return m.readUntilExit(ctx, q, tail, runEnded(), keep, answer)
+	}
+	return m.read(ctx, q, tail, follow, keep, answer)
+}
+
+// watchExit returns a channel closed when the audit stream records the
+// exit of the container whose short id is id. The runtime records an
+// exit only once the run's output is stored in the logs stream.
+func (m *module) watchExit(ctx context.Context, id string) <-chan struct{} {
+	ended := make(chan struct{})
+	sub := m.audit.Subscribe(ctx, m.audit.DurableSeq()+1, func(raw *journal.Raw) bool {
+		k, err := raw.Kind()
+		return err == nil && k == "container.exit"
+	})
+	go func() {
+		defer sub.Close()
+		for {
+			item, err := sub.Next(ctx)
+			if err != nil {
+				return
+			}
+			if item.Raw == nil {
+				continue
+			}
+			ev, err := item.Raw.Decode()
+			if err != nil {
+				continue
+			}
+			if full, _ := ev.Data["id"].(string); strings.HasPrefix(full, id) {
+				close(ended)
+				return
+			}
+		}
+	}()
+	return ended
+}
+
+// readUntilExit is read with follow for a container's output, ending
+// when its run does (ended): with every record the logs stream held at
+// the exit answered.
+func (m *module) readUntilExit(ctx context.Context, q journal.Query, tail int, ended <-chan struct{},
+	keep func(*journal.Raw) (*journal.Event, bool, error), answer func(*journal.Event) error) error {
+	followCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	var stopAt, lastSeen atomic.Int64
+	go func() {
+		select {
+		case <-ended:
+		case <-followCtx.Done():
+			return
+		}
+		s := m.logs.DurableSeq()
+		stopAt.Store(s)
+		if lastSeen.Load() >= s {
+			stop()
+		}
+	}()
+	err := m.readSeen(followCtx, q, tail, true, keep, answer, func(seq int64) bool {
+		lastSeen.Store(seq)
+		s := stopAt.Load()
+		return s > 0 && seq >= s
+	})
+	if ctx.Err() == nil && followCtx.Err() != nil {
+		return nil // the run ended
+	}
+	return err
 }
 
 // read answers what is stored (the last tail of it, when tail >= 0), then,
@@ -163,6 +246,13 @@ func (m *module) runLogs(ctx context.Context, r engines.Request) error {
 // read, with no gap.
 func (m *module) read(ctx context.Context, q journal.Query, tail int, follow bool,
 	keep func(*journal.Raw) (*journal.Event, bool, error), answer func(*journal.Event) error) error {
+	return m.readSeen(ctx, q, tail, follow, keep, answer, nil)
+}
+
+// readSeen is read; done, when given, is told the seq of every item the
+// follow sees (matching or not) and ends it by answering true.
+func (m *module) readSeen(ctx context.Context, q journal.Query, tail int, follow bool,
+	keep func(*journal.Raw) (*journal.Event, bool, error), answer func(*journal.Event) error, done func(seq int64) bool) error {
 	last := m.logs.DurableSeq()
 	q.To = last
 	it := m.logs.Scan(q)
@@ -201,8 +291,11 @@ func (m *module) read(ctx context.Context, q journal.Query, tail int, follow boo
 	if !follow {
 		return nil
 	}
+	if done != nil && done(last) {
+		return nil
+	}
 	var kindFilter func(*journal.Raw) bool
-	if q.Kind != "" {
+	if q.Kind != "" && done == nil {
 		kindFilter = func(raw *journal.Raw) bool { k, err := raw.Kind(); return err == nil && k == q.Kind }
 	}
 	sub := m.logs.Subscribe(ctx, last+1, kindFilter)
@@ -218,6 +311,14 @@ func (m *module) read(ctx context.Context, q journal.Query, tail int, follow boo
 		if q.Until != 0 && item.Raw.Time() > q.Until {
 			return nil
 		}
+		if q.Kind != "" {
+			if k, err := item.Raw.Kind(); err != nil || k != q.Kind {
+				if done != nil && done(item.Raw.Seq) {
+					return nil
+				}
+				continue
+			}
+		}
 		ev, ok, err := keep(item.Raw)
 		if err != nil {
 			return err
@@ -226,6 +327,9 @@ func (m *module) read(ctx context.Context, q journal.Query, tail int, follow boo
 			if err := answer(ev); err != nil {
 				return err
 			}
+		}
+		if done != nil && done(item.Raw.Seq) {
+			return nil
 		}
 	}
 }

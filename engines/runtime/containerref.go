@@ -12,3 +12,13 @@ func (s *Service) ContainerRef(ref string) (id, name string, err error) {
 	c := e.snapshot()
 	return shortContainerID(c.ID), c.Name, nil
 }
+
+// ContainerRunning reports whether the container ref names runs (a
+// restart policy's back-off counts as not running).
+func (s *Service) ContainerRunning(ref string) (bool, error) {
+	e, err := s.m.table.find(ref)
+	if err != nil {
+		return false, err
+	}
+	return e.snapshot().State.Running, nil
+}
