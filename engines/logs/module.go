@@ -7,7 +7,6 @@ package logs
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -135,22 +134,16 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 	m.audit = h.Journal.Stream(journal.Audit)
 	ctx, m.cancel = context.WithCancel(ctx)
 	m.ctx = ctx
-	// A damaged journal file does not stop the daemon (reads that reach
-	// it fail with data_loss, and journal verify names it): the logs
-	// engine then starts without its stored routes or tails, and says so.
+	// A damaged journal does not stop the daemon (reads that reach the
+	// damage fail with data_loss, and journal verify names it): a change
+	// that cannot be read is skipped, and if the stream cannot be read
+	// on, the logs engine starts without its stored routes or tails, and
+	// says so.
 	if err := m.loadRoutes(ctx); err != nil {
-		if !errors.Is(err, journal.ErrDataLoss) {
-			m.cancel()
-			return fmt.Errorf("logs: routes: %w", err)
-		}
-		m.log.Error("logs: the stored routes are not restored: a journal file is damaged", "err", err)
+		m.log.Error("logs: the stored routes are not restored", "err", err)
 	}
 	if err := m.loadTails(ctx); err != nil {
-		if !errors.Is(err, journal.ErrDataLoss) {
-			m.cancel()
-			return fmt.Errorf("logs: tails: %w", err)
-		}
-		m.log.Error("logs: the stored tails are not restored: a journal file is damaged", "err", err)
+		m.log.Error("logs: the stored tails are not restored", "err", err)
 	}
 	if m.forwardAddr != "off" && m.forwardAddr != "" {
 		if err := m.startForward(ctx, m.forwardAddr); err != nil {

@@ -169,8 +169,10 @@ func (m *module) loadRoutes(ctx context.Context) error {
 	for it.Next() {
 		ev, err := it.Raw().Decode()
 		if err != nil {
-			it.Close()
-			return err
+			// A damaged event (journal verify names it) loses its own
+			// change only.
+			m.log.Error("logs: a stored route change cannot be read; it is skipped", "seq", it.Raw().Seq, "err", err)
+			continue
 		}
 		b, _ := json.Marshal(ev.Data)
 		var cfg routeConfig

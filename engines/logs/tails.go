@@ -27,8 +27,10 @@ func (m *module) loadTails(ctx context.Context) error {
 	for it.Next() {
 		ev, err := it.Raw().Decode()
 		if err != nil {
-			it.Close()
-			return err
+			// A damaged event (journal verify names it) loses its own
+			// change only.
+			m.log.Error("logs: a stored tail change cannot be read; it is skipped", "seq", it.Raw().Seq, "err", err)
+			continue
 		}
 		cfg, err := tailConfigOf(ev.Data)
 		if err != nil {
