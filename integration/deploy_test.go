@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,40 +17,9 @@ import (
 // containers, mounts, bridge and NAT rules go at the end.
 func deployDaemon(t *testing.T, flags ...string) *daemonProc {
 	t.Helper()
-	n := rand.IntN(200) + 20
-	bridge := fmt.Sprintf("cairnd%d", n)
-	subnet := fmt.Sprintf("10.88.%d.0/24", n)
-	d := startDaemon(t, withFlags(append([]string{"--runtime-bridge", bridge, "--runtime-subnet", subnet}, flags...)...))
-	t.Cleanup(func() {
-		// The resurrector would bring back what the cleanup removes.
-		if d.running() {
-			cli(t, d, "deploy", "resurrection", "off")
-		}
-		dir := filepath.Join(d.Data, "runtime", "containers")
-		ents, _ := os.ReadDir(dir)
-		for _, e := range ents {
-			if d.running() {
-				cli(t, d, "rm", e.Name(), "force")
-			}
-		}
-		root := filepath.Join(d.Data, "runtime", "runc")
-		for _, e := range ents {
-			exec.Command("runc", "--root", root, "delete", "--force", e.Name()).Run()
-			exec.Command("umount", "-l", filepath.Join(dir, e.Name(), "rootfs")).Run()
-		}
-		netns, _ := os.ReadDir(filepath.Join(d.Data, "runtime", "net", "netns"))
-		for _, e := range netns {
-			exec.Command("umount", "-l", filepath.Join(d.Data, "runtime", "net", "netns", e.Name())).Run()
-		}
-		exec.Command("ip", "link", "del", bridge).Run()
-		for _, rule := range [][]string{
-			{"-t", "nat", "-D", "POSTROUTING", "-s", subnet, "!", "-o", bridge, "-j", "MASQUERADE"},
-			{"-D", "FORWARD", "-i", bridge, "-j", "ACCEPT"},
-			{"-D", "FORWARD", "-o", bridge, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"},
-		} {
-			exec.Command("iptables", rule...).Run()
-		}
-	})
+	// The resurrector would bring back what the cleanup removes.
+	resurrectionOff := func(d *daemonProc) { cli(t, d, "deploy", "resurrection", "off") }
+	d, _ := containerDaemon(t, "cairnd", "10.88", resurrectionOff, flags...)
 	return d
 }
 

@@ -39,14 +39,27 @@ func requireRuntime(t *testing.T, tools ...string) {
 // running at once do not share them, and removes the bridge afterwards.
 func runtimeDaemon(t *testing.T) (*daemonProc, string) {
 	t.Helper()
+	return containerDaemon(t, "cairnt", "10.89", nil)
+}
+
+// containerDaemon starts a daemon with flags and a bridge and subnet of
+// its own (bridgePrefix and a number, a /24 in subnetPrefix.0.0/16), and
+// removes at the end what its containers leave: containers, mounts,
+// bridge and NAT rules. beforeCleanup, when given, runs first, while the
+// daemon still answers.
+func containerDaemon(t *testing.T, bridgePrefix, subnetPrefix string, beforeCleanup func(*daemonProc), flags ...string) (*daemonProc, string) {
+	t.Helper()
 	n := rand.IntN(200) + 20
-	bridge := fmt.Sprintf("cairnt%d", n)
-	subnet := fmt.Sprintf("10.89.%d.0/24", n)
-	d := startDaemon(t, withFlags("--runtime-bridge", bridge, "--runtime-subnet", subnet))
+	bridge := fmt.Sprintf("%s%d", bridgePrefix, n)
+	subnet := fmt.Sprintf("%s.%d.0/24", subnetPrefix, n)
+	d := startDaemon(t, withFlags(append([]string{"--runtime-bridge", bridge, "--runtime-subnet", subnet}, flags...)...))
 	// Cleanups run last first: this one while the daemon still runs. A
 	// test that failed half way leaves containers, which outlive daemons
 	// by design: remove them through the daemon, then make sure with runc.
 	t.Cleanup(func() {
+		if beforeCleanup != nil && d.running() {
+			beforeCleanup(d)
+		}
 		dir := filepath.Join(d.Data, "runtime", "containers")
 		ents, _ := os.ReadDir(dir)
 		for _, e := range ents {
