@@ -278,7 +278,7 @@ func tryGet(url string) (int, []byte, error) {
 func TestMetricsContainers(t *testing.T) {
 	t.Parallel()
 	requireRuntime(t)
-	d, _ := runtimeDaemon(t, withFlags("--metrics-interval", "200ms"))
+	d, _ := runtimeDaemon(t, "--metrics-interval", "200ms")
 	base := "http://" + d.Status.HTTP
 	importBusybox(t, d, nil)
 	cliOK(t, d, "run", "busybox", "name=burn", "detach", "network=none", "--", "sh", "-c", "while :; do :; done")
@@ -505,7 +505,7 @@ func TestMetricsAlertContainer(t *testing.T) {
 	t.Parallel()
 	requireRuntime(t)
 	wr, hook := newWebhookReceiver(t)
-	d, _ := runtimeDaemon(t, withFlags("--metrics-interval", "300ms", "--alert-webhook", hook))
+	d, _ := runtimeDaemon(t, "--metrics-interval", "300ms", "--alert-webhook", hook)
 	importBusybox(t, d, nil)
 	cliOK(t, d, "run", "busybox", "name=hot", "detach", "network=none", "--", "sh", "-c", "while :; do :; done")
 	cliOK(t, d, "alert", "add", "HotContainer", `expr=rate(container_cpu_usage_seconds_total{name="hot"}[2s]) > 0.2`, "for=2s", "labels.severity=page", "annotations.summary={{ $labels.name }} burns CPU")
@@ -621,19 +621,20 @@ func TestMetricsAlertRules(t *testing.T) {
 	})
 }
 
-// TestMetricsEventMonitor: an event monitor fires on the 4th
-// deploy.resurrect within 10 minutes (emitted events), not before.
+// TestMetricsEventMonitor: an event monitor fires on the 4th app.crash
+// within 10 minutes (emitted events; deploy.resurrect, the docs' example,
+// only the deploy engine writes), not before.
 func TestMetricsEventMonitor(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t, withFlags("--metrics-interval", "200ms"))
-	cliOK(t, d, "alert", "add", "Resurrections", "events", "count>3", "where", `kind == "deploy.resurrect"`, "within=10m", "labels.severity=warn")
+	cliOK(t, d, "alert", "add", "Resurrections", "events", "count>3", "where", `kind == "app.crash"`, "within=10m", "labels.severity=warn")
 	if _, errOut, code := cli(t, d, "alert", "add", "X", "events", "count>3", "where", `knd == "x"`); code != 2 || !strings.Contains(errOut, "kind") {
 		t.Errorf("a bad CEL filter: exit %d, %s", code, errOut)
 	}
 	for i := range 3 {
-		cliOK(t, d, "emit", "deploy.resurrect", fmt.Sprintf("web/%d", i))
+		cliOK(t, d, "emit", "app.crash", fmt.Sprintf("web/%d", i))
 	}
-	cliOK(t, d, "emit", "deploy.other", "web/0")
+	cliOK(t, d, "emit", "app.other", "web/0")
 	// At 3 in the window, nothing fired.
 	waitFor(t, "the monitor to count 3", 30*time.Second, func() bool {
 		return strings.Contains(cliOK(t, d, "-o", "json", "alerts"), `"count":3`)
@@ -641,7 +642,7 @@ func TestMetricsEventMonitor(t *testing.T) {
 	if evs := alertEvents(t, d, "Resurrections"); len(evs) != 0 {
 		t.Fatalf("fired at 3: %s", kindsOf(evs))
 	}
-	cliOK(t, d, "emit", "deploy.resurrect", "web/3")
+	cliOK(t, d, "emit", "app.crash", "web/3")
 	var evs []httpEvent
 	waitFor(t, "the monitor to fire at 4", 30*time.Second, func() bool {
 		evs = alertEvents(t, d, "Resurrections")

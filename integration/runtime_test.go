@@ -37,16 +37,29 @@ func requireRuntime(t *testing.T, tools ...string) {
 
 // runtimeDaemon starts a daemon with its own bridge and subnet, so tests
 // running at once do not share them, and removes the bridge afterwards.
-func runtimeDaemon(t *testing.T, opts ...daemonOpt) (*daemonProc, string) {
+func runtimeDaemon(t *testing.T, flags ...string) (*daemonProc, string) {
+	t.Helper()
+	return containerDaemon(t, "cairnt", "10.89", nil, flags...)
+}
+
+// containerDaemon starts a daemon with flags and a bridge and subnet of
+// its own (bridgePrefix and a number, a /24 in subnetPrefix.0.0/16), and
+// removes at the end what its containers leave: containers, mounts,
+// bridge and NAT rules. beforeCleanup, when given, runs first, while the
+// daemon still answers.
+func containerDaemon(t *testing.T, bridgePrefix, subnetPrefix string, beforeCleanup func(*daemonProc), flags ...string) (*daemonProc, string) {
 	t.Helper()
 	n := rand.IntN(200) + 20
-	bridge := fmt.Sprintf("cairnt%d", n)
-	subnet := fmt.Sprintf("10.89.%d.0/24", n)
-	d := startDaemon(t, append(opts, withFlags("--runtime-bridge", bridge, "--runtime-subnet", subnet))...)
+	bridge := fmt.Sprintf("%s%d", bridgePrefix, n)
+	subnet := fmt.Sprintf("%s.%d.0/24", subnetPrefix, n)
+	d := startDaemon(t, withFlags(append([]string{"--runtime-bridge", bridge, "--runtime-subnet", subnet}, flags...)...))
 	// Cleanups run last first: this one while the daemon still runs. A
 	// test that failed half way leaves containers, which outlive daemons
 	// by design: remove them through the daemon, then make sure with runc.
 	t.Cleanup(func() {
+		if beforeCleanup != nil && d.running() {
+			beforeCleanup(d)
+		}
 		dir := filepath.Join(d.Data, "runtime", "containers")
 		ents, _ := os.ReadDir(dir)
 		for _, e := range ents {
@@ -364,6 +377,14 @@ func TestRuntimeSurvivesKill(t *testing.T) {
 		return strings.Count(out, "tick ")
 	}
 	waitFor(t, "output of c9", 10*time.Second, func() bool { return logLines("c9") > 0 })
+	// The record keeps the output offsets while the container writes
+	// (every few seconds), not only at its start and end: a restarted
+	// daemon reads back only the stream's last seconds.
+	waitFor(t, "c0's record to carry its stdout offset", 10*time.Second, func() bool {
+		b, err := os.ReadFile(filepath.Join(d.Data, "runtime", "containers", ids[0], "container.json"))
+		var rec struct{ LogOffsets [2]int64 }
+		return err == nil && json.Unmarshal(b, &rec) == nil && rec.LogOffsets[0] > 0
+	})
 	d.Kill()
 	time.Sleep(time.Second) // the containers write while no daemon runs
 	d.start()
@@ -584,4 +605,20 @@ func TestRuntimeInterruptedCreate(t *testing.T) {
 		t.Fatalf("the interrupted create's directory is still there (%v)", err)
 	}
 	requireNoLeaks(t, d, nil)
+}
+
+// TestRuntimeLogsFollowEnds: as docker logs --follow, a follow of a
+// container's output ends when its run does, with every line answered;
+// of a container that is not running, it answers what is stored and ends.
+func TestRuntimeLogsFollowEnds(t *testing.T) {
+	requireRuntime(t)
+	d, _ := runtimeDaemon(t)
+	importBusybox(t, d, nil)
+	cliOK(t, d, "run", "busybox", "name=brief", "detach", "network=none", "--", "sh", "-c", "echo first; sleep 1; echo last")
+	if out := cliOK(t, d, "logs", "brief", "follow"); out != "first\nlast\n" {
+		t.Fatalf("logs follow of a run that ends answered %q, want both lines", out)
+	}
+	if out := cliOK(t, d, "logs", "brief", "follow"); out != "first\nlast\n" {
+		t.Fatalf("logs follow of an exited container answered %q", out)
+	}
 }

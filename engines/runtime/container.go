@@ -137,6 +137,9 @@ type entry struct {
 	// remove. It is held across execs of runc and mounts, which mu
 	// never is, so ps and inspect do not wait for them.
 	op sync.Mutex
+	// id and name are the container's, set when the entry is made and
+	// never changed: the table reads them under its own lock.
+	id, name string
 	// mu guards the fields below, for short reads and writes.
 	mu sync.Mutex
 	c  Container
@@ -146,7 +149,10 @@ type entry struct {
 	logsDone chan struct{}
 	// lastLogSeq is the seq of the last log record of the current run.
 	lastLogSeq int64
-	removed    bool
+	// offsetsSaved is when the record was last saved with the output
+	// offsets.
+	offsetsSaved time.Time
+	removed      bool
 	// restarting is true during a restart policy's back-off; closing
 	// backoff (stop, rm) ends it without a restart.
 	restarting bool
@@ -236,7 +242,7 @@ func (t *containers) find(ref string) (*entry, error) {
 	}
 	var hits []*entry
 	for id, e := range t.byID {
-		if e.c.Name == ref {
+		if e.name == ref {
 			return e, nil
 		}
 		if len(ref) >= 3 && strings.HasPrefix(id, ref) {
@@ -257,11 +263,11 @@ func (t *containers) add(e *entry) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, o := range t.byID {
-		if o.c.Name == e.c.Name {
-			return fmt.Errorf("name=%s: the name is in use by container %s; remove it or choose another", e.c.Name, o.c.ID[:12])
+		if o.name == e.name {
+			return fmt.Errorf("name=%s: the name is in use by container %s; remove it or choose another", e.name, o.id[:12])
 		}
 	}
-	t.byID[e.c.ID] = e
+	t.byID[e.id] = e
 	return nil
 }
 

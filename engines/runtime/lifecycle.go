@@ -112,7 +112,7 @@ func (m *module) create(ctx context.Context, actor journal.Actor, o runOptions) 
 	// the container (start, stop, rm) waits on its op lock, and ps and
 	// inspect see it as created. The rest is built in c, and only then
 	// becomes the entry's.
-	e := &entry{c: c, exited: make(chan struct{}), logsDone: make(chan struct{})}
+	e := &entry{id: c.ID, name: c.Name, c: c, exited: make(chan struct{}), logsDone: make(chan struct{})}
 	e.op.Lock()
 	defer e.op.Unlock()
 	if err := m.table.add(e); err != nil {
@@ -762,7 +762,7 @@ func (m *module) adopt(ctx context.Context) error {
 	}
 	m.resumeOffsets(list)
 	for _, c := range list {
-		e := &entry{c: c, exited: make(chan struct{}), logsDone: make(chan struct{})}
+		e := &entry{id: c.ID, name: c.Name, c: c, exited: make(chan struct{}), logsDone: make(chan struct{})}
 		m.table.mu.Lock()
 		m.table.byID[c.ID] = e
 		m.table.mu.Unlock()

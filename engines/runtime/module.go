@@ -71,6 +71,7 @@ var (
 	_ engines.StreamDeclarer = (*module)(nil)
 	_ engines.KindLister     = (*module)(nil)
 	_ engines.KindOwner      = (*module)(nil)
+	_ engines.Provider       = (*module)(nil)
 )
 
 func newModule() *module {
@@ -95,7 +96,7 @@ func (m *module) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&m.runcRoot, "runc-root", "", "runc's state directory (default <data>/runtime/runc)")
 	fs.StringVar(&m.subnet, "runtime-subnet", "10.89.0.0/24", "the subnet of network=bridge containers; the bridge takes its first address")
 	fs.StringVar(&m.bridge, "runtime-bridge", "cairn0", "the bridge network=bridge containers attach to")
-	fs.DurationVar(&m.logsAge, "logs-retention", 7*24*time.Hour, "how long the logs stream keeps container output (0 keeps it by size only)")
+	fs.DurationVar(&m.logsAge, "logs-retention", 7*24*time.Hour, "how long the logs stream keeps container output and log records (0 keeps it by size only)")
 	fs.Int64Var(&m.logsBytes, "logs-retention-bytes", 1<<30, "how many bytes the logs stream keeps (0: no bound)")
 }
 
@@ -124,7 +125,6 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	root := filepath.Join(h.DataDir, "runtime")
 	m.table = &containers{dir: filepath.Join(root, "containers"), byID: map[string]*entry{}}
-	h.Services.Provide(ContainersService, containersService{m.table})
 	if err := os.MkdirAll(m.table.dir, 0o700); err != nil {
 		return fmt.Errorf("runtime: %w", err)
 	}
@@ -132,6 +132,7 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 	if m.images, err = image.Open(filepath.Join(h.DataDir, "images"), filepath.Join(root, "layers")); err != nil {
 		return fmt.Errorf("runtime: image store: %w", err)
 	}
+	h.Services.Provide(ServiceName, &Service{m: m})
 	m.runc = findRunc(m.runcPath)
 	m.runc.root = m.runcRoot
 	if m.runc.root == "" {

@@ -14,7 +14,7 @@ func TestContainersService(t *testing.T) {
 	} {
 		tab.byID[c.ID] = &entry{c: c}
 	}
-	got := containersService{tab}.Containers()
+	got := (&Service{m: &module{table: tab}}).Containers()
 	if len(got) != 2 || got[0].Name != "api" || got[1].Name != "web" {
 		t.Fatalf("%+v", got)
 	}
