@@ -71,6 +71,7 @@ var (
 	_ engines.StreamDeclarer = (*module)(nil)
 	_ engines.KindLister     = (*module)(nil)
 	_ engines.KindOwner      = (*module)(nil)
+	_ engines.Provider       = (*module)(nil)
 )
 
 func newModule() *module {
@@ -78,6 +79,9 @@ func newModule() *module {
 }
 
 func (m *module) Name() string { return Name }
+
+// Provides is the image store, which the build engine writes to.
+func (m *module) Provides() []string { return []string{image.StoreService} }
 
 // KindPrefixes are the kinds only this engine writes.
 func (m *module) KindPrefixes() []string { return []string{"image.", "container."} }
@@ -130,6 +134,9 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 	var err error
 	if m.images, err = image.Open(filepath.Join(h.DataDir, "images"), filepath.Join(root, "layers")); err != nil {
 		return fmt.Errorf("runtime: image store: %w", err)
+	}
+	if h.Services != nil {
+		h.Services.Provide(image.StoreService, m.images)
 	}
 	m.runc = findRunc(m.runcPath)
 	m.runc.root = m.runcRoot
