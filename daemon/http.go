@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/cairnhq/cairn/engines"
@@ -51,8 +53,17 @@ func (s *Server) listenHTTP(addr string) (*httpListener, error) {
 		return nil, fmt.Errorf("--http %s: %w (choose another address with --http ADDR, or --http off)", addr, err)
 	}
 	h := &httpListener{ln: ln, addr: ln.Addr().String(), done: make(chan struct{})}
+	var token string
+	if ip := ln.Addr().(*net.TCPAddr).IP; !ip.IsLoopback() {
+		// Bound beyond loopback: callers from elsewhere must present the
+		// token (Consul's X-Consul-Token), as DESIGN.md's listeners do.
+		if token, err = tokenFile(filepath.Join(s.cfg.DataDir, "http.token"), "HTTP"); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("--http %s: %w", addr, err)
+		}
+	}
 	h.srv = &http.Server{
-		Handler:           withCaller(mux),
+		Handler:           withCaller(mux, token),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.With("component", "http").Handler(), slog.LevelWarn),
@@ -82,14 +93,40 @@ func handle(mux *http.ServeMux, pattern string, h http.Handler) (err error) {
 }
 
 // withCaller puts the connection's caller into every request's context,
-// where engines.ActorFrom finds it.
-func withCaller(next http.Handler) http.Handler {
+// where engines.ActorFrom finds it. With a token (a listener bound beyond
+// loopback), a caller not on loopback must present it in X-Consul-Token
+// (or ?token=, or Authorization: Bearer, as Consul accepts) or is refused
+// with Consul's 403 "ACL not found".
+func withCaller(next http.Handler, token string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if token != "" && !loopbackAddr(r.RemoteAddr) {
+			got := r.Header.Get("X-Consul-Token")
+			if got == "" {
+				got = strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+			}
+			if got == "" {
+				got = r.URL.Query().Get("token")
+			}
+			if !equalSecret(got, token) {
+				http.Error(w, "ACL not found", http.StatusForbidden)
+				return
+			}
+		}
 		if a, ok := r.Context().Value(httpPeerKey{}).(journal.Actor); ok {
 			r = r.WithContext(engines.WithActor(r.Context(), a))
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// loopbackAddr reports whether a host:port address is on loopback.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // serve answers requests until shutdown.

@@ -155,32 +155,37 @@ func (b *bus) close() {
 
 // natsToken reads <data>/nats.token, creating it (0600) at first start.
 func natsToken(dataDir string) (string, error) {
-	path := filepath.Join(dataDir, "nats.token")
+	return tokenFile(filepath.Join(dataDir, "nats.token"), "NATS")
+}
+
+// tokenFile reads the token at path, creating it (0600, 24 random bytes in
+// hex) when it does not exist. what names it in errors.
+func tokenFile(path, what string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err == nil {
 		tok := strings.TrimSpace(string(b))
 		if tok == "" {
-			return "", fmt.Errorf("NATS token file %s is empty; delete it to have a new one made", path)
+			return "", fmt.Errorf("%s token file %s is empty; delete it to have a new one made", what, path)
 		}
 		return tok, nil
 	}
 	if !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("read NATS token: %w", err)
+		return "", fmt.Errorf("read %s token: %w", what, err)
 	}
 	raw := make([]byte, 24)
 	rand.Read(raw)
 	tok := hex.EncodeToString(raw)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return "", fmt.Errorf("create NATS token: %w", err)
+		return "", fmt.Errorf("create %s token: %w", what, err)
 	}
 	if _, err := f.WriteString(tok + "\n"); err != nil {
 		f.Close()
-		return "", fmt.Errorf("write NATS token: %w", err)
+		return "", fmt.Errorf("write %s token: %w", what, err)
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return "", fmt.Errorf("sync NATS token: %w", err)
+		return "", fmt.Errorf("sync %s token: %w", what, err)
 	}
 	return tok, f.Close()
 }

@@ -86,8 +86,8 @@ func coreVerbs() []serverVerb {
 			Summary: "record an event by hand in the audit stream",
 			Help: "emit KIND SUBJECT [key=value…] appends one event. Values that read as numbers or\n" +
 				"booleans are stored as such; quoted values stay strings. The kinds an engine or the daemon\n" +
-				"writes (kv., lease., infra., capture., daemon., journal., auth., event.) are refused.\n\n" +
-				"  emit deploy.note web/frontend version=42 note=\"rolled back\"",
+				"writes (kv., lease., infra., capture., daemon., journal., auth., event., deploy., container., …) are refused.\n\n" +
+				"  emit release_notes.rollback web/frontend version=42 note=\"rolled back\"",
 			Args: []dsl.Arg{{Name: "KIND", Required: true, Help: "dotted kind, e.g. app.note"}, {Name: "SUBJECT", Required: true, Help: "what it is about"}},
 			Bag:  true,
 		}, run: (*Server).runEmit},

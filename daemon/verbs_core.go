@@ -186,18 +186,27 @@ func (s *Server) runStatus(ctx context.Context, r engines.Request) error {
 			more[name] = info(name)
 		}
 	}
+	listeners := map[string]string{"socket": s.cfg.Socket, "nats": s.natsURL(), "http": s.httpAddr()}
+	for _, m := range s.cfg.Modules {
+		if lr, ok := m.(engines.ListenerReporter); ok {
+			for name, addr := range lr.Listeners() {
+				listeners[name] = addr
+			}
+		}
+	}
 	return r.Row(wire.StatusRow{
-		Node:    s.node,
-		Version: Version,
-		PID:     os.Getpid(),
-		Uptime:  time.Since(s.started).Round(time.Millisecond).String(),
-		NATS:    s.natsURL(),
-		HTTP:    s.httpAddr(),
-		Socket:  s.cfg.Socket,
-		Data:    s.cfg.DataDir,
-		Audit:   info(journal.Audit),
-		Capture: info(journal.Capture),
-		Streams: more,
+		Listeners: listeners,
+		Node:      s.node,
+		Version:   Version,
+		PID:       os.Getpid(),
+		Uptime:    time.Since(s.started).Round(time.Millisecond).String(),
+		NATS:      s.natsURL(),
+		HTTP:      s.httpAddr(),
+		Socket:    s.cfg.Socket,
+		Data:      s.cfg.DataDir,
+		Audit:     info(journal.Audit),
+		Capture:   info(journal.Capture),
+		Streams:   more,
 	})
 }
 

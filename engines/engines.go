@@ -443,6 +443,13 @@ func ActorFrom(ctx context.Context) (journal.Actor, bool) {
 	return a, ok
 }
 
+// ListenerReporter is implemented by a module that owns network
+// listeners (--dns, --etcd, --forward, --syslog): their names and bound addresses ("off" for
+// one not opened), which `status` lists beside the daemon's own.
+type ListenerReporter interface {
+	Listeners() map[string]string
+}
+
 // StreamDeclarer is implemented by a module that writes a stream of its
 // own beside audit and capture (the logs engine's "logs", capture-like).
 // The daemon asks before it opens the journal; the module then reaches the

@@ -186,9 +186,9 @@ func TestAuditSince(t *testing.T) {
 		cliOK(t, d, "kv", "put", fmt.Sprintf("app/k%d", i), "v")
 	}
 	cliOK(t, d, "kv", "del", "app/k0")
-	cliOK(t, d, "emit", "deploy.note", "web", "version=2")
+	cliOK(t, d, "emit", "release_notes.note", "web", "version=2")
 	c := dial(t, d)
-	emit(t, c, "emit deploy.note web version=3")
+	emit(t, c, "emit release_notes.note web version=3")
 
 	res := do(t, c, "audit since=1m")
 	groups := map[string]auditGroupRow{}
@@ -219,13 +219,13 @@ func TestAuditSince(t *testing.T) {
 	if g := find("kv", "cairn"); g.Changes != 4 || g.Kinds != "kv.delete,kv.put" {
 		t.Errorf("kv group of the CLI: %+v, want 4 changes of kv.delete,kv.put", g)
 	}
-	if g := find("deploy", "cairn"); g.Changes != 1 || g.Kinds != "deploy.note" {
-		t.Errorf("deploy group of the CLI: %+v, want 1 deploy.note", g)
+	if g := find("release_notes", "cairn"); g.Changes != 1 || g.Kinds != "release_notes.note" {
+		t.Errorf("release_notes group of the CLI: %+v, want 1 release_notes.note", g)
 	}
 	// The test process itself is another actor (another command).
-	self := find("deploy", commOf(os.Args[0]))
+	self := find("release_notes", commOf(os.Args[0]))
 	if self.Changes != 1 {
-		t.Errorf("deploy group of the test process: %+v, want 1", self)
+		t.Errorf("release_notes group of the test process: %+v, want 1", self)
 	}
 	// The same selection as events: kind= narrows it, and a window
 	// in the future is empty.

@@ -123,7 +123,7 @@ func shortTempDir(t *testing.T) string {
 // newDaemon prepares a daemon without starting it.
 func newDaemon(t *testing.T, opts ...daemonOpt) *daemonProc {
 	t.Helper()
-	d := &daemonProc{Daemon: &cairntest.Daemon{Bin: cairnBin, NATS: "127.0.0.1:0", HTTP: "127.0.0.1:0"}, t: t}
+	d := &daemonProc{Daemon: &cairntest.Daemon{Bin: cairnBin, NATS: "127.0.0.1:0", HTTP: "127.0.0.1:0", DNS: "127.0.0.1:0", Forward: "127.0.0.1:0"}, t: t}
 	for _, o := range opts {
 		o(d)
 	}

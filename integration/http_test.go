@@ -24,6 +24,9 @@ func init() {
 	if os.Getenv("CAIRN_HTTP") == "" {
 		os.Setenv("CAIRN_HTTP", "127.0.0.1:0")
 	}
+	if os.Getenv("CAIRN_DNS") == "" { // --dns's default, 127.0.0.1:8600, likewise
+		os.Setenv("CAIRN_DNS", "127.0.0.1:0")
+	}
 }
 
 // httpEvent is an event as `-o json` prints it, with the actor's address.

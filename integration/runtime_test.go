@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -38,14 +39,27 @@ func requireRuntime(t *testing.T, tools ...string) {
 // running at once do not share them, and removes the bridge afterwards.
 func runtimeDaemon(t *testing.T) (*daemonProc, string) {
 	t.Helper()
+	return containerDaemon(t, "cairnt", "10.89", nil)
+}
+
+// containerDaemon starts a daemon with flags and a bridge and subnet of
+// its own (bridgePrefix and a number, a /24 in subnetPrefix.0.0/16), and
+// removes at the end what its containers leave: containers, mounts,
+// bridge and NAT rules. beforeCleanup, when given, runs first, while the
+// daemon still answers.
+func containerDaemon(t *testing.T, bridgePrefix, subnetPrefix string, beforeCleanup func(*daemonProc), flags ...string) (*daemonProc, string) {
+	t.Helper()
 	n := rand.IntN(200) + 20
-	bridge := fmt.Sprintf("cairnt%d", n)
-	subnet := fmt.Sprintf("10.89.%d.0/24", n)
-	d := startDaemon(t, withFlags("--runtime-bridge", bridge, "--runtime-subnet", subnet))
+	bridge := fmt.Sprintf("%s%d", bridgePrefix, n)
+	subnet := fmt.Sprintf("%s.%d.0/24", subnetPrefix, n)
+	d := startDaemon(t, withFlags(append([]string{"--runtime-bridge", bridge, "--runtime-subnet", subnet}, flags...)...))
 	// Cleanups run last first: this one while the daemon still runs. A
 	// test that failed half way leaves containers, which outlive daemons
 	// by design: remove them through the daemon, then make sure with runc.
 	t.Cleanup(func() {
+		if beforeCleanup != nil && d.running() {
+			beforeCleanup(d)
+		}
 		dir := filepath.Join(d.Data, "runtime", "containers")
 		ents, _ := os.ReadDir(dir)
 		for _, e := range ents {
@@ -363,6 +377,14 @@ func TestRuntimeSurvivesKill(t *testing.T) {
 		return strings.Count(out, "tick ")
 	}
 	waitFor(t, "output of c9", 10*time.Second, func() bool { return logLines("c9") > 0 })
+	// The record keeps the output offsets while the container writes
+	// (every few seconds), not only at its start and end: a restarted
+	// daemon reads back only the stream's last seconds.
+	waitFor(t, "c0's record to carry its stdout offset", 10*time.Second, func() bool {
+		b, err := os.ReadFile(filepath.Join(d.Data, "runtime", "containers", ids[0], "container.json"))
+		var rec struct{ LogOffsets [2]int64 }
+		return err == nil && json.Unmarshal(b, &rec) == nil && rec.LogOffsets[0] > 0
+	})
 	d.Kill()
 	time.Sleep(time.Second) // the containers write while no daemon runs
 	d.start()
@@ -460,6 +482,38 @@ func TestRuntimeRestartPolicy(t *testing.T) {
 	if !strings.Contains(evs, `"exit_code":137`) {
 		t.Fatalf("the exit while the daemon was down is not recorded:\n%s", evs)
 	}
+
+	// A stop during the back-off between two runs ends the back-off: the
+	// container is exited at once, wait answers, and it stays down.
+	cliOK(t, d, "run", "busybox", "name=bouncer", "detach", "network=none", "restart=always", "--", "sh", "-c", "exit 3")
+	waitFor(t, "bouncer in its restart back-off", 15*time.Second, func() bool {
+		return inspectContainer(t, d, "bouncer").State.Status == "restarting"
+	})
+	cliOK(t, d, "stop", "bouncer", "time=1s")
+	if in := inspectContainer(t, d, "bouncer"); in.State.Status != "exited" || in.State.Running {
+		t.Fatalf("bouncer stopped during its back-off is %q (running %v), want exited", in.State.Status, in.State.Running)
+	}
+	cliOK(t, d, "wait", "bouncer")
+	starts := strings.Count(cliOK(t, d, "events", "kind=container.start", "subject=bouncer"), "container.start")
+
+	// At the daemon's start, as Docker's: always brings back a container
+	// stopped by hand, unless-stopped does not.
+	cliOK(t, d, "run", "busybox", "name=polite", "detach", "network=none", "restart=unless-stopped", "--", "sleep", "600")
+	cliOK(t, d, "stop", "polite", "time=1s")
+	cliOK(t, d, "stop", "steady", "time=1s")
+	d.Stop()
+	d.start()
+	waitFor(t, "steady (always, stopped by hand) running after the daemon's start", 15*time.Second, func() bool {
+		return inspectContainer(t, d, "steady").State.Running
+	})
+	if in := inspectContainer(t, d, "polite"); in.State.Running || in.State.Status != "exited" {
+		t.Fatalf("polite (unless-stopped, stopped by hand) is %q after the daemon's start, want exited", in.State.Status)
+	}
+	// bouncer (always, exited by stop) came back too, like steady; before
+	// the daemon's restart its back-off had not restarted it.
+	if n := strings.Count(cliOK(t, d, "events", "kind=container.start", "subject=bouncer"), "container.start"); n <= starts {
+		t.Fatalf("bouncer (always) was not started at the daemon's start: %d starts, %d before", n, starts)
+	}
 }
 
 // TestRuntimeNonRootDenied checks that the runtime's host verbs go
@@ -481,5 +535,90 @@ func TestRuntimeNonRootDenied(t *testing.T) {
 		if code == 0 || !strings.Contains(stderr, "permission_denied") {
 			t.Errorf("%v as uid %d: exit %d, stderr %q; want permission_denied", args, testUID, code, stderr)
 		}
+	}
+}
+
+// TestRuntimeRmDuringRun removes containers while their run is still
+// creating them, asking again and again on a connection of its own: the
+// rm waits for the create (or finds no container yet), and nothing is
+// left behind either way: no entry, mount, directory or runc state.
+func TestRuntimeRmDuringRun(t *testing.T) {
+	requireRuntime(t)
+	d, _ := runtimeDaemon(t)
+	importBusybox(t, d, nil)
+	runner, remover := dial(t, d), dial(t, d)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for i := range 10 {
+		name := fmt.Sprintf("race%d", i)
+		ran := make(chan struct{})
+		go func() {
+			defer close(ran)
+			// The run may fail: its container can be removed under it.
+			_, _ = runner.Do(ctx, "run busybox name="+name+" detach network=none -- sleep 600")
+		}()
+		for {
+			_, err := remover.Do(ctx, "rm "+name+" force")
+			if err == nil {
+				break
+			}
+			select {
+			case <-ran:
+				// The run has answered: the container exists now, or
+				// never will; one more rm settles it.
+				_, _ = remover.Do(ctx, "rm "+name+" force")
+			default:
+				continue
+			}
+			break
+		}
+		<-ran
+	}
+	if out := cliOK(t, d, "ps", "all"); strings.Contains(out, "race") {
+		t.Fatalf("a raced container is left:\n%s", out)
+	}
+	requireNoLeaks(t, d, nil)
+	ents, _ := os.ReadDir(filepath.Join(d.Data, "runtime", "containers"))
+	if len(ents) != 0 {
+		t.Fatalf("container directories are left: %v", ents)
+	}
+}
+
+// TestRuntimeInterruptedCreate: a create that a daemon's end interrupted
+// leaves a directory with no record, perhaps with its rootfs mounted; the
+// next daemon removes both.
+func TestRuntimeInterruptedCreate(t *testing.T) {
+	requireRuntime(t)
+	d, _ := runtimeDaemon(t)
+	d.Stop()
+	dir := filepath.Join(d.Data, "runtime", "containers", strings.Repeat("ab", 32))
+	rootfs := filepath.Join(dir, "rootfs")
+	if err := os.MkdirAll(rootfs, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", rootfs, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(rootfs, syscall.MNT_DETACH) })
+	d.start()
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("the interrupted create's directory is still there (%v)", err)
+	}
+	requireNoLeaks(t, d, nil)
+}
+
+// TestRuntimeLogsFollowEnds: as docker logs --follow, a follow of a
+// container's output ends when its run does, with every line answered;
+// of a container that is not running, it answers what is stored and ends.
+func TestRuntimeLogsFollowEnds(t *testing.T) {
+	requireRuntime(t)
+	d, _ := runtimeDaemon(t)
+	importBusybox(t, d, nil)
+	cliOK(t, d, "run", "busybox", "name=brief", "detach", "network=none", "--", "sh", "-c", "echo first; sleep 1; echo last")
+	if out := cliOK(t, d, "logs", "brief", "follow"); out != "first\nlast\n" {
+		t.Fatalf("logs follow of a run that ends answered %q, want both lines", out)
+	}
+	if out := cliOK(t, d, "logs", "brief", "follow"); out != "first\nlast\n" {
+		t.Fatalf("logs follow of an exited container answered %q", out)
 	}
 }

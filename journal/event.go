@@ -234,7 +234,8 @@ func init() {
 	}
 	bodyDec, err = cbor.DecOptions{
 		DefaultMapType:  reflect.TypeOf(map[string]any(nil)),
-		IntDec:          cbor.IntDecConvertSignedOrFail,
+		IntDec:          cbor.IntDecConvertSignedOrBigInt,
+		BigIntDec:       cbor.BigIntDecodePointer,
 		MaxNestedLevels: 64,
 	}.DecMode()
 	if err != nil {
@@ -266,7 +267,9 @@ func DecodeBody(p []byte) (Body, error) {
 }
 
 // DecodeValue decodes one CBOR value of a body (such as its data) the way
-// DecodeBody does: maps as map[string]any, integers as int64.
+// DecodeBody does: maps as map[string]any, integers as int64 (one beyond
+// int64, such as a uint64 an engine recorded, as *big.Int, so that an
+// event that was committed can always be read).
 func DecodeValue(p []byte, v any) error {
 	return bodyDec.Unmarshal(p, v)
 }

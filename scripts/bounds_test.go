@@ -294,7 +294,7 @@ func TestLibrary(t *testing.T) {
 	for _, i := range infos {
 		names = append(names, i.Name)
 	}
-	if got := strings.Join(names, " "); got != "bad counts_by echo mine netstat proc_exec_time ps spy_changes spy_users table_generator topconns topfiles_bytes topkeys topkinds topprocs_cpu topprocs_file topprocs_net" {
+	if got := strings.Join(names, " "); got != "bad counts_by echo logs_by mine netstat proc_exec_time ps spy_changes spy_users table_generator topconns topfiles_bytes topkeys topkinds topprocs_cpu topprocs_file topprocs_net toptags" {
 		t.Fatalf("List names %q", got)
 	}
 	for _, i := range infos {

@@ -123,16 +123,20 @@ const (
 
 // StatusRow is the row `status` answers.
 type StatusRow struct {
-	Node    string     `json:"node"`
-	Version string     `json:"version"`
-	PID     int        `json:"pid"`
-	Uptime  string     `json:"uptime"`
-	NATS    string     `json:"nats"`
-	HTTP    string     `json:"http"` // the HTTP listener's bound address, or "off"
-	Socket  string     `json:"socket"`
-	Data    string     `json:"data"`
-	Audit   StreamInfo `json:"audit"`
-	Capture StreamInfo `json:"capture"`
+	Node    string `json:"node"`
+	Version string `json:"version"`
+	PID     int    `json:"pid"`
+	Uptime  string `json:"uptime"`
+	NATS    string `json:"nats"`
+	HTTP    string `json:"http"` // the HTTP listener's bound address, or "off"
+	// Listeners are every listener by name (socket, nats, http, and the
+	// engines': dns, etcd, forward, syslog) with its bound address, or
+	// "off"; a test that passed 127.0.0.1:0 reads the port here.
+	Listeners map[string]string `json:"listeners,omitempty"`
+	Socket    string            `json:"socket"`
+	Data      string            `json:"data"`
+	Audit     StreamInfo        `json:"audit"`
+	Capture   StreamInfo        `json:"capture"`
 	// Streams are the streams engines declared beside audit and capture.
 	Streams map[string]StreamInfo `json:"streams,omitempty"`
 }

@@ -63,6 +63,22 @@ func TestMergeEnv(t *testing.T) {
 	}
 }
 
+// TestContainerEnv: an image that sets no PATH gets Docker's default,
+// one that does keeps its own, and the run's PATH wins over both.
+func TestContainerEnv(t *testing.T) {
+	for _, tc := range []struct {
+		image, run, want []string
+	}{
+		{nil, []string{"A=1"}, []string{defaultPath, "A=1"}},
+		{[]string{"PATH=/bin", "A=1"}, nil, []string{"PATH=/bin", "A=1"}},
+		{[]string{"A=1"}, []string{"PATH=/opt/bin"}, []string{"A=1", "PATH=/opt/bin"}},
+	} {
+		if got := containerEnv(tc.image, tc.run); !slices.Equal(got, tc.want) {
+			t.Errorf("containerEnv(%q, %q) = %q, want %q", tc.image, tc.run, got, tc.want)
+		}
+	}
+}
+
 func TestBundleSpec(t *testing.T) {
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "rootfs", "etc"), 0o755)

@@ -98,6 +98,8 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
+var idRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 
 // checkName checks a container name as Docker does.
@@ -128,8 +130,17 @@ type containers struct {
 	byID map[string]*entry
 }
 
-// entry is one container with its lock and its live parts.
+// entry is one container with its locks and its live parts.
 type entry struct {
+	// op serialises what changes the container's life: create (from the
+	// moment its name is taken), start, the first step of stop, and
+	// remove. It is held across execs of runc and mounts, which mu
+	// never is, so ps and inspect do not wait for them.
+	op sync.Mutex
+	// id and name are the container's, set when the entry is made and
+	// never changed: the table reads them under its own lock.
+	id, name string
+	// mu guards the fields below, for short reads and writes.
 	mu sync.Mutex
 	c  Container
 	// exited is closed when the current run ends (replaced at each start).
@@ -138,8 +149,14 @@ type entry struct {
 	logsDone chan struct{}
 	// lastLogSeq is the seq of the last log record of the current run.
 	lastLogSeq int64
-	removed    bool
+	// offsetsSaved is when the record was last saved with the output
+	// offsets.
+	offsetsSaved time.Time
+	removed      bool
+	// restarting is true during a restart policy's back-off; closing
+	// backoff (stop, rm) ends it without a restart.
 	restarting bool
+	backoff    chan struct{}
 	// created is the container.create event of a container not started
 	// yet, appended with its container.start.
 	created *journal.Body
@@ -149,6 +166,17 @@ func (e *entry) snapshot() Container {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.c
+}
+
+// cancelBackoff ends a restart policy's back-off, if one is under way,
+// so that the container stays exited; e.mu must be held.
+func (e *entry) cancelBackoff() {
+	if !e.restarting {
+		return
+	}
+	e.restarting = false
+	close(e.backoff)
+	e.c.State.Status = "exited"
 }
 
 // dir returns a container's directory: its bundle, output files and
@@ -172,28 +200,36 @@ func (t *containers) save(c *Container) error {
 	return nil
 }
 
-// load reads every container record under dir.
-func (t *containers) load() ([]Container, error) {
+// load reads every container record under dir. unfinished are the ids
+// of directories with no record: creates a daemon's end interrupted,
+// which the caller cleans.
+func (t *containers) load() (list []Container, unfinished []string, err error) {
 	ents, err := os.ReadDir(t.dir)
 	if err != nil {
 		if os.IsNotExist(err) {
-			return nil, nil
+			return nil, nil, nil
 		}
-		return nil, err
+		return nil, nil, err
 	}
-	var out []Container
 	for _, de := range ents {
+		if !de.IsDir() || !idRE.MatchString(de.Name()) {
+			continue // not a container's: leave it
+		}
 		b, err := os.ReadFile(filepath.Join(t.dir, de.Name(), "container.json"))
+		if os.IsNotExist(err) {
+			unfinished = append(unfinished, de.Name())
+			continue
+		}
 		if err != nil {
-			continue // a directory whose create did not finish: cleaned by the caller
+			return nil, nil, fmt.Errorf("container %s: %w", de.Name(), err)
 		}
 		var c Container
 		if err := json.Unmarshal(b, &c); err != nil {
-			return nil, fmt.Errorf("container %s: %w", de.Name(), err)
+			return nil, nil, fmt.Errorf("container %s: %w", de.Name(), err)
 		}
-		out = append(out, c)
+		list = append(list, c)
 	}
-	return out, nil
+	return list, unfinished, nil
 }
 
 // find returns the container named by ref: a name, a full id, or an id
@@ -206,7 +242,7 @@ func (t *containers) find(ref string) (*entry, error) {
 	}
 	var hits []*entry
 	for id, e := range t.byID {
-		if e.c.Name == ref {
+		if e.name == ref {
 			return e, nil
 		}
 		if len(ref) >= 3 && strings.HasPrefix(id, ref) {
@@ -227,11 +263,11 @@ func (t *containers) add(e *entry) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, o := range t.byID {
-		if o.c.Name == e.c.Name {
-			return fmt.Errorf("name=%s: the name is in use by container %s; remove it or choose another", e.c.Name, o.c.ID[:12])
+		if o.name == e.name {
+			return fmt.Errorf("name=%s: the name is in use by container %s; remove it or choose another", e.name, o.id[:12])
 		}
 	}
-	t.byID[e.c.ID] = e
+	t.byID[e.id] = e
 	return nil
 }
 

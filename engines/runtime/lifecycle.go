@@ -73,7 +73,7 @@ func (m *module) create(ctx context.Context, actor journal.Actor, o runOptions) 
 	if len(c.Config.Cmd) == 0 {
 		return nil, fmt.Errorf("image %s has no command: give one after --", o.image)
 	}
-	c.Config.Env = mergeEnv(c.Config.Env, o.env)
+	c.Config.Env = containerEnv(c.Config.Env, o.env)
 	if o.workdir != "" {
 		c.Config.WorkingDir = o.workdir
 	}
@@ -108,14 +108,23 @@ func (m *module) create(ctx context.Context, actor journal.Actor, o runOptions) 
 			return nil, fmt.Errorf("volume=%s: %w", v, err)
 		}
 	}
-	e := &entry{c: c, exited: make(chan struct{}), logsDone: make(chan struct{})}
+	// The entry takes the name now; until create ends, what would change
+	// the container (start, stop, rm) waits on its op lock, and ps and
+	// inspect see it as created. The rest is built in c, and only then
+	// becomes the entry's.
+	e := &entry{id: c.ID, name: c.Name, c: c, exited: make(chan struct{}), logsDone: make(chan struct{})}
+	e.op.Lock()
+	defer e.op.Unlock()
 	if err := m.table.add(e); err != nil {
 		return nil, err
 	}
 	dir := m.table.dirOf(c.ID)
 	defer func() {
 		if err != nil {
-			m.teardown(context.Background(), &e.c)
+			e.mu.Lock()
+			e.removed = true
+			e.mu.Unlock()
+			m.teardown(context.Background(), &c)
 			m.table.remove(c.ID)
 		}
 	}()
@@ -139,9 +148,9 @@ func (m *module) create(ctx context.Context, actor journal.Actor, o runOptions) 
 		if err != nil {
 			return nil, fmt.Errorf("network=bridge: %w", err)
 		}
-		e.c.Net.IPAddress, e.c.Net.Gateway, e.c.Net.Netns = ep.IP.String(), ep.Gateway.String(), ep.NetnsPath
+		c.Net.IPAddress, c.Net.Gateway, c.Net.Netns = ep.IP.String(), ep.Gateway.String(), ep.NetnsPath
 		netns = ep.NetnsPath
-		if err := m.publish(ctx, &e.c); err != nil {
+		if err := m.publish(ctx, &c); err != nil {
 			return nil, err
 		}
 	case "none", "host":
@@ -152,14 +161,14 @@ func (m *module) create(ctx context.Context, actor journal.Actor, o runOptions) 
 	if err != nil {
 		return nil, err
 	}
-	e.c.Lowerdirs, e.c.DiffIDs = lower, diffIDs
-	if err := m.mountRootfs(&e.c); err != nil {
+	c.Lowerdirs, c.DiffIDs = lower, diffIDs
+	if err := m.mountRootfs(&c); err != nil {
 		return nil, err
 	}
-	if err := writeEtcFiles(dir, &e.c); err != nil {
+	if err := writeEtcFiles(dir, &c); err != nil {
 		return nil, err
 	}
-	spec, err := bundleSpec(&e.c, dir, netns)
+	spec, err := bundleSpec(&c, dir, netns)
 	if err != nil {
 		return nil, err
 	}
@@ -170,15 +179,18 @@ func (m *module) create(ctx context.Context, actor journal.Actor, o runOptions) 
 	if err := os.WriteFile(filepath.Join(dir, "config.json"), b, 0o600); err != nil {
 		return nil, err
 	}
-	if err := m.table.save(&e.c); err != nil {
+	if err := m.table.save(&c); err != nil {
 		return nil, err
 	}
+	e.mu.Lock()
+	e.c = c
 	// Recorded with the start that follows, in one append (one fsync).
-	e.created = &journal.Body{Kind: "container.create", Subject: e.c.Name, Node: m.node, Actor: actor, Data: map[string]any{
-		"id": c.ID, "name": e.c.Name, "image": c.Image, "image_id": c.ImageID, "cmd": e.c.Config.Cmd,
-		"network": c.Host.Network, "ip": e.c.Net.IPAddress, "memory": c.Host.Memory, "nano_cpus": c.Host.NanoCPUs,
+	e.created = &journal.Body{Kind: "container.create", Subject: c.Name, Node: m.node, Actor: actor, Data: map[string]any{
+		"id": c.ID, "name": c.Name, "image": c.Image, "image_id": c.ImageID, "cmd": c.Config.Cmd,
+		"network": c.Host.Network, "ip": c.Net.IPAddress, "memory": c.Host.Memory, "nano_cpus": c.Host.NanoCPUs,
 		"pids_limit": c.Host.PidsLimit, "binds": c.Host.Binds, "publish": c.Host.Publish, "restart": c.Host.RestartPolicy.Name,
 	}}
+	e.mu.Unlock()
 	return e, nil
 }
 
@@ -196,6 +208,20 @@ func (m *module) setupBridge(ctx context.Context) error {
 	}
 	m.netReady = true
 	return nil
+}
+
+// defaultPath is the PATH a container gets when neither its image nor
+// its run sets one, as with Docker.
+const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// containerEnv is a container's environment: the image's, with the run's
+// K=V over it, and Docker's PATH when neither sets one.
+func containerEnv(image, run []string) []string {
+	env := mergeEnv(image, run)
+	if !slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "PATH=") }) {
+		env = append([]string{defaultPath}, env...)
+	}
+	return env
 }
 
 // mergeEnv sets each K=V of over in base, replacing an earlier K.
@@ -349,6 +375,13 @@ func (m *module) teardown(ctx context.Context, c *Container) {
 // start runs the container's process: the shim runs `runc run`, the
 // output followers store what it writes, and a watcher waits for its end.
 func (m *module) start(ctx context.Context, actor journal.Actor, e *entry, waitRunning bool) error {
+	e.op.Lock()
+	defer e.op.Unlock()
+	return m.startLocked(ctx, actor, e, waitRunning)
+}
+
+// startLocked is start with e.op held.
+func (m *module) startLocked(ctx context.Context, actor journal.Actor, e *entry, waitRunning bool) error {
 	e.mu.Lock()
 	if e.c.State.Running {
 		e.mu.Unlock()
@@ -358,23 +391,28 @@ func (m *module) start(ctx context.Context, actor journal.Actor, e *entry, waitR
 		e.mu.Unlock()
 		return fmt.Errorf("container %s is being removed", e.c.Name)
 	}
-	dir := m.table.dirOf(e.c.ID)
+	// A start ends a restart policy's back-off: this is the restart.
+	if e.restarting {
+		e.restarting = false
+		close(e.backoff)
+	}
+	created := e.created
+	e.created = nil
+	c := e.c
+	e.mu.Unlock()
+	dir := m.table.dirOf(c.ID)
 	// A container that ran before leaves runc's state of its last run.
-	_ = m.runc.delete(ctx, e.c.ID, true)
-	if err := m.mountRootfs(&e.c); err != nil {
-		e.mu.Unlock()
+	_ = m.runc.delete(ctx, c.ID, true)
+	if err := m.mountRootfs(&c); err != nil {
 		return err
 	}
 	// Only a memory limit lets the cgroup's OOM killer end the process:
 	// then runc keeps the cgroup until the daemon has read its count.
-	created := e.created
-	e.created = nil
-	proc, err := m.runc.startShim(dir, e.c.ID, e.c.Host.Memory > 0)
+	proc, err := m.runc.startShim(dir, c.ID, c.Host.Memory > 0)
 	if err != nil {
-		e.mu.Unlock()
 		if created != nil {
 			if _, rerr := m.audit.Append(context.Background(), created); rerr != nil {
-				m.log.Warn("record a container create", "container", e.c.ID[:12], "err", rerr)
+				m.log.Warn("record a container create", "container", c.ID[:12], "err", rerr)
 			}
 		}
 		return err
@@ -387,11 +425,12 @@ func (m *module) start(ctx context.Context, actor journal.Actor, e *entry, waitR
 	if waitRunning {
 		pid = waitStarted(ctx, dir, proc.Pid, startTicks)
 	}
+	e.mu.Lock()
 	e.exited = make(chan struct{})
 	e.logsDone = make(chan struct{})
 	e.c.State = State{Status: "running", Running: true, StartedAt: time.Now().UTC(), Pid: pid, ShimPid: proc.Pid, ShimStart: startTicks,
 		RestartCount: e.c.State.RestartCount}
-	c := e.c
+	c = e.c
 	saveErr := m.table.save(&e.c)
 	e.mu.Unlock()
 	if saveErr != nil {
@@ -517,16 +556,21 @@ func (m *module) exited(e *entry, exited chan struct{}, finished time.Time) {
 		}
 		return
 	}
-	m.applyPolicy(e, c)
+	m.applyPolicy(e, c, false)
 }
 
 // applyPolicy restarts the container if its restart policy says so, after
 // Docker's back-off: 100 ms doubled at each restart, at most a minute.
-func (m *module) applyPolicy(e *entry, c Container) {
+// boot is the daemon's start, where Docker restarts an exited container
+// of policy always even if it was stopped by hand, at once and without
+// counting a restart; unless-stopped and on-failure as at any exit.
+func (m *module) applyPolicy(e *entry, c Container, boot bool) {
 	p := c.Host.RestartPolicy
 	restart := false
 	switch p.Name {
-	case "always", "unless-stopped":
+	case "always":
+		restart = boot || !c.State.Stopped
+	case "unless-stopped":
 		restart = !c.State.Stopped
 	case "on-failure":
 		restart = !c.State.Stopped && c.State.ExitCode != 0 && (p.MaximumRetryCount == 0 || c.State.RestartCount < p.MaximumRetryCount)
@@ -536,30 +580,54 @@ func (m *module) applyPolicy(e *entry, c Container) {
 	}
 	delay := 100 * time.Millisecond << min(c.State.RestartCount, 10)
 	delay = min(delay, time.Minute)
+	if boot {
+		delay = 0
+	}
 	e.mu.Lock()
+	if e.removed || e.restarting || e.c.State.Running {
+		e.mu.Unlock()
+		return
+	}
 	e.c.State.Status = "restarting"
-	e.c.State.RestartCount++
+	e.c.State.Stopped = false
+	if !boot {
+		e.c.State.RestartCount++
+	}
 	e.restarting = true
+	backoff := make(chan struct{})
+	e.backoff = backoff
 	count := e.c.State.RestartCount
+	if err := m.table.save(&e.c); err != nil {
+		m.log.Warn("save a container's record", "container", c.ID[:12], "err", err)
+	}
 	e.mu.Unlock()
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
+		timer := time.NewTimer(delay)
+		defer timer.Stop()
 		select {
-		case <-time.After(delay):
+		case <-timer.C:
+		case <-backoff: // stopped, removed or started meanwhile
+			return
 		case <-m.ctx.Done():
 			return
 		}
+		// Under op, so that a stop or rm either ended the back-off
+		// before (nothing to do) or waits for the restart to be done.
+		e.op.Lock()
+		defer e.op.Unlock()
 		e.mu.Lock()
-		gone := e.removed || e.c.State.Stopped
-		e.restarting = false
-		e.mu.Unlock()
-		if gone {
+		if !e.restarting || e.backoff != backoff {
+			e.mu.Unlock()
 			return
 		}
+		e.restarting = false
+		close(backoff)
+		e.mu.Unlock()
 		ctx := context.Background()
 		_ = m.record(ctx, journal.SystemActor(), "container.restart", c.Name, map[string]any{"id": c.ID, "name": c.Name, "restart_count": count, "policy": p.Name})
-		if err := m.start(ctx, journal.SystemActor(), e, true); err != nil {
+		if err := m.startLocked(ctx, journal.SystemActor(), e, true); err != nil {
 			m.log.Warn("restart a container", "container", c.ID[:12], "err", err)
 		}
 	}()
@@ -568,13 +636,18 @@ func (m *module) applyPolicy(e *entry, c Container) {
 // stop asks the container's process to end with SIGTERM, then kills it
 // after grace, and waits for its end.
 func (m *module) stop(ctx context.Context, e *entry, grace time.Duration, sig syscall.Signal) error {
+	// A start under way finishes first: then the container runs, and is
+	// stopped.
+	e.op.Lock()
 	e.mu.Lock()
 	e.c.State.Stopped = true
+	e.cancelBackoff()
 	running := e.c.State.Running
 	exited := e.exited
 	id := e.c.ID
 	_ = m.table.save(&e.c)
 	e.mu.Unlock()
+	e.op.Unlock()
 	if !running {
 		return nil
 	}
@@ -628,41 +701,68 @@ func gone(err error) bool {
 
 // remove removes a stopped container (force: kills a running one first).
 func (m *module) remove(ctx context.Context, actor journal.Actor, e *entry, force bool) error {
-	e.mu.Lock()
-	running := e.c.State.Running
-	e.mu.Unlock()
-	if running {
-		if !force {
-			return fmt.Errorf("container %s is running: stop it first, or rm force", e.c.Name)
+	for {
+		e.op.Lock()
+		e.mu.Lock()
+		if e.removed {
+			e.mu.Unlock()
+			e.op.Unlock()
+			return nil
 		}
+		if !e.c.State.Running {
+			e.removed = true
+			e.cancelBackoff()
+			c := e.c
+			e.mu.Unlock()
+			m.teardown(ctx, &c)
+			m.table.remove(c.ID)
+			e.op.Unlock()
+			return m.record(ctx, actor, "container.rm", c.Name, map[string]any{"id": c.ID, "name": c.Name, "force": force})
+		}
+		name := e.c.Name
+		e.mu.Unlock()
+		e.op.Unlock()
+		if !force {
+			return fmt.Errorf("container %s is running: stop it first, or rm force", name)
+		}
+		// Stopped, it stays stopped (no restart policy brings it back);
+		// a start asked for meanwhile is stopped again.
 		if err := m.stop(ctx, e, 0, syscall.SIGKILL); err != nil {
 			return err
 		}
 	}
-	e.mu.Lock()
-	if e.removed {
-		e.mu.Unlock()
-		return nil
-	}
-	e.removed = true
-	c := e.c
-	e.mu.Unlock()
-	m.teardown(ctx, &c)
-	m.table.remove(c.ID)
-	return m.record(ctx, actor, "container.rm", c.Name, map[string]any{"id": c.ID, "name": c.Name, "force": force})
 }
 
 // adopt re-adopts the containers of an earlier daemon: a running one's
 // shim is still there, and it is followed again; one that ended meanwhile
 // is recorded as exited and its restart policy applied.
 func (m *module) adopt(ctx context.Context) error {
-	list, err := m.table.load()
+	list, unfinished, err := m.table.load()
 	if err != nil {
 		return fmt.Errorf("runtime: read containers: %w", err)
 	}
+	// What an interrupted create made (its rootfs mount, runc state,
+	// network endpoint, directory) goes, as its failure would have.
+	for _, id := range unfinished {
+		m.log.Info("removing a container whose create was interrupted", "container", shortContainerID(id))
+		m.teardown(ctx, &Container{ID: id, Host: Host{Network: "bridge"}})
+	}
+	if m.net != nil {
+		known := make(map[string]bool, len(list))
+		for _, c := range list {
+			known[c.ID] = true
+		}
+		for _, id := range m.net.Attached() {
+			if !known[id] {
+				if err := m.net.Detach(id); err != nil {
+					m.log.Warn("detach an endpoint no container owns", "container", shortContainerID(id), "err", err)
+				}
+			}
+		}
+	}
 	m.resumeOffsets(list)
 	for _, c := range list {
-		e := &entry{c: c, exited: make(chan struct{}), logsDone: make(chan struct{})}
+		e := &entry{id: c.ID, name: c.Name, c: c, exited: make(chan struct{}), logsDone: make(chan struct{})}
 		m.table.mu.Lock()
 		m.table.byID[c.ID] = e
 		m.table.mu.Unlock()
@@ -672,6 +772,15 @@ func (m *module) adopt(ctx context.Context) error {
 			}
 		}
 		if !c.State.Running {
+			// Exited before the daemon stopped, or waiting in a restart
+			// back-off when it did: the policy is applied now, as
+			// Docker's daemon does at its start.
+			if c.State.Status == "exited" || c.State.Status == "restarting" {
+				if c.State.Status == "restarting" {
+					e.c.State.Status = "exited"
+				}
+				m.applyPolicy(e, e.c, true)
+			}
 			continue
 		}
 		if s, ok := procStart(c.State.ShimPid); ok && s == c.State.ShimStart {

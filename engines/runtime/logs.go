@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/cairnhq/cairn/engines/runtime/logtail"
 	"github.com/cairnhq/cairn/journal"
@@ -15,6 +16,10 @@ import (
 var outputFiles = [2]string{"stdout.log", "stderr.log"}
 
 var outputNames = [2]string{"stdout", "stderr"}
+
+// offsetsSaveEvery is how often a container's record is saved with its
+// output offsets while it writes.
+const offsetsSaveEvery = 2 * time.Second
 
 // follow stores the container's output in the logs stream until ctx ends
 // and what was written is stored, then closes done. Each batch of lines
@@ -70,7 +75,18 @@ func (m *module) followOne(ctx context.Context, e *entry, c Container, path stri
 		if s := committed[len(committed)-1].Seq; s > e.lastLogSeq {
 			e.lastLogSeq = s
 		}
+		// The record keeps the offsets too, every few seconds: a
+		// restarted daemon then needs to read back only the last few
+		// seconds of the stream (resumeOffsets) to go on exactly.
+		var saveErr error
+		if time.Since(e.offsetsSaved) > offsetsSaveEvery && !e.removed {
+			saveErr = m.table.save(&e.c)
+			e.offsetsSaved = time.Now()
+		}
 		e.mu.Unlock()
+		if saveErr != nil {
+			m.log.Warn("save a container's log offsets", "container", c.ID[:12], "err", saveErr)
+		}
 		// Stored: the file's disk behind it can go. A filesystem that
 		// cannot punch holes only keeps the disk; storing goes on.
 		if err := t.Release(end); err != nil {

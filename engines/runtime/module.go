@@ -80,9 +80,6 @@ func newModule() *module {
 
 func (m *module) Name() string { return Name }
 
-// Provides is the image store, which the build engine writes to.
-func (m *module) Provides() []string { return []string{image.StoreService} }
-
 // KindPrefixes are the kinds only this engine writes.
 func (m *module) KindPrefixes() []string { return []string{"image.", "container."} }
 
@@ -99,7 +96,7 @@ func (m *module) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&m.runcRoot, "runc-root", "", "runc's state directory (default <data>/runtime/runc)")
 	fs.StringVar(&m.subnet, "runtime-subnet", "10.89.0.0/24", "the subnet of network=bridge containers; the bridge takes its first address")
 	fs.StringVar(&m.bridge, "runtime-bridge", "cairn0", "the bridge network=bridge containers attach to")
-	fs.DurationVar(&m.logsAge, "logs-retention", 7*24*time.Hour, "how long the logs stream keeps container output (0 keeps it by size only)")
+	fs.DurationVar(&m.logsAge, "logs-retention", 7*24*time.Hour, "how long the logs stream keeps container output and log records (0 keeps it by size only)")
 	fs.Int64Var(&m.logsBytes, "logs-retention-bytes", 1<<30, "how many bytes the logs stream keeps (0: no bound)")
 }
 
@@ -135,9 +132,8 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 	if m.images, err = image.Open(filepath.Join(h.DataDir, "images"), filepath.Join(root, "layers")); err != nil {
 		return fmt.Errorf("runtime: image store: %w", err)
 	}
-	if h.Services != nil {
-		h.Services.Provide(image.StoreService, m.images)
-	}
+	h.Services.Provide(image.StoreService, m.images)
+	h.Services.Provide(ServiceName, &Service{m: m})
 	m.runc = findRunc(m.runcPath)
 	m.runc.root = m.runcRoot
 	if m.runc.root == "" {

@@ -250,7 +250,10 @@ func waitPid(ctx context.Context, pid int, start uint64) error {
 		if errors.Is(err, unix.ESRCH) {
 			return nil
 		}
-		return fmt.Errorf("pidfd_open %d: %w", pid, err)
+		// No pidfd (out of descriptors, an old kernel): look at the
+		// process's start time until it is gone, rather than take the
+		// failure for its end.
+		return pollPid(ctx, pid, start)
 	}
 	defer unix.Close(fd)
 	// The pidfd now holds the process: check it is still the one meant.
@@ -268,6 +271,23 @@ func waitPid(ctx context.Context, pid int, start uint64) error {
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+	}
+}
+
+// pollPid waits for the process pid that started at start to end by
+// reading its /proc entry every 100 ms, or for ctx to end.
+func pollPid(ctx context.Context, pid int, start uint64) error {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if s, ok := procStart(pid); !ok || s != start {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
 		}
 	}
 }

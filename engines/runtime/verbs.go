@@ -130,18 +130,6 @@ func (m *module) containerVerbs() []engines.Verb {
 			Raw:       true,
 		}, Run: m.runExec},
 		{Spec: dsl.Spec{
-			Verb:    "logs",
-			Access:  dsl.AccessRead,
-			Summary: "a container's output, from the logs stream",
-			Help: "logs CONTAINER answers what it wrote to stdout and stderr, each on the CLI's own. since= and\n" +
-				"until= bound it in time, tail=N keeps the last N lines, timestamps prefixes each with its\n" +
-				"time, follow goes on with what it writes next.\n\n  logs web tail=10\n  logs web follow since=5m",
-			Args:    ref,
-			Flags:   []dsl.Flag{{Name: "follow", Help: "go on with new output"}, {Name: "timestamps", Help: "prefix each line with its time (RFC 3339)"}},
-			Options: []dsl.Option{{Name: "since", Kind: dsl.Time}, {Name: "until", Kind: dsl.Time}, {Name: "tail", Kind: dsl.Int, Meta: "N"}},
-			Stream:  true,
-		}, Run: m.runLogs},
-		{Spec: dsl.Spec{
 			Verb:    "top",
 			Access:  dsl.AccessRead,
 			Summary: "a container's processes, as docker top",
@@ -749,108 +737,6 @@ func (m *module) runExec(ctx context.Context, r engines.Request) error {
 		return pa.Exit(code)
 	}
 	return r.Row(map[string]any{"exit_code": code})
-}
-
-func (m *module) runLogs(ctx context.Context, r engines.Request) error {
-	st := r.Statement()
-	e, err := m.lookup(st)
-	if err != nil {
-		return err
-	}
-	id := e.c.ID
-	q := journal.Query{Kind: "container.log"}
-	for _, opt := range []struct {
-		name string
-		dst  *int64
-	}{{"since", &q.Since}, {"until", &q.Until}} {
-		if w, ok := st.Opt(opt.name); ok {
-			t, err := w.Time(time.Now())
-			if err != nil {
-				return engines.Errorf(wire.InvalidArgument, w, "%s=%s: %v", opt.name, w.Text, err)
-			}
-			*opt.dst = t.UnixNano()
-		}
-	}
-	tail := -1
-	if w, ok := st.Opt("tail"); ok {
-		n, err := strconv.Atoi(w.Text)
-		if err != nil || n < 0 {
-			return engines.Errorf(wire.InvalidArgument, w, "tail=%s: give a number of lines", w.Text)
-		}
-		tail = n
-	}
-	timestamps := st.Flags["timestamps"]
-	pa, _ := r.(engines.ProcessAnswerer)
-	answer := func(ev *journal.Event) error {
-		if timestamps {
-			line, _ := ev.Data["line"].(string)
-			ev.Data["line"] = time.Unix(0, ev.Time).UTC().Format(time.RFC3339Nano) + " " + line
-		}
-		return answerLine(r, pa, ev)
-	}
-	// What is stored: read from the stream (a subscription then goes on
-	// after the last seq read, with no gap).
-	last := m.logs.DurableSeq()
-	it := m.logs.Scan(journal.Query{Kind: q.Kind, Since: q.Since, Until: q.Until, To: last})
-	var ring []*journal.Event
-	for it.Next() {
-		ev, err := it.Raw().Decode()
-		if err != nil {
-			it.Close()
-			return err
-		}
-		if ev.Container == nil || ev.Container.ID != shortContainerID(id) {
-			continue
-		}
-		if tail >= 0 {
-			ring = append(ring, ev)
-			if len(ring) > tail {
-				ring = ring[1:]
-			}
-			continue
-		}
-		if err := answer(ev); err != nil {
-			it.Close()
-			return err
-		}
-	}
-	if err := it.Err(); err != nil {
-		it.Close()
-		return err
-	}
-	it.Close()
-	for _, ev := range ring {
-		if err := answer(ev); err != nil {
-			return err
-		}
-	}
-	if !st.Flags["follow"] {
-		return nil
-	}
-	sub := m.logs.Subscribe(ctx, last+1, nil)
-	defer sub.Close()
-	for {
-		item, err := sub.Next(ctx)
-		if err != nil {
-			return err
-		}
-		if item.Raw == nil {
-			continue
-		}
-		ev, err := item.Raw.Decode()
-		if err != nil {
-			return err
-		}
-		if ev.Container == nil || ev.Container.ID != shortContainerID(id) {
-			continue
-		}
-		if q.Until != 0 && ev.Time > q.Until {
-			return nil
-		}
-		if err := answer(ev); err != nil {
-			return err
-		}
-	}
 }
 
 func (m *module) runTop(ctx context.Context, r engines.Request) error {

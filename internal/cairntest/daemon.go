@@ -32,6 +32,8 @@ type Daemon struct {
 	Socket  string   // --socket
 	NATS    string   // --nats (default 127.0.0.1:0, a free port)
 	HTTP    string   // --http (default 127.0.0.1:0)
+	DNS     string   // --dns (default 127.0.0.1:0)
+	Forward string   // --forward (default 127.0.0.1:0: never the fixed 24224, which parallel daemons share)
 	Extra   []string // more daemon flags
 	Env     []string // the process environment; nil inherits
 	NoFlags bool     // run `cairn daemon` with only the Extra flags
@@ -57,7 +59,7 @@ func ShortTempDir(prefix string) (string, error) {
 
 // New prepares a daemon on data with a socket in socketDir.
 func New(bin, data, socketDir, logPath string) *Daemon {
-	return &Daemon{Bin: bin, Data: data, Socket: filepath.Join(socketDir, "cairn.sock"), NATS: "127.0.0.1:0", HTTP: "127.0.0.1:0", LogPath: logPath}
+	return &Daemon{Bin: bin, Data: data, Socket: filepath.Join(socketDir, "cairn.sock"), NATS: "127.0.0.1:0", HTTP: "127.0.0.1:0", DNS: "127.0.0.1:0", Forward: "127.0.0.1:0", LogPath: logPath}
 }
 
 // Args are the daemon's command-line arguments.
@@ -68,6 +70,12 @@ func (d *Daemon) Args() []string {
 	args := []string{"daemon", "--data", d.Data, "--socket", d.Socket, "--nats", d.NATS, "--log-level", "debug"}
 	if d.HTTP != "" {
 		args = append(args, "--http", d.HTTP)
+	}
+	if d.DNS != "" {
+		args = append(args, "--dns", d.DNS)
+	}
+	if d.Forward != "" {
+		args = append(args, "--forward", d.Forward)
 	}
 	return append(args, d.Extra...)
 }

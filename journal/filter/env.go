@@ -244,6 +244,7 @@ var (
 
 func init() {
 	fields = append(fields, sysdigFields...)
+	fields = append(fields, logsFields...)
 	for i, f := range fields {
 		f.idx = i
 		if fieldsByName[f.name] != nil {

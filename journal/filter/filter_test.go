@@ -102,7 +102,7 @@ func match(t testing.TB, f *Filter, fx fixture) bool {
 //	match               one expression per line; prints the events each matches
 //	compile             one expression, which may span lines; prints ok or the error
 func TestDataDriven(t *testing.T) {
-	for _, file := range []string{"testdata/match", "testdata/compile"} {
+	for _, file := range []string{"testdata/match", "testdata/compile", "testdata/logs"} {
 		t.Run(file, func(t *testing.T) {
 			var fixtures []fixture
 			datadriven.RunTest(t, file, func(t *testing.T, td *datadriven.TestData) string {

@@ -26,6 +26,7 @@ type module struct {
 	honour   bool
 	authOn   bool // --etcd-auth: a bind beyond loopback, for callers etcd's auth names
 	stop     func() error
+	bound    string // the listener's address, once serving
 }
 
 var (
@@ -75,12 +76,20 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 	if err != nil {
 		return fmt.Errorf("etcd auth: %w", err)
 	}
-	stop, err := Serve(ctx, m.addr, m.progress, store, log, h.Authorize, h.DataDir, auth, m.authOn)
+	stop, bound, err := Serve(ctx, m.addr, m.progress, store, log, h.Authorize, h.DataDir, auth, m.authOn)
 	if err != nil {
 		return fmt.Errorf("serve etcd v3 API on %s: %w", m.addr, err)
 	}
-	m.stop = stop
+	m.stop, m.bound = stop, bound
 	return nil
+}
+
+// Listeners names the etcd API's listener with its bound address.
+func (m *module) Listeners() map[string]string {
+	if m.bound == "" {
+		return map[string]string{"etcd": "off"}
+	}
+	return map[string]string{"etcd": m.bound}
 }
 
 func (m *module) Stop() error {

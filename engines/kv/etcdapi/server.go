@@ -87,20 +87,20 @@ type server struct {
 // Serve listens on addr and serves the etcd v3 API on s until ctx ends or
 // stop is called; a watch that asks for progress notifications gets one
 // every progress (0: etcd's default, 10 minutes) it is quiet. Errors opening
-// the listener are returned at once.
-func Serve(ctx context.Context, addr string, progress time.Duration, s *kv.Store, log *slog.Logger, authz Authorizer, tmpDir string, auth *AuthStore, authBeyondLoopback bool) (stop func() error, err error) {
+// the listener are returned at once; bound is the address it listens on.
+func Serve(ctx context.Context, addr string, progress time.Duration, s *kv.Store, log *slog.Logger, authz Authorizer, tmpDir string, auth *AuthStore, authBeyondLoopback bool) (stop func() error, bound string, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
 	if err := checkLoopback(addr); err != nil && !authBeyondLoopback {
-		return nil, err
+		return nil, "", err
 	}
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("etcd api: listen on %s: %w", addr, err)
+		return nil, "", fmt.Errorf("etcd api: listen on %s: %w", addr, err)
 	}
 	stop = serveListenerEvery(ctx, lis, progress, s, log, authz, tmpDir, auth)
-	return stop, nil
+	return stop, lis.Addr().String(), nil
 }
 
 // serveListener serves on lis, which it owns from now on.

@@ -46,7 +46,10 @@ func (t *Tailer) Follow(ctx context.Context, emit func(batch []Line) error) erro
 	// A non-blocking descriptor makes a pollable File, whose Read waits in
 	// the runtime's poller and ends at a deadline.
 	events := os.NewFile(uintptr(fd), "inotify")
-	defer events.Close()
+	// Closing an inotify instance waits for the kernel's fsnotify SRCU
+	// grace period (10-20 ms seen here): close it aside, so that the end
+	// of a container's output is not held up by it.
+	defer func() { go events.Close() }()
 	// The watch is in place before the first read, so a write after that
 	// read queues an event and is never missed.
 	if _, err := unix.InotifyAddWatch(fd, t.path, unix.IN_MODIFY|unix.IN_CLOSE_WRITE); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -162,6 +163,18 @@ func (n *Network) Detach(id string) error {
 	}
 	n.log.Info("detached container", "id", id, "ip", ep.IP)
 	return nil
+}
+
+// Attached returns the ids of the containers with an endpoint, sorted.
+func (n *Network) Attached() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	ids := make([]string, 0, len(n.endpoints))
+	for id := range n.endpoints {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 // detachLocked removes ep's kernel objects, then its record: the record

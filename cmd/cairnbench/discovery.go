@@ -1,0 +1,361 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+	"github.com/miekg/dns"
+
+	"github.com/cairnhq/cairn/client"
+)
+
+// runDiscovery measures issue 17's targets against the real daemon: SRV
+// queries per second for a service of 50 instances from a miekg/dns load
+// generator on loopback; /v1/health/service/NAME?passing requests per
+// second over 64 connections; and KV PUTs through consul/api from 64
+// clients against `kv put` through 64 socket clients, alternating, as a
+// ratio.
+func runDiscovery(ctx context.Context, b *bench) error {
+	d, err := b.newDaemon(b.tmp + "/discovery-data")
+	if err != nil {
+		return err
+	}
+	_, st, err := d.start(ctx)
+	if err != nil {
+		return err
+	}
+	cfg := api.DefaultConfig()
+	cfg.Address = st.HTTP
+	cfg.Transport.MaxIdleConnsPerHost = 128
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		return err
+	}
+	for i := 0; i < 50; i++ {
+		if err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: fmt.Sprintf("api-%d", i), Name: "api",
+			Address: fmt.Sprintf("10.0.%d.%d", i/250, i%250+1), Port: 9000 + i}); err != nil {
+			return err
+		}
+	}
+	for i := 0; i < 3; i++ {
+		if err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: fmt.Sprintf("web-%d", i), Name: "web",
+			Address: "127.0.0.1", Port: 8080 + i, Check: &api.AgentServiceCheck{TTL: "1h", Status: "passing"}}); err != nil {
+			return err
+		}
+	}
+	dur := 3 * time.Second
+	if b.cfg.quick {
+		dur = time.Second
+	}
+	rounds := b.cfg.rounds
+
+	var srv, passing, consulPut, socketPut []float64
+	for r := 0; r < rounds; r++ {
+		q, err := dnsLoad(ctx, st.Listeners["dns"], "api.service.consul.", 32, dur)
+		if err != nil {
+			return err
+		}
+		srv = append(srv, q)
+		h, err := httpLoad(ctx, "http://"+st.HTTP+"/v1/health/service/web?passing", 64, dur)
+		if err != nil {
+			return err
+		}
+		passing = append(passing, h)
+		// The two PUT loads alternate which goes first, round by round.
+		for k := 0; k < 2; k++ {
+			if (r+k)%2 == 0 {
+				cp, err := consulPutLoad(ctx, st.HTTP, 64, dur, r)
+				if err != nil {
+					return err
+				}
+				consulPut = append(consulPut, cp)
+			} else {
+				sp, err := socketPutLoad(ctx, d.Socket, 64, dur, r)
+				if err != nil {
+					return err
+				}
+				socketPut = append(socketPut, sp)
+			}
+		}
+	}
+	mSRV, mPass := median(srv), median(passing)
+	b.add("DNS SRV api.service.consul (50 instances), 32 UDP clients", "≥ 50k queries/s", fmt.Sprintf("%.1fk queries/s", mSRV/1e3), ptr(mSRV >= 50e3))
+	b.add("HTTP /v1/health/service/web?passing (3 instances), 64 conns", "≥ 10k req/s", fmt.Sprintf("%.1fk req/s", mPass/1e3), ptr(mPass >= 10e3))
+	mc, ms := median(consulPut), median(socketPut)
+	ratio := ms / mc
+	b.add("KV PUT, 64 clients: consul/api vs kv put on the socket", "within 1.2×", fmt.Sprintf("consul/api %s, socket %s: socket/consul %.2f×", rate(mc), rate(ms), ratio), ptr(ratio <= 1.2))
+	return checksLoad(ctx, b, c, d.Cmd.Process.Pid)
+}
+
+// checksLoad registers 1,000 services with an HTTP check every second
+// against a server in this process, lets them settle, then for a window
+// measures the daemon's CPU share and, per check, the largest gap between
+// two probes the server saw: a check is late when a gap passes two
+// intervals (late by more than one interval).
+func checksLoad(ctx context.Context, b *bench, c *api.Client, pid int) error {
+	const n = 1000
+	var mu sync.Mutex
+	seen := make([][]time.Time, n)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var i int
+		if _, err := fmt.Sscanf(r.URL.Path, "/c/%d", &i); err == nil && i >= 0 && i < n {
+			mu.Lock()
+			seen[i] = append(seen[i], time.Now())
+			mu.Unlock()
+		}
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	for i := 0; i < n; i++ {
+		if err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: fmt.Sprintf("chk-%d", i), Name: "chk",
+			Check: &api.AgentServiceCheck{HTTP: fmt.Sprintf("http://%s/c/%d", ln.Addr(), i), Interval: "1s", Timeout: "1s"}}); err != nil {
+			return err
+		}
+	}
+	settle, window := 5*time.Second, 20*time.Second
+	if b.cfg.quick {
+		window = 5 * time.Second
+	}
+	select {
+	case <-time.After(settle):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	cpu0, err := procCPU(pid)
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	select {
+	case <-time.After(window):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	cpu1, err := procCPU(pid)
+	if err != nil {
+		return err
+	}
+	t1 := time.Now()
+	share := (cpu1 - cpu0).Seconds() / t1.Sub(t0).Seconds()
+	mu.Lock()
+	var worst time.Duration
+	late := 0
+	for i := range seen {
+		prev := t0
+		var gap time.Duration
+		for _, at := range seen[i] {
+			if at.Before(t0) {
+				continue
+			}
+			if at.After(t1) {
+				break
+			}
+			gap = max(gap, at.Sub(prev))
+			prev = at
+		}
+		gap = max(gap, t1.Sub(prev))
+		worst = max(worst, gap)
+		if gap > 2*time.Second {
+			late++
+		}
+	}
+	mu.Unlock()
+	b.add("1,000 HTTP checks every 1s: daemon CPU", "", fmt.Sprintf("%.0f%% of one CPU", share*100), nil)
+	b.add("1,000 HTTP checks every 1s: late by > 1 interval", "none late", fmt.Sprintf("%d late, largest gap between probes %.2f s", late, worst.Seconds()), ptr(late == 0))
+	return nil
+}
+
+// procCPU is the user and system time pid has used.
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command's closing parenthesis; utime and stime
+	// are the 14th and 15th of the line, in clock ticks (100 a second).
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: too short", pid)
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: utime %v, stime %v", pid, err1, err2)
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond, nil
+}
+
+// dnsLoad sends SRV queries for name from clients UDP sockets, each
+// waiting for its answer before the next, for dur; it answers queries/s.
+// EDNS0 with a 4096-byte buffer lets the 50-record answer fit one
+// datagram, as a resolver asks. Like dnsperf, it checks each answer's
+// header (its id, no truncation, 50 answers) rather than unpacking every
+// record, so the generator's CPU goes to sending.
+func dnsLoad(ctx context.Context, addr, name string, clients int, dur time.Duration) (float64, error) {
+	var n atomic.Int64
+	var firstErr error
+	var once sync.Once
+	fail := func(err error) { once.Do(func() { firstErr = err }) }
+	deadline := time.Now().Add(dur)
+	var wg sync.WaitGroup
+	for i := 0; i < clients; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, err := net.Dial("udp", addr)
+			if err != nil {
+				fail(err)
+				return
+			}
+			defer conn.Close()
+			m := new(dns.Msg)
+			m.SetQuestion(name, dns.TypeSRV)
+			m.SetEdns0(4096, false)
+			q, err := m.Pack()
+			if err != nil {
+				fail(err)
+				return
+			}
+			buf := make([]byte, 65536)
+			for id := uint16(i * 1000); time.Now().Before(deadline) && ctx.Err() == nil; id++ {
+				binary.BigEndian.PutUint16(q, id)
+				conn.SetDeadline(time.Now().Add(5 * time.Second))
+				if _, err := conn.Write(q); err != nil {
+					fail(err)
+					return
+				}
+				k, err := conn.Read(buf)
+				if err != nil {
+					fail(err)
+					return
+				}
+				var h dns.Header
+				if k < 12 || binary.BigEndian.Uint16(buf) != id {
+					fail(fmt.Errorf("SRV %s: a short answer or another id", name))
+					return
+				}
+				h.Bits = binary.BigEndian.Uint16(buf[2:])
+				h.Ancount = binary.BigEndian.Uint16(buf[6:])
+				if h.Bits&(1<<9) != 0 || h.Ancount != 50 {
+					fail(fmt.Errorf("SRV %s: %d answers, flags %#x (truncated?)", name, h.Ancount, h.Bits))
+					return
+				}
+				n.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n.Load()) / dur.Seconds(), firstErr
+}
+
+// httpLoad GETs url from conns keep-alive connections for dur; it answers
+// requests/s.
+func httpLoad(ctx context.Context, url string, conns int, dur time.Duration) (float64, error) {
+	tr := &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	var n atomic.Int64
+	var firstErr error
+	var once sync.Once
+	deadline := time.Now().Add(dur)
+	var wg sync.WaitGroup
+	for i := 0; i < conns; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				resp, err := hc.Get(url)
+				if err != nil {
+					once.Do(func() { firstErr = err })
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					once.Do(func() { firstErr = fmt.Errorf("GET %s: %s", url, resp.Status) })
+					return
+				}
+				n.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n.Load()) / dur.Seconds(), firstErr
+}
+
+// consulPutLoad PUTs keys through consul/api from clients goroutines (one
+// connection each) for dur; it answers PUTs/s.
+func consulPutLoad(ctx context.Context, addr string, clients int, dur time.Duration, round int) (float64, error) {
+	cfg := api.DefaultConfig()
+	cfg.Address = addr
+	cfg.Transport.MaxIdleConnsPerHost = clients
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		return 0, err
+	}
+	defer cfg.Transport.CloseIdleConnections()
+	return loop(ctx, clients, dur, func(i, j int) error {
+		_, err := c.KV().Put(&api.KVPair{Key: fmt.Sprintf("bench/r%d/c%d/%d", round, i, j), Value: []byte("value-of-some-config")}, nil)
+		return err
+	})
+}
+
+// socketPutLoad runs `kv put` from clients socket connections for dur; it
+// answers PUTs/s.
+func socketPutLoad(ctx context.Context, socket string, clients int, dur time.Duration, round int) (float64, error) {
+	cs := make([]*client.Client, clients)
+	for i := range cs {
+		c, err := client.Dial(ctx, socket)
+		if err != nil {
+			return 0, err
+		}
+		defer c.Close()
+		cs[i] = c
+	}
+	return loop(ctx, clients, dur, func(i, j int) error {
+		_, err := cs[i].Do(ctx, fmt.Sprintf("kv put bench/r%d/c%d/%d value-of-some-config", round, i, j))
+		return err
+	})
+}
+
+// loop runs fn(worker, n) from workers goroutines for dur and answers
+// calls/s.
+func loop(ctx context.Context, workers int, dur time.Duration, fn func(i, j int) error) (float64, error) {
+	var n atomic.Int64
+	var firstErr error
+	var once sync.Once
+	deadline := time.Now().Add(dur)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := 0; i < workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; time.Now().Before(deadline) && ctx.Err() == nil; j++ {
+				if err := fn(i, j); err != nil {
+					once.Do(func() { firstErr = err })
+					return
+				}
+				n.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n.Load()) / time.Since(start).Seconds(), firstErr
+}

@@ -1,0 +1,294 @@
+package discovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cairnhq/cairn/journal"
+)
+
+// mirror is the engine's state in memory: the fold of its durable events,
+// fed by a journal subscription. Reads, DNS answers and blocking queries
+// come from here; changed is closed and replaced at every applied event,
+// which is what a blocking query waits on.
+type mirror struct {
+	mu       sync.RWMutex
+	seq      int64 // the last event applied
+	kv       map[string]*kvEntry
+	services map[string]*service
+	checks   map[string]*check
+	sessions map[string]*session
+	idx      map[string]int64 // table -> seq of its last change
+	changed  chan struct{}
+
+	// target is the newest seq this engine committed: a read waits until
+	// the mirror holds it, so a caller reads its own writes without each
+	// write waiting for the subscription.
+	target atomic.Int64
+}
+
+func newMirror() *mirror {
+	return &mirror{
+		kv: map[string]*kvEntry{}, services: map[string]*service{},
+		checks: map[string]*check{}, sessions: map[string]*session{},
+		idx: map[string]int64{}, changed: make(chan struct{}),
+	}
+}
+
+// load fills the mirror from a durable snapshot of the projection.
+func (m *mirror) load(sn *journal.Snapshot) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.seq = sn.Seq()
+	return sn.Iter(Name, nil, nil, func(k, v []byte) error {
+		table, id, ok := strings.Cut(string(k), "/")
+		if !ok {
+			return nil
+		}
+		if table == "idx" {
+			n, err := strconv.ParseInt(string(v), 10, 64)
+			if err != nil {
+				return fmt.Errorf("index of %s: %w", id, err)
+			}
+			m.idx[id] = n
+			return nil
+		}
+		return m.setRaw(table, id, v)
+	})
+}
+
+func (m *mirror) setRaw(table, id string, b []byte) error {
+	var err error
+	switch table {
+	case tabKV:
+		e := &kvEntry{}
+		if err = parseRecord(b, e); err == nil {
+			m.kv[id] = e
+		}
+	case tabService:
+		s := &service{}
+		if err = parseRecord(b, s); err == nil {
+			m.services[id] = s
+		}
+	case tabCheck:
+		c := &check{}
+		if err = parseRecord(b, c); err == nil {
+			m.checks[id] = c
+		}
+	case tabSession:
+		s := &session{}
+		if err = parseRecord(b, s); err == nil {
+			m.sessions[id] = s
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("discovery: load %s/%s: %w", table, id, err)
+	}
+	return nil
+}
+
+// setRec sets a record from an event's map.
+func (m *mirror) setRec(table, id string, rec map[string]any) error {
+	if table == tabKV {
+		e, err := kvFromRec(rec)
+		if err != nil {
+			return fmt.Errorf("discovery: apply %s/%s: %w", table, id, err)
+		}
+		m.kv[id] = e
+		return nil
+	}
+	var err error
+	switch table {
+	case tabService:
+		s := &service{}
+		if err = decodeRecord(rec, s); err == nil {
+			m.services[id] = s
+		}
+	case tabCheck:
+		c := &check{}
+		if err = decodeRecord(rec, c); err == nil {
+			m.checks[id] = c
+		}
+	case tabSession:
+		s := &session{}
+		if err = decodeRecord(rec, s); err == nil {
+			m.sessions[id] = s
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("discovery: apply %s/%s: %w", table, id, err)
+	}
+	return nil
+}
+
+// apply folds one event into memory.
+func (m *mirror) apply(ev *journal.Event) error {
+	ops, err := opsOf(ev.Data)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, o := range ops {
+		if o.Rec == nil {
+			switch o.Table {
+			case tabKV:
+				delete(m.kv, o.ID)
+			case tabService:
+				delete(m.services, o.ID)
+			case tabCheck:
+				delete(m.checks, o.ID)
+			case tabSession:
+				delete(m.sessions, o.ID)
+			}
+		} else if err := m.setRec(o.Table, o.ID, o.Rec); err != nil {
+			return err
+		}
+		m.idx[o.Table] = ev.Seq
+	}
+	m.seq = ev.Seq
+	close(m.changed)
+	m.changed = make(chan struct{})
+	return nil
+}
+
+// follow applies the stream's events of this engine from seq from on,
+// until ctx ends.
+func (m *mirror) follow(ctx context.Context, st *journal.Stream, from int64, log *slog.Logger) {
+	sub := st.Subscribe(ctx, from, func(r *journal.Raw) bool {
+		k, err := r.Kind()
+		return err == nil && ours(k)
+	})
+	defer sub.Close()
+	for {
+		it, err := sub.Next(ctx)
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, journal.ErrClosed) {
+				log.Error("discovery: the journal subscription ended", "err", err)
+			}
+			return
+		}
+		if it.Raw == nil {
+			continue // a lag notice: nothing is lost, the events follow
+		}
+		ev, err := it.Raw.Decode()
+		if err != nil {
+			log.Error("discovery: decode an event", "err", err)
+			continue
+		}
+		if err := m.apply(ev); err != nil {
+			log.Error("discovery: apply an event", "seq", ev.Seq, "kind", ev.Kind, "err", err)
+		}
+	}
+}
+
+// committed records that seq is durable: reads from now on see it.
+func (m *mirror) committed(seq int64) {
+	for {
+		cur := m.target.Load()
+		if seq <= cur || m.target.CompareAndSwap(cur, seq) {
+			return
+		}
+	}
+}
+
+// catchUpLimit bounds how long a read waits for the subscription to bring
+// the mirror to the last committed seq (it answers from what it has then).
+const catchUpLimit = 5 * time.Second
+
+// read runs fn with the mirror read-locked, once it holds every event
+// committed before the call, and returns the channel closed at its next
+// change.
+func (m *mirror) read(fn func()) <-chan struct{} {
+	target := m.target.Load()
+	var timer *time.Timer
+	for {
+		m.mu.RLock()
+		if m.seq >= target {
+			defer m.mu.RUnlock()
+			fn()
+			return m.changed
+		}
+		ch := m.changed
+		m.mu.RUnlock()
+		if timer == nil {
+			timer = time.NewTimer(catchUpLimit)
+			defer timer.Stop()
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			target = 0
+		}
+	}
+}
+
+// index is a table's last change, at least 1 (Consul never answers 0).
+func (m *mirror) index(tables ...string) int64 {
+	var n int64 = 1
+	for _, t := range tables {
+		n = max(n, m.idx[t])
+	}
+	return n
+}
+
+// kvList returns the entries under prefix, sorted by key. The caller holds
+// the lock.
+func (m *mirror) kvList(prefix string) []*kvEntry {
+	var out []*kvEntry
+	for k, e := range m.kv {
+		if strings.HasPrefix(k, prefix) {
+			out = append(out, e)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+// servicesNamed are the instances of a service, sorted by id. The caller
+// holds the lock.
+func (m *mirror) servicesNamed(name string) []*service {
+	var out []*service
+	for _, s := range m.services {
+		if s.Name == name {
+			out = append(out, s)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// checksOf are the checks of a service instance, and the node's, sorted by
+// id. The caller holds the lock.
+func (m *mirror) checksOf(serviceID string) []*check {
+	var out []*check
+	for _, c := range m.checks {
+		if c.ServiceID == serviceID || c.ServiceID == "" {
+			out = append(out, c)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// aggregate is the worst state among checks (passing with none).
+func aggregate(cs []*check) string {
+	st := statePassing
+	for _, c := range cs {
+		switch c.Status {
+		case stateCritical:
+			return stateCritical
+		case stateWarning:
+			st = stateWarning
+		}
+	}
+	return st
+}
