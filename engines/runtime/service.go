@@ -180,3 +180,11 @@ func (s *Service) find(ref string) (*entry, error) {
 	defer s.mu.RUnlock()
 	return s.m.table.find(ref)
 }
+
+// RecordTag journals image.tag for a name another engine gave an image of
+// the store (the build engine names what it built): image kinds are the
+// runtime's. build is the build's id, which audit readers follow to its
+// build.* events.
+func (s *Service) RecordTag(ctx context.Context, actor journal.Actor, id, target, build string) error {
+	return s.m.record(ctx, actor, "image.tag", id, map[string]any{"id": id, "target": target, "build": build})
+}
