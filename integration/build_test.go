@@ -1,13 +1,16 @@
 package integration
 
 import (
+	"archive/tar"
 	"bufio"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -404,5 +407,68 @@ func TestBuildCancel(t *testing.T) {
 	evs := parseNDJSON[wireEvent](t, cliOK(t, d, "-o", "json", "events", "kind=build.fail"))
 	if len(evs) != 1 || evs[0].Data["error"] != "canceled" {
 		t.Errorf("build.fail of the canceled build: %+v", evs)
+	}
+}
+
+// tarGz writes a gzipped tar of files (name → content) to path.
+func tarGz(t *testing.T, path string, files map[string]string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	gz := gzip.NewWriter(f)
+	tw := tar.NewWriter(gz)
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(files[n])), Typeflag: tar.TypeReg})
+		tw.Write([]byte(files[n]))
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBuildCopyOptions(t *testing.T) {
+	d := buildDaemon(t)
+	dir := writeContext(t, map[string]string{
+		"Dockerfile": `FROM busybox
+ARG NAME=world
+RUN echo "app:x:1000:1000::/home/app:/bin/sh" >> /etc/passwd && echo "app:x:1000:" >> /etc/group
+COPY --chown=app:app --chmod=0600 secret.conf /conf/
+ADD bundle.tar.gz /opt/
+COPY <<EOT /etc/motd
+hello $NAME
+EOT
+RUN --mount=type=cache,target=/cache echo run >> /cache/runs && wc -l < /cache/runs > /runs
+WORKDIR /srv/made
+USER app
+RUN id -u > /tmp/uid && pwd > /tmp/pwd
+`,
+		"secret.conf": "s3cret\n",
+	})
+	tarGz(t, filepath.Join(dir, "bundle.tar.gz"), map[string]string{"pkg/a.txt": "from the tarball\n"})
+	build(t, d, dir, "tag=opts")
+	got := runIn(t, d, "opts", "sh", "-c", "ls -ln /conf/secret.conf | cut -c1-10; ls -ln /conf/secret.conf | awk '{print $3, $4}'; cat /opt/pkg/a.txt /etc/motd /tmp/uid /tmp/pwd /runs; ls -d /srv/made; ls /cache | wc -l")
+	want := "-rw-------\n1000 1000\nfrom the tarball\nhello world\n1000\n/srv/made\n1\n/srv/made\n0\n"
+	if got != want {
+		t.Errorf("the image holds:\n%s\nwant:\n%s", got, want)
+	}
+	if c := skopeoConfig(t, d, "opts:latest"); c.Config.User != "app" || c.Config.WorkingDir != "/srv/made" {
+		t.Errorf("config User %q WorkingDir %q", c.Config.User, c.Config.WorkingDir)
+	}
+	// The cache mount outlives the build: a no-cache rebuild sees the
+	// first run's line.
+	build(t, d, dir, "tag=opts", "no-cache")
+	if got := runIn(t, d, "opts", "cat", "/runs"); got != "2\n" {
+		t.Errorf("RUN --mount=type=cache: /runs = %q after two runs, want 2", got)
 	}
 }

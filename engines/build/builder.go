@@ -488,10 +488,25 @@ func (b *builder) step(ctx context.Context, st *stage, c instructions.Command, m
 			return fail(err, 0)
 		}
 		layer = l
+	case *instructions.WorkdirCommand:
+		// As Docker: WORKDIR makes the directory when the image lacks it
+		// (owned by the USER in effect), in a layer of its own.
+		if err := applyConfig(cfg, c); err != nil {
+			return fail(err, 0)
+		}
+		l, err := b.writeCopy(st, nil, []copyEntry{{dest: strings.TrimPrefix(cfg.Config.WorkingDir, "/"), mode: 0o755}}, cfg.Config.User)
+		if err != nil {
+			return fail(err, 0)
+		}
+		layer = l
 	default:
 		if err := applyConfig(cfg, c); err != nil {
 			return fail(err, 0)
 		}
+	}
+	if layer != nil && layer.entries == 0 && len(entries) == 0 {
+		_ = os.Remove(layer.path)
+		layer = nil
 	}
 	cfg.History = append(cfg.History, v1.History{Created: v1.Time{Time: b.epoch}, CreatedBy: createdBy, Comment: "cairn build", EmptyLayer: layer == nil})
 	img := st.img
