@@ -5,6 +5,7 @@
 package all
 
 import (
+	_ "github.com/cairnhq/cairn/engines/build" // Dockerfiles into the image store, RUN steps in runc, a layer cache
 	_ "github.com/cairnhq/cairn/engines/capture"
 	_ "github.com/cairnhq/cairn/engines/deploy"    // a one-host BOSH Director: releases, stemcells, manifests, canaries, resurrector
 	_ "github.com/cairnhq/cairn/engines/discovery" // Consul's HTTP API and DNS: services, checks, KV, sessions
