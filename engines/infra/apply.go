@@ -135,7 +135,10 @@ func (a *applier) run(ctx context.Context) error {
 			if n.out == nil {
 				continue
 			}
-			v, d := n.out.Expr.Value(p.eval.context(n.deps, nil))
+			if n.prefix != "" {
+				continue // a module's: evaluated as a step
+			}
+			v, d := n.out.Expr.Value(p.eval.context(p.eval.rootMod(), n.refs, nil, cty.NilVal))
 			if d.HasErrors() {
 				a.failures = append(a.failures, config.Format(d))
 				continue
@@ -208,14 +211,14 @@ func (a *applier) steps() ([]*step, error) {
 	}
 	for _, n := range p.order {
 		switch {
-		case n.local != nil:
+		case n.local != nil || n.call != nil || n.out != nil && n.prefix != "":
 			n := n
 			s := newStep("l:"+n.addr, n.addr, func(ctx context.Context) error {
-				v, d := n.local.Expr.Value(p.eval.context(n.deps, nil))
-				if d.HasErrors() {
-					return diagErr(d)
+				for _, mi := range p.eval.modsOf(n) {
+					if err := p.eval.evalNode(n, mi); err != nil {
+						return err
+					}
 				}
-				p.eval.setLocal(n.local.Name, v)
 				return nil
 			})
 			byDep[n.addr] = append(byDep[n.addr], s)
@@ -234,7 +237,7 @@ func (a *applier) steps() ([]*step, error) {
 	}
 	// Dependencies.
 	for _, n := range p.order {
-		if n.local == nil {
+		if n.res != nil || n.out != nil && n.prefix == "" {
 			continue
 		}
 		for _, s := range byDep[n.addr] {
@@ -394,7 +397,7 @@ func (a *applier) apply(ctx context.Context, c *Change) error {
 		if err != nil {
 			return err
 		}
-		p.eval.setInstance(n.addr, c.inst.key, dataValue(n, cv, got))
+		p.eval.setInstance(&c.inst, dataValue(n, cv, got))
 		a.sayf("%s: Read complete", c.Addr)
 		return nil
 	}
@@ -447,7 +450,7 @@ func (a *applier) apply(ctx context.Context, c *Change) error {
 	switch action {
 	case NoOp:
 		if c.actual != nil {
-			p.eval.setInstance(n.addr, c.inst.key, objectValue(sch, ctyValues(sch, c.actual, sensitive(c.actual)), cty.StringVal(c.prior.ID)))
+			p.eval.setInstance(&c.inst, objectValue(sch, ctyValues(sch, c.actual, sensitive(c.actual)), cty.StringVal(c.prior.ID)))
 		}
 		return nil
 	case Create, Replace, ReplaceCBD:
@@ -470,7 +473,7 @@ func (a *applier) apply(ctx context.Context, c *Change) error {
 		if err := a.record(ctx, a.body(KindCreate, c.Addr, map[string]any{"type": c.Type, "id": id, "before": before, "after": rs.toMap(), "dir": p.Dir})); err != nil {
 			return err
 		}
-		p.eval.setInstance(n.addr, c.inst.key, objectValue(sch, ctyValues(sch, got, sensitive(got)), cty.StringVal(id)))
+		p.eval.setInstance(&c.inst, objectValue(sch, ctyValues(sch, got, sensitive(got)), cty.StringVal(id)))
 		a.mu.Lock()
 		a.added++
 		a.mu.Unlock()
@@ -489,7 +492,7 @@ func (a *applier) apply(ctx context.Context, c *Change) error {
 		if err := a.record(ctx, a.body(KindUpdate, c.Addr, map[string]any{"type": c.Type, "id": c.prior.ID, "before": beforeRS.toMap(), "after": rs.toMap(), "dir": p.Dir})); err != nil {
 			return err
 		}
-		p.eval.setInstance(n.addr, c.inst.key, objectValue(sch, ctyValues(sch, got, sensitive(got)), cty.StringVal(c.prior.ID)))
+		p.eval.setInstance(&c.inst, objectValue(sch, ctyValues(sch, got, sensitive(got)), cty.StringVal(c.prior.ID)))
 		a.mu.Lock()
 		a.changed++
 		a.mu.Unlock()

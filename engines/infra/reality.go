@@ -49,6 +49,7 @@ func makePlan(ctx context.Context, req planRequest) (*Plan, error) {
 	if diags.HasErrors() {
 		return nil, diagErr(diags)
 	}
+	req.opts.ReadFile = fileReader(req.env.Actor)
 	ss := newSessions(ctx, req.env)
 	defer ss.close()
 	objects, err := refresh(ctx, ss, req.state)

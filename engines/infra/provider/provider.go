@@ -183,6 +183,13 @@ type Provider interface {
 	Open(ctx context.Context, env Env) (Session, error)
 }
 
+// Sourced is implemented by a provider that stands for a Terraform
+// provider: Source is its registry source ("hashicorp/random"), which a
+// configuration's required_providers names.
+type Sourced interface {
+	Source() string
+}
+
 // Watcher is implemented by a provider that can tell when reality changes
 // under it (the net provider, through netlink subscriptions).
 type Watcher interface {
