@@ -31,6 +31,7 @@ type applier struct {
 	planSeq     int64
 
 	mu        sync.Mutex
+	imported  int
 	added     int
 	changed   int
 	destroyed int
@@ -149,6 +150,9 @@ func (a *applier) run(ctx context.Context) error {
 			}
 			outputs[n.out.Name] = outputValue(uv, n.out.Sensitive)
 		}
+		for _, w := range p.eval.checks() {
+			a.say("Warning: " + w)
+		}
 	}
 	sort.Strings(a.failures)
 	data := map[string]any{
@@ -205,7 +209,11 @@ func (a *applier) steps() ([]*step, error) {
 		if c.forget {
 			c := c
 			deleteOf[c.Addr] = newStep("f:"+c.Addr, c.Addr, func(ctx context.Context) error {
-				return a.record(ctx, a.body(KindForget, c.Addr, map[string]any{"before": c.prior.toMap(), "reason": "gone outside cairn"}))
+				why := "gone outside cairn"
+				if c.forgetWhy != "" {
+					why = c.forgetWhy
+				}
+				return a.record(ctx, a.body(KindForget, c.Addr, map[string]any{"before": c.prior.toMap(), "reason": why}))
 			})
 		}
 	}
@@ -401,6 +409,15 @@ func (a *applier) apply(ctx context.Context, c *Change) error {
 		a.sayf("%s: Read complete", c.Addr)
 		return nil
 	}
+	if c.Importing {
+		if err := a.record(ctx, a.body(KindImport, c.Addr, map[string]any{"type": c.Type, "id": c.prior.ID, "after": c.prior.toMap(), "dir": p.Dir, "block": true})); err != nil {
+			return err
+		}
+		a.sayf("%s: Import complete [id=%s]", c.Addr, c.prior.ID)
+		a.mu.Lock()
+		a.imported++
+		a.mu.Unlock()
+	}
 	rt := resourceType(c.Type)
 	sch := rt.Schema()
 	cv, d := p.eval.instanceConfig(n, &c.inst)
@@ -473,7 +490,11 @@ func (a *applier) apply(ctx context.Context, c *Change) error {
 		if err := a.record(ctx, a.body(KindCreate, c.Addr, map[string]any{"type": c.Type, "id": id, "before": before, "after": rs.toMap(), "dir": p.Dir})); err != nil {
 			return err
 		}
-		p.eval.setInstance(&c.inst, objectValue(sch, ctyValues(sch, got, sensitive(got)), cty.StringVal(id)))
+		self := objectValue(sch, ctyValues(sch, got, sensitive(got)), cty.StringVal(id))
+		p.eval.setInstance(&c.inst, self)
+		if err := a.postconditions(c, self); err != nil {
+			return err
+		}
 		a.mu.Lock()
 		a.added++
 		a.mu.Unlock()
@@ -492,7 +513,11 @@ func (a *applier) apply(ctx context.Context, c *Change) error {
 		if err := a.record(ctx, a.body(KindUpdate, c.Addr, map[string]any{"type": c.Type, "id": c.prior.ID, "before": beforeRS.toMap(), "after": rs.toMap(), "dir": p.Dir})); err != nil {
 			return err
 		}
-		p.eval.setInstance(&c.inst, objectValue(sch, ctyValues(sch, got, sensitive(got)), cty.StringVal(c.prior.ID)))
+		self := objectValue(sch, ctyValues(sch, got, sensitive(got)), cty.StringVal(c.prior.ID))
+		p.eval.setInstance(&c.inst, self)
+		if err := a.postconditions(c, self); err != nil {
+			return err
+		}
 		a.mu.Lock()
 		a.changed++
 		a.mu.Unlock()
@@ -500,6 +525,13 @@ func (a *applier) apply(ctx context.Context, c *Change) error {
 		return nil
 	}
 	return nil
+}
+
+// postconditions checks a resource's postconditions against what the
+// apply made of it: what depends on it is not applied when one fails.
+func (a *applier) postconditions(c *Change, self cty.Value) error {
+	n := c.node
+	return a.plan.eval.conditions(n.res.Lifecycle.Postconditions, a.plan.eval.context(c.inst.mod, n.refs, &c.inst, self), "Resource postcondition failed")
 }
 
 func (a *applier) destroy(ctx context.Context, c *Change) error {

@@ -98,6 +98,30 @@ func newEvaluator(cfg *config.Config, vars map[string]cty.Value) *evaluator {
 	}
 }
 
+// instancesOf lists the instances of the module call at addr (qualified).
+func (e *evaluator) instancesOf(addr string) []*modInst {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []*modInst
+	for _, k := range e.keys[addr] {
+		if mi := e.byPath[addr+instKey(k)]; mi != nil {
+			out = append(out, mi)
+		}
+	}
+	return out
+}
+
+// allMods lists every module instance, by path.
+func (e *evaluator) allMods() []*modInst {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []*modInst
+	for _, p := range slices.Sorted(maps.Keys(e.byPath)) {
+		out = append(out, e.byPath[p])
+	}
+	return out
+}
+
 // rootMod is the root module's instance.
 func (e *evaluator) rootMod() *modInst { return e.byPath[""] }
 

@@ -2,6 +2,7 @@ package infra
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
@@ -64,4 +65,37 @@ func (e *evaluator) conditions(cs []*config.Condition, ctx *hcl.EvalContext, sum
 		}
 	}
 	return nil
+}
+
+// checks evaluates the check blocks of every module instance and answers
+// a warning for each assertion that fails, as Terraform's "Check block
+// assertion failed". An assertion not known yet is not reported.
+func (e *evaluator) checks() []string {
+	var out []string
+	for _, mi := range e.allMods() {
+		for _, ch := range mi.cfg.Checks {
+			var trs []hcl.Traversal
+			for _, a := range ch.Asserts {
+				trs = append(trs, a.Cond.Variables()...)
+				trs = append(trs, a.Msg.Variables()...)
+			}
+			refs, d := mi.cfg.Refs(trs)
+			where := strings.TrimPrefix(mi.path+".check."+ch.Name, ".")
+			if d.HasErrors() {
+				out = append(out, fmt.Sprintf("Check block assertion failed: %s: %s", where, config.Format(d)))
+				continue
+			}
+			ctx := e.context(mi, refs, nil, cty.NilVal)
+			for _, a := range ch.Asserts {
+				ok, msg, d := config.EvalCondition(a, ctx)
+				if d.HasErrors() {
+					msg, ok = config.Format(d), false
+				}
+				if !ok {
+					out = append(out, fmt.Sprintf("Check block assertion failed: %s (%s): %s", where, a.Range, msg))
+				}
+			}
+		}
+	}
+	return out
 }

@@ -66,6 +66,8 @@ type Change struct {
 	reapply     bool   // something it refers to is replaced: read reality again first
 	reapplyRoot string // the replaced resource
 	forget      bool   // gone outside cairn and not wanted: leaves state
+	forgetWhy   string // why it leaves state when not gone (a removed block)
+	Importing   bool   // an import block brings it under management with this apply
 }
 
 // Move is a state address change Terraform makes on its own: X becomes
@@ -85,6 +87,7 @@ type Outside struct {
 
 // Summary counts a plan's changes as Terraform does.
 type Summary struct {
+	Import  int
 	Add     int
 	Change  int
 	Destroy int
@@ -111,6 +114,7 @@ type Plan struct {
 	eval      *evaluator
 	stateRes  map[string]*ResourceState  // state after the plan's moves
 	data      map[string]provider.Values // data source reads, by instance address
+	imports   map[string]bool            // instances import blocks bring in
 	reads     []dataRead                 // data source reads still needed
 }
 
@@ -201,7 +205,7 @@ func plan(cfg *config.Config, vars map[string]cty.Value, state map[string]*Resou
 	}
 	p := &Plan{
 		Workspace: opts.Workspace, Dir: opts.Dir, Destroy: opts.Destroy, StateSeq: opts.StateSeq, Targets: opts.Targets,
-		order: order, eval: newEvaluator(cfg, vars), stateRes: state, data: real.Data,
+		order: order, eval: newEvaluator(cfg, vars), stateRes: state, data: real.Data, imports: real.Imported,
 		Outputs: map[string]any{},
 	}
 	p.eval.workspace = opts.Workspace
@@ -214,12 +218,24 @@ func plan(cfg *config.Config, vars map[string]cty.Value, state map[string]*Resou
 		replace[r] = true
 	}
 	inConfig := map[string]bool{}
+	if !opts.Destroy {
+		if err := p.movedBlocks(p.eval.rootMod(), state, actual); err != nil {
+			return nil, err
+		}
+	}
 	for _, n := range order {
 		for _, mi := range p.eval.modsOf(n) {
 			switch {
 			case n.local != nil || n.call != nil || n.out != nil && n.prefix != "":
 				if err := p.eval.evalNode(n, mi); err != nil {
 					return nil, err
+				}
+				if n.call != nil && !opts.Destroy {
+					for _, child := range p.eval.instancesOf(mi.qualify("module." + n.call.Name)) {
+						if err := p.movedBlocks(child, state, actual); err != nil {
+							return nil, err
+						}
+					}
 				}
 			case n.out != nil:
 				v, d := n.out.Expr.Value(p.eval.context(mi, n.refs, nil, cty.NilVal))
@@ -264,6 +280,9 @@ func plan(cfg *config.Config, vars map[string]cty.Value, state map[string]*Resou
 			}
 		}
 	}
+	if !opts.Destroy {
+		p.Warnings = append(p.Warnings, p.eval.checks()...)
+	}
 	// What state holds and the configuration no longer declares.
 	var orphans []string
 	for a := range state {
@@ -272,12 +291,33 @@ func plan(cfg *config.Config, vars map[string]cty.Value, state map[string]*Resou
 		}
 	}
 	sort.Strings(orphans)
+	removed := map[string]*config.Removed{}
+	for _, mi := range p.eval.allMods() {
+		for _, rm := range mi.cfg.Removed {
+			from := mi.qualify(rm.From)
+			for a := range inConfig {
+				if addrUnder(a, from) {
+					return nil, diagErr(hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Removed resource block still exists",
+						Detail: fmt.Sprintf("This \"removed\" block is for %s, which is still declared in the configuration; remove its block, or this one.", rm.From), Subject: rm.Range.Ptr()}})
+				}
+			}
+			for _, a := range orphans {
+				if addrUnder(a, from) {
+					removed[a] = rm
+				}
+			}
+		}
+	}
 	for _, a := range orphans {
 		rs := state[a]
 		mod, _ := splitAddr(a)
 		c := &Change{Addr: a, Module: mod, Type: rs.Type, Name: nameOf(a), Mode: "managed", Action: Delete, Reason: "not in the configuration", ID: rs.ID, prior: rs, actual: actual[a], deps: rs.Deps, resAddr: staticAddr(a)}
 		if actual[a] == nil {
 			c.Action, c.Reason, c.forget = NoOp, "not in the configuration and already gone", true
+		}
+		if rm := removed[a]; rm != nil && !rm.Destroy && !opts.Destroy {
+			c.Action, c.Reason, c.forget = NoOp, "removed block: no longer managed, not destroyed", true
+			c.forgetWhy = "removed from the configuration by a removed block with lifecycle.destroy = false"
 		}
 		if opts.Destroy {
 			c.Reason = ""
@@ -298,6 +338,9 @@ func plan(cfg *config.Config, vars map[string]cty.Value, state map[string]*Resou
 			}
 			return nil, wire.Errorf(wire.FailedPrecondition,
 				"%s has lifecycle.prevent_destroy set, but the plan would %s it; remove prevent_destroy from its lifecycle block if this is intended, or change the configuration so it is kept", c.Addr, what)
+		}
+		if c.Importing {
+			p.Summary.Import++
 		}
 		switch c.Action {
 		case Create:
@@ -332,17 +375,7 @@ func outputValue(v cty.Value, sensitive bool) any {
 // resource (X becomes X[0]) or removed (X[0] becomes X), so the object is
 // kept rather than destroyed and made again.
 func (p *Plan) moveCount(n *node, res string, insts []instance, state map[string]*ResourceState, actual map[string]provider.Values) {
-	move := func(from, to string) {
-		rs := *state[from]
-		rs.Addr = to
-		state[to] = &rs
-		delete(state, from)
-		if v, ok := actual[from]; ok {
-			actual[to] = v
-			delete(actual, from)
-		}
-		p.Moves = append(p.Moves, Move{From: from, To: to})
-	}
+	move := func(from, to string) { p.move(from, to, state, actual) }
 	zero := res + "[0]"
 	_, haveBare := state[res]
 	_, haveZero := state[zero]
@@ -352,6 +385,63 @@ func (p *Plan) moveCount(n *node, res string, insts []instance, state map[string
 	case n.res.Count == nil && n.res.ForEach == nil && haveZero && !haveBare:
 		move(zero, res)
 	}
+}
+
+// move moves one object of state from one address to another.
+func (p *Plan) move(from, to string, state map[string]*ResourceState, actual map[string]provider.Values) {
+	rs := *state[from]
+	rs.Addr = to
+	state[to] = &rs
+	delete(state, from)
+	if v, ok := actual[from]; ok {
+		actual[to] = v
+		delete(actual, from)
+	}
+	p.Moves = append(p.Moves, Move{From: from, To: to})
+}
+
+// movedBlocks carries out the moved blocks of a module instance (the
+// root, or one a module call just made): every object of state at or
+// under from goes to the same place under to. A move whose destination
+// is taken already is not made, with a warning, as Terraform does.
+func (p *Plan) movedBlocks(mi *modInst, state map[string]*ResourceState, actual map[string]provider.Values) error {
+	for _, mv := range mi.cfg.Moved {
+		from, to := mi.qualify(mv.From), mi.qualify(mv.To)
+		fromMod, toMod := isModulePath(from), isModulePath(to)
+		if fromMod != toMod {
+			return diagErr(hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid \"moved\" addresses",
+				Detail: fmt.Sprintf("Cannot move %s to %s: a module moves only to a module, a resource only to a resource.", mv.From, mv.To), Subject: mv.Range.Ptr()}})
+		}
+		if !fromMod {
+			_, fr := splitAddr(from)
+			_, tr := splitAddr(to)
+			if typeOf(fr) != typeOf(tr) {
+				return diagErr(hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Resource type mismatch",
+					Detail: fmt.Sprintf("This statement declares a move from %s to %s, which is a resource of a different type.", mv.From, mv.To), Subject: mv.Range.Ptr()}})
+			}
+		}
+		for _, a := range slices.Sorted(maps.Keys(state)) {
+			if !addrUnder(a, from) {
+				continue
+			}
+			dest := to + a[len(from):]
+			if _, taken := state[dest]; taken {
+				p.Warnings = append(p.Warnings, fmt.Sprintf("Unresolved resource instance address changes: %s could not move to %s, which is in state already (moved block at %s)", a, dest, mv.Range))
+				continue
+			}
+			p.move(a, dest, state, actual)
+		}
+	}
+	return nil
+}
+
+// typeOf answers TYPE of [data.]TYPE.NAME[KEY].
+func typeOf(res string) string {
+	parts := addrParts(staticAddr(res))
+	if len(parts) > 1 && parts[0] == "data" {
+		return "data." + parts[1]
+	}
+	return parts[0]
 }
 
 // createBeforeDestroy passes create_before_destroy on to what a +/-
@@ -610,7 +700,7 @@ func (p *Plan) planInstance(n *node, in instance, prior *ResourceState, actual p
 	if d.HasErrors() {
 		return nil, diagErr(d)
 	}
-	c := &Change{Addr: in.addr, Module: in.mod.path, Type: n.res.Type, Name: n.res.Name, Mode: "managed", node: n, inst: in, cfg: cv, prior: prior, actual: actual,
+	c := &Change{Addr: in.addr, Module: in.mod.path, Type: n.res.Type, Name: n.res.Name, Mode: "managed", node: n, inst: in, cfg: cv, prior: prior, actual: actual, Importing: p.imports[in.addr] && !destroy,
 		deps: p.transitiveDeps(n), lc: n.res.Lifecycle, resAddr: n.addr}
 	known := map[string]bool{}
 	for k := range cv.set {
@@ -618,6 +708,11 @@ func (p *Plan) planInstance(n *node, in instance, prior *ResourceState, actual p
 	}
 	if err := rt.Validate(cv.vals, known); err != nil {
 		return nil, diagErr(hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid " + n.res.Type, Detail: err.Error(), Subject: n.res.Range.Ptr()}})
+	}
+	if !destroy {
+		if err := p.eval.conditions(n.res.Lifecycle.Preconditions, p.eval.context(in.mod, n.refs, &in, cty.NilVal), "Resource precondition failed"); err != nil {
+			return nil, err
+		}
 	}
 	id := cty.UnknownVal(cty.String)
 	newID := ""
@@ -772,7 +867,12 @@ func (p *Plan) planInstance(n *node, in instance, prior *ResourceState, actual p
 			}
 		}
 	}
-	p.eval.setInstance(&in, objectValue(n.sch, vals, id))
+	self := objectValue(n.sch, vals, id)
+	p.eval.setInstance(&in, self)
+	// What is known now is checked now; the rest after apply.
+	if err := p.eval.conditions(n.res.Lifecycle.Postconditions, p.eval.context(in.mod, n.refs, &in, self), "Resource postcondition failed"); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 

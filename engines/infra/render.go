@@ -48,7 +48,7 @@ func render(p *Plan) []string {
 	}
 	var acts []*Change
 	for _, c := range p.Changes {
-		if c.Action != NoOp {
+		if c.Action != NoOp || c.Importing {
 			acts = append(acts, c)
 		}
 	}
@@ -67,10 +67,21 @@ func render(p *Plan) []string {
 	}
 	for _, c := range forgets {
 		add("")
+		if c.forgetWhy != "" {
+			add("  # %s will no longer be managed by cairn (it is not destroyed)", c.Addr)
+			continue
+		}
 		add("  # %s is gone already and leaves the state", c.Addr)
 	}
 	for _, c := range acts {
 		add("")
+		if c.Importing {
+			if c.Action == NoOp {
+				add("  # %s will be imported [id=%s]", c.Addr, c.ID)
+				continue
+			}
+			add("  # %s will be imported [id=%s], then:", c.Addr, c.ID)
+		}
 		head := headlines[c.Action]
 		if c.Reason != "" && c.Action != Replace && c.Action != ReplaceCBD {
 			head += " (because " + c.Reason + ")"
@@ -111,7 +122,11 @@ func render(p *Plan) []string {
 		add("    }")
 	}
 	add("")
-	add("Plan: %d to add, %d to change, %d to destroy.", p.Summary.Add, p.Summary.Change, p.Summary.Destroy)
+	if p.Summary.Import > 0 {
+		add("Plan: %d to import, %d to add, %d to change, %d to destroy.", p.Summary.Import, p.Summary.Add, p.Summary.Change, p.Summary.Destroy)
+	} else {
+		add("Plan: %d to add, %d to change, %d to destroy.", p.Summary.Add, p.Summary.Change, p.Summary.Destroy)
+	}
 	out = append(out, renderOutputs(p)...)
 	for _, w := range p.Warnings {
 		add("")
