@@ -453,7 +453,7 @@ func (a *applier) apply(ctx context.Context, c *Change) error {
 		// What it refers to was just replaced: reality may have moved
 		// under it (a port taken off its bridge), or taken it along (an
 		// address of the bridge), which is then made again.
-		fresh, found, err := rt.Read(ctx, s, c.prior.ID)
+		fresh, found, err := readObject(ctx, rt, s, c.prior)
 		if err != nil {
 			return err
 		}
@@ -481,6 +481,14 @@ func (a *applier) apply(ctx context.Context, c *Change) error {
 		got, err := rt.Create(ctx, s, want)
 		if err != nil {
 			return err
+		}
+		if id == "" {
+			// A state-backed object's id is made with it.
+			if id = got.String("id"); id == "" {
+				return fmt.Errorf("the provider made the object but answered no id")
+			}
+			got = got.Clone()
+			delete(got, "id")
 		}
 		rs := stateOf(c, id, sch, got, cv)
 		var before any

@@ -59,6 +59,9 @@ func (m *module) importBody(ctx context.Context, actor journal.Actor, req planRe
 	if n == nil {
 		return nil, engines.Errorf(wire.NotFound, addr, "%s is not declared in %s; add its resource block first, as terraform import needs", staticAddr(addr.Text), req.opts.Dir)
 	}
+	if _, ok := resourceType(n.res.Type).(provider.StateBacked); ok {
+		return nil, engines.Errorf(wire.InvalidArgument, addr, "%s objects live in state only; there is nothing outside cairn to import", n.res.Type)
+	}
 	ss := newSessions(ctx, req.env)
 	defer ss.close()
 	s, err := ss.get(n.res.Type)

@@ -154,7 +154,7 @@ func refresh(ctx context.Context, ss *sessions, state map[string]*ResourceState)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", a, err)
 		}
-		v, found, err := rt.Read(ctx, s, rs.ID)
+		v, found, err := readObject(ctx, rt, s, rs)
 		if err != nil {
 			return nil, fmt.Errorf("refresh %s (%s): %w", a, rs.ID, err)
 		}
@@ -199,6 +199,10 @@ func importBlocks(ctx context.Context, ss *sessions, cfg *config.Config, vars ma
 				Detail: "The import ID must be a known, non-empty string (it may refer to variables only).", Subject: im.ID.Range().Ptr()}})
 		}
 		id := v.AsString()
+		if _, ok := resourceType(n.res.Type).(provider.StateBacked); ok {
+			return nil, diagErr(hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot import",
+				Detail: fmt.Sprintf("%s objects live in state only; there is nothing outside cairn to import.", n.res.Type), Subject: im.Range.Ptr()}})
+		}
 		s, err := ss.get(n.res.Type)
 		if err != nil {
 			return nil, err
@@ -216,4 +220,20 @@ func importBlocks(ctx context.Context, ss *sessions, cfg *config.Config, vars ma
 		real.Imported[im.To] = true
 	}
 	return state, nil
+}
+
+// readObject reads one object of state from reality; a state-backed type
+// is handed what state keeps of it.
+func readObject(ctx context.Context, rt provider.Resource, s provider.Session, rs *ResourceState) (provider.Values, bool, error) {
+	sb, ok := rt.(provider.StateBacked)
+	if !ok {
+		return rt.Read(ctx, s, rs.ID)
+	}
+	prior := provider.Values{}
+	for k, v := range rs.Attrs {
+		if !rs.sensitive(k) {
+			prior[k] = v
+		}
+	}
+	return sb.ReadState(ctx, s, rs.ID, prior)
 }

@@ -26,6 +26,10 @@ const (
 	Number      // an integer, int64
 	Bool
 	StringList // []string
+	StringMap  // map[string]string
+	// Dynamic is any value (terraform_data's input): its Go form is what
+	// encoding/json decodes its JSON into (json.Number for numbers).
+	Dynamic
 )
 
 func (t Type) String() string {
@@ -38,6 +42,10 @@ func (t Type) String() string {
 		return "bool"
 	case StringList:
 		return "list(string)"
+	case StringMap:
+		return "map(string)"
+	case Dynamic:
+		return "any"
 	}
 	return fmt.Sprintf("Type(%d)", int(t))
 }
@@ -81,8 +89,9 @@ func (s *Schema) Names() []string {
 	return names
 }
 
-// Values are the attributes of one object: string, int64, bool or []string
-// by the schema's type, nil (or absent) for null.
+// Values are the attributes of one object: string, int64, bool, []string,
+// map[string]string or a JSON-decoded value by the schema's type, nil (or
+// absent) for null.
 type Values map[string]any
 
 // String returns v[name] as a string ("" when null).
@@ -96,6 +105,12 @@ func (v Values) Bool(name string) bool { b, _ := v[name].(bool); return b }
 
 // List returns v[name] as a []string (nil when null).
 func (v Values) List(name string) []string { l, _ := v[name].([]string); return l }
+
+// Map returns v[name] as a map[string]string (nil when null).
+func (v Values) Map(name string) map[string]string {
+	m, _ := v[name].(map[string]string)
+	return m
+}
 
 // Has reports whether v[name] is set (not null).
 func (v Values) Has(name string) bool { return v[name] != nil }
@@ -120,6 +135,10 @@ type Env struct {
 	// Services are what other engines offer (engines.Services), looked up
 	// by name: the kv provider looks up "kv".
 	Services interface{ Lookup(name string) any }
+	// HostKey is a secret of this daemon (kept in its data directory,
+	// mode 0600): a StateBacked type derives from it the secrets it must
+	// not journal (random_password's result), again on every read.
+	HostKey []byte
 }
 
 // Session is one plan's or apply's view of reality. A provider caches
@@ -188,6 +207,19 @@ type Provider interface {
 // configuration's required_providers names.
 type Sourced interface {
 	Source() string
+}
+
+// StateBacked is implemented by a resource type whose objects live in
+// state only (random values, null_resource, time_static): nothing outside
+// cairn holds them. The engine calls ReadState, never Read, with what
+// state keeps of the object (sensitive attributes left out: the provider
+// derives them again), and answers found=false to have it made again (a
+// time_rotating past its rotation).
+//
+// Its ID may answer "" when the id is known only once the object is made
+// (a random one): Create then answers the id as the value "id".
+type StateBacked interface {
+	ReadState(ctx context.Context, s Session, id string, prior Values) (v Values, found bool, err error)
 }
 
 // Watcher is implemented by a provider that can tell when reality changes
