@@ -226,6 +226,9 @@ type planRow struct {
 	Outputs   map[string]any `json:"outputs,omitempty"`
 	Unknown   []string       `json:"outputs_unknown,omitempty"`
 	Warnings  []string       `json:"warnings,omitempty"`
+	// Terraform's JSON plan format (tfjson.go).
+	FormatVersion   string             `json:"format_version"`
+	ResourceChanges []tfResourceChange `json:"resource_changes"`
 }
 
 // changeRow is one change of a plan row.
@@ -262,7 +265,8 @@ type outsideRow struct {
 // planJSON renders a plan as infra plan answers it.
 func planJSON(p *Plan) planRow {
 	row := planRow{ID: p.ID, Workspace: p.Workspace, Add: p.Summary.Add, Change: p.Summary.Change, Destroy: p.Summary.Destroy,
-		Dir: p.Dir, Changes: []changeRow{}, Outputs: p.Outputs, Unknown: p.Unknown, Warnings: p.Warnings}
+		Dir: p.Dir, Changes: []changeRow{}, Outputs: p.Outputs, Unknown: p.Unknown, Warnings: p.Warnings,
+		FormatVersion: tfFormatVersion, ResourceChanges: resourceChanges(p)}
 	for _, c := range p.Changes {
 		if c.Action == NoOp {
 			continue
