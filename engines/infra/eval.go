@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/ext/dynblock"
+	"github.com/hashicorp/hcl/v2/hcldec"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/function"
 
@@ -29,6 +31,7 @@ type node struct {
 	res    *config.Resource
 	attrs  hcl.Attributes // a resource's configured arguments
 	sch    *provider.Schema
+	blocks hcl.Body // a resource's nested blocks (dynamic ones unexpanded), when its type has any
 	local  *config.Local
 	out    *config.Output
 	call   *config.ModuleCall
@@ -326,12 +329,77 @@ func bodySchema(s *provider.Schema) *hcl.BodySchema {
 	bs := &hcl.BodySchema{}
 	for _, n := range s.Names() {
 		a := s.Attributes[n]
-		if a.Computed && !a.Optional && !a.Required {
+		if a.Computed && !a.Optional && !a.Required || a.Type == provider.Blocks {
 			continue
 		}
 		bs.Attributes = append(bs.Attributes, hcl.AttributeSchema{Name: n, Required: a.Required})
 	}
 	return bs
+}
+
+// hasBlocks reports whether a schema has nested block types.
+func hasBlocks(s *provider.Schema) bool {
+	for _, a := range s.Attributes {
+		if a.Type == provider.Blocks {
+			return true
+		}
+	}
+	return false
+}
+
+// blockSpec is the hcldec spec of a schema's nested block types: each a
+// list of objects of the block's attributes.
+func blockSpec(s *provider.Schema) hcldec.ObjectSpec {
+	spec := hcldec.ObjectSpec{}
+	for name, a := range s.Attributes {
+		if a.Type != provider.Blocks {
+			continue
+		}
+		inner := hcldec.ObjectSpec{}
+		for n, ia := range a.Block.Attributes {
+			if ia.Computed && !ia.Optional && !ia.Required {
+				continue
+			}
+			inner[n] = &hcldec.AttrSpec{Name: n, Type: ctyType(ia.Type), Required: ia.Required}
+		}
+		spec[name] = &hcldec.BlockListSpec{TypeName: name, Nested: inner, MaxItems: a.MaxItems}
+	}
+	return spec
+}
+
+// blocksToGo converts a known list of block objects to a Blocks value:
+// one map per block, null attributes left out, defaults filled in.
+func blocksToGo(v cty.Value, sch *provider.Schema) ([]map[string]any, error) {
+	out := []map[string]any{}
+	if v.IsNull() {
+		return out, nil
+	}
+	for it := v.ElementIterator(); it.Next(); {
+		_, b := it.Element()
+		m := map[string]any{}
+		for n, a := range sch.Attributes {
+			if !b.Type().HasAttribute(n) {
+				if a.Default != nil {
+					m[n] = a.Default
+				}
+				continue
+			}
+			av := b.GetAttr(n)
+			if av.IsNull() {
+				if a.Default != nil {
+					m[n] = a.Default
+				}
+				continue
+			}
+			g, err := toGo(av, a.Type)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", n, err)
+			}
+			m[n] = g
+		}
+		out = append(out, m)
+	}
+	return out, nil
 }
 
 // graph builds the configuration's nodes with their dependencies, in an
@@ -446,11 +514,24 @@ func addNodes(cfg *config.Config, prefix string, nodes map[string]*node) hcl.Dia
 			continue
 		}
 		n.sch = sch
-		content, d := r.Body.Content(bodySchema(sch))
-		diags = append(diags, d...)
-		n.attrs = content.Attributes
 		var trs []hcl.Traversal
-		for _, a := range content.Attributes {
+		if hasBlocks(sch) {
+			content, remain, d := r.Body.PartialContent(bodySchema(sch))
+			diags = append(diags, d...)
+			n.attrs = content.Attributes
+			spec := blockSpec(sch)
+			bs := hcldec.ImpliedSchema(spec)
+			bs.Blocks = append(bs.Blocks, hcl.BlockHeaderSchema{Type: "dynamic", LabelNames: []string{"type"}})
+			_, d = remain.Content(bs)
+			diags = append(diags, d...)
+			n.blocks = remain
+			trs = append(trs, dynblock.VariablesHCLDec(remain, spec)...)
+		} else {
+			content, d := r.Body.Content(bodySchema(sch))
+			diags = append(diags, d...)
+			n.attrs = content.Attributes
+		}
+		for _, a := range n.attrs {
 			trs = append(trs, a.Expr.Variables()...)
 		}
 		if r.Count != nil {
@@ -771,8 +852,11 @@ func (e *evaluator) instanceConfig(n *node, in *instance) (*configValues, hcl.Di
 		}
 		cv.vals[name] = g
 	}
+	if n.blocks != nil {
+		diags = append(diags, e.blockConfig(n, ctx, cv)...)
+	}
 	for name, at := range n.sch.Attributes {
-		if _, given := n.attrs[name]; given || at.Default == nil {
+		if _, given := n.attrs[name]; given || at.Default == nil || at.Type == provider.Blocks {
 			continue
 		}
 		cv.vals[name] = at.Default
@@ -788,6 +872,44 @@ func (e *evaluator) instanceConfig(n *node, in *instance) (*configValues, hcl.Di
 		}
 	}
 	return cv, diags
+}
+
+// blockConfig evaluates an instance's nested blocks, dynamic blocks
+// expanded (with their iterators, nested ones too) by hcl's dynblock.
+func (e *evaluator) blockConfig(n *node, ctx *hcl.EvalContext, cv *configValues) hcl.Diagnostics {
+	spec := blockSpec(n.sch)
+	v, diags := hcldec.Decode(dynblock.Expand(n.blocks, ctx), spec, ctx)
+	if diags.HasErrors() {
+		return diags
+	}
+	for name, a := range n.sch.Attributes {
+		if a.Type != provider.Blocks {
+			continue
+		}
+		bv := cty.DynamicVal
+		if v.IsKnown() && !v.IsNull() && v.Type().IsObjectType() && v.Type().HasAttribute(name) {
+			bv = v.GetAttr(name)
+		}
+		uv, marks := bv.UnmarkDeep()
+		if _, ok := marks[config.Sensitive]; ok || a.Sensitive {
+			cv.sensitive[name] = true
+		}
+		cv.set[name] = true
+		if !uv.IsWhollyKnown() {
+			cv.unknown[name] = true
+			cv.cty[name] = cty.DynamicVal
+			continue
+		}
+		g, err := blocksToGo(uv, a.Block)
+		if err != nil {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Incorrect attribute value type",
+				Detail: fmt.Sprintf("Inappropriate value in a %s block: %s.", name, err), Subject: n.res.Range.Ptr()})
+			continue
+		}
+		cv.vals[name] = g
+		cv.cty[name] = toCty(g, provider.Blocks)
+	}
+	return diags
 }
 
 func convertValue(v cty.Value, t provider.Type) (cty.Value, error) {

@@ -14,7 +14,8 @@ import (
 
 	"github.com/cairnhq/cairn/engines"
 	"github.com/cairnhq/cairn/engines/infra/provider"
-	_ "github.com/cairnhq/cairn/engines/infra/providers/file" // the providers linked in: each registers itself from init
+	_ "github.com/cairnhq/cairn/engines/infra/providers/consul" // the providers linked in: each registers itself from init
+	_ "github.com/cairnhq/cairn/engines/infra/providers/file"
 	_ "github.com/cairnhq/cairn/engines/infra/providers/kv"
 	_ "github.com/cairnhq/cairn/engines/infra/providers/local"
 	_ "github.com/cairnhq/cairn/engines/infra/providers/net"

@@ -231,9 +231,21 @@ func readObject(ctx context.Context, rt provider.Resource, s provider.Session, r
 	}
 	prior := provider.Values{}
 	for k, v := range rs.Attrs {
-		if !rs.sensitive(k) {
-			prior[k] = v
+		if rs.sensitive(k) {
+			v = provider.Redacted{}
+		}
+		prior[k] = v
+	}
+	got, found, err := sb.ReadState(ctx, s, rs.ID, prior)
+	for k, v := range got {
+		if _, ok := v.(provider.Redacted); ok {
+			// Not known again: compared by the digest state keeps.
+			got[k] = digested(fmt.Sprint(rs.Attrs[k]))
 		}
 	}
-	return sb.ReadState(ctx, s, rs.ID, prior)
+	return got, found, err
 }
+
+// digested is a sensitive value known by its digest only ("sha256:…"):
+// it equals a value whose digest it is.
+type digested string

@@ -27,7 +27,7 @@ func ctyType(t provider.Type) cty.Type {
 		return cty.List(cty.String)
 	case provider.StringMap:
 		return cty.Map(cty.String)
-	case provider.Dynamic:
+	case provider.Dynamic, provider.Blocks:
 		return cty.DynamicPseudoType
 	}
 	return cty.String
@@ -153,8 +153,8 @@ func toCty(x any, t provider.Type) cty.Value {
 			vals[k] = cty.StringVal(s)
 		}
 		return cty.MapVal(vals)
-	case provider.Dynamic:
-		b, err := json.Marshal(x)
+	case provider.Dynamic, provider.Blocks:
+		b, err := json.Marshal(normalizeJSON(x))
 		if err != nil {
 			return cty.DynamicVal
 		}
@@ -245,8 +245,8 @@ func normalize(x any, t provider.Type) any {
 		return asList(x)
 	case provider.StringMap:
 		return asMap(x)
-	case provider.Dynamic:
-		if b, err := json.Marshal(x); err == nil {
+	case provider.Dynamic, provider.Blocks:
+		if b, err := json.Marshal(normalizeJSON(x)); err == nil {
 			if v, err := decodeJSON(b); err == nil {
 				return v
 			}
@@ -257,6 +257,12 @@ func normalize(x any, t provider.Type) any {
 
 // equal compares two provider values.
 func equal(a, b any) bool {
+	if d, ok := a.(digested); ok {
+		return equalDigest(d, b)
+	}
+	if d, ok := b.(digested); ok {
+		return equalDigest(d, a)
+	}
 	la, aok := listOf(a)
 	lb, bok := listOf(b)
 	if aok || bok {
@@ -267,16 +273,13 @@ func equal(a, b any) bool {
 		return ok && na == nb
 	}
 	switch a.(type) {
-	case map[string]string, map[string]any, map[any]any, json.Number, float64, []any, uint64:
-		ja, _ := json.Marshal(normalizeJSON(a))
-		jb, _ := json.Marshal(normalizeJSON(b))
-		return string(ja) == string(jb)
+	case string, bool, nil:
+		return a == b
 	}
-	switch b.(type) {
-	case map[string]string, map[string]any, map[any]any, []any:
-		return false
-	}
-	return a == b
+	// Maps, blocks, dynamic values: compared as JSON.
+	ja, errA := json.Marshal(normalizeJSON(a))
+	jb, errB := json.Marshal(normalizeJSON(b))
+	return errA == nil && errB == nil && string(ja) == string(jb)
 }
 
 // normalizeJSON makes a value encodable as JSON (CBOR decodes maps with
@@ -301,6 +304,14 @@ func normalizeJSON(x any) any {
 			out[i] = normalizeJSON(e)
 		}
 		return out
+	case []map[string]any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = normalizeJSON(e)
+		}
+		return out
+	case json.Number:
+		return plainNumbers(v)
 	}
 	return x
 }
@@ -322,9 +333,19 @@ func listOf(x any) ([]string, bool) {
 	return nil, false
 }
 
+func equalDigest(d digested, x any) bool {
+	if e, ok := x.(digested); ok {
+		return d == e
+	}
+	return x != nil && digest(x) == string(d)
+}
+
 // digest is how a sensitive value is kept in state and events: its
 // SHA-256, never the value.
 func digest(x any) string {
+	if d, ok := x.(digested); ok {
+		return string(d)
+	}
 	b, _ := json.Marshal(x)
 	sum := sha256.Sum256(b)
 	return "sha256:" + hex.EncodeToString(sum[:])
@@ -338,7 +359,7 @@ func display(x any) string {
 	case string:
 		b, _ := json.Marshal(v)
 		return string(b)
-	case []string, []any, map[string]any, map[string]string, map[any]any:
+	case []string, []any, map[string]any, map[string]string, map[any]any, []map[string]any:
 		b, _ := json.Marshal(normalizeJSON(v))
 		return string(b)
 	}

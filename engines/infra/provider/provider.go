@@ -28,8 +28,12 @@ const (
 	StringList // []string
 	StringMap  // map[string]string
 	// Dynamic is any value (terraform_data's input): its Go form is what
-	// encoding/json decodes its JSON into (json.Number for numbers).
+	// encoding/json decodes its JSON into (int64 or float64 for numbers).
 	Dynamic
+	// Blocks is a nested block type (consul_keys' key {} blocks), which
+	// dynamic blocks may generate: its Go form is a []map[string]any, one
+	// map per block, by the attributes of the attribute's Block schema.
+	Blocks
 )
 
 func (t Type) String() string {
@@ -46,6 +50,8 @@ func (t Type) String() string {
 		return "map(string)"
 	case Dynamic:
 		return "any"
+	case Blocks:
+		return "blocks"
 	}
 	return fmt.Sprintf("Type(%d)", int(t))
 }
@@ -71,6 +77,11 @@ type Attribute struct {
 	UpdateComputes bool
 	Default        any // the value when the configuration leaves it out (not for Computed)
 	Description    string
+	// Block is the schema of a Blocks attribute's blocks (their
+	// attributes: strings, numbers, bools, lists and maps of strings), and
+	// MaxItems, when not 0, the most blocks there may be.
+	Block    *Schema
+	MaxItems int
 }
 
 // Schema describes a resource or data source type.
@@ -110,6 +121,25 @@ func (v Values) List(name string) []string { l, _ := v[name].([]string); return 
 func (v Values) Map(name string) map[string]string {
 	m, _ := v[name].(map[string]string)
 	return m
+}
+
+// Blocks returns v[name], a Blocks attribute, as one map per block (nil
+// when there are none), whether it comes from a configuration or back
+// from state.
+func (v Values) Blocks(name string) []map[string]any {
+	switch l := v[name].(type) {
+	case []map[string]any:
+		return l
+	case []any:
+		out := make([]map[string]any, 0, len(l))
+		for _, e := range l {
+			if m, ok := e.(map[string]any); ok {
+				out = append(out, m)
+			}
+		}
+		return out
+	}
+	return nil
 }
 
 // Has reports whether v[name] is set (not null).
@@ -209,12 +239,19 @@ type Sourced interface {
 	Source() string
 }
 
+// Redacted stands, in the prior values ReadState is given, for a
+// sensitive attribute state keeps as a digest only: the attribute is set,
+// its value is not known. A provider answers the value (reading it, or
+// deriving it again), or leaves Redacted{} and the engine compares the
+// configuration with the digest.
+type Redacted struct{}
+
 // StateBacked is implemented by a resource type whose objects live in
-// state only (random values, null_resource, time_static): nothing outside
-// cairn holds them. The engine calls ReadState, never Read, with what
-// state keeps of the object (sensitive attributes left out: the provider
-// derives them again), and answers found=false to have it made again (a
-// time_rotating past its rotation).
+// state only (random values, null_resource, time_static), or are read
+// through what state keeps of them (a local_file's filename): the engine
+// calls ReadState, never Read, with what state keeps of the object
+// (sensitive attributes as Redacted{}), and answers found=false to have
+// it made again (a time_rotating past its rotation).
 //
 // Its ID may answer "" when the id is known only once the object is made
 // (a random one): Create then answers the id as the value "id".
