@@ -116,7 +116,7 @@ func (m *module) env(actor journal.Actor) provider.Env {
 	return provider.Env{Actor: actor, Services: m.services, HostKey: m.hostKey}
 }
 
-// hostKey reads the daemon's infra secret from dir/infra.key, making it
+// hostKey reads the daemon's infra secret from dir/infra_host.key, making it
 // (32 random bytes, mode 0600) the first time. Without a data directory
 // (tests) the key lives as long as the process.
 func hostKey(dir string) ([]byte, error) {
@@ -125,7 +125,7 @@ func hostKey(dir string) ([]byte, error) {
 		_, err := rand.Read(k)
 		return k, err
 	}
-	p := filepath.Join(dir, "infra.key")
+	p := filepath.Join(dir, "infra_host.key")
 	k, err := os.ReadFile(p)
 	switch {
 	case err == nil && len(k) == 32:

@@ -143,14 +143,14 @@ var metaSchema = &hcl.BodySchema{
 
 var variableSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
-		{Name: "default"}, {Name: "type"}, {Name: "description"}, {Name: "sensitive"}, {Name: "nullable"}, {Name: "ephemeral"},
+		{Name: "default"}, {Name: "type"}, {Name: "description"}, {Name: "sensitive"}, {Name: "nullable"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{{Type: "validation"}},
 }
 
 var outputSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
-		{Name: "value", Required: true}, {Name: "description"}, {Name: "sensitive"}, {Name: "depends_on"}, {Name: "ephemeral"},
+		{Name: "value", Required: true}, {Name: "description"}, {Name: "sensitive"}, {Name: "depends_on"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{{Type: "precondition"}},
 }
