@@ -414,6 +414,52 @@ func (g Registry) Deregister(ctx context.Context, actor journal.Actor, id string
 	return g.m.deregisterService(ctx, actor, id, "")
 }
 
+// KVGet reads a key of the Consul KV store: its value and flags.
+func (g Registry) KVGet(key string) (value []byte, flags uint64, found bool) {
+	g.m.mir.read(func() {
+		if e, ok := g.m.mir.kv[key]; ok {
+			value, flags, found = append([]byte(nil), e.Value...), e.Flags, true
+		}
+	})
+	return value, flags, found
+}
+
+// KVList reads the keys under prefix with their values.
+func (g Registry) KVList(prefix string) map[string][]byte {
+	out := map[string][]byte{}
+	g.m.mir.read(func() {
+		for _, e := range g.m.mir.kvList(prefix) {
+			out[e.Key] = append([]byte(nil), e.Value...)
+		}
+	})
+	return out
+}
+
+// KVPut sets a key of the Consul KV store, as actor: a consul_kv event.
+func (g Registry) KVPut(ctx context.Context, actor journal.Actor, key string, value []byte, flags uint64) error {
+	if key == "" {
+		return badf("Missing key name")
+	}
+	_, err := g.m.kvWrite(ctx, actor, kvWrite{Verb: "set", Key: key, Value: value, Flags: flags})
+	return err
+}
+
+// KVDelete deletes a key of the Consul KV store, as actor.
+func (g Registry) KVDelete(ctx context.Context, actor journal.Actor, key string) error {
+	_, err := g.m.kvWrite(ctx, actor, kvWrite{Verb: "delete", Key: key})
+	return err
+}
+
+// Service reads a registered service instance by id.
+func (g Registry) Service(id string) (name, address string, port int, tags []string, found bool) {
+	g.m.mir.read(func() {
+		if s, ok := g.m.mir.services[id]; ok {
+			name, address, port, tags, found = s.Name, s.Address, s.Port, append([]string(nil), s.Tags...), true
+		}
+	})
+	return name, address, port, tags, found
+}
+
 // sortedKeys returns a map's keys in order.
 func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))

@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -119,7 +120,7 @@ func (m *Module) kvPut(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	wr.Value = body
-	ok, err := m.kvWrite(r, actor, wr)
+	ok, err := m.kvWrite(r.Context(), actor, wr)
 	if err != nil {
 		m.httpError(w, err)
 		return
@@ -150,7 +151,7 @@ func (m *Module) kvDelete(w http.ResponseWriter, r *http.Request) {
 		}
 		wr.Verb = "delete-cas"
 	}
-	ok, err := m.kvWrite(r, actor, wr)
+	ok, err := m.kvWrite(r.Context(), actor, wr)
 	if err != nil {
 		m.httpError(w, err)
 		return
@@ -159,8 +160,8 @@ func (m *Module) kvDelete(w http.ResponseWriter, r *http.Request) {
 }
 
 // kvWrite decides one KV write in the commit pipeline.
-func (m *Module) kvWrite(r *http.Request, actor journal.Actor, wr kvWrite) (bool, error) {
-	reply, _, err := m.propose(r.Context(), actor, func(rd reader, seq int64) (*change, error) {
+func (m *Module) kvWrite(ctx context.Context, actor journal.Actor, wr kvWrite) (bool, error) {
+	reply, _, err := m.propose(ctx, actor, func(rd reader, seq int64) (*change, error) {
 		t := newKVTx(rd, seq, m.lockDelayed)
 		ok, err := t.apply(wr, m.sessionExists(rd))
 		if err != nil {

@@ -31,6 +31,7 @@ type applier struct {
 	planSeq     int64
 
 	mu        sync.Mutex
+	imported  int
 	added     int
 	changed   int
 	destroyed int
@@ -135,7 +136,10 @@ func (a *applier) run(ctx context.Context) error {
 			if n.out == nil {
 				continue
 			}
-			v, d := n.out.Expr.Value(p.eval.context(n.deps, nil))
+			if n.prefix != "" {
+				continue // a module's: evaluated as a step
+			}
+			v, d := n.out.Expr.Value(p.eval.context(p.eval.rootMod(), n.refs, nil, cty.NilVal))
 			if d.HasErrors() {
 				a.failures = append(a.failures, config.Format(d))
 				continue
@@ -145,6 +149,9 @@ func (a *applier) run(ctx context.Context) error {
 				continue
 			}
 			outputs[n.out.Name] = outputValue(uv, n.out.Sensitive)
+		}
+		for _, w := range p.eval.checks() {
+			a.say("Warning: " + w)
 		}
 	}
 	sort.Strings(a.failures)
@@ -202,20 +209,24 @@ func (a *applier) steps() ([]*step, error) {
 		if c.forget {
 			c := c
 			deleteOf[c.Addr] = newStep("f:"+c.Addr, c.Addr, func(ctx context.Context) error {
-				return a.record(ctx, a.body(KindForget, c.Addr, map[string]any{"before": c.prior.toMap(), "reason": "gone outside cairn"}))
+				why := "gone outside cairn"
+				if c.forgetWhy != "" {
+					why = c.forgetWhy
+				}
+				return a.record(ctx, a.body(KindForget, c.Addr, map[string]any{"before": c.prior.toMap(), "reason": why}))
 			})
 		}
 	}
 	for _, n := range p.order {
 		switch {
-		case n.local != nil:
+		case n.local != nil || n.call != nil || n.out != nil && n.prefix != "":
 			n := n
 			s := newStep("l:"+n.addr, n.addr, func(ctx context.Context) error {
-				v, d := n.local.Expr.Value(p.eval.context(n.deps, nil))
-				if d.HasErrors() {
-					return diagErr(d)
+				for _, mi := range p.eval.modsOf(n) {
+					if err := p.eval.evalNode(n, mi); err != nil {
+						return err
+					}
 				}
-				p.eval.setLocal(n.local.Name, v)
 				return nil
 			})
 			byDep[n.addr] = append(byDep[n.addr], s)
@@ -234,7 +245,7 @@ func (a *applier) steps() ([]*step, error) {
 	}
 	// Dependencies.
 	for _, n := range p.order {
-		if n.local == nil {
+		if n.res != nil || n.out != nil && n.prefix == "" {
 			continue
 		}
 		for _, s := range byDep[n.addr] {
@@ -394,9 +405,18 @@ func (a *applier) apply(ctx context.Context, c *Change) error {
 		if err != nil {
 			return err
 		}
-		p.eval.setInstance(n.addr, c.inst.key, dataValue(n, cv, got))
+		p.eval.setInstance(&c.inst, dataValue(n, cv, got))
 		a.sayf("%s: Read complete", c.Addr)
 		return nil
+	}
+	if c.Importing {
+		if err := a.record(ctx, a.body(KindImport, c.Addr, map[string]any{"type": c.Type, "id": c.prior.ID, "after": c.prior.toMap(), "dir": p.Dir, "block": true})); err != nil {
+			return err
+		}
+		a.sayf("%s: Import complete [id=%s]", c.Addr, c.prior.ID)
+		a.mu.Lock()
+		a.imported++
+		a.mu.Unlock()
 	}
 	rt := resourceType(c.Type)
 	sch := rt.Schema()
@@ -433,7 +453,7 @@ func (a *applier) apply(ctx context.Context, c *Change) error {
 		// What it refers to was just replaced: reality may have moved
 		// under it (a port taken off its bridge), or taken it along (an
 		// address of the bridge), which is then made again.
-		fresh, found, err := rt.Read(ctx, s, c.prior.ID)
+		fresh, found, err := readObject(ctx, rt, s, c.prior)
 		if err != nil {
 			return err
 		}
@@ -447,7 +467,7 @@ func (a *applier) apply(ctx context.Context, c *Change) error {
 	switch action {
 	case NoOp:
 		if c.actual != nil {
-			p.eval.setInstance(n.addr, c.inst.key, objectValue(sch, ctyValues(sch, c.actual, sensitive(c.actual)), cty.StringVal(c.prior.ID)))
+			p.eval.setInstance(&c.inst, objectValue(sch, ctyValues(sch, c.actual, sensitive(c.actual)), cty.StringVal(c.prior.ID)))
 		}
 		return nil
 	case Create, Replace, ReplaceCBD:
@@ -462,6 +482,14 @@ func (a *applier) apply(ctx context.Context, c *Change) error {
 		if err != nil {
 			return err
 		}
+		if id == "" {
+			// A state-backed object's id is made with it.
+			if id = got.String("id"); id == "" {
+				return fmt.Errorf("the provider made the object but answered no id")
+			}
+			got = got.Clone()
+			delete(got, "id")
+		}
 		rs := stateOf(c, id, sch, got, cv)
 		var before any
 		if action == Create && c.prior != nil {
@@ -470,7 +498,11 @@ func (a *applier) apply(ctx context.Context, c *Change) error {
 		if err := a.record(ctx, a.body(KindCreate, c.Addr, map[string]any{"type": c.Type, "id": id, "before": before, "after": rs.toMap(), "dir": p.Dir})); err != nil {
 			return err
 		}
-		p.eval.setInstance(n.addr, c.inst.key, objectValue(sch, ctyValues(sch, got, sensitive(got)), cty.StringVal(id)))
+		self := objectValue(sch, ctyValues(sch, got, sensitive(got)), cty.StringVal(id))
+		p.eval.setInstance(&c.inst, self)
+		if err := a.postconditions(c, self); err != nil {
+			return err
+		}
 		a.mu.Lock()
 		a.added++
 		a.mu.Unlock()
@@ -489,7 +521,11 @@ func (a *applier) apply(ctx context.Context, c *Change) error {
 		if err := a.record(ctx, a.body(KindUpdate, c.Addr, map[string]any{"type": c.Type, "id": c.prior.ID, "before": beforeRS.toMap(), "after": rs.toMap(), "dir": p.Dir})); err != nil {
 			return err
 		}
-		p.eval.setInstance(n.addr, c.inst.key, objectValue(sch, ctyValues(sch, got, sensitive(got)), cty.StringVal(c.prior.ID)))
+		self := objectValue(sch, ctyValues(sch, got, sensitive(got)), cty.StringVal(c.prior.ID))
+		p.eval.setInstance(&c.inst, self)
+		if err := a.postconditions(c, self); err != nil {
+			return err
+		}
 		a.mu.Lock()
 		a.changed++
 		a.mu.Unlock()
@@ -497,6 +533,13 @@ func (a *applier) apply(ctx context.Context, c *Change) error {
 		return nil
 	}
 	return nil
+}
+
+// postconditions checks a resource's postconditions against what the
+// apply made of it: what depends on it is not applied when one fails.
+func (a *applier) postconditions(c *Change, self cty.Value) error {
+	n := c.node
+	return a.plan.eval.conditions(n.res.Lifecycle.Postconditions, a.plan.eval.context(c.inst.mod, n.refs, &c.inst, self), "Resource postcondition failed")
 }
 
 func (a *applier) destroy(ctx context.Context, c *Change) error {

@@ -45,3 +45,16 @@ func variableValues(a journal.Actor, cfg *config.Config, in config.Inputs) (map[
 	})
 	return vars, diags, err
 }
+
+// fileReader reads files for file() and templatefile() as a does.
+func fileReader(a journal.Actor) config.ReadFunc {
+	return func(path string) ([]byte, error) {
+		var b []byte
+		err := ascaller.Do(credOf(a), func() error {
+			var err error
+			b, err = os.ReadFile(path)
+			return err
+		})
+		return b, err
+	}
+}

@@ -216,7 +216,7 @@ func parseSections(t *testing.T, input string) *planCase {
 // stateLine reads one object of state: the record state holds, and its
 // attributes in clear (as reality has them unless told otherwise).
 func stateLine(t *testing.T, addr, rest string) (*ResourceState, provider.Values) {
-	typ := strings.TrimPrefix(resAddrOf(addr), "data.")
+	typ := strings.TrimPrefix(staticAddr(addr), "data.")
 	typ = typ[:strings.IndexByte(typ, '.')]
 	rt := resourceType(typ)
 	if rt == nil {

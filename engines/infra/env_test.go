@@ -48,7 +48,7 @@ func (e *env) open() {
 	e.j = j
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
-	if err := e.m.Start(ctx, engines.Host{Journal: j, Logger: quietLog, Node: "test", Services: &engines.Services{}}); err != nil {
+	if err := e.m.Start(ctx, engines.Host{Journal: j, Logger: quietLog, Node: "test", DataDir: e.dir, Services: &engines.Services{}}); err != nil {
 		e.t.Fatal(err)
 	}
 	e.table = dsl.NewTable()

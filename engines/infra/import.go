@@ -55,9 +55,12 @@ func (m *module) importBody(ctx context.Context, actor journal.Actor, req planRe
 	if diags.HasErrors() {
 		return nil, diagErr(diags)
 	}
-	n := managedNode(order, resAddrOf(addr.Text))
+	n := managedNode(order, staticAddr(addr.Text))
 	if n == nil {
-		return nil, engines.Errorf(wire.NotFound, addr, "%s is not declared in %s; add its resource block first, as terraform import needs", resAddrOf(addr.Text), req.opts.Dir)
+		return nil, engines.Errorf(wire.NotFound, addr, "%s is not declared in %s; add its resource block first, as terraform import needs", staticAddr(addr.Text), req.opts.Dir)
+	}
+	if _, ok := resourceType(n.res.Type).(provider.StateBacked); ok {
+		return nil, engines.Errorf(wire.InvalidArgument, addr, "%s objects live in state only; there is nothing outside cairn to import", n.res.Type)
 	}
 	ss := newSessions(ctx, req.env)
 	defer ss.close()

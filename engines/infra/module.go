@@ -2,15 +2,27 @@ package infra
 
 import (
 	"context"
+	"crypto/rand"
+	"errors"
 	"flag"
+	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/cairnhq/cairn/engines"
 	"github.com/cairnhq/cairn/engines/infra/provider"
-	_ "github.com/cairnhq/cairn/engines/infra/providers/file" // the providers linked in: each registers itself from init
+	_ "github.com/cairnhq/cairn/engines/infra/providers/consul" // the providers linked in: each registers itself from init
+	_ "github.com/cairnhq/cairn/engines/infra/providers/file"
 	_ "github.com/cairnhq/cairn/engines/infra/providers/kv"
+	_ "github.com/cairnhq/cairn/engines/infra/providers/local"
 	_ "github.com/cairnhq/cairn/engines/infra/providers/net"
+	_ "github.com/cairnhq/cairn/engines/infra/providers/null"
+	_ "github.com/cairnhq/cairn/engines/infra/providers/random"
+	_ "github.com/cairnhq/cairn/engines/infra/providers/terraform"
+	_ "github.com/cairnhq/cairn/engines/infra/providers/time"
 	"github.com/cairnhq/cairn/journal"
 )
 
@@ -25,6 +37,7 @@ type module struct {
 	node     string
 	services *engines.Services
 	noDrift  bool
+	hostKey  []byte
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex // per workspace: applies are serialized
@@ -63,6 +76,11 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 	}
 	m.node = h.Node
 	m.services = h.Services
+	key, err := hostKey(h.DataDir)
+	if err != nil {
+		return err
+	}
+	m.hostKey = key
 	if !m.noDrift {
 		m.drift = newDriftWatcher(ctx, m)
 		m.drift.resubscribe()
@@ -95,7 +113,45 @@ func (m *module) commit(ctx context.Context, req *commitReq) ([]journal.Committe
 }
 
 func (m *module) env(actor journal.Actor) provider.Env {
-	return provider.Env{Actor: actor, Services: m.services}
+	return provider.Env{Actor: actor, Services: m.services, HostKey: m.hostKey}
+}
+
+// hostKey reads the daemon's infra secret from dir/infra_host.key, making it
+// (32 random bytes, mode 0600) the first time. Without a data directory
+// (tests) the key lives as long as the process.
+func hostKey(dir string) ([]byte, error) {
+	if dir == "" {
+		k := make([]byte, 32)
+		_, err := rand.Read(k)
+		return k, err
+	}
+	p := filepath.Join(dir, "infra_host.key")
+	k, err := os.ReadFile(p)
+	switch {
+	case err == nil && len(k) == 32:
+		return k, nil
+	case err == nil:
+		return nil, fmt.Errorf("infra: %s holds %d bytes, not 32; it is the key random_password results are derived from, so it is not replaced: restore it, or remove it to start over (every random_password is then made again)", p, len(k))
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("infra: read %s: %w", p, err)
+	}
+	k = make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("infra: make %s: %w", p, err)
+	}
+	if _, err := f.Write(k); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("infra: write %s: %w", p, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return k, f.Close()
 }
 
 // planCache keeps recent plans in memory: a plan holds variable values,

@@ -46,6 +46,7 @@ type AttrChange struct {
 // Change is one instance's entry of a plan.
 type Change struct {
 	Addr        string
+	Module      string // the module instance: "" (root), module.web["a"]
 	Type        string
 	Name        string
 	Mode        string // managed or data
@@ -65,6 +66,8 @@ type Change struct {
 	reapply     bool   // something it refers to is replaced: read reality again first
 	reapplyRoot string // the replaced resource
 	forget      bool   // gone outside cairn and not wanted: leaves state
+	forgetWhy   string // why it leaves state when not gone (a removed block)
+	Importing   bool   // an import block brings it under management with this apply
 }
 
 // Move is a state address change Terraform makes on its own: X becomes
@@ -84,6 +87,7 @@ type Outside struct {
 
 // Summary counts a plan's changes as Terraform does.
 type Summary struct {
+	Import  int
 	Add     int
 	Change  int
 	Destroy int
@@ -110,6 +114,7 @@ type Plan struct {
 	eval      *evaluator
 	stateRes  map[string]*ResourceState  // state after the plan's moves
 	data      map[string]provider.Values // data source reads, by instance address
+	imports   map[string]bool            // instances import blocks bring in
 	reads     []dataRead                 // data source reads still needed
 }
 
@@ -175,6 +180,9 @@ type planOptions struct {
 	Targets   []string // target=: only these (and what they need)
 	Replace   []string // replace=: replace these even if unchanged
 	Destroy   bool
+	// ReadFile reads for file() and templatefile(), with the caller's
+	// credentials; nil leaves those functions out.
+	ReadFile config.ReadFunc
 }
 
 // plan diffs a configuration, evaluated with vars, against state and
@@ -197,9 +205,11 @@ func plan(cfg *config.Config, vars map[string]cty.Value, state map[string]*Resou
 	}
 	p := &Plan{
 		Workspace: opts.Workspace, Dir: opts.Dir, Destroy: opts.Destroy, StateSeq: opts.StateSeq, Targets: opts.Targets,
-		order: order, eval: newEvaluator(cfg, vars), stateRes: state, data: real.Data,
+		order: order, eval: newEvaluator(cfg, vars), stateRes: state, data: real.Data, imports: real.Imported,
 		Outputs: map[string]any{},
 	}
+	p.eval.workspace = opts.Workspace
+	p.eval.funcs = config.FunctionsFor(opts.ReadFile, cfg.Dir)
 	p.Reality = realityDigest(state, actual)
 	p.Outside = outside(state, actual)
 
@@ -208,52 +218,70 @@ func plan(cfg *config.Config, vars map[string]cty.Value, state map[string]*Resou
 		replace[r] = true
 	}
 	inConfig := map[string]bool{}
+	if !opts.Destroy {
+		if err := p.movedBlocks(p.eval.rootMod(), state, actual); err != nil {
+			return nil, err
+		}
+	}
 	for _, n := range order {
-		switch {
-		case n.local != nil:
-			v, d := n.local.Expr.Value(p.eval.context(n.deps, nil))
-			if d.HasErrors() {
-				return nil, diagErr(d)
-			}
-			p.eval.setLocal(n.local.Name, v)
-		case n.out != nil:
-			v, d := n.out.Expr.Value(p.eval.context(n.deps, nil))
-			if d.HasErrors() {
-				return nil, diagErr(d)
-			}
-			uv, marks := v.UnmarkDeep()
-			_, sens := marks[config.Sensitive]
-			if sens && !n.out.Sensitive {
-				return nil, diagErr(hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Output refers to sensitive values",
-					Detail: fmt.Sprintf("Output %q shows a sensitive value; add sensitive = true to the output block to confirm it may be stored (redacted).", n.out.Name), Subject: n.out.Range.Ptr()}})
-			}
-			if !uv.IsWhollyKnown() {
-				p.Unknown = append(p.Unknown, n.out.Name)
-				continue
-			}
-			p.Outputs[n.out.Name] = outputValue(uv, n.out.Sensitive)
-		case n.res != nil && n.res.Mode == config.Data:
-			if err := p.planData(n); err != nil {
-				return nil, err
-			}
-			if len(p.reads) > 0 {
-				return p, nil // not whole: read these, then plan again
-			}
-		case n.res != nil:
-			insts, d := p.eval.expand(n)
-			if d.HasErrors() {
-				return nil, diagErr(d)
-			}
-			p.moveCount(n, insts, state, actual)
-			for _, in := range insts {
-				inConfig[in.addr] = true
-				c, err := p.planInstance(n, in, state[in.addr], actual[in.addr], replace[in.addr] || replace[n.addr], opts.Destroy)
-				if err != nil {
+		for _, mi := range p.eval.modsOf(n) {
+			switch {
+			case n.local != nil || n.call != nil || n.out != nil && n.prefix != "":
+				if err := p.eval.evalNode(n, mi); err != nil {
 					return nil, err
 				}
-				p.Changes = append(p.Changes, c)
+				if n.call != nil && !opts.Destroy {
+					for _, child := range p.eval.instancesOf(mi.qualify("module." + n.call.Name)) {
+						if err := p.movedBlocks(child, state, actual); err != nil {
+							return nil, err
+						}
+					}
+				}
+			case n.out != nil:
+				v, d := n.out.Expr.Value(p.eval.context(mi, n.refs, nil, cty.NilVal))
+				if d.HasErrors() {
+					return nil, diagErr(d)
+				}
+				if err := p.eval.outputPreconditions(n, mi); err != nil {
+					return nil, err
+				}
+				uv, marks := v.UnmarkDeep()
+				_, sens := marks[config.Sensitive]
+				if sens && !n.out.Sensitive {
+					return nil, diagErr(hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Output refers to sensitive values",
+						Detail: fmt.Sprintf("Output %q shows a sensitive value; add sensitive = true to the output block to confirm it may be stored (redacted).", n.out.Name), Subject: n.out.Range.Ptr()}})
+				}
+				if !uv.IsWhollyKnown() {
+					p.Unknown = append(p.Unknown, n.out.Name)
+					continue
+				}
+				p.Outputs[n.out.Name] = outputValue(uv, n.out.Sensitive)
+			case n.res != nil && n.res.Mode == config.Data:
+				if err := p.planData(n, mi); err != nil {
+					return nil, err
+				}
+				if len(p.reads) > 0 {
+					return p, nil // not whole: read these, then plan again
+				}
+			case n.res != nil:
+				insts, d := p.eval.expand(n, mi)
+				if d.HasErrors() {
+					return nil, diagErr(d)
+				}
+				p.moveCount(n, mi.qualify(n.res.Addr()), insts, state, actual)
+				for _, in := range insts {
+					inConfig[in.addr] = true
+					c, err := p.planInstance(n, in, state[in.addr], actual[in.addr], replace[in.addr] || replace[in.res] || replace[n.addr], opts.Destroy)
+					if err != nil {
+						return nil, err
+					}
+					p.Changes = append(p.Changes, c)
+				}
 			}
 		}
+	}
+	if !opts.Destroy {
+		p.Warnings = append(p.Warnings, p.eval.checks()...)
 	}
 	// What state holds and the configuration no longer declares.
 	var orphans []string
@@ -263,11 +291,33 @@ func plan(cfg *config.Config, vars map[string]cty.Value, state map[string]*Resou
 		}
 	}
 	sort.Strings(orphans)
+	removed := map[string]*config.Removed{}
+	for _, mi := range p.eval.allMods() {
+		for _, rm := range mi.cfg.Removed {
+			from := mi.qualify(rm.From)
+			for a := range inConfig {
+				if addrUnder(a, from) {
+					return nil, diagErr(hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Removed resource block still exists",
+						Detail: fmt.Sprintf("This \"removed\" block is for %s, which is still declared in the configuration; remove its block, or this one.", rm.From), Subject: rm.Range.Ptr()}})
+				}
+			}
+			for _, a := range orphans {
+				if addrUnder(a, from) {
+					removed[a] = rm
+				}
+			}
+		}
+	}
 	for _, a := range orphans {
 		rs := state[a]
-		c := &Change{Addr: a, Type: rs.Type, Name: nameOf(a), Mode: "managed", Action: Delete, Reason: "not in the configuration", ID: rs.ID, prior: rs, actual: actual[a], deps: rs.Deps, resAddr: resAddrOf(a)}
+		mod, _ := splitAddr(a)
+		c := &Change{Addr: a, Module: mod, Type: rs.Type, Name: nameOf(a), Mode: "managed", Action: Delete, Reason: "not in the configuration", ID: rs.ID, prior: rs, actual: actual[a], deps: rs.Deps, resAddr: staticAddr(a)}
 		if actual[a] == nil {
 			c.Action, c.Reason, c.forget = NoOp, "not in the configuration and already gone", true
+		}
+		if rm := removed[a]; rm != nil && !rm.Destroy && !opts.Destroy {
+			c.Action, c.Reason, c.forget = NoOp, "removed block: no longer managed, not destroyed", true
+			c.forgetWhy = "removed from the configuration by a removed block with lifecycle.destroy = false"
 		}
 		if opts.Destroy {
 			c.Reason = ""
@@ -288,6 +338,9 @@ func plan(cfg *config.Config, vars map[string]cty.Value, state map[string]*Resou
 			}
 			return nil, wire.Errorf(wire.FailedPrecondition,
 				"%s has lifecycle.prevent_destroy set, but the plan would %s it; remove prevent_destroy from its lifecycle block if this is intended, or change the configuration so it is kept", c.Addr, what)
+		}
+		if c.Importing {
+			p.Summary.Import++
 		}
 		switch c.Action {
 		case Create:
@@ -321,27 +374,74 @@ func outputValue(v cty.Value, sensitive bool) any {
 // moveCount moves state as Terraform does when count is added to a
 // resource (X becomes X[0]) or removed (X[0] becomes X), so the object is
 // kept rather than destroyed and made again.
-func (p *Plan) moveCount(n *node, insts []instance, state map[string]*ResourceState, actual map[string]provider.Values) {
-	move := func(from, to string) {
-		rs := *state[from]
-		rs.Addr = to
-		state[to] = &rs
-		delete(state, from)
-		if v, ok := actual[from]; ok {
-			actual[to] = v
-			delete(actual, from)
-		}
-		p.Moves = append(p.Moves, Move{From: from, To: to})
-	}
-	zero := n.addr + "[0]"
-	_, haveBare := state[n.addr]
+func (p *Plan) moveCount(n *node, res string, insts []instance, state map[string]*ResourceState, actual map[string]provider.Values) {
+	move := func(from, to string) { p.move(from, to, state, actual) }
+	zero := res + "[0]"
+	_, haveBare := state[res]
 	_, haveZero := state[zero]
 	switch {
 	case n.res.Count != nil && len(insts) > 0 && insts[0].addr == zero && haveBare && !haveZero:
-		move(n.addr, zero)
+		move(res, zero)
 	case n.res.Count == nil && n.res.ForEach == nil && haveZero && !haveBare:
-		move(zero, n.addr)
+		move(zero, res)
 	}
+}
+
+// move moves one object of state from one address to another.
+func (p *Plan) move(from, to string, state map[string]*ResourceState, actual map[string]provider.Values) {
+	rs := *state[from]
+	rs.Addr = to
+	state[to] = &rs
+	delete(state, from)
+	if v, ok := actual[from]; ok {
+		actual[to] = v
+		delete(actual, from)
+	}
+	p.Moves = append(p.Moves, Move{From: from, To: to})
+}
+
+// movedBlocks carries out the moved blocks of a module instance (the
+// root, or one a module call just made): every object of state at or
+// under from goes to the same place under to. A move whose destination
+// is taken already is not made, with a warning, as Terraform does.
+func (p *Plan) movedBlocks(mi *modInst, state map[string]*ResourceState, actual map[string]provider.Values) error {
+	for _, mv := range mi.cfg.Moved {
+		from, to := mi.qualify(mv.From), mi.qualify(mv.To)
+		fromMod, toMod := isModulePath(from), isModulePath(to)
+		if fromMod != toMod {
+			return diagErr(hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid \"moved\" addresses",
+				Detail: fmt.Sprintf("Cannot move %s to %s: a module moves only to a module, a resource only to a resource.", mv.From, mv.To), Subject: mv.Range.Ptr()}})
+		}
+		if !fromMod {
+			_, fr := splitAddr(from)
+			_, tr := splitAddr(to)
+			if typeOf(fr) != typeOf(tr) {
+				return diagErr(hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Resource type mismatch",
+					Detail: fmt.Sprintf("This statement declares a move from %s to %s, which is a resource of a different type.", mv.From, mv.To), Subject: mv.Range.Ptr()}})
+			}
+		}
+		for _, a := range slices.Sorted(maps.Keys(state)) {
+			if !addrUnder(a, from) {
+				continue
+			}
+			dest := to + a[len(from):]
+			if _, taken := state[dest]; taken {
+				p.Warnings = append(p.Warnings, fmt.Sprintf("Unresolved resource instance address changes: %s could not move to %s, which is in state already (moved block at %s)", a, dest, mv.Range))
+				continue
+			}
+			p.move(a, dest, state, actual)
+		}
+	}
+	return nil
+}
+
+// typeOf answers TYPE of [data.]TYPE.NAME[KEY].
+func typeOf(res string) string {
+	parts := addrParts(staticAddr(res))
+	if len(parts) > 1 && parts[0] == "data" {
+		return "data." + parts[1]
+	}
+	return parts[0]
 }
 
 // createBeforeDestroy passes create_before_destroy on to what a +/-
@@ -430,21 +530,14 @@ func (p *Plan) reapplyDependents() {
 	}
 }
 
-// nameOf returns NAME of TYPE.NAME[key].
+// nameOf returns NAME of [module.M.]TYPE.NAME[key].
 func nameOf(addr string) string {
-	a := resAddrOf(addr)
-	if i := strings.LastIndexByte(a, '.'); i >= 0 {
-		return a[i+1:]
+	_, r := splitAddr(addr)
+	r = staticAddr(r)
+	if i := strings.LastIndexByte(r, '.'); i >= 0 {
+		return r[i+1:]
 	}
-	return a
-}
-
-// resAddrOf cuts an instance key off an address.
-func resAddrOf(addr string) string {
-	if i := strings.IndexByte(addr, '['); i >= 0 {
-		return addr[:i]
-	}
-	return addr
+	return r
 }
 
 func outside(state map[string]*ResourceState, actual map[string]provider.Values) []Outside {
@@ -496,8 +589,8 @@ func deleteAttrs(rs *ResourceState, actual provider.Values) []AttrChange {
 
 // planData evaluates a data source's instances from what reality read
 // for them; an instance reality has not read yet goes to p.reads.
-func (p *Plan) planData(n *node) error {
-	insts, d := p.eval.expand(n)
+func (p *Plan) planData(n *node, mi *modInst) error {
+	insts, d := p.eval.expand(n, mi)
 	if d.HasErrors() {
 		return diagErr(d)
 	}
@@ -517,9 +610,9 @@ func (p *Plan) planData(n *node) error {
 					vals[name] = cty.UnknownVal(ctyType(a.Type))
 				}
 			}
-			p.eval.setInstance(n.addr, in.key, objectValue(n.sch, vals, cty.UnknownVal(cty.String)))
-			p.Changes = append(p.Changes, &Change{Addr: in.addr, Type: n.res.Type, Name: n.res.Name, Mode: "data", Action: Read,
-				Reason: "its arguments are known only after apply", node: n, inst: in, cfg: cv, deps: resDeps(n.deps), resAddr: n.addr})
+			p.eval.setInstance(&in, objectValue(n.sch, vals, cty.UnknownVal(cty.String)))
+			p.Changes = append(p.Changes, &Change{Addr: in.addr, Module: mi.path, Type: n.res.Type, Name: n.res.Name, Mode: "data", Action: Read,
+				Reason: "its arguments are known only after apply", node: n, inst: in, cfg: cv, deps: p.transitiveDeps(n), resAddr: n.addr})
 			continue
 		}
 		got, ok := p.data[in.addr]
@@ -527,7 +620,7 @@ func (p *Plan) planData(n *node) error {
 			p.reads = append(p.reads, dataRead{addr: in.addr, typ: n.res.Type, args: cv.vals})
 			continue
 		}
-		p.eval.setInstance(n.addr, in.key, dataValue(n, cv, got))
+		p.eval.setInstance(&in, dataValue(n, cv, got))
 	}
 	return nil
 }
@@ -570,19 +663,8 @@ func (p *Plan) pendingDeps(n *node) bool {
 	return false
 }
 
-// resDeps keeps the resource and data source addresses of refs.
-func resDeps(refs []string) []string {
-	var out []string
-	for _, r := range refs {
-		if strings.HasPrefix(r, "var.") || strings.HasPrefix(r, "local.") {
-			continue
-		}
-		out = append(out, r)
-	}
-	return out
-}
-
-// transitiveDeps returns n's resource dependencies, through locals.
+// transitiveDeps returns n's resource and data source dependencies,
+// through locals, module calls and module outputs.
 func (p *Plan) transitiveDeps(n *node) []string {
 	byAddr := map[string]*node{}
 	for _, x := range p.order {
@@ -590,21 +672,20 @@ func (p *Plan) transitiveDeps(n *node) []string {
 	}
 	seen := map[string]bool{}
 	var out []string
-	var walk func(refs []string)
-	walk = func(refs []string) {
-		for _, r := range refs {
-			if seen[r] {
+	var walk func(deps []string)
+	walk = func(deps []string) {
+		for _, d := range deps {
+			if seen[d] {
 				continue
 			}
-			seen[r] = true
+			seen[d] = true
+			x := byAddr[d]
 			switch {
-			case strings.HasPrefix(r, "var."):
-			case strings.HasPrefix(r, "local."):
-				if x := byAddr[r]; x != nil {
-					walk(x.deps)
-				}
+			case x == nil:
+			case x.res != nil:
+				out = append(out, d)
 			default:
-				out = append(out, r)
+				walk(x.deps)
 			}
 		}
 	}
@@ -619,7 +700,7 @@ func (p *Plan) planInstance(n *node, in instance, prior *ResourceState, actual p
 	if d.HasErrors() {
 		return nil, diagErr(d)
 	}
-	c := &Change{Addr: in.addr, Type: n.res.Type, Name: n.res.Name, Mode: "managed", node: n, inst: in, cfg: cv, prior: prior, actual: actual,
+	c := &Change{Addr: in.addr, Module: in.mod.path, Type: n.res.Type, Name: n.res.Name, Mode: "managed", node: n, inst: in, cfg: cv, prior: prior, actual: actual, Importing: p.imports[in.addr] && !destroy,
 		deps: p.transitiveDeps(n), lc: n.res.Lifecycle, resAddr: n.addr}
 	known := map[string]bool{}
 	for k := range cv.set {
@@ -627,6 +708,11 @@ func (p *Plan) planInstance(n *node, in instance, prior *ResourceState, actual p
 	}
 	if err := rt.Validate(cv.vals, known); err != nil {
 		return nil, diagErr(hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid " + n.res.Type, Detail: err.Error(), Subject: n.res.Range.Ptr()}})
+	}
+	if !destroy {
+		if err := p.eval.conditions(n.res.Lifecycle.Preconditions, p.eval.context(in.mod, n.refs, &in, cty.NilVal), "Resource precondition failed"); err != nil {
+			return nil, err
+		}
 	}
 	id := cty.UnknownVal(cty.String)
 	newID := ""
@@ -670,7 +756,7 @@ func (p *Plan) planInstance(n *node, in instance, prior *ResourceState, actual p
 				vals[name] = cty.UnknownVal(ctyType(a.Type))
 			}
 		}
-		p.eval.setInstance(n.addr, in.key, objectValue(n.sch, vals, id))
+		p.eval.setInstance(&in, objectValue(n.sch, vals, id))
 		return c, nil
 	case prior == nil || actual == nil:
 		c.Action = Create
@@ -781,7 +867,12 @@ func (p *Plan) planInstance(n *node, in instance, prior *ResourceState, actual p
 			}
 		}
 	}
-	p.eval.setInstance(n.addr, in.key, objectValue(n.sch, vals, id))
+	self := objectValue(n.sch, vals, id)
+	p.eval.setInstance(&in, self)
+	// What is known now is checked now; the rest after apply.
+	if err := p.eval.conditions(n.res.Lifecycle.Postconditions, p.eval.context(in.mod, n.refs, &in, self), "Resource postcondition failed"); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -826,7 +917,7 @@ func (p *Plan) applyTargets(targets []string) error {
 	for _, t := range targets {
 		found := false
 		for _, c := range p.Changes {
-			if c.Addr == t || c.resAddr == t {
+			if addrUnder(c.Addr, t) || c.resAddr == t {
 				visit(c)
 				found = true
 			}

@@ -215,5 +215,8 @@ func (m *module) execute(ctx context.Context, r engines.Request, p *Plan) error 
 	if p.Destroy {
 		return r.Line(fmt.Sprintf("Destroy complete! Resources: %d destroyed.", a.destroyed))
 	}
+	if a.imported > 0 {
+		return r.Line(fmt.Sprintf("Apply complete! Resources: %d imported, %d added, %d changed, %d destroyed.", a.imported, a.added, a.changed, a.destroyed))
+	}
 	return r.Line(fmt.Sprintf("Apply complete! Resources: %d added, %d changed, %d destroyed.", a.added, a.changed, a.destroyed))
 }

@@ -48,7 +48,7 @@ func render(p *Plan) []string {
 	}
 	var acts []*Change
 	for _, c := range p.Changes {
-		if c.Action != NoOp {
+		if c.Action != NoOp || c.Importing {
 			acts = append(acts, c)
 		}
 	}
@@ -67,10 +67,21 @@ func render(p *Plan) []string {
 	}
 	for _, c := range forgets {
 		add("")
+		if c.forgetWhy != "" {
+			add("  # %s will no longer be managed by cairn (it is not destroyed)", c.Addr)
+			continue
+		}
 		add("  # %s is gone already and leaves the state", c.Addr)
 	}
 	for _, c := range acts {
 		add("")
+		if c.Importing {
+			if c.Action == NoOp {
+				add("  # %s will be imported [id=%s]", c.Addr, c.ID)
+				continue
+			}
+			add("  # %s will be imported [id=%s], then:", c.Addr, c.ID)
+		}
 		head := headlines[c.Action]
 		if c.Reason != "" && c.Action != Replace && c.Action != ReplaceCBD {
 			head += " (because " + c.Reason + ")"
@@ -111,7 +122,11 @@ func render(p *Plan) []string {
 		add("    }")
 	}
 	add("")
-	add("Plan: %d to add, %d to change, %d to destroy.", p.Summary.Add, p.Summary.Change, p.Summary.Destroy)
+	if p.Summary.Import > 0 {
+		add("Plan: %d to import, %d to add, %d to change, %d to destroy.", p.Summary.Import, p.Summary.Add, p.Summary.Change, p.Summary.Destroy)
+	} else {
+		add("Plan: %d to add, %d to change, %d to destroy.", p.Summary.Add, p.Summary.Change, p.Summary.Destroy)
+	}
 	out = append(out, renderOutputs(p)...)
 	for _, w := range p.Warnings {
 		add("")
@@ -211,6 +226,9 @@ type planRow struct {
 	Outputs   map[string]any `json:"outputs,omitempty"`
 	Unknown   []string       `json:"outputs_unknown,omitempty"`
 	Warnings  []string       `json:"warnings,omitempty"`
+	// Terraform's JSON plan format (tfjson.go).
+	FormatVersion   string             `json:"format_version"`
+	ResourceChanges []tfResourceChange `json:"resource_changes"`
 }
 
 // changeRow is one change of a plan row.
@@ -247,7 +265,8 @@ type outsideRow struct {
 // planJSON renders a plan as infra plan answers it.
 func planJSON(p *Plan) planRow {
 	row := planRow{ID: p.ID, Workspace: p.Workspace, Add: p.Summary.Add, Change: p.Summary.Change, Destroy: p.Summary.Destroy,
-		Dir: p.Dir, Changes: []changeRow{}, Outputs: p.Outputs, Unknown: p.Unknown, Warnings: p.Warnings}
+		Dir: p.Dir, Changes: []changeRow{}, Outputs: p.Outputs, Unknown: p.Unknown, Warnings: p.Warnings,
+		FormatVersion: tfFormatVersion, ResourceChanges: resourceChanges(p)}
 	for _, c := range p.Changes {
 		if c.Action == NoOp {
 			continue

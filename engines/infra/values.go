@@ -1,6 +1,7 @@
 package infra
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -24,6 +25,10 @@ func ctyType(t provider.Type) cty.Type {
 		return cty.Bool
 	case provider.StringList:
 		return cty.List(cty.String)
+	case provider.StringMap:
+		return cty.Map(cty.String)
+	case provider.Dynamic, provider.Blocks:
+		return cty.DynamicPseudoType
 	}
 	return cty.String
 }
@@ -31,6 +36,16 @@ func ctyType(t provider.Type) cty.Type {
 // toGo converts a known, unmarked cty value to the provider's Go value of
 // type t; null becomes nil.
 func toGo(v cty.Value, t provider.Type) (any, error) {
+	if t == provider.Dynamic {
+		if v.IsNull() {
+			return nil, nil
+		}
+		b, err := ctyjson.Marshal(v, v.Type())
+		if err != nil {
+			return nil, err
+		}
+		return decodeJSON(b)
+	}
 	v, err := convert.Convert(v, ctyType(t))
 	if err != nil {
 		return nil, err
@@ -58,8 +73,50 @@ func toGo(v cty.Value, t provider.Type) (any, error) {
 			out = append(out, e.AsString())
 		}
 		return out, nil
+	case provider.StringMap:
+		out := map[string]string{}
+		for it := v.ElementIterator(); it.Next(); {
+			k, e := it.Element()
+			if e.IsNull() {
+				return nil, fmt.Errorf("map elements must not be null")
+			}
+			out[k.AsString()] = e.AsString()
+		}
+		return out, nil
 	}
 	return v.AsString(), nil
+}
+
+// decodeJSON decodes a Dynamic value's JSON, whole numbers as int64 and
+// others as float64 (what CBOR and JSON trips keep as they are).
+func decodeJSON(b []byte) (any, error) {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var x any
+	if err := d.Decode(&x); err != nil {
+		return nil, err
+	}
+	return plainNumbers(x), nil
+}
+
+func plainNumbers(x any) any {
+	switch v := x.(type) {
+	case json.Number:
+		if i, err := v.Int64(); err == nil {
+			return i
+		}
+		f, _ := v.Float64()
+		return f
+	case []any:
+		for i, e := range v {
+			v[i] = plainNumbers(e)
+		}
+	case map[string]any:
+		for k, e := range v {
+			v[k] = plainNumbers(e)
+		}
+	}
+	return x
 }
 
 // toCty converts a provider Go value of type t to cty.
@@ -86,12 +143,59 @@ func toCty(x any, t provider.Type) cty.Value {
 			vals[i] = cty.StringVal(s)
 		}
 		return cty.ListVal(vals)
+	case provider.StringMap:
+		m := asMap(x)
+		if len(m) == 0 {
+			return cty.MapValEmpty(cty.String)
+		}
+		vals := make(map[string]cty.Value, len(m))
+		for k, s := range m {
+			vals[k] = cty.StringVal(s)
+		}
+		return cty.MapVal(vals)
+	case provider.Dynamic, provider.Blocks:
+		b, err := json.Marshal(normalizeJSON(x))
+		if err != nil {
+			return cty.DynamicVal
+		}
+		ty, err := ctyjson.ImpliedType(b)
+		if err != nil {
+			return cty.DynamicVal
+		}
+		v, err := ctyjson.Unmarshal(b, ty)
+		if err != nil {
+			return cty.DynamicVal
+		}
+		return v
 	default:
 		if s, ok := x.(string); ok {
 			return cty.StringVal(s)
 		}
 	}
 	return cty.NullVal(ctyType(t))
+}
+
+func asMap(x any) map[string]string {
+	switch m := x.(type) {
+	case map[string]string:
+		return m
+	case map[string]any:
+		out := make(map[string]string, len(m))
+		for k, e := range m {
+			s, _ := e.(string)
+			out[k] = s
+		}
+		return out
+	case map[any]any: // CBOR
+		out := make(map[string]string, len(m))
+		for k, e := range m {
+			ks, _ := k.(string)
+			s, _ := e.(string)
+			out[ks] = s
+		}
+		return out
+	}
+	return nil
 }
 
 func asInt(x any) (int64, bool) {
@@ -139,12 +243,26 @@ func normalize(x any, t provider.Type) any {
 		}
 	case provider.StringList:
 		return asList(x)
+	case provider.StringMap:
+		return asMap(x)
+	case provider.Dynamic, provider.Blocks:
+		if b, err := json.Marshal(normalizeJSON(x)); err == nil {
+			if v, err := decodeJSON(b); err == nil {
+				return v
+			}
+		}
 	}
 	return x
 }
 
 // equal compares two provider values.
 func equal(a, b any) bool {
+	if d, ok := a.(digested); ok {
+		return equalDigest(d, b)
+	}
+	if d, ok := b.(digested); ok {
+		return equalDigest(d, a)
+	}
 	la, aok := listOf(a)
 	lb, bok := listOf(b)
 	if aok || bok {
@@ -154,22 +272,80 @@ func equal(a, b any) bool {
 		nb, ok := asInt(b)
 		return ok && na == nb
 	}
-	return a == b
+	switch a.(type) {
+	case string, bool, nil:
+		return a == b
+	}
+	// Maps, blocks, dynamic values: compared as JSON.
+	ja, errA := json.Marshal(normalizeJSON(a))
+	jb, errB := json.Marshal(normalizeJSON(b))
+	return errA == nil && errB == nil && string(ja) == string(jb)
+}
+
+// normalizeJSON makes a value encodable as JSON (CBOR decodes maps with
+// keys of type any).
+func normalizeJSON(x any) any {
+	switch v := x.(type) {
+	case map[any]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[fmt.Sprint(k)] = normalizeJSON(e)
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[k] = normalizeJSON(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = normalizeJSON(e)
+		}
+		return out
+	case []map[string]any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = normalizeJSON(e)
+		}
+		return out
+	case json.Number:
+		return plainNumbers(v)
+	}
+	return x
 }
 
 // listOf returns x as a []string when it is a list (a []any after a JSON
 // or CBOR trip).
 func listOf(x any) ([]string, bool) {
-	switch x.(type) {
-	case []string, []any:
+	switch l := x.(type) {
+	case []string:
+		return l, true
+	case []any:
+		for _, e := range l {
+			if _, ok := e.(string); !ok {
+				return nil, false
+			}
+		}
 		return asList(x), true
 	}
 	return nil, false
 }
 
+func equalDigest(d digested, x any) bool {
+	if e, ok := x.(digested); ok {
+		return d == e
+	}
+	return x != nil && digest(x) == string(d)
+}
+
 // digest is how a sensitive value is kept in state and events: its
 // SHA-256, never the value.
 func digest(x any) string {
+	if d, ok := x.(digested); ok {
+		return string(d)
+	}
 	b, _ := json.Marshal(x)
 	sum := sha256.Sum256(b)
 	return "sha256:" + hex.EncodeToString(sum[:])
@@ -183,8 +359,8 @@ func display(x any) string {
 	case string:
 		b, _ := json.Marshal(v)
 		return string(b)
-	case []string, []any, map[string]any:
-		b, _ := json.Marshal(v)
+	case []string, []any, map[string]any, map[string]string, map[any]any, []map[string]any:
+		b, _ := json.Marshal(normalizeJSON(v))
 		return string(b)
 	}
 	return fmt.Sprint(x)

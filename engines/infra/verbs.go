@@ -168,12 +168,34 @@ func inputs(r engines.Request, dir string) (config.Inputs, error) {
 		}
 		in.Files = append(in.Files, p)
 	}
+	in.Env = callerTFVars(r.Actor().PID)
 	for _, b := range st.Bag {
 		name := strings.TrimPrefix(b.Key, "var.")
 		in.Values[name] = b.Value.Text
 		in.ValueRanges[name] = hcl.Range{Filename: "statement", Start: hcl.Pos{Line: b.Pos.Line, Column: b.Pos.Col}, End: hcl.Pos{Line: b.Pos.Line, Column: b.Pos.Col}}
 	}
 	return in, nil
+}
+
+// callerTFVars reads the TF_VAR_NAME variables of the caller's
+// environment (/proc/PID/environ of the peer, as its working directory
+// is read), which terraform takes as the weakest variable values.
+func callerTFVars(pid int) map[string]string {
+	if pid <= 0 {
+		return nil
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		return nil
+	}
+	out := map[string]string{}
+	for _, kv := range strings.Split(string(b), "\x00") {
+		k, v, ok := strings.Cut(kv, "=")
+		if name, tf := strings.CutPrefix(k, "TF_VAR_"); ok && tf && name != "" {
+			out[name] = v
+		}
+	}
+	return out
 }
 
 func words(st *dsl.Statement, opt string) []string {

@@ -1,5 +1,5 @@
-// Package config reads an infra configuration: every *.hcl file of a
-// directory, in Terraform's syntax (hashicorp/hcl/v2), into resources, data
+// Package config reads an infra configuration: every *.tf and *.hcl file of
+// a directory and of the local modules it calls, in Terraform's syntax (hashicorp/hcl/v2), into resources, data
 // sources, variables, locals and outputs, with the references between them.
 // It knows nothing of providers beyond the schemas it is handed, and
 // evaluates nothing but variables: the planner evaluates the rest in
@@ -38,6 +38,16 @@ type Config struct {
 	Locals    map[string]*Local
 	Resources map[string]*Resource // by address: "net_link.br0", "data.file.motd"
 	Outputs   map[string]*Output
+	// Path names the module: nil for the root, ["web", "db"] for the
+	// module "db" that the module "web" calls.
+	Path        []string
+	ModuleCalls map[string]*ModuleCall
+	Terraform   Terraform
+	Providers   []*ProviderBlock
+	Moved       []*Moved
+	Imports     []*Import
+	Removed     []*Removed
+	Checks      []*Check
 }
 
 // Variable is a `variable "NAME" {}` block.
@@ -47,6 +57,7 @@ type Variable struct {
 	Default     cty.Value // cty.NilVal when there is none
 	Type        cty.Type  // cty.DynamicPseudoType when not constrained
 	Sensitive   bool
+	Validations []*Condition
 	Range       hcl.Range
 }
 
@@ -59,12 +70,13 @@ type Local struct {
 
 // Output is an `output "NAME" {}` block.
 type Output struct {
-	Name        string
-	Description string
-	Expr        hcl.Expression
-	Sensitive   bool
-	DependsOn   []hcl.Traversal
-	Range       hcl.Range
+	Name          string
+	Description   string
+	Expr          hcl.Expression
+	Sensitive     bool
+	DependsOn     []hcl.Traversal
+	Preconditions []*Condition
+	Range         hcl.Range
 }
 
 // Lifecycle is a resource's lifecycle block.
@@ -72,6 +84,15 @@ type Lifecycle struct {
 	CreateBeforeDestroy bool
 	PreventDestroy      bool
 	IgnoreChanges       []string // attribute names; "all" ignores every one
+	Preconditions       []*Condition
+	Postconditions      []*Condition
+}
+
+// Condition is a precondition, a postcondition or a check's assert.
+type Condition struct {
+	Cond  hcl.Expression
+	Msg   hcl.Expression
+	Range hcl.Range
 }
 
 // Resource is a `resource "TYPE" "NAME"` or `data "TYPE" "NAME"` block.
@@ -85,6 +106,7 @@ type Resource struct {
 	Body       hcl.Body // the block's body without its meta-arguments
 	Range      hcl.Range
 	TypeRange  hcl.Range
+	Provider   string // the provider meta-argument, as written ("random.alt"); "" when not set
 }
 
 // Addr returns the resource's address: TYPE.NAME, or data.TYPE.NAME.
@@ -102,43 +124,73 @@ var rootSchema = &hcl.BodySchema{
 		{Type: "variable", LabelNames: []string{"name"}},
 		{Type: "locals"},
 		{Type: "output", LabelNames: []string{"name"}},
+		{Type: "module", LabelNames: []string{"name"}},
+		{Type: "terraform"},
+		{Type: "provider", LabelNames: []string{"name"}},
+		{Type: "moved"},
+		{Type: "import"},
+		{Type: "removed"},
+		{Type: "check", LabelNames: []string{"name"}},
 	},
 }
 
 var metaSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
-		{Name: "count"}, {Name: "for_each"}, {Name: "depends_on"},
+		{Name: "count"}, {Name: "for_each"}, {Name: "depends_on"}, {Name: "provider"},
 	},
-	Blocks: []hcl.BlockHeaderSchema{{Type: "lifecycle"}},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "lifecycle"}, {Type: "provisioner", LabelNames: []string{"type"}}, {Type: "connection"}},
 }
 
 var variableSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "default"}, {Name: "type"}, {Name: "description"}, {Name: "sensitive"}, {Name: "nullable"},
 	},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "validation"}},
 }
 
 var outputSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "value", Required: true}, {Name: "description"}, {Name: "sensitive"}, {Name: "depends_on"},
 	},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "precondition"}},
 }
 
 var lifecycleSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "create_before_destroy"}, {Name: "prevent_destroy"}, {Name: "ignore_changes"},
 	},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "precondition"}, {Type: "postcondition"}},
 }
 
-// Load reads every *.hcl file of dir (sorted by name) into one
-// configuration. The diagnostics carry file:line:col.
+var conditionSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "condition", Required: true}, {Name: "error_message", Required: true}},
+}
+
+// Load reads every *.tf and *.hcl file of dir (sorted by name) into one
+// configuration, with the local modules it calls. The diagnostics carry
+// file:line:col.
 func Load(dir string) (*Config, hcl.Diagnostics) {
+	c, diags := loadDir(dir, nil)
+	if c == nil || diags.HasErrors() {
+		return c, diags
+	}
+	diags = append(diags, c.loadModules(&loader{root: dir, files: c.Files})...)
+	return c, diags
+}
+
+// IsConfigFile reports whether a file name is part of a configuration:
+// Terraform's *.tf and cairn's *.hcl (not *.tfvars, not *.tf.json).
+func IsConfigFile(name string) bool {
+	return strings.HasSuffix(name, ".tf") || strings.HasSuffix(name, ".hcl")
+}
+
+func loadDir(dir string, path []string) (*Config, hcl.Diagnostics) {
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		detail := fmt.Sprintf("%s is not a directory", dir)
 		if err != nil {
 			detail = err.Error()
 		}
-		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read configuration", Detail: detail + "; give the directory that holds the *.hcl files"}}
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read configuration", Detail: detail + "; give the directory that holds the *.tf or *.hcl files"}}
 	}
 	// Not filepath.Glob: the directory's own name may hold glob characters.
 	entries, err := os.ReadDir(dir)
@@ -147,13 +199,13 @@ func Load(dir string) (*Config, hcl.Diagnostics) {
 	}
 	var names []string
 	for _, e := range entries {
-		if strings.HasSuffix(e.Name(), ".hcl") && !e.IsDir() {
+		if IsConfigFile(e.Name()) && !e.IsDir() {
 			names = append(names, filepath.Join(dir, e.Name()))
 		}
 	}
 	if len(names) == 0 {
 		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "No configuration files",
-			Detail: fmt.Sprintf("%s holds no *.hcl file; an infra configuration is every *.hcl file of a directory", dir)}}
+			Detail: fmt.Sprintf("%s holds no *.tf or *.hcl file; an infra configuration is every *.tf and *.hcl file of a directory", dir)}}
 	}
 	sort.Strings(names)
 	files := make(map[string]string, len(names))
@@ -167,6 +219,9 @@ func Load(dir string) (*Config, hcl.Diagnostics) {
 		files[name] = string(src)
 	}
 	c, d := Parse(dir, files)
+	if c != nil {
+		c.Path = path
+	}
 	return c, append(diags, d...)
 }
 
@@ -176,7 +231,7 @@ func Parse(dir string, files map[string]string) (*Config, hcl.Diagnostics) {
 	p := hclparse.NewParser()
 	c := &Config{
 		Dir: dir, Files: map[string][]byte{}, Variables: map[string]*Variable{}, Locals: map[string]*Local{},
-		Resources: map[string]*Resource{}, Outputs: map[string]*Output{},
+		Resources: map[string]*Resource{}, Outputs: map[string]*Output{}, ModuleCalls: map[string]*ModuleCall{},
 	}
 	var diags hcl.Diagnostics
 	for _, name := range slices.Sorted(maps.Keys(files)) {
@@ -218,6 +273,20 @@ func (c *Config) addFile(f *hcl.File) hcl.Diagnostics {
 			}
 		case "output":
 			diags = append(diags, c.addOutput(b)...)
+		case "module":
+			diags = append(diags, c.addModuleCall(b)...)
+		case "terraform":
+			diags = append(diags, c.addTerraform(b)...)
+		case "provider":
+			diags = append(diags, c.addProvider(b)...)
+		case "moved":
+			diags = append(diags, c.addMoved(b)...)
+		case "import":
+			diags = append(diags, c.addImport(b)...)
+		case "removed":
+			diags = append(diags, c.addRemoved(b)...)
+		case "check":
+			diags = append(diags, c.addCheck(b)...)
 		}
 	}
 	return diags
@@ -265,7 +334,19 @@ func (c *Config) addResource(b *hcl.Block) hcl.Diagnostics {
 		diags = append(diags, d...)
 		r.DependsOn = trs
 	}
+	if a, ok := content.Attributes["provider"]; ok {
+		tr, d := hcl.AbsTraversalForExpr(a.Expr)
+		diags = append(diags, d...)
+		if !d.HasErrors() {
+			r.Provider = TraversalString(tr)
+		}
+	}
 	for _, lb := range content.Blocks {
+		if lb.Type != "lifecycle" {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unsupported block type",
+				Detail: fmt.Sprintf("cairn has no %s blocks: provisioners run commands outside the plan, and cairn applies only what it can diff and journal.", lb.Type), Subject: lb.DefRange.Ptr()})
+			continue
+		}
 		lc, d := lb.Body.Content(lifecycleSchema)
 		diags = append(diags, d...)
 		if a, ok := lc.Attributes["create_before_destroy"]; ok {
@@ -283,6 +364,18 @@ func (c *Config) addResource(b *hcl.Block) hcl.Diagnostics {
 				for _, tr := range trs {
 					r.Lifecycle.IgnoreChanges = append(r.Lifecycle.IgnoreChanges, tr.RootName())
 				}
+			}
+		}
+		for _, cb := range lc.Blocks {
+			cond, d := condition(cb)
+			diags = append(diags, d...)
+			if cond == nil {
+				continue
+			}
+			if cb.Type == "precondition" {
+				r.Lifecycle.Preconditions = append(r.Lifecycle.Preconditions, cond)
+			} else {
+				r.Lifecycle.Postconditions = append(r.Lifecycle.Postconditions, cond)
 			}
 		}
 	}
@@ -338,6 +431,13 @@ func (c *Config) addVariable(b *hcl.Block) hcl.Diagnostics {
 	if a, ok := content.Attributes["sensitive"]; ok {
 		diags = append(diags, gohcl.DecodeExpression(a.Expr, nil, &v.Sensitive)...)
 	}
+	for _, vb := range content.Blocks {
+		cond, d := condition(vb)
+		diags = append(diags, d...)
+		if cond != nil {
+			v.Validations = append(v.Validations, cond)
+		}
+	}
 	if a, ok := content.Attributes["default"]; ok {
 		val, d := a.Expr.Value(nil)
 		diags = append(diags, d...)
@@ -374,6 +474,13 @@ func (c *Config) addOutput(b *hcl.Block) hcl.Diagnostics {
 		trs, d := traversalList(a.Expr)
 		diags = append(diags, d...)
 		o.DependsOn = trs
+	}
+	for _, cb := range content.Blocks {
+		cond, d := condition(cb)
+		diags = append(diags, d...)
+		if cond != nil {
+			o.Preconditions = append(o.Preconditions, cond)
+		}
 	}
 	if prev, dup := c.Outputs[o.Name]; dup {
 		return append(diags, duplicate("output", o.Name, b.DefRange, prev.Range))

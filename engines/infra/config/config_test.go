@@ -235,15 +235,15 @@ func rangeString(r hcl.Range, dir string) string {
 
 func TestLoadRefusesWhatIsNotAConfigurationDirectory(t *testing.T) {
 	empty := t.TempDir()
-	other := writeDir(t, map[string]string{"main.tf": `variable "x" {}`})
+	other := writeDir(t, map[string]string{"main.tfvars": `x = 1`})
 	file := filepath.Join(writeDir(t, map[string]string{"main.hcl": `variable "x" {}`}), "main.hcl")
 	for _, tc := range []struct {
 		name, dir, want string
 	}{
-		{"missing", filepath.Join(empty, "nope"), "error: Cannot read configuration; stat " + filepath.Join(empty, "nope") + ": no such file or directory; give the directory that holds the *.hcl files"},
-		{"file", file, "error: Cannot read configuration; " + file + " is not a directory; give the directory that holds the *.hcl files"},
-		{"empty", empty, "error: No configuration files; " + empty + " holds no *.hcl file; an infra configuration is every *.hcl file of a directory"},
-		{"no hcl", other, "error: No configuration files; " + other + " holds no *.hcl file; an infra configuration is every *.hcl file of a directory"},
+		{"missing", filepath.Join(empty, "nope"), "error: Cannot read configuration; stat " + filepath.Join(empty, "nope") + ": no such file or directory; give the directory that holds the *.tf or *.hcl files"},
+		{"file", file, "error: Cannot read configuration; " + file + " is not a directory; give the directory that holds the *.tf or *.hcl files"},
+		{"empty", empty, "error: No configuration files; " + empty + " holds no *.tf or *.hcl file; an infra configuration is every *.tf and *.hcl file of a directory"},
+		{"no hcl", other, "error: No configuration files; " + other + " holds no *.tf or *.hcl file; an infra configuration is every *.tf and *.hcl file of a directory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, diags := config.Load(tc.dir)
@@ -686,7 +686,7 @@ func TestVariableBlockErrors(t *testing.T) {
 		{"default = var.other", `main.hcl:2:12: error: Variables not allowed; Variables may not be used here.`},
 		{"default = upper(\"x\")", `main.hcl:2:12: error: Function calls not allowed; Functions may not be called here.`},
 		{"sensitive = \"very\"", `main.hcl:2:15: error: Unsuitable value type; Unsuitable value: a bool is required`},
-		{"validation {\n condition = true\n }", `main.hcl:2:2: error: Unsupported block type; Blocks of type "validation" are not expected here.`},
+		{"validation {\n condition = true\n }", `main.hcl:2:13: error: Missing required argument; The argument "error_message" is required, but no definition was found.`},
 		{"value = 1", `main.hcl:2:2: error: Unsupported argument; An argument named "value" is not expected here.`},
 	} {
 		got := parseErr(t, map[string]string{"main.hcl": "variable \"v\" {\n " + tc.body + "\n}\n"})
@@ -716,7 +716,8 @@ func TestUnknownBlocksAndArguments(t *testing.T) {
 	for _, tc := range []struct {
 		src, want string
 	}{
-		{"module \"m\" {}\n", `main.hcl:1:1: error: Unsupported block type; Blocks of type "module" are not expected here.`},
+		{"module \"m\" {}\n", `main.hcl:1:12: error: Missing required argument; The argument "source" is required, but no definition was found.`},
+		{"atlas {}\n", `main.hcl:1:1: error: Unsupported block type; Blocks of type "atlas" are not expected here.`},
 		{"x = 1\n", `main.hcl:1:1: error: Unsupported argument; An argument named "x" is not expected here.`},
 		{"resource \"net_link\" {}\n", `main.hcl:1:21: error: Missing name for resource; All resource blocks must have 2 labels (type, name).`},
 		{"locals \"l\" {}\n", `main.hcl:1:8: error: Extraneous label for locals; No labels are expected for locals blocks.`},

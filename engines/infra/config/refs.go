@@ -31,6 +31,12 @@ func Ref(tr hcl.Traversal) (addr string, ok bool, diag *hcl.Diagnostic) {
 			return "", false, bad(fmt.Sprintf("A reference to %s must be followed by a name, as in %s.NAME.", root, root))
 		}
 		return root + "." + n, true, nil
+	case "module":
+		n, ok := attr(1)
+		if !ok {
+			return "", false, bad("A reference to a module must be module.NAME.")
+		}
+		return "module." + n, true, nil
 	case "data":
 		t, ok1 := attr(1)
 		n, ok2 := attr(2)
@@ -54,6 +60,9 @@ func (c *Config) Exists(addr string) bool {
 		return ok
 	case len(addr) > 6 && addr[:6] == "local.":
 		_, ok := c.Locals[addr[6:]]
+		return ok
+	case len(addr) > 7 && addr[:7] == "module.":
+		_, ok := c.ModuleCalls[addr[7:]]
 		return ok
 	}
 	_, ok := c.Resources[addr]
@@ -94,6 +103,8 @@ func kindOf(addr string) string {
 		return "local value"
 	case len(addr) > 5 && addr[:5] == "data.":
 		return "data source"
+	case len(addr) > 7 && addr[:7] == "module.":
+		return "module"
 	}
 	return "resource"
 }

@@ -404,3 +404,37 @@ func TestLocalsDiagnosticsOrder(t *testing.T) {
 		}
 	}
 }
+
+// Terraform's precedence: TF_VAR_ < terraform.tfvars <
+// terraform.tfvars.json < *.auto.tfvars (by name) < var-file= < var.
+func TestVariablePrecedenceTerraformFiles(t *testing.T) {
+	dir := writeDir(t, map[string]string{
+		"main.tf": `
+variable "a" {}
+variable "b" {}
+variable "c" {}
+variable "d" {}
+variable "e" {
+  type = number
+}
+variable "f" {}
+`,
+		"terraform.tfvars":      "b = \"tfvars\"\nc = \"tfvars\"\n",
+		"terraform.tfvars.json": `{"c": "json", "d": "json"}`,
+		"x.auto.tfvars":         "d = \"auto\"\n",
+		"given.tfvars.json":     `{"f": "var-file"}`,
+	})
+	c, diags := config.Load(dir)
+	if diags.HasErrors() {
+		t.Fatal(config.Format(diags))
+	}
+	vals := values(t, c, config.Inputs{
+		Env:    map[string]string{"a": "env", "b": "env", "e": "7", "unknown": "ignored"},
+		Files:  []string{filepath.Join(dir, "given.tfvars.json")},
+		Values: map[string]string{},
+	})
+	for name, want := range map[string]string{"a": "env", "b": "tfvars", "c": "json", "d": "auto", "f": "var-file"} {
+		wantValue(t, vals, name, cty.StringVal(want))
+	}
+	wantValue(t, vals, "e", cty.NumberIntVal(7))
+}

@@ -26,6 +26,14 @@ const (
 	Number      // an integer, int64
 	Bool
 	StringList // []string
+	StringMap  // map[string]string
+	// Dynamic is any value (terraform_data's input): its Go form is what
+	// encoding/json decodes its JSON into (int64 or float64 for numbers).
+	Dynamic
+	// Blocks is a nested block type (consul_keys' key {} blocks), which
+	// dynamic blocks may generate: its Go form is a []map[string]any, one
+	// map per block, by the attributes of the attribute's Block schema.
+	Blocks
 )
 
 func (t Type) String() string {
@@ -38,6 +46,12 @@ func (t Type) String() string {
 		return "bool"
 	case StringList:
 		return "list(string)"
+	case StringMap:
+		return "map(string)"
+	case Dynamic:
+		return "any"
+	case Blocks:
+		return "blocks"
 	}
 	return fmt.Sprintf("Type(%d)", int(t))
 }
@@ -63,6 +77,11 @@ type Attribute struct {
 	UpdateComputes bool
 	Default        any // the value when the configuration leaves it out (not for Computed)
 	Description    string
+	// Block is the schema of a Blocks attribute's blocks (their
+	// attributes: strings, numbers, bools, lists and maps of strings), and
+	// MaxItems, when not 0, the most blocks there may be.
+	Block    *Schema
+	MaxItems int
 }
 
 // Schema describes a resource or data source type.
@@ -81,8 +100,9 @@ func (s *Schema) Names() []string {
 	return names
 }
 
-// Values are the attributes of one object: string, int64, bool or []string
-// by the schema's type, nil (or absent) for null.
+// Values are the attributes of one object: string, int64, bool, []string,
+// map[string]string or a JSON-decoded value by the schema's type, nil (or
+// absent) for null.
 type Values map[string]any
 
 // String returns v[name] as a string ("" when null).
@@ -96,6 +116,31 @@ func (v Values) Bool(name string) bool { b, _ := v[name].(bool); return b }
 
 // List returns v[name] as a []string (nil when null).
 func (v Values) List(name string) []string { l, _ := v[name].([]string); return l }
+
+// Map returns v[name] as a map[string]string (nil when null).
+func (v Values) Map(name string) map[string]string {
+	m, _ := v[name].(map[string]string)
+	return m
+}
+
+// Blocks returns v[name], a Blocks attribute, as one map per block (nil
+// when there are none), whether it comes from a configuration or back
+// from state.
+func (v Values) Blocks(name string) []map[string]any {
+	switch l := v[name].(type) {
+	case []map[string]any:
+		return l
+	case []any:
+		out := make([]map[string]any, 0, len(l))
+		for _, e := range l {
+			if m, ok := e.(map[string]any); ok {
+				out = append(out, m)
+			}
+		}
+		return out
+	}
+	return nil
+}
 
 // Has reports whether v[name] is set (not null).
 func (v Values) Has(name string) bool { return v[name] != nil }
@@ -120,6 +165,10 @@ type Env struct {
 	// Services are what other engines offer (engines.Services), looked up
 	// by name: the kv provider looks up "kv".
 	Services interface{ Lookup(name string) any }
+	// HostKey is a secret of this daemon (kept in its data directory,
+	// mode 0600): a StateBacked type derives from it the secrets it must
+	// not journal (random_password's result), again on every read.
+	HostKey []byte
 }
 
 // Session is one plan's or apply's view of reality. A provider caches
@@ -181,6 +230,33 @@ type Provider interface {
 	DataSources() map[string]DataSource
 	// Open starts a session for one plan, apply or refresh.
 	Open(ctx context.Context, env Env) (Session, error)
+}
+
+// Sourced is implemented by a provider that stands for a Terraform
+// provider: Source is its registry source ("hashicorp/random"), which a
+// configuration's required_providers names.
+type Sourced interface {
+	Source() string
+}
+
+// Redacted stands, in the prior values ReadState is given, for a
+// sensitive attribute state keeps as a digest only: the attribute is set,
+// its value is not known. A provider answers the value (reading it, or
+// deriving it again), or leaves Redacted{} and the engine compares the
+// configuration with the digest.
+type Redacted struct{}
+
+// StateBacked is implemented by a resource type whose objects live in
+// state only (random values, null_resource, time_static), or are read
+// through what state keeps of them (a local_file's filename): the engine
+// calls ReadState, never Read, with what state keeps of the object
+// (sensitive attributes as Redacted{}), and answers found=false to have
+// it made again (a time_rotating past its rotation).
+//
+// Its ID may answer "" when the id is known only once the object is made
+// (a random one): Create then answers the id as the value "id".
+type StateBacked interface {
+	ReadState(ctx context.Context, s Session, id string, prior Values) (v Values, found bool, err error)
 }
 
 // Watcher is implemented by a provider that can tell when reality changes

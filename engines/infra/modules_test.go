@@ -1,0 +1,152 @@
+package infra
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// A root module calls a local module twice with for_each, and once more
+// with count through a nested module: plans, state and outputs carry
+// Terraform's module addresses, a second plan is empty, and removing a
+// key destroys that instance's objects only.
+func TestModulesForEachNestedAndOutputs(t *testing.T) {
+	e := newEnv(t)
+	root := publicDir(t)
+	cfg := filepath.Join(t.TempDir(), "mods")
+	writeConfig(t, filepath.Join(cfg, "modules", "site"), map[string]string{
+		"main.tf": `
+variable "name" {
+  type = string
+}
+variable "dir" {}
+locals {
+  greeting = "hello ${var.name}"
+}
+resource "file" "conf" {
+  path    = "${var.dir}/${var.name}.conf"
+  content = local.greeting
+}
+module "inner" {
+  source = "./inner"
+  count  = 1
+  path   = "${var.dir}/${var.name}.inner"
+  text   = file.conf.sha256
+}
+output "path" {
+  value = file.conf.path
+}
+output "inner" {
+  value = module.inner[0].path
+}
+`})
+	writeConfig(t, filepath.Join(cfg, "modules", "site", "inner"), map[string]string{
+		"main.tf": `
+variable "path" {}
+variable "text" {}
+resource "file" "f" {
+  path    = var.path
+  content = var.text
+}
+output "path" {
+  value = file.f.path
+}
+`})
+	main := func(keys string) map[string]string {
+		return map[string]string{"main.tf": `
+terraform {
+  required_version = ">= 1.3.0"
+}
+module "web" {
+  source   = "./modules/site"
+  for_each = toset([` + keys + `])
+  name     = each.key
+  dir      = "` + root + `"
+}
+output "paths" {
+  value = { for k, m in module.web : k => m.path }
+}
+output "inner" {
+  value = module.web["a"].inner
+}
+`}
+	}
+	writeConfig(t, cfg, main(`"a", "b"`))
+	plan := e.ok("infra plan " + cfg).text
+	mustContain(t, "plan", plan,
+		`# module.web["a"].file.conf will be created`,
+		`# module.web["b"].module.inner[0].file.f will be created`,
+		"Plan: 4 to add, 0 to change, 0 to destroy.")
+	e.ok("infra apply " + cfg + " auto-approve")
+	if got := readFile(t, filepath.Join(root, "b.conf")); got != "hello b" {
+		t.Fatalf("b.conf = %q", got)
+	}
+	if got := readFile(t, filepath.Join(root, "a.inner")); len(got) != 64 {
+		t.Fatalf("a.inner = %q, want the sha256 of a.conf", got)
+	}
+	e.noChanges("infra plan " + cfg)
+	list := e.ok("infra state list workspace=mods")
+	var addrs []string
+	for _, r := range list.rows {
+		var row stateRow
+		if err := json.Unmarshal(r, &row); err != nil {
+			t.Fatal(err)
+		}
+		addrs = append(addrs, row.Addr)
+	}
+	want := `module.web["a"].file.conf module.web["a"].module.inner[0].file.f module.web["b"].file.conf module.web["b"].module.inner[0].file.f`
+	if strings.Join(addrs, " ") != want {
+		t.Fatalf("state:\n got %s\nwant %s", strings.Join(addrs, " "), want)
+	}
+	out := e.ok("infra output paths workspace=mods")
+	mustContain(t, "output", string(out.rows[0]), filepath.Join(root, "a.conf"), filepath.Join(root, "b.conf"))
+	mustContain(t, "output", string(e.ok("infra output inner workspace=mods").rows[0]), filepath.Join(root, "a.inner"))
+
+	graph := e.ok("infra graph " + cfg).text
+	mustContain(t, "graph", graph, `"module.web.file.conf"`, `"module.web.module.inner.file.f" -> "module.web.module.inner"`)
+
+	writeConfig(t, cfg, main(`"a"`))
+	plan = e.ok("infra plan " + cfg).text
+	mustContain(t, "plan", plan, `# module.web["b"].file.conf will be destroyed`, "Plan: 0 to add, 0 to change, 2 to destroy.")
+	e.ok("infra apply " + cfg + " auto-approve")
+	e.noChanges("infra plan " + cfg)
+	e.ok("infra destroy " + cfg + " auto-approve")
+	if n := len(e.ok("infra state list workspace=mods").rows); n != 0 {
+		t.Fatalf("%d objects left after destroy", n)
+	}
+}
+
+// Registry and git sources are refused by name; a missing variable and
+// an argument the module does not declare are errors at the module block.
+func TestModuleErrors(t *testing.T) {
+	e := newEnv(t)
+	cfg := filepath.Join(t.TempDir(), "bad")
+	writeConfig(t, filepath.Join(cfg, "m"), map[string]string{"main.tf": `variable "x" {}`})
+	for _, tc := range []struct{ src, want string }{
+		{`module "vpc" {
+  source  = "terraform-aws-modules/vpc/aws"
+  version = "5.0.0"
+}`, `Module source "terraform-aws-modules/vpc/aws" is not a local path (./ or ../): cairn fetches nothing from the network`},
+		{`module "g" {
+  source = "git::https://example.com/m.git"
+}`, `Module not installed`},
+		{`module "m" {
+  source = "./m"
+}`, `No value for required variable; Variable "x" has no default; set x in the module "m" block.`},
+		{`module "m" {
+  source = "./m"
+  x      = 1
+  y      = 2
+}`, `Unsupported argument; An argument named "y" is not expected here: module.m (./m) declares no variable "y".`},
+		{`module "m" {
+  source = "./nowhere"
+}`, `module.m (source "./nowhere")`},
+	} {
+		writeConfig(t, cfg, map[string]string{"main.tf": tc.src})
+		a := e.run("infra plan " + cfg)
+		if a.err == nil || !strings.Contains(a.err.Error(), tc.want) {
+			t.Errorf("%s:\n got %v\nwant …%s…", tc.src, a.err, tc.want)
+		}
+	}
+}
