@@ -76,6 +76,27 @@ func containerDaemon(t *testing.T, bridgePrefix, subnetPrefix string, beforeClea
 		for _, e := range netns {
 			exec.Command("umount", "-l", filepath.Join(d.Data, "runtime", "net", "netns", e.Name())).Run()
 		}
+		// Networks of network create: removed through the daemon, else
+		// by hand from their definitions.
+		nets, _ := filepath.Glob(filepath.Join(d.Data, "runtime", "networks", "*", "network.json"))
+		for _, f := range nets {
+			var def struct{ Name, Subnet, Bridge string }
+			b, _ := os.ReadFile(f)
+			if json.Unmarshal(b, &def) != nil {
+				continue
+			}
+			if d.running() {
+				if _, _, code := cli(t, d, "network", "rm", def.Name); code == 0 {
+					continue
+				}
+			}
+			ns, _ := filepath.Glob(filepath.Join(filepath.Dir(f), "netns", "*"))
+			for _, p := range ns {
+				exec.Command("umount", "-l", p).Run()
+			}
+			exec.Command("ip", "link", "del", def.Bridge).Run()
+			exec.Command("iptables", "-t", "nat", "-D", "POSTROUTING", "-s", def.Subnet, "!", "-o", def.Bridge, "-j", "MASQUERADE").Run()
+		}
 		exec.Command("ip", "link", "del", bridge).Run()
 		for _, rule := range [][]string{
 			{"-t", "nat", "-D", "POSTROUTING", "-s", subnet, "!", "-o", bridge, "-j", "MASQUERADE"},
@@ -328,6 +349,72 @@ func TestRuntimeBridgePublish(t *testing.T) {
 		}
 	}
 	cliOK(t, d, "rm", "h", "force")
+}
+
+// TestRuntimeNetworks: a network of the user's own, as docker network
+// create: its bridge and gateway (checked with ip), a container at the
+// address it asked for reached with curl, another at the next free one,
+// the network kept across a daemon restart, and removed only when no
+// container uses it.
+func TestRuntimeNetworks(t *testing.T) {
+	requireRuntime(t, "curl", "ip")
+	d, _ := runtimeDaemon(t)
+	importBusybox(t, d, map[string]string{"/www/index.html": "on my own network\n"})
+	k := rand.IntN(200) + 20
+	name := fmt.Sprintf("backend%d", rand.IntN(1_000_000))
+	subnet := fmt.Sprintf("10.93.%d.0/24", k)
+	gw := fmt.Sprintf("10.93.%d.254", k)
+	addr := fmt.Sprintf("10.93.%d.10", k)
+	var row struct{ Name, Subnet, Gateway, Bridge string }
+	if err := json.Unmarshal([]byte(cliOK(t, d, "-o", "json", "network", "create", name, "subnet="+subnet, "gateway="+gw)), &row); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("ip", "-4", "-o", "addr", "show", "dev", row.Bridge).Output()
+	if err != nil || !strings.Contains(string(out), gw+"/24") {
+		t.Fatalf("ip addr show dev %s: %s %v; want %s/24 on it", row.Bridge, out, err, gw)
+	}
+	if _, errOut, code := cli(t, d, "network", "create", name+"x", "subnet="+fmt.Sprintf("10.93.%d.128/25", k)); code == 0 || !strings.Contains(errOut, "overlaps") {
+		t.Errorf("an overlapping subnet: exit %d, %s", code, errOut)
+	}
+	cliOK(t, d, "run", "busybox", "name=web", "detach", "network="+name, "ip="+addr, "--", "httpd", "-f", "-p", "80", "-h", "/www")
+	if in := inspectContainer(t, d, "web"); in.NetworkSettings.IPAddress != addr {
+		t.Fatalf("inspect web: address %q, want %s", in.NetworkSettings.IPAddress, addr)
+	}
+	var body []byte
+	waitFor(t, "httpd at "+addr, 10*time.Second, func() bool {
+		body, err = exec.Command("curl", "-sf", "--max-time", "2", "http://"+addr+"/").Output()
+		return err == nil
+	})
+	if string(body) != "on my own network\n" {
+		t.Fatalf("curl %s: %q", addr, body)
+	}
+	// The next free address, and the gateway as the default route.
+	got := cliOK(t, d, "run", "busybox", "rm", "network="+name, "--", "sh", "-c", "ip -4 -o addr show eth0; ip route")
+	if !strings.Contains(got, fmt.Sprintf("10.93.%d.1/24", k)) || !strings.Contains(got, "default via "+gw) {
+		t.Errorf("a second container's address and route:\n%s", got)
+	}
+	if _, errOut, code := cli(t, d, "run", "busybox", "rm", "network="+name, "ip="+addr, "--", "true"); code == 0 || !strings.Contains(errOut, "in use") {
+		t.Errorf("an address in use: exit %d, %s", code, errOut)
+	}
+	if _, errOut, code := cli(t, d, "run", "busybox", "rm", "network=nosuch", "--", "true"); code == 0 || !strings.Contains(errOut, "no such network") {
+		t.Errorf("an unknown network: exit %d, %s", code, errOut)
+	}
+	d.Stop()
+	d.start()
+	if ls := cliOK(t, d, "network", "ls"); !strings.Contains(ls, name) || !strings.Contains(ls, "bridge") {
+		t.Fatalf("network ls after a restart:\n%s", ls)
+	}
+	if _, errOut, code := cli(t, d, "network", "rm", name); code == 0 || !strings.Contains(errOut, "uses it") {
+		t.Errorf("network rm while web uses it: exit %d, %s", code, errOut)
+	}
+	cliOK(t, d, "rm", "web", "force")
+	cliOK(t, d, "network", "rm", name)
+	if err := exec.Command("ip", "link", "show", row.Bridge).Run(); err == nil {
+		t.Errorf("bridge %s is still there after network rm", row.Bridge)
+	}
+	if !strings.Contains(cliOK(t, d, "events", "kind=network.*"), "network.rm") {
+		t.Errorf("network.create and network.rm are not journaled")
+	}
 }
 
 func TestRuntimeLimits(t *testing.T) {

@@ -55,6 +55,7 @@ type Host struct {
 	PidsLimit     int64         `json:"PidsLimit"`
 	Binds         []string      `json:"Binds"`
 	Network       string        `json:"NetworkMode"`
+	IP            string        `json:"IPv4Address,omitempty"` // asked for with ip= (Docker: --ip)
 	Publish       []string      `json:"PortBindings"`
 	RestartPolicy restartPolicy `json:"RestartPolicy"`
 	AutoRemove    bool          `json:"AutoRemove"`

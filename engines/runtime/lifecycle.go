@@ -35,6 +35,7 @@ type runOptions struct {
 	nanoCPUs int64
 	pids     int64
 	network  string
+	ip       string // the address asked for (ip=), on network
 	publish  []string
 	volumes  []string
 	restart  restartPolicy
@@ -59,7 +60,7 @@ func (m *module) create(ctx context.Context, actor journal.Actor, o runOptions) 
 	c := Container{
 		ID: newID(), Name: o.name, Image: o.image, ImageID: img.ID, Created: time.Now().UTC(),
 		Config: Config{Image: o.image, Env: cfg.Config.Env, WorkingDir: cfg.Config.WorkingDir, User: cfg.Config.User, Hostname: o.hostname},
-		Host: Host{Memory: o.memory, NanoCPUs: o.nanoCPUs, PidsLimit: o.pids, Binds: o.volumes, Network: o.network,
+		Host: Host{Memory: o.memory, NanoCPUs: o.nanoCPUs, PidsLimit: o.pids, Binds: o.volumes, Network: o.network, IP: o.ip,
 			Publish: o.publish, RestartPolicy: o.restart, AutoRemove: o.rm},
 		State: State{Status: "created"},
 	}
@@ -83,8 +84,18 @@ func (m *module) create(ctx context.Context, actor journal.Actor, o runOptions) 
 	if c.Host.Network == "" {
 		c.Host.Network = "bridge"
 	}
-	if len(c.Host.Publish) > 0 && c.Host.Network != "bridge" {
-		return nil, fmt.Errorf("publish needs network=bridge (network=%s has no address of its own to forward to)", c.Host.Network)
+	if len(c.Host.Publish) > 0 && !hasOwnAddress(c.Host.Network) {
+		return nil, fmt.Errorf("publish needs network=bridge or a network of network create (network=%s has no address of its own to forward to)", c.Host.Network)
+	}
+	var wantIP netip.Addr
+	if c.Host.IP != "" {
+		if !hasOwnAddress(c.Host.Network) {
+			return nil, fmt.Errorf("ip= needs network=bridge or a network of network create, not network=%s", c.Host.Network)
+		}
+		var err error
+		if wantIP, err = netip.ParseAddr(c.Host.IP); err != nil || !wantIP.Is4() {
+			return nil, fmt.Errorf("ip=%s: give an IPv4 address of the network's subnet", c.Host.IP)
+		}
 	}
 	if len(c.Host.Binds) > 0 && actor.UID != 0 {
 		// The container's root is the host's root (no user namespace):
@@ -139,26 +150,20 @@ func (m *module) create(ctx context.Context, actor journal.Actor, o runOptions) 
 	_ = os.Chmod(dir, 0o711)
 	_ = os.Chmod(filepath.Join(dir, "upper"), 0o755)
 	netns := ""
-	switch c.Host.Network {
-	case "bridge":
-		if m.netErr != nil {
-			return nil, fmt.Errorf("network=bridge: %w", m.netErr)
-		}
-		if err := m.setupBridge(ctx); err != nil {
-			return nil, fmt.Errorf("network=bridge: %w", err)
-		}
-		ep, err := m.net.Attach(ctx, c.ID)
+	if hasOwnAddress(c.Host.Network) {
+		n, err := m.network(ctx, c.Host.Network)
 		if err != nil {
-			return nil, fmt.Errorf("network=bridge: %w", err)
+			return nil, fmt.Errorf("network=%s: %w", c.Host.Network, err)
+		}
+		ep, err := n.AttachAddr(ctx, c.ID, wantIP)
+		if err != nil {
+			return nil, fmt.Errorf("network=%s: %w", c.Host.Network, err)
 		}
 		c.Net.IPAddress, c.Net.Gateway, c.Net.Netns = ep.IP.String(), ep.Gateway.String(), ep.NetnsPath
 		netns = ep.NetnsPath
 		if err := m.publish(ctx, &c); err != nil {
 			return nil, err
 		}
-	case "none", "host":
-	default:
-		return nil, fmt.Errorf("network=%s: the network is none, host or bridge", c.Host.Network)
 	}
 	lower, diffIDs, err := m.images.Unpack(ctx, img.ID)
 	if err != nil {
@@ -195,22 +200,6 @@ func (m *module) create(ctx context.Context, actor journal.Actor, o runOptions) 
 	}}
 	e.mu.Unlock()
 	return e, nil
-}
-
-// setupBridge sets up the bridge, its NAT and forwarding once per daemon
-// (each check execs iptables); a failure is tried again at the next
-// create.
-func (m *module) setupBridge(ctx context.Context) error {
-	m.netMu.Lock()
-	defer m.netMu.Unlock()
-	if m.netReady {
-		return nil
-	}
-	if err := m.net.Setup(ctx); err != nil {
-		return err
-	}
-	m.netReady = true
-	return nil
 }
 
 // defaultPath is the PATH a container gets when neither its image nor
@@ -330,7 +319,12 @@ func (m *module) publish(ctx context.Context, c *Container) error {
 			closeAll(started)
 			return fmt.Errorf("publish=%s: %w", p, err)
 		}
-		closer, err := m.net.Publish(m.ctx, spec.Proto, spec.Host, netip.AddrPortFrom(ip, spec.ContainerPort))
+		n := m.attachedNetwork(c.Host.Network)
+		if n == nil {
+			closeAll(started)
+			return fmt.Errorf("publish=%s: network %s is not there", p, c.Host.Network)
+		}
+		closer, err := n.Publish(m.ctx, spec.Proto, spec.Host, netip.AddrPortFrom(ip, spec.ContainerPort))
 		if err != nil {
 			closeAll(started)
 			return fmt.Errorf("publish=%s: %w", p, err)
@@ -358,8 +352,8 @@ func (m *module) teardown(ctx context.Context, c *Container) {
 	delete(m.publishers, c.ID)
 	m.pubMu.Unlock()
 	_ = m.runc.delete(ctx, c.ID, true)
-	if c.Host.Network == "bridge" && m.net != nil {
-		if err := m.net.Detach(c.ID); err != nil {
+	if n := m.attachedNetwork(c.Host.Network); hasOwnAddress(c.Host.Network) && n != nil {
+		if err := n.Detach(c.ID); err != nil {
 			m.log.Warn("detach a container's network", "container", c.ID[:12], "err", err)
 		}
 	}
@@ -750,14 +744,14 @@ func (m *module) adopt(ctx context.Context) error {
 		m.log.Info("removing a container whose create was interrupted", "container", shortContainerID(id))
 		m.teardown(ctx, &Container{ID: id, Host: Host{Network: "bridge"}})
 	}
-	if m.net != nil {
-		known := make(map[string]bool, len(list))
-		for _, c := range list {
-			known[c.ID] = true
-		}
-		for _, id := range m.net.Attached() {
+	known := make(map[string]bool, len(list))
+	for _, c := range list {
+		known[c.ID] = true
+	}
+	for _, n := range m.allNetworks() {
+		for _, id := range n.Attached() {
 			if !known[id] {
-				if err := m.net.Detach(id); err != nil {
+				if err := n.Detach(id); err != nil {
 					m.log.Warn("detach an endpoint no container owns", "container", shortContainerID(id), "err", err)
 				}
 			}
@@ -769,7 +763,7 @@ func (m *module) adopt(ctx context.Context) error {
 		m.table.mu.Lock()
 		m.table.byID[c.ID] = e
 		m.table.mu.Unlock()
-		if c.Host.Network == "bridge" && len(c.Host.Publish) > 0 && m.net != nil {
+		if hasOwnAddress(c.Host.Network) && len(c.Host.Publish) > 0 && m.attachedNetwork(c.Host.Network) != nil {
 			if err := m.publish(ctx, &e.c); err != nil {
 				m.log.Warn("re-publish a container's ports", "container", c.ID[:12], "err", err)
 			}

@@ -54,6 +54,7 @@ type module struct {
 	// netReady says the bridge was set up (netMu guards it).
 	netMu    sync.Mutex
 	netReady bool
+	nets     map[string]*namedNet // network create's, by name (netMu)
 
 	dataDir string
 	table   *containers
@@ -81,14 +82,14 @@ func newModule() *module {
 func (m *module) Name() string { return Name }
 
 // KindPrefixes are the kinds only this engine writes.
-func (m *module) KindPrefixes() []string { return []string{"image.", "container."} }
+func (m *module) KindPrefixes() []string { return []string{"image.", "container.", "network."} }
 
 // Kinds are the audit kinds the engine writes (docs/events.md), and the
 // logs stream's record kind.
 func (m *module) Kinds() []string {
 	return []string{"image.import", "image.tag", "image.rm", "image.prune",
 		"container.create", "container.start", "container.exit", "container.restart",
-		"container.rm", "container.exec", "container.kill", "container.log"}
+		"container.rm", "container.exec", "container.kill", "container.log", "network.create", "network.rm"}
 }
 
 func (m *module) Flags(fs *flag.FlagSet) {
@@ -109,7 +110,7 @@ func (m *module) Streams() []journal.StreamSpec {
 func (m *module) Engines() map[string][]journal.Engine { return nil }
 
 func (m *module) Verbs() []engines.Verb {
-	verbs := append(m.containerVerbs(), m.imageVerbs()...)
+	verbs := append(append(m.containerVerbs(), m.imageVerbs()...), m.networkVerbs()...)
 	slices.SortFunc(verbs, func(a, b engines.Verb) int { return strings.Compare(a.Verb, b.Verb) })
 	return verbs
 }
@@ -144,6 +145,9 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 		return fmt.Errorf("--runtime-subnet %s: %w", m.subnet, err)
 	}
 	m.net, m.netErr = netcfg.New(netcfg.Config{Bridge: m.bridge, Subnet: subnet, StateDir: filepath.Join(root, "net"), Logger: m.log})
+	if err := m.loadNetworks(); err != nil {
+		return err
+	}
 	if m.runc.bin == "" {
 		m.log.Warn("runc is not installed; container verbs will say so", "package", "runc")
 		return nil
@@ -166,6 +170,7 @@ func (m *module) Stop() error {
 		delete(m.publishers, id)
 	}
 	m.pubMu.Unlock()
+	m.closeNetworks()
 	if m.net != nil {
 		return m.net.Close()
 	}

@@ -59,7 +59,7 @@ func (s *Service) Create(ctx context.Context, actor journal.Actor, spec containe
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, err := s.m.create(ctx, actor, runOptions{image: spec.Image, name: spec.Name, cmd: spec.Cmd, env: spec.Env,
-		volumes: spec.Binds, network: spec.Network, hostname: spec.Hostname, memory: spec.Memory, nanoCPUs: spec.NanoCPUs, detach: true})
+		volumes: spec.Binds, network: spec.Network, ip: spec.IP, hostname: spec.Hostname, memory: spec.Memory, nanoCPUs: spec.NanoCPUs, detach: true})
 	if err != nil {
 		return containerspec.Info{}, err
 	}
@@ -207,4 +207,22 @@ func (s *Service) Containers() []cgstat.Container {
 // build.* events.
 func (s *Service) RecordTag(ctx context.Context, actor journal.Actor, id, target, build string) error {
 	return s.m.record(ctx, actor, "image.tag", id, map[string]any{"id": id, "target": target, "build": build})
+}
+
+// EnsureNetwork makes the network name with subnet and gateway, as network
+// create, unless it exists with both already; one that exists with another
+// subnet or gateway is an error (network rm it, or give it another name).
+func (s *Service) EnsureNetwork(ctx context.Context, actor journal.Actor, name, subnet, gateway string) error {
+	s.m.netMu.Lock()
+	nn, ok := s.m.nets[name]
+	s.m.netMu.Unlock()
+	if ok {
+		if nn.def.Subnet != subnet || nn.def.Gateway != gateway {
+			return fmt.Errorf("network %s exists with subnet %s and gateway %s, not %s and %s (network rm it first)",
+				name, nn.def.Subnet, nn.def.Gateway, subnet, gateway)
+		}
+		return nil
+	}
+	_, err := s.m.createNetwork(ctx, actor, name, subnet, gateway)
+	return err
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os/exec"
 	"sort"
 	"strconv"
@@ -51,7 +52,8 @@ func (m *module) containerVerbs() []engines.Verb {
 				{Name: "memory", Meta: "SIZE", Help: "memory limit, as docker's --memory (256MiB, 512m)"},
 				{Name: "cpus", Meta: "N", Help: "CPU limit in CPUs (0.5 is half of one)"},
 				{Name: "pids", Kind: dsl.Int, Meta: "N", Help: "the most processes it may have"},
-				{Name: "network", Meta: "none|host|bridge", Help: "its network (default bridge)"},
+				{Name: "network", Meta: "none|host|bridge|NAME", Help: "its network (default bridge; NAME: one of network create)"},
+				{Name: "ip", Meta: "ADDR", Help: "its address on the network (default the next free one)"},
 				{Name: "publish", Repeatable: true, Meta: "[IP:]HOST:CTR[/udp]", Help: "forward a host port to a container port"},
 				{Name: "volume", Repeatable: true, Meta: "SRC:DST[:ro]", Help: "bind-mount a host path you can read"},
 				{Name: "restart", Meta: "POLICY", Help: "no, on-failure[:N], always or unless-stopped"},
@@ -210,12 +212,16 @@ func (m *module) runRun(ctx context.Context, r engines.Request) error {
 		o.pids = n
 	}
 	if w, ok := st.Opt("network"); ok {
-		switch w.Text {
-		case "none", "host", "bridge":
-		default:
-			return engines.Errorf(wire.InvalidArgument, w, "network=%s: the network is none, host or bridge", w.Text)
+		if !networkName.MatchString(w.Text) {
+			return engines.Errorf(wire.InvalidArgument, w, "network=%s: the network is none, host, bridge or the name of one network create made", w.Text)
 		}
 		o.network = w.Text
+	}
+	if w, ok := st.Opt("ip"); ok {
+		if a, err := netip.ParseAddr(w.Text); err != nil || !a.Is4() {
+			return engines.Errorf(wire.InvalidArgument, w, "ip=%s: give an IPv4 address of the network's subnet", w.Text)
+		}
+		o.ip = w.Text
 	}
 	if w, ok := st.Opt("restart"); ok {
 		p, err := parseRestart(w.Text)

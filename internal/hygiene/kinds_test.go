@@ -29,6 +29,7 @@ var notKinds = map[string]bool{
 	"container.name":  true,
 	"container.image": true,
 	"container.json":  true, // the file a container's record is kept in
+	"network.json":    true, // the file a network of network create is kept in
 }
 
 // declaredKinds are the kinds cairn says it writes: every module's Kinds

@@ -17,8 +17,11 @@ type Spec struct {
 	Env []string
 	// Binds are SRC:DST[:ro] bind mounts, as run's volume=.
 	Binds []string
-	// Network is none, host or bridge (the default).
+	// Network is none, host, bridge (the default) or a network's name
+	// (Service.EnsureNetwork).
 	Network string
+	// IP is the container's address on Network; empty for the next free.
+	IP string
 	// Hostname is the container's hostname.
 	Hostname string
 	// Memory is the memory limit in bytes (0: none).

@@ -13,6 +13,10 @@ import (
 // ErrSubnetFull says every host address of the subnet is taken.
 var ErrSubnetFull = errors.New("no free address in the subnet")
 
+// ErrAddrInUse says a requested address is the gateway's or another
+// container's.
+var ErrAddrInUse = errors.New("in use by the gateway or another container")
+
 // checkSubnet accepts an IPv4 network with room for at least one container
 // besides the gateway: NAT is done with iptables, not ip6tables, and a /31
 // or /32 has no host address to spare.
@@ -32,8 +36,17 @@ func checkSubnet(p netip.Prefix) error {
 	return nil
 }
 
-// gateway returns the subnet's first host address, the bridge's.
-func gateway(subnet netip.Prefix) netip.Addr { return subnet.Addr().Next() }
+// checkHost accepts a host address of subnet: in it, and neither its
+// network nor its broadcast address.
+func checkHost(subnet netip.Prefix, a netip.Addr) error {
+	if !subnet.Contains(a) {
+		return fmt.Errorf("not an address of %s", subnet)
+	}
+	if a == subnet.Addr() || a == broadcast(subnet) {
+		return fmt.Errorf("the network or broadcast address of %s", subnet)
+	}
+	return nil
+}
 
 // broadcast returns the subnet's last address.
 func broadcast(subnet netip.Prefix) netip.Addr {
@@ -43,13 +56,13 @@ func broadcast(subnet netip.Prefix) netip.Addr {
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
-// nextFree returns the lowest host address of subnet that is not the
-// gateway and not in used. The lowest, not the one after the last handed
+// nextFree returns the lowest host address of subnet that is not in used
+// (which holds the gateway). The lowest, not the one after the last handed
 // out: addresses stay small and predictable, and a reused address gets the
 // same MAC (macFor), so no neighbour holds a stale ARP entry for it.
 func nextFree(subnet netip.Prefix, used map[netip.Addr]bool) (netip.Addr, error) {
 	last := broadcast(subnet)
-	for a := gateway(subnet).Next(); a.Less(last); a = a.Next() {
+	for a := subnet.Addr().Next(); a.Less(last); a = a.Next() {
 		if !used[a] {
 			return a, nil
 		}

@@ -22,7 +22,7 @@ func TestNextFree(t *testing.T) {
 		{"10.89.0.0/29", []string{"10.89.0.2", "10.89.0.3", "10.89.0.4", "10.89.0.5"}, "10.89.0.6"},
 		{"10.89.0.0/29", []string{"10.89.0.2", "10.89.0.3", "10.89.0.4", "10.89.0.5", "10.89.0.6"}, ""}, // .7 is the broadcast
 	} {
-		used := map[netip.Addr]bool{}
+		used := map[netip.Addr]bool{a("10.89.0.1"): true} // the gateway, as Attach passes it
 		for _, u := range c.used {
 			used[a(u)] = true
 		}
@@ -35,6 +35,25 @@ func TestNextFree(t *testing.T) {
 		}
 		if err != nil || got != a(c.want) {
 			t.Errorf("%s used %v: %v, %v; want %s", c.subnet, c.used, got, err, c.want)
+		}
+	}
+	// A gateway elsewhere (a BOSH network's .254): .1 is a container's.
+	if got, err := nextFree(p("10.89.0.0/24"), map[netip.Addr]bool{a("10.89.0.254"): true}); err != nil || got != a("10.89.0.1") {
+		t.Errorf("gateway .254: %v, %v; want 10.89.0.1", got, err)
+	}
+}
+
+func TestCheckHost(t *testing.T) {
+	sub := netip.MustParsePrefix("10.89.4.0/22")
+	for s, ok := range map[string]bool{
+		"10.89.4.1":   true,
+		"10.89.7.254": true,
+		"10.89.4.0":   false, // the network
+		"10.89.7.255": false, // the broadcast
+		"10.89.8.1":   false,
+	} {
+		if err := checkHost(sub, netip.MustParseAddr(s)); (err == nil) != ok {
+			t.Errorf("checkHost(%s) = %v, want ok %v", s, err, ok)
 		}
 	}
 }
@@ -56,13 +75,10 @@ func TestCheckSubnet(t *testing.T) {
 	}
 }
 
-func TestBroadcastGatewayMAC(t *testing.T) {
+func TestBroadcastMAC(t *testing.T) {
 	sub := netip.MustParsePrefix("10.89.4.0/22")
 	if got := broadcast(sub); got != netip.MustParseAddr("10.89.7.255") {
 		t.Errorf("broadcast %s", got)
-	}
-	if got := gateway(sub); got != netip.MustParseAddr("10.89.4.1") {
-		t.Errorf("gateway %s", got)
 	}
 	if got := macFor(netip.MustParseAddr("10.89.4.2")).String(); got != "02:ca:0a:59:04:02" {
 		t.Errorf("mac %s", got)

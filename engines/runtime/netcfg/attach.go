@@ -24,6 +24,13 @@ const containerIfname = "eth0"
 // after a crash part way; an Attach that fails undoes what it did. Setup
 // must have made the bridge.
 func (n *Network) Attach(ctx context.Context, id string) (Endpoint, error) {
+	return n.AttachAddr(ctx, id, netip.Addr{})
+}
+
+// AttachAddr is Attach with the container's address chosen by the caller
+// (docker run --ip): a host address of the subnet that is neither the
+// gateway nor another endpoint's. The zero Addr is the next free one.
+func (n *Network) AttachAddr(ctx context.Context, id string, want netip.Addr) (Endpoint, error) {
 	if err := checkID(id); err != nil {
 		return Endpoint{}, err
 	}
@@ -39,21 +46,27 @@ func (n *Network) Attach(ctx context.Context, id string) (Endpoint, error) {
 	if err != nil {
 		return Endpoint{}, fmt.Errorf("attach %s: bridge %s: %w (Setup makes it)", id, n.bridge, err)
 	}
-	used := map[netip.Addr]bool{}
+	used := map[netip.Addr]bool{n.gw: true}
 	taken := map[string]bool{}
 	for _, ep := range n.endpoints {
 		used[ep.IP] = true
 		taken[ep.HostVeth] = true
 	}
-	ip, err := nextFree(n.subnet, used)
-	if err != nil {
-		return Endpoint{}, fmt.Errorf("attach %s: %w", id, err)
+	ip := want
+	if !ip.IsValid() {
+		if ip, err = nextFree(n.subnet, used); err != nil {
+			return Endpoint{}, fmt.Errorf("attach %s: %w", id, err)
+		}
+	} else if err := checkHost(n.subnet, ip); err != nil {
+		return Endpoint{}, fmt.Errorf("attach %s: address %s: %w", id, ip, err)
+	} else if used[ip] {
+		return Endpoint{}, fmt.Errorf("attach %s: address %s: %w", id, ip, ErrAddrInUse)
 	}
 	ep := Endpoint{
 		ID:        id,
 		NetnsPath: n.netnsPath(id),
 		IP:        ip,
-		Gateway:   gateway(n.subnet),
+		Gateway:   n.gw,
 		Prefix:    n.subnet.Bits(),
 		MAC:       macFor(ip).String(),
 		HostVeth:  hostVethName(id, taken),

@@ -36,7 +36,7 @@ func (n *Network) Setup(ctx context.Context) error {
 // address is an error: it belongs to someone else, or the subnet changed
 // under running containers.
 func (n *Network) setupBridge() error {
-	gw := netip.PrefixFrom(gateway(n.subnet), n.subnet.Bits())
+	gw := netip.PrefixFrom(n.gw, n.subnet.Bits())
 	link, err := n.h.LinkByName(n.bridge)
 	var notFound netlink.LinkNotFoundError
 	switch {
@@ -104,4 +104,35 @@ func prefixOf(ipn *net.IPNet) (netip.Prefix, bool) {
 	}
 	ones, _ := ipn.Mask.Size()
 	return netip.PrefixFrom(a.Unmap(), ones), true
+}
+
+// Remove deletes what Setup made for this network: its iptables rules and
+// its bridge (IPv4 forwarding stays on: other networks use it). It refuses
+// while a container is attached. The Network is closed after.
+func (n *Network) Remove(ctx context.Context) error {
+	n.mu.Lock()
+	if len(n.endpoints) > 0 {
+		n.mu.Unlock()
+		return fmt.Errorf("remove network %s: %d containers are attached (remove them first)", n.bridge, len(n.endpoints))
+	}
+	if err := n.removeFirewall(ctx); err != nil {
+		n.mu.Unlock()
+		return err
+	}
+	link, err := n.h.LinkByName(n.bridge)
+	var notFound netlink.LinkNotFoundError
+	switch {
+	case errors.As(err, &notFound):
+	case err != nil:
+		n.mu.Unlock()
+		return fmt.Errorf("remove bridge %s: %w", n.bridge, err)
+	default:
+		if err := n.h.LinkDel(link); err != nil {
+			n.mu.Unlock()
+			return fmt.Errorf("remove bridge %s: %w", n.bridge, err)
+		}
+		n.log.Info("removed bridge", "bridge", n.bridge)
+	}
+	n.mu.Unlock()
+	return n.Close()
 }

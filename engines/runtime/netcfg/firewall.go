@@ -94,3 +94,32 @@ func (n *Network) setupFirewall(ctx context.Context) error {
 	}
 	return nil
 }
+
+// removeFirewall deletes the rules setupFirewall may have added, each
+// while iptables -C finds it (a rule added twice by hand goes too).
+func (n *Network) removeFirewall(ctx context.Context) error {
+	bin, err := exec.LookPath("iptables")
+	if err != nil {
+		return nil // nothing can have been added
+	}
+	ipt := func(args ...string) ([]byte, error) {
+		var out []byte
+		err := n.inHome(func() (err error) {
+			out, err = exec.CommandContext(ctx, bin, append([]string{"-w"}, args...)...).CombinedOutput()
+			return err
+		})
+		return out, err
+	}
+	for _, r := range append([]rule{masqueradeRule(n.subnet.String(), n.bridge)}, forwardRules(n.bridge)...) {
+		for range 8 {
+			if _, err := ipt(append([]string{"-t", r.table, "-C", r.chain}, r.spec...)...); err != nil {
+				break
+			}
+			if out, err := ipt(append([]string{"-t", r.table, "-D", r.chain}, r.spec...)...); err != nil {
+				return fmt.Errorf("iptables delete %s: %w: %s", r, err, bytes.TrimSpace(out))
+			}
+			n.log.Info("deleted iptables rule", "rule", r.String())
+		}
+	}
+	return nil
+}

@@ -35,7 +35,8 @@ var DefaultSubnet = netip.MustParsePrefix("10.89.0.0/24")
 // state is kept.
 type Config struct {
 	Bridge   string       // the bridge's name; DefaultBridge when empty
-	Subnet   netip.Prefix // IPv4; the gateway is its first address; DefaultSubnet when zero
+	Subnet   netip.Prefix // IPv4; DefaultSubnet when zero
+	Gateway  netip.Addr   // the bridge's address in Subnet; the subnet's first address when zero
 	StateDir string       // endpoints.json and the named namespaces (netns/ID) live here; required
 	Logger   *slog.Logger // slog.Default() when nil
 }
@@ -57,6 +58,7 @@ type Endpoint struct {
 type Network struct {
 	bridge   string
 	subnet   netip.Prefix
+	gw       netip.Addr
 	stateDir string
 	log      *slog.Logger
 
@@ -88,6 +90,12 @@ func New(cfg Config) (*Network, error) {
 	if err := checkSubnet(cfg.Subnet); err != nil {
 		return nil, err
 	}
+	if !cfg.Gateway.IsValid() {
+		cfg.Gateway = cfg.Subnet.Addr().Next()
+	}
+	if err := checkHost(cfg.Subnet, cfg.Gateway); err != nil {
+		return nil, fmt.Errorf("gateway %s: %w", cfg.Gateway, err)
+	}
 	if cfg.StateDir == "" {
 		return nil, errors.New("netcfg: StateDir is required")
 	}
@@ -114,6 +122,7 @@ func New(cfg Config) (*Network, error) {
 	n := &Network{
 		bridge:    cfg.Bridge,
 		subnet:    cfg.Subnet,
+		gw:        cfg.Gateway,
 		stateDir:  cfg.StateDir,
 		log:       cfg.Logger,
 		home:      home,
@@ -158,7 +167,7 @@ func (n *Network) Bridge() string { return n.bridge }
 func (n *Network) Subnet() netip.Prefix { return n.subnet }
 
 // Gateway returns the bridge's address, the containers' default route.
-func (n *Network) Gateway() netip.Addr { return gateway(n.subnet) }
+func (n *Network) Gateway() netip.Addr { return n.gw }
 
 // Endpoints returns the persisted endpoints sorted by id: after a restart
 // the engine adopts those whose container still runs and detaches the rest.

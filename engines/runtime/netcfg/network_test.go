@@ -504,3 +504,90 @@ func TestSetupWithoutIptables(t *testing.T) {
 		t.Fatalf("setup with no iptables on PATH: %v, want an error naming the package", err)
 	}
 }
+
+// A network whose gateway is not the subnet's first address (a BOSH
+// manual network's .254), and addresses asked for by the caller.
+func TestAttachAddrAndGateway(t *testing.T) {
+	inTestNS(t)
+	n, err := New(Config{Bridge: testBridge, Subnet: netip.MustParsePrefix(testSubnet),
+		Gateway: netip.MustParseAddr("10.89.200.254"), StateDir: t.TempDir(), Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if err := n.Setup(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := ipAddrs(t, "", testBridge); !slices.Equal(got, []string{"10.89.200.254/24"}) {
+		t.Errorf("bridge addresses %v, want [10.89.200.254/24]", got)
+	}
+	ep, err := n.AttachAddr(t.Context(), "static1", netip.MustParseAddr("10.89.200.10"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Detach(ep.ID)
+	if got := ipAddrs(t, ep.NetnsPath, "eth0"); !slices.Equal(got, []string{"10.89.200.10/24"}) {
+		t.Errorf("container eth0 addresses %v, want [10.89.200.10/24]", got)
+	}
+	var def map[string]any
+	for _, r := range ipJSON(t, ep.NetnsPath, "-4", "route", "show") {
+		if r["dst"] == "default" {
+			def = r
+		}
+	}
+	if def == nil || def["gateway"] != "10.89.200.254" {
+		t.Errorf("container default route %v, want via 10.89.200.254", def)
+	}
+	echoServer(t, ep.NetnsPath, 7001)
+	echo(t, "10.89.200.10:7001")
+
+	dyn, err := n.Attach(t.Context(), "dynamic1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Detach(dyn.ID)
+	if dyn.IP != netip.MustParseAddr("10.89.200.1") {
+		t.Errorf("next free with the gateway at .254: %s, want 10.89.200.1", dyn.IP)
+	}
+	for addr, want := range map[string]string{
+		"10.89.200.10":  "in use",
+		"10.89.200.254": "in use",
+		"10.89.200.255": "broadcast",
+		"10.89.201.3":   "not an address of",
+	} {
+		if _, err := n.AttachAddr(t.Context(), "bad1", netip.MustParseAddr(addr)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("AttachAddr %s: %v, want an error saying %q", addr, err, want)
+		}
+	}
+	if _, err := New(Config{Bridge: "cairnt9", Subnet: netip.MustParsePrefix(testSubnet),
+		Gateway: netip.MustParseAddr("10.89.7.1"), StateDir: t.TempDir()}); err == nil {
+		t.Error("a gateway outside the subnet was accepted")
+	}
+}
+
+// Remove takes the bridge and its NAT rule away, and refuses while a
+// container is attached.
+func TestRemove(t *testing.T) {
+	inTestNS(t)
+	n := newNetwork(t, testBridge, testSubnet)
+	ep, err := n.Attach(t.Context(), "rm1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Remove(t.Context()); err == nil || !strings.Contains(err.Error(), "attached") {
+		t.Fatalf("Remove with a container attached: %v", err)
+	}
+	if err := n.Detach(ep.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Remove(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if l := ipLink(t, "", testBridge); l != nil {
+		t.Errorf("ip still shows %s: %v", testBridge, l)
+	}
+	masq := "-A POSTROUTING -s 10.89.200.0/24 ! -o cairnt0 -j MASQUERADE"
+	if got := iptablesRules(t, "nat", "POSTROUTING"); count(got, masq) != 0 {
+		t.Errorf("the masquerading rule is still there:\n%s", strings.Join(got, "\n"))
+	}
+}
