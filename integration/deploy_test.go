@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -504,22 +505,65 @@ func TestDeployCloudConfig(t *testing.T) {
 	writeTree(t, rel, webRelease)
 	cliOK(t, d, "release", "upload", rel)
 	dir := t.TempDir()
-	cloud := `azs: [{name: z1}]
+	// The manual network is a bridge of its own with this subnet: one no
+	// other test's daemon uses at the same time.
+	k := rand.IntN(200) + 20
+	cloud := fmt.Sprintf(`azs: [{name: z1}]
 vm_types:
 - {name: default, cloud_properties: {ram: 64, cpu: 0.5}}
 disk_types: [{name: default, disk_size: 1024}]
 networks:
 - name: default
   type: manual
-  subnets: [{range: 10.244.0.0/24, gateway: 10.244.0.1, az: z1}]
+  subnets:
+  - range: 10.94.%[1]d.0/24
+    gateway: 10.94.%[1]d.254
+    reserved: [10.94.%[1]d.1 - 10.94.%[1]d.9]
+    static: [10.94.%[1]d.10 - 10.94.%[1]d.19]
+    az: z1
 compilation: {workers: 1, network: default, vm_type: default, az: z1}
-`
-	writeTree(t, dir, map[string]string{"cloud.yml": cloud, "redis.yml": redisManifest("hello", "80", false)})
+`, k)
+	manifest := strings.Replace(redisManifest("hello", "80", false), "networks: [{name: default}]",
+		fmt.Sprintf("networks: [{name: default, static_ips: [10.94.%d.15]}]", k), 1)
+	writeTree(t, dir, map[string]string{"cloud.yml": cloud, "redis.yml": manifest})
 	cliInOK(t, d, dir, "cloud-config", "update", "./cloud.yml")
 	if out := cliOK(t, d, "cloud-config"); !strings.Contains(out, "ram: 64") {
 		t.Fatalf("cloud-config answers:\n%s", out)
 	}
 	cliInOK(t, d, dir, "deploy", "./redis.yml")
+	// BOSH's addresses: the master's static IP; the slaves the lowest
+	// addresses past the reserved and static ranges; all on the manual
+	// network's own bridge, whose gateway ip shows.
+	wantIPs := map[string]string{"redis-master/0": fmt.Sprintf("10.94.%d.15", k),
+		"redis-slave/0": fmt.Sprintf("10.94.%d.20", k), "redis-slave/1": fmt.Sprintf("10.94.%d.21", k)}
+	got := deployInstances(t, d)
+	for name, ip := range wantIPs {
+		if got[name].IP != ip {
+			t.Errorf("%s: address %q, want %s", name, got[name].IP, ip)
+		}
+	}
+	var net struct{ Name, Subnet, Gateway, Bridge string }
+	for _, n := range parseNDJSON[struct{ Name, Subnet, Gateway, Bridge string }](t, cliOK(t, d, "-o", "json", "network", "ls")) {
+		if n.Name == "bosh-default" {
+			net = n
+		}
+	}
+	if out, err := exec.Command("ip", "-4", "-o", "addr", "show", "dev", net.Bridge).Output(); err != nil || !strings.Contains(string(out), fmt.Sprintf("10.94.%d.254/24", k)) {
+		t.Errorf("the manual network's bridge %q: %s %v", net.Bridge, out, err)
+	}
+	// Recreated, every instance keeps its address.
+	cliInOK(t, d, dir, "deploy", "./redis.yml", "recreate")
+	for name, in := range deployInstances(t, d) {
+		if in.IP != wantIPs[name] {
+			t.Errorf("after recreate %s: address %q, want %s", name, in.IP, wantIPs[name])
+		}
+	}
+	// More instances than the network has addresses: refused before
+	// anything changes.
+	writeTree(t, dir, map[string]string{"big.yml": strings.Replace(manifest, "instances: 2", "instances: 300", 1)})
+	if r := cliIn(t, d, dir, "deploy", "./big.yml"); r.Code == 0 || !strings.Contains(r.Stderr, "no free address") {
+		t.Errorf("300 slaves on a /24: exit %d\n%s", r.Code, r.Stderr)
+	}
 	for name, in := range deployInstances(t, d) {
 		rows := parseNDJSON[struct {
 			HostConfig struct {
@@ -562,7 +606,7 @@ compilation: {workers: 1, network: default, vm_type: default, az: z1}
 	// deploy task ID cancel ends a task while its canary is watched; deploy
 	// task ID answers its events.
 	writeTree(t, dir, map[string]string{"cloud.yml": cloud,
-		"redis.yml": strings.Replace(redisManifest("slow", "80", false), "canary_watch_time: 500", "canary_watch_time: 60000", 1)})
+		"redis.yml": strings.Replace(strings.Replace(manifest, "hello", "slow", -1), "canary_watch_time: 500", "canary_watch_time: 60000", 1)})
 	cliInOK(t, d, dir, "cloud-config", "update", "./cloud.yml")
 	masterEvents := `kind.startsWith("deploy.instance.") && subject == "redis/redis-master/0"`
 	before := len(deployEvents(t, d, masterEvents))

@@ -254,9 +254,13 @@ func (m *module) runErrand(ctx context.Context, actor journal.Actor, dep, name s
 					return err
 				}
 			}
+			network, addr, err := m.placement(ctx, actor, p, append(append([]*Instance(nil), all...), in), in)
+			if err != nil {
+				return fmt.Errorf("errand %s: %w", name, err)
+			}
 			info, err := m.rt.Create(ctx, journal.SystemActor(), containerspec.Spec{
 				Image: st.ImageID, Name: fmt.Sprintf("%s.%s.errand.%s", dep, g.Name, in.ID[:8]), Hostname: in.ID,
-				Cmd: []string{"/bin/sh", "/var/vcap/bosh/run"}, Network: "bridge", Binds: m.binds(p, g, dep, in),
+				Cmd: []string{"/bin/sh", "/var/vcap/bosh/run"}, Network: network, IP: addr, Binds: m.binds(p, g, dep, in),
 			})
 			if err != nil {
 				return fmt.Errorf("errand %s: %w", name, err)

@@ -137,11 +137,6 @@ func parseManifest(file string, src []byte) (*Manifest, error) {
 		if g.Lifecycle != "" && g.Lifecycle != "service" && g.Lifecycle != "errand" {
 			return nil, fmt.Errorf("%s: lifecycle: %s is service or errand", where, g.Lifecycle)
 		}
-		for _, n := range g.Networks {
-			if len(n.StaticIPs) > 0 {
-				return nil, fmt.Errorf("%s: networks: static_ips need cloud-config networks, which are not supported yet; instances take an address on the runtime's bridge", where)
-			}
-		}
 		if _, err := g.update(m.Update).watch(true); err != nil {
 			return nil, fmt.Errorf("%s: %w", where, err)
 		}

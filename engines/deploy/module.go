@@ -43,6 +43,7 @@ type containers interface {
 	Inspect(ref string) (containerspec.Info, error)
 	Exec(ctx context.Context, actor journal.Actor, ref string, cmd []string) (string, int, error)
 	Stats(ref string) (cgstat.Stats, error)
+	EnsureNetwork(ctx context.Context, actor journal.Actor, name, subnet, gateway string) error
 }
 
 type module struct {

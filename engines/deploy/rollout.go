@@ -185,7 +185,14 @@ func (m *module) deploy(ctx context.Context, actor journal.Actor, file string, s
 			want = append(want, in)
 		}
 	}
-	// Every template of every instance renders before anything changes.
+	// Every instance has an address on its manual network, and every
+	// template renders, before anything changes.
+	m.mu.Lock()
+	others := m.othersInstancesLocked(man.Name)
+	m.mu.Unlock()
+	if _, err := p.allocate(want, others); err != nil {
+		return err
+	}
 	for _, in := range want {
 		if _, err := p.render(man.Name, in, in.IP, want, m.jobDir, ""); err != nil {
 			return fmt.Errorf("instance %s: %w", in.Name(), err)
@@ -415,8 +422,15 @@ func (m *module) updateInstance(ctx context.Context, actor journal.Actor, t *Tas
 			return err
 		}
 	}
+	network, addr, err := m.placement(ctx, actor, p, all, in)
+	if err != nil {
+		return err
+	}
 	_, ierr := m.rt.Inspect(in.Container)
-	create := in.Container == "" || ierr != nil || in.Packages != key || recreate
+	// A container on another network or address than the plan's is
+	// recreated there.
+	moved := addr != in.IP && (addr != "" || network == "bridge" && in.Network != "" && in.Network != "bridge")
+	create := in.Container == "" || ierr != nil || in.Packages != key || recreate || moved
 	kind := "deploy.instance.update"
 	if in.State == "new" {
 		kind = "deploy.instance.create"
@@ -442,14 +456,14 @@ func (m *module) updateInstance(ctx context.Context, actor journal.Actor, t *Tas
 		memory, cpus := p.cloud.limits(g.VMType)
 		info, err := m.rt.Create(ctx, journal.SystemActor(), containerspec.Spec{
 			Image: p.stemcells[g.Stemcell].ImageID, Name: m.containerName(dep, in), Hostname: in.ID,
-			Cmd: []string{"/bin/sh", "/var/vcap/bosh/run"}, Network: "bridge", Binds: m.binds(p, g, dep, in),
+			Cmd: []string{"/bin/sh", "/var/vcap/bosh/run"}, Network: network, IP: addr, Binds: m.binds(p, g, dep, in),
 			Memory: memory, NanoCPUs: cpus,
 		})
 		if err != nil {
 			return fmt.Errorf("create the container of %s: %w", in.Name(), err)
 		}
 		m.mu.Lock()
-		in.Container, in.IP, in.Packages, in.Disk = info.Name, info.IP, key, disk
+		in.Container, in.IP, in.Network, in.Packages, in.Disk = info.Name, info.IP, network, key, disk
 		m.saveLocked()
 		m.mu.Unlock()
 	}

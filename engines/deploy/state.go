@@ -25,6 +25,9 @@ type Instance struct {
 	ID        string `json:"id"`
 	Container string `json:"container"`
 	IP        string `json:"ip"`
+	// Network is the runtime network its container is on: bridge, or
+	// bosh-NAME for the cloud config's manual network NAME.
+	Network string `json:"network,omitempty"`
 	// Hash is the instance's rendered state (jobs, properties, packages,
 	// stemcell): an update is due when it differs.
 	Hash string `json:"hash"`

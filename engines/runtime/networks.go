@@ -2,7 +2,7 @@ package runtime
 
 import (
 	"context"
-	"crypto/sha256"
+	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -49,11 +49,13 @@ type namedNet struct {
 
 var networkName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$`)
 
-// bridgeFor is a network's bridge name: a short hash of its name, as
-// Docker's br-<id>, within the kernel's 15 characters.
-func bridgeFor(name string) string {
-	sum := sha256.Sum256([]byte(name))
-	return "cbr-" + hex.EncodeToString(sum[:])[:10]
+// newBridgeName is a new network's bridge name: random, as Docker's
+// br-<network id>, within the kernel's 15 characters, so that two
+// daemons' networks of one name never share a bridge.
+func newBridgeName() string {
+	b := make([]byte, 5)
+	rand.Read(b)
+	return "cbr-" + hex.EncodeToString(b)
 }
 
 func (m *module) networksDir() string { return filepath.Join(m.dataDir, "runtime", "networks") }
@@ -187,7 +189,7 @@ func (m *module) createNetwork(ctx context.Context, actor journal.Actor, name, s
 			return netDef{}, fmt.Errorf("gateway=%s: give an IPv4 address of the subnet", gwText)
 		}
 	}
-	def := netDef{Name: name, Subnet: subnet.String(), Gateway: gw.String(), Bridge: bridgeFor(name), Created: time.Now().UTC()}
+	def := netDef{Name: name, Subnet: subnet.String(), Gateway: gw.String(), Bridge: newBridgeName(), Created: time.Now().UTC()}
 	m.netMu.Lock()
 	defer m.netMu.Unlock()
 	if _, ok := m.nets[name]; ok {
