@@ -69,6 +69,7 @@ type module struct {
 	rules    *rules.Manager
 	statsd   *statsdAgg
 	alerts   *alertState
+	renotify *renotifier
 	scrapes  *scrapeTargets
 	// containers is the container collector, whose readings cAdvisor's
 	// API answers.
@@ -123,7 +124,7 @@ func (m *module) KindPrefixes() []string { return []string{"statsd.", "alert.", 
 
 // Kinds are the kinds the engine writes (docs/events.md).
 func (m *module) Kinds() []string {
-	return []string{KindStatsdEvent, KindStatsdServiceCheck, KindScrapeAdd, KindScrapeRm, KindAlertAdd, KindAlertRm, KindAlertRules, KindAlertSilence, KindAlertPending, KindAlertFiring, KindAlertResolved}
+	return []string{KindStatsdEvent, KindStatsdServiceCheck, KindScrapeAdd, KindScrapeRm, KindAlertAdd, KindAlertRm, KindAlertRules, KindAlertSilence, KindAlertPending, KindAlertFiring, KindAlertResolved, KindAlertWarning, KindAlertNoData}
 }
 
 func (m *module) Start(ctx context.Context, h engines.Host) error {
@@ -136,6 +137,7 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 	m.node, m.services, m.started, m.dataDir, m.journal = h.Node, h.Services, time.Now(), h.DataDir, h.Journal
 	m.httpClient = &http.Client{Timeout: 10 * time.Second}
 	m.alerts = newAlertState()
+	m.renotify = newRenotifier()
 	m.scrapes = &scrapeTargets{m: map[string]ScrapeTarget{}}
 	if h.Journal != nil {
 		m.audit = h.Journal.Stream(journal.Audit)
@@ -233,6 +235,7 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 	}
 	m.targets.mgr = m.scraper.mgr
 	m.wg.Go(func() { m.collectLoop(runCtx) })
+	m.wg.Go(func() { m.renotifyLoop(runCtx) })
 	if err := m.scraper.apply(m.scrapes.list()); err != nil {
 		m.log.Warn("scrape targets", "err", err)
 	}

@@ -1,0 +1,169 @@
+package integration
+
+import (
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// monitorEvents lists the alert transitions of name in the journal, every
+// kind a monitor writes.
+func monitorEvents(t *testing.T, d *daemonProc, name string) []httpEvent {
+	t.Helper()
+	var out []httpEvent
+	for _, e := range parseNDJSON[httpEvent](t, cliOK(t, d, "-o", "json", "events", "kind=alert.*")) {
+		switch e.Kind {
+		case "alert.pending", "alert.firing", "alert.warning", "alert.nodata", "alert.resolved":
+			if e.Subject == name {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
+
+// statsdConn dials the daemon's DogStatsD listener.
+func statsdConn(t *testing.T, d *daemonProc) func(string) {
+	t.Helper()
+	st := parseNDJSON[struct {
+		Statsd string `json:"statsd"`
+	}](t, cliOK(t, d, "-o", "json", "metrics", "status"))
+	if len(st) != 1 || !strings.HasPrefix(st[0].Statsd, "127.0.0.1:") {
+		t.Fatalf("metrics status: %+v", st)
+	}
+	conn, err := net.Dial("udp", st[0].Statsd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return func(s string) {
+		t.Helper()
+		if _, err := conn.Write([]byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// countWebhooks counts the messages for alertname of status whose alert
+// has the annotation level.
+func (wr *webhookReceiver) count(alertname, status, level string) int {
+	wr.mu.Lock()
+	defer wr.mu.Unlock()
+	n := 0
+	for _, m := range wr.msgs {
+		if m.Status == status && m.GroupLabels["alertname"] == alertname && len(m.Alerts) == 1 && m.Alerts[0].Annotations["level"] == level {
+			n++
+		}
+	}
+	return n
+}
+
+// TestMetricsMonitor: a Datadog-style metric monitor over a DogStatsD
+// gauge goes warning above 80, critical above 90, holds critical until
+// the value falls below the recovery threshold 85, then back to warning
+// until below 75; each transition is in the journal with its level and
+// threshold; a critical one is renotified every renotify=; a query that
+// answers nothing is alert.nodata after no-data=; thresholds Datadog
+// refuses are refused.
+func TestMetricsMonitor(t *testing.T) {
+	t.Parallel()
+	wr, hook := newWebhookReceiver(t)
+	d := startDaemon(t, withFlags("--metrics-interval", "200ms", "--statsd", "127.0.0.1:0", "--alert-webhook", hook))
+	send := statsdConn(t, d)
+
+	for _, bad := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"monitor", "expr=up", "critical=90", "warning=95"}, "warning=95 must be below critical=90"},
+		{[]string{"monitor", "expr=up", "critical=10", "critical-recovery=5", "below"}, "critical-recovery=5 must be above critical=10"},
+		{[]string{"monitor", "expr=up", "critical=ninety"}, "critical=ninety: a number"},
+		{[]string{"monitor", "expr=up"}, "give critical=N"},
+		{[]string{"monitor", "expr=sum(up", "critical=1"}, "PromQL"},
+		{[]string{"expr=up", "critical=1"}, "critical= is for metric monitors"},
+	} {
+		if _, errOut, code := cli(t, d, append([]string{"alert", "add", "Bad"}, bad.args...)...); code != 2 || !strings.Contains(errOut, bad.want) {
+			t.Errorf("alert add Bad %v: exit %d, %s (want %q)", bad.args, code, errOut, bad.want)
+		}
+	}
+
+	send("shop.temp:70|g|#room:a")
+	cliOK(t, d, "alert", "add", "Temp", "monitor", "expr=shop_temp", "critical=90", "warning=80", "critical-recovery=85", "warning-recovery=75", "renotify=1s", "labels.team=ops")
+	cliOK(t, d, "alert", "add", "Missing", "monitor", `expr=nothing_here{job="none"}`, "critical=1", "no-data=1s")
+
+	waitKinds := func(what, want string) []httpEvent {
+		t.Helper()
+		var evs []httpEvent
+		waitFor(t, what, 60*time.Second, func() bool {
+			evs = monitorEvents(t, d, "Temp")
+			return kindsOf(evs) == want
+		})
+		return evs
+	}
+	send("shop.temp:82|g|#room:a")
+	evs := waitKinds("warning above 80", "warning")
+	if e := evs[0]; e.Data["level"] != "warning" || e.Data["threshold"] != float64(80) || e.Data["value"] != float64(82) || e.Data["labels"].(map[string]any)["room"] != "a" || e.Data["labels"].(map[string]any)["team"] != "ops" {
+		t.Errorf("alert.warning: %+v", e)
+	}
+	send("shop.temp:95|g|#room:a")
+	evs = waitKinds("critical above 90", "warning,firing")
+	if e := evs[1]; e.Data["level"] != "critical" || e.Data["threshold"] != float64(90) || e.Data["from"] != "warning" {
+		t.Errorf("alert.firing: %+v", e)
+	}
+	// Renotified while critical: the webhook gets it again.
+	waitFor(t, "the critical notification sent again", 60*time.Second, func() bool {
+		return wr.count("Temp", "firing", "critical") >= 2
+	})
+	// 87 is below 90 but not below the recovery threshold: still critical.
+	send("shop.temp:87|g|#room:a")
+	waitFor(t, "the monitor to judge 87", 60*time.Second, func() bool {
+		rows := parseNDJSON[struct {
+			Name   string `json:"name"`
+			State  string `json:"state"`
+			Active []struct {
+				Value float64 `json:"value"`
+				State string  `json:"state"`
+			} `json:"active"`
+		}](t, cliOK(t, d, "-o", "json", "alerts"))
+		for _, r := range rows {
+			if r.Name == "Temp" && len(r.Active) == 1 && r.Active[0].Value == 87 {
+				if r.State != "firing" || r.Active[0].State != "firing" {
+					t.Fatalf("at 87, above critical-recovery=85: %+v", r)
+				}
+				return true
+			}
+		}
+		return false
+	})
+	send("shop.temp:84|g|#room:a")
+	evs = waitKinds("recovered from critical below 85, to warning", "warning,firing,warning")
+	if e := evs[2]; e.Data["from"] != "firing" || e.Data["value"] != float64(84) {
+		t.Errorf("alert.warning from critical: %+v", e)
+	}
+	send("shop.temp:74|g|#room:a")
+	evs = waitKinds("recovered below 75", "warning,firing,warning,resolved")
+	if e := evs[3]; e.Data["from"] != "warning" {
+		t.Errorf("alert.resolved: %+v", e)
+	}
+	wr.waitStatus(t, "Temp", "resolved")
+
+	// No data: nothing_here never answers.
+	var nd []httpEvent
+	waitFor(t, "alert.nodata", 60*time.Second, func() bool {
+		nd = monitorEvents(t, d, "Missing")
+		return len(nd) > 0
+	})
+	if kindsOf(nd) != "nodata" || nd[0].Data["no_data"] != "1s" || nd[0].Data["level"] != "nodata" || nd[0].Data["last_data"] == nil {
+		t.Errorf("alert.nodata: %+v", nd)
+	}
+	waitFor(t, "the no-data webhook", 60*time.Second, func() bool { return wr.count("Missing", "firing", "nodata") >= 1 })
+	if !strings.Contains(cliOK(t, d, "-o", "json", "alerts"), `"state":"nodata"`) {
+		t.Errorf("alerts does not show Missing in no data")
+	}
+	// Removing the monitor resolves its no data.
+	cliOK(t, d, "alert", "rm", "Missing")
+	waitFor(t, "Missing resolved once removed", 30*time.Second, func() bool {
+		return kindsOf(monitorEvents(t, d, "Missing")) == "nodata,resolved"
+	})
+}
