@@ -1,10 +1,15 @@
 package integration
 
 import (
+	"encoding/json"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 )
 
 // monitorEvents lists the alert transitions of name in the journal, every
@@ -165,5 +170,100 @@ func TestMetricsMonitor(t *testing.T) {
 	cliOK(t, d, "alert", "rm", "Missing")
 	waitFor(t, "Missing resolved once removed", 30*time.Second, func() bool {
 		return kindsOf(monitorEvents(t, d, "Missing")) == "nodata,resolved"
+	})
+}
+
+// TestMetricsAlertNotifiers: a firing and a resolved alert reach a real
+// NATS subscriber on cairn.alerts.NAME and an --alert-command, both in
+// Alertmanager's webhook JSON; the command failing its first run is run
+// again (retried with back-off) and gets the message.
+func TestMetricsAlertNotifiers(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	script := filepath.Join(dir, "notify")
+	// The first run fails; later ones keep their stdin, one file each.
+	if err := os.WriteFile(script, []byte(`#!/bin/sh
+if [ ! -e `+dir+`/failed ]; then : > `+dir+`/failed; echo 'pager down' >&2; exit 1; fi
+cat > "$(mktemp `+dir+`/msg.XXXXXX)"
+`), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, withFlags("--metrics-interval", "200ms", "--alert-command", script))
+	b, err := os.ReadFile(filepath.Join(d.Data, "nats.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(d.Status.NATS, nats.Token(strings.TrimSpace(string(b))), nats.Timeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	msgs := make(chan *nats.Msg, 64)
+	sub, err := nc.ChanSubscribe("cairn.alerts.>", msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	cliOK(t, d, "alert", "add", "CairnUp", `expr=up{job="cairn"} == 1`, "labels.team=ops")
+	next := func(status string) amMessage {
+		t.Helper()
+		for {
+			select {
+			case m := <-msgs:
+				var am amMessage
+				if err := json.Unmarshal(m.Data, &am); err != nil {
+					t.Fatalf("NATS %s: %s: %v", m.Subject, m.Data, err)
+				}
+				if m.Subject != "cairn.alerts.CairnUp" {
+					t.Fatalf("subject %s", m.Subject)
+				}
+				if am.Status == status {
+					return am
+				}
+			case <-time.After(60 * time.Second):
+				t.Fatalf("no %s message on cairn.alerts.CairnUp", status)
+			}
+		}
+	}
+	fired := next("firing")
+	if fired.Version != "4" || len(fired.Alerts) != 1 || fired.Alerts[0].Labels["team"] != "ops" || fired.Alerts[0].Labels["alertname"] != "CairnUp" {
+		t.Errorf("firing on NATS: %+v", fired)
+	}
+	// The command: failed once, then got the firing message.
+	commandMsgs := func() []amMessage {
+		files, _ := filepath.Glob(filepath.Join(dir, "msg.*"))
+		var out []amMessage
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			var am amMessage
+			if err != nil || json.Unmarshal(b, &am) != nil {
+				continue // being written
+			}
+			out = append(out, am)
+		}
+		return out
+	}
+	waitFor(t, "the command's retried run", 60*time.Second, func() bool { return len(commandMsgs()) >= 1 })
+	if _, err := os.Stat(filepath.Join(dir, "failed")); err != nil {
+		t.Errorf("the command's first run did not fail: %v", err)
+	}
+	if am := commandMsgs()[0]; am.Status != "firing" || am.GroupLabels["alertname"] != "CairnUp" {
+		t.Errorf("command stdin: %+v", am)
+	}
+	cliOK(t, d, "alert", "rm", "CairnUp")
+	if resolved := next("resolved"); len(resolved.Alerts) != 1 || resolved.Alerts[0].EndsAt.IsZero() {
+		t.Errorf("resolved on NATS: %+v", resolved)
+	}
+	waitFor(t, "the command's resolved run", 60*time.Second, func() bool {
+		for _, am := range commandMsgs() {
+			if am.Status == "resolved" {
+				return true
+			}
+		}
+		return false
 	})
 }

@@ -231,16 +231,3 @@ func (m *module) renotifyLoop(ctx context.Context) {
 		}
 	}
 }
-
-// notify sends a transition to the receivers: the webhook.
-func (m *module) notify(t Transition, now time.Time) {
-	if m.webhook == "" {
-		return
-	}
-	msg := webhookFor(t, now)
-	m.wg.Go(func() {
-		if err := postWebhook(m.runCtx, m.httpClient, m.webhook, msg); err != nil && m.runCtx.Err() == nil {
-			m.log.Warn("alert webhook", "alert", t.Rule, "url", m.webhook, "err", err)
-		}
-	})
-}

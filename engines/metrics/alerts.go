@@ -2,10 +2,8 @@ package metrics
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -382,40 +380,6 @@ func webhookFor(t Transition, now time.Time) webhookMessage {
 		GroupLabels: map[string]string{"alertname": t.Rule}, CommonLabels: t.Labels, CommonAnnotations: a.Annotations,
 		Alerts: []webhookAlert{a},
 	}
-}
-
-// postWebhook posts msg to url, retrying with back-off (1s, 2s, 4s, 8s)
-// until ctx ends.
-func postWebhook(ctx context.Context, client *http.Client, url string, msg webhookMessage) error {
-	b, err := json.Marshal(msg)
-	if err != nil {
-		return err
-	}
-	wait := time.Second
-	var last error
-	for attempt := 0; attempt < 5; attempt++ {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode/100 == 2 {
-				return nil
-			}
-			err = fmt.Errorf("webhook %s answered %s", url, resp.Status)
-		}
-		last = err
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
-		}
-		wait *= 2
-	}
-	return last
 }
 
 // ruleFileName is the name a loaded rule file is kept under: its base

@@ -52,6 +52,9 @@ type module struct {
 	statsdAddr     string
 	statsdSocket   string
 	webhook        string
+	alertNATS      bool
+	alertCommand   string
+	commandTimeout time.Duration
 	statsdSeries   int
 
 	log      *slog.Logger
@@ -79,9 +82,11 @@ type module struct {
 	recordMu   sync.Mutex
 	// httpClient posts webhooks.
 	httpClient *http.Client
-	runCtx     context.Context
-	statsdLn   net.PacketConn
-	statsdUx   net.PacketConn
+	// receivers get the alerts' notifications.
+	receivers []receiver
+	runCtx    context.Context
+	statsdLn  net.PacketConn
+	statsdUx  net.PacketConn
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -105,6 +110,9 @@ func (m *module) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&m.maxSamples, "query-max-samples", 50_000_000, "the most samples a PromQL query may load into memory (Prometheus's query.max-samples)")
 	fs.StringVar(&m.statsdAddr, "statsd", defaultStatsd(), "DogStatsD UDP listen address (env CAIRN_STATSD), or off")
 	fs.StringVar(&m.webhook, "alert-webhook", "", "post firing and resolved alerts to `URL` in Alertmanager's webhook JSON")
+	fs.BoolVar(&m.alertNATS, "alert-nats", true, "publish firing and resolved alerts on the embedded NATS as cairn.alerts.NAME (Alertmanager's webhook JSON)")
+	fs.StringVar(&m.alertCommand, "alert-command", "", "run the executable at `PATH` (no shell) for each firing and resolved alert, Alertmanager's webhook JSON on its stdin")
+	fs.DurationVar(&m.commandTimeout, "alert-command-timeout", 10*time.Second, "kill an --alert-command run after this long (it is then retried)")
 	fs.StringVar(&m.statsdSocket, "statsd-socket", "", "also serve DogStatsD on a unix datagram socket at `PATH` (Datadog's dogstatsd_socket; off unless given)")
 	fs.IntVar(&m.statsdSeries, "statsd-max-series", 10000, "the most DogStatsD series kept; messages for more are dropped and counted")
 }
@@ -136,6 +144,21 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 	}
 	m.node, m.services, m.started, m.dataDir, m.journal = h.Node, h.Services, time.Now(), h.DataDir, h.Journal
 	m.httpClient = &http.Client{Timeout: 10 * time.Second}
+	if m.webhook != "" {
+		m.receivers = append(m.receivers, webhookReceiver(m.httpClient, m.webhook))
+	}
+	if m.alertNATS && h.Publish != nil {
+		m.receivers = append(m.receivers, natsReceiver(h.Publish))
+	}
+	if m.alertCommand != "" {
+		if err := checkCommand(m.alertCommand); err != nil {
+			return err
+		}
+		if m.commandTimeout <= 0 {
+			return fmt.Errorf("--alert-command-timeout %v: must be positive", m.commandTimeout)
+		}
+		m.receivers = append(m.receivers, commandReceiver(m.alertCommand, m.commandTimeout))
+	}
 	m.alerts = newAlertState()
 	m.renotify = newRenotifier()
 	m.scrapes = &scrapeTargets{m: map[string]ScrapeTarget{}}
