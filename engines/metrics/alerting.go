@@ -223,7 +223,7 @@ func (m *module) renotifyLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			for _, tr := range m.renotify.due(now) {
+			for _, tr := range m.renotify.due(now, m.renotifyEvery) {
 				if m.alerts.silencedUntil(tr.Rule, now).IsZero() {
 					m.notify(tr, now)
 				}

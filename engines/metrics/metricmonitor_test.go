@@ -174,32 +174,38 @@ func TestMetricMonitorNoData(t *testing.T) {
 func TestRenotifier(t *testing.T) {
 	t0 := time.Unix(1_700_000_000, 0)
 	r := newRenotifier()
+	hourly := func(string) time.Duration { return time.Hour }
 	fire := Transition{Kind: KindAlertFiring, Rule: "A", Labels: map[string]string{"alertname": "A"}}
 	other := Transition{Kind: KindAlertFiring, Rule: "B", Labels: map[string]string{"alertname": "B"}}
 	r.track(fire, time.Hour, t0)
 	r.track(other, 0, t0)
-	if due := r.due(t0.Add(59 * time.Minute)); len(due) != 0 {
+	if due := r.due(t0.Add(59*time.Minute), hourly); len(due) != 0 {
 		t.Fatalf("due before the hour: %v", due)
 	}
-	if due := r.due(t0.Add(time.Hour)); len(due) != 1 || due[0].Rule != "A" {
+	if due := r.due(t0.Add(time.Hour), hourly); len(due) != 1 || due[0].Rule != "A" {
 		t.Fatalf("due at the hour: %v", due)
 	}
-	if due := r.due(t0.Add(time.Hour + time.Minute)); len(due) != 0 {
+	if due := r.due(t0.Add(time.Hour+time.Minute), hourly); len(due) != 0 {
 		t.Fatalf("due again a minute later: %v", due)
 	}
-	if due := r.due(t0.Add(2 * time.Hour)); len(due) != 1 {
+	if due := r.due(t0.Add(2*time.Hour), hourly); len(due) != 1 {
 		t.Fatalf("not due at the second hour: %v", due)
 	}
 	warn := fire
 	warn.Kind = KindAlertWarning
 	r.track(warn, time.Hour, t0.Add(2*time.Hour+time.Minute))
-	if due := r.due(t0.Add(3*time.Hour + time.Minute)); len(due) != 1 || due[0].Kind != KindAlertWarning {
+	if due := r.due(t0.Add(3*time.Hour+time.Minute), hourly); len(due) != 1 || due[0].Kind != KindAlertWarning {
 		t.Fatalf("the warning is what is renotified: %v", due)
 	}
 	resolved := fire
 	resolved.Kind = KindAlertResolved
 	r.track(resolved, time.Hour, t0.Add(4*time.Hour))
-	if due := r.due(t0.Add(10 * time.Hour)); len(due) != 0 {
+	if due := r.due(t0.Add(10*time.Hour), hourly); len(due) != 0 {
 		t.Fatalf("due after resolved: %v", due)
+	}
+	// A definition that no longer asks for renotifies ends them.
+	r.track(fire, time.Hour, t0)
+	if due := r.due(t0.Add(2*time.Hour), func(string) time.Duration { return 0 }); len(due) != 0 || len(r.m) != 0 {
+		t.Fatalf("renotified without renotify=: %v", due)
 	}
 }

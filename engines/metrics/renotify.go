@@ -48,12 +48,19 @@ func (r *renotifier) track(t Transition, every time.Duration, now time.Time) {
 }
 
 // due returns the transitions whose renotify interval has passed at now,
-// counting the next interval from now.
-func (r *renotifier) due(now time.Time) []Transition {
+// counting the next interval from now. every is the interval an alert's
+// definition asks for now: a definition changed since is followed, and
+// one without renotify= (or gone) ends its instances' renotifies.
+func (r *renotifier) due(now time.Time, every func(rule string) time.Duration) []Transition {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []Transition
-	for _, e := range r.m {
+	for key, e := range r.m {
+		e.every = every(e.t.Rule)
+		if e.every <= 0 {
+			delete(r.m, key)
+			continue
+		}
 		if now.Sub(e.last) >= e.every {
 			e.last = now
 			out = append(out, e.t)
