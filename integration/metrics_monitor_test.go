@@ -267,3 +267,23 @@ cat > "$(mktemp `+dir+`/msg.XXXXXX)"
 		return false
 	})
 }
+
+// TestMetricsAlertCommandRefused: a daemon whose --alert-command cannot
+// run refuses to start, saying why.
+func TestMetricsAlertCommandRefused(t *testing.T) {
+	t.Parallel()
+	plain := filepath.Join(t.TempDir(), "notify.txt")
+	if err := os.WriteFile(plain, []byte("not a program"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for cmd, want := range map[string]string{"notify.sh": "absolute path", plain: "not an executable file"} {
+		d := newDaemon(t, withFlags("--alert-command", cmd))
+		d.launch()
+		if st := d.waitExit(30 * time.Second); st.ExitCode() == 0 {
+			t.Errorf("--alert-command %s: exit 0", cmd)
+		}
+		if log := d.Log(); !strings.Contains(log, "--alert-command") || !strings.Contains(log, want) {
+			t.Errorf("--alert-command %s: the refusal does not say %q:\n%s", cmd, want, log)
+		}
+	}
+}
