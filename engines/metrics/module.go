@@ -184,7 +184,7 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 	} else {
 		m.registry.MustRegister(hc)
 	}
-	m.containers = newContainerCollector(h.Services)
+	m.containers = newContainerCollector(h.Services, m.interval)
 	m.registry.MustRegister(m.containers)
 	m.statsd = newStatsdAgg(m.statsdSeries)
 	m.registry.MustRegister(m.statsd)
