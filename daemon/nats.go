@@ -190,6 +190,31 @@ func tokenFile(path, what string) (string, error) {
 	return tok, f.Close()
 }
 
+// publish is the modules' Publish: msg on subject through the daemon's
+// own NATS connection, flushed so that a nil error means the server has
+// it. A module publishes under cairn. but never on a stream's subjects
+// (cairn.<stream>.>), which carry only journaled events.
+func (s *Server) publish(subject string, msg []byte) error {
+	rest, ok := strings.CutPrefix(subject, "cairn.")
+	if !ok || !server.IsValidLiteralSubject(subject) {
+		return fmt.Errorf("NATS subject %q: a module publishes on literal subjects under cairn.>", subject)
+	}
+	if first, _, _ := strings.Cut(rest, "."); s.journal.Stream(first) != nil {
+		return fmt.Errorf("NATS subject %q: cairn.%s.> carries the %s stream's events only", subject, first, first)
+	}
+	b := s.pub.Load()
+	if b == nil {
+		return errors.New("the embedded NATS server has not started yet")
+	}
+	if err := b.nc.Publish(subject, msg); err != nil {
+		return fmt.Errorf("publish on %s: %w", subject, err)
+	}
+	if err := b.nc.FlushTimeout(5 * time.Second); err != nil {
+		return fmt.Errorf("publish on %s: %w", subject, err)
+	}
+	return nil
+}
+
 func (s *Server) natsURL() string {
 	if s.bus == nil {
 		return "off"

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -87,7 +88,10 @@ type Server struct {
 	chisels *scripts.Library
 	verbs   *dsl.Table
 	bus     *bus
-	http    *httpListener
+	// pub is the bus once it started, for the modules' Publish (their
+	// goroutines read it while Run sets it).
+	pub  atomic.Pointer[bus]
+	http *httpListener
 
 	limits    *connLimits
 	socketGID int // the socket's group from --socket-group, or -1
@@ -217,6 +221,9 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 		Authorize: func(ctx context.Context, actor journal.Actor, verb string, args map[string]string, access dsl.Access) error {
 			return s.decide(ctx, actor, verb, args, accessOf(access))
 		}}
+	if cfg.NATS != "off" {
+		host.Publish = s.publish
+	}
 	for i, m := range order {
 		host.Logger = s.log.With("engine", m.Name())
 		if err := m.Start(modCtx, host); err != nil {
@@ -242,6 +249,7 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 		if err != nil {
 			return err
 		}
+		s.pub.Store(s.bus)
 		defer s.bus.close()
 	}
 

@@ -85,6 +85,12 @@ type Host struct {
 	// request through a module's own listener, such as the etcd API),
 	// journaling a denial; nil allows everything (tests).
 	Authorize func(ctx context.Context, actor journal.Actor, verb string, args map[string]string, access dsl.Access) error
+	// Publish puts msg on the daemon's embedded NATS under subject, a
+	// literal subject under cairn. that is no stream's (cairn.alerts.NAME:
+	// the metrics engine's notifications), returning once the server has
+	// it; an error before the server started. Nil when NATS is off (and
+	// in tests).
+	Publish func(subject string, msg []byte) error
 }
 
 // Services is a registry of what modules offer each other by name, so that

@@ -54,6 +54,7 @@ var parts = []struct {
 	{"logs", true, runLogs},
 	{"deploy", true, runDeploy},
 	{"metrics", true, runMetrics},
+	{"collectors", true, runCollectors},
 }
 
 // wants reports whether --only selects the named part (all without --only).
@@ -92,9 +93,9 @@ func main() {
 				n = "load"
 			case "rss":
 				n = "startup"
-			case "fsync", "append", "load", "scan", "startup", "infra", "storm", "ingest", "limits", "runtime", "discovery", "logs", "deploy", "metrics":
+			case "fsync", "append", "load", "scan", "startup", "infra", "storm", "ingest", "limits", "runtime", "discovery", "logs", "deploy", "metrics", "collectors":
 			default:
-				fmt.Fprintf(os.Stderr, "cairnbench: --only %q: want fsync, append, load, latency, scan, startup, infra, storm, ingest, limits, runtime, discovery, logs, deploy or metrics\n", n)
+				fmt.Fprintf(os.Stderr, "cairnbench: --only %q: want fsync, append, load, latency, scan, startup, infra, storm, ingest, limits, runtime, discovery, logs, deploy, metrics or collectors\n", n)
 				os.Exit(2)
 			}
 			cfg.only[n] = true

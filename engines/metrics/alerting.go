@@ -1,11 +1,13 @@
 package metrics
 
 import (
+	"bytes"
 	"context"
-	"fmt"
+	"encoding/json"
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/rules"
 
@@ -36,23 +38,60 @@ func (m *module) reloadAlerts() error {
 	var gone []string
 	for name := range m.alerts.last {
 		if !defined[name] {
-			if d, ok := m.alerts.defs[name]; ok && d.Events {
+			if d, ok := m.alerts.defs[name]; ok && d.ownRule() {
 				continue
 			}
 			gone = append(gone, name)
 		}
 	}
-	defs := map[string]AlertDef{}
+	defs, mdefs := map[string]AlertDef{}, map[string]AlertDef{}
 	for n, d := range m.alerts.defs {
-		if d.Events {
+		switch {
+		case d.Events:
 			defs[n] = d
+		case d.Monitor:
+			mdefs[n] = d
 		}
 	}
 	m.alerts.mu.Unlock()
 	for _, name := range gone {
 		m.emitTransitions(m.alerts.diff(name, "", nil))
 	}
+	m.reloadMetricMonitors(mdefs)
 	return m.reloadMonitors(defs)
+}
+
+// reloadMetricMonitors starts the metric monitors defined and stops the
+// others, resolving what they had firing (a changed definition restarts
+// its monitor).
+func (m *module) reloadMetricMonitors(defs map[string]AlertDef) {
+	m.alerts.mu.Lock()
+	var stop []*metricMonitor
+	for name, mo := range m.alerts.metricMonitors {
+		if d, ok := defs[name]; ok && equalDefs(d, mo.def) {
+			continue
+		}
+		stop = append(stop, mo)
+		delete(m.alerts.metricMonitors, name)
+	}
+	m.alerts.mu.Unlock()
+	for _, mo := range stop {
+		mo.cancel()
+		<-mo.done
+		m.emitTransitions(mo.resolveAll())
+	}
+	m.alerts.mu.Lock()
+	defer m.alerts.mu.Unlock()
+	for name, d := range defs {
+		if _, ok := m.alerts.metricMonitors[name]; ok {
+			continue
+		}
+		ctx, cancel := context.WithCancel(m.runCtx)
+		mo := newMetricMonitor(d, time.Now())
+		mo.cancel = cancel
+		m.alerts.metricMonitors[name] = mo
+		m.wg.Go(func() { mo.run(ctx, m.store, m.interval, m.emitTransitions) })
+	}
 }
 
 // reloadMonitors starts the event monitors defined and stops the others
@@ -105,8 +144,12 @@ func (m *module) reloadMonitors(defs map[string]AlertDef) error {
 	return nil
 }
 
+// equalDefs compares definitions by their JSON (pointers and maps
+// compared by value).
 func equalDefs(a, b AlertDef) bool {
-	return fmt.Sprint(a) == fmt.Sprint(b)
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return bytes.Equal(ja, jb)
 }
 
 // stream returns the journal stream name, audit when empty.
@@ -133,8 +176,8 @@ func (m *module) evalIteration(ctx context.Context, g *rules.Group, ts time.Time
 	}
 }
 
-// emitTransitions journals each transition and posts firing and resolved
-// ones to the webhook unless the alert is silenced.
+// emitTransitions journals each transition and notifies the ones that
+// are not pending, unless the alert is silenced.
 func (m *module) emitTransitions(trs []Transition) {
 	now := time.Now()
 	for _, t := range trs {
@@ -144,14 +187,47 @@ func (m *module) emitTransitions(trs []Transition) {
 				m.log.Warn("journal alert transition", "alert", t.Rule, "kind", t.Kind, "err", err)
 			}
 		}
-		if m.webhook == "" || t.Kind == KindAlertPending || !silenced.IsZero() {
+		if t.Kind == KindAlertPending {
 			continue
 		}
-		msg := webhookFor(t, now)
-		m.wg.Go(func() {
-			if err := postWebhook(m.runCtx, m.httpClient, m.webhook, msg); err != nil && m.runCtx.Err() == nil {
-				m.log.Warn("alert webhook", "alert", t.Rule, "url", m.webhook, "err", err)
+		m.renotify.track(t, m.renotifyEvery(t.Rule), now)
+		if silenced.IsZero() {
+			m.notify(t, now)
+		}
+	}
+}
+
+// renotifyEvery is the renotify interval of the alert named rule (0:
+// none).
+func (m *module) renotifyEvery(rule string) time.Duration {
+	m.alerts.mu.Lock()
+	d, ok := m.alerts.defs[rule]
+	m.alerts.mu.Unlock()
+	if !ok || d.Renotify == "" {
+		return 0
+	}
+	v, err := model.ParseDuration(d.Renotify)
+	if err != nil {
+		return 0
+	}
+	return time.Duration(v)
+}
+
+// renotifyLoop sends again, every interval, the notifications of the
+// alerts still firing whose renotify interval passed, unless silenced.
+func (m *module) renotifyLoop(ctx context.Context) {
+	t := time.NewTicker(m.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			for _, tr := range m.renotify.due(now, m.renotifyEvery) {
+				if m.alerts.silencedUntil(tr.Rule, now).IsZero() {
+					m.notify(tr, now)
+				}
 			}
-		})
+		}
 	}
 }

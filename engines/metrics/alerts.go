@@ -2,10 +2,8 @@ package metrics
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -42,6 +40,8 @@ const (
 	KindAlertPending  = "alert.pending"
 	KindAlertFiring   = "alert.firing"
 	KindAlertResolved = "alert.resolved"
+	KindAlertWarning  = "alert.warning"
+	KindAlertNoData   = "alert.nodata"
 )
 
 // definitionKinds are the kinds the definitions are folded from.
@@ -63,7 +63,32 @@ type AlertDef struct {
 	Stream string `json:"stream,omitempty"`
 	Count  int    `json:"count,omitempty"`
 	Within string `json:"within,omitempty"`
+	// A Datadog-style metric monitor: Expr's series against thresholds,
+	// no data after NoData without a series.
+	Monitor          bool     `json:"monitor,omitempty"`
+	Critical         *float64 `json:"critical,omitempty"`
+	Warning          *float64 `json:"warning,omitempty"`
+	CriticalRecovery *float64 `json:"critical_recovery,omitempty"`
+	WarningRecovery  *float64 `json:"warning_recovery,omitempty"`
+	Below            bool     `json:"below,omitempty"`
+	NoData           string   `json:"no_data,omitempty"`
+	// Renotify is how often a notification is sent again while the
+	// alert stays firing (any kind of alert).
+	Renotify string `json:"renotify,omitempty"`
 }
+
+// thresholds are a monitor's thresholds.
+func (d AlertDef) thresholds() Thresholds {
+	th := Thresholds{Warning: d.Warning, CriticalRecovery: d.CriticalRecovery, WarningRecovery: d.WarningRecovery, Below: d.Below}
+	if d.Critical != nil {
+		th.Critical = *d.Critical
+	}
+	return th
+}
+
+// ownRule says whether the definition is evaluated by this engine (an
+// event or metric monitor) rather than by Prometheus's rule manager.
+func (d AlertDef) ownRule() bool { return d.Events || d.Monitor }
 
 // alertRule is the definition as a Prometheus rule.
 func (d AlertDef) alertRule() (rulefmt.Rule, error) {
@@ -105,6 +130,8 @@ type alertState struct {
 	last map[string]map[string]*alertInstance
 	// monitors are the running event monitors, by name.
 	monitors map[string]*eventMonitor
+	// metricMonitors are the running metric monitors, by name.
+	metricMonitors map[string]*metricMonitor
 }
 
 type alertInstance struct {
@@ -117,7 +144,7 @@ type alertInstance struct {
 }
 
 func newAlertState() *alertState {
-	return &alertState{defs: map[string]AlertDef{}, files: map[string]string{}, silenced: map[string]time.Time{}, last: map[string]map[string]*alertInstance{}, monitors: map[string]*eventMonitor{}}
+	return &alertState{defs: map[string]AlertDef{}, files: map[string]string{}, silenced: map[string]time.Time{}, last: map[string]map[string]*alertInstance{}, monitors: map[string]*eventMonitor{}, metricMonitors: map[string]*metricMonitor{}}
 }
 
 // fold applies one definition event.
@@ -156,7 +183,7 @@ func (s *alertState) writeRuleFiles(dir string) ([]string, error) {
 	s.mu.Lock()
 	want := map[string][]byte{}
 	for name, d := range s.defs {
-		if d.Events {
+		if d.ownRule() {
 			continue
 		}
 		b, err := alertGroupsYAML(d)
@@ -208,7 +235,7 @@ func (s *alertState) silencedUntil(name string, now time.Time) time.Time {
 
 // Transition is one alert instance changing state.
 type Transition struct {
-	Kind        string // alert.pending, alert.firing, alert.resolved
+	Kind        string // alert.pending, alert.firing, alert.warning, alert.nodata, alert.resolved
 	Rule        string
 	Expr        string
 	Labels      map[string]string
@@ -216,7 +243,13 @@ type Transition struct {
 	Value       float64
 	ActiveAt    time.Time
 	FiredAt     time.Time
-	From        string // the state left, for resolved
+	From        string // the state left, for resolved (and a monitor's change of level)
+	// A metric monitor's: the level entered (critical, warning, nodata),
+	// the threshold crossed, and for no data how long and since when.
+	Level     string
+	Threshold *float64
+	NoDataFor string
+	LastData  time.Time
 }
 
 // diff compares a rule's active alerts with what was last journaled and
@@ -273,6 +306,17 @@ func (t Transition) body(node string, silenced time.Time) *journal.Body {
 	if t.From != "" {
 		data["from"] = t.From
 	}
+	if t.Level != "" {
+		data["level"] = t.Level
+	}
+	if t.Threshold != nil {
+		data["threshold"] = *t.Threshold
+	}
+	if t.NoDataFor != "" {
+		data["no_data"] = t.NoDataFor
+		data["last_data"] = t.LastData.UTC().Format(time.RFC3339Nano)
+		delete(data, "value")
+	}
 	if !silenced.IsZero() {
 		data["silenced_until"] = silenced.UTC().Format(time.RFC3339Nano)
 	}
@@ -321,48 +365,21 @@ func webhookFor(t Transition, now time.Time) webhookMessage {
 	if t.Kind == KindAlertResolved {
 		status, a.Status, a.EndsAt = "resolved", "resolved", now
 	}
-	if a.Annotations == nil {
-		a.Annotations = map[string]string{}
+	// A monitor's level is an annotation: the labels, and so the
+	// fingerprint, stay those of the series as it moves between levels.
+	ann := make(map[string]string, len(a.Annotations)+1)
+	for k, v := range a.Annotations {
+		ann[k] = v
 	}
+	if t.Level != "" && t.Kind != KindAlertResolved {
+		ann["level"] = t.Level
+	}
+	a.Annotations = ann
 	return webhookMessage{
 		Version: "4", GroupKey: fmt.Sprintf("{}:{alertname=%q}", t.Rule), Status: status, Receiver: "cairn",
 		GroupLabels: map[string]string{"alertname": t.Rule}, CommonLabels: t.Labels, CommonAnnotations: a.Annotations,
 		Alerts: []webhookAlert{a},
 	}
-}
-
-// postWebhook posts msg to url, retrying with back-off (1s, 2s, 4s, 8s)
-// until ctx ends.
-func postWebhook(ctx context.Context, client *http.Client, url string, msg webhookMessage) error {
-	b, err := json.Marshal(msg)
-	if err != nil {
-		return err
-	}
-	wait := time.Second
-	var last error
-	for attempt := 0; attempt < 5; attempt++ {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode/100 == 2 {
-				return nil
-			}
-			err = fmt.Errorf("webhook %s answered %s", url, resp.Status)
-		}
-		last = err
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
-		}
-		wait *= 2
-	}
-	return last
 }
 
 // ruleFileName is the name a loaded rule file is kept under: its base

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,17 +27,22 @@ func (m *module) alertVerbs() []engines.Verb {
 		{Spec: dsl.Spec{
 			Verb:    "alert add",
 			Access:  dsl.AccessWrite,
-			Summary: "define an alert: a PromQL alerting rule, or an event monitor over the journal",
+			Summary: "define an alert: a PromQL alerting rule, a metric monitor with thresholds, or an event monitor",
 			Help: "alert add NAME expr='PROMQL' [for=D] [keep-firing-for=D] [labels.K=V]… [annotations.K=V]… is a Prometheus\n" +
 				"alerting rule: pending while the expression returns a series for less than for=, then firing, resolved when it\n" +
-				"stops. alert add NAME events count>N where 'CEL' [within=10m] [stream=audit] is an event monitor: firing while\n" +
-				"more than N events matching the filter happened within the window. Every transition is an audit event\n" +
-				"(alert.pending, alert.firing, alert.resolved). A NAME already defined is replaced.\n\n" +
+				"stops. alert add NAME monitor expr='PROMQL' critical=N [warning=N] [critical-recovery=N] [warning-recovery=N]\n" +
+				"[below] [no-data=D] is a Datadog metric monitor: each series of the query is critical above critical= (alert.firing),\n" +
+				"a warning above warning= (alert.warning), and recovers only once below its recovery threshold (below: the mirror);\n" +
+				"a query answering nothing for no-data= is alert.nodata. alert add NAME events count>N where 'CEL' [within=10m]\n" +
+				"[stream=audit] is an event monitor: firing while more than N events matching the filter happened within the\n" +
+				"window. renotify=D sends a still-firing alert's notification again every D. Every transition is an audit\n" +
+				"event. A NAME already defined is replaced.\n\n" +
 				"  alert add hot expr='rate(container_cpu_usage_seconds_total[1m]) > 0.5' for=1m labels.severity=page\n" +
+				"  alert add disk monitor expr='100 * (1 - node_filesystem_avail_bytes / node_filesystem_size_bytes)' critical=90 warning=80 critical-recovery=85 no-data=10m renotify=1h\n" +
 				"  alert add flapping events count>3 where 'kind == \"deploy.resurrect\"' within=10m",
 			Args: []dsl.Arg{
 				{Name: "NAME", Required: true, Help: "the alert's name (its alertname label)"},
-				{Name: "KIND", Help: "events: an event monitor over the journal"},
+				{Name: "KIND", Help: "monitor: a metric monitor with thresholds; events: an event monitor over the journal"},
 				{Name: "COND", Help: "an event monitor's threshold: count>N or count>=N"},
 			},
 			Options: []dsl.Option{
@@ -45,7 +51,14 @@ func (m *module) alertVerbs() []engines.Verb {
 				{Name: "keep-firing-for", Kind: dsl.Duration, Help: "how long the alert keeps firing after the expression stops"},
 				{Name: "within", Kind: dsl.Duration, Help: "an event monitor's window (default 10m)"},
 				{Name: "stream", Help: "the stream an event monitor reads (default audit)"},
+				{Name: "critical", Meta: "N", Help: "a monitor's critical threshold (alert.firing above it)"},
+				{Name: "warning", Meta: "N", Help: "a monitor's warning threshold (alert.warning above it)"},
+				{Name: "critical-recovery", Meta: "N", Help: "a critical series recovers only below this"},
+				{Name: "warning-recovery", Meta: "N", Help: "a warning series recovers only below this"},
+				{Name: "no-data", Kind: dsl.Duration, Help: "a monitor whose query answers nothing this long is alert.nodata"},
+				{Name: "renotify", Kind: dsl.Duration, Help: "send a still-firing alert's notification again this often"},
 			},
+			Flags: []dsl.Flag{{Name: "below", Help: "a monitor alerts below its thresholds, not above"}},
 			Bag:   true,
 			Where: true,
 		}, Run: m.runAlertAdd},
@@ -70,7 +83,7 @@ func (m *module) alertVerbs() []engines.Verb {
 			Verb:    "alert silence",
 			Access:  dsl.AccessWrite,
 			Summary: "silence an alert's notifications for a while",
-			Help:    "alert silence NAME for=1h sends no webhook for the alert until then; its transitions are still journaled\n(with silenced_until). for=0 ends a silence.",
+			Help:    "alert silence NAME for=1h sends no notification for the alert until then; its transitions are still\njournaled (with silenced_until). for=0 ends a silence.",
 			Args:    []dsl.Arg{{Name: "NAME", Required: true}},
 			Options: []dsl.Option{{Name: "for", Kind: dsl.Duration, Help: "how long (required)"}},
 		}, Run: m.runAlertSilence},
@@ -78,7 +91,7 @@ func (m *module) alertVerbs() []engines.Verb {
 			Verb:    "alerts",
 			Access:  dsl.AccessRead,
 			Summary: "list the alerts and their states",
-			Help:    "alerts answers a row per alert: its kind (promql, events), state (inactive, pending, firing), its\nactive instances, and its silence.",
+			Help:    "alerts answers a row per alert: its kind (promql, monitor, events), state (inactive, pending, warning,\nfiring, nodata), its active instances, and its silence.",
 		}, Run: m.runAlerts},
 	}
 }
@@ -122,7 +135,7 @@ func (m *module) runAlertAdd(ctx context.Context, r engines.Request) error {
 		dst := d.Labels
 		if !ok {
 			if k, ok = strings.CutPrefix(b.Key, "annotations."); !ok {
-				return &engines.PosError{Code: wire.InvalidArgument, Pos: b.Pos, Msg: fmt.Sprintf("unknown option %q: alert add takes expr=, for=, keep-firing-for=, within=, stream=, labels.K=V and annotations.K=V", b.Key)}
+				return &engines.PosError{Code: wire.InvalidArgument, Pos: b.Pos, Msg: fmt.Sprintf("unknown option %q: alert add takes expr=, for=, keep-firing-for=, within=, stream=, critical=, warning=, critical-recovery=, warning-recovery=, no-data=, renotify=, labels.K=V and annotations.K=V", b.Key)}
 			}
 			dst = d.Annotations
 		}
@@ -149,17 +162,42 @@ func (m *module) runAlertAdd(ctx context.Context, r engines.Request) error {
 	if d.Within, err = dur("within"); err != nil {
 		return err
 	}
-	if kw, ok := st.Args["KIND"]; ok && kw.Text != "" {
-		if kw.Text != "events" {
-			return engines.Errorf(wire.InvalidArgument, kw, "%q: the only alert kind is events (an event monitor); a PromQL alert takes expr=", kw.Text)
-		}
-		d.Events = true
+	if d.Renotify, err = dur("renotify"); err != nil {
+		return err
 	}
-	if d.Events {
+	if d.Renotify == "0s" {
+		d.Renotify = ""
+	}
+	if kw, ok := st.Args["KIND"]; ok && kw.Text != "" {
+		switch kw.Text {
+		case "events":
+			d.Events = true
+		case "monitor":
+			d.Monitor = true
+		default:
+			return engines.Errorf(wire.InvalidArgument, kw, "%q: the alert kinds are monitor (a metric monitor) and events (an event monitor); a PromQL alert takes expr= alone", kw.Text)
+		}
+	}
+	if !d.Monitor {
+		for _, o := range monitorOptions {
+			if w, ok := st.Opt(o); ok {
+				return engines.Errorf(wire.InvalidArgument, w, "%s= is for metric monitors (alert add NAME monitor expr='PROMQL' critical=N …)", o)
+			}
+		}
+		if st.Flags["below"] {
+			return wire.Errorf(wire.InvalidArgument, "alert add %s: below is for metric monitors (alert add NAME monitor …)", d.Name)
+		}
+	}
+	switch {
+	case d.Events:
 		if err := m.eventMonitorDef(st, &d); err != nil {
 			return err
 		}
-	} else {
+	case d.Monitor:
+		if err := m.metricMonitorDef(st, &d); err != nil {
+			return err
+		}
+	default:
 		w, ok := st.Opt("expr")
 		if !ok {
 			return wire.Errorf(wire.InvalidArgument, "alert add %s: give expr='PROMQL' (or events count>N where 'CEL' for an event monitor)", d.Name)
@@ -182,6 +220,63 @@ func (m *module) runAlertAdd(ctx context.Context, r engines.Request) error {
 		return err
 	}
 	return r.Row(d)
+}
+
+// monitorOptions are the options only a metric monitor takes.
+var monitorOptions = []string{"critical", "warning", "critical-recovery", "warning-recovery", "no-data"}
+
+// metricMonitorDef fills a metric monitor's definition from the
+// statement: its query, thresholds (checked as Datadog checks them) and
+// no-data window.
+func (m *module) metricMonitorDef(st *dsl.Statement, d *AlertDef) error {
+	w, ok := st.Opt("expr")
+	if !ok {
+		return wire.Errorf(wire.InvalidArgument, "alert add %s monitor: give expr='PROMQL', the query whose series the thresholds judge", d.Name)
+	}
+	if _, err := m.parseExpr(w); err != nil {
+		return err
+	}
+	d.Expr = w.Text
+	if st.Where != nil {
+		return engines.Errorf(wire.InvalidArgument, *st.Where, "where is for event monitors (alert add NAME events count>N where 'CEL')")
+	}
+	if cw, ok := st.Args["COND"]; ok && cw.Text != "" {
+		return engines.Errorf(wire.InvalidArgument, cw, "%q: a metric monitor's thresholds are critical=N and warning=N", cw.Text)
+	}
+	for _, o := range []string{"for", "keep-firing-for", "within", "stream"} {
+		if w, ok := st.Opt(o); ok {
+			return engines.Errorf(wire.InvalidArgument, w, "%s= is not an option of metric monitors", o)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		dst  **float64
+	}{{"critical", &d.Critical}, {"warning", &d.Warning}, {"critical-recovery", &d.CriticalRecovery}, {"warning-recovery", &d.WarningRecovery}} {
+		w, ok := st.Opt(f.name)
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(w.Text, 64)
+		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+			return engines.Errorf(wire.InvalidArgument, w, "%s=%s: a number, such as 90 or 0.5", f.name, w.Text)
+		}
+		*f.dst = &v
+	}
+	if d.Critical == nil {
+		return wire.Errorf(wire.InvalidArgument, "alert add %s monitor: give critical=N, the threshold that fires it", d.Name)
+	}
+	d.Below = st.Flags["below"]
+	if err := d.thresholds().Check(); err != nil {
+		return wire.Errorf(wire.InvalidArgument, "alert add %s monitor: %v", d.Name, err)
+	}
+	if w, ok := st.Opt("no-data"); ok {
+		v, err := w.Duration()
+		if err != nil || v <= 0 {
+			return engines.Errorf(wire.InvalidArgument, w, "no-data=: a positive duration, such as 10m")
+		}
+		d.NoData = model.Duration(v).String()
+	}
+	return nil
 }
 
 // eventMonitorDef fills an event monitor's definition from the statement.
@@ -324,11 +419,12 @@ func (m *module) runAlertSilence(ctx context.Context, r engines.Request) error {
 // AlertRow is one alert as alerts lists it.
 type AlertRow struct {
 	Name          string          `json:"name"`
-	Kind          string          `json:"kind"` // promql, events
+	Kind          string          `json:"kind"` // promql, monitor, events
 	State         string          `json:"state"`
 	Expr          string          `json:"expr"`
 	Active        []AlertInstance `json:"active,omitempty"`
 	Count         *int64          `json:"count,omitempty"` // an event monitor's events in its window
+	Error         string          `json:"error,omitempty"` // a metric monitor's last evaluation error
 	SilencedUntil *time.Time      `json:"silenced_until,omitempty"`
 }
 
@@ -363,7 +459,19 @@ func (m *module) runAlerts(ctx context.Context, r engines.Request) error {
 		row.Count = &n
 		rows = append(rows, row)
 	}
+	mms := make([]*metricMonitor, 0, len(m.alerts.metricMonitors))
+	for _, mo := range m.alerts.metricMonitors {
+		mms = append(mms, mo)
+	}
 	m.alerts.mu.Unlock()
+	for _, mo := range mms {
+		row := AlertRow{Name: mo.def.Name, Kind: "monitor", Expr: mo.def.describeMonitor()}
+		row.State, row.Active = mo.state()
+		mo.mu.Lock()
+		row.Error = mo.lastErr
+		mo.mu.Unlock()
+		rows = append(rows, row)
+	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].Name < rows[j].Name })
 	for _, row := range rows {
 		if t := m.alerts.silencedUntil(row.Name, now); !t.IsZero() {

@@ -22,10 +22,14 @@ import (
 // (cAdvisor keeps 60 by default with its 1s housekeeping).
 const samplesKept = 60
 
-// sampleRing keeps the last readings of each container.
+// sampleRing keeps the last readings of each container, one per
+// collection as cAdvisor keeps one per housekeeping: a reading closer
+// than minGap to the last kept (a GET of /metrics gathers too) is not
+// kept.
 type sampleRing struct {
-	mu sync.Mutex
-	m  map[string][]cgstat.Stats // by cgroup path
+	mu     sync.Mutex
+	m      map[string][]cgstat.Stats // by cgroup path
+	minGap time.Duration
 }
 
 func (r *sampleRing) add(cgroup string, s cgstat.Stats) {
@@ -33,6 +37,9 @@ func (r *sampleRing) add(cgroup string, s cgstat.Stats) {
 	defer r.mu.Unlock()
 	if r.m == nil {
 		r.m = map[string][]cgstat.Stats{}
+	}
+	if l := r.m[cgroup]; len(l) > 0 && s.Read.Sub(l[len(l)-1].Read) < r.minGap {
+		return
 	}
 	l := append(r.m[cgroup], s)
 	if len(l) > samplesKept {

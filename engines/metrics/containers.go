@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cairnhq/cairn/engines"
@@ -31,8 +33,11 @@ func containerDesc(name, help string) *prometheus.Desc {
 	return prometheus.NewDesc("container_"+name, help, []string{"id", "name", "image"}, nil)
 }
 
-func newContainerCollector(services *engines.Services) *containerCollector {
+// newContainerCollector reads the containers the runtime lists; the
+// readings kept for cAdvisor's API are at least half an interval apart.
+func newContainerCollector(services *engines.Services, interval time.Duration) *containerCollector {
 	return &containerCollector{
+		ring: sampleRing{minGap: interval / 2},
 		list: func() []cgstat.Container {
 			// Looked up at each collection: the runtime provides it in
 			// its Start, and a daemon without the runtime has none.

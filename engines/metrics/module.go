@@ -52,6 +52,9 @@ type module struct {
 	statsdAddr     string
 	statsdSocket   string
 	webhook        string
+	alertNATS      bool
+	alertCommand   string
+	commandTimeout time.Duration
 	statsdSeries   int
 
 	log      *slog.Logger
@@ -69,6 +72,7 @@ type module struct {
 	rules    *rules.Manager
 	statsd   *statsdAgg
 	alerts   *alertState
+	renotify *renotifier
 	scrapes  *scrapeTargets
 	// containers is the container collector, whose readings cAdvisor's
 	// API answers.
@@ -78,9 +82,11 @@ type module struct {
 	recordMu   sync.Mutex
 	// httpClient posts webhooks.
 	httpClient *http.Client
-	runCtx     context.Context
-	statsdLn   net.PacketConn
-	statsdUx   net.PacketConn
+	// receivers get the alerts' notifications.
+	receivers []receiver
+	runCtx    context.Context
+	statsdLn  net.PacketConn
+	statsdUx  net.PacketConn
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -104,6 +110,9 @@ func (m *module) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&m.maxSamples, "query-max-samples", 50_000_000, "the most samples a PromQL query may load into memory (Prometheus's query.max-samples)")
 	fs.StringVar(&m.statsdAddr, "statsd", defaultStatsd(), "DogStatsD UDP listen address (env CAIRN_STATSD), or off")
 	fs.StringVar(&m.webhook, "alert-webhook", "", "post firing and resolved alerts to `URL` in Alertmanager's webhook JSON")
+	fs.BoolVar(&m.alertNATS, "alert-nats", true, "publish firing and resolved alerts on the embedded NATS as cairn.alerts.NAME (Alertmanager's webhook JSON)")
+	fs.StringVar(&m.alertCommand, "alert-command", "", "run the executable at `PATH` (no shell) for each firing and resolved alert, Alertmanager's webhook JSON on its stdin")
+	fs.DurationVar(&m.commandTimeout, "alert-command-timeout", 10*time.Second, "kill an --alert-command run after this long (it is then retried)")
 	fs.StringVar(&m.statsdSocket, "statsd-socket", "", "also serve DogStatsD on a unix datagram socket at `PATH` (Datadog's dogstatsd_socket; off unless given)")
 	fs.IntVar(&m.statsdSeries, "statsd-max-series", 10000, "the most DogStatsD series kept; messages for more are dropped and counted")
 }
@@ -123,7 +132,7 @@ func (m *module) KindPrefixes() []string { return []string{"statsd.", "alert.", 
 
 // Kinds are the kinds the engine writes (docs/events.md).
 func (m *module) Kinds() []string {
-	return []string{KindStatsdEvent, KindStatsdServiceCheck, KindScrapeAdd, KindScrapeRm, KindAlertAdd, KindAlertRm, KindAlertRules, KindAlertSilence, KindAlertPending, KindAlertFiring, KindAlertResolved}
+	return []string{KindStatsdEvent, KindStatsdServiceCheck, KindScrapeAdd, KindScrapeRm, KindAlertAdd, KindAlertRm, KindAlertRules, KindAlertSilence, KindAlertPending, KindAlertFiring, KindAlertResolved, KindAlertWarning, KindAlertNoData}
 }
 
 func (m *module) Start(ctx context.Context, h engines.Host) error {
@@ -135,7 +144,23 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 	}
 	m.node, m.services, m.started, m.dataDir, m.journal = h.Node, h.Services, time.Now(), h.DataDir, h.Journal
 	m.httpClient = &http.Client{Timeout: 10 * time.Second}
+	if m.webhook != "" {
+		m.receivers = append(m.receivers, webhookReceiver(m.httpClient, m.webhook))
+	}
+	if m.alertNATS && h.Publish != nil {
+		m.receivers = append(m.receivers, natsReceiver(h.Publish))
+	}
+	if m.alertCommand != "" {
+		if err := checkCommand(m.alertCommand); err != nil {
+			return err
+		}
+		if m.commandTimeout <= 0 {
+			return fmt.Errorf("--alert-command-timeout %v: must be positive", m.commandTimeout)
+		}
+		m.receivers = append(m.receivers, commandReceiver(m.alertCommand, m.commandTimeout))
+	}
 	m.alerts = newAlertState()
+	m.renotify = newRenotifier()
 	m.scrapes = &scrapeTargets{m: map[string]ScrapeTarget{}}
 	if h.Journal != nil {
 		m.audit = h.Journal.Stream(journal.Audit)
@@ -159,7 +184,7 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 	} else {
 		m.registry.MustRegister(hc)
 	}
-	m.containers = newContainerCollector(h.Services)
+	m.containers = newContainerCollector(h.Services, m.interval)
 	m.registry.MustRegister(m.containers)
 	m.statsd = newStatsdAgg(m.statsdSeries)
 	m.registry.MustRegister(m.statsd)
@@ -233,6 +258,7 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 	}
 	m.targets.mgr = m.scraper.mgr
 	m.wg.Go(func() { m.collectLoop(runCtx) })
+	m.wg.Go(func() { m.renotifyLoop(runCtx) })
 	if err := m.scraper.apply(m.scrapes.list()); err != nil {
 		m.log.Warn("scrape targets", "err", err)
 	}
