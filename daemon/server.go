@@ -87,7 +87,9 @@ type Server struct {
 	journal *journal.Journal
 	chisels *scripts.Library
 	verbs   *dsl.Table
-	bus     *bus
+
+	requests requestStats // by verb, for /metrics
+	bus      *bus
 	// pub is the bus once it started, for the modules' Publish (their
 	// goroutines read it while Run sets it).
 	pub  atomic.Pointer[bus]
@@ -221,6 +223,7 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 		Authorize: func(ctx context.Context, actor journal.Actor, verb string, args map[string]string, access dsl.Access) error {
 			return s.decide(ctx, actor, verb, args, accessOf(access))
 		}}
+	host.Services.Provide(engines.RequestsService, &s.requests)
 	if cfg.NATS != "off" {
 		host.Publish = s.publish
 	}
@@ -467,7 +470,10 @@ func (s *Server) execute(ctx context.Context, cn *conn, id int64, text string, r
 			r.flush(encodeError(id, errorBody(err)))
 			return
 		}
-		if err := s.callHandler(ctx, handler, r); err != nil {
+		start := time.Now()
+		err := s.callHandler(ctx, handler, r)
+		s.requests.observe(st.Spec.Verb, time.Since(start), st.Spec.Stream, err != nil && !errors.Is(err, errClientGone) && ctx.Err() == nil)
+		if err != nil {
 			if errors.Is(err, errClientGone) {
 				return
 			}

@@ -463,3 +463,24 @@ type ListenerReporter interface {
 type StreamDeclarer interface {
 	Streams() []journal.StreamSpec
 }
+
+// SourceCounters are a capture source's totals (the capture engine's
+// "capture.sources" service gives them by source name): events stored,
+// events dropped (a full buffer, a failed append, the kernel's own
+// drops), errors.
+type SourceCounters struct{ Events, Drops, Errors int64 }
+
+// RequestStat is one verb's requests over the socket since the daemon
+// started (the daemon's "daemon.requests" service): how many, how many
+// failed, and how long the finite ones took (Latency, seconds; a stream
+// such as tail is counted, not timed).
+type RequestStat struct {
+	Verb    string
+	Count   uint64
+	Errors  uint64
+	Latency journal.HistogramSnapshot
+}
+
+// RequestsService is the name the daemon provides its request counters
+// under, as a value with a method Requests() []RequestStat.
+const RequestsService = "daemon.requests"

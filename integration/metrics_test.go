@@ -13,11 +13,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/consul/api"
 )
 
 func init() {
@@ -830,4 +833,70 @@ func TestMetricsSameAnswersAsPrometheus(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestMetricsSelfAndDiscovery: /metrics has cairn's own workings — the
+// socket's requests by verb with their latency, each stream's commit
+// fsync time and batch size, its subscribers, the capture sources'
+// drops — and a service registered through consul/api with the tag
+// prometheus is scraped under job discovery, labelled with its name.
+func TestMetricsSelfAndDiscovery(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		fmt.Fprintf(w, "# HELP app_jobs Jobs queued.\n# TYPE app_jobs gauge\napp_jobs 7\n")
+	}))
+	t.Cleanup(srv.Close)
+	d, c := consulDaemon(t, withFlags("--metrics-interval", "200ms"))
+	base := "http://" + d.Status.HTTP
+	for range 3 {
+		cliOK(t, d, "kv", "put", "a", "b")
+	}
+	if _, _, code := cli(t, d, "kv", "txn", "nonsense"); code == 0 {
+		t.Fatal("a bad kv txn succeeded")
+	}
+	_, body := httpGet(t, base+"/metrics")
+	text := string(body)
+	for _, want := range []string{
+		`cairn_requests_total{verb="kv put"} 3`,
+		`cairn_request_duration_seconds_count{verb="kv put"} 3`,
+		`cairn_request_errors_total{verb="kv put"} 0`,
+		`cairn_journal_sync_seconds_bucket{stream="audit",le="1"}`,
+		`cairn_journal_commit_events_bucket{stream="audit",le="1"}`,
+		`cairn_journal_subscribers{stream="audit"}`,
+		`cairn_journal_subscriber_lagged_total{stream="audit"}`,
+		`cairn_capture_drops_total{source="synthetic"} 0`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if !regexp.MustCompile(`cairn_journal_sync_seconds_count\{stream="audit"\} [1-9]`).MatchString(text) {
+		t.Errorf("/metrics counts no audit commit")
+	}
+
+	u, _ := url.Parse(srv.URL)
+	port, _ := strconv.Atoi(u.Port())
+	if err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "app-1", Name: "app", Address: "127.0.0.1", Port: port, Tags: []string{"prometheus"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "db-1", Name: "db", Address: "127.0.0.1", Port: port}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the tagged service scraped", 30*time.Second, func() bool {
+		return instantValue(t, base, `up{job="discovery",service="app"}`) == "1" && instantValue(t, base, `app_jobs{job="discovery",service="app"}`) == "7"
+	})
+	if v := instantValue(t, base, `up{job="discovery",service="db"}`); v != "" {
+		t.Errorf("the untagged service db is scraped: up %s", v)
+	}
+	if _, errOut, code := cli(t, d, "metrics", "scrape", "add", "discovery", "url="+srv.URL+"/metrics"); code != 2 || !strings.Contains(errOut, "discovery engine") {
+		t.Errorf("a scrape target named discovery: exit %d %s", code, errOut)
+	}
+	// Deregistered, it is no longer a target: up goes stale.
+	if err := c.Agent().ServiceDeregister("app-1"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the deregistered service dropped", 30*time.Second, func() bool {
+		return instantValue(t, base, `up{job="discovery",service="app"}`) == ""
+	})
 }

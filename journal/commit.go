@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -465,9 +466,13 @@ func (s *Stream) commitGroup(group []*request) {
 	// ApplyNoSyncWait + SyncWait rather than Apply: pebble hands a failed
 	// WAL write or fsync back to SyncWait as an error, where Apply would
 	// call Logger.Fatalf.
+	start := time.Now()
 	err = s.db.ApplyNoSyncWait(bt.b, pebble.Sync)
 	if err == nil {
 		err = bt.b.SyncWait()
+	}
+	if err == nil {
+		s.cstats.observeCommit(time.Since(start), len(bt.raws))
 	}
 	if err != nil {
 		// The batch may be in the memtable though not durable; nothing past

@@ -209,7 +209,8 @@ type Stream struct {
 	durable atomic.Int64
 	first   atomic.Int64
 	commits atomic.Int64 // groups committed, for tests and stats
-	signer  *signer      // nil without Options.Signing.Key
+	cstats  *commitStats
+	signer  *signer // nil without Options.Signing.Key
 
 	mu    sync.Mutex // guards what follows, and publishing durable
 	cur   *snapState
@@ -333,6 +334,7 @@ func openStream(j *Journal, spec StreamSpec) (*Stream, error) {
 	}
 	s := &Stream{
 		j:             j,
+		cstats:        newCommitStats(),
 		name:          name,
 		spec:          spec,
 		dir:           dir,

@@ -197,6 +197,7 @@ func (sub *Subscription) deliver(raws []*Raw) {
 		case sub.ch <- r:
 		default:
 			delete(sub.s.subs, sub)
+			sub.s.cstats.lagging.Add(1)
 			select {
 			case sub.kick <- struct{}{}:
 			default:

@@ -29,7 +29,28 @@ type module struct {
 var (
 	_ engines.Module     = (*module)(nil)
 	_ engines.KindLister = (*module)(nil)
+	_ engines.Provider   = (*module)(nil)
 )
+
+// SourcesService is the name the module provides its sources' counters
+// under (a value with SourceCounters() map[string]engines.SourceCounters):
+// the metrics engine exports them.
+const SourcesService = "capture.sources"
+
+// Provides names the module's services.
+func (m *module) Provides() []string { return []string{SourcesService} }
+
+// sourceCounters gives the pipeline's counters by source.
+type sourceCounters struct{ p *Pipeline }
+
+// SourceCounters returns each source's totals, of its current or last run.
+func (s sourceCounters) SourceCounters() map[string]engines.SourceCounters {
+	out := map[string]engines.SourceCounters{}
+	for _, st := range s.p.Status() {
+		out[st.Source] = engines.SourceCounters{Events: st.Events, Drops: st.Drops, Errors: st.Errors}
+	}
+	return out
+}
 
 func (m *module) Name() string { return Name }
 
@@ -61,6 +82,9 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 		log = log.With("component", "capture")
 	}
 	m.pipe = NewPipeline(h.Journal.Stream(journal.Capture), PipelineOptions{Buffer: m.buffer, Logger: log})
+	if h.Services != nil {
+		h.Services.Provide(SourcesService, sourceCounters{m.pipe})
+	}
 	go func() {
 		<-ctx.Done()
 		m.pipe.Close()

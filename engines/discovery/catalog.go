@@ -3,7 +3,9 @@ package discovery
 import (
 	"context"
 	"fmt"
+	"net"
 	"os/user"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -477,6 +479,30 @@ func splitTags(s string) []string {
 		if t = strings.TrimSpace(t); t != "" {
 			out = append(out, t)
 		}
+	}
+	return out
+}
+
+// Tagged lists the instances of every service with tag, by service name:
+// HOST:PORT each (the node's address when the instance gives none), as
+// Prometheus's consul_sd finds them for a tag. The metrics engine scrapes
+// the services tagged prometheus.
+func (g Registry) Tagged(tag string) map[string][]string {
+	out := map[string][]string{}
+	g.m.mir.read(func() {
+		for _, s := range g.m.mir.services {
+			if !slices.Contains(s.Tags, tag) || s.Port == 0 {
+				continue
+			}
+			addr := s.Address
+			if addr == "" {
+				addr = g.m.nodeAddress()
+			}
+			out[s.Name] = append(out[s.Name], net.JoinHostPort(addr, strconv.Itoa(s.Port)))
+		}
+	})
+	for _, addrs := range out {
+		slices.Sort(addrs)
 	}
 	return out
 }

@@ -179,6 +179,7 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 	if h.Journal != nil {
 		m.registry.MustRegister(newJournalCollector(h.Journal))
 	}
+	m.registry.MustRegister(newSelfCollector(h.Journal, h.Services))
 	if hc, err := newHostCollector(); err != nil {
 		m.log.Warn("no host metrics: /proc cannot be read", "err", err)
 	} else {
@@ -261,6 +262,9 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 	m.wg.Go(func() { m.renotifyLoop(runCtx) })
 	if err := m.scraper.apply(m.scrapes.list()); err != nil {
 		m.log.Warn("scrape targets", "err", err)
+	}
+	if h.Services != nil {
+		m.wg.Go(func() { m.followDiscovery(runCtx, h.Services) })
 	}
 	if err := m.reloadAlerts(); err != nil {
 		m.log.Warn("alert rules", "err", err)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/prometheus/prometheus/scrape"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/cairnhq/cairn/engines"
 	"github.com/cairnhq/cairn/journal"
 )
 
@@ -165,15 +168,59 @@ func checkScrapeTarget(t ScrapeTarget) (ScrapeTarget, error) {
 	return t, nil
 }
 
+// discoveryJob is the job of the discovery engine's services tagged
+// prometheus (Prometheus's consul_sd with tag prometheus): each service a
+// target group with its instances, labelled service=NAME.
+const discoveryJob = "discovery"
+
 // scraper runs Prometheus's scrape manager over the targets.
 type scraper struct {
 	mgr   *scrape.Manager
 	tsets chan map[string][]*targetgroup.Group
+
+	mu      sync.Mutex // orders applies; guards what follows
+	targets []ScrapeTarget
+	disc    map[string][]string // service name → HOST:PORT of its instances; nil before the first discovered
+	every   time.Duration       // the discovery job's interval
 }
 
-// apply gives the manager the targets: its configuration, then the
-// target groups (one static target per job).
+// apply gives the manager the targets of metrics scrape add, with the
+// discovered services last given to discovered.
 func (s *scraper) apply(targets []ScrapeTarget) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.targets = targets
+	return s.applyLocked()
+}
+
+// discovered replaces the discovery job's services, applying them when
+// they changed.
+func (s *scraper) discovered(disc map[string][]string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if disc == nil {
+		disc = map[string][]string{}
+	}
+	if s.disc != nil && maps.EqualFunc(s.disc, disc, slices.Equal) {
+		return nil
+	}
+	s.disc = disc
+	return s.applyLocked()
+}
+
+// applyLocked gives the manager its configuration, then the target
+// groups: one static target per job of metrics scrape add, one group per
+// discovered service.
+func (s *scraper) applyLocked() error {
+	targets := s.targets
+	// The job stays while the discovery engine runs, with no group once
+	// no service is tagged: a job the manager is given no target set for
+	// would go on scraping what it had, where an empty set stops its
+	// targets and marks their series stale, as Prometheus does for a
+	// target its service discovery dropped.
+	if s.disc != nil {
+		targets = append(slices.Clone(targets), ScrapeTarget{Name: discoveryJob, URL: "http://discovered/metrics", Interval: model.Duration(s.every).String()})
+	}
 	y, err := scrapeConfigYAML(targets)
 	if err != nil {
 		return err
@@ -186,12 +233,22 @@ func (s *scraper) apply(targets []ScrapeTarget) error {
 		return err
 	}
 	ts := map[string][]*targetgroup.Group{}
-	for _, t := range targets {
+	for _, t := range s.targets {
 		u, _ := url.Parse(t.URL)
 		ts[t.Name] = []*targetgroup.Group{{
 			Source:  "cairn/" + t.Name,
 			Targets: []model.LabelSet{{model.AddressLabel: model.LabelValue(u.Host)}},
 		}}
+	}
+	if s.disc != nil {
+		ts[discoveryJob] = []*targetgroup.Group{}
+	}
+	for name, addrs := range s.disc {
+		g := &targetgroup.Group{Source: "discovery/" + name, Labels: model.LabelSet{"service": model.LabelValue(name)}}
+		for _, a := range addrs {
+			g.Targets = append(g.Targets, model.LabelSet{model.AddressLabel: model.LabelValue(a)})
+		}
+		ts[discoveryJob] = append(ts[discoveryJob], g)
 	}
 	// Only the latest target groups matter: replace any the manager has
 	// not taken yet.
@@ -209,11 +266,41 @@ func (m *module) newScraper(ctx context.Context) (*scraper, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &scraper{mgr: mgr, tsets: make(chan map[string][]*targetgroup.Group, 1)}
+	s := &scraper{mgr: mgr, tsets: make(chan map[string][]*targetgroup.Group, 1), every: m.interval}
 	m.wg.Go(func() { _ = mgr.Run(s.tsets) })
 	m.wg.Go(func() {
 		<-ctx.Done()
 		mgr.Stop()
 	})
 	return s, nil
+}
+
+// taggedServices is the discovery engine's services registry, as far as
+// the metrics engine reads it.
+type taggedServices interface {
+	Tagged(tag string) map[string][]string
+}
+
+// discoveryServicesName is the discovery engine's registry
+// (discovery.ServicesService).
+const discoveryServicesName = "services"
+
+// followDiscovery scrapes the discovery engine's services tagged
+// prometheus: it reads them every interval and applies a change. Without
+// the discovery engine it does nothing.
+func (m *module) followDiscovery(ctx context.Context, services *engines.Services) {
+	t := time.NewTicker(m.interval)
+	defer t.Stop()
+	for {
+		if reg, err := engines.Lookup[taggedServices](services, discoveryServicesName); err == nil {
+			if err := m.scraper.discovered(reg.Tagged("prometheus")); err != nil {
+				m.log.Warn("scrape the discovered services", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -66,6 +66,9 @@ func (m *module) runScrapeAdd(ctx context.Context, r engines.Request) error {
 	if t.Name == internalJob {
 		return engines.Errorf(wire.InvalidArgument, st.Args["NAME"], "job %q is cairn's own collection; choose another name", t.Name)
 	}
+	if t.Name == discoveryJob {
+		return engines.Errorf(wire.InvalidArgument, st.Args["NAME"], "job %q scrapes the discovery engine's services tagged prometheus; choose another name", t.Name)
+	}
 	w, ok := st.Opt("url")
 	if !ok {
 		return wire.Errorf(wire.InvalidArgument, "metrics scrape add %s: give url=http://HOST:PORT/metrics", t.Name)

@@ -24,6 +24,9 @@ var kindShape = regexp.MustCompile(`^[a-z0-9_]+(\.[a-z0-9_]+)+$`)
 var notKinds = map[string]bool{
 	"daemon.log": true, // the benchmark's log file
 	"kv.store":   true, // the service the kv engine provides its *Store as
+	// Services (engines.Services) named under a reserved prefix.
+	"capture.sources": true, // the capture engine's sources' counters
+	"daemon.requests": true, // the daemon's request counters
 	// Filter fields under the runtime engine's container. prefix.
 	"container.id":    true,
 	"container.name":  true,
