@@ -5,7 +5,9 @@ import (
 	"bufio"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -471,4 +473,189 @@ RUN id -u > /tmp/uid && pwd > /tmp/pwd
 	if got := runIn(t, d, "opts", "cat", "/runs"); got != "2\n" {
 		t.Errorf("RUN --mount=type=cache: /runs = %q after two runs, want 2", got)
 	}
+}
+
+// packerJSON is the seed's Packer sample: its two cloud builders (which
+// cannot run here) and two docker builders added, whose shell-local
+// provisioners wait for each other — they finish only if the builds run
+// in parallel, as Packer runs them.
+const packerJSON = `{
+  "variables": {"version": "1.0", "aws_region": "us-east-1"},
+  "builders": [
+    {"type": "amazon-ebs", "region": "{{user ` + "`aws_region`" + `}}", "source_ami": "ami-0abc", "instance_type": "t2.micro", "ssh_username": "ubuntu", "ami_name": "web {{timestamp}}"},
+    {"type": "googlecompute", "project_id": "web", "source_image": "debian-12", "zone": "us-central1-a"},
+    {"type": "docker", "name": "a", "image": "busybox", "commit": true, "export_path": "a-{{user ` + "`version`" + `}}.tar",
+     "changes": ["CMD [\"cat\", \"/etc/motd\"]", "EXPOSE 80", "LABEL version={{user ` + "`version`" + `}}"]},
+    {"type": "docker", "name": "b", "image": "busybox", "commit": true, "export_path": "b.tar"}
+  ],
+  "provisioners": [
+    {"type": "file", "source": "motd", "destination": "/etc/motd"},
+    {"type": "shell", "inline": ["echo \"$GREETING\" > /greeting", "echo provisioned"], "environment_vars": ["GREETING=hello there"]},
+    {"type": "shell-local", "inline": ["touch $PACKER_BUILD_NAME.ready", "i=0; while [ ! -e a.ready ] || [ ! -e b.ready ]; do i=$((i+1)); [ $i -gt 600 ] && exit 9; sleep 0.1; done"], "only": ["a", "b"]},
+    {"type": "shell", "inline": ["exit 1"], "only": ["amazon-ebs"]}
+  ],
+  "post-processors": [
+    [{"type": "docker-tag", "repository": "web", "tags": ["{{user ` + "`version`" + `}}"], "only": ["a"]}],
+    {"type": "manifest", "output": "packer-manifest.json"},
+    {"type": "checksum", "checksum_types": ["sha256"], "output": "{{.BuildName}}.{{.ChecksumType}}"}
+  ]
+}`
+
+// packerHCL is the same build for builder a in HCL2.
+const packerHCL = `variable "version" {
+  type    = string
+  default = "1.0"
+}
+
+locals {
+  greeting = "hello there"
+}
+
+source "docker" "a" {
+  image       = "busybox"
+  commit      = true
+  export_path = "hcl-${var.version}.tar"
+  changes     = ["CMD [\"cat\", \"/etc/motd\"]", "EXPOSE 80", "LABEL version=${var.version}"]
+}
+
+source "amazon-ebs" "web" {
+  region = "us-east-1"
+}
+
+build {
+  sources = ["source.docker.a", "source.amazon-ebs.web"]
+
+  provisioner "file" {
+    source      = "motd"
+    destination = "/etc/motd"
+  }
+  provisioner "shell" {
+    inline           = ["echo \"$GREETING\" > /greeting", "echo provisioned"]
+    environment_vars = ["GREETING=${local.greeting}"]
+  }
+  post-processors {
+    post-processor "docker-tag" {
+      repository = "webhcl"
+      tags       = [var.version]
+    }
+  }
+  post-processor "manifest" {
+    output = "hcl-manifest.json"
+  }
+  post-processor "checksum" {
+    checksum_types = ["sha256"]
+    output         = "hcl.{{.ChecksumType}}"
+  }
+}
+`
+
+func TestBuildPacker(t *testing.T) {
+	d := buildDaemon(t)
+	dir := writeContext(t, map[string]string{"web.json": packerJSON, "web.pkr.hcl": packerHCL, "motd": "hello from packer\n"})
+	tmpl := filepath.Join(dir, "web.json")
+
+	// The cloud builders cannot run here: validation names them and the
+	// types that can; except= leaves them out.
+	_, stderr, code := cli(t, d, "build", "packer", "validate", tmpl)
+	if code != 2 || !strings.Contains(stderr, `builder "amazon-ebs" has type amazon-ebs, which cannot run here`) || !strings.Contains(stderr, "the types available: docker, oci") {
+		t.Errorf("validate without except: exit %d\n%s", code, stderr)
+	}
+	if out := cliOK(t, d, "build", "packer", "validate", tmpl, "except=amazon-ebs,googlecompute"); !strings.Contains(out, "The configuration is valid.") {
+		t.Errorf("validate with except: %s", out)
+	}
+
+	// Packer writes relative outputs (export_path, manifest, checksum)
+	// in its working directory: the CLI's, here the template's.
+	out := cliInDir(t, d, dir, "build", "packer", "web.json", "except=amazon-ebs,googlecompute")
+	for _, want := range []string{"==> a: Uploading motd => /etc/motd", "    a: provisioned", "    b: provisioned", "==> a: Tagged sha256:", "==> Builds finished."} {
+		if !strings.Contains(out, want) {
+			t.Errorf("packer build output lacks %q:\n%s", want, out)
+		}
+	}
+	if got := cliOK(t, d, "run", "web:1.0", "rm", "network=none"); got != "hello from packer\n" {
+		t.Errorf("run web:1.0 (CMD from changes) printed %q", got)
+	}
+	if got := runIn(t, d, "web:1.0", "cat", "/greeting"); got != "hello there\n" {
+		t.Errorf("environment_vars: /greeting = %q", got)
+	}
+	c := skopeoConfig(t, d, "web:1.0")
+	if _, ok := c.Config.ExposedPorts["80/tcp"]; !ok || c.Config.Labels["version"] != "1.0" {
+		t.Errorf("changes gave config %+v", c.Config)
+	}
+
+	// manifest: both builds, with the exported file; checksum: the
+	// export's sha256.
+	var mf struct {
+		Builds []struct {
+			Name        string `json:"name"`
+			BuilderType string `json:"builder_type"`
+			ArtifactID  string `json:"artifact_id"`
+			Files       []struct {
+				Name string `json:"name"`
+				Size int64  `json:"size"`
+			} `json:"files"`
+		} `json:"builds"`
+		LastRunUUID string `json:"last_run_uuid"`
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "packer-manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &mf); err != nil || len(mf.Builds) != 2 || mf.LastRunUUID == "" {
+		t.Fatalf("packer-manifest.json: %v\n%s", err, raw)
+	}
+	for _, b := range mf.Builds {
+		if b.BuilderType != "docker" || !strings.HasPrefix(b.ArtifactID, "sha256:") || len(b.Files) != 1 || b.Files[0].Size == 0 {
+			t.Errorf("manifest build %+v", b)
+		}
+	}
+	sum := sha256File(t, filepath.Join(dir, "a-1.0.tar"))
+	if got, _ := os.ReadFile(filepath.Join(dir, "a.sha256")); string(got) != sum+"\ta-1.0.tar\n" {
+		t.Errorf("a.sha256 = %q, want %q", got, sum+"\ta-1.0.tar\n")
+	}
+
+	// The HCL2 template builds the same image content.
+	out = cliInDir(t, d, dir, "build", "packer", "web.pkr.hcl", "only=docker.a")
+	if !strings.Contains(out, "==> docker.a: Tagged") {
+		t.Errorf("HCL2 build output:\n%s", out)
+	}
+	if hcl := sha256File(t, filepath.Join(dir, "hcl-1.0.tar")); hcl != sum {
+		t.Errorf("the HCL2 build's file system (sha256 %s) differs from the JSON one's (%s)", hcl, sum)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "hcl.sha256")); string(got) != sum+"\thcl-1.0.tar\n" {
+		t.Errorf("hcl.sha256 = %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "hcl-manifest.json")); err != nil {
+		t.Errorf("the HCL2 manifest: %v", err)
+	}
+	if got := cliOK(t, d, "run", "webhcl:1.0", "rm", "network=none"); got != "hello from packer\n" {
+		t.Errorf("run webhcl:1.0 printed %q", got)
+	}
+	evs := parseNDJSON[wireEvent](t, cliOK(t, d, "-o", "json", "events", "kind=build.done"))
+	if len(evs) != 3 {
+		t.Errorf("%d build.done events, want 3 (a, b, docker.a)", len(evs))
+	}
+}
+
+// cliInDir runs the CLI in dir and requires exit code 0.
+func cliInDir(t *testing.T, d *daemonProc, dir string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := cliCommand(ctx, d, args...)
+	cmd.Dir = dir
+	r := runCLI(t, cmd)
+	if r.Code != 0 {
+		t.Fatalf("cairn %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), r.Code, r.Stdout, r.Stderr)
+	}
+	return r.Stdout
+}
+
+func sha256File(t *testing.T, path string) string {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%x", sha256.Sum256(raw))
 }

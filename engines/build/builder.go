@@ -111,6 +111,7 @@ type builder struct {
 	steps   []Step
 	tail    []string
 	current string // the step's container id, for cancel
+	prefix  string // put before each output line of a step (Packer's "    NAME: ")
 }
 
 // stage is a stage being built: its image so far.
@@ -197,6 +198,9 @@ func (b *builder) plan() ([]int, error) {
 
 // stageRef finds a stage named (or numbered) ref before stage i.
 func (b *builder) stageRef(ref string, before int) (int, bool) {
+	if b.df == nil { // a Packer build has no stages
+		return 0, false
+	}
 	if n, err := strconv.Atoi(ref); err == nil && n >= 0 && n < before {
 		return n, true
 	}
@@ -312,37 +316,10 @@ func (b *builder) runStage(ctx context.Context, i int, meta []arg) (*stage, erro
 		return nil, b.syntax(s.Location, err)
 	}
 	b.out(fmt.Sprintf("STEP %d/%d: %s", b.n, b.total, s.SourceCode))
-	st := &stage{name: s.Name}
-	if st.name == "" {
-		st.name = strconv.Itoa(i)
+	st, err := b.baseStage(base, i, s.Name)
+	if err != nil {
+		return nil, err
 	}
-	switch {
-	case base == "scratch":
-		st.img = emptyBase()
-		st.cfg = &v1.ConfigFile{Architecture: runtime.GOARCH, OS: "linux", RootFS: v1.RootFS{Type: "layers"}}
-	default:
-		if j, ok := b.stageRef(base, i); ok {
-			from := b.stages[j]
-			st.img, st.digest = from.img, from.digest
-			st.cfg = from.cfg.DeepCopy()
-			break
-		}
-		_, img, err := b.store.Image(base)
-		if err != nil {
-			return nil, &StepError{Step: b.n, Instruction: "FROM " + base, Err: fmt.Errorf("%w (import it with image import, or build it first)", err)}
-		}
-		d, err := img.Digest()
-		if err != nil {
-			return nil, err
-		}
-		cfg, err := img.ConfigFile()
-		if err != nil {
-			return nil, err
-		}
-		st.img, st.digest, st.cfg = img, d.String(), cfg.DeepCopy()
-	}
-	st.cfg.Created = v1.Time{Time: b.epoch}
-	st.cfg.Container = ""
 	b.steps = append(b.steps, Step{N: b.n, Stage: st.name, Instruction: "FROM " + base, Cached: true})
 	cmds := s.Commands
 	// ONBUILD triggers of the base run first, as Docker runs them, and are
@@ -373,6 +350,43 @@ func (b *builder) runStage(ctx context.Context, i int, meta []arg) (*stage, erro
 			return nil, err
 		}
 	}
+	return st, nil
+}
+
+// baseStage starts a stage FROM base: scratch, an earlier stage (before
+// stage i), or an image of the store.
+func (b *builder) baseStage(base string, i int, name string) (*stage, error) {
+	st := &stage{name: name}
+	if st.name == "" {
+		st.name = strconv.Itoa(i)
+	}
+	switch {
+	case base == "scratch":
+		st.img = emptyBase()
+		st.cfg = &v1.ConfigFile{Architecture: runtime.GOARCH, OS: "linux", RootFS: v1.RootFS{Type: "layers"}}
+	default:
+		if j, ok := b.stageRef(base, i); ok {
+			from := b.stages[j]
+			st.img, st.digest = from.img, from.digest
+			st.cfg = from.cfg.DeepCopy()
+			break
+		}
+		_, img, err := b.store.Image(base)
+		if err != nil {
+			return nil, &StepError{Step: b.n, Instruction: "FROM " + base, Err: fmt.Errorf("%w (import it with image import, or build it first)", err)}
+		}
+		d, err := img.Digest()
+		if err != nil {
+			return nil, err
+		}
+		cfg, err := img.ConfigFile()
+		if err != nil {
+			return nil, err
+		}
+		st.img, st.digest, st.cfg = img, d.String(), cfg.DeepCopy()
+	}
+	st.cfg.Created = v1.Time{Time: b.epoch}
+	st.cfg.Container = ""
 	return st, nil
 }
 
@@ -1058,6 +1072,33 @@ func (b *builder) run(ctx context.Context, st *stage, c *instructions.RunCommand
 	case instructions.NetworkNone:
 		network = "none"
 	}
+	spec := stepSpec{args: runArgs(st, c), network: network}
+	for _, m := range instructions.GetMounts(c) {
+		switch m.Type {
+		case instructions.MountTypeCache:
+			id := m.CacheID
+			if id == "" {
+				id = m.Target
+			}
+			host := filepath.Join(b.mounts, fmt.Sprintf("%x", sha256.Sum256([]byte(id))))
+			if err := os.MkdirAll(host, 0o755); err != nil {
+				return nil, 0, err
+			}
+			spec.mounts = append(spec.mounts, specs.Mount{Destination: m.Target, Type: "bind", Source: host, Options: []string{"rbind", "rprivate"}})
+		case instructions.MountTypeTmpfs:
+			spec.mounts = append(spec.mounts, specs.Mount{Destination: m.Target, Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev"}})
+		default:
+			return nil, 0, usagef("RUN --mount=type=%s: cairn's builder supports type=cache and type=tmpfs", m.Type)
+		}
+	}
+	return b.runContainer(ctx, st, spec)
+}
+
+// runContainer runs spec's command in a runc container over the stage's
+// image (its env, user and workdir, spec's added to them) and answers
+// the layer of what it changed. The targets of spec's mounts are made in
+// a lower layer of their own, so they are not in the step's layer.
+func (b *builder) runContainer(ctx context.Context, st *stage, spec stepSpec) (*fileLayer, int, error) {
 	lower, _, err := b.store.UnpackImage(ctx, st.img)
 	if err != nil {
 		return nil, 0, err
@@ -1070,31 +1111,28 @@ func (b *builder) run(ctx context.Context, st *stage, c *instructions.RunCommand
 		}
 	}
 	defer os.RemoveAll(dir)
-	st2 := stepSpec{args: runArgs(st, c), cwd: st.cfg.Config.WorkingDir, user: st.cfg.Config.User, network: network}
-	st2.env = st.env()
-	if !slices.ContainsFunc(st2.env, func(kv string) bool { return strings.HasPrefix(kv, "PATH=") }) {
-		st2.env = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, st2.env...)
+	spec.cwd, spec.user = st.cfg.Config.WorkingDir, st.cfg.Config.User
+	env := st.env()
+	for _, kv := range spec.env {
+		k, v, _ := strings.Cut(kv, "=")
+		env = setEnv(env, k, v)
+	}
+	spec.env = env
+	if !slices.ContainsFunc(spec.env, func(kv string) bool { return strings.HasPrefix(kv, "PATH=") }) {
+		spec.env = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, spec.env...)
 	}
 	skip := map[string]bool{}
-	for _, m := range instructions.GetMounts(c) {
-		switch m.Type {
-		case instructions.MountTypeCache:
-			id := m.CacheID
-			if id == "" {
-				id = m.Target
-			}
-			host := filepath.Join(b.mounts, fmt.Sprintf("%x", sha256.Sum256([]byte(id))))
-			if err := os.MkdirAll(host, 0o755); err != nil {
+	for _, m := range spec.mounts {
+		t := strings.TrimPrefix(path.Clean(m.Destination), "/")
+		p := filepath.Join(mp, t)
+		if fi, err := os.Stat(m.Source); err == nil && !fi.IsDir() {
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 				return nil, 0, err
 			}
-			st2.mounts = append(st2.mounts, specs.Mount{Destination: m.Target, Type: "bind", Source: host, Options: []string{"rbind", "rprivate"}})
-		case instructions.MountTypeTmpfs:
-			st2.mounts = append(st2.mounts, specs.Mount{Destination: m.Target, Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev"}})
-		default:
-			return nil, 0, usagef("RUN --mount=type=%s: cairn's builder supports type=cache and type=tmpfs", m.Type)
-		}
-		t := strings.TrimPrefix(path.Clean(m.Target), "/")
-		if err := os.MkdirAll(filepath.Join(mp, t), 0o755); err != nil {
+			if err := os.WriteFile(p, nil, 0o644); err != nil {
+				return nil, 0, err
+			}
+		} else if err := os.MkdirAll(p, 0o755); err != nil {
 			return nil, 0, err
 		}
 		skip[t] = true
@@ -1104,13 +1142,13 @@ func (b *builder) run(ctx context.Context, st *stage, c *instructions.RunCommand
 		return nil, 0, err
 	}
 	defer unmount(rootfs)
-	if err := bundle(dir, b.containerID(), st2); err != nil {
+	id := b.containerID()
+	if err := bundle(dir, id, spec); err != nil {
 		return nil, 0, err
 	}
-	id := b.containerID()
 	b.current = id
 	out := &lineWriter{emit: func(s string) {
-		b.out(s)
+		b.out(b.prefix + s)
 		b.tail = append(b.tail, s)
 		if len(b.tail) > 20 {
 			b.tail = b.tail[len(b.tail)-20:]

@@ -43,6 +43,12 @@ type buildRun struct {
 }
 
 func (m *module) Verbs() []engines.Verb {
+	verbs := append(m.dockerfileVerbs(), m.packerVerbs()...)
+	slices.SortFunc(verbs, func(a, b engines.Verb) int { return strings.Compare(a.Verb, b.Verb) })
+	return verbs
+}
+
+func (m *module) dockerfileVerbs() []engines.Verb {
 	return []engines.Verb{
 		{Spec: dsl.Spec{
 			Verb:    "build",
