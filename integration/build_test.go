@@ -87,6 +87,18 @@ type imageConfig struct {
 	} `json:"config"`
 }
 
+// digestID is the id (config digest) of an image of d's store.
+func digestID(t *testing.T, d *daemonProc, ref string) string {
+	t.Helper()
+	var img struct {
+		ID string `json:"Id"`
+	}
+	if err := json.Unmarshal([]byte(cliOK(t, d, "-o", "json", "image", "inspect", ref)), &img); err != nil || img.ID == "" {
+		t.Fatalf("image inspect %s: %v", ref, err)
+	}
+	return img.ID
+}
+
 func skopeoConfig(t *testing.T, d *daemonProc, name string) imageConfig {
 	t.Helper()
 	out, err := exec.Command("skopeo", "inspect", "--config", "--raw", "oci:"+filepath.Join(d.Data, "images")+":"+name).CombinedOutput()
@@ -225,6 +237,16 @@ func TestBuildBusybox(t *testing.T) {
 	tags := parseNDJSON[wireEvent](t, cliOK(t, d, "-o", "json", "events", "kind=image.tag"))
 	if len(tags) != 4 || tags[0].Data["target"] != "web:1" || tags[0].Data["build"] == "" {
 		t.Errorf("image.tag events: %+v", tags)
+	}
+	// audit who image/web:1: each version the tag named, and its build.
+	who := cliOK(t, d, "-o", "json", "audit", "who", "image/web:1")
+	type whoRow struct {
+		Kind  string `json:"kind"`
+		After string `json:"after"`
+	}
+	rows := parseNDJSON[whoRow](t, who)
+	if len(rows) != 2 || !strings.Contains(rows[0].After, `"build"`) || !strings.Contains(rows[0].After, digestID(t, d, "web:1")) {
+		t.Errorf("audit who image/web:1:\n%s", who)
 	}
 }
 

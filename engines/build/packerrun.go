@@ -30,6 +30,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/cairnhq/cairn/engines/build/packer"
+	"github.com/cairnhq/cairn/engines/runtime/image"
 	"github.com/cairnhq/cairn/internal/ascaller"
 	"github.com/cairnhq/cairn/journal"
 )
@@ -558,7 +559,10 @@ func (j *packerJob) postProcessor(ctx context.Context, b *builder, pb packer.Bui
 			tags = []string{"latest"}
 		}
 		for _, t := range tags {
-			name := pp.Repository + ":" + t
+			name, err := image.NormalizeName(pp.Repository + ":" + t)
+			if err != nil {
+				return a, fmt.Errorf("docker-tag: %w", err)
+			}
 			im, err := j.m.store.Tag(a.id, name)
 			if err != nil {
 				return a, err

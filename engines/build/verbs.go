@@ -17,6 +17,7 @@ import (
 	"github.com/cairnhq/cairn/client/wire"
 	"github.com/cairnhq/cairn/dsl"
 	"github.com/cairnhq/cairn/engines"
+	"github.com/cairnhq/cairn/engines/runtime/image"
 	"github.com/cairnhq/cairn/internal/ascaller"
 	"github.com/cairnhq/cairn/journal"
 )
@@ -151,7 +152,11 @@ func (m *module) options(r engines.Request) (Options, error) {
 		o.Dockerfile = filepath.Join(ctxDir, file)
 	}
 	for _, w := range st.Options["tag"] {
-		o.Tags = append(o.Tags, w.Text)
+		n, err := image.NormalizeName(w.Text)
+		if err != nil {
+			return o, engines.Errorf(wire.InvalidArgument, w, "tag=%s: %v", w.Text, err)
+		}
+		o.Tags = append(o.Tags, n)
 	}
 	if w, ok := st.Opt("target"); ok {
 		o.Target = w.Text

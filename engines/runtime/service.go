@@ -184,7 +184,8 @@ func (s *Service) find(ref string) (*entry, error) {
 // RecordTag journals image.tag for a name another engine gave an image of
 // the store (the build engine names what it built): image kinds are the
 // runtime's. build is the build's id, which audit readers follow to its
-// build.* events.
+// build.* events. The subject is image/NAME, so that `audit who
+// image/web:1` lists every version the tag named and the build behind it.
 func (s *Service) RecordTag(ctx context.Context, actor journal.Actor, id, target, build string) error {
-	return s.m.record(ctx, actor, "image.tag", id, map[string]any{"id": id, "target": target, "build": build})
+	return s.m.record(ctx, actor, "image.tag", "image/"+target, map[string]any{"id": id, "target": target, "build": build})
 }
