@@ -238,6 +238,22 @@ func TestBuildBusybox(t *testing.T) {
 	if len(tags) != 4 || tags[0].Data["target"] != "web:1" || tags[0].Data["build"] == "" {
 		t.Errorf("image.tag events: %+v", tags)
 	}
+	// build list and build show answer from the journal after a restart.
+	d.Stop()
+	d.Restart()
+	type listRow struct {
+		ID     string `json:"id"`
+		Status string `json:"status"`
+		Image  string `json:"image"`
+	}
+	list := parseNDJSON[listRow](t, cliOK(t, d, "-o", "json", "build", "list"))
+	if len(list) != 4 || list[0].Status != "done" || list[0].Image != digestID(t, d, "web:1") {
+		t.Errorf("build list after a restart: %+v", list)
+	}
+	if show := cliOK(t, d, "build", "show", list[0].ID); !strings.Contains(show, "COPY index.html /www/") || !strings.Contains(show, "sha256:") {
+		t.Errorf("build show after a restart:\n%s", show)
+	}
+
 	// audit who image/web:1: each version the tag named, and its build.
 	who := cliOK(t, d, "-o", "json", "audit", "who", "image/web:1")
 	type whoRow struct {
