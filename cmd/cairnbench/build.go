@@ -93,7 +93,9 @@ func runBuild(ctx context.Context, b *bench) error {
 	if err := os.MkdirAll(ctxDir, 0o755); err != nil {
 		return err
 	}
-	write := func(name, content string) error { return os.WriteFile(filepath.Join(ctxDir, name), []byte(content), 0o644) }
+	write := func(name, content string) error {
+		return os.WriteFile(filepath.Join(ctxDir, name), []byte(content), 0o644)
+	}
 	if err := write("Dockerfile", benchDockerfile); err != nil {
 		return err
 	}

@@ -132,10 +132,14 @@ func (p *hclParser) ctx() *hcl.EvalContext {
 	fns := maps.Clone(hclfuncs.Functions())
 	now := p.in.Now
 	fns["timestamp"] = function.New(&function.Spec{Type: function.StaticReturnType(cty.String),
-		Impl: func([]cty.Value, cty.Type) (cty.Value, error) { return cty.StringVal(now.UTC().Format("2006-01-02T15:04:05Z")), nil }})
+		Impl: func([]cty.Value, cty.Type) (cty.Value, error) {
+			return cty.StringVal(now.UTC().Format("2006-01-02T15:04:05Z")), nil
+		}})
 	env := p.in.Env
 	fns["env"] = function.New(&function.Spec{Params: []function.Parameter{{Name: "name", Type: cty.String}}, Type: function.StaticReturnType(cty.String),
-		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) { return cty.StringVal(env[args[0].AsString()]), nil }})
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			return cty.StringVal(env[args[0].AsString()]), nil
+		}})
 	dir := filepath.Dir(p.t.Path)
 	return &hcl.EvalContext{Functions: fns, Variables: map[string]cty.Value{
 		"var":   cty.ObjectVal(p.vars),

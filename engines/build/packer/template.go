@@ -18,7 +18,7 @@ type Template struct {
 	// Path is the template's file.
 	Path string
 	// Format is "json" or "hcl2".
-	Format         string
+	Format   string
 	Builders []Builder
 	// Variables are the variables' values, as resolved.
 	Variables map[string]string
