@@ -697,3 +697,27 @@ func sha256File(t *testing.T, path string) string {
 	}
 	return fmt.Sprintf("%x", sha256.Sum256(raw))
 }
+
+func TestBuildFromLayoutAndNetwork(t *testing.T) {
+	d := buildDaemon(t)
+	lay := filepath.Join(t.TempDir(), "layout")
+	if out, err := exec.Command("skopeo", "copy", "oci:"+filepath.Join(d.Data, "images")+":busybox:latest", "oci:"+lay+":bb").CombinedOutput(); err != nil {
+		t.Fatalf("skopeo copy: %v\n%s", err, out)
+	}
+	dir := writeContext(t, map[string]string{"Dockerfile": "FROM oci-layout://" + lay + ":bb\nRUN ls /sys/class/net > /nets\n"})
+	build(t, d, dir, "tag=netnone")
+	// RUN steps have no network by default: their own namespace, lo only.
+	if got := runIn(t, d, "netnone", "cat", "/nets"); got != "lo\n" {
+		t.Errorf("RUN's network by default: %q, want lo only", got)
+	}
+	// network=host: the host's interfaces.
+	build(t, d, dir, "tag=nethost", "network=host", "no-cache")
+	got := runIn(t, d, "nethost", "cat", "/nets")
+	if !strings.Contains(got, "lo\n") || len(strings.Fields(got)) < 2 {
+		t.Errorf("network=host: RUN saw %q", got)
+	}
+	_, stderr, code := cli(t, d, "build", dir, "network=bridge")
+	if code != 2 || !strings.Contains(stderr, "network=bridge: RUN steps' network is none or host") {
+		t.Errorf("network=bridge: exit %d %s", code, stderr)
+	}
+}

@@ -20,6 +20,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -112,6 +113,9 @@ type builder struct {
 	tail    []string
 	current string // the step's container id, for cancel
 	prefix  string // put before each output line of a step (Packer's "    NAME: ")
+	// asCaller does host file work with the caller's credentials
+	// (internal/ascaller); nil does it as the daemon.
+	callerDo func(func() error) error
 }
 
 // stage is a stage being built: its image so far.
@@ -361,6 +365,20 @@ func (b *builder) baseStage(base string, i int, name string) (*stage, error) {
 		st.name = strconv.Itoa(i)
 	}
 	switch {
+	case strings.HasPrefix(base, "oci-layout://"):
+		img, err := b.layoutImage(strings.TrimPrefix(base, "oci-layout://"))
+		if err != nil {
+			return nil, &StepError{Step: b.n, Instruction: "FROM " + base, Err: err}
+		}
+		d, err := img.Digest()
+		if err != nil {
+			return nil, err
+		}
+		cfg, err := img.ConfigFile()
+		if err != nil {
+			return nil, fmt.Errorf("FROM %s: %w", base, err)
+		}
+		st.img, st.digest, st.cfg = img, d.String(), cfg.DeepCopy()
 	case base == "scratch":
 		st.img = emptyBase()
 		st.cfg = &v1.ConfigFile{Architecture: runtime.GOARCH, OS: "linux", RootFS: v1.RootFS{Type: "layers"}}
@@ -388,6 +406,59 @@ func (b *builder) baseStage(base string, i int, name string) (*stage, error) {
 	st.cfg.Created = v1.Time{Time: b.epoch}
 	st.cfg.Container = ""
 	return st, nil
+}
+
+// layoutImage reads FROM oci-layout:///DIR[:TAG]: the image of the OCI
+// layout DIR whose ref name is TAG (or its only image). The caller must be
+// able to read the layout's index and every blob of the image: each is
+// opened as the caller first.
+func (b *builder) layoutImage(ref string) (v1.Image, error) {
+	dir, tag := ref, ""
+	if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
+		dir, tag = ref[:i], ref[i+1:]
+	}
+	if !filepath.IsAbs(dir) {
+		return nil, fmt.Errorf("oci-layout://%s: give the layout's absolute path (oci-layout:///DIR:TAG)", ref)
+	}
+	var img v1.Image
+	err := b.asCaller(func() error {
+		idx, err := layout.ImageIndexFromPath(dir)
+		if err != nil {
+			return err
+		}
+		m, err := idx.IndexManifest()
+		if err != nil {
+			return err
+		}
+		var found []v1.Descriptor
+		for _, d := range m.Manifests {
+			if tag == "" || d.Annotations["org.opencontainers.image.ref.name"] == tag {
+				found = append(found, d)
+			}
+		}
+		if len(found) != 1 {
+			return fmt.Errorf("%d images named %q in the layout (give :TAG, the ref name of one)", len(found), tag)
+		}
+		if img, err = idx.Image(found[0].Digest); err != nil {
+			return err
+		}
+		mf, err := img.Manifest()
+		if err != nil {
+			return err
+		}
+		for _, d := range append([]v1.Descriptor{mf.Config}, mf.Layers...) {
+			f, err := os.Open(filepath.Join(dir, "blobs", d.Digest.Algorithm, d.Digest.Hex))
+			if err != nil {
+				return err
+			}
+			f.Close()
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("oci-layout://%s: %w", ref, err)
+	}
+	return img, nil
 }
 
 // step runs one instruction: from the cache when its key is there.
@@ -1173,6 +1244,13 @@ func (b *builder) runContainer(ctx context.Context, st *stage, spec stepSpec) (*
 	}
 	l, err := lw.finish()
 	return l, 0, err
+}
+
+func (b *builder) asCaller(fn func() error) error {
+	if b.callerDo == nil {
+		return fn()
+	}
+	return b.callerDo(fn)
 }
 
 func (b *builder) containerID() string { return fmt.Sprintf("build-%s-%d", b.id, b.n) }

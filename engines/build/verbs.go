@@ -276,7 +276,8 @@ func (m *module) runBuild(ctx context.Context, r engines.Request) error {
 	}
 	defer os.RemoveAll(work)
 	b := &builder{id: id, opt: opt, df: df, store: m.store, runc: m.runc, work: work, cache: filepath.Join(m.dir, "cache"),
-		mounts: filepath.Join(m.dir, "mounts"), epoch: epoch, out: out, ctxSrc: ctxSrc}
+		mounts: filepath.Join(m.dir, "mounts"), epoch: epoch, out: out, ctxSrc: ctxSrc,
+		callerDo: func(fn func() error) error { return ascaller.Do(cred, fn) }}
 	b.onStep = func(s Step) {
 		run.mu.Lock()
 		run.steps = append(run.steps, s)
