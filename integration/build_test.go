@@ -302,7 +302,7 @@ RUN exit 7
 FROM busybox
 COPY --from=builder /app-2/out /app-2/where /result/
 COPY . /ctx/
-LABEL stage=final
+LABEL stage=final extra=$NOPE
 `,
 		"keep.txt":      "kept\n",
 		"secret.txt":    "must not be copied\n",
@@ -313,6 +313,9 @@ LABEL stage=final
 	out, _ := build(t, d, dir, "tag=multi", "build-arg.VERSION=2", "build-arg.UNUSED=x")
 	if strings.Contains(out, "exit 7") {
 		t.Errorf("an unneeded stage was built:\n%s", out)
+	}
+	if !strings.Contains(out, "[Warning] UndefinedVar: Usage of undefined variable '$NOPE' (Dockerfile:18)") {
+		t.Errorf("no warning for an undefined variable:\n%s", out)
 	}
 	if !strings.Contains(out, "[Warning] One or more build-args [UNUSED] were not consumed") {
 		t.Errorf("no warning for an unused build arg:\n%s", out)

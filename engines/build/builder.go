@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -141,10 +142,21 @@ func (st *stage) env() []string {
 
 // expander expands words with the stage's ENV and ARGs as Docker does.
 func (b *builder) expander(st *stage) instructions.SingleWordExpander {
+	return b.expanderNoting(st, nil)
+}
+
+// expanderNoting is expander that also notes the variables a word used
+// that neither ENV nor ARG defines (BuildKit's UndefinedVar warning).
+func (b *builder) expanderNoting(st *stage, undefined map[string]bool) instructions.SingleWordExpander {
 	env := shell.EnvsFromSlice(st.env())
 	return func(word string) (string, error) {
-		s, _, err := b.lex.ProcessWord(word, env)
-		return s, err
+		res, err := b.lex.ProcessWordWithMatches(word, env)
+		for name := range res.Unmatched {
+			if undefined != nil {
+				undefined[name] = true
+			}
+		}
+		return res.Result, err
 	}
 }
 
@@ -464,10 +476,18 @@ func (b *builder) layoutImage(ref string) (v1.Image, error) {
 // step runs one instruction: from the cache when its key is there.
 func (b *builder) step(ctx context.Context, st *stage, c instructions.Command, meta []arg) error {
 	start := time.Now()
+	undefined := map[string]bool{}
 	if ex, ok := c.(instructions.SupportsSingleWordExpansion); ok {
-		if err := ex.Expand(b.expander(st)); err != nil {
+		if err := ex.Expand(b.expanderNoting(st, undefined)); err != nil {
 			return b.syntax(c.Location(), err)
 		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(undefined)) {
+		line := 0
+		if loc := c.Location(); len(loc) > 0 {
+			line = loc[0].Start.Line
+		}
+		b.out(fmt.Sprintf("[Warning] UndefinedVar: Usage of undefined variable '$%s' (%s:%d)", name, b.df.Name, line))
 	}
 	if ex, ok := c.(instructions.SupportsSingleWordExpansionRaw); ok {
 		if err := ex.ExpandRaw(b.expander(st)); err != nil {
