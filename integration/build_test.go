@@ -724,3 +724,47 @@ func TestBuildFromLayoutAndNetwork(t *testing.T) {
 		t.Errorf("network=bridge: exit %d %s", code, stderr)
 	}
 }
+
+// TestBuildContextReadAsCaller: a caller granted build reads its context
+// with its own permissions: a Dockerfile or a context file it cannot
+// read is refused, a readable context builds.
+func TestBuildContextReadAsCaller(t *testing.T) {
+	requireRootForUsers(t)
+	requireRuntime(t)
+	policy := filepath.Join(t.TempDir(), "policy.cel")
+	os.WriteFile(policy, []byte(`allow actor.uid == 65534 && verb.startsWith("build")`+"\n"), 0o644)
+	n := 20 + int(time.Now().UnixNano()%200)
+	d := startGroupDaemon(t, withFlags("--policy", policy, "--runtime-bridge", fmt.Sprintf("cairnu%d", n), "--runtime-subnet", fmt.Sprintf("10.93.%d.0/24", n)))
+	importBusybox(t, d, nil)
+	mkctx := func(files map[string]string) string {
+		dir, err := os.MkdirTemp("", "cairn-buildctx-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		os.Chmod(dir, 0o755)
+		for name, content := range files {
+			os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644)
+		}
+		return dir
+	}
+	ok := mkctx(map[string]string{"Dockerfile": "FROM busybox\nCOPY . /ctx/\n", "a.txt": "a\n"})
+	if out, errOut, code := userCLI(t, d, "build", ok, "tag=mine"); code != 0 {
+		t.Fatalf("a readable context as uid %d: exit %d\n%s%s", testUID, code, out, errOut)
+	}
+
+	secret := mkctx(map[string]string{"Dockerfile": "FROM busybox\nCOPY . /ctx/\n", "shadow": "root:$6$secret\n"})
+	os.Chmod(filepath.Join(secret, "shadow"), 0o600)
+	out, errOut, code := userCLI(t, d, "build", secret, "tag=stolen")
+	if code == 0 || !strings.Contains(errOut, "permission denied") || !strings.Contains(errOut, "it is read as you") {
+		t.Errorf("a context with a 0600 root file as uid %d: exit %d\n%s%s", testUID, code, out, errOut)
+	}
+	hidden := mkctx(map[string]string{"Dockerfile": "FROM busybox\n"})
+	os.Chmod(filepath.Join(hidden, "Dockerfile"), 0o600)
+	if _, errOut, code := userCLI(t, d, "build", hidden); code != 2 || !strings.Contains(errOut, "permission denied") {
+		t.Errorf("an unreadable Dockerfile as uid %d: exit %d %s", testUID, code, errOut)
+	}
+	if _, _, code := cli(t, d, "image", "inspect", "stolen"); code == 0 {
+		t.Error("the refused build tagged its image")
+	}
+}
