@@ -533,12 +533,14 @@ const packerJSON = `{
     {"type": "file", "source": "motd", "destination": "/etc/motd"},
     {"type": "shell", "inline": ["echo \"$GREETING\" > /greeting", "echo provisioned"], "environment_vars": ["GREETING=hello there"]},
     {"type": "shell-local", "inline": ["touch $PACKER_BUILD_NAME.ready", "i=0; while [ ! -e a.ready ] || [ ! -e b.ready ]; do i=$((i+1)); [ $i -gt 600 ] && exit 9; sleep 0.1; done"], "only": ["a", "b"]},
-    {"type": "shell", "inline": ["exit 1"], "only": ["amazon-ebs"]}
+    {"type": "shell", "inline": ["exit 1"], "only": ["amazon-ebs"]},
+    {"type": "file", "direction": "download", "source": "/greeting", "destination": "downloaded.txt", "only": ["a"]}
   ],
   "post-processors": [
     [{"type": "docker-tag", "repository": "web", "tags": ["{{user ` + "`version`" + `}}"], "only": ["a"]}],
     {"type": "manifest", "output": "packer-manifest.json"},
-    {"type": "checksum", "checksum_types": ["sha256"], "output": "{{.BuildName}}.{{.ChecksumType}}"}
+    {"type": "checksum", "checksum_types": ["sha256"], "output": "{{.BuildName}}.{{.ChecksumType}}"},
+    [{"type": "compress", "output": "{{.BuildName}}.tar.gz", "only": ["a"]}, {"type": "shell-local", "inline": ["tar tzf a.tar.gz > compressed.txt"], "only": ["a"]}]
   ]
 }`
 
@@ -653,6 +655,14 @@ func TestBuildPacker(t *testing.T) {
 	sum := sha256File(t, filepath.Join(dir, "a-1.0.tar"))
 	if got, _ := os.ReadFile(filepath.Join(dir, "a.sha256")); string(got) != sum+"\ta-1.0.tar\n" {
 		t.Errorf("a.sha256 = %q, want %q", got, sum+"\ta-1.0.tar\n")
+	}
+
+	// file download, and a chain: compress, then shell-local on its file.
+	if got, _ := os.ReadFile(filepath.Join(dir, "downloaded.txt")); string(got) != "hello there\n" {
+		t.Errorf("file download wrote %q", got)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "compressed.txt")); string(got) != "a-1.0.tar\n" {
+		t.Errorf("compress then shell-local: the tar.gz lists %q", got)
 	}
 
 	// The HCL2 template builds the same image content.
