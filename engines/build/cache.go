@@ -44,9 +44,21 @@ func (b *builder) lookup(key string) (v1.Image, string, bool) {
 }
 
 // store0 records a cache entry (best effort: a lost entry is a miss).
+// The entry is written whole to a file of its own, then renamed, so two
+// builds recording the same key at once each leave a whole entry.
 func (b *builder) store0(key, digest string) {
-	tmp := filepath.Join(b.cache, key+".tmp")
-	if err := os.WriteFile(tmp, []byte(digest+"\n"), 0o600); err == nil {
-		_ = os.Rename(tmp, filepath.Join(b.cache, key))
+	f, err := os.CreateTemp(b.cache, key+".tmp-*")
+	if err != nil {
+		return
+	}
+	_, err = f.WriteString(digest + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), filepath.Join(b.cache, key))
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
 	}
 }
