@@ -33,7 +33,7 @@ func upperDir(t *testing.T, mtime time.Time) string {
 	must(os.WriteFile(filepath.Join(dir, "etc/app/conf"), []byte("x=1\n"), 0o640))
 	must(os.Link(filepath.Join(dir, "etc/app/conf"), filepath.Join(dir, "etc/app/conf.bak")))
 	must(os.Symlink("app/conf", filepath.Join(dir, "etc/current")))
-	must(unix.Mknod(filepath.Join(dir, "etc/doomed"), unix.S_IFCHR|0o000, 0))
+	must(unix.Mknod(filepath.Join(dir, "etc/doomed"), unix.S_IFCHR, 0))
 	must(os.Mkdir(filepath.Join(dir, "var"), 0o755))
 	must(unix.Setxattr(filepath.Join(dir, "var"), "trusted.overlay.opaque", []byte("y"), 0))
 	must(os.Mkdir(filepath.Join(dir, "proc"), 0o755)) // a mount point, skipped
