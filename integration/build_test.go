@@ -527,7 +527,7 @@ const packerJSON = `{
     {"type": "googlecompute", "project_id": "web", "source_image": "debian-12", "zone": "us-central1-a"},
     {"type": "docker", "name": "a", "image": "busybox", "commit": true, "export_path": "a-{{user ` + "`version`" + `}}.tar",
      "changes": ["CMD [\"cat\", \"/etc/motd\"]", "EXPOSE 80", "LABEL version={{user ` + "`version`" + `}}"]},
-    {"type": "docker", "name": "b", "image": "busybox", "commit": true, "export_path": "b.tar"}
+    {"type": "docker", "name": "b", "image": "busybox", "commit": true, "export_path": "b.tar", "run_command": ["-d", "-i", "-t", "{{.Image}}", "/bin/sh"]}
   ],
   "provisioners": [
     {"type": "file", "source": "motd", "destination": "/etc/motd"},
@@ -610,7 +610,7 @@ func TestBuildPacker(t *testing.T) {
 	// Packer writes relative outputs (export_path, manifest, checksum)
 	// in its working directory: the CLI's, here the template's.
 	out := cliInDir(t, d, dir, "build", "packer", "web.json", "except=amazon-ebs,googlecompute")
-	for _, want := range []string{"==> a: Uploading motd => /etc/motd", "    a: provisioned", "    b: provisioned", "==> a: Tagged sha256:", "==> Builds finished."} {
+	for _, want := range []string{"==> b: warning: run_command is ignored here", "==> a: Uploading motd => /etc/motd", "    a: provisioned", "    b: provisioned", "==> a: Tagged sha256:", "==> Builds finished."} {
 		if !strings.Contains(out, want) {
 			t.Errorf("packer build output lacks %q:\n%s", want, out)
 		}
