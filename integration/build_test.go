@@ -276,7 +276,10 @@ func TestBuildMultiStageArgsIgnoreHeredocOnbuild(t *testing.T) {
 		t.Errorf("the base's OnBuild = %q", c.Config.OnBuild)
 	}
 	child := writeContext(t, map[string]string{"Dockerfile": "FROM onbase\nRUN cat /triggered /from-trigger > /both\n", "trigger.txt": "from the child's context\n"})
-	build(t, d, child, "tag=onchild")
+	out, _ := build(t, d, child, "tag=onchild")
+	if !strings.Contains(out, "STEP 1/4: FROM onbase\nSTEP 2/4: COPY trigger.txt /from-trigger\n") {
+		t.Errorf("the triggers are not steps 2 and 3 of 4:\n%s", out)
+	}
 	if got := runIn(t, d, "onchild", "cat", "/both"); got != "triggered\nfrom the child's context\n" {
 		t.Errorf("ONBUILD triggers gave %q", got)
 	}
@@ -310,7 +313,7 @@ LABEL stage=final extra=$NOPE
 		".dockerignore": "secret.txt\nlogs\n",
 	})
 	// The broken stage is not needed by the final one, so it never runs.
-	out, _ := build(t, d, dir, "tag=multi", "build-arg.VERSION=2", "build-arg.UNUSED=x")
+	out, _ = build(t, d, dir, "tag=multi", "build-arg.VERSION=2", "build-arg.UNUSED=x")
 	if strings.Contains(out, "exit 7") {
 		t.Errorf("an unneeded stage was built:\n%s", out)
 	}

@@ -323,11 +323,15 @@ func (b *builder) runStage(ctx context.Context, i int, meta []arg) (*stage, erro
 	if err != nil {
 		return nil, b.syntax(s.Location, err)
 	}
-	b.out(fmt.Sprintf("STEP %d/%d: %s", b.n, b.total, s.SourceCode))
 	st, err := b.baseStage(base, i, s.Name)
 	if err != nil {
+		b.out(fmt.Sprintf("STEP %d/%d: %s", b.n, b.total, s.SourceCode))
 		return nil, err
 	}
+	// The base's ONBUILD triggers are steps of this build too: counted
+	// before the first STEP line, so n/m never changes its m.
+	b.total += len(st.cfg.Config.OnBuild)
+	b.out(fmt.Sprintf("STEP %d/%d: %s", b.n, b.total, s.SourceCode))
 	b.steps = append(b.steps, Step{N: b.n, Stage: st.name, Instruction: "FROM " + base, Cached: true})
 	cmds := s.Commands
 	// ONBUILD triggers of the base run first, as Docker runs them, and are
@@ -346,7 +350,6 @@ func (b *builder) runStage(ctx context.Context, i int, meta []arg) (*stage, erro
 			}
 			pre = append(pre, c)
 		}
-		b.total += len(pre)
 		cmds = append(pre, cmds...)
 	}
 	for _, c := range cmds {
