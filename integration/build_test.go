@@ -234,6 +234,10 @@ func TestBuildBusybox(t *testing.T) {
 	if kinds["build.start"] != 4 || kinds["build.done"] != 4 || kinds["build.step"] != 4*5 {
 		t.Errorf("build events: %v", kinds)
 	}
+	start := evs[0].Data
+	if !strings.HasPrefix(fmt.Sprint(start["context_digest"]), "sha256:") || fmt.Sprint(start["dockerfile_digest"]) != fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(busyboxDockerfile))) {
+		t.Errorf("build.start: %v", start)
+	}
 	tags := parseNDJSON[wireEvent](t, cliOK(t, d, "-o", "json", "events", "kind=image.tag"))
 	if len(tags) != 4 || tags[0].Data["target"] != "web:1" || tags[0].Data["build"] == "" {
 		t.Errorf("image.tag events: %+v", tags)
@@ -313,15 +317,19 @@ LABEL stage=final extra=$NOPE
 		".dockerignore": "secret.txt\nlogs\n",
 	})
 	// The broken stage is not needed by the final one, so it never runs.
-	out, _ = build(t, d, dir, "tag=multi", "build-arg.VERSION=2", "build-arg.UNUSED=x")
+	out, _ = build(t, d, dir, "tag=multi", "build-arg.VERSION=2", "build-arg.UNUSED=x", "build-arg.DB_PASSWORD=hunter2")
 	if strings.Contains(out, "exit 7") {
 		t.Errorf("an unneeded stage was built:\n%s", out)
 	}
 	if !strings.Contains(out, "[Warning] UndefinedVar: Usage of undefined variable '$NOPE' (Dockerfile:18)") {
 		t.Errorf("no warning for an undefined variable:\n%s", out)
 	}
-	if !strings.Contains(out, "[Warning] One or more build-args [UNUSED] were not consumed") {
+	if !strings.Contains(out, "[Warning] One or more build-args [DB_PASSWORD UNUSED] were not consumed") {
 		t.Errorf("no warning for an unused build arg:\n%s", out)
+	}
+	// A build arg whose name says secret is not recorded.
+	if starts := cliOK(t, d, "-o", "json", "events", "kind=build.start"); strings.Contains(starts, "hunter2") || !strings.Contains(starts, `"DB_PASSWORD":"<redacted>"`) {
+		t.Errorf("build.start records a password build arg:\n%s", starts)
 	}
 	if got := runIn(t, d, "multi", "cat", "/result/out", "/result/where"); got != "version 2\nheredoc line two\n/app-2\n" {
 		t.Errorf("COPY --from=builder gave %q", got)
@@ -524,7 +532,7 @@ RUN id -u > /tmp/uid && pwd > /tmp/pwd
 // provisioners wait for each other — they finish only if the builds run
 // in parallel, as Packer runs them.
 const packerJSON = `{
-  "variables": {"version": "1.0", "aws_region": "us-east-1"},
+  "variables": {"version": "1.0", "aws_region": "us-east-1", "api_token": "t0ps3cret"},
   "builders": [
     {"type": "amazon-ebs", "region": "{{user ` + "`aws_region`" + `}}", "source_ami": "ami-0abc", "instance_type": "t2.micro", "ssh_username": "ubuntu", "ami_name": "web {{timestamp}}"},
     {"type": "googlecompute", "project_id": "web", "source_image": "debian-12", "zone": "us-central1-a"},
@@ -688,6 +696,16 @@ func TestBuildPacker(t *testing.T) {
 	evs := parseNDJSON[wireEvent](t, cliOK(t, d, "-o", "json", "events", "kind=build.done"))
 	if len(evs) != 3 {
 		t.Errorf("%d build.done events, want 3 (a, b, docker.a)", len(evs))
+	}
+	starts := parseNDJSON[wireEvent](t, cliOK(t, d, "-o", "json", "events", "kind=build.start"))
+	if len(starts) != 3 || !strings.HasPrefix(fmt.Sprint(starts[0].Data["template_digest"]), "sha256:") {
+		t.Fatalf("build.start events: %+v", starts)
+	}
+	if vars, _ := starts[0].Data["variables"].(map[string]any); vars["api_token"] != "<redacted>" || vars["version"] != "1.0" {
+		t.Errorf("build.start variables: %v", starts[0].Data["variables"])
+	}
+	if raw, _ := json.Marshal(starts); strings.Contains(string(raw), "t0ps3cret") {
+		t.Error("a secret variable's value is in the journal")
 	}
 }
 

@@ -293,10 +293,14 @@ func (b *builder) Run(ctx context.Context) (v1.Image, error) {
 		b.stages[i] = st
 		last = st
 	}
-	for k := range b.opt.Args {
+	var unused []string
+	for _, k := range slices.Sorted(maps.Keys(b.opt.Args)) {
 		if !b.used[k] && k != "SOURCE_DATE_EPOCH" {
-			b.out(fmt.Sprintf("[Warning] One or more build-args [%s] were not consumed", k))
+			unused = append(unused, k)
 		}
+	}
+	if len(unused) > 0 {
+		b.out(fmt.Sprintf("[Warning] One or more build-args [%s] were not consumed", strings.Join(unused, " ")))
 	}
 	if len(b.opt.Labels) > 0 {
 		cfg := last.cfg.DeepCopy()

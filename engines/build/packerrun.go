@@ -74,7 +74,8 @@ func (j *packerJob) runPackerBuild(ctx context.Context, pb packer.Builder) error
 	m.mu.Unlock()
 	say := func(format string, a ...any) { j.line("==> " + pb.Name + ": " + fmt.Sprintf(format, a...)) }
 	if err := m.record(ctx, j.actor, "build.start", "build/"+id, map[string]any{
-		"id": id, "packer": j.tmpl.Path, "format": j.tmpl.Format, "builder": pb.Name, "builder_type": pb.Type, "image": pb.Image,
+		"id": id, "packer": j.tmpl.Path, "template_digest": j.tmpl.Digest, "format": j.tmpl.Format, "builder": pb.Name, "builder_type": pb.Type, "image": pb.Image,
+		"variables": j.tmpl.Redacted(),
 	}); err != nil {
 		return err
 	}

@@ -237,6 +237,11 @@ func (m *module) runBuild(ctx context.Context, r engines.Request) error {
 		}
 	}
 
+	ctxDigest, err := listingDigest(ctxSrc)
+	if err != nil {
+		return wire.Errorf(wire.InvalidArgument, "build: the context %s: %v", opt.Context, err)
+	}
+
 	id := newID()
 	bctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -255,7 +260,7 @@ func (m *module) runBuild(ctx context.Context, r engines.Request) error {
 		args[k] = v
 	}
 	if err := m.record(ctx, actor, "build.start", "build/"+id, map[string]any{
-		"id": id, "context": opt.Context, "dockerfile": rel, "dockerfile_digest": df.Digest, "args": args,
+		"id": id, "context": opt.Context, "context_digest": ctxDigest, "dockerfile": rel, "dockerfile_digest": df.Digest, "args": args,
 		"target": opt.Target, "tags": opt.Tags, "no_cache": opt.NoCache, "network": opt.Network,
 	}); err != nil {
 		return err

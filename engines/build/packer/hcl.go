@@ -1,6 +1,7 @@
 package packer
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"maps"
 	"os"
@@ -47,11 +48,13 @@ func ParseHCL(file string, in Inputs) (*Template, error) {
 	}
 	var bodies []*hclsyntax.Body
 	var diags hcl.Diagnostics
+	sum := sha256.New()
 	for _, f := range files {
 		src, err := os.ReadFile(f)
 		if err != nil {
 			return nil, err
 		}
+		sum.Write(src)
 		hf, d := hclsyntax.ParseConfig(src, f, hcl.InitialPos)
 		diags = append(diags, d...)
 		if hf != nil {
@@ -61,7 +64,7 @@ func ParseHCL(file string, in Inputs) (*Template, error) {
 	if diags.HasErrors() {
 		return nil, diagError(diags)
 	}
-	p := &hclParser{in: in, t: &Template{Path: file, Format: "hcl2", Variables: map[string]string{}},
+	p := &hclParser{in: in, t: &Template{Path: file, Format: "hcl2", Variables: map[string]string{}, Digest: fmt.Sprintf("sha256:%x", sum.Sum(nil))},
 		vars: map[string]cty.Value{}, locals: map[string]cty.Value{}, sources: map[string]*hcl.Block{}}
 	var contents []*hcl.BodyContent
 	for _, b := range bodies {
@@ -217,6 +220,11 @@ func (p *hclParser) variables(contents []*hcl.BodyContent) error {
 				v = cv
 			}
 			p.vars[name] = v
+			if a, ok := attrs["sensitive"]; ok {
+				if sv, d := a.Expr.Value(nil); !d.HasErrors() && sv.Type() == cty.Bool && sv.True() {
+					p.t.Sensitive = append(p.t.Sensitive, name)
+				}
+			}
 			if s, err := convert.Convert(v, cty.String); err == nil && !s.IsNull() {
 				p.t.Variables[name] = s.AsString()
 			}

@@ -2,6 +2,7 @@ package packer
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,7 +47,7 @@ func ParseJSON(file string, src []byte, in Inputs) (*Template, error) {
 	if err := dec.Decode(&jt); err != nil {
 		return nil, jsonError(file, src, err)
 	}
-	t := &Template{Path: file, Format: "json", Variables: map[string]string{}}
+	t := &Template{Path: file, Format: "json", Variables: map[string]string{}, Digest: fmt.Sprintf("sha256:%x", sha256.Sum256(src)), Sensitive: jt.SensitiveVariables}
 	values := map[string]string{}
 	for _, vf := range in.VarFiles {
 		raw, err := os.ReadFile(vf)

@@ -18,8 +18,14 @@ type Template struct {
 	// Path is the template's file.
 	Path string
 	// Format is "json" or "hcl2".
-	Format   string
-	Builders []Builder
+	Format string
+	// Digest is the sha256 of the template's bytes (of its files in name
+	// order, for a directory).
+	Digest string
+	// Sensitive names the variables whose values are not recorded
+	// (JSON's sensitive-variables, HCL2's sensitive = true).
+	Sensitive []string
+	Builders  []Builder
 	// Variables are the variables' values, as resolved.
 	Variables map[string]string
 	// Warnings are Packer's warnings: values given for no variable.
@@ -151,4 +157,18 @@ func Applies(only, except []string, name, typ string) bool {
 		return false
 	}
 	return !in(except)
+}
+
+// Redacted are the variables' values with the sensitive ones (and those
+// whose names say secret, password, token or key) replaced, for the record.
+func (t *Template) Redacted() map[string]any {
+	out := map[string]any{}
+	for k, v := range t.Variables {
+		lk := strings.ToLower(k)
+		if slices.Contains(t.Sensitive, k) || strings.Contains(lk, "secret") || strings.Contains(lk, "password") || strings.Contains(lk, "token") || strings.Contains(lk, "key") {
+			v = "<redacted>"
+		}
+		out[k] = v
+	}
+	return out
 }
