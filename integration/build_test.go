@@ -24,8 +24,28 @@ func buildDaemon(t *testing.T) *daemonProc {
 	t.Helper()
 	requireRuntime(t, "skopeo", "umoci")
 	d, _ := containerDaemon(t, "cairnb", "10.91", nil)
+	// What a build cut short by a failed test may leave (the daemon
+	// removes it at its next start, but this one will not start again):
+	// step containers and rootfs mounts. Registered after the daemon's
+	// own cleanup, so it runs first.
+	t.Cleanup(func() { buildLeftovers(d) })
 	importBusybox(t, d, map[string]string{"etc/doomed": "delete me\n"})
 	return d
+}
+
+func buildLeftovers(d *daemonProc) {
+	root := filepath.Join(d.Data, "build", "runc")
+	ents, _ := os.ReadDir(root)
+	for _, e := range ents {
+		exec.Command("runc", "--root", root, "delete", "--force", e.Name()).Run()
+	}
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, line := range strings.Split(string(mi), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[4], filepath.Join(d.Data, "build")+"/") {
+			exec.Command("umount", "-l", f[4]).Run()
+		}
+	}
 }
 
 // writeContext writes files (path → content; a value starting with
