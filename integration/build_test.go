@@ -640,6 +640,13 @@ func TestBuildPacker(t *testing.T) {
 
 	// Packer writes relative outputs (export_path, manifest, checksum)
 	// in its working directory: the CLI's, here the template's.
+	insp := cliOK(t, d, "build", "packer", "inspect", tmpl)
+	for _, want := range []string{"Packer Inspect: JSON mode", `  api_token = "<redacted>"`, "  amazon-ebs (amazon-ebs) (cannot run here: leave it out with except=)", "  a (docker)",
+		"    provisioner shell-local only=a,b", "    post-processors compress only=a -> shell-local only=a"} {
+		if !strings.Contains(insp, want+"\n") {
+			t.Errorf("packer inspect lacks %q:\n%s", want, insp)
+		}
+	}
 	out := cliInDir(t, d, dir, "build", "packer", "web.json", "except=amazon-ebs,googlecompute")
 	for _, want := range []string{"==> b: warning: run_command is ignored here", "==> a: Uploading motd => /etc/motd", "    a: provisioned", "    b: provisioned", "==> a: Tagged sha256:", "==> Builds finished."} {
 		if !strings.Contains(out, want) {

@@ -3,6 +3,7 @@ package build
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -159,14 +160,9 @@ func (m *module) runPackerInspect(ctx context.Context, r engines.Request) error 
 		return err
 	}
 	lines := []string{fmt.Sprintf("Packer Inspect: %s mode", strings.ToUpper(t.Format)), "", "Variables:"}
-	for _, k := range slices.Sorted(func(yield func(string) bool) {
-		for k := range t.Variables {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
-		lines = append(lines, fmt.Sprintf("  %s = %q", k, t.Variables[k]))
+	vars := t.Redacted()
+	for _, k := range slices.Sorted(maps.Keys(vars)) {
+		lines = append(lines, fmt.Sprintf("  %s = %q", k, vars[k]))
 	}
 	lines = append(lines, "", "Builds:")
 	for _, b := range t.Builders {

@@ -148,3 +148,15 @@ func TestParseHCL(t *testing.T) {
 		t.Errorf("a syntax error: %v", err)
 	}
 }
+
+// TestOCIBuilder: the oci builder reads the docker builder's fields.
+func TestOCIBuilder(t *testing.T) {
+	tm, err := ParseJSON("t.json", []byte(`{"builders": [{"type": "oci", "image": "busybox", "export_path": "x.tar"}]}`), Inputs{Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs, err := tm.Select([]string{"oci"}, nil)
+	if err != nil || len(bs) != 1 || bs[0].Image != "busybox" || bs[0].ExportPath != "x.tar" || bs[0].Commit {
+		t.Errorf("oci builder: %+v, %v", bs, err)
+	}
+}
