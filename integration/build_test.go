@@ -475,6 +475,9 @@ func TestBuildCancel(t *testing.T) {
 	if l := runcList(t, d); l != "" {
 		t.Errorf("runc list of the runtime's root: %q", l)
 	}
+	if left, _ := filepath.Glob("/sys/fs/cgroup/*/cairn-build/build-" + id + "-*"); len(left) > 0 {
+		t.Errorf("the canceled step's cgroup is left: %v", left)
+	}
 	if list := cliOK(t, d, "build", "list"); !strings.Contains(list, id) || !strings.Contains(list, "canceled") {
 		t.Errorf("build list: %s", list)
 	}
