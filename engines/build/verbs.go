@@ -58,7 +58,8 @@ func (m *module) dockerfileVerbs() []engines.Verb {
 			Help: "build PATH reads PATH/Dockerfile (file= another, relative to PATH) with BuildKit's parser and builds it\n" +
 				"into the runtime's image store: RUN steps are runc containers (network none unless network=host),\n" +
 				"COPY and ADD read the context PATH minus its .dockerignore. Steps whose parent, instruction, ARGs and\n" +
-				"sources are unchanged come from the cache (CACHED) unless no-cache. Output streams as it happens.\n\n" +
+				"sources are unchanged come from the cache (CACHED) unless no-cache. Output streams as it happens.\n" +
+				"build-arg.K=V gives an ARG its value, label.K=V labels the final image (both repeatable).\n\n" +
 				"  build ./app tag=app:1.0\n  build ./app file=Dockerfile.prod target=runtime build-arg.VERSION=2 label.team=ops no-cache",
 			Args:  []dsl.Arg{{Name: "PATH", Required: true, Help: "the build context directory (relative to your working directory)"}},
 			Flags: []dsl.Flag{{Name: "no-cache", Help: "run every step, ignoring the layer cache"}},
@@ -80,7 +81,7 @@ func (m *module) dockerfileVerbs() []engines.Verb {
 		{Spec: dsl.Spec{
 			Verb:    "build list",
 			Access:  dsl.AccessRead,
-			Summary: "the builds of this daemon, running and ended",
+			Summary: "the builds the journal records, running and ended",
 		}, Run: m.runList},
 		{Spec: dsl.Spec{
 			Verb:    "build show",
@@ -319,7 +320,7 @@ func (m *module) runBuild(ctx context.Context, r engines.Request) error {
 	}); err != nil {
 		return err
 	}
-	out("COMMIT " + strings.Join(opt.Tags, " "))
+	out(strings.TrimSpace("COMMIT " + strings.Join(opt.Tags, " ")))
 	for _, t := range opt.Tags {
 		out("Successfully tagged " + t)
 	}
