@@ -780,6 +780,19 @@ func TestBuildFromLayoutAndNetwork(t *testing.T) {
 	if !strings.Contains(got, "lo\n") || len(strings.Fields(got)) < 2 {
 		t.Errorf("network=host: RUN saw %q", got)
 	}
+	// FROM NAME@DIGEST: the image whose manifest has that digest.
+	raw, err := exec.Command("skopeo", "inspect", "oci:"+filepath.Join(d.Data, "images")+":busybox:latest").Output()
+	if err != nil {
+		t.Fatalf("skopeo inspect: %v", err)
+	}
+	var si struct{ Digest string }
+	json.Unmarshal(raw, &si)
+	pinned := writeContext(t, map[string]string{"Dockerfile": "FROM busybox@" + si.Digest + "\nRUN echo pinned > /p\n"})
+	build(t, d, pinned, "tag=pinned")
+	if got := runIn(t, d, "pinned", "cat", "/p"); got != "pinned\n" {
+		t.Errorf("FROM busybox@%s: /p = %q", si.Digest, got)
+	}
+
 	_, stderr, code := cli(t, d, "build", dir, "network=bridge")
 	if code != 2 || !strings.Contains(stderr, "network=bridge: RUN steps' network is none or host") {
 		t.Errorf("network=bridge: exit %d %s", code, stderr)

@@ -400,7 +400,18 @@ func (b *builder) baseStage(base string, i int, name string) (*stage, error) {
 			st.cfg = from.cfg.DeepCopy()
 			break
 		}
-		_, img, err := b.store.Image(base)
+		var img v1.Image
+		var err error
+		if _, digest, ok := strings.Cut(base, "@"); ok {
+			// NAME@sha256:…: the image whose manifest has that digest,
+			// named or not (Docker's pinned FROM).
+			var h v1.Hash
+			if h, err = v1.NewHash(digest); err == nil {
+				img, err = b.store.BlobImage(h)
+			}
+		} else {
+			_, img, err = b.store.Image(base)
+		}
 		if err != nil {
 			return nil, &StepError{Step: b.n, Instruction: "FROM " + base, Err: fmt.Errorf("%w (import it with image import, or build it first)", err)}
 		}
