@@ -94,8 +94,9 @@ func runIn(t *testing.T, d *daemonProc, image string, cmd ...string) string {
 // imageConfig is what skopeo inspect --config says of an image of the
 // store's OCI layout.
 type imageConfig struct {
-	Author string `json:"author"`
-	Config struct {
+	Created string `json:"created"`
+	Author  string `json:"author"`
+	Config  struct {
 		Cmd          []string            `json:"Cmd"`
 		Entrypoint   []string            `json:"Entrypoint"`
 		Env          []string            `json:"Env"`
@@ -789,6 +790,14 @@ func TestBuildFromLayoutAndNetwork(t *testing.T) {
 	json.Unmarshal(raw, &si)
 	pinned := writeContext(t, map[string]string{"Dockerfile": "FROM busybox@" + si.Digest + "\nRUN echo pinned > /p\n"})
 	build(t, d, pinned, "tag=pinned")
+	if c := skopeoConfig(t, d, "pinned:latest"); c.Created != "1970-01-01T00:00:00Z" {
+		t.Errorf("created = %s, want the Unix epoch", c.Created)
+	}
+	// SOURCE_DATE_EPOCH sets the times, as with BuildKit.
+	build(t, d, pinned, "tag=pinned:epoch", "build-arg.SOURCE_DATE_EPOCH=1700000000")
+	if c := skopeoConfig(t, d, "pinned:epoch"); c.Created != "2023-11-14T22:13:20Z" {
+		t.Errorf("SOURCE_DATE_EPOCH=1700000000: created = %s", c.Created)
+	}
 	if got := runIn(t, d, "pinned", "cat", "/p"); got != "pinned\n" {
 		t.Errorf("FROM busybox@%s: /p = %q", si.Digest, got)
 	}

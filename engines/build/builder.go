@@ -566,7 +566,7 @@ func (b *builder) step(ctx context.Context, st *stage, c instructions.Command, m
 		}
 		srcDigest = d
 	}
-	key := cacheKey(st.digest, text, st.args, srcDigest)
+	key := cacheKey(st.digest, b.epoch.Unix(), text, st.args, srcDigest)
 	if !b.opt.NoCache {
 		if img, d, ok := b.lookup(key); ok {
 			cfg, err := img.ConfigFile()

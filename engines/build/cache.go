@@ -14,10 +14,11 @@ import (
 
 // cacheKey is Docker's rule: the parent image, the instruction (as
 // expanded), the ARGs in effect and, for COPY and ADD, the content digest
-// of the sources.
-func cacheKey(parent, text string, args []arg, sources string) string {
+// of the sources; and the build's epoch (SOURCE_DATE_EPOCH), which every
+// time in a layer and config is set to.
+func cacheKey(parent string, epoch int64, text string, args []arg, sources string) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "parent %s\ninstruction %s\n", parent, text)
+	fmt.Fprintf(h, "parent %s\nepoch %d\ninstruction %s\n", parent, epoch, text)
 	sorted := slices.Clone(args)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].name < sorted[j].name })
 	for _, a := range sorted {
