@@ -201,7 +201,8 @@ func onlyExcept(only, except []string) string {
 	return s
 }
 
-func (m *module) runPacker(ctx context.Context, r engines.Request) error {
+func (m *module) runPacker(ctx context.Context, r engines.Request) (err error) {
+	defer m.recovered(&err)
 	t, cwd, err := m.loadTemplate(r)
 	if err != nil {
 		return err
@@ -230,6 +231,7 @@ func (m *module) runPacker(ctx context.Context, r engines.Request) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer m.recovered(&errs[i])
 			errs[i] = job.runPackerBuild(ctx, b)
 		}()
 	}

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -184,7 +185,8 @@ func (m *module) options(r engines.Request) (Options, error) {
 	return o, nil
 }
 
-func (m *module) runBuild(ctx context.Context, r engines.Request) error {
+func (m *module) runBuild(ctx context.Context, r engines.Request) (err error) {
+	defer m.recovered(&err)
 	opt, err := m.options(r)
 	if err != nil {
 		return err
@@ -374,6 +376,15 @@ func readable(dir string, src *source) error {
 		}
 		return f.Close()
 	})
+}
+
+// recovered turns a panic of a build into the request's error, logged
+// with its stack: a builder bug fails one build, never the daemon.
+func (m *module) recovered(err *error) {
+	if p := recover(); p != nil {
+		m.log.Error("build: internal error", "panic", p, "stack", string(debug.Stack()))
+		*err = wire.Errorf(wire.Internal, "build: internal error: %v (the daemon's log has the stack)", p)
+	}
 }
 
 func (m *module) find(w dsl.Word) (*buildRun, error) {
