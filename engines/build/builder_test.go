@@ -29,18 +29,19 @@ func TestExposedPorts(t *testing.T) {
 }
 
 // TestCacheKey pins Docker's rule: a key changes with the parent, the
-// instruction, an ARG in effect and the sources, and not with the order
+// instruction, an ARG in effect, the sources and the epoch, and not with the order
 // the ARGs were declared in.
 func TestCacheKey(t *testing.T) {
-	base := cacheKey("sha256:p", "RUN make", []arg{{"A", "1"}, {"B", "2"}}, "")
-	if cacheKey("sha256:p", "RUN make", []arg{{"B", "2"}, {"A", "1"}}, "") != base {
+	base := cacheKey("sha256:p", 0, "RUN make", []arg{{"A", "1"}, {"B", "2"}}, "")
+	if cacheKey("sha256:p", 0, "RUN make", []arg{{"B", "2"}, {"A", "1"}}, "") != base {
 		t.Error("the ARGs' order changed the key")
 	}
 	for name, k := range map[string]string{
-		"parent":      cacheKey("sha256:q", "RUN make", []arg{{"A", "1"}, {"B", "2"}}, ""),
-		"instruction": cacheKey("sha256:p", "RUN make all", []arg{{"A", "1"}, {"B", "2"}}, ""),
-		"arg":         cacheKey("sha256:p", "RUN make", []arg{{"A", "1"}, {"B", "3"}}, ""),
-		"sources":     cacheKey("sha256:p", "RUN make", []arg{{"A", "1"}, {"B", "2"}}, "sha256:s"),
+		"parent":      cacheKey("sha256:q", 0, "RUN make", []arg{{"A", "1"}, {"B", "2"}}, ""),
+		"instruction": cacheKey("sha256:p", 0, "RUN make all", []arg{{"A", "1"}, {"B", "2"}}, ""),
+		"arg":         cacheKey("sha256:p", 0, "RUN make", []arg{{"A", "1"}, {"B", "3"}}, ""),
+		"sources":     cacheKey("sha256:p", 0, "RUN make", []arg{{"A", "1"}, {"B", "2"}}, "sha256:s"),
+		"epoch":       cacheKey("sha256:p", 1700000000, "RUN make", []arg{{"A", "1"}, {"B", "2"}}, ""),
 	} {
 		if k == base {
 			t.Errorf("a different %s gave the same key", name)

@@ -231,3 +231,19 @@ func digestEntries(s *source, entries []copyEntry) (string, error) {
 func heredocEntry(dest string, data string) copyEntry {
 	return copyEntry{dest: dest, data: bytes.Clone([]byte(data)), mode: 0o644}
 }
+
+// listingDigest is the sha256 of the context's file list as the build
+// sees it (what .dockerignore keeps): each entry's path, mode, size and
+// modification time. It says which context a build read without reading
+// every byte of it (a COPY's own key digests the bytes it copies).
+func listingDigest(s *source) (string, error) {
+	h := sha256.New()
+	err := s.walk(".", func(rel string, fi fs.FileInfo) error {
+		fmt.Fprintf(h, "%s\x00%o\x00%d\x00%d\n", rel, fi.Mode(), fi.Size(), fi.ModTime().UnixNano())
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("sha256:%x", h.Sum(nil)), nil
+}

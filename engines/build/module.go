@@ -106,6 +106,9 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 		}
 	}
 	m.cleanLeftovers()
+	if err := m.loadBuilds(); err != nil {
+		return fmt.Errorf("build: read earlier builds from the journal: %w", err)
+	}
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"github.com/cairnhq/cairn/client/wire"
 	"github.com/cairnhq/cairn/dsl"
 	"github.com/cairnhq/cairn/engines"
+	"github.com/cairnhq/cairn/engines/runtime/image"
 	"github.com/cairnhq/cairn/internal/ascaller"
 	"github.com/cairnhq/cairn/journal"
 )
@@ -43,6 +45,12 @@ type buildRun struct {
 }
 
 func (m *module) Verbs() []engines.Verb {
+	verbs := append(m.dockerfileVerbs(), m.packerVerbs()...)
+	slices.SortFunc(verbs, func(a, b engines.Verb) int { return strings.Compare(a.Verb, b.Verb) })
+	return verbs
+}
+
+func (m *module) dockerfileVerbs() []engines.Verb {
 	return []engines.Verb{
 		{Spec: dsl.Spec{
 			Verb:    "build",
@@ -51,7 +59,8 @@ func (m *module) Verbs() []engines.Verb {
 			Help: "build PATH reads PATH/Dockerfile (file= another, relative to PATH) with BuildKit's parser and builds it\n" +
 				"into the runtime's image store: RUN steps are runc containers (network none unless network=host),\n" +
 				"COPY and ADD read the context PATH minus its .dockerignore. Steps whose parent, instruction, ARGs and\n" +
-				"sources are unchanged come from the cache (CACHED) unless no-cache. Output streams as it happens.\n\n" +
+				"sources are unchanged come from the cache (CACHED) unless no-cache. Output streams as it happens.\n" +
+				"build-arg.K=V gives an ARG its value, label.K=V labels the final image (both repeatable).\n\n" +
 				"  build ./app tag=app:1.0\n  build ./app file=Dockerfile.prod target=runtime build-arg.VERSION=2 label.team=ops no-cache",
 			Args:  []dsl.Arg{{Name: "PATH", Required: true, Help: "the build context directory (relative to your working directory)"}},
 			Flags: []dsl.Flag{{Name: "no-cache", Help: "run every step, ignoring the layer cache"}},
@@ -73,7 +82,7 @@ func (m *module) Verbs() []engines.Verb {
 		{Spec: dsl.Spec{
 			Verb:    "build list",
 			Access:  dsl.AccessRead,
-			Summary: "the builds of this daemon, running and ended",
+			Summary: "the builds the journal records, running and ended",
 		}, Run: m.runList},
 		{Spec: dsl.Spec{
 			Verb:    "build show",
@@ -145,7 +154,11 @@ func (m *module) options(r engines.Request) (Options, error) {
 		o.Dockerfile = filepath.Join(ctxDir, file)
 	}
 	for _, w := range st.Options["tag"] {
-		o.Tags = append(o.Tags, w.Text)
+		n, err := image.NormalizeName(w.Text)
+		if err != nil {
+			return o, engines.Errorf(wire.InvalidArgument, w, "tag=%s: %v", w.Text, err)
+		}
+		o.Tags = append(o.Tags, n)
 	}
 	if w, ok := st.Opt("target"); ok {
 		o.Target = w.Text
@@ -172,7 +185,8 @@ func (m *module) options(r engines.Request) (Options, error) {
 	return o, nil
 }
 
-func (m *module) runBuild(ctx context.Context, r engines.Request) error {
+func (m *module) runBuild(ctx context.Context, r engines.Request) (err error) {
+	defer m.recovered(&err)
 	opt, err := m.options(r)
 	if err != nil {
 		return err
@@ -226,6 +240,11 @@ func (m *module) runBuild(ctx context.Context, r engines.Request) error {
 		}
 	}
 
+	ctxDigest, err := listingDigest(ctxSrc)
+	if err != nil {
+		return wire.Errorf(wire.InvalidArgument, "build: the context %s: %v", opt.Context, err)
+	}
+
 	id := newID()
 	bctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -244,7 +263,7 @@ func (m *module) runBuild(ctx context.Context, r engines.Request) error {
 		args[k] = v
 	}
 	if err := m.record(ctx, actor, "build.start", "build/"+id, map[string]any{
-		"id": id, "context": opt.Context, "dockerfile": rel, "dockerfile_digest": df.Digest, "args": args,
+		"id": id, "context": opt.Context, "context_digest": ctxDigest, "dockerfile": rel, "dockerfile_digest": df.Digest, "args": args,
 		"target": opt.Target, "tags": opt.Tags, "no_cache": opt.NoCache, "network": opt.Network,
 	}); err != nil {
 		return err
@@ -265,7 +284,8 @@ func (m *module) runBuild(ctx context.Context, r engines.Request) error {
 	}
 	defer os.RemoveAll(work)
 	b := &builder{id: id, opt: opt, df: df, store: m.store, runc: m.runc, work: work, cache: filepath.Join(m.dir, "cache"),
-		mounts: filepath.Join(m.dir, "mounts"), epoch: epoch, out: out, ctxSrc: ctxSrc}
+		mounts: filepath.Join(m.dir, "mounts"), epoch: epoch, out: out, ctxSrc: ctxSrc,
+		callerDo: func(fn func() error) error { return ascaller.Do(cred, fn) }}
 	b.onStep = func(s Step) {
 		run.mu.Lock()
 		run.steps = append(run.steps, s)
@@ -302,7 +322,7 @@ func (m *module) runBuild(ctx context.Context, r engines.Request) error {
 	}); err != nil {
 		return err
 	}
-	out("COMMIT " + strings.Join(opt.Tags, " "))
+	out(strings.TrimSpace("COMMIT " + strings.Join(opt.Tags, " ")))
 	for _, t := range opt.Tags {
 		out("Successfully tagged " + t)
 	}
@@ -356,6 +376,15 @@ func readable(dir string, src *source) error {
 		}
 		return f.Close()
 	})
+}
+
+// recovered turns a panic of a build into the request's error, logged
+// with its stack: a builder bug fails one build, never the daemon.
+func (m *module) recovered(err *error) {
+	if p := recover(); p != nil {
+		m.log.Error("build: internal error", "panic", p, "stack", string(debug.Stack()))
+		*err = wire.Errorf(wire.Internal, "build: internal error: %v (the daemon's log has the stack)", p)
+	}
 }
 
 func (m *module) find(w dsl.Word) (*buildRun, error) {

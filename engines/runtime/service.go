@@ -204,9 +204,10 @@ func (s *Service) Containers() []cgstat.Container {
 // RecordTag journals image.tag for a name another engine gave an image of
 // the store (the build engine names what it built): image kinds are the
 // runtime's. build is the build's id, which audit readers follow to its
-// build.* events.
+// build.* events. The subject is image/NAME, so that `audit who
+// image/web:1` lists every version the tag named and the build behind it.
 func (s *Service) RecordTag(ctx context.Context, actor journal.Actor, id, target, build string) error {
-	return s.m.record(ctx, actor, "image.tag", id, map[string]any{"id": id, "target": target, "build": build})
+	return s.m.record(ctx, actor, "image.tag", "image/"+target, map[string]any{"id": id, "target": target, "build": build})
 }
 
 // EnsureNetwork makes the network name with subnet and gateway, as network
