@@ -2,7 +2,11 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -270,5 +274,112 @@ func TestInfraTerraformConfiguration(t *testing.T) {
 	}
 	if svcs, _, _ := c.Catalog().Service("shop", "", nil); len(svcs) != 0 {
 		t.Fatalf("service left after destroy: %+v", svcs)
+	}
+}
+
+// TestInfraTerraformDocker runs kreuzwerker/docker's docker_image and
+// docker_container, as their documentation writes them, on the runtime
+// engine: the container serves HTTP reached by curl on its published
+// port; a second plan is empty; stopped by hand it is started again;
+// destroy removes it.
+func TestInfraTerraformDocker(t *testing.T) {
+	requireRuntime(t, "curl")
+	d, _ := containerDaemon(t, "cairnf", "10.86", nil)
+	importBusybox(t, d, map[string]string{"/www/index.html": "hello from terraform\n"})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	dir := filepath.Join(t.TempDir(), "web")
+	writeFiles(t, dir, map[string]string{"main.tf": fmt.Sprintf(`
+terraform {
+  required_providers {
+    docker = {
+      source  = "kreuzwerker/docker"
+      version = "~> 3.0"
+    }
+  }
+}
+
+provider "docker" {}
+
+resource "docker_image" "busybox" {
+  name         = "busybox"
+  keep_locally = true
+}
+
+resource "docker_container" "web" {
+  name    = "tf-web"
+  image   = docker_image.busybox.image_id
+  command = ["httpd", "-f", "-p", "80", "-h", "/www"]
+  env     = ["GREETING=hello"]
+  restart = "no"
+
+  ports {
+    internal = 80
+    external = %d
+  }
+
+  networks_advanced {
+    name = "bridge"
+  }
+}
+
+output "ip" {
+  value = docker_container.web.network_data[0].ip_address
+}
+`, port)})
+	run := func(args ...string) string {
+		t.Helper()
+		return cliInOK(t, d, dir, args...)
+	}
+	if out := run("infra", "plan", "."); !strings.Contains(out, "Plan: 2 to add, 0 to change, 0 to destroy.") {
+		t.Fatalf("plan:\n%s", out)
+	}
+	run("infra", "apply", ".", "auto-approve")
+	curl := func(url string) string {
+		var out []byte
+		waitFor(t, "httpd at "+url, 10*time.Second, func() bool {
+			var err error
+			out, err = exec.Command("curl", "-sf", "--max-time", "2", url).Output()
+			return err == nil
+		})
+		return string(out)
+	}
+	if got := curl(fmt.Sprintf("http://127.0.0.1:%d/", port)); got != "hello from terraform\n" {
+		t.Fatalf("curl: %q", got)
+	}
+	ip := strings.TrimSpace(strings.Trim(strings.TrimSpace(run("-o", "json", "infra", "output", "ip")), "\n"))
+	var row struct{ Value string }
+	if err := json.Unmarshal([]byte(ip), &row); err != nil || row.Value == "" {
+		t.Fatalf("output ip: %q %v", ip, err)
+	}
+	if got := curl("http://" + row.Value + ":80/"); got != "hello from terraform\n" {
+		t.Fatalf("curl the container's address: %q", got)
+	}
+	if out := run("infra", "plan", "."); !strings.Contains(out, "No changes.") {
+		t.Fatalf("second plan:\n%s", out)
+	}
+
+	// Stopped by hand: must_run starts it again.
+	cliOK(t, d, "stop", "tf-web")
+	if out := run("infra", "plan", "."); !strings.Contains(out, "~ must_run") || !strings.Contains(out, "Plan: 0 to add, 1 to change, 0 to destroy.") {
+		t.Fatalf("plan after a stop:\n%s", out)
+	}
+	run("infra", "apply", ".", "auto-approve")
+	if got := curl(fmt.Sprintf("http://127.0.0.1:%d/", port)); got != "hello from terraform\n" {
+		t.Fatalf("curl after the restart: %q", got)
+	}
+	if out := run("infra", "plan", "."); !strings.Contains(out, "No changes.") {
+		t.Fatalf("plan after the restart:\n%s", out)
+	}
+
+	if out := run("infra", "destroy", ".", "auto-approve"); !strings.Contains(out, "Destroy complete! Resources: 2 destroyed.") {
+		t.Fatalf("destroy:\n%s", out)
+	}
+	if _, _, code := cli(t, d, "inspect", "tf-web"); code == 0 {
+		t.Fatal("the container is still there after destroy")
 	}
 }

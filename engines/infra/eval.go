@@ -352,7 +352,7 @@ func hasBlocks(s *provider.Schema) bool {
 func blockSpec(s *provider.Schema) hcldec.ObjectSpec {
 	spec := hcldec.ObjectSpec{}
 	for name, a := range s.Attributes {
-		if a.Type != provider.Blocks {
+		if a.Type != provider.Blocks || a.Computed && !a.Optional && !a.Required {
 			continue
 		}
 		inner := hcldec.ObjectSpec{}
@@ -883,7 +883,7 @@ func (e *evaluator) blockConfig(n *node, ctx *hcl.EvalContext, cv *configValues)
 		return diags
 	}
 	for name, a := range n.sch.Attributes {
-		if a.Type != provider.Blocks {
+		if a.Type != provider.Blocks || a.Computed && !a.Optional && !a.Required {
 			continue
 		}
 		bv := cty.DynamicVal

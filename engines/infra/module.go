@@ -15,6 +15,7 @@ import (
 	"github.com/cairnhq/cairn/engines"
 	"github.com/cairnhq/cairn/engines/infra/provider"
 	_ "github.com/cairnhq/cairn/engines/infra/providers/consul" // the providers linked in: each registers itself from init
+	_ "github.com/cairnhq/cairn/engines/infra/providers/docker"
 	_ "github.com/cairnhq/cairn/engines/infra/providers/file"
 	_ "github.com/cairnhq/cairn/engines/infra/providers/kv"
 	_ "github.com/cairnhq/cairn/engines/infra/providers/local"
