@@ -540,6 +540,13 @@ func addNodes(cfg *config.Config, prefix string, nodes map[string]*node) hcl.Dia
 		if r.ForEach != nil {
 			trs = append(trs, r.ForEach.Variables()...)
 		}
+		trs = append(trs, r.Lifecycle.ReplaceTriggeredBy...)
+		for _, tr := range r.Lifecycle.ReplaceTriggeredBy {
+			if ref, ok, _ := config.Ref(tr); ok && (strings.HasPrefix(ref, "var.") || strings.HasPrefix(ref, "local.") || strings.HasPrefix(ref, "module.")) {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid replace_triggered_by expression",
+					Detail: "Only resources, count.index and each.key may be used in replace_triggered_by; " + ref + " is not a resource.", Subject: tr.SourceRange().Ptr()})
+			}
+		}
 		trs = append(trs, conditionTraversals(r.Lifecycle.Preconditions)...)
 		trs = append(trs, conditionTraversals(r.Lifecycle.Postconditions)...)
 		dependsOn := refsOf(r.DependsOn)

@@ -269,9 +269,13 @@ func plan(cfg *config.Config, vars map[string]cty.Value, state map[string]*Resou
 					return nil, diagErr(d)
 				}
 				p.moveCount(n, mi.qualify(n.res.Addr()), insts, state, actual)
+				triggered := p.triggered(n, mi)
 				for _, in := range insts {
 					inConfig[in.addr] = true
-					c, err := p.planInstance(n, in, state[in.addr], actual[in.addr], replace[in.addr] || replace[in.res] || replace[n.addr], opts.Destroy)
+					c, err := p.planInstance(n, in, state[in.addr], actual[in.addr], replace[in.addr] || replace[in.res] || replace[n.addr] || triggered != "", opts.Destroy)
+					if triggered != "" && c.Action == Replace && !replace[in.addr] && !replace[in.res] {
+						c.Reason = "replace_triggered_by: " + triggered + " changes"
+					}
 					if err != nil {
 						return nil, err
 					}
@@ -528,6 +532,24 @@ func (p *Plan) reapplyDependents() {
 			}
 		}
 	}
+}
+
+// triggered names what of a resource's replace_triggered_by changes in
+// this plan (in the same module instance), or "".
+func (p *Plan) triggered(n *node, mi *modInst) string {
+	for _, tr := range n.res.Lifecycle.ReplaceTriggeredBy {
+		ref, ok, _ := config.Ref(tr)
+		if !ok {
+			continue
+		}
+		res := mi.qualify(ref)
+		for _, c := range p.Changes {
+			if c.Action != NoOp && c.Action != Read && c.Action != Delete && (c.Addr == res || strings.HasPrefix(c.Addr, res+"[")) {
+				return c.Addr
+			}
+		}
+	}
+	return ""
 }
 
 // nameOf returns NAME of [module.M.]TYPE.NAME[key].

@@ -165,8 +165,11 @@ func resourceChanges(p *Plan) []tfResourceChange {
 		switch {
 		case c.Action == Replace || c.Action == ReplaceCBD:
 			rc.ActionReason = "replace_because_cannot_update"
-			if strings.Contains(c.Reason, "replace=") {
+			switch {
+			case strings.Contains(c.Reason, "replace="):
 				rc.ActionReason = "replace_by_request"
+			case strings.HasPrefix(c.Reason, "replace_triggered_by"):
+				rc.ActionReason = "replace_by_triggers"
 			}
 		case c.Action == Delete && c.Reason == "not in the configuration":
 			rc.ActionReason = "delete_because_no_resource_config"

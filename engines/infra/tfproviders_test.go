@@ -233,3 +233,37 @@ func TestTerraformProviderErrors(t *testing.T) {
 		}
 	}
 }
+
+// lifecycle.replace_triggered_by replaces a resource when what it names
+// changes, and only then.
+func TestReplaceTriggeredBy(t *testing.T) {
+	e := newEnv(t)
+	cfg := filepath.Join(publicDir(t), "rtb")
+	conf := func(v string) map[string]string {
+		return map[string]string{"main.tf": `
+resource "terraform_data" "version" {
+  input = "` + v + `"
+}
+resource "null_resource" "deploy" {
+  count = 2
+  lifecycle {
+    replace_triggered_by = [terraform_data.version]
+  }
+}
+resource "random_id" "other" {
+  byte_length = 4
+}`}
+	}
+	writeConfig(t, cfg, conf("1"))
+	e.ok("infra apply " + cfg + " auto-approve")
+	e.noChanges("infra plan " + cfg)
+	writeConfig(t, cfg, conf("2"))
+	plan := e.ok("infra plan " + cfg).text
+	mustContain(t, "plan", plan, "# null_resource.deploy[0] must be replaced", "# (because replace_triggered_by: terraform_data.version changes)",
+		"# null_resource.deploy[1] must be replaced", "Plan: 2 to add, 1 to change, 2 to destroy.")
+	if strings.Contains(plan, "random_id.other must be replaced") {
+		t.Fatal("an untriggered resource is replaced")
+	}
+	e.ok("infra apply " + cfg + " auto-approve")
+	e.noChanges("infra plan " + cfg)
+}

@@ -86,6 +86,9 @@ type Lifecycle struct {
 	IgnoreChanges       []string // attribute names; "all" ignores every one
 	Preconditions       []*Condition
 	Postconditions      []*Condition
+	// ReplaceTriggeredBy are references to resources (or their
+	// attributes): a change of one replaces the resource.
+	ReplaceTriggeredBy []hcl.Traversal
 }
 
 // Condition is a precondition, a postcondition or a check's assert.
@@ -157,7 +160,7 @@ var outputSchema = &hcl.BodySchema{
 
 var lifecycleSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
-		{Name: "create_before_destroy"}, {Name: "prevent_destroy"}, {Name: "ignore_changes"},
+		{Name: "create_before_destroy"}, {Name: "prevent_destroy"}, {Name: "ignore_changes"}, {Name: "replace_triggered_by"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{{Type: "precondition"}, {Type: "postcondition"}},
 }
@@ -364,6 +367,24 @@ func (c *Config) addResource(b *hcl.Block) hcl.Diagnostics {
 				for _, tr := range trs {
 					r.Lifecycle.IgnoreChanges = append(r.Lifecycle.IgnoreChanges, tr.RootName())
 				}
+			}
+		}
+		if a, ok := lc.Attributes["replace_triggered_by"]; ok {
+			exprs, d := hcl.ExprList(a.Expr)
+			diags = append(diags, d...)
+			for _, e := range exprs {
+				tr, d := hcl.AbsTraversalForExpr(e)
+				if d.HasErrors() {
+					// resource.x[count.index] is not a static traversal:
+					// its variables name what it refers to.
+					vs := e.Variables()
+					if len(vs) == 0 {
+						diags = append(diags, d...)
+						continue
+					}
+					tr = vs[0]
+				}
+				r.Lifecycle.ReplaceTriggeredBy = append(r.Lifecycle.ReplaceTriggeredBy, tr)
 			}
 		}
 		for _, cb := range lc.Blocks {
