@@ -214,9 +214,15 @@ func TestTerraformProviderErrors(t *testing.T) {
   min_numeric = 9
 }`, "length (8) must be >= (min_upper + min_lower + min_numeric + min_special) (9)"},
 		{`resource "random_password" "p" {
-  length = 8
-  number = true
-}`, `Unsupported argument; An argument named "number" is not expected here.`},
+  length      = 8
+  bcrypt_cost = 10
+}`, `Unsupported argument; An argument named "bcrypt_cost" is not expected here.`},
+		{`variable "v" {
+  nullable = false
+}
+resource "null_resource" "n" {
+  triggers = { v = var.v }
+}`, `No value for required variable`},
 		{`resource "local_file" "f" {
   filename = "/tmp/x"
 }`, "exactly one of `content,content_base64,sensitive_content,source` must be specified"},

@@ -57,6 +57,7 @@ type Variable struct {
 	Default     cty.Value // cty.NilVal when there is none
 	Type        cty.Type  // cty.DynamicPseudoType when not constrained
 	Sensitive   bool
+	Nullable    bool // false: a null value stands for the default
 	Validations []*Condition
 	Range       hcl.Range
 }
@@ -437,7 +438,7 @@ func traversalList(expr hcl.Expression) ([]hcl.Traversal, hcl.Diagnostics) {
 }
 
 func (c *Config) addVariable(b *hcl.Block) hcl.Diagnostics {
-	v := &Variable{Name: b.Labels[0], Range: b.DefRange, Type: cty.DynamicPseudoType}
+	v := &Variable{Name: b.Labels[0], Range: b.DefRange, Type: cty.DynamicPseudoType, Nullable: true}
 	content, diags := b.Body.Content(variableSchema)
 	if a, ok := content.Attributes["type"]; ok {
 		ty, d := typeexpr.TypeConstraint(a.Expr)
@@ -451,6 +452,9 @@ func (c *Config) addVariable(b *hcl.Block) hcl.Diagnostics {
 	}
 	if a, ok := content.Attributes["sensitive"]; ok {
 		diags = append(diags, gohcl.DecodeExpression(a.Expr, nil, &v.Sensitive)...)
+	}
+	if a, ok := content.Attributes["nullable"]; ok {
+		diags = append(diags, gohcl.DecodeExpression(a.Expr, nil, &v.Nullable)...)
 	}
 	for _, vb := range content.Blocks {
 		cond, d := condition(vb)
