@@ -150,3 +150,35 @@ func TestModuleErrors(t *testing.T) {
 		}
 	}
 }
+
+// target= takes a module, a module instance or a resource in one.
+func TestTargetModules(t *testing.T) {
+	e := newEnv(t)
+	root := publicDir(t)
+	cfg := filepath.Join(root, "tgt")
+	writeConfig(t, filepath.Join(cfg, "m"), map[string]string{"main.tf": `
+variable "n" {}
+resource "file" "f" {
+  path    = "` + root + `/${var.n}"
+  content = var.n
+}`})
+	writeConfig(t, cfg, map[string]string{"main.tf": `
+module "m" {
+  source   = "./m"
+  for_each = toset(["a", "b"])
+  n        = each.key
+}
+resource "file" "top" {
+  path    = "` + root + `/top"
+  content = "top"
+}`})
+	plan := e.ok(`infra plan ` + cfg + ` target='module.m["a"]'`).text
+	mustContain(t, "plan", plan, `# module.m["a"].file.f will be created`, "Plan: 1 to add, 0 to change, 0 to destroy.")
+	plan = e.ok("infra plan " + cfg + " target=module.m").text
+	mustContain(t, "plan", plan, "Plan: 2 to add, 0 to change, 0 to destroy.")
+	e.ok(`infra apply ` + cfg + ` target='module.m["b"].file.f' auto-approve`)
+	if readFile(t, filepath.Join(root, "b")) != "b" {
+		t.Fatal("the targeted file was not made")
+	}
+	mustContain(t, "plan", e.ok("infra plan "+cfg).text, "Plan: 2 to add, 0 to change, 0 to destroy.")
+}
