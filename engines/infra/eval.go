@@ -502,12 +502,19 @@ func addNodes(cfg *config.Config, prefix string, nodes map[string]*node) hcl.Dia
 			if dt := dataType(r.Type); dt != nil {
 				sch = dt.Schema()
 			} else {
-				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid data source type",
-					Detail: fmt.Sprintf("There is no data source type %q; the data source types are %s.", r.Type, strings.Join(dataTypeNames(), ", ")), Subject: r.TypeRange.Ptr()})
+				detail := fmt.Sprintf("There is no data source type %q; the data source types are %s.", r.Type, strings.Join(dataTypeNames(), ", "))
+				if why, ok := absentTypes[r.Type]; ok {
+					detail = fmt.Sprintf("cairn does not offer the data source type %q: %s.", r.Type, why)
+				}
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid data source type", Detail: detail, Subject: r.TypeRange.Ptr()})
 				continue
 			}
 		} else if rt := resourceType(r.Type); rt != nil {
 			sch = rt.Schema()
+		} else if why, ok := absentTypes[r.Type]; ok {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unsupported resource type",
+				Detail: fmt.Sprintf("cairn does not offer the resource type %q: %s.", r.Type, why), Subject: r.TypeRange.Ptr()})
+			continue
 		} else {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid resource type",
 				Detail: fmt.Sprintf("There is no resource type %q; the resource types are %s.", r.Type, strings.Join(resourceTypeNames(), ", ")), Subject: r.TypeRange.Ptr()})

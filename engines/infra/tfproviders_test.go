@@ -223,6 +223,13 @@ func TestTerraformProviderErrors(t *testing.T) {
 resource "null_resource" "n" {
   triggers = { v = var.v }
 }`, `No value for required variable`},
+		{`resource "consul_node" "n" {
+  name    = "foobar"
+  address = "192.168.10.10"
+}`, `cairn does not offer the resource type "consul_node": hashicorp/consul's consul_node registers an external node in the catalog`},
+		{`data "terraform_remote_state" "vpc" {
+  backend = "local"
+}`, `read another workspace's outputs with infra output workspace=NAME`},
 		{`resource "local_file" "f" {
   filename = "/tmp/x"
 }`, "exactly one of `content,content_base64,sensitive_content,source` must be specified"},
