@@ -92,7 +92,7 @@ func fmtFiles(dir string, recursive bool) ([]string, error) {
 			}
 			return nil
 		}
-		if config.IsConfigFile(d.Name()) || strings.HasSuffix(d.Name(), ".tfvars") {
+		if (config.IsConfigFile(d.Name()) || strings.HasSuffix(d.Name(), ".tfvars")) && !strings.HasSuffix(d.Name(), ".json") {
 			out = append(out, p)
 		}
 		return nil

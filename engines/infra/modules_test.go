@@ -182,3 +182,25 @@ resource "file" "top" {
 	}
 	mustContain(t, "plan", e.ok("infra plan "+cfg).text, "Plan: 2 to add, 0 to change, 0 to destroy.")
 }
+
+// Terraform's JSON syntax (*.tf.json) is read with the native syntax.
+func TestTFJSONFiles(t *testing.T) {
+	e := newEnv(t)
+	root := publicDir(t)
+	cfg := filepath.Join(root, "json")
+	writeConfig(t, cfg, map[string]string{
+		"main.tf.json": `{
+  "variable": {"who": {"default": "json"}},
+  "resource": {"local_file": {"hello": {"filename": "` + root + `/hello", "content": "hi ${var.who}"}}},
+  "output": {"sha": {"value": "${local_file.hello.content_sha1}"}}
+}`,
+		"more.tf": `resource "null_resource" "n" {
+  triggers = { f = local_file.hello.id }
+}`,
+	})
+	e.ok("infra apply " + cfg + " auto-approve")
+	if readFile(t, filepath.Join(root, "hello")) != "hi json" {
+		t.Fatal("the JSON configuration was not applied")
+	}
+	e.noChanges("infra plan " + cfg)
+}

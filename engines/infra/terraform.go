@@ -100,7 +100,6 @@ var absentTypes = map[string]string{
 	"docker_secret":          "cairn's runtime has no swarm secrets",
 	"docker_config":          "cairn's runtime has no swarm configs",
 	"docker_tag":             "tag images with cairn's image tag",
-	"time_offset":            "hashicorp/time's time_offset is not implemented yet",
 	"null_data_source":       "hashicorp/null's null_data_source is deprecated by the provider: use locals",
 	"terraform_remote_state": "cairn's state is its journal: read another workspace's outputs with infra output workspace=NAME",
 }

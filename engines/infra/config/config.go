@@ -183,9 +183,9 @@ func Load(dir string) (*Config, hcl.Diagnostics) {
 }
 
 // IsConfigFile reports whether a file name is part of a configuration:
-// Terraform's *.tf and cairn's *.hcl (not *.tfvars, not *.tf.json).
+// Terraform's *.tf and *.tf.json, and cairn's *.hcl (not *.tfvars).
 func IsConfigFile(name string) bool {
-	return strings.HasSuffix(name, ".tf") || strings.HasSuffix(name, ".hcl")
+	return strings.HasSuffix(name, ".tf") || strings.HasSuffix(name, ".tf.json") || strings.HasSuffix(name, ".hcl")
 }
 
 func loadDir(dir string, path []string) (*Config, hcl.Diagnostics) {
@@ -240,11 +240,17 @@ func Parse(dir string, files map[string]string) (*Config, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	for _, name := range slices.Sorted(maps.Keys(files)) {
 		src := []byte(files[name])
-		if d := CheckNumbers(src, name); d.HasErrors() {
-			diags = append(diags, d...)
-			continue
+		var f *hcl.File
+		var d hcl.Diagnostics
+		if strings.HasSuffix(name, ".json") {
+			f, d = p.ParseJSON(src, name) // Terraform's JSON syntax (*.tf.json)
+		} else {
+			if d := CheckNumbers(src, name); d.HasErrors() {
+				diags = append(diags, d...)
+				continue
+			}
+			f, d = p.ParseHCL(src, name)
 		}
-		f, d := p.ParseHCL(src, name)
 		diags = append(diags, d...)
 		if f == nil {
 			continue
