@@ -106,6 +106,8 @@ type Plan struct {
 	Outside   []Outside
 	Outputs   map[string]any
 	Unknown   []string // outputs known only after apply
+	prior     map[string]any // the outputs of the last apply
+	sensOut   map[string]bool
 	StateSeq  int64
 	Reality   string // digest of what refresh read
 	Targets   []string
@@ -183,6 +185,9 @@ type planOptions struct {
 	// ReadFile reads for file() and templatefile(), with the caller's
 	// credentials; nil leaves those functions out.
 	ReadFile config.ReadFunc
+	// PriorOutputs are the outputs of the last apply, for the JSON plan's
+	// output_changes.
+	PriorOutputs map[string]any
 }
 
 // plan diffs a configuration, evaluated with vars, against state and
@@ -209,6 +214,10 @@ func plan(cfg *config.Config, vars map[string]cty.Value, state map[string]*Resou
 		Outputs: map[string]any{},
 	}
 	p.eval.workspace = opts.Workspace
+	p.prior, p.sensOut = opts.PriorOutputs, map[string]bool{}
+	for name, o := range cfg.Outputs {
+		p.sensOut[name] = o.Sensitive
+	}
 	p.eval.funcs = config.FunctionsFor(opts.ReadFile, cfg.Dir)
 	p.Reality = realityDigest(state, actual)
 	p.Outside = outside(state, actual)

@@ -161,7 +161,8 @@ func (m *module) request(r engines.Request, destroy bool) (planRequest, error) {
 	if err != nil {
 		return planRequest{}, err
 	}
-	opts := planOptions{Workspace: ws, Dir: dir, StateSeq: meta.Seq, Targets: words(st, "target"), Replace: words(st, "replace"), Destroy: destroy}
+	opts := planOptions{Workspace: ws, Dir: dir, StateSeq: meta.Seq, Targets: words(st, "target"), Replace: words(st, "replace"), Destroy: destroy,
+		PriorOutputs: meta.Outputs}
 	return planRequest{opts: opts, inputs: in, env: m.env(r.Actor()), state: state}, nil
 }
 
