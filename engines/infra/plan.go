@@ -105,7 +105,7 @@ type Plan struct {
 	Moves     []Move
 	Outside   []Outside
 	Outputs   map[string]any
-	Unknown   []string // outputs known only after apply
+	Unknown   []string       // outputs known only after apply
 	prior     map[string]any // the outputs of the last apply
 	sensOut   map[string]bool
 	StateSeq  int64
