@@ -204,3 +204,33 @@ func TestTFJSONFiles(t *testing.T) {
 	}
 	e.noChanges("infra plan " + cfg)
 }
+
+// A registry module terraform init already downloaded is read from
+// .terraform/modules, as modules.json names it; nothing is fetched.
+func TestInstalledRegistryModule(t *testing.T) {
+	e := newEnv(t)
+	root := publicDir(t)
+	cfg := filepath.Join(root, "installed")
+	writeConfig(t, filepath.Join(cfg, ".terraform", "modules", "label"), map[string]string{"main.tf": `
+variable "name" {}
+output "id" {
+  value = "label-${var.name}"
+}`})
+	writeConfig(t, filepath.Join(cfg, ".terraform", "modules"), map[string]string{"modules.json": `{"Modules":[{"Key":"","Source":"","Dir":"."},{"Key":"label","Source":"registry.terraform.io/cloudposse/label/null","Version":"0.25.0","Dir":".terraform/modules/label"}]}`})
+	writeConfig(t, cfg, map[string]string{"main.tf": `
+module "label" {
+  source  = "cloudposse/label/null"
+  version = "0.25.0"
+  name    = "app"
+}
+resource "terraform_data" "t" {
+  input = module.label.id
+}
+output "id" {
+  value = module.label.id
+}`})
+	mustContain(t, "init", e.ok("infra init "+cfg).text, "- label in .terraform/modules/label")
+	a := e.ok("infra apply " + cfg + " auto-approve")
+	mustContain(t, "apply", a.text, "Apply complete! Resources: 1 added")
+	mustContain(t, "output", string(e.ok("infra output id workspace=installed").rows[0]), "label-app")
+}
