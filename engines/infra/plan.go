@@ -740,7 +740,7 @@ func (p *Plan) planInstance(n *node, in instance, prior *ResourceState, actual p
 	if err := rt.Validate(cv.vals, known); err != nil {
 		return nil, diagErr(hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid " + n.res.Type, Detail: err.Error(), Subject: n.res.Range.Ptr()}})
 	}
-	if !destroy {
+	if !destroy && len(n.res.Lifecycle.Preconditions) > 0 {
 		if err := p.eval.conditions(n.res.Lifecycle.Preconditions, p.eval.context(in.mod, n.refs, &in, cty.NilVal), "Resource precondition failed"); err != nil {
 			return nil, err
 		}
@@ -901,8 +901,10 @@ func (p *Plan) planInstance(n *node, in instance, prior *ResourceState, actual p
 	self := objectValue(n.sch, vals, id)
 	p.eval.setInstance(&in, self)
 	// What is known now is checked now; the rest after apply.
-	if err := p.eval.conditions(n.res.Lifecycle.Postconditions, p.eval.context(in.mod, n.refs, &in, self), "Resource postcondition failed"); err != nil {
-		return nil, err
+	if len(n.res.Lifecycle.Postconditions) > 0 {
+		if err := p.eval.conditions(n.res.Lifecycle.Postconditions, p.eval.context(in.mod, n.refs, &in, self), "Resource postcondition failed"); err != nil {
+			return nil, err
+		}
 	}
 	return c, nil
 }
