@@ -129,6 +129,24 @@ resource "consul_service" "app" {
 output "site_files" {
   value = { for k, s in module.site : k => s.file }
 }
+
+data "consul_keys" "read" {
+  key {
+    name    = "workers"
+    path    = "${var.app}/config/workers"
+    default = "1"
+  }
+  key {
+    name    = "missing"
+    path    = "${var.app}/config/nope"
+    default = "fallback"
+  }
+  depends_on = [consul_keys.app]
+}
+
+output "workers" {
+  value = data.consul_keys.read.var
+}
 `,
 	"terraform.tfvars": `
 app = "shop"
@@ -233,6 +251,9 @@ func TestInfraTerraformConfiguration(t *testing.T) {
 
 	if out := run("infra", "plan", "."); !strings.Contains(out, "No changes.") {
 		t.Fatalf("second plan:\n%s", out)
+	}
+	if out := run("-o", "json", "infra", "output", "workers"); !strings.Contains(out, `"missing":"fallback"`) || !strings.Contains(out, `"workers":"4"`) {
+		t.Fatalf("data consul_keys: %s", out)
 	}
 
 	// A key changed by hand is put back; a new setting adds a key.
@@ -361,6 +382,9 @@ output "ip" {
 	}
 	if out := run("infra", "plan", "."); !strings.Contains(out, "No changes.") {
 		t.Fatalf("second plan:\n%s", out)
+	}
+	if out := run("-o", "json", "infra", "output", "workers"); !strings.Contains(out, `"missing":"fallback"`) || !strings.Contains(out, `"workers":"4"`) {
+		t.Fatalf("data consul_keys: %s", out)
 	}
 
 	// Stopped by hand: must_run starts it again.
