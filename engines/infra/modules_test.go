@@ -142,6 +142,9 @@ func TestModuleErrors(t *testing.T) {
 		{`module "m" {
   source = "./nowhere"
 }`, `module.m (source "./nowhere")`},
+		{`module "again" {
+  source = "./"
+}`, `Module nesting too deep; Modules are nested more than 16 deep`},
 	} {
 		writeConfig(t, cfg, map[string]string{"main.tf": tc.src})
 		a := e.run("infra plan " + cfg)
