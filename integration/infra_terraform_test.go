@@ -255,6 +255,13 @@ func TestInfraTerraformConfiguration(t *testing.T) {
 	if out := run("-o", "json", "infra", "output", "workers"); !strings.Contains(out, `"missing":"fallback"`) || !strings.Contains(out, `"workers":"4"`) {
 		t.Fatalf("data consul_keys: %s", out)
 	}
+	// A module address with a for_each key, one argv word, as a shell gives it.
+	if out := run("infra", "state", "show", `module.site["blue"].local_file.conf`, "workspace=shop"); !strings.Contains(out, "blue.conf") {
+		t.Fatalf("state show of a module address: %s", out)
+	}
+	if out := run("infra", "plan", ".", `target=module.site["green"]`); !strings.Contains(out, "No changes.") {
+		t.Fatalf("targeted plan: %s", out)
+	}
 
 	// A key changed by hand is put back; a new setting adds a key.
 	if _, err := kv.Put(&api.KVPair{Key: "shop/config/workers", Value: []byte("99")}, nil); err != nil {
