@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cairnhq/cairn/engines/infra/config"
 )
 
 // stateAttrs answers the attributes infra state show answers for addr.
@@ -279,4 +281,68 @@ resource "random_id" "other" {
 	}
 	e.ok("infra apply " + cfg + " auto-approve")
 	e.noChanges("infra plan " + cfg)
+}
+
+// A dynamic block with iterator, and static blocks beside it: the
+// blocks are expanded in plan and apply (docker_container's volumes are
+// only planned here, nothing is run).
+func TestDynamicBlockIterator(t *testing.T) {
+	cfg, diags := config.Parse("/cfg", map[string]string{"main.tf": `
+variable "mounts" {
+  default = { "/srv/a" = "/a", "/srv/b" = "/b" }
+}
+resource "docker_container" "c" {
+  name  = "c"
+  image = "busybox"
+  dynamic "volumes" {
+    for_each = var.mounts
+    iterator = m
+    content {
+      host_path      = m.key
+      container_path = m.value
+      read_only      = m.key == "/srv/b"
+    }
+  }
+  volumes {
+    host_path      = "/srv/c"
+    container_path = "/c"
+  }
+}`})
+	if diags.HasErrors() {
+		t.Fatal(config.Format(diags))
+	}
+	vars, diags := cfg.VariableValues(config.Inputs{})
+	if diags.HasErrors() {
+		t.Fatal(config.Format(diags))
+	}
+	p, err := plan(cfg, vars, nil, Reality{}, planOptions{Workspace: "w", Dir: "/cfg"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vols any
+	for _, ac := range p.Changes[0].Attrs {
+		if ac.Name == "volumes" {
+			vols = ac.After
+		}
+	}
+	got := display(vols)
+	want := `[{"container_path":"/a","host_path":"/srv/a","read_only":false},{"container_path":"/b","host_path":"/srv/b","read_only":true},{"container_path":"/c","host_path":"/srv/c","read_only":false}]`
+	if got != want {
+		t.Fatalf("volumes:\n got %s\nwant %s", got, want)
+	}
+	// A block type the schema does not have is refused by name, dynamic or not.
+	cfg, _ = config.Parse("/cfg", map[string]string{"main.tf": `
+resource "docker_container" "c" {
+  name  = "c"
+  image = "busybox"
+  dynamic "healthcheck" {
+    for_each = [1]
+    content {
+      test = ["CMD", "true"]
+    }
+  }
+}`})
+	if _, err := plan(cfg, nil, nil, Reality{}, planOptions{Workspace: "w", Dir: "/cfg"}); err == nil || !strings.Contains(err.Error(), `healthcheck`) {
+		t.Fatalf("dynamic healthcheck: %v", err)
+	}
 }
