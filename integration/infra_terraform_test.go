@@ -118,6 +118,23 @@ resource "consul_keys" "app" {
   }
 }
 
+resource "consul_key_prefix" "myapp_config" {
+  datacenter  = "dc1"
+  path_prefix = "${var.app}/prefix/"
+
+  subkeys = {
+    "elb_cname"         = "shop.example.com"
+    "s3_bucket_name"    = "shop-assets"
+    "database/hostname" = "db.internal"
+  }
+
+  subkey {
+    path  = "database/password"
+    value = "not-a-secret-here"
+    flags = 2
+  }
+}
+
 resource "consul_service" "app" {
   name    = var.app
   node    = "cairn"
@@ -214,14 +231,14 @@ func TestInfraTerraformConfiguration(t *testing.T) {
 		"# random_password.db will be created",
 		"# null_resource.cluster will be created",
 		"# consul_keys.app will be created",
-		"Plan: 7 to add, 0 to change, 0 to destroy.",
+		"Plan: 8 to add, 0 to change, 0 to destroy.",
 	} {
 		if !strings.Contains(plan, want) {
 			t.Fatalf("plan lacks %q:\n%s", want, plan)
 		}
 	}
 	out := run("infra", "apply", ".", "auto-approve")
-	if !strings.Contains(out, "Apply complete! Resources: 7 added, 0 changed, 0 destroyed.") {
+	if !strings.Contains(out, "Apply complete! Resources: 8 added, 0 changed, 0 destroyed.") {
 		t.Fatalf("apply:\n%s", out)
 	}
 	conf, err := os.ReadFile(filepath.Join(dir, "out", "green.conf"))
@@ -244,6 +261,12 @@ func TestInfraTerraformConfiguration(t *testing.T) {
 			t.Fatalf("consul kv %s: %+v %v, want %q", key, p, err, want)
 		}
 	}
+	if ps, _, err := kv.List("shop/prefix/", nil); err != nil || len(ps) != 4 {
+		t.Fatalf("consul_key_prefix keys: %v %v", ps, err)
+	}
+	if p, _, err := kv.Get("shop/prefix/database/password", nil); err != nil || p == nil || p.Flags != 2 || string(p.Value) != "not-a-secret-here" {
+		t.Fatalf("subkey block: %+v %v", p, err)
+	}
 	svcs, _, err := c.Catalog().Service("shop", "", nil)
 	if err != nil || len(svcs) != 1 || svcs[0].ServicePort != 8080 || svcs[0].ServiceAddress != "127.0.0.1" {
 		t.Fatalf("catalog service shop: %+v %v", svcs, err)
@@ -263,13 +286,17 @@ func TestInfraTerraformConfiguration(t *testing.T) {
 		t.Fatalf("targeted plan: %s", out)
 	}
 
-	// A key changed by hand is put back; a new setting adds a key.
+	// A key changed by hand is put back; a new setting adds a key; a key
+	// put by hand under the managed prefix is deleted.
 	if _, err := kv.Put(&api.KVPair{Key: "shop/config/workers", Value: []byte("99")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(&api.KVPair{Key: "shop/prefix/stray", Value: []byte("x")}, nil); err != nil {
 		t.Fatal(err)
 	}
 	env = []string{`TF_VAR_settings={"log_level":"debug","workers":"4","cache":"on"}`}
 	plan = run("infra", "plan", ".")
-	if !strings.Contains(plan, "# consul_keys.app will be updated in-place") || !strings.Contains(plan, "Plan: 0 to add, 1 to change, 0 to destroy.") {
+	if !strings.Contains(plan, "# consul_keys.app will be updated in-place") || !strings.Contains(plan, "# consul_key_prefix.myapp_config will be updated in-place") || !strings.Contains(plan, "Plan: 0 to add, 2 to change, 0 to destroy.") {
 		t.Fatalf("plan after edits:\n%s", plan)
 	}
 	run("infra", "apply", ".", "auto-approve")
@@ -277,6 +304,9 @@ func TestInfraTerraformConfiguration(t *testing.T) {
 		if p, _, err := kv.Get(key, nil); err != nil || p == nil || string(p.Value) != want {
 			t.Fatalf("consul kv %s after update: %+v %v, want %q", key, p, err, want)
 		}
+	}
+	if p, _, err := kv.Get("shop/prefix/stray", nil); err != nil || p != nil {
+		t.Fatalf("the stray key under the prefix: %+v %v", p, err)
 	}
 	if out := run("infra", "plan", "."); !strings.Contains(out, "No changes.") {
 		t.Fatalf("plan after update:\n%s", out)
@@ -291,7 +321,7 @@ func TestInfraTerraformConfiguration(t *testing.T) {
 	os.Remove(filepath.Join(dir, "bad.auto.tfvars"))
 
 	out = run("infra", "destroy", ".", "auto-approve")
-	if !strings.Contains(out, "Destroy complete! Resources: 7 destroyed.") {
+	if !strings.Contains(out, "Destroy complete! Resources: 8 destroyed.") {
 		t.Fatalf("destroy:\n%s", out)
 	}
 	if ps, _, err := kv.List("shop/", nil); err != nil || len(ps) != 0 {
