@@ -135,12 +135,24 @@ resource "consul_key_prefix" "myapp_config" {
   }
 }
 
+variable "consul_http" {
+  type = string
+}
+
 resource "consul_service" "app" {
   name    = var.app
   node    = "cairn"
   address = "127.0.0.1"
   port    = 8080
   tags    = ["tf"]
+
+  check {
+    check_id = "service:${var.app}"
+    name     = "${var.app} health check"
+    http     = "http://${var.consul_http}/v1/status/leader"
+    interval = "5s"
+    timeout  = "1s"
+  }
 }
 
 output "site_files" {
@@ -214,7 +226,8 @@ func TestInfraTerraformConfiguration(t *testing.T) {
 	d, c := consulDaemon(t)
 	dir := filepath.Join(t.TempDir(), "shop")
 	writeFiles(t, dir, tfRoot)
-	env := []string{`TF_VAR_settings={"log_level":"info","workers":"4"}`}
+	httpEnv := "TF_VAR_consul_http=" + d.Status.HTTP
+	env := []string{`TF_VAR_settings={"log_level":"info","workers":"4"}`, httpEnv}
 	run := func(args ...string) string {
 		t.Helper()
 		r := cliEnvIn(t, d, dir, env, args...)
@@ -271,6 +284,10 @@ func TestInfraTerraformConfiguration(t *testing.T) {
 	if err != nil || len(svcs) != 1 || svcs[0].ServicePort != 8080 || svcs[0].ServiceAddress != "127.0.0.1" {
 		t.Fatalf("catalog service shop: %+v %v", svcs, err)
 	}
+	checks, _, err := c.Health().Checks("shop", nil)
+	if err != nil || len(checks) != 1 || checks[0].ServiceID != "shop" {
+		t.Fatalf("the service's check: %+v %v", checks, err)
+	}
 
 	if out := run("infra", "plan", "."); !strings.Contains(out, "No changes.") {
 		t.Fatalf("second plan:\n%s", out)
@@ -294,7 +311,7 @@ func TestInfraTerraformConfiguration(t *testing.T) {
 	if _, err := kv.Put(&api.KVPair{Key: "shop/prefix/stray", Value: []byte("x")}, nil); err != nil {
 		t.Fatal(err)
 	}
-	env = []string{`TF_VAR_settings={"log_level":"debug","workers":"4","cache":"on"}`}
+	env = []string{`TF_VAR_settings={"log_level":"debug","workers":"4","cache":"on"}`, httpEnv}
 	plan = run("infra", "plan", ".")
 	if !strings.Contains(plan, "# consul_keys.app will be updated in-place") || !strings.Contains(plan, "# consul_key_prefix.myapp_config will be updated in-place") || !strings.Contains(plan, "Plan: 0 to add, 2 to change, 0 to destroy.") {
 		t.Fatalf("plan after edits:\n%s", plan)
