@@ -62,11 +62,6 @@ func (s *Service) Create(ctx context.Context, actor journal.Actor, spec containe
 			return containerspec.Info{}, fmt.Errorf("publish %s: %w", p, err)
 		}
 	}
-	for _, v := range spec.Binds {
-		if _, err := parseVolume(v); err != nil {
-			return containerspec.Info{}, err
-		}
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, err := s.m.create(ctx, actor, runOptions{image: spec.Image, name: spec.Name, cmd: spec.Cmd, env: spec.Env,
