@@ -132,7 +132,7 @@ func hostKey(dir string) ([]byte, error) {
 	case err == nil && len(k) == 32:
 		return k, nil
 	case err == nil:
-		return nil, fmt.Errorf("infra: %s holds %d bytes, not 32; it is the key random_password results are derived from, so it is not replaced: restore it, or remove it to start over (every random_password is then made again)", p, len(k))
+		return nil, fmt.Errorf("infra: %s holds %d bytes, not 32; it is the key random_password results are derived from, so it is not replaced: restore it, or remove it to start over (every random_password then derives another value)", p, len(k))
 	case !errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("infra: read %s: %w", p, err)
 	}
