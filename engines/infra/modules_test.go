@@ -70,6 +70,11 @@ output "paths" {
 output "inner" {
   value = module.web["a"].inner
 }
+resource "file" "after" {
+  path       = "` + root + `/after"
+  content    = "after the sites"
+  depends_on = [module.web]
+}
 `}
 	}
 	writeConfig(t, cfg, main(`"a", "b"`))
@@ -77,7 +82,7 @@ output "inner" {
 	mustContain(t, "plan", plan,
 		`# module.web["a"].file.conf will be created`,
 		`# module.web["b"].module.inner[0].file.f will be created`,
-		"Plan: 4 to add, 0 to change, 0 to destroy.")
+		"Plan: 5 to add, 0 to change, 0 to destroy.")
 	e.ok("infra apply " + cfg + " auto-approve")
 	if got := readFile(t, filepath.Join(root, "b.conf")); got != "hello b" {
 		t.Fatalf("b.conf = %q", got)
@@ -95,7 +100,7 @@ output "inner" {
 		}
 		addrs = append(addrs, row.Addr)
 	}
-	want := `module.web["a"].file.conf module.web["a"].module.inner[0].file.f module.web["b"].file.conf module.web["b"].module.inner[0].file.f`
+	want := `file.after module.web["a"].file.conf module.web["a"].module.inner[0].file.f module.web["b"].file.conf module.web["b"].module.inner[0].file.f`
 	if strings.Join(addrs, " ") != want {
 		t.Fatalf("state:\n got %s\nwant %s", strings.Join(addrs, " "), want)
 	}
@@ -104,7 +109,8 @@ output "inner" {
 	mustContain(t, "output", string(e.ok("infra output inner workspace=mods").rows[0]), filepath.Join(root, "a.inner"))
 
 	graph := e.ok("infra graph " + cfg).text
-	mustContain(t, "graph", graph, `"module.web.file.conf"`, `"module.web.module.inner.file.f" -> "module.web.module.inner"`)
+	mustContain(t, "graph", graph, `"module.web.file.conf"`, `"module.web.module.inner.file.f" -> "module.web.module.inner"`,
+		`"file.after" -> "module.web.module.inner.file.f"`)
 
 	writeConfig(t, cfg, main(`"a"`))
 	plan = e.ok("infra plan " + cfg).text
@@ -112,6 +118,12 @@ output "inner" {
 	e.ok("infra apply " + cfg + " auto-approve")
 	e.noChanges("infra plan " + cfg)
 	e.ok("infra destroy " + cfg + " auto-approve")
+	// Destroyed after what depends on the module, before the module's own.
+	evs := e.events("infra.delete")
+	evs = evs[len(evs)-3:] // the two before are key b's
+	if evs[0].Data["addr"] != "file.after" {
+		t.Fatalf("destroy order: %v first", evs[0].Data["addr"])
+	}
 	if n := len(e.ok("infra state list workspace=mods").rows); n != 0 {
 		t.Fatalf("%d objects left after destroy", n)
 	}
