@@ -2,7 +2,11 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -114,16 +118,63 @@ resource "consul_keys" "app" {
   }
 }
 
+resource "consul_key_prefix" "myapp_config" {
+  datacenter  = "dc1"
+  path_prefix = "${var.app}/prefix/"
+
+  subkeys = {
+    "elb_cname"         = "shop.example.com"
+    "s3_bucket_name"    = "shop-assets"
+    "database/hostname" = "db.internal"
+  }
+
+  subkey {
+    path  = "database/password"
+    value = "not-a-secret-here"
+    flags = 2
+  }
+}
+
+variable "consul_http" {
+  type = string
+}
+
 resource "consul_service" "app" {
   name    = var.app
   node    = "cairn"
   address = "127.0.0.1"
   port    = 8080
   tags    = ["tf"]
+
+  check {
+    check_id = "service:${var.app}"
+    name     = "${var.app} health check"
+    http     = "http://${var.consul_http}/v1/status/leader"
+    interval = "5s"
+    timeout  = "1s"
+  }
 }
 
 output "site_files" {
   value = { for k, s in module.site : k => s.file }
+}
+
+data "consul_keys" "read" {
+  key {
+    name    = "workers"
+    path    = "${var.app}/config/workers"
+    default = "1"
+  }
+  key {
+    name    = "missing"
+    path    = "${var.app}/config/nope"
+    default = "fallback"
+  }
+  depends_on = [consul_keys.app]
+}
+
+output "workers" {
+  value = data.consul_keys.read.var
 }
 `,
 	"terraform.tfvars": `
@@ -175,7 +226,8 @@ func TestInfraTerraformConfiguration(t *testing.T) {
 	d, c := consulDaemon(t)
 	dir := filepath.Join(t.TempDir(), "shop")
 	writeFiles(t, dir, tfRoot)
-	env := []string{`TF_VAR_settings={"log_level":"info","workers":"4"}`}
+	httpEnv := "TF_VAR_consul_http=" + d.Status.HTTP
+	env := []string{`TF_VAR_settings={"log_level":"info","workers":"4"}`, httpEnv}
 	run := func(args ...string) string {
 		t.Helper()
 		r := cliEnvIn(t, d, dir, env, args...)
@@ -192,14 +244,14 @@ func TestInfraTerraformConfiguration(t *testing.T) {
 		"# random_password.db will be created",
 		"# null_resource.cluster will be created",
 		"# consul_keys.app will be created",
-		"Plan: 7 to add, 0 to change, 0 to destroy.",
+		"Plan: 8 to add, 0 to change, 0 to destroy.",
 	} {
 		if !strings.Contains(plan, want) {
 			t.Fatalf("plan lacks %q:\n%s", want, plan)
 		}
 	}
 	out := run("infra", "apply", ".", "auto-approve")
-	if !strings.Contains(out, "Apply complete! Resources: 7 added, 0 changed, 0 destroyed.") {
+	if !strings.Contains(out, "Apply complete! Resources: 8 added, 0 changed, 0 destroyed.") {
 		t.Fatalf("apply:\n%s", out)
 	}
 	conf, err := os.ReadFile(filepath.Join(dir, "out", "green.conf"))
@@ -222,22 +274,46 @@ func TestInfraTerraformConfiguration(t *testing.T) {
 			t.Fatalf("consul kv %s: %+v %v, want %q", key, p, err, want)
 		}
 	}
+	if ps, _, err := kv.List("shop/prefix/", nil); err != nil || len(ps) != 4 {
+		t.Fatalf("consul_key_prefix keys: %v %v", ps, err)
+	}
+	if p, _, err := kv.Get("shop/prefix/database/password", nil); err != nil || p == nil || p.Flags != 2 || string(p.Value) != "not-a-secret-here" {
+		t.Fatalf("subkey block: %+v %v", p, err)
+	}
 	svcs, _, err := c.Catalog().Service("shop", "", nil)
 	if err != nil || len(svcs) != 1 || svcs[0].ServicePort != 8080 || svcs[0].ServiceAddress != "127.0.0.1" {
 		t.Fatalf("catalog service shop: %+v %v", svcs, err)
+	}
+	checks, _, err := c.Health().Checks("shop", nil)
+	if err != nil || len(checks) != 1 || checks[0].ServiceID != "shop" {
+		t.Fatalf("the service's check: %+v %v", checks, err)
 	}
 
 	if out := run("infra", "plan", "."); !strings.Contains(out, "No changes.") {
 		t.Fatalf("second plan:\n%s", out)
 	}
+	if out := run("-o", "json", "infra", "output", "workers"); !strings.Contains(out, `"missing":"fallback"`) || !strings.Contains(out, `"workers":"4"`) {
+		t.Fatalf("data consul_keys: %s", out)
+	}
+	// A module address with a for_each key, one argv word, as a shell gives it.
+	if out := run("infra", "state", "show", `module.site["blue"].local_file.conf`, "workspace=shop"); !strings.Contains(out, "blue.conf") {
+		t.Fatalf("state show of a module address: %s", out)
+	}
+	if out := run("infra", "plan", ".", `target=module.site["green"]`); !strings.Contains(out, "No changes.") {
+		t.Fatalf("targeted plan: %s", out)
+	}
 
-	// A key changed by hand is put back; a new setting adds a key.
+	// A key changed by hand is put back; a new setting adds a key; a key
+	// put by hand under the managed prefix is deleted.
 	if _, err := kv.Put(&api.KVPair{Key: "shop/config/workers", Value: []byte("99")}, nil); err != nil {
 		t.Fatal(err)
 	}
-	env = []string{`TF_VAR_settings={"log_level":"debug","workers":"4","cache":"on"}`}
+	if _, err := kv.Put(&api.KVPair{Key: "shop/prefix/stray", Value: []byte("x")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	env = []string{`TF_VAR_settings={"log_level":"debug","workers":"4","cache":"on"}`, httpEnv}
 	plan = run("infra", "plan", ".")
-	if !strings.Contains(plan, "# consul_keys.app will be updated in-place") || !strings.Contains(plan, "Plan: 0 to add, 1 to change, 0 to destroy.") {
+	if !strings.Contains(plan, "# consul_keys.app will be updated in-place") || !strings.Contains(plan, "# consul_key_prefix.myapp_config will be updated in-place") || !strings.Contains(plan, "Plan: 0 to add, 2 to change, 0 to destroy.") {
 		t.Fatalf("plan after edits:\n%s", plan)
 	}
 	run("infra", "apply", ".", "auto-approve")
@@ -245,6 +321,9 @@ func TestInfraTerraformConfiguration(t *testing.T) {
 		if p, _, err := kv.Get(key, nil); err != nil || p == nil || string(p.Value) != want {
 			t.Fatalf("consul kv %s after update: %+v %v, want %q", key, p, err, want)
 		}
+	}
+	if p, _, err := kv.Get("shop/prefix/stray", nil); err != nil || p != nil {
+		t.Fatalf("the stray key under the prefix: %+v %v", p, err)
 	}
 	if out := run("infra", "plan", "."); !strings.Contains(out, "No changes.") {
 		t.Fatalf("plan after update:\n%s", out)
@@ -259,7 +338,7 @@ func TestInfraTerraformConfiguration(t *testing.T) {
 	os.Remove(filepath.Join(dir, "bad.auto.tfvars"))
 
 	out = run("infra", "destroy", ".", "auto-approve")
-	if !strings.Contains(out, "Destroy complete! Resources: 7 destroyed.") {
+	if !strings.Contains(out, "Destroy complete! Resources: 8 destroyed.") {
 		t.Fatalf("destroy:\n%s", out)
 	}
 	if ps, _, err := kv.List("shop/", nil); err != nil || len(ps) != 0 {
@@ -270,5 +349,112 @@ func TestInfraTerraformConfiguration(t *testing.T) {
 	}
 	if svcs, _, _ := c.Catalog().Service("shop", "", nil); len(svcs) != 0 {
 		t.Fatalf("service left after destroy: %+v", svcs)
+	}
+}
+
+// TestInfraTerraformDocker runs kreuzwerker/docker's docker_image and
+// docker_container, as their documentation writes them, on the runtime
+// engine: the container serves HTTP reached by curl on its published
+// port; a second plan is empty; stopped by hand it is started again;
+// destroy removes it.
+func TestInfraTerraformDocker(t *testing.T) {
+	requireRuntime(t, "curl")
+	d, _ := containerDaemon(t, "cairnf", "10.86", nil)
+	importBusybox(t, d, map[string]string{"/www/index.html": "hello from terraform\n"})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	dir := filepath.Join(t.TempDir(), "web")
+	writeFiles(t, dir, map[string]string{"main.tf": fmt.Sprintf(`
+terraform {
+  required_providers {
+    docker = {
+      source  = "kreuzwerker/docker"
+      version = "~> 3.0"
+    }
+  }
+}
+
+provider "docker" {}
+
+resource "docker_image" "busybox" {
+  name         = "busybox"
+  keep_locally = true
+}
+
+resource "docker_container" "web" {
+  name    = "tf-web"
+  image   = docker_image.busybox.image_id
+  command = ["httpd", "-f", "-p", "80", "-h", "/www"]
+  env     = ["GREETING=hello"]
+  restart = "no"
+
+  ports {
+    internal = 80
+    external = %d
+  }
+
+  networks_advanced {
+    name = "bridge"
+  }
+}
+
+output "ip" {
+  value = docker_container.web.network_data[0].ip_address
+}
+`, port)})
+	run := func(args ...string) string {
+		t.Helper()
+		return cliInOK(t, d, dir, args...)
+	}
+	if out := run("infra", "plan", "."); !strings.Contains(out, "Plan: 2 to add, 0 to change, 0 to destroy.") {
+		t.Fatalf("plan:\n%s", out)
+	}
+	run("infra", "apply", ".", "auto-approve")
+	curl := func(url string) string {
+		var out []byte
+		waitFor(t, "httpd at "+url, 10*time.Second, func() bool {
+			var err error
+			out, err = exec.Command("curl", "-sf", "--max-time", "2", url).Output()
+			return err == nil
+		})
+		return string(out)
+	}
+	if got := curl(fmt.Sprintf("http://127.0.0.1:%d/", port)); got != "hello from terraform\n" {
+		t.Fatalf("curl: %q", got)
+	}
+	ip := strings.TrimSpace(strings.Trim(strings.TrimSpace(run("-o", "json", "infra", "output", "ip")), "\n"))
+	var row struct{ Value string }
+	if err := json.Unmarshal([]byte(ip), &row); err != nil || row.Value == "" {
+		t.Fatalf("output ip: %q %v", ip, err)
+	}
+	if got := curl("http://" + row.Value + ":80/"); got != "hello from terraform\n" {
+		t.Fatalf("curl the container's address: %q", got)
+	}
+	if out := run("infra", "plan", "."); !strings.Contains(out, "No changes.") {
+		t.Fatalf("second plan:\n%s", out)
+	}
+
+	// Stopped by hand: must_run starts it again.
+	cliOK(t, d, "stop", "tf-web")
+	if out := run("infra", "plan", "."); !strings.Contains(out, "~ must_run") || !strings.Contains(out, "Plan: 0 to add, 1 to change, 0 to destroy.") {
+		t.Fatalf("plan after a stop:\n%s", out)
+	}
+	run("infra", "apply", ".", "auto-approve")
+	if got := curl(fmt.Sprintf("http://127.0.0.1:%d/", port)); got != "hello from terraform\n" {
+		t.Fatalf("curl after the restart: %q", got)
+	}
+	if out := run("infra", "plan", "."); !strings.Contains(out, "No changes.") {
+		t.Fatalf("plan after the restart:\n%s", out)
+	}
+
+	if out := run("infra", "destroy", ".", "auto-approve"); !strings.Contains(out, "Destroy complete! Resources: 2 destroyed.") {
+		t.Fatalf("destroy:\n%s", out)
+	}
+	if _, _, code := cli(t, d, "inspect", "tf-web"); code == 0 {
+		t.Fatal("the container is still there after destroy")
 	}
 }

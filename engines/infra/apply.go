@@ -539,6 +539,9 @@ func (a *applier) apply(ctx context.Context, c *Change) error {
 // apply made of it: what depends on it is not applied when one fails.
 func (a *applier) postconditions(c *Change, self cty.Value) error {
 	n := c.node
+	if len(n.res.Lifecycle.Postconditions) == 0 {
+		return nil
+	}
 	return a.plan.eval.conditions(n.res.Lifecycle.Postconditions, a.plan.eval.context(c.inst.mod, n.refs, &c.inst, self), "Resource postcondition failed")
 }
 

@@ -2,6 +2,7 @@ package infra
 
 import (
 	"os"
+	"path/filepath"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
@@ -46,15 +47,40 @@ func variableValues(a journal.Actor, cfg *config.Config, in config.Inputs) (map[
 	return vars, diags, err
 }
 
-// fileReader reads files for file() and templatefile() as a does.
+// fileReader reads files for file() and templatefile() as a does; a file
+// other users cannot read (no o+r, or a directory above without o+x) is
+// private, as the file provider's content is (docs/security.md).
 func fileReader(a journal.Actor) config.ReadFunc {
-	return func(path string) ([]byte, error) {
+	return func(path string) ([]byte, bool, error) {
 		var b []byte
 		err := ascaller.Do(credOf(a), func() error {
 			var err error
 			b, err = os.ReadFile(path)
 			return err
 		})
-		return b, err
+		return b, err == nil && !worldReadable(path), err
+	}
+}
+
+// worldReadable reports whether every local user may read path: o+r on
+// it and o+x on every directory above it (permission bits only; anything
+// that cannot be told counts as private).
+func worldReadable(path string) bool {
+	path, err := filepath.Abs(path)
+	if err != nil {
+		return false
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm()&0o004 == 0 {
+		return false
+	}
+	for dir := filepath.Dir(path); ; dir = filepath.Dir(dir) {
+		fi, err := os.Stat(dir)
+		if err != nil || fi.Mode().Perm()&0o001 == 0 {
+			return false
+		}
+		if dir == "/" {
+			return true
+		}
 	}
 }

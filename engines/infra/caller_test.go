@@ -69,3 +69,59 @@ func TestConfigurationsAreReadAsTheCaller(t *testing.T) {
 		t.Errorf("root loading through the symlink: %v %v", err, diags)
 	}
 }
+
+// file() and templatefile() read with the caller's credentials: a
+// non-root caller's configuration cannot make the daemon read a root
+// 0600 file, nor a module in a 0700 directory; root can.
+func TestFileFunctionsReadAsTheCaller(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("acting as another user needs root (CI runs as root)")
+	}
+	top, err := os.MkdirTemp("", "infra-filefn-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(top) })
+	os.Chmod(top, 0o755)
+	os.WriteFile(filepath.Join(top, "shadow"), []byte("root only"), 0o600)
+	os.WriteFile(filepath.Join(top, "open.tftpl"), []byte("hello ${who}"), 0o644)
+	cfgDir := filepath.Join(top, "cfg")
+	os.Mkdir(cfgDir, 0o755)
+	os.WriteFile(filepath.Join(cfgDir, "main.tf"), []byte(`
+output "open" {
+  value = templatefile("../open.tftpl", { who = "alice" })
+}
+output "secret" {
+  value     = file("${path.module}/../shadow")
+  sensitive = true
+}
+`), 0o644)
+	run := func(a journal.Actor) (*Plan, error) {
+		cfg, diags, err := loadConfig(a, cfgDir)
+		if err != nil || diags.HasErrors() {
+			t.Fatalf("load: %v %v", err, diags)
+		}
+		return plan(cfg, nil, nil, Reality{}, planOptions{Workspace: "w", Dir: cfgDir, ReadFile: fileReader(a)})
+	}
+	_, err = run(journal.Actor{UID: 1000, GID: 1000, Via: "socket"})
+	if err == nil || !strings.Contains(err.Error(), "permission denied") {
+		t.Fatalf("uid 1000 reading a root 0600 file through file(): %v", err)
+	}
+	p, err := run(journal.Actor{UID: 0, Via: "socket"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Outputs["open"] != "hello alice" || p.Outputs["secret"] != "(sensitive value)" {
+		t.Fatalf("outputs %v", p.Outputs)
+	}
+	// What file() reads of a file others cannot read is sensitive: an
+	// output of it without sensitive = true is refused, as for data "file".
+	os.WriteFile(filepath.Join(cfgDir, "main.tf"), []byte(`
+output "secret" {
+  value = file("${path.module}/../shadow")
+}
+`), 0o644)
+	if _, err := run(journal.Actor{UID: 0, Via: "socket"}); err == nil || !strings.Contains(err.Error(), "Output refers to sensitive values") {
+		t.Fatalf("a private file's content shown in an output: %v", err)
+	}
+}

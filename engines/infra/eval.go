@@ -352,7 +352,7 @@ func hasBlocks(s *provider.Schema) bool {
 func blockSpec(s *provider.Schema) hcldec.ObjectSpec {
 	spec := hcldec.ObjectSpec{}
 	for name, a := range s.Attributes {
-		if a.Type != provider.Blocks {
+		if a.Type != provider.Blocks || a.Computed && !a.Optional && !a.Required {
 			continue
 		}
 		inner := hcldec.ObjectSpec{}
@@ -502,12 +502,19 @@ func addNodes(cfg *config.Config, prefix string, nodes map[string]*node) hcl.Dia
 			if dt := dataType(r.Type); dt != nil {
 				sch = dt.Schema()
 			} else {
-				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid data source type",
-					Detail: fmt.Sprintf("There is no data source type %q; the data source types are %s.", r.Type, strings.Join(dataTypeNames(), ", ")), Subject: r.TypeRange.Ptr()})
+				detail := fmt.Sprintf("There is no data source type %q; the data source types are %s.", r.Type, strings.Join(dataTypeNames(), ", "))
+				if why, ok := absentTypes[r.Type]; ok {
+					detail = fmt.Sprintf("cairn does not offer the data source type %q: %s.", r.Type, why)
+				}
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid data source type", Detail: detail, Subject: r.TypeRange.Ptr()})
 				continue
 			}
 		} else if rt := resourceType(r.Type); rt != nil {
 			sch = rt.Schema()
+		} else if why, ok := absentTypes[r.Type]; ok {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unsupported resource type",
+				Detail: fmt.Sprintf("cairn does not offer the resource type %q: %s.", r.Type, why), Subject: r.TypeRange.Ptr()})
+			continue
 		} else {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid resource type",
 				Detail: fmt.Sprintf("There is no resource type %q; the resource types are %s.", r.Type, strings.Join(resourceTypeNames(), ", ")), Subject: r.TypeRange.Ptr()})
@@ -539,6 +546,13 @@ func addNodes(cfg *config.Config, prefix string, nodes map[string]*node) hcl.Dia
 		}
 		if r.ForEach != nil {
 			trs = append(trs, r.ForEach.Variables()...)
+		}
+		trs = append(trs, r.Lifecycle.ReplaceTriggeredBy...)
+		for _, tr := range r.Lifecycle.ReplaceTriggeredBy {
+			if ref, ok, _ := config.Ref(tr); ok && (strings.HasPrefix(ref, "var.") || strings.HasPrefix(ref, "local.") || strings.HasPrefix(ref, "module.")) {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid replace_triggered_by expression",
+					Detail: "Only resources, count.index and each.key may be used in replace_triggered_by; " + ref + " is not a resource.", Subject: tr.SourceRange().Ptr()})
+			}
 		}
 		trs = append(trs, conditionTraversals(r.Lifecycle.Preconditions)...)
 		trs = append(trs, conditionTraversals(r.Lifecycle.Postconditions)...)
@@ -883,7 +897,7 @@ func (e *evaluator) blockConfig(n *node, ctx *hcl.EvalContext, cv *configValues)
 		return diags
 	}
 	for name, a := range n.sch.Attributes {
-		if a.Type != provider.Blocks {
+		if a.Type != provider.Blocks || a.Computed && !a.Optional && !a.Required {
 			continue
 		}
 		bv := cty.DynamicVal

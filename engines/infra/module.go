@@ -15,6 +15,7 @@ import (
 	"github.com/cairnhq/cairn/engines"
 	"github.com/cairnhq/cairn/engines/infra/provider"
 	_ "github.com/cairnhq/cairn/engines/infra/providers/consul" // the providers linked in: each registers itself from init
+	_ "github.com/cairnhq/cairn/engines/infra/providers/docker"
 	_ "github.com/cairnhq/cairn/engines/infra/providers/file"
 	_ "github.com/cairnhq/cairn/engines/infra/providers/kv"
 	_ "github.com/cairnhq/cairn/engines/infra/providers/local"
@@ -131,7 +132,7 @@ func hostKey(dir string) ([]byte, error) {
 	case err == nil && len(k) == 32:
 		return k, nil
 	case err == nil:
-		return nil, fmt.Errorf("infra: %s holds %d bytes, not 32; it is the key random_password results are derived from, so it is not replaced: restore it, or remove it to start over (every random_password is then made again)", p, len(k))
+		return nil, fmt.Errorf("infra: %s holds %d bytes, not 32; it is the key random_password results are derived from, so it is not replaced: restore it, or remove it to start over (every random_password then derives another value)", p, len(k))
 	case !errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("infra: read %s: %w", p, err)
 	}

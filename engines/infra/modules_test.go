@@ -70,6 +70,11 @@ output "paths" {
 output "inner" {
   value = module.web["a"].inner
 }
+resource "file" "after" {
+  path       = "` + root + `/after"
+  content    = "after the sites"
+  depends_on = [module.web]
+}
 `}
 	}
 	writeConfig(t, cfg, main(`"a", "b"`))
@@ -77,7 +82,7 @@ output "inner" {
 	mustContain(t, "plan", plan,
 		`# module.web["a"].file.conf will be created`,
 		`# module.web["b"].module.inner[0].file.f will be created`,
-		"Plan: 4 to add, 0 to change, 0 to destroy.")
+		"Plan: 5 to add, 0 to change, 0 to destroy.")
 	e.ok("infra apply " + cfg + " auto-approve")
 	if got := readFile(t, filepath.Join(root, "b.conf")); got != "hello b" {
 		t.Fatalf("b.conf = %q", got)
@@ -95,7 +100,7 @@ output "inner" {
 		}
 		addrs = append(addrs, row.Addr)
 	}
-	want := `module.web["a"].file.conf module.web["a"].module.inner[0].file.f module.web["b"].file.conf module.web["b"].module.inner[0].file.f`
+	want := `file.after module.web["a"].file.conf module.web["a"].module.inner[0].file.f module.web["b"].file.conf module.web["b"].module.inner[0].file.f`
 	if strings.Join(addrs, " ") != want {
 		t.Fatalf("state:\n got %s\nwant %s", strings.Join(addrs, " "), want)
 	}
@@ -104,7 +109,8 @@ output "inner" {
 	mustContain(t, "output", string(e.ok("infra output inner workspace=mods").rows[0]), filepath.Join(root, "a.inner"))
 
 	graph := e.ok("infra graph " + cfg).text
-	mustContain(t, "graph", graph, `"module.web.file.conf"`, `"module.web.module.inner.file.f" -> "module.web.module.inner"`)
+	mustContain(t, "graph", graph, `"module.web.file.conf"`, `"module.web.module.inner.file.f" -> "module.web.module.inner"`,
+		`"file.after" -> "module.web.module.inner.file.f"`)
 
 	writeConfig(t, cfg, main(`"a"`))
 	plan = e.ok("infra plan " + cfg).text
@@ -112,6 +118,12 @@ output "inner" {
 	e.ok("infra apply " + cfg + " auto-approve")
 	e.noChanges("infra plan " + cfg)
 	e.ok("infra destroy " + cfg + " auto-approve")
+	// Destroyed after what depends on the module, before the module's own.
+	evs := e.events("infra.delete")
+	evs = evs[len(evs)-3:] // the two before are key b's
+	if evs[0].Data["addr"] != "file.after" {
+		t.Fatalf("destroy order: %v first", evs[0].Data["addr"])
+	}
 	if n := len(e.ok("infra state list workspace=mods").rows); n != 0 {
 		t.Fatalf("%d objects left after destroy", n)
 	}
@@ -142,6 +154,9 @@ func TestModuleErrors(t *testing.T) {
 		{`module "m" {
   source = "./nowhere"
 }`, `module.m (source "./nowhere")`},
+		{`module "again" {
+  source = "./"
+}`, `Module nesting too deep; Modules are nested more than 16 deep`},
 	} {
 		writeConfig(t, cfg, map[string]string{"main.tf": tc.src})
 		a := e.run("infra plan " + cfg)
@@ -149,4 +164,88 @@ func TestModuleErrors(t *testing.T) {
 			t.Errorf("%s:\n got %v\nwant …%s…", tc.src, a.err, tc.want)
 		}
 	}
+}
+
+// target= takes a module, a module instance or a resource in one.
+func TestTargetModules(t *testing.T) {
+	e := newEnv(t)
+	root := publicDir(t)
+	cfg := filepath.Join(root, "tgt")
+	writeConfig(t, filepath.Join(cfg, "m"), map[string]string{"main.tf": `
+variable "n" {}
+resource "file" "f" {
+  path    = "` + root + `/${var.n}"
+  content = var.n
+}`})
+	writeConfig(t, cfg, map[string]string{"main.tf": `
+module "m" {
+  source   = "./m"
+  for_each = toset(["a", "b"])
+  n        = each.key
+}
+resource "file" "top" {
+  path    = "` + root + `/top"
+  content = "top"
+}`})
+	plan := e.ok(`infra plan ` + cfg + ` target='module.m["a"]'`).text
+	mustContain(t, "plan", plan, `# module.m["a"].file.f will be created`, "Plan: 1 to add, 0 to change, 0 to destroy.")
+	plan = e.ok("infra plan " + cfg + " target=module.m").text
+	mustContain(t, "plan", plan, "Plan: 2 to add, 0 to change, 0 to destroy.")
+	e.ok(`infra apply ` + cfg + ` target='module.m["b"].file.f' auto-approve`)
+	if readFile(t, filepath.Join(root, "b")) != "b" {
+		t.Fatal("the targeted file was not made")
+	}
+	mustContain(t, "plan", e.ok("infra plan "+cfg).text, "Plan: 2 to add, 0 to change, 0 to destroy.")
+}
+
+// Terraform's JSON syntax (*.tf.json) is read with the native syntax.
+func TestTFJSONFiles(t *testing.T) {
+	e := newEnv(t)
+	root := publicDir(t)
+	cfg := filepath.Join(root, "json")
+	writeConfig(t, cfg, map[string]string{
+		"main.tf.json": `{
+  "variable": {"who": {"default": "json"}},
+  "resource": {"local_file": {"hello": {"filename": "` + root + `/hello", "content": "hi ${var.who}"}}},
+  "output": {"sha": {"value": "${local_file.hello.content_sha1}"}}
+}`,
+		"more.tf": `resource "null_resource" "n" {
+  triggers = { f = local_file.hello.id }
+}`,
+	})
+	e.ok("infra apply " + cfg + " auto-approve")
+	if readFile(t, filepath.Join(root, "hello")) != "hi json" {
+		t.Fatal("the JSON configuration was not applied")
+	}
+	e.noChanges("infra plan " + cfg)
+}
+
+// A registry module terraform init already downloaded is read from
+// .terraform/modules, as modules.json names it; nothing is fetched.
+func TestInstalledRegistryModule(t *testing.T) {
+	e := newEnv(t)
+	root := publicDir(t)
+	cfg := filepath.Join(root, "installed")
+	writeConfig(t, filepath.Join(cfg, ".terraform", "modules", "label"), map[string]string{"main.tf": `
+variable "name" {}
+output "id" {
+  value = "label-${var.name}"
+}`})
+	writeConfig(t, filepath.Join(cfg, ".terraform", "modules"), map[string]string{"modules.json": `{"Modules":[{"Key":"","Source":"","Dir":"."},{"Key":"label","Source":"registry.terraform.io/cloudposse/label/null","Version":"0.25.0","Dir":".terraform/modules/label"}]}`})
+	writeConfig(t, cfg, map[string]string{"main.tf": `
+module "label" {
+  source  = "cloudposse/label/null"
+  version = "0.25.0"
+  name    = "app"
+}
+resource "terraform_data" "t" {
+  input = module.label.id
+}
+output "id" {
+  value = module.label.id
+}`})
+	mustContain(t, "init", e.ok("infra init "+cfg).text, "- label in .terraform/modules/label")
+	a := e.ok("infra apply " + cfg + " auto-approve")
+	mustContain(t, "apply", a.text, "Apply complete! Resources: 1 added")
+	mustContain(t, "output", string(e.ok("infra output id workspace=installed").rows[0]), "label-app")
 }

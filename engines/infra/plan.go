@@ -105,7 +105,9 @@ type Plan struct {
 	Moves     []Move
 	Outside   []Outside
 	Outputs   map[string]any
-	Unknown   []string // outputs known only after apply
+	Unknown   []string       // outputs known only after apply
+	prior     map[string]any // the outputs of the last apply
+	sensOut   map[string]bool
 	StateSeq  int64
 	Reality   string // digest of what refresh read
 	Targets   []string
@@ -183,6 +185,9 @@ type planOptions struct {
 	// ReadFile reads for file() and templatefile(), with the caller's
 	// credentials; nil leaves those functions out.
 	ReadFile config.ReadFunc
+	// PriorOutputs are the outputs of the last apply, for the JSON plan's
+	// output_changes.
+	PriorOutputs map[string]any
 }
 
 // plan diffs a configuration, evaluated with vars, against state and
@@ -209,6 +214,10 @@ func plan(cfg *config.Config, vars map[string]cty.Value, state map[string]*Resou
 		Outputs: map[string]any{},
 	}
 	p.eval.workspace = opts.Workspace
+	p.prior, p.sensOut = opts.PriorOutputs, map[string]bool{}
+	for name, o := range cfg.Outputs {
+		p.sensOut[name] = o.Sensitive
+	}
 	p.eval.funcs = config.FunctionsFor(opts.ReadFile, cfg.Dir)
 	p.Reality = realityDigest(state, actual)
 	p.Outside = outside(state, actual)
@@ -269,9 +278,13 @@ func plan(cfg *config.Config, vars map[string]cty.Value, state map[string]*Resou
 					return nil, diagErr(d)
 				}
 				p.moveCount(n, mi.qualify(n.res.Addr()), insts, state, actual)
+				triggered := p.triggered(n, mi)
 				for _, in := range insts {
 					inConfig[in.addr] = true
-					c, err := p.planInstance(n, in, state[in.addr], actual[in.addr], replace[in.addr] || replace[in.res] || replace[n.addr], opts.Destroy)
+					c, err := p.planInstance(n, in, state[in.addr], actual[in.addr], replace[in.addr] || replace[in.res] || replace[n.addr] || triggered != "", opts.Destroy)
+					if triggered != "" && c.Action == Replace && !replace[in.addr] && !replace[in.res] {
+						c.Reason = "replace_triggered_by: " + triggered + " changes"
+					}
 					if err != nil {
 						return nil, err
 					}
@@ -530,6 +543,24 @@ func (p *Plan) reapplyDependents() {
 	}
 }
 
+// triggered names what of a resource's replace_triggered_by changes in
+// this plan (in the same module instance), or "".
+func (p *Plan) triggered(n *node, mi *modInst) string {
+	for _, tr := range n.res.Lifecycle.ReplaceTriggeredBy {
+		ref, ok, _ := config.Ref(tr)
+		if !ok {
+			continue
+		}
+		res := mi.qualify(ref)
+		for _, c := range p.Changes {
+			if c.Action != NoOp && c.Action != Read && c.Action != Delete && (c.Addr == res || strings.HasPrefix(c.Addr, res+"[")) {
+				return c.Addr
+			}
+		}
+	}
+	return ""
+}
+
 // nameOf returns NAME of [module.M.]TYPE.NAME[key].
 func nameOf(addr string) string {
 	_, r := splitAddr(addr)
@@ -709,7 +740,7 @@ func (p *Plan) planInstance(n *node, in instance, prior *ResourceState, actual p
 	if err := rt.Validate(cv.vals, known); err != nil {
 		return nil, diagErr(hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid " + n.res.Type, Detail: err.Error(), Subject: n.res.Range.Ptr()}})
 	}
-	if !destroy {
+	if !destroy && len(n.res.Lifecycle.Preconditions) > 0 {
 		if err := p.eval.conditions(n.res.Lifecycle.Preconditions, p.eval.context(in.mod, n.refs, &in, cty.NilVal), "Resource precondition failed"); err != nil {
 			return nil, err
 		}
@@ -870,8 +901,10 @@ func (p *Plan) planInstance(n *node, in instance, prior *ResourceState, actual p
 	self := objectValue(n.sch, vals, id)
 	p.eval.setInstance(&in, self)
 	// What is known now is checked now; the rest after apply.
-	if err := p.eval.conditions(n.res.Lifecycle.Postconditions, p.eval.context(in.mod, n.refs, &in, self), "Resource postcondition failed"); err != nil {
-		return nil, err
+	if len(n.res.Lifecycle.Postconditions) > 0 {
+		if err := p.eval.conditions(n.res.Lifecycle.Postconditions, p.eval.context(in.mod, n.refs, &in, self), "Resource postcondition failed"); err != nil {
+			return nil, err
+		}
 	}
 	return c, nil
 }

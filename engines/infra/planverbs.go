@@ -14,6 +14,9 @@ import (
 // plan and show it. plan answers it; apply and destroy carry it out.
 
 func (m *module) runPlan(ctx context.Context, r engines.Request) error {
+	if r.Statement().Flags["refresh-only"] {
+		return m.refreshOnly(ctx, r, false)
+	}
 	p, unlock, err := m.planned(ctx, r, r.Statement().Flags["destroy"])
 	if err != nil {
 		return err
@@ -31,6 +34,12 @@ func (m *module) runApply(ctx context.Context, r engines.Request) error {
 	st := r.Statement()
 	w, saved := st.Opt("plan")
 	_, hasPath := st.Args["PATH"]
+	if st.Flags["refresh-only"] {
+		if !hasPath || saved {
+			return wire.Errorf(wire.InvalidArgument, "infra apply refresh-only needs PATH (and auto-approve), not plan=")
+		}
+		return m.refreshOnly(ctx, r, true)
+	}
 	switch {
 	case saved && hasPath:
 		return engines.Errorf(wire.InvalidArgument, w, "give PATH or plan=ID, not both")
@@ -152,7 +161,8 @@ func (m *module) request(r engines.Request, destroy bool) (planRequest, error) {
 	if err != nil {
 		return planRequest{}, err
 	}
-	opts := planOptions{Workspace: ws, Dir: dir, StateSeq: meta.Seq, Targets: words(st, "target"), Replace: words(st, "replace"), Destroy: destroy}
+	opts := planOptions{Workspace: ws, Dir: dir, StateSeq: meta.Seq, Targets: words(st, "target"), Replace: words(st, "replace"), Destroy: destroy,
+		PriorOutputs: meta.Outputs}
 	return planRequest{opts: opts, inputs: in, env: m.env(r.Actor()), state: state}, nil
 }
 

@@ -227,8 +227,9 @@ type planRow struct {
 	Unknown   []string       `json:"outputs_unknown,omitempty"`
 	Warnings  []string       `json:"warnings,omitempty"`
 	// Terraform's JSON plan format (tfjson.go).
-	FormatVersion   string             `json:"format_version"`
-	ResourceChanges []tfResourceChange `json:"resource_changes"`
+	FormatVersion   string              `json:"format_version"`
+	ResourceChanges []tfResourceChange  `json:"resource_changes"`
+	OutputChanges   map[string]tfChange `json:"output_changes"`
 }
 
 // changeRow is one change of a plan row.
@@ -266,7 +267,7 @@ type outsideRow struct {
 func planJSON(p *Plan) planRow {
 	row := planRow{ID: p.ID, Workspace: p.Workspace, Add: p.Summary.Add, Change: p.Summary.Change, Destroy: p.Summary.Destroy,
 		Dir: p.Dir, Changes: []changeRow{}, Outputs: p.Outputs, Unknown: p.Unknown, Warnings: p.Warnings,
-		FormatVersion: tfFormatVersion, ResourceChanges: resourceChanges(p)}
+		FormatVersion: tfFormatVersion, ResourceChanges: resourceChanges(p), OutputChanges: outputChanges(p)}
 	for _, c := range p.Changes {
 		if c.Action == NoOp {
 			continue

@@ -83,3 +83,23 @@ func checkTerraform(c *config.Config) hcl.Diagnostics {
 	}
 	return diags
 }
+
+// absentTypes are types of the Terraform providers cairn offers that it
+// does not have, with why: a configuration naming one is told so.
+var absentTypes = map[string]string{
+	"consul_node":            "hashicorp/consul's consul_node registers an external node in the catalog; cairn's discovery engine catalogs its own node only",
+	"consul_acl_policy":      "cairn's discovery engine has no Consul ACLs (the socket's policy governs access)",
+	"consul_acl_token":       "cairn's discovery engine has no Consul ACLs (the socket's policy governs access)",
+	"consul_config_entry":    "cairn's discovery engine has no Connect (service mesh) configuration",
+	"consul_prepared_query":  "cairn's discovery engine has no prepared queries",
+	"docker_network":         "cairn's runtime has the networks bridge, host and none, made by the daemon",
+	"docker_volume":          "cairn's runtime mounts host paths only (docker_container volumes with host_path)",
+	"docker_registry_image":  "cairn pushes no images from an apply",
+	"docker_service":         "cairn's runtime has no swarm services (the deploy engine rolls containers)",
+	"docker_plugin":          "cairn's runtime has no plugins",
+	"docker_secret":          "cairn's runtime has no swarm secrets",
+	"docker_config":          "cairn's runtime has no swarm configs",
+	"docker_tag":             "tag images with cairn's image tag",
+	"null_data_source":       "hashicorp/null's null_data_source is deprecated by the provider: use locals",
+	"terraform_remote_state": "cairn's state is its journal: read another workspace's outputs with infra output workspace=NAME",
+}

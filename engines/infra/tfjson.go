@@ -165,8 +165,11 @@ func resourceChanges(p *Plan) []tfResourceChange {
 		switch {
 		case c.Action == Replace || c.Action == ReplaceCBD:
 			rc.ActionReason = "replace_because_cannot_update"
-			if strings.Contains(c.Reason, "replace=") {
+			switch {
+			case strings.Contains(c.Reason, "replace="):
 				rc.ActionReason = "replace_by_request"
+			case strings.HasPrefix(c.Reason, "replace_triggered_by"):
+				rc.ActionReason = "replace_by_triggers"
 			}
 		case c.Action == Delete && c.Reason == "not in the configuration":
 			rc.ActionReason = "delete_because_no_resource_config"
@@ -184,4 +187,48 @@ func tfValue(x any, sensitive bool) any {
 		return nil
 	}
 	return normalizeJSON(x)
+}
+
+// outputChanges renders the root outputs as the format's output_changes.
+func outputChanges(p *Plan) map[string]tfChange {
+	out := map[string]tfChange{}
+	unknown := map[string]bool{}
+	for _, n := range p.Unknown {
+		unknown[n] = true
+	}
+	names := map[string]bool{}
+	for n := range p.Outputs {
+		names[n] = true
+	}
+	for n := range unknown {
+		names[n] = true
+	}
+	for n := range names {
+		prior, had := p.prior[n]
+		sens := p.sensOut[n]
+		ch := tfChange{BeforeSensitive: sens && had, AfterSensitive: sens, AfterUnknown: unknown[n]}
+		if had && !sens {
+			ch.Before = normalizeJSON(prior)
+		}
+		if !unknown[n] && !sens {
+			ch.After = normalizeJSON(p.Outputs[n])
+		}
+		switch {
+		case p.Destroy:
+			ch.Actions, ch.After, ch.AfterUnknown, ch.AfterSensitive = []string{"delete"}, nil, false, false
+		case !had:
+			ch.Actions = []string{"create"}
+		case unknown[n] || !sens && !equal(prior, p.Outputs[n]):
+			ch.Actions = []string{"update"}
+		default:
+			ch.Actions = []string{"no-op"}
+		}
+		out[n] = ch
+	}
+	for n, prior := range p.prior {
+		if !names[n] {
+			out[n] = tfChange{Actions: []string{"delete"}, Before: normalizeJSON(prior), After: nil, AfterUnknown: false, BeforeSensitive: false, AfterSensitive: false}
+		}
+	}
+	return out
 }

@@ -41,9 +41,13 @@ type docChange struct {
 }
 
 type docPlan struct {
-	FormatVersion   string              `json:"format_version"`
-	ResourceChanges []docResourceChange `json:"resource_changes"`
+	FormatVersion   string               `json:"format_version"`
+	ResourceChanges []docResourceChange  `json:"resource_changes"`
+	OutputChanges   map[string]docChange `json:"output_changes"`
 }
+
+// lastOutputs are the output_changes decodeDocPlan last decoded.
+var lastOutputs map[string]docChange
 
 // The action lists the format documents.
 var docActions = [][]string{{"no-op"}, {"create"}, {"read"}, {"update"}, {"delete", "create"}, {"create", "delete"}, {"delete"}}
@@ -54,7 +58,7 @@ func decodeDocPlan(t *testing.T, row json.RawMessage) map[string]docResourceChan
 	if err := json.Unmarshal(row, &all); err != nil {
 		t.Fatal(err)
 	}
-	tf, _ := json.Marshal(map[string]json.RawMessage{"format_version": all["format_version"], "resource_changes": all["resource_changes"]})
+	tf, _ := json.Marshal(map[string]json.RawMessage{"format_version": all["format_version"], "resource_changes": all["resource_changes"], "output_changes": all["output_changes"]})
 	d := json.NewDecoder(bytes.NewReader(tf))
 	d.DisallowUnknownFields() // a field the format does not document fails
 	var p docPlan
@@ -64,6 +68,12 @@ func decodeDocPlan(t *testing.T, row json.RawMessage) map[string]docResourceChan
 	if p.FormatVersion == "" || p.FormatVersion[:2] != "1." {
 		t.Fatalf("format_version %q", p.FormatVersion)
 	}
+	for name, oc := range p.OutputChanges {
+		if !slices.ContainsFunc(docActions, func(a []string) bool { return slices.Equal(a, oc.Actions) }) {
+			t.Fatalf("output %s: actions %v are not the format's", name, oc.Actions)
+		}
+	}
+	lastOutputs = p.OutputChanges
 	out := map[string]docResourceChange{}
 	for _, rc := range p.ResourceChanges {
 		if rc.Address == "" || rc.Type == "" || rc.Name == "" || rc.ProviderName == "" || (rc.Mode != "managed" && rc.Mode != "data") {
@@ -127,6 +137,13 @@ module "m" {
   for_each = toset([` + keys + `])
   n        = each.key
 }
+output "plain" {
+  value = file.plain.content
+}
+output "pw" {
+  value     = random_password.p.result
+  sensitive = true
+}
 `}
 	}
 	writeConfig(t, cfg, conf("one", `"a", "b"`))
@@ -147,6 +164,12 @@ module "m" {
 	if after["content"] != "a" || after["id"] != "86f7e437faa5a7fce15d1ddcb9eaeaea377667b8" {
 		t.Fatalf("after %v", after)
 	}
+	if o := lastOutputs["plain"]; !slices.Equal(o.Actions, []string{"create"}) || string(o.Before) != "null" || string(o.After) != `"one"` {
+		t.Fatalf("output_changes plain: %+v %s %s", o, o.Before, o.After)
+	}
+	if o := lastOutputs["pw"]; string(o.AfterSensitive) != "true" || string(o.AfterUnknown) != "true" || string(o.After) != "null" {
+		t.Fatalf("output_changes pw: %s %s %s", o.AfterSensitive, o.AfterUnknown, o.After)
+	}
 	e.ok("infra apply " + cfg + " auto-approve")
 
 	// update, delete, no-op, and an index.
@@ -161,6 +184,9 @@ module "m" {
 		if got := rcs[addr].Change.Actions; !slices.Equal(got, want) {
 			t.Errorf("%s: actions %v, want %v", addr, got, want)
 		}
+	}
+	if o := lastOutputs["plain"]; !slices.Equal(o.Actions, []string{"update"}) || string(o.Before) != `"one"` || string(o.After) != `"two"` {
+		t.Fatalf("output_changes plain after the edit: %+v", o)
 	}
 	if rcs[`module.m["b"].local_file.f`].ActionReason != "delete_because_no_resource_config" {
 		t.Errorf("delete reason %q", rcs[`module.m["b"].local_file.f`].ActionReason)

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cairnhq/cairn/engines/infra/config"
 )
 
 // stateAttrs answers the attributes infra state show answers for addr.
@@ -214,9 +216,22 @@ func TestTerraformProviderErrors(t *testing.T) {
   min_numeric = 9
 }`, "length (8) must be >= (min_upper + min_lower + min_numeric + min_special) (9)"},
 		{`resource "random_password" "p" {
-  length = 8
-  number = true
-}`, `Unsupported argument; An argument named "number" is not expected here.`},
+  length      = 8
+  bcrypt_cost = 10
+}`, `Unsupported argument; An argument named "bcrypt_cost" is not expected here.`},
+		{`variable "v" {
+  nullable = false
+}
+resource "null_resource" "n" {
+  triggers = { v = var.v }
+}`, `No value for required variable`},
+		{`resource "consul_node" "n" {
+  name    = "foobar"
+  address = "192.168.10.10"
+}`, `cairn does not offer the resource type "consul_node": hashicorp/consul's consul_node registers an external node in the catalog`},
+		{`data "terraform_remote_state" "vpc" {
+  backend = "local"
+}`, `read another workspace's outputs with infra output workspace=NAME`},
 		{`resource "local_file" "f" {
   filename = "/tmp/x"
 }`, "exactly one of `content,content_base64,sensitive_content,source` must be specified"},
@@ -231,5 +246,103 @@ func TestTerraformProviderErrors(t *testing.T) {
 		if a.err == nil || !strings.Contains(a.err.Error(), tc.want) {
 			t.Errorf("%s:\n got %v\nwant …%s…", tc.src, a.err, tc.want)
 		}
+	}
+}
+
+// lifecycle.replace_triggered_by replaces a resource when what it names
+// changes, and only then.
+func TestReplaceTriggeredBy(t *testing.T) {
+	e := newEnv(t)
+	cfg := filepath.Join(publicDir(t), "rtb")
+	conf := func(v string) map[string]string {
+		return map[string]string{"main.tf": `
+resource "terraform_data" "version" {
+  input = "` + v + `"
+}
+resource "null_resource" "deploy" {
+  count = 2
+  lifecycle {
+    replace_triggered_by = [terraform_data.version]
+  }
+}
+resource "random_id" "other" {
+  byte_length = 4
+}`}
+	}
+	writeConfig(t, cfg, conf("1"))
+	e.ok("infra apply " + cfg + " auto-approve")
+	e.noChanges("infra plan " + cfg)
+	writeConfig(t, cfg, conf("2"))
+	plan := e.ok("infra plan " + cfg).text
+	mustContain(t, "plan", plan, "# null_resource.deploy[0] must be replaced", "# (because replace_triggered_by: terraform_data.version changes)",
+		"# null_resource.deploy[1] must be replaced", "Plan: 2 to add, 1 to change, 2 to destroy.")
+	if strings.Contains(plan, "random_id.other must be replaced") {
+		t.Fatal("an untriggered resource is replaced")
+	}
+	e.ok("infra apply " + cfg + " auto-approve")
+	e.noChanges("infra plan " + cfg)
+}
+
+// A dynamic block with iterator, and static blocks beside it: the
+// blocks are expanded in plan and apply (docker_container's volumes are
+// only planned here, nothing is run).
+func TestDynamicBlockIterator(t *testing.T) {
+	cfg, diags := config.Parse("/cfg", map[string]string{"main.tf": `
+variable "mounts" {
+  default = { "/srv/a" = "/a", "/srv/b" = "/b" }
+}
+resource "docker_container" "c" {
+  name  = "c"
+  image = "busybox"
+  dynamic "volumes" {
+    for_each = var.mounts
+    iterator = m
+    content {
+      host_path      = m.key
+      container_path = m.value
+      read_only      = m.key == "/srv/b"
+    }
+  }
+  volumes {
+    host_path      = "/srv/c"
+    container_path = "/c"
+  }
+}`})
+	if diags.HasErrors() {
+		t.Fatal(config.Format(diags))
+	}
+	vars, diags := cfg.VariableValues(config.Inputs{})
+	if diags.HasErrors() {
+		t.Fatal(config.Format(diags))
+	}
+	p, err := plan(cfg, vars, nil, Reality{}, planOptions{Workspace: "w", Dir: "/cfg"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vols any
+	for _, ac := range p.Changes[0].Attrs {
+		if ac.Name == "volumes" {
+			vols = ac.After
+		}
+	}
+	got := display(vols)
+	want := `[{"container_path":"/a","host_path":"/srv/a","read_only":false},{"container_path":"/b","host_path":"/srv/b","read_only":true},{"container_path":"/c","host_path":"/srv/c","read_only":false}]`
+	if got != want {
+		t.Fatalf("volumes:\n got %s\nwant %s", got, want)
+	}
+	// A block type the schema does not have is refused by name, dynamic or not.
+	cfg, _ = config.Parse("/cfg", map[string]string{"main.tf": `
+resource "docker_container" "c" {
+  name  = "c"
+  image = "busybox"
+  dynamic "healthcheck" {
+    for_each = [1]
+    content {
+      test = ["CMD", "true"]
+    }
+  }
+}`})
+	if _, err := plan(cfg, nil, nil, Reality{}, planOptions{Workspace: "w", Dir: "/cfg"}); err == nil || !strings.Contains(err.Error(), `healthcheck`) {
+		t.Fatalf("dynamic healthcheck: %v", err)
 	}
 }

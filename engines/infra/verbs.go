@@ -23,8 +23,8 @@ var (
 	optVarFile   = dsl.Option{Name: "var-file", Meta: "FILE", Repeatable: true, Help: "variable values from an HCL file (terraform.tfvars style)"}
 	optTarget    = dsl.Option{Name: "target", Meta: "ADDR", Repeatable: true, Help: "only this resource (and what it depends on)"}
 	optReplace   = dsl.Option{Name: "replace", Meta: "ADDR", Repeatable: true, Help: "replace this resource even if unchanged"}
-	argPath      = dsl.Arg{Name: "PATH", Required: true, Help: "directory of *.hcl files (relative to your working directory)"}
-	optPath      = dsl.Arg{Name: "PATH", Help: "directory of *.hcl files; default: where the workspace was last applied from"}
+	argPath      = dsl.Arg{Name: "PATH", Required: true, Help: "directory of *.tf and *.hcl files (relative to your working directory)"}
+	optPath      = dsl.Arg{Name: "PATH", Help: "directory of *.tf and *.hcl files; default: where the workspace was last applied from"}
 )
 
 func (m *module) verbs() []engines.Verb {
@@ -37,8 +37,8 @@ func (m *module) verbs() []engines.Verb {
 				"refused if state or reality moved since. Independent resources are applied in parallel; each\n" +
 				"completed change is an infra.create/update/delete event. Without auto-approve (and without plan=)\n" +
 				"the plan is shown and nothing is applied.\n\n  infra apply ./net auto-approve\n  infra apply plan=1234",
-			Args:      []dsl.Arg{{Name: "PATH", Help: "directory of *.hcl files; not with plan="}},
-			Flags:     []dsl.Flag{{Name: "auto-approve", Help: "apply without a saved plan"}},
+			Args:      []dsl.Arg{{Name: "PATH", Help: "directory of *.tf and *.hcl files; not with plan="}},
+			Flags:     []dsl.Flag{{Name: "auto-approve", Help: "apply without a saved plan"}, {Name: "refresh-only", Help: "only record in state what changed outside cairn"}},
 			Options:   []dsl.Option{{Name: "plan", Kind: dsl.Int, Meta: "ID", Help: "apply the saved plan ID"}, {Name: "parallelism", Kind: dsl.Int, Help: "at most N changes at once (default 10)"}, optWorkspace, optVarFile, optTarget, optReplace},
 			Bag:       true,
 			BagPrefix: "var.",
@@ -62,6 +62,16 @@ func (m *module) verbs() []engines.Verb {
 			Options: []dsl.Option{optWorkspace},
 		}, Run: m.runDrift},
 		{Spec: dsl.Spec{
+			Verb:    "infra fmt",
+			Access:  dsl.AccessRead,
+			Summary: "format configuration files as terraform fmt does",
+			Help: "infra fmt PATH rewrites PATH's *.tf, *.hcl and *.tfvars files in HCL's canonical format (hclwrite),\n" +
+				"as you (your credentials), and lists the files it changed; check lists them and changes nothing,\n" +
+				"failing if there are any; recursive goes into subdirectories.\n\n  infra fmt . check",
+			Args:  []dsl.Arg{argPath},
+			Flags: []dsl.Flag{{Name: "check", Help: "change nothing; fail if a file is not formatted"}, {Name: "recursive", Help: "also the files of subdirectories"}},
+		}, Run: m.runFmt},
+		{Spec: dsl.Spec{
 			Verb:      "infra graph",
 			Access:    dsl.AccessRead,
 			Summary:   "the configuration's dependency graph, in DOT",
@@ -83,6 +93,17 @@ func (m *module) verbs() []engines.Verb {
 			BagPrefix: "var.",
 		}, Run: m.runImport},
 		{Spec: dsl.Spec{
+			Verb:    "infra init",
+			Access:  dsl.AccessRead,
+			Summary: "check a configuration's modules and providers, as terraform init, fetching and writing nothing",
+			Help: "infra init PATH loads every module (local, or installed in .terraform/modules) and checks\n" +
+				"required_version and required_providers against what cairn has; nothing is downloaded or written.",
+			Args:      []dsl.Arg{argPath},
+			Options:   []dsl.Option{optVarFile},
+			Bag:       true,
+			BagPrefix: "var.",
+		}, Run: m.runInit},
+		{Spec: dsl.Spec{
 			Verb:    "infra output",
 			Access:  dsl.AccessRead,
 			Summary: "the outputs of the last apply",
@@ -98,7 +119,7 @@ func (m *module) verbs() []engines.Verb {
 				"infra apply plan=ID. destroy plans the destruction of everything.\n\n" +
 				"  infra plan ./net\n  infra plan ./net var.mtu=9000 var-file=prod.tfvars\n  infra plan ./net target=net_link.br0",
 			Args:      []dsl.Arg{argPath},
-			Flags:     []dsl.Flag{{Name: "destroy", Help: "plan to destroy everything"}},
+			Flags:     []dsl.Flag{{Name: "destroy", Help: "plan to destroy everything"}, {Name: "refresh-only", Help: "only show what changed outside cairn"}},
 			Options:   []dsl.Option{optWorkspace, optVarFile, optTarget, optReplace},
 			Bag:       true,
 			BagPrefix: "var.",
@@ -111,11 +132,33 @@ func (m *module) verbs() []engines.Verb {
 			Options: []dsl.Option{optWorkspace},
 		}, Run: m.runRefresh},
 		{Spec: dsl.Spec{
+			Verb:    "infra show",
+			Access:  dsl.AccessRead,
+			Summary: "the workspace's state and outputs, as terraform show prints them",
+			Options: []dsl.Option{optWorkspace},
+		}, Run: m.runShow},
+		{Spec: dsl.Spec{
 			Verb:    "infra state list",
 			Access:  dsl.AccessRead,
 			Summary: "the objects in state",
 			Options: []dsl.Option{optWorkspace},
 		}, Run: m.runStateList},
+		{Spec: dsl.Spec{
+			Verb:    "infra state mv",
+			Access:  dsl.AccessHost,
+			Summary: "move objects of state to another address, as terraform state mv",
+			Help:    "infra state mv FROM TO moves a resource, an instance or a module's objects (infra.move events); nothing\nis changed outside cairn. A moved block in the configuration does the same during an apply.\n\n  infra state mv file.a 'module.m[\"x\"].file.a'",
+			Args:    []dsl.Arg{{Name: "FROM", Required: true, Help: "address in state"}, {Name: "TO", Required: true, Help: "new address"}},
+			Options: []dsl.Option{optWorkspace},
+		}, Run: m.runStateMv},
+		{Spec: dsl.Spec{
+			Verb:    "infra state rm",
+			Access:  dsl.AccessHost,
+			Summary: "take objects out of state without destroying them, as terraform state rm",
+			Help:    "infra state rm ADDR forgets a resource, an instance or a module's objects (infra.forget events); they\nstay as they are. A removed block with destroy = false does the same during an apply.",
+			Args:    []dsl.Arg{{Name: "ADDR", Required: true, Help: "address in state"}},
+			Options: []dsl.Option{optWorkspace},
+		}, Run: m.runStateRm},
 		{Spec: dsl.Spec{
 			Verb:    "infra state show",
 			Access:  dsl.AccessRead,

@@ -15,6 +15,7 @@ import (
 	"github.com/cairnhq/cairn/engines/runtime/cgstat"
 	"github.com/cairnhq/cairn/engines/runtime/containerspec"
 	"github.com/cairnhq/cairn/engines/runtime/image"
+	"github.com/cairnhq/cairn/engines/runtime/netcfg"
 	"github.com/cairnhq/cairn/journal"
 )
 
@@ -56,10 +57,20 @@ func (s *Service) Create(ctx context.Context, actor journal.Actor, spec containe
 			return containerspec.Info{}, err
 		}
 	}
+	restart, err := parseRestart(spec.Restart)
+	if err != nil {
+		return containerspec.Info{}, err
+	}
+	for _, p := range spec.Publish {
+		if _, err := netcfg.ParsePublish(p); err != nil {
+			return containerspec.Info{}, fmt.Errorf("publish %s: %w", p, err)
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, err := s.m.create(ctx, actor, runOptions{image: spec.Image, name: spec.Name, cmd: spec.Cmd, env: spec.Env,
-		volumes: spec.Binds, network: spec.Network, ip: spec.IP, hostname: spec.Hostname, memory: spec.Memory, nanoCPUs: spec.NanoCPUs, detach: true})
+		volumes: spec.Binds, network: spec.Network, ip: spec.IP, hostname: spec.Hostname, memory: spec.Memory, nanoCPUs: spec.NanoCPUs, detach: true,
+		publish: spec.Publish, restart: restart})
 	if err != nil {
 		return containerspec.Info{}, err
 	}

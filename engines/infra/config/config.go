@@ -57,6 +57,7 @@ type Variable struct {
 	Default     cty.Value // cty.NilVal when there is none
 	Type        cty.Type  // cty.DynamicPseudoType when not constrained
 	Sensitive   bool
+	Nullable    bool // false: a null value stands for the default
 	Validations []*Condition
 	Range       hcl.Range
 }
@@ -86,6 +87,9 @@ type Lifecycle struct {
 	IgnoreChanges       []string // attribute names; "all" ignores every one
 	Preconditions       []*Condition
 	Postconditions      []*Condition
+	// ReplaceTriggeredBy are references to resources (or their
+	// attributes): a change of one replaces the resource.
+	ReplaceTriggeredBy []hcl.Traversal
 }
 
 // Condition is a precondition, a postcondition or a check's assert.
@@ -157,7 +161,7 @@ var outputSchema = &hcl.BodySchema{
 
 var lifecycleSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
-		{Name: "create_before_destroy"}, {Name: "prevent_destroy"}, {Name: "ignore_changes"},
+		{Name: "create_before_destroy"}, {Name: "prevent_destroy"}, {Name: "ignore_changes"}, {Name: "replace_triggered_by"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{{Type: "precondition"}, {Type: "postcondition"}},
 }
@@ -179,9 +183,9 @@ func Load(dir string) (*Config, hcl.Diagnostics) {
 }
 
 // IsConfigFile reports whether a file name is part of a configuration:
-// Terraform's *.tf and cairn's *.hcl (not *.tfvars, not *.tf.json).
+// Terraform's *.tf and *.tf.json, and cairn's *.hcl (not *.tfvars).
 func IsConfigFile(name string) bool {
-	return strings.HasSuffix(name, ".tf") || strings.HasSuffix(name, ".hcl")
+	return strings.HasSuffix(name, ".tf") || strings.HasSuffix(name, ".tf.json") || strings.HasSuffix(name, ".hcl")
 }
 
 func loadDir(dir string, path []string) (*Config, hcl.Diagnostics) {
@@ -236,11 +240,17 @@ func Parse(dir string, files map[string]string) (*Config, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	for _, name := range slices.Sorted(maps.Keys(files)) {
 		src := []byte(files[name])
-		if d := CheckNumbers(src, name); d.HasErrors() {
-			diags = append(diags, d...)
-			continue
+		var f *hcl.File
+		var d hcl.Diagnostics
+		if strings.HasSuffix(name, ".json") {
+			f, d = p.ParseJSON(src, name) // Terraform's JSON syntax (*.tf.json)
+		} else {
+			if d := CheckNumbers(src, name); d.HasErrors() {
+				diags = append(diags, d...)
+				continue
+			}
+			f, d = p.ParseHCL(src, name)
 		}
-		f, d := p.ParseHCL(src, name)
 		diags = append(diags, d...)
 		if f == nil {
 			continue
@@ -366,6 +376,24 @@ func (c *Config) addResource(b *hcl.Block) hcl.Diagnostics {
 				}
 			}
 		}
+		if a, ok := lc.Attributes["replace_triggered_by"]; ok {
+			exprs, d := hcl.ExprList(a.Expr)
+			diags = append(diags, d...)
+			for _, e := range exprs {
+				tr, d := hcl.AbsTraversalForExpr(e)
+				if d.HasErrors() {
+					// resource.x[count.index] is not a static traversal:
+					// its variables name what it refers to.
+					vs := e.Variables()
+					if len(vs) == 0 {
+						diags = append(diags, d...)
+						continue
+					}
+					tr = vs[0]
+				}
+				r.Lifecycle.ReplaceTriggeredBy = append(r.Lifecycle.ReplaceTriggeredBy, tr)
+			}
+		}
 		for _, cb := range lc.Blocks {
 			cond, d := condition(cb)
 			diags = append(diags, d...)
@@ -416,7 +444,7 @@ func traversalList(expr hcl.Expression) ([]hcl.Traversal, hcl.Diagnostics) {
 }
 
 func (c *Config) addVariable(b *hcl.Block) hcl.Diagnostics {
-	v := &Variable{Name: b.Labels[0], Range: b.DefRange, Type: cty.DynamicPseudoType}
+	v := &Variable{Name: b.Labels[0], Range: b.DefRange, Type: cty.DynamicPseudoType, Nullable: true}
 	content, diags := b.Body.Content(variableSchema)
 	if a, ok := content.Attributes["type"]; ok {
 		ty, d := typeexpr.TypeConstraint(a.Expr)
@@ -430,6 +458,9 @@ func (c *Config) addVariable(b *hcl.Block) hcl.Diagnostics {
 	}
 	if a, ok := content.Attributes["sensitive"]; ok {
 		diags = append(diags, gohcl.DecodeExpression(a.Expr, nil, &v.Sensitive)...)
+	}
+	if a, ok := content.Attributes["nullable"]; ok {
+		diags = append(diags, gohcl.DecodeExpression(a.Expr, nil, &v.Nullable)...)
 	}
 	for _, vb := range content.Blocks {
 		cond, d := condition(vb)

@@ -547,7 +547,7 @@ func TestLifecycleErrors(t *testing.T) {
 		{"lifecycle {\n prevent_destroy = var.protect\n}", "main.hcl:3:20: error: Variables not allowed; Variables may not be used here."},
 		{"lifecycle {\n ignore_changes = [\"mtu\"]\n}", "main.hcl:3:20: error: Invalid expression; A single static variable reference is required"},
 		{"lifecycle {\n ignore_changes = mtu\n}", "main.hcl:3:19: error: Invalid expression; A static list expression is required."},
-		{"lifecycle {\n replace_triggered_by = [net_link.lo]\n}", "main.hcl:3:2: error: Unsupported argument; An argument named \"replace_triggered_by\" is not expected here."},
+		{"lifecycle {\n replace_triggered_by = [\"x\"]\n}", "main.hcl:3:26: error: Invalid expression; A single static variable reference is required"},
 		{"lifecycle \"x\" {}", "main.hcl:2:11: error: Extraneous label for lifecycle; No labels are expected for lifecycle blocks."},
 	} {
 		src := "resource \"net_link\" \"br0\" {\n" + tc.body + "\n}\n"

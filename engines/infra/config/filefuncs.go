@@ -15,8 +15,10 @@ import (
 
 // ReadFunc reads a file for file(), filebase64(), fileexists() and
 // templatefile(). The engine reads with the caller's filesystem
-// credentials, so a configuration reads only what its author could.
-type ReadFunc func(path string) ([]byte, error)
+// credentials, so a configuration reads only what its author could, and
+// answers private when other users could not read the file: what the
+// function answers is then sensitive (journaled as a digest only).
+type ReadFunc func(path string) (data []byte, private bool, err error)
 
 // FunctionsFor returns Functions() with Terraform's file functions added,
 // reading through read; relative paths are taken from base (the root
@@ -33,40 +35,46 @@ func FunctionsFor(read ReadFunc, base string) map[string]function.Function {
 		return filepath.Join(base, p)
 	}
 	pathParam := []function.Parameter{{Name: "path", Type: cty.String}}
-	readString := func(p string) (string, error) {
-		b, err := read(abs(p))
+	readString := func(p string) (string, bool, error) {
+		b, private, err := read(abs(p))
 		if err != nil {
-			return "", fmt.Errorf("no file exists at %q; this function works only with files that are distributed as part of the configuration source code, so if this file will be created by a resource in this configuration you must instead obtain this result from an attribute of that resource (%v)", p, err)
+			return "", false, fmt.Errorf("no file exists at %q; this function works only with files that are distributed as part of the configuration source code, so if this file will be created by a resource in this configuration you must instead obtain this result from an attribute of that resource (%v)", p, err)
 		}
 		if !utf8.Valid(b) {
-			return "", fmt.Errorf("contents of %s are not valid UTF-8; use the filebase64 function to obtain the Base64 encoded contents or the other file functions (e.g. filemd5, filesha256) to obtain file hashing results instead", p)
+			return "", false, fmt.Errorf("contents of %s are not valid UTF-8; use the filebase64 function to obtain the Base64 encoded contents or the other file functions (e.g. filemd5, filesha256) to obtain file hashing results instead", p)
 		}
-		return string(b), nil
+		return string(b), private, nil
+	}
+	mark := func(v cty.Value, private bool) cty.Value {
+		if private {
+			return v.Mark(Sensitive)
+		}
+		return v
 	}
 	fs["file"] = function.New(&function.Spec{
 		Params: pathParam, Type: function.StaticReturnType(cty.String),
 		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
-			s, err := readString(args[0].AsString())
+			s, private, err := readString(args[0].AsString())
 			if err != nil {
 				return cty.UnknownVal(cty.String), function.NewArgError(0, err)
 			}
-			return cty.StringVal(s), nil
+			return mark(cty.StringVal(s), private), nil
 		},
 	})
 	fs["filebase64"] = function.New(&function.Spec{
 		Params: pathParam, Type: function.StaticReturnType(cty.String),
 		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
-			b, err := read(abs(args[0].AsString()))
+			b, private, err := read(abs(args[0].AsString()))
 			if err != nil {
 				return cty.UnknownVal(cty.String), function.NewArgErrorf(0, "no file exists at %q (%v)", args[0].AsString(), err)
 			}
-			return cty.StringVal(base64.StdEncoding.EncodeToString(b)), nil
+			return mark(cty.StringVal(base64.StdEncoding.EncodeToString(b)), private), nil
 		},
 	})
 	fs["fileexists"] = function.New(&function.Spec{
 		Params: pathParam, Type: function.StaticReturnType(cty.Bool),
 		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
-			_, err := read(abs(args[0].AsString()))
+			_, _, err := read(abs(args[0].AsString()))
 			switch {
 			case err == nil:
 				return cty.True, nil
@@ -82,7 +90,7 @@ func FunctionsFor(read ReadFunc, base string) map[string]function.Function {
 		Type:   function.StaticReturnType(cty.DynamicPseudoType),
 		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
 			p := args[0].AsString()
-			src, err := readString(p)
+			src, private, err := readString(p)
 			if err != nil {
 				return cty.DynamicVal, function.NewArgError(0, err)
 			}
@@ -110,7 +118,7 @@ func FunctionsFor(read ReadFunc, base string) map[string]function.Function {
 			if diags.HasErrors() {
 				return cty.DynamicVal, diags
 			}
-			return v, nil
+			return mark(v, private), nil
 		},
 	})
 	return fs

@@ -158,6 +158,7 @@ output "pair" {
 	"locals {\n  a = 1\n}\nlocals {\n  a = 2\n}\n",
 	"resource \"net_link\" \"x\" {\n  count = 1\n  for_each = {}\n}\n",
 	"variable \"x\" {\n  type = number\n  default = \"1\"\n}\noutput \"o\" {\n  value = var.x + local.y\n}\n",
+	"module \"m\" {\n  source = \"./m\"\n  for_each = toset([\"a\"])\n  x = each.key\n}\nmoved {\n  from = file.a\n  to = module.m[\"a\"].file.a\n}\nimport {\n  to = file.b\n  id = \"/b\"\n}\nremoved {\n  from = file.c\n  lifecycle {\n    destroy = false\n  }\n}\ncheck \"c\" {\n  assert {\n    condition = true\n    error_message = \"no\"\n  }\n}\nterraform {\n  required_version = \">= 1.0\"\n  required_providers {\n    random = { source = \"hashicorp/random\" }\n  }\n}\nprovider \"random\" {\n  alias = \"x\"\n}\n",
 	"",
 }
 

@@ -175,6 +175,15 @@ func (c *Config) ModuleVariables(given map[string]cty.Value, givenAt map[string]
 			}
 			v = decl.Default
 		}
+		if v.IsNull() && !decl.Nullable {
+			// nullable = false: null stands for "not given", as in Terraform.
+			if decl.Default == cty.NilVal || decl.Default.IsNull() {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Required variable not set",
+					Detail: fmt.Sprintf("Unsupported null value for non-nullable variable %q.", n), Subject: rangePtr(givenAt[n])})
+				continue
+			}
+			v = decl.Default
+		}
 		// A module's argument may be sensitive: the variable is then too.
 		v, marks := v.UnmarkDeep()
 		cv, err := convertTo(v, decl.Type)

@@ -438,3 +438,30 @@ variable "f" {}
 	}
 	wantValue(t, vals, "e", cty.NumberIntVal(7))
 }
+
+// nullable = false: a null value stands for the default; without one it
+// is Terraform's error.
+func TestNonNullableVariable(t *testing.T) {
+	c := parse(t, map[string]string{"main.tf": `
+variable "a" {
+  default  = "dflt"
+  nullable = false
+}
+variable "b" {
+  nullable = false
+}
+variable "c" {
+  default = "dflt"
+}
+`})
+	vals, diags := c.ModuleVariables(map[string]cty.Value{"a": cty.NullVal(cty.String), "b": cty.StringVal("x"), "c": cty.NullVal(cty.String)}, nil, "set NAME")
+	if diags.HasErrors() {
+		t.Fatal(config.Format(diags))
+	}
+	wantValue(t, vals, "a", cty.StringVal("dflt"))
+	wantValue(t, vals, "c", cty.NullVal(cty.String))
+	_, diags = c.ModuleVariables(map[string]cty.Value{"b": cty.NullVal(cty.String)}, nil, "set NAME")
+	if got := config.Format(diags); !strings.Contains(got, `Unsupported null value for non-nullable variable "b".`) {
+		t.Fatalf("diagnostics: %s", got)
+	}
+}

@@ -17,6 +17,11 @@ type Spec struct {
 	Env []string
 	// Binds are SRC:DST[:ro] bind mounts, as run's volume=.
 	Binds []string
+	// Publish are [IP:]HOST:CTR[/udp] port forwards, as run's publish=.
+	Publish []string
+	// Restart is the restart policy, as run's restart= (no, on-failure[:N],
+	// always, unless-stopped); empty is no.
+	Restart string
 	// Network is none, host, bridge (the default) or a network's name
 	// (Service.EnsureNetwork).
 	Network string

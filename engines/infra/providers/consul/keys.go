@@ -308,3 +308,46 @@ func (prefixResource) Delete(ctx context.Context, s provider.Session, id string,
 	}
 	return nil
 }
+
+// keysData is data consul_keys: keys read by name into var.
+type keysData struct{}
+
+var _ provider.DataSource = keysData{}
+
+func (keysData) Schema() *provider.Schema {
+	return &provider.Schema{
+		Description: "Reads keys of the Consul KV store (hashicorp/consul's data consul_keys) from cairn's discovery engine.",
+		Attributes: map[string]*provider.Attribute{
+			"datacenter": dcAttr,
+			"key": {Type: provider.Blocks, Optional: true, Description: "Specifies a key in Consul to be read. Supported values documented below. Multiple blocks supported.",
+				Block: &provider.Schema{Attributes: map[string]*provider.Attribute{
+					"name":    {Type: provider.String, Required: true, Description: "This is the name of the key. This value of the key is exposed as var.<name>. This is not the path of the key in Consul."},
+					"path":    {Type: provider.String, Required: true, Description: "This is the path in Consul that should be read or written to."},
+					"default": {Type: provider.String, Optional: true, Description: "This is the default value to set for var.<name> if the key does not exist in Consul. Defaults to an empty string."},
+				}}},
+			"var": {Type: provider.StringMap, Computed: true, Description: "For each name given, the corresponding attribute has the value of the key."},
+		},
+	}
+}
+
+func (keysData) Read(ctx context.Context, s provider.Session, args provider.Values) (provider.Values, error) {
+	ss, err := sessionOf(s)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkDC(args); err != nil {
+		return nil, err
+	}
+	vars := map[string]string{}
+	for _, k := range args.Blocks("key") {
+		v, _, found := ss.d.KVGet(str(k, "path"))
+		if found {
+			vars[str(k, "name")] = string(v)
+		} else {
+			vars[str(k, "name")] = str(k, "default")
+		}
+	}
+	out := args.Clone()
+	out["var"] = vars
+	return out, nil
+}

@@ -59,8 +59,10 @@ func (*Provider) Resources() map[string]provider.Resource {
 	}
 }
 
-// DataSources returns none yet.
-func (*Provider) DataSources() map[string]provider.DataSource { return nil }
+// DataSources returns consul_keys.
+func (*Provider) DataSources() map[string]provider.DataSource {
+	return map[string]provider.DataSource{"consul_keys": keysData{}}
+}
 
 var errNotRunning = errors.New("the discovery engine is not running in this daemon")
 

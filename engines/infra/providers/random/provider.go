@@ -168,7 +168,9 @@ func canonical(v provider.Values, names ...string) string {
 	sort.Strings(names)
 	var b strings.Builder
 	for _, n := range names {
-		fmt.Fprintf(&b, "%s=%v;", n, v[n])
+		if v[n] != nil {
+			fmt.Fprintf(&b, "%s=%v;", n, v[n])
+		}
 	}
 	return b.String()
 }

@@ -22,7 +22,7 @@ var (
 	_ provider.StateBacked = stringResource{}
 )
 
-var stringArgs = []string{"length", "special", "upper", "lower", "numeric", "min_upper", "min_lower", "min_numeric", "min_special", "override_special"}
+var stringArgs = []string{"length", "special", "upper", "lower", "numeric", "number", "min_upper", "min_lower", "min_numeric", "min_special", "override_special"}
 
 func (r stringResource) Schema() *provider.Schema {
 	b := func(d string) *provider.Attribute {
@@ -43,6 +43,7 @@ func (r stringResource) Schema() *provider.Schema {
 			"upper":            b("Include uppercase alphabet characters in the result. Default value is true."),
 			"lower":            b("Include lowercase alphabet characters in the result. Default value is true."),
 			"numeric":          b("Include numeric characters in the result. Default value is true."),
+			"number":           {Type: provider.Bool, Optional: true, ForceNew: true, Description: "Include numeric characters in the result. Deprecated by the provider for numeric; when given, it decides."},
 			"min_upper":        n("Minimum number of uppercase alphabet characters in the result. Default value is 0."),
 			"min_lower":        n("Minimum number of lowercase alphabet characters in the result. Default value is 0."),
 			"min_numeric":      n("Minimum number of numeric characters in the result. Default value is 0."),
@@ -68,7 +69,7 @@ func (r stringResource) Validate(v provider.Values, known map[string]bool) error
 	if mins := v.Int("min_upper") + v.Int("min_lower") + v.Int("min_numeric") + v.Int("min_special"); mins > l {
 		return fmt.Errorf("length (%d) must be >= (min_upper + min_lower + min_numeric + min_special) (%d)", l, mins)
 	}
-	if !v.Bool("upper") && !v.Bool("lower") && !v.Bool("numeric") && !v.Bool("special") && v.Has("special") {
+	if !v.Bool("upper") && !v.Bool("lower") && !numeric(v) && !v.Bool("special") && v.Has("special") {
 		return errors.New("at least one of upper, lower, numeric and special must be true")
 	}
 	return nil
@@ -80,6 +81,14 @@ const (
 	numericChars = "0123456789"
 	specialChars = "!@#$%&*()-_=+[]{}<>:?"
 )
+
+// numeric is numeric, or the deprecated number when given.
+func numeric(v provider.Values) bool {
+	if v.Has("number") {
+		return v.Bool("number")
+	}
+	return v.Bool("numeric")
+}
 
 // generate makes a string (of length characters, not bytes) as
 // hashicorp/random does: the minimums first,
@@ -97,7 +106,7 @@ func generate(r io.Reader, v provider.Values) (string, error) {
 	}{
 		{v.Bool("upper"), []rune(upperChars), v.Int("min_upper")},
 		{v.Bool("lower"), []rune(lowerChars), v.Int("min_lower")},
-		{v.Bool("numeric"), []rune(numericChars), v.Int("min_numeric")},
+		{numeric(v), []rune(numericChars), v.Int("min_numeric")},
 		{v.Bool("special"), []rune(special), v.Int("min_special")},
 	}
 	var out []rune

@@ -38,6 +38,7 @@ func (*Provider) Resources() map[string]provider.Resource {
 		"time_static":   staticResource{},
 		"time_sleep":    sleepResource{},
 		"time_rotating": rotatingResource{},
+		"time_offset":   offsetResource{},
 	}
 }
 
@@ -280,4 +281,52 @@ func (rotatingResource) ReadState(ctx context.Context, s provider.Session, id st
 		return nil, false, nil
 	}
 	return prior, true, nil
+}
+
+type offsetResource struct{ stateOnly }
+
+var _ provider.StateBacked = offsetResource{}
+
+var offsets = []string{"offset_days", "offset_hours", "offset_minutes", "offset_months", "offset_seconds", "offset_years"}
+
+func (offsetResource) Schema() *provider.Schema {
+	attrs := parts(map[string]*provider.Attribute{
+		"base_rfc3339": {Type: provider.String, Optional: true, Computed: true, ForceNew: true, Description: "Base timestamp in RFC3339 format (see RFC3339 time string e.g., YYYY-MM-DDTHH:MM:SSZ). Defaults to the current time."},
+		"rfc3339":      {Type: provider.String, Computed: true, Description: "RFC3339 format of the offset timestamp, e.g. 2020-02-12T06:36:13Z."},
+		"triggers":     triggers,
+	})
+	for _, n := range offsets {
+		attrs[n] = &provider.Attribute{Type: provider.Number, Optional: true, ForceNew: true, Description: "Number of " + n[len("offset_"):] + " to offset the base timestamp. At least one of the 'offset_' arguments must be configured."}
+	}
+	return &provider.Schema{Description: "A timestamp offset from a base (hashicorp/time's time_offset); id is the base, RFC 3339.", Attributes: attrs}
+}
+
+func (offsetResource) ID(v provider.Values) (string, error) {
+	if v.Has("base_rfc3339") {
+		return id(provider.Values{"rfc3339": v["base_rfc3339"]})
+	}
+	return "", nil
+}
+
+func (offsetResource) Validate(v provider.Values, known map[string]bool) error {
+	for _, o := range offsets {
+		if v.Has(o) || known[o] {
+			return nil
+		}
+	}
+	return errors.New("at least one of offset_days, offset_hours, offset_minutes, offset_months, offset_seconds, offset_years must be specified")
+}
+
+func (offsetResource) Create(ctx context.Context, s provider.Session, planned provider.Values) (provider.Values, error) {
+	b, err := base(provider.Values{"rfc3339": planned["base_rfc3339"]})
+	if err != nil {
+		return nil, err
+	}
+	t := b.AddDate(int(planned.Int("offset_years")), int(planned.Int("offset_months")), int(planned.Int("offset_days"))).
+		Add(time.Duration(planned.Int("offset_hours"))*time.Hour + time.Duration(planned.Int("offset_minutes"))*time.Minute + time.Duration(planned.Int("offset_seconds"))*time.Second)
+	out := planned.Clone()
+	setParts(out, t)
+	out["base_rfc3339"] = b.UTC().Format(time.RFC3339)
+	out["id"] = out["base_rfc3339"]
+	return out, nil
 }

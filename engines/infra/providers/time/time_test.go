@@ -46,3 +46,13 @@ func TestStaticKeepsAGivenTimestamp(t *testing.T) {
 		t.Fatal("a bad duration was accepted")
 	}
 }
+
+func TestOffset(t *testing.T) {
+	got, err := offsetResource{}.Create(context.Background(), session{}, provider.Values{"base_rfc3339": "2020-01-31T00:00:00Z", "offset_months": int64(1), "offset_hours": int64(25)})
+	if err != nil || got.String("rfc3339") != "2020-03-03T01:00:00Z" || got.String("id") != "2020-01-31T00:00:00Z" || got.Int("day") != 3 {
+		t.Fatalf("%v %v", got, err)
+	}
+	if err := (offsetResource{}).Validate(provider.Values{}, nil); err == nil {
+		t.Fatal("no offset accepted")
+	}
+}
