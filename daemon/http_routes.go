@@ -27,11 +27,11 @@ const kindEventFire = "event.fire"
 // httpRoutes are the routes the daemon itself serves. Engines add theirs
 // through engines.HTTPRouter.
 func (s *Server) httpRoutes() []engines.Route {
-	return []engines.Route{
+	return append([]engines.Route{
 		{Pattern: "GET /healthz", Handler: http.HandlerFunc(s.serveHealthz)},
 		{Pattern: "PUT /v1/event/fire/{name}", Handler: http.HandlerFunc(s.serveEventFire)},
 		{Pattern: "GET /v1/status/leader", Handler: http.HandlerFunc(s.serveStatusLeader)},
-	}
+	}, s.uiServer().Routes()...)
 }
 
 // serveHealthz answers that the daemon serves.

@@ -459,7 +459,7 @@ func (s *Server) execute(ctx context.Context, cn *conn, id int64, text string, r
 			r.flush(encodeError(id, errorBody(err)))
 			return
 		}
-		if err := s.callHandler(ctx, handler, r); err != nil {
+		if err := s.callHandler(ctx, handler, st.Spec.Verb, r); err != nil {
 			if errors.Is(err, errClientGone) {
 				return
 			}
@@ -480,11 +480,11 @@ func (s *Server) execute(ctx context.Context, cn *conn, id int64, text string, r
 
 // callHandler runs one statement's handler; a panic in it fails that
 // request, logged with its stack, and leaves the daemon running.
-func (s *Server) callHandler(ctx context.Context, handler engines.Handler, r *request) (err error) {
+func (s *Server) callHandler(ctx context.Context, handler engines.Handler, verb string, r engines.Request) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			s.log.Error("handler panicked", "verb", r.stmt.Spec.Verb, "panic", p, "stack", string(debug.Stack()))
-			err = wire.Errorf(wire.Internal, "%s failed on an internal error (%v); the daemon keeps running — please report it with the statement", r.stmt.Spec.Verb, p)
+			s.log.Error("handler panicked", "verb", verb, "panic", p, "stack", string(debug.Stack()))
+			err = wire.Errorf(wire.Internal, "%s failed on an internal error (%v); the daemon keeps running — please report it with the statement", verb, p)
 		}
 	}()
 	return handler(ctx, r)

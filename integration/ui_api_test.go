@@ -1,0 +1,166 @@
+package integration
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestUIAPI drives the dashboard's JSON endpoints on the real daemon: the
+// bucketed timeline counts what the test wrote, a filter narrows it and a
+// bad one answers its place, an event's detail shows a KV put's before →
+// after and its chain link, the live stream delivers an event written
+// after it began, and /ui/api/run reads but refuses a write.
+func TestUIAPI(t *testing.T) {
+	d := startDaemon(t)
+	base := "http://" + d.Status.HTTP
+	c := dial(t, d)
+	do(t, c, "kv put ui/color red")
+	do(t, c, "kv put ui/color blue")
+	emit(t, c, "emit app.note ui x=1")
+
+	var tl struct {
+		Streams []struct {
+			Name   string
+			Total  int64
+			Kinds  map[string][]int64
+			Counts []int64
+		}
+		Events []struct {
+			Stream, Kind, Subject string
+			Seq                   int64
+		}
+	}
+	getJSON(t, base+"/ui/api/timeline?since=10m&buckets=10&limit=50", 200, &tl)
+	audit := tl.Streams[0]
+	if audit.Name != "audit" || sum(audit.Kinds["kv.put"]) != 2 || sum(audit.Kinds["app.note"]) != 1 || len(audit.Counts) != 10 {
+		t.Fatalf("audit counts %+v, want 2 kv.put and 1 app.note in 10 buckets", audit)
+	}
+	if tl.Events[0].Kind != "app.note" || tl.Events[1].Kind != "kv.put" {
+		t.Fatalf("newest events %+v, want app.note then kv.put", tl.Events[:2])
+	}
+	putSeq := tl.Events[1].Seq
+
+	getJSON(t, base+"/ui/api/timeline?since=10m&where="+url.QueryEscape(`kind == "kv.put"`), 200, &tl)
+	if tl.Streams[0].Total != 2 || len(tl.Events) != 2 {
+		t.Fatalf("filtered: total %d, %d events; want the 2 puts", tl.Streams[0].Total, len(tl.Events))
+	}
+	var bad struct {
+		Error, Param string
+		Line, Col    int
+	}
+	getJSON(t, base+"/ui/api/timeline?where="+url.QueryEscape(`kind == `), 400, &bad)
+	if bad.Param != "where" || bad.Line != 1 || bad.Col != 8 || !strings.Contains(bad.Error, "where") {
+		t.Fatalf("bad filter answered %+v, want where at 1:8", bad)
+	}
+
+	var det struct {
+		Summary string
+		Changes []struct {
+			Subject       string
+			Before, After *string
+		}
+		Chain struct {
+			HashOK bool  `json:"hash_ok"`
+			PrevOK *bool `json:"prev_ok"`
+		}
+	}
+	getJSON(t, base+"/ui/api/event?stream=audit&seq="+strconv.FormatInt(putSeq, 10), 200, &det)
+	if len(det.Changes) != 1 || det.Changes[0].Subject != "ui/color" || det.Changes[0].Before == nil || *det.Changes[0].Before != "red" || *det.Changes[0].After != "blue" {
+		t.Fatalf("detail %+v, want ui/color red → blue", det)
+	}
+	if !det.Chain.HashOK || det.Chain.PrevOK == nil || !*det.Chain.PrevOK {
+		t.Fatalf("chain %+v, want both links good", det.Chain)
+	}
+	var ver struct {
+		OK     bool
+		Events int64
+	}
+	getJSON(t, base+"/ui/api/verify?stream=audit", 200, &ver)
+	if !ver.OK || ver.Events < 4 {
+		t.Fatalf("verify %+v", ver)
+	}
+	getJSON(t, base+"/ui/api/event?stream=audit&seq=999999", 404, &bad)
+
+	// Live: subscribe, then write, and the event arrives.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/ui/api/live?streams=audit&where="+url.QueryEscape(`kind == "kv.put"`), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("live content type %q", ct)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	next := func() (event, data string) {
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, "event: "):
+				event = strings.TrimPrefix(line, "event: ")
+			case strings.HasPrefix(line, "data: "):
+				data = strings.TrimPrefix(line, "data: ")
+			case line == "" && event != "":
+				return event, data
+			}
+		}
+		t.Fatalf("live stream ended: %v", sc.Err())
+		return
+	}
+	if ev, _ := next(); ev != "ready" {
+		t.Fatalf("first live message %q, want ready", ev)
+	}
+	emit(t, c, "emit app.note skipped")
+	do(t, c, "kv put ui/live yes")
+	ev, data := next()
+	var got struct{ Kind, Subject string }
+	json.Unmarshal([]byte(data), &got)
+	if ev != "ev" || got.Kind != "kv.put" || got.Subject != "ui/live" {
+		t.Fatalf("live: %s %s, want the kv.put of ui/live", ev, data)
+	}
+
+	var ans struct {
+		Rows []struct{ Key, Value string }
+	}
+	getJSON(t, base+"/ui/api/run?q="+url.QueryEscape("kv get ui/color"), 200, &ans)
+	if len(ans.Rows) != 1 || ans.Rows[0].Value != "blue" {
+		t.Fatalf("run kv get: %+v", ans)
+	}
+	getJSON(t, base+"/ui/api/run?q="+url.QueryEscape("kv put ui/color green"), 403, &bad)
+	getJSON(t, base+"/ui/api/run?q="+url.QueryEscape("nosuchverb x"), 404, &bad)
+	if bad.Line != 1 || bad.Col != 1 {
+		t.Fatalf("unknown verb answered %+v, want its place", bad)
+	}
+
+	code, body := httpGet(t, base+"/ui/")
+	if code != 200 || !strings.Contains(string(body), "<html") {
+		t.Fatalf("/ui/: %d %.200s", code, body)
+	}
+}
+
+func getJSON(t *testing.T, u string, status int, v any) {
+	t.Helper()
+	code, body := httpGet(t, u)
+	if code != status {
+		t.Fatalf("GET %s: %d %s, want %d", u, code, body, status)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		t.Fatalf("GET %s: %v in %s", u, err, body)
+	}
+}
+
+func sum(xs []int64) (n int64) {
+	for _, x := range xs {
+		n += x
+	}
+	return n
+}
