@@ -18,16 +18,17 @@ import (
 
 // uiServer is the web dashboard (daemon/ui) over this daemon: its
 // journal, its policy, its engines' explanations and its verb table.
-func (s *Server) uiServer() *ui.Server {
+func (s *Server) uiServer(patterns []string) *ui.Server {
 	names := make([]string, 0, len(s.cfg.Modules))
 	for _, m := range s.cfg.Modules {
 		names = append(names, m.Name())
 	}
 	return &ui.Server{
-		Journal: s.journal,
-		Log:     s.log.With("component", "ui"),
-		Node:    s.node,
-		Engines: names,
+		Journal:  s.journal,
+		Log:      s.log.With("component", "ui"),
+		Node:     s.node,
+		Engines:  names,
+		Patterns: patterns,
 		Authorize: func(ctx context.Context, actor journal.Actor, verb string) error {
 			return s.decide(ctx, actor, verb, nil, authz.Read)
 		},

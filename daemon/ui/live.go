@@ -24,7 +24,8 @@ type liveItem struct {
 // keeps it open and a browser gone away is noticed.
 const heartbeat = 15 * time.Second
 
-// serveLive streams new events as Server-Sent Events from a journal
+// serveLive streams new events (after from=, a stream=seq list as the ids
+// below, else from now) as Server-Sent Events from a journal
 // subscription per stream (no polling): "event: ev" with the event's JSON,
 // "event: lagged" when the reader fell behind and caught up from disk
 // (nothing is lost), first "event: ready" once subscribed. Each message's
@@ -46,7 +47,12 @@ func (s *Server) serveLive(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, errors.New("this connection cannot stream"))
 		return
 	}
-	last := parseLastID(r.Header.Get("Last-Event-ID"))
+	// from= (the timeline's last seqs) or, on a reconnect, Last-Event-ID:
+	// where each stream resumes.
+	last := parseLastID(r.URL.Query().Get("from"))
+	if id := r.Header.Get("Last-Event-ID"); id != "" {
+		last = parseLastID(id)
+	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	items := make(chan liveItem, 1024)

@@ -53,6 +53,9 @@ type Server struct {
 	// Engines are the names of the engines linked into the daemon, so a
 	// page for one that is absent says so.
 	Engines []string
+	// Patterns are the routes the listener serves, every module's: the
+	// page learns from them whether Prometheus's API is there.
+	Patterns []string
 	// Authorize asks the daemon's policy whether actor may run verb (a
 	// read: "events" for the journal's endpoints), journaling a denial.
 	Authorize func(ctx context.Context, actor journal.Actor, verb string) error
@@ -71,9 +74,11 @@ func (s *Server) Routes() []engines.Route {
 		{Pattern: "GET /{$}", Handler: http.RedirectHandler("/ui/", http.StatusFound)},
 		{Pattern: "GET /ui/", Handler: s.read("status", noCache(files))},
 		{Pattern: "GET /ui/api/info", Handler: s.read("status", http.HandlerFunc(s.serveInfo))},
+		{Pattern: "GET /ui/api/filter", Handler: s.read("events", http.HandlerFunc(serveFilter))},
 		{Pattern: "GET /ui/api/timeline", Handler: s.read("events", http.HandlerFunc(s.serveTimeline))},
 		{Pattern: "GET /ui/api/event", Handler: s.read("events", http.HandlerFunc(s.serveEvent))},
 		{Pattern: "GET /ui/api/verify", Handler: s.read("journal verify", http.HandlerFunc(s.serveVerify))},
+		{Pattern: "GET /ui/api/series", Handler: s.read("events", http.HandlerFunc(s.serveSeries))},
 		{Pattern: "GET /ui/api/live", Handler: s.read("tail", http.HandlerFunc(s.serveLive))},
 		{Pattern: "GET /ui/api/run", Handler: http.HandlerFunc(s.serveRun)},
 		{Pattern: "GET /ui/api/infra/graph.svg", Handler: http.HandlerFunc(s.serveInfraGraph)},
@@ -165,6 +170,31 @@ func whereParam(r *http.Request) (*filter.Filter, error) {
 	return f, nil
 }
 
+// filterCheck is a CEL filter's verdict.
+type filterCheck struct {
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+	Line  int    `json:"line,omitempty"`
+	Col   int    `json:"col,omitempty"`
+}
+
+// serveFilter compiles where= and answers whether it compiles, and if not
+// where and why, always with 200: the page checks a filter as it is typed
+// or before it reads with it, and a refusal is its answer, not a failure.
+func serveFilter(w http.ResponseWriter, r *http.Request) {
+	_, err := whereParam(r)
+	if err == nil {
+		writeJSON(w, filterCheck{OK: true})
+		return
+	}
+	c := filterCheck{Error: err.Error()}
+	var ce *filter.CompileError
+	if errors.As(err, &ce) {
+		c.Line, c.Col, c.Error = ce.Line, ce.Col, "where: "+ce.Msg
+	}
+	writeJSON(w, c)
+}
+
 // timeParam reads a time parameter: unix milliseconds, RFC 3339, or a
 // duration meaning that long before now ("1h"). def when absent.
 func timeParam(r *http.Request, name string, now, def time.Time) (time.Time, error) {
@@ -224,6 +254,9 @@ type info struct {
 	Now     int64        `json:"now"` // unix ms
 	Engines []string     `json:"engines"`
 	Streams []streamInfo `json:"streams"`
+	// Prometheus says the listener serves Prometheus's HTTP API
+	// (/api/v1/query_range: the metrics engine is linked).
+	Prometheus bool `json:"prometheus"`
 }
 
 type streamInfo struct {
@@ -235,6 +268,12 @@ type streamInfo struct {
 
 func (s *Server) serveInfo(w http.ResponseWriter, r *http.Request) {
 	in := info{Node: s.Node, Now: time.Now().UnixMilli(), Engines: s.Engines}
+	for _, p := range s.Patterns {
+		_, path, _ := strings.Cut(p, " ")
+		if strings.HasPrefix(p, "/api/v1/") || strings.HasPrefix(path, "/api/v1/") {
+			in.Prometheus = true
+		}
+	}
 	for _, n := range s.Journal.Names() {
 		st := s.Journal.Stream(n)
 		in.Streams = append(in.Streams, streamInfo{Name: n, Class: st.Class().String(), First: st.FirstSeq(), Last: st.DurableSeq()})

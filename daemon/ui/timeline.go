@@ -54,6 +54,10 @@ type StreamCounts struct {
 	// (Scanned false).
 	Kinds   map[string][]int64 `json:"kinds,omitempty"`
 	Scanned bool               `json:"scanned"`
+	// Last is the stream's durable seq the counts stop at: a live reader
+	// starting after it (/ui/api/live?from=) misses nothing and repeats
+	// nothing.
+	Last int64 `json:"last"`
 }
 
 // BuildTimeline aggregates streams over q. A change stream (audit-like)
@@ -83,7 +87,14 @@ func BuildTimeline(ctx context.Context, streams []*journal.Stream, q TimelineQue
 	}
 	var recent []newest
 	for _, st := range streams {
-		sc := StreamCounts{Name: st.Name(), Class: st.Class().String(), Counts: make([]int64, q.Buckets)}
+		last := st.DurableSeq()
+		sc := StreamCounts{Name: st.Name(), Class: st.Class().String(), Counts: make([]int64, q.Buckets), Last: last}
+		if last == 0 {
+			// Nothing written yet (a To of 0 would leave the reads open).
+			sc.Scanned, sc.Kinds = st.Class() == journal.AuditLike || q.Where != nil, map[string][]int64{}
+			tl.Streams = append(tl.Streams, sc)
+			continue
+		}
 		if q.Where == nil && st.Class() == journal.CaptureLike {
 			times := make([]int64, q.Buckets+1)
 			for i := range times {
@@ -93,13 +104,16 @@ func BuildTimeline(ctx context.Context, streams []*journal.Stream, q TimelineQue
 			if err != nil {
 				return nil, fmt.Errorf("count %s: %w", st.Name(), err)
 			}
+			for i := range seqs {
+				seqs[i] = min(seqs[i], last+1)
+			}
 			for i := range q.Buckets {
 				sc.Counts[i] = seqs[i+1] - seqs[i]
 				sc.Total += sc.Counts[i]
 			}
 		} else {
 			sc.Scanned, sc.Kinds = true, map[string][]int64{}
-			it := st.Scan(journal.Query{Since: q.Since, Until: q.Until})
+			it := st.Scan(journal.Query{Since: q.Since, Until: q.Until, To: last})
 			for n := 0; it.Next(); n++ {
 				if n&4095 == 0 && ctx.Err() != nil {
 					it.Close()
@@ -145,7 +159,7 @@ func BuildTimeline(ctx context.Context, streams []*journal.Stream, q TimelineQue
 			continue
 		}
 		// The newest events: read backwards from the range's end.
-		it := st.Scan(journal.Query{Since: q.Since, Until: q.Until, Reverse: true})
+		it := st.Scan(journal.Query{Since: q.Since, Until: q.Until, To: last, Reverse: true})
 		got := 0
 		for n := 0; it.Next(); n++ {
 			if n&4095 == 0 && ctx.Err() != nil {
