@@ -1,6 +1,7 @@
 # cairn — build, run, test, bench.
 GO      ?= go
 BIN     := bin/cairn
+WHOLE   := bin/cairnd
 PKGS    := ./...
 FUZZTIME ?= 10s
 MODULE  := github.com/cairnhq/cairn
@@ -10,8 +11,13 @@ GOFILES  = $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')
 
 all: build
 
+# build writes the two binaries of cmd/cairn: bin/cairnd with every engine
+# (the daemon, and the statements the CLI runs itself) and bin/cairn, the
+# thin client (built with the tag thin: no engine linked, a start of a few
+# ms), which execs bin/cairnd beside it for `daemon` and what it cannot do.
 build:
-	$(GO) build -o $(BIN) ./cmd/cairn
+	$(GO) build -o $(WHOLE) ./cmd/cairn
+	$(GO) build -tags thin -o $(BIN) ./cmd/cairn
 
 # run starts the daemon with embedded defaults: data in /var/lib/cairn and
 # the socket at /run/cairn/cairn.sock as root (CAIRN_DATA / CAIRN_SOCKET or
@@ -27,17 +33,20 @@ test: vet unit integration fuzz
 # every event kind documented in docs/events.md).
 vet:
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags thin ./cmd/cairn
 	@out=$$(gofmt -l $(GOFILES)); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@$(GO) mod tidy -diff || { echo "go.mod is not tidy: run go mod tidy"; exit 1; }
 	@out=$$($(GO) tool goimports -local $(MODULE) -l $(GOFILES)); \
 	if [ -n "$$out" ]; then echo "goimports -local $(MODULE) needed:"; echo "$$out"; exit 1; fi
 	$(GO) tool staticcheck $(PKGS)
+	$(GO) tool staticcheck -tags thin ./cmd/cairn
 	$(GO) test -count=1 ./internal/hygiene/
 
 # unit runs every package's tests under the race detector.
 unit:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /integration)
+	$(GO) test -count=1 -tags thin ./cmd/cairn
 
 integration: build
 	CAIRN_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m ./integration/...

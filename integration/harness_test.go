@@ -52,20 +52,27 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	// As make build does: cairnd with every engine, and the thin client
+	// cairn beside it, which hands it the daemon and local statements.
 	cairnBin = filepath.Join(dir, "cairn")
-	args := []string{"build", "-o", cairnBin}
-	if raceEnabled {
-		// A race-built daemon turns its data races into test failures
-		// (exit code 66 on Stop, "DATA RACE" in its log).
-		args = append(args, "-race")
-		binIsRace = true
-	}
-	args = append(args, "github.com/cairnhq/cairn/cmd/cairn")
-	cmd := exec.Command("go", args...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		fmt.Fprintf(os.Stderr, "integration: go %s: %v\n", strings.Join(args, " "), err)
-		return 1
+	for _, b := range []struct{ out, tags string }{{"cairnd", ""}, {"cairn", "thin"}} {
+		args := []string{"build", "-o", filepath.Join(dir, b.out)}
+		if b.tags != "" {
+			args = append(args, "-tags", b.tags)
+		}
+		if raceEnabled {
+			// A race-built daemon turns its data races into test failures
+			// (exit code 66 on Stop, "DATA RACE" in its log).
+			args = append(args, "-race")
+			binIsRace = true
+		}
+		args = append(args, "github.com/cairnhq/cairn/cmd/cairn")
+		cmd := exec.Command("go", args...)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintf(os.Stderr, "integration: go %s: %v\n", strings.Join(args, " "), err)
+			return 1
+		}
 	}
 	return runChecked(m)
 }

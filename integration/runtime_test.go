@@ -37,9 +37,9 @@ func requireRuntime(t *testing.T, tools ...string) {
 
 // runtimeDaemon starts a daemon with its own bridge and subnet, so tests
 // running at once do not share them, and removes the bridge afterwards.
-func runtimeDaemon(t *testing.T) (*daemonProc, string) {
+func runtimeDaemon(t *testing.T, flags ...string) (*daemonProc, string) {
 	t.Helper()
-	return containerDaemon(t, "cairnt", "10.89", nil)
+	return containerDaemon(t, "cairnt", "10.89", nil, flags...)
 }
 
 // containerDaemon starts a daemon with flags and a bridge and subnet of

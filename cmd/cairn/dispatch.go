@@ -1,3 +1,5 @@
+//go:build !thin
+
 package main
 
 import (
@@ -32,12 +34,6 @@ var verbTable = sync.OnceValue(func() *dsl.Table { return daemon.VerbTable(engin
 // maxChiselSource is the largest local script the CLI sends: it travels in
 // one request line of at most 4 MiB.
 const maxChiselSource = 3 << 20
-
-// exitError carries the exit code of a statement the CLI ran itself, whose
-// error it has printed already.
-type exitError struct{ code int }
-
-func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
 // dispatch runs one statement: a verb the table marks Client here, any
 // other at the daemon (reading a ClientFile argument first). A statement
@@ -84,16 +80,4 @@ func withClientFile(text string, st *dsl.Statement) (string, error) {
 		return "", &usageError{fmt.Errorf("%s is %d bytes; the most a client can send is %d", path, len(src), maxChiselSource)}
 	}
 	return text + " source=" + quoteWord(string(src)), nil
-}
-
-// usageError is a statement the CLI refused before sending it.
-type usageError struct{ err error }
-
-func (e *usageError) Error() string { return e.err.Error() }
-func (e *usageError) Unwrap() error { return e.err }
-
-// isLocalScript says whether a chisel name is a path on the client's disk
-// rather than the name of an installed chisel.
-func isLocalScript(name string) bool {
-	return strings.HasSuffix(name, ".lua") || strings.ContainsRune(name, '/')
 }

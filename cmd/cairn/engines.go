@@ -1,3 +1,5 @@
+//go:build !thin
+
 package main
 
 // The engines linked into cairn: engines/all imports each, and each

@@ -46,8 +46,8 @@ func main() {
 
 // run is the whole CLI, returning the process exit code.
 func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "daemon" {
-		return runDaemon(args[1:])
+	if code, handed := handOff(args); handed {
+		return code
 	}
 
 	fs := flag.NewFlagSet("cairn", flag.ContinueOnError)
@@ -270,3 +270,15 @@ func (s *session) report(err error) int {
 	}
 	return client.ExitCode(err)
 }
+
+// exitError carries the exit code of a statement the CLI ran itself, whose
+// error it has printed already.
+type exitError struct{ code int }
+
+func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// usageError is a statement the CLI refused before sending it.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }

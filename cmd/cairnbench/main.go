@@ -53,6 +53,7 @@ var parts = []struct {
 	{"discovery", true, runDiscovery},
 	{"logs", true, runLogs},
 	{"deploy", true, runDeploy},
+	{"metrics", true, runMetrics},
 }
 
 // wants reports whether --only selects the named part (all without --only).
@@ -69,7 +70,7 @@ func main() {
 	flag.StringVar(&cfg.bin, "bin", "", "the cairn binary, for the end-to-end parts (load, scan, startup)")
 	flag.BoolVar(&cfg.quick, "quick", false, "smaller sizes, for a smoke run")
 	flag.IntVar(&cfg.rounds, "rounds", 5, "rounds per measurement; the table shows medians")
-	flag.StringVar(&only, "only", "", "comma-separated parts to run: fsync, append, load, scan, startup, infra, storm, ingest, limits, runtime, discovery, logs, deploy (default all)")
+	flag.StringVar(&only, "only", "", "comma-separated parts to run: fsync, append, load, scan, startup, infra, storm, ingest, limits, runtime, discovery, logs, deploy, metrics (default all)")
 	flag.StringVar(&cfg.dir, "dir", os.TempDir(), "directory for the temporary data directories (its filesystem is what is measured)")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the temporary directories")
 	cpuprofile := flag.String("cpuprofile", "", "write the benchmark process's own CPU profile (clients included) to this file")
@@ -91,9 +92,9 @@ func main() {
 				n = "load"
 			case "rss":
 				n = "startup"
-			case "fsync", "append", "load", "scan", "startup", "infra", "storm", "ingest", "limits", "runtime", "discovery", "logs", "deploy":
+			case "fsync", "append", "load", "scan", "startup", "infra", "storm", "ingest", "limits", "runtime", "discovery", "logs", "deploy", "metrics":
 			default:
-				fmt.Fprintf(os.Stderr, "cairnbench: --only %q: want fsync, append, load, latency, scan, startup, infra, storm, ingest, limits, runtime, discovery, logs or deploy\n", n)
+				fmt.Fprintf(os.Stderr, "cairnbench: --only %q: want fsync, append, load, latency, scan, startup, infra, storm, ingest, limits, runtime, discovery, logs, deploy or metrics\n", n)
 				os.Exit(2)
 			}
 			cfg.only[n] = true

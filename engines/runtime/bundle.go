@@ -1,22 +1,15 @@
 package runtime
 
 import (
-	"bufio"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-)
 
-// dockerCaps are the capabilities Docker gives a container by default.
-var dockerCaps = []string{
-	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
-	"CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
-	"CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
-}
+	"github.com/cairnhq/cairn/engines/runtime/oci"
+)
 
 // cgroupsPath is where runc puts a container's cgroup: /cairn/<id> in
 // every hierarchy, so the capture engine's container.id finds the id in a
@@ -31,7 +24,7 @@ func bundleSpec(c *Container, dir, netns string) (*specs.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	caps := append([]string(nil), dockerCaps...)
+	caps := append([]string(nil), oci.DockerCaps...)
 	s := &specs.Spec{
 		Version: specs.Version,
 		Root:    &specs.Root{Path: "rootfs"},
@@ -46,15 +39,7 @@ func bundleSpec(c *Container, dir, netns string) (*specs.Spec, error) {
 			NoNewPrivileges: true,
 		},
 		Hostname: c.Config.Hostname,
-		Mounts: []specs.Mount{
-			{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
-			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
-			{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
-			{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
-			{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
-			{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
-			{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}},
-		},
+		Mounts:   oci.DefaultMounts(),
 		Linux: &specs.Linux{
 			CgroupsPath: cgroupsPath(c.ID),
 			Resources: &specs.LinuxResources{
@@ -64,10 +49,8 @@ func bundleSpec(c *Container, dir, netns string) (*specs.Spec, error) {
 				{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace},
 				{Type: specs.UTSNamespace}, {Type: specs.MountNamespace},
 			},
-			MaskedPaths: []string{"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
-				"/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
-				"/sys/firmware", "/proc/scsi"},
-			ReadonlyPaths: []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"},
+			MaskedPaths:   oci.MaskedPaths(),
+			ReadonlyPaths: oci.ReadonlyPaths(),
 		},
 	}
 	if s.Process.Cwd == "" {
@@ -118,71 +101,10 @@ func bundleSpec(c *Container, dir, netns string) (*specs.Spec, error) {
 	return s, nil
 }
 
-// resolveUser reads user= as Docker does: "uid[:gid]" with numbers, or
-// names looked up in the image's /etc/passwd and /etc/group. Empty is
-// root.
+// resolveUser is oci.ResolveUser, kept under its old name for the
+// runtime's callers.
 func resolveUser(rootfs, user string) (uid, gid uint32, groups []uint32, err error) {
-	if user == "" {
-		return 0, 0, nil, nil
-	}
-	name, group, hasGroup := strings.Cut(user, ":")
-	if n, err := strconv.ParseUint(name, 10, 32); err == nil {
-		uid = uint32(n)
-		gid = uint32(n)
-		if pw, ok := lookupPasswd(rootfs, func(f []string) bool { return f[2] == name }); ok {
-			g, _ := strconv.ParseUint(pw[3], 10, 32)
-			gid = uint32(g)
-		}
-	} else {
-		pw, ok := lookupPasswd(rootfs, func(f []string) bool { return f[0] == name })
-		if !ok {
-			return 0, 0, nil, fmt.Errorf("user=%s: no user %q in the image's /etc/passwd (give a number)", user, name)
-		}
-		u, _ := strconv.ParseUint(pw[2], 10, 32)
-		g, _ := strconv.ParseUint(pw[3], 10, 32)
-		uid, gid = uint32(u), uint32(g)
-	}
-	if hasGroup {
-		if n, err := strconv.ParseUint(group, 10, 32); err == nil {
-			gid = uint32(n)
-		} else {
-			gr, ok := lookupColonFile(filepath.Join(rootfs, "etc/group"), func(f []string) bool { return f[0] == group })
-			if !ok {
-				return 0, 0, nil, fmt.Errorf("user=%s: no group %q in the image's /etc/group (give a number)", user, group)
-			}
-			g, _ := strconv.ParseUint(gr[2], 10, 32)
-			gid = uint32(g)
-		}
-	}
-	return uid, gid, nil, nil
-}
-
-func lookupPasswd(rootfs string, match func([]string) bool) ([]string, bool) {
-	return lookupColonFile(filepath.Join(rootfs, "etc/passwd"), match)
-}
-
-// lookupColonFile finds the first line of an /etc/passwd-style file whose
-// fields match. The file is the image's: it is read through the mounted
-// rootfs, and a symlink in it could point anywhere on the host, so only a
-// regular file is read.
-func lookupColonFile(path string, match func([]string) bool) ([]string, bool) {
-	fi, err := os.Lstat(path)
-	if err != nil || !fi.Mode().IsRegular() {
-		return nil, false
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Split(sc.Text(), ":")
-		if len(fields) >= 4 && match(fields) {
-			return fields, true
-		}
-	}
-	return nil, false
+	return oci.ResolveUser(rootfs, user)
 }
 
 // volume is one volume=SRC:DST[:ro].

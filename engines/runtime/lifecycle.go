@@ -133,8 +133,11 @@ func (m *module) create(ctx context.Context, actor journal.Actor, o runOptions) 
 			return nil, err
 		}
 	}
-	// The rootfs must be searchable by the container's user.
+	// The rootfs must be searchable by the container's user, and its /
+	// is the overlay's upper directory: 0755, as an image's / is (at 0700
+	// a USER other than root could open nothing).
 	_ = os.Chmod(dir, 0o711)
+	_ = os.Chmod(filepath.Join(dir, "upper"), 0o755)
 	netns := ""
 	switch c.Host.Network {
 	case "bridge":

@@ -132,6 +132,7 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 	if m.images, err = image.Open(filepath.Join(h.DataDir, "images"), filepath.Join(root, "layers")); err != nil {
 		return fmt.Errorf("runtime: image store: %w", err)
 	}
+	h.Services.Provide(image.StoreService, m.images)
 	h.Services.Provide(ServiceName, &Service{m: m})
 	m.runc = findRunc(m.runcPath)
 	m.runc.root = m.runcRoot

@@ -6,12 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/cairnhq/cairn/engines/runtime/cgstat"
 	"github.com/cairnhq/cairn/engines/runtime/containerspec"
+	"github.com/cairnhq/cairn/engines/runtime/image"
 	"github.com/cairnhq/cairn/journal"
 )
 
@@ -32,8 +35,9 @@ type Service struct {
 	mu sync.RWMutex // Create holds it; every other call reads it
 }
 
-// Provides names the services the module provides in Start.
-func (m *module) Provides() []string { return []string{ServiceName} }
+// Provides names the services the module provides in Start: the
+// containers, and the image store the build engine writes to.
+func (m *module) Provides() []string { return []string{ServiceName, image.StoreService} }
 
 // ImageID resolves an image reference of the store to its id.
 func (s *Service) ImageID(ref string) (string, error) {
@@ -177,4 +181,30 @@ func (s *Service) find(ref string) (*entry, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.m.table.find(ref)
+}
+
+// Containers lists every container the runtime knows, sorted by name,
+// with where its cgroup and init are: the metrics engine's collector and
+// cAdvisor API read them through an interface of their own.
+func (s *Service) Containers() []cgstat.Container {
+	var out []cgstat.Container
+	for _, e := range s.m.table.all() {
+		c := e.snapshot()
+		out = append(out, cgstat.Container{
+			ID: c.ID, Name: c.Name, Image: c.Image, ImageID: c.ImageID,
+			Created: c.Created, Started: c.State.StartedAt,
+			Pid: c.State.Pid, Cgroup: cgroupsPath(c.ID), Running: c.State.Running,
+			MemoryLimit: c.Host.Memory, NanoCPUs: c.Host.NanoCPUs,
+		})
+	}
+	slices.SortFunc(out, func(a, b cgstat.Container) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// RecordTag journals image.tag for a name another engine gave an image of
+// the store (the build engine names what it built): image kinds are the
+// runtime's. build is the build's id, which audit readers follow to its
+// build.* events.
+func (s *Service) RecordTag(ctx context.Context, actor journal.Actor, id, target, build string) error {
+	return s.m.record(ctx, actor, "image.tag", id, map[string]any{"id": id, "target": target, "build": build})
 }

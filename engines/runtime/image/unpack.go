@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -38,28 +37,10 @@ func (s *Store) Unpack(ctx context.Context, ref string) (lowerdirs []string, dif
 	if err != nil {
 		return nil, nil, fmt.Errorf("unpack %s: %w", ref, err)
 	}
-	cfg, err := img.ConfigFile()
+	lowerdirs, diffIDs, err = s.UnpackImage(ctx, img)
 	if err != nil {
-		return nil, nil, fmt.Errorf("unpack %s: read config: %w", ref, err)
+		return nil, nil, fmt.Errorf("%s: %w", ref, err)
 	}
-	layers, err := img.Layers()
-	if err != nil {
-		return nil, nil, fmt.Errorf("unpack %s: read layers: %w", ref, err)
-	}
-	if len(layers) != len(cfg.RootFS.DiffIDs) {
-		return nil, nil, fmt.Errorf("unpack %s: %d layers but %d diff_ids in the config", ref, len(layers), len(cfg.RootFS.DiffIDs))
-	}
-	for i, l := range layers {
-		diffID := cfg.RootFS.DiffIDs[i]
-		dir, err := s.unpackLayer(ctx, l, diffID)
-		if err != nil {
-			return nil, nil, fmt.Errorf("unpack %s: layer %s: %w", ref, diffID, err)
-		}
-		lowerdirs = append(lowerdirs, dir)
-		diffIDs = append(diffIDs, diffID.String())
-	}
-	slices.Reverse(lowerdirs)
-	slices.Reverse(diffIDs)
 	return lowerdirs, diffIDs, nil
 }
 
