@@ -189,6 +189,7 @@ resource "kv_key" "hash" {
 	emit(t, c, "emit app.note ui/browser from=test")
 	b.until(t, "the test's events listed live", `[...document.querySelectorAll('.row:not([hidden])')].filter(r => r.textContent.includes('ui/color')).length === 2 && [...document.querySelectorAll('.row:not([hidden])')].some(r => r.dataset.kind === 'app.note')`)
 	b.until(t, "changes drawn as marks", `document.querySelectorAll('svg.timeline rect.mark').length > 0`)
+	b.shoot(t, shots, "timeline")
 
 	// A filter narrows; a bad one says where it is wrong.
 	b.do(t, "filter", chromedp.SetValue("#filter", `kind == "kv.put" && subject == "ui/color"`), submit("#filter"))
@@ -206,7 +207,7 @@ resource "kv_key" "hash" {
 	b.until(t, "before → after", `(() => { const c = document.querySelector('.change[data-subject="ui/color"]'); return !!c && c.querySelector('.before pre').textContent === 'red' && c.querySelector('.after pre').textContent === 'blue'; })()`)
 	b.do(t, "verify", chromedp.Click(`.detail button`))
 	b.until(t, "chain verified", `document.querySelector('.verify-result')?.textContent.startsWith('chain intact')`)
-	b.shoot(t, shots, "timeline")
+	b.shoot(t, shots, "timeline-detail")
 
 	// Metrics: a chart with points.
 	b.do(t, "metrics", chromedp.Navigate(base+"/ui/#/metrics?range=15m"))

@@ -17,7 +17,7 @@ export function formatValue(v, unit) {
     const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
     let i = 0;
     while (Math.abs(v) >= 1024 && i < u.length - 1) { v /= 1024; i++; }
-    return (Math.abs(v) >= 100 || i === 0 ? v.toFixed(0) : v.toFixed(1)) + ' ' + u[i];
+    return (i === 0 ? String(+v.toFixed(Math.abs(v) < 10 ? 2 : 0)) : Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(1)) + ' ' + u[i];
   }
   if (Math.abs(v) >= 1e6) return (v / 1e6).toFixed(1) + 'M';
   if (Math.abs(v) >= 1e3) return (v / 1e3).toFixed(1) + 'k';

@@ -147,7 +147,9 @@ export async function mount(main, q) {
     lastChart = performance.now();
     const tl = state.data;
     if (!tl) return;
-    const W = 1000, H = 190, AX = 18, LEFT = 92;
+    // Drawn at the element's own width, so text keeps its size on a phone.
+    const W = Math.max(300, Math.round(chart.clientWidth || 1000)), H = 190, AX = 18, LEFT = W < 600 ? 64 : 92;
+    const ticks = W < 600 ? 3 : 6;
     chart.setAttribute('viewBox', `0 0 ${W} ${H}`);
     // Lanes: one per engine among the changes (top 6), one per
     // observation stream.
@@ -190,9 +192,9 @@ export async function mount(main, q) {
         }
       });
     });
-    for (let i = 0; i <= 6; i++) {
-      const ms = tl.since + (tl.until - tl.since) * i / 6;
-      const t = svg('text', { x: Math.min(W - 50, LEFT + (W - LEFT) * i / 6), y: H - 4 });
+    for (let i = 0; i <= ticks; i++) {
+      const ms = tl.since + (tl.until - tl.since) * i / ticks;
+      const t = svg('text', { x: Math.min(W - 50, LEFT + (W - LEFT) * i / ticks), y: H - 4 });
       t.textContent = timeText(ms, tl.until - tl.since > 86400e3);
       const tt = svg('title', {}); tt.textContent = 'UTC ' + utcText(ms);
       t.append(tt);
@@ -204,6 +206,9 @@ export async function mount(main, q) {
     legend.title = `UTC ${utcText(tl.since)} – ${utcText(tl.until)}`;
   }
 
+  let lastWidth = 0;
+  const ro = new ResizeObserver(() => { if (chart.clientWidth !== lastWidth) { lastWidth = chart.clientWidth; drawChart(); } });
+  ro.observe(chart);
   range.addEventListener('change', () => {
     const custom = range.value === 'custom';
     from.hidden = to.hidden = !custom;
@@ -221,5 +226,5 @@ export async function mount(main, q) {
     from.value = local(state.since); to.value = local(state.until);
   }
   await load();
-  return () => { if (es) es.close(); if (frame) cancelAnimationFrame(frame); };
+  return () => { if (es) es.close(); if (frame) cancelAnimationFrame(frame); ro.disconnect(); };
 }
