@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // screenshotDir is where the browser tests leave their screenshots (not
@@ -221,11 +223,38 @@ resource "kv_key" "hash" {
 	b.do(t, "history", chromedp.Click(`#infra-graph svg .node a`))
 	b.until(t, "a resource's history", `document.querySelectorAll('#history tbody tr').length > 0`)
 
-	for _, page := range []string{"services", "deployments", "logs"} {
-		b.do(t, page, chromedp.Navigate(base+"/ui/#/"+page))
-		b.until(t, page+" drawn", fmt.Sprintf(`document.getElementById('main').dataset.page === %q && document.querySelector('main h1') !== null && document.querySelector('main').children.length > 1`, page))
-		b.shoot(t, shots, page)
+	// Services: one registered through Consul's API, its TTL check
+	// passing.
+	if code, body := httpDo(t, "PUT", base+"/v1/agent/service/register", `{"ID":"web-1","Name":"web","Address":"127.0.0.1","Port":8080,"Tags":["v1"],"Check":{"CheckID":"web-ttl","Name":"web alive","TTL":"10m"}}`); code != 200 {
+		t.Fatalf("register: %d %s", code, body)
 	}
+	if code, body := httpDo(t, "PUT", base+"/v1/agent/check/pass/web-ttl", ""); code != 200 {
+		t.Fatalf("check pass: %d %s", code, body)
+	}
+	b.do(t, "services", chromedp.Navigate(base+"/ui/#/services"))
+	b.until(t, "the service with its check", `(() => { const r = document.querySelector('#services tbody tr'); return !!r && r.textContent.includes('web-1') && r.textContent.includes('127.0.0.1:8080') && r.querySelector('.badge.ok')?.textContent === 'passing'; })()`)
+	b.shoot(t, shots, "services")
+
+	b.do(t, "deployments", chromedp.Navigate(base+"/ui/#/deployments"))
+	b.until(t, "deployments drawn", `document.getElementById('main').dataset.page === 'deployments' && document.querySelector('main .note') !== null`)
+	b.shoot(t, shots, "deployments")
+
+	// Logs: a record posted after the page opened arrives live; the
+	// filter keeps it.
+	b.do(t, "logs", chromedp.Navigate(base+"/ui/#/logs?where="+url.QueryEscape(`subject.startsWith("app.")`)))
+	b.until(t, "logs following", `document.querySelector('main[data-page="logs"] .legend')?.textContent.includes('following live')`)
+	if code, body := httpDo(t, "POST", base+"/logs/app.web", `{"log":"GET /index.html 200"}`); code/100 != 2 {
+		t.Fatalf("post a log record: %d %s", code, body)
+	}
+	b.until(t, "the record, live", `[...document.querySelectorAll('.row.logs:not([hidden])')].some(r => r.textContent.includes('GET /index.html 200'))`)
+	b.shoot(t, shots, "logs")
+
+	// Keyboard: from the list, ↓ selects, Enter opens the detail.
+	b.do(t, "timeline again", chromedp.Navigate(base+"/ui/#/"))
+	b.until(t, "listed", `document.querySelectorAll('.row:not([hidden])').length > 2`)
+	b.do(t, "keys", chromedp.Focus(`.list`), chromedp.KeyEvent(kb.ArrowDown), chromedp.KeyEvent(kb.ArrowDown), chromedp.KeyEvent(kb.Enter))
+	// (Live events may arrive meanwhile: the selection stays on its event.)
+	b.until(t, "an event selected and its detail focused", `(() => { const r = document.querySelector('.row[aria-selected="true"]'), d = document.querySelector('.detail'); return !!r && document.activeElement === d && d.querySelector('h2 .code')?.textContent === r.dataset.kind; })()`)
 	if errs := b.consoleErrors(); len(errs) > 0 {
 		t.Fatalf("console errors:\n%s", strings.Join(errs, "\n"))
 	}

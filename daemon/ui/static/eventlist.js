@@ -100,8 +100,12 @@ export class EventList {
   }
 }
 
+// logText is a log record's message: the logs stream keeps the record as
+// it came (data.record), a container's output as data.line.
 export function logText(ev) {
   const d = ev.data || {};
-  for (const k of ['log', 'message', 'msg', 'line']) if (typeof d[k] === 'string') return d[k];
-  return JSON.stringify(d);
+  const r = d.record && typeof d.record === 'object' ? d.record : d;
+  for (const k of ['log', 'message', 'msg', 'MESSAGE', 'line']) if (typeof r[k] === 'string') return r[k];
+  if (typeof d.record === 'string') return d.record;
+  return JSON.stringify(d.record ?? d);
 }

@@ -8,7 +8,7 @@ export async function mount(main, q, info) {
     main.append(el('p', { class: 'note' }, 'The logs engine is not linked into this daemon: there is no logs stream.'));
     return;
   }
-  const filter = el('input', { class: 'code', type: 'search', 'data-filter': true, 'aria-label': 'CEL filter', placeholder: "CEL filter, e.g. data.log.contains('error')", value: q.get('where') || '', spellcheck: 'false' });
+  const filter = el('input', { class: 'code', type: 'search', 'data-filter': true, 'aria-label': 'CEL filter', placeholder: "CEL filter, e.g. record.log.contains('error')", value: q.get('where') || '', spellcheck: 'false' });
   const ferr = el('div', { class: 'err', 'aria-live': 'polite' });
   const status = el('span', { class: 'muted', role: 'status' });
   const list = new EventList({ label: 'log records, newest first', logs: true });
