@@ -56,6 +56,7 @@ export async function mount(main, q) {
   let queue = [];
   let frame = 0;
   let lastChart = 0;
+  let received = 0; // live events applied, for whoever measures the page
 
   function window_() {
     const now = Date.now();
@@ -127,8 +128,11 @@ export async function mount(main, q) {
       s.total++;
       if (s.scanned) (s.kinds[ev.kind] ||= new Array(tl.buckets).fill(0))[b]++;
     }
+    received += evs.length;
+    chart.dataset.received = String(received);
     evs.reverse();
     tl.events = evs.concat(tl.events);
+    if (tl.events.length > 10000) tl.events.length = 10000;
     list.prepend(evs);
     if (performance.now() - lastChart > 250) drawChart();
     else if (!frame) frame = requestAnimationFrame(flush);
