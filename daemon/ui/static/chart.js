@@ -26,6 +26,7 @@ export function formatValue(v, unit) {
 
 export class Chart {
   constructor({ title, unit, onZoom, onReset }) {
+    this.title = title;
     this.unit = unit;
     this.onZoom = onZoom;
     this.onReset = onReset;

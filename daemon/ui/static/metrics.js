@@ -19,6 +19,16 @@ const PROM = [
   { title: 'Container network (bytes/s)', unit: 'bytes', q: 'sum by (name) (rate(container_network_receive_bytes_total[1m]))' },
   { title: 'Container filesystem writes (bytes/s)', unit: 'bytes', q: 'sum by (name) (rate(container_fs_writes_bytes_total[1m]))' },
 ];
+// One container's panels, cAdvisor's page for it.
+const containerPanels = (n) => {
+  const sel = `{name=${JSON.stringify(n)}}`;
+  return [
+    { title: `${n}: CPU (cores)`, unit: '', q: `sum(rate(container_cpu_usage_seconds_total${sel}[1m]))` },
+    { title: `${n}: memory (working set)`, unit: 'bytes', q: `container_memory_working_set_bytes${sel}` },
+    { title: `${n}: network (bytes/s)`, unit: 'bytes', q: `sum(rate(container_network_receive_bytes_total${sel}[1m]))` },
+    { title: `${n}: filesystem writes (bytes/s)`, unit: 'bytes', q: `sum(rate(container_fs_writes_bytes_total${sel}[1m]))` },
+  ];
+};
 const RES = [
   { title: 'cgroup CPU (cores)', unit: '', kind: 'capture.cgroup_sample', field: 'data.cpu_delta_s', agg: 'rate' },
   { title: 'cgroup memory (working set)', unit: 'bytes', kind: 'capture.cgroup_sample', field: 'data.working_set', agg: 'avg' },
@@ -34,7 +44,15 @@ export async function mount(main, q, info) {
   const range = el('select', { 'aria-label': 'time range' }, RANGES.map(([k]) => el('option', { value: k, selected: k === (q.get('range') || '1h') }, 'last ' + k)));
   const query = el('input', { class: 'code', 'data-filter': true, 'aria-label': prom ? 'PromQL query' : 'CEL filter on the samples', value: q.get('q') || '', placeholder: prom ? 'PromQL, e.g. rate(node_cpu_seconds_total[1m])' : "CEL filter on samples, e.g. container.id != ''" });
   const err = el('div', { class: 'err', 'aria-live': 'polite' });
-  const form = el('form', { class: 'bar' }, el('div', { class: 'grow' }, query, err), range, el('button', { class: 'primary' }, prom ? 'Query' : 'Apply'));
+  // The preset: the host and every container, or one container.
+  const preset = el('select', { 'aria-label': 'preset', hidden: !prom }, el('option', { value: '' }, 'host and containers'));
+  if (prom) {
+    try {
+      const names = await api('/api/v1/label/name/values', { 'match[]': 'container_last_seen' });
+      for (const n of (names.data || []).sort()) preset.append(el('option', { value: n, selected: n === q.get('container') }, 'container ' + n));
+    } catch { /* no containers: the host preset alone */ }
+  }
+  const form = el('form', { class: 'bar' }, el('div', { class: 'grow' }, query, err), preset, range, el('button', { class: 'primary' }, prom ? 'Query' : 'Apply'));
   const grid = el('div', { class: 'charts' });
   main.append(el('h1', {}, 'Metrics'),
     el('p', { class: 'muted' }, prom
@@ -78,8 +96,8 @@ export async function mount(main, q, info) {
     const m = await marks(since, until);
     const panels = [];
     if (query.value.trim() && prom) panels.push({ title: query.value.trim(), unit: '', q: query.value.trim(), user: true });
-    panels.push(...(prom ? PROM : RES));
-    if (charts.length !== panels.length) {
+    panels.push(...(!prom ? RES : preset.value ? containerPanels(preset.value) : PROM));
+    if (charts.length !== panels.length || charts.some((c, i) => c.title !== panels[i].title)) {
       charts = panels.map((p) => new Chart({ title: p.title, unit: p.unit, onZoom: zoom, onReset: reset }));
       grid.replaceChildren(...charts.map((c) => c.box));
     }
@@ -122,6 +140,7 @@ export async function mount(main, q, info) {
     e.preventDefault();
     const p = params().q;
     if (query.value.trim()) p.set('q', query.value.trim()); else p.delete('q');
+    if (preset.value) p.set('container', preset.value); else p.delete('container');
     p.set('range', range.value);
     p.delete('since'); p.delete('until');
     q = p;
@@ -129,5 +148,6 @@ export async function mount(main, q, info) {
     draw();
   });
   range.addEventListener('change', () => form.requestSubmit());
+  preset.addEventListener('change', () => form.requestSubmit());
   await draw();
 }
