@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
@@ -186,11 +188,21 @@ resource "kv_key" "hash" {
 	// The timeline, live.
 	b.do(t, "open the timeline", chromedp.Navigate(base+"/ui/"))
 	b.until(t, "live subscription", `document.querySelector('svg.timeline')?.dataset.live === 'ready'`)
+	// No layout shift while live events arrive: sum the layout-shift
+	// entries Chromium reports from here on.
+	b.eval(t, `(window.__cls = 0, new PerformanceObserver((l) => { for (const e of l.getEntries()) if (!e.hadRecentInput) window.__cls += e.value; }).observe({ type: 'layout-shift' }), '')`)
 	do(t, c, "kv put ui/color red")
 	do(t, c, "kv put ui/color blue")
 	emit(t, c, "emit app.note ui/browser from=test")
 	b.until(t, "the test's events listed live", `[...document.querySelectorAll('.row:not([hidden])')].filter(r => r.textContent.includes('ui/color')).length === 2 && [...document.querySelectorAll('.row:not([hidden])')].some(r => r.dataset.kind === 'app.note')`)
 	b.until(t, "changes drawn as marks", `document.querySelectorAll('svg.timeline rect.mark').length > 0`)
+	if cls := b.eval(t, `String(window.__cls)`); cls != "0" {
+		t.Errorf("live updates shifted the layout: cumulative layout shift %s, want 0", cls)
+	}
+	// The observer does see a shift: a block pushed in above the list.
+	b.eval(t, `(document.querySelector('.split').before(Object.assign(document.createElement('div'), { id: 'shifter', style: 'height: 120px' })), '')`)
+	b.until(t, "a real shift measured", `window.__cls > 0`)
+	b.eval(t, `(document.getElementById('shifter').remove(), '')`)
 	b.shoot(t, shots, "timeline")
 
 	// A filter narrows; a bad one says where it is wrong.
@@ -215,6 +227,20 @@ resource "kv_key" "hash" {
 	b.do(t, "metrics", chromedp.Navigate(base+"/ui/#/metrics?range=15m"))
 	b.until(t, "a chart with points", `[...document.querySelectorAll('canvas.chart')].some(c => +c.dataset.points > 0)`)
 	b.shoot(t, shots, "metrics")
+	// Brush: drag across a chart and every chart shows that span, which
+	// the URL keeps.
+	rect := b.eval(t, `(() => { const c = [...document.querySelectorAll('canvas.chart')].find(c => +c.dataset.points > 0); c.scrollIntoView(); const r = c.getBoundingClientRect(); return [r.left, r.top, r.width, r.height, c.dataset.range].join(' '); })()`)
+	var x, y, w, h float64
+	var before string
+	if _, err := fmt.Sscan(rect, &x, &y, &w, &h, &before); err != nil {
+		t.Fatalf("chart rect %q: %v", rect, err)
+	}
+	b.do(t, "brush",
+		chromedp.MouseEvent(input.DispatchMouseEventTypeMousePressed, x+w*0.4, y+h/2, chromedp.ButtonLeft),
+		chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, x+w*0.6, y+h/2, chromedp.ButtonLeft),
+		chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, x+w*0.8, y+h/2, chromedp.ButtonLeft),
+		chromedp.MouseEvent(input.DispatchMouseEventTypeMouseReleased, x+w*0.8, y+h/2, chromedp.ButtonLeft))
+	b.until(t, "zoomed to the brushed span", fmt.Sprintf(`location.hash.includes('since=') && [...document.querySelectorAll('canvas.chart')].every(c => c.dataset.range && c.dataset.range !== %q)`, before))
 
 	// Infrastructure: the applied configuration's graph, in sync.
 	b.do(t, "infra", chromedp.Navigate(base+"/ui/#/infra"))
@@ -255,6 +281,13 @@ resource "kv_key" "hash" {
 	b.do(t, "keys", chromedp.Focus(`.list`), chromedp.KeyEvent(kb.ArrowDown), chromedp.KeyEvent(kb.ArrowDown), chromedp.KeyEvent(kb.Enter))
 	// (Live events may arrive meanwhile: the selection stays on its event.)
 	b.until(t, "an event selected and its detail focused", `(() => { const r = document.querySelector('.row[aria-selected="true"]'), d = document.querySelector('.detail'); return !!r && document.activeElement === d && d.querySelector('h2 .code')?.textContent === r.dataset.kind; })()`)
+	// Dark, as the system says.
+	if _, err := chromedp.Call(b.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}}); err != nil {
+		t.Fatal(err)
+	}
+	b.until(t, "dark background", `getComputedStyle(document.body).backgroundColor === 'rgb(15, 19, 24)'`)
+	b.shoot(t, shots, "timeline-dark")
+
 	if errs := b.consoleErrors(); len(errs) > 0 {
 		t.Fatalf("console errors:\n%s", strings.Join(errs, "\n"))
 	}

@@ -76,6 +76,7 @@ export class Chart {
     this.y1 = Math.ceil(hi / step) * step;
     this.ystep = step;
     this.canvas.dataset.points = String(n);
+    this.canvas.dataset.range = `${Math.round(x0)}-${Math.round(x1)}`;
     this.canvas.dataset.series = String(series.length);
     this.canvas.dataset.marks = String(this.marks.length);
     this.legend.replaceChildren(...series.map((s, i) => el('span', {}, el('span', { class: 'swatch', style: `background:${PALETTE[i % PALETTE.length]}` }), s.name)),

@@ -198,7 +198,7 @@ export async function mount(main, q) {
     });
     for (let i = 0; i <= ticks; i++) {
       const ms = tl.since + (tl.until - tl.since) * i / ticks;
-      const t = svg('text', { x: Math.min(W - 50, LEFT + (W - LEFT) * i / ticks), y: H - 4 });
+      const t = svg('text', { x: i === ticks ? W - 4 : LEFT + (W - LEFT) * i / ticks, y: H - 4, 'text-anchor': i === 0 ? 'start' : i === ticks ? 'end' : 'middle' });
       t.textContent = timeText(ms, tl.until - tl.since > 86400e3);
       const tt = svg('title', {}); tt.textContent = 'UTC ' + utcText(ms);
       t.append(tt);
