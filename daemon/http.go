@@ -86,6 +86,11 @@ func (s *Server) listenHTTP(addr string) (*httpListener, error) {
 			return context.WithValue(ctx, httpPeerKey{}, httpActor(c.LocalAddr(), c.RemoteAddr()))
 		},
 	}
+	if s.dashboard != nil {
+		// Its live streams end when the server shuts down, rather than
+		// holding the stop for the whole drain timeout.
+		h.srv.RegisterOnShutdown(s.dashboard.Shutdown)
+	}
 	return h, nil
 }
 

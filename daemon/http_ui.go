@@ -23,7 +23,7 @@ func (s *Server) uiServer(patterns []string) *ui.Server {
 	for _, m := range s.cfg.Modules {
 		names = append(names, m.Name())
 	}
-	return &ui.Server{
+	s.dashboard = &ui.Server{
 		Journal:  s.journal,
 		Log:      s.log.With("component", "ui"),
 		Node:     s.node,
@@ -35,6 +35,7 @@ func (s *Server) uiServer(patterns []string) *ui.Server {
 		Explain: s.explainForUI,
 		Run:     s.runForUI,
 	}
+	return s.dashboard
 }
 
 // explainForUI is an event's summary and changes before → after, a
@@ -57,11 +58,24 @@ func (s *Server) explainForUI(st *journal.Stream, ev *journal.Event) (string, []
 	return ex.Summary, out
 }
 
+// maxUIAnswers bounds what one statement may answer over HTTP: the answer
+// is gathered in memory and sent as one JSON document.
+const maxUIAnswers = 10000
+
 // uiAnswers gathers what a statement answers, for the page.
 type uiAnswers struct {
 	stmt  *dsl.Statement
 	actor journal.Actor
 	ans   ui.Answer
+	n     int
+}
+
+// count refuses the answer past maxUIAnswers.
+func (r *uiAnswers) count() error {
+	if r.n++; r.n > maxUIAnswers {
+		return wire.Errorf(wire.InvalidArgument, "%s answers more than %d rows over HTTP; narrow it (limit=, since=, where) or use the socket", r.stmt.Spec.Verb, maxUIAnswers)
+	}
+	return nil
 }
 
 var _ engines.Request = (*uiAnswers)(nil)
@@ -70,6 +84,9 @@ func (r *uiAnswers) Statement() *dsl.Statement { return r.stmt }
 func (r *uiAnswers) Actor() journal.Actor      { return r.actor }
 
 func (r *uiAnswers) Row(v any) error {
+	if err := r.count(); err != nil {
+		return err
+	}
 	p, err := journal.EncodeJSON(v)
 	if err != nil {
 		return fmt.Errorf("encode row: %w", err)
@@ -79,6 +96,9 @@ func (r *uiAnswers) Row(v any) error {
 }
 
 func (r *uiAnswers) Event(ev any) error {
+	if err := r.count(); err != nil {
+		return err
+	}
 	var p []byte
 	var err error
 	switch ev := ev.(type) {
@@ -97,6 +117,9 @@ func (r *uiAnswers) Event(ev any) error {
 }
 
 func (r *uiAnswers) Line(s string) error {
+	if err := r.count(); err != nil {
+		return err
+	}
 	r.ans.Lines = append(r.ans.Lines, s)
 	return nil
 }

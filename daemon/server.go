@@ -23,6 +23,7 @@ import (
 
 	"github.com/cairnhq/cairn/client/wire"
 	"github.com/cairnhq/cairn/daemon/authz"
+	"github.com/cairnhq/cairn/daemon/ui"
 	"github.com/cairnhq/cairn/dsl"
 	"github.com/cairnhq/cairn/engines"
 	"github.com/cairnhq/cairn/journal"
@@ -88,6 +89,8 @@ type Server struct {
 	verbs   *dsl.Table
 	bus     *bus
 	http    *httpListener
+	// dashboard is the web UI on the HTTP listener (daemon/ui).
+	dashboard *ui.Server
 
 	limits    *connLimits
 	socketGID int // the socket's group from --socket-group, or -1

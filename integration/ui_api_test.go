@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -144,6 +145,16 @@ func TestUIAPI(t *testing.T) {
 	code, body := httpGet(t, base+"/ui/")
 	if code != 200 || !strings.Contains(string(body), "<html") {
 		t.Fatalf("/ui/: %d %.200s", code, body)
+	}
+
+	// A stop ends the live streams at once: the HTTP server's drain does
+	// not wait its whole timeout for a browser left open.
+	d.Stop()
+	if _, err := io.ReadAll(resp.Body); err != nil {
+		t.Errorf("the live stream after the stop: %v, want its end", err)
+	}
+	if log := d.Log(); strings.Contains(log, "still running after the drain timeout") {
+		t.Errorf("the stop waited for the live stream:\n%s", log)
 	}
 }
 

@@ -55,6 +55,13 @@ func (s *Server) serveLive(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
+	go func() {
+		select {
+		case <-s.stopping():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	items := make(chan liveItem, 1024)
 	var wg sync.WaitGroup
 	defer wg.Wait()

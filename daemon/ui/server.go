@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cairnhq/cairn/engines"
@@ -64,6 +65,21 @@ type Server struct {
 	// Run runs one read-only statement of the command language for actor,
 	// authorized as on the socket.
 	Run func(ctx context.Context, actor journal.Actor, stmt string) (*Answer, error)
+
+	stopOnce, closeOnce sync.Once
+	stopped             chan struct{}
+}
+
+// Shutdown ends the live streams: an HTTP server's Shutdown waits for
+// requests to finish, and a stream never would (register it with
+// http.Server.RegisterOnShutdown).
+func (s *Server) Shutdown() {
+	s.closeOnce.Do(func() { close(s.stopping()) })
+}
+
+func (s *Server) stopping() chan struct{} {
+	s.stopOnce.Do(func() { s.stopped = make(chan struct{}) })
+	return s.stopped
 }
 
 // Routes are the dashboard's routes on the daemon's listener.
