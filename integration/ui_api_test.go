@@ -7,8 +7,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -174,4 +178,52 @@ func sum(xs []int64) (n int64) {
 		n += x
 	}
 	return n
+}
+
+// TestUIAccess: the dashboard's endpoints follow the listener's rule, the
+// caller found through the kernel and the daemon's policy asked as for a
+// statement: a rule that denies nobody (uid 65534) events denies it the
+// timeline, an event's detail and the live stream (403, journaled as
+// auth.deny), and a statement run over HTTP is decided by its own verb.
+func TestUIAccess(t *testing.T) {
+	requireRootForUsers(t)
+	policy := filepath.Join(t.TempDir(), "policy.cel")
+	if err := os.WriteFile(policy, []byte("deny actor.uid == 65534 && (verb == \"events\" || verb == \"tail\" || verb == \"kv get\")\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, withFlags("--policy", policy))
+	base := "http://" + d.Status.HTTP
+	c := dial(t, d)
+	do(t, c, "kv put ui/secret s3")
+	for _, path := range []string{"/ui/api/timeline", "/ui/api/event?stream=audit&seq=1", "/ui/api/live", "/ui/api/run?q=" + url.QueryEscape("kv get ui/secret")} {
+		out := curlStatusAs(t, 65534, base+path)
+		if !strings.HasPrefix(out, "403") {
+			t.Errorf("GET %s as nobody: %s, want 403", path, out)
+		}
+	}
+	// Root reads it all; nobody still reads what the policy leaves open.
+	if out := curlStatusAs(t, 0, base+"/ui/api/timeline"); !strings.HasPrefix(out, "200") {
+		t.Errorf("timeline as root: %s", out)
+	}
+	if out := curlStatusAs(t, 65534, base+"/ui/api/info"); !strings.HasPrefix(out, "200") {
+		t.Errorf("info as nobody: %s", out)
+	}
+	denials := events(t, c, "events kind=auth.deny")
+	if len(denials) < 4 {
+		t.Fatalf("%d auth.deny events, want one per refused request", len(denials))
+	}
+}
+
+// curlStatusAs fetches url as uid (curl run with that uid, so the kernel
+// names it as the caller) and answers the HTTP status.
+func curlStatusAs(t *testing.T, uid uint32, u string) string {
+	t.Helper()
+	cmd := exec.Command("curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "30", u)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+	cmd.Dir = "/"
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("curl %s as uid %d: %v %s", u, uid, err, out)
+	}
+	return string(out)
 }
