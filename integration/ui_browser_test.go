@@ -227,6 +227,11 @@ resource "kv_key" "hash" {
 	b.do(t, "metrics", chromedp.Navigate(base+"/ui/#/metrics?range=15m"))
 	b.until(t, "a chart with points", `[...document.querySelectorAll('canvas.chart')].some(c => +c.dataset.points > 0)`)
 	b.shoot(t, shots, "metrics")
+	b.do(t, "res samples", chromedp.Navigate(base+"/ui/#/metrics?source=res&range=15m"))
+	b.until(t, "a chart of the res samples with points", `document.getElementById('main').dataset.source === 'res' && [...document.querySelectorAll('canvas.chart')].some(c => +c.dataset.points > 0)`)
+	b.do(t, "metrics", chromedp.Navigate(base+"/ui/#/metrics?range=15m"))
+	b.until(t, "a chart with points again", `document.getElementById('main').dataset.source === 'prometheus' && [...document.querySelectorAll('canvas.chart')].some(c => +c.dataset.points > 0)`)
+
 	// Brush: drag across a chart and every chart shows that span, which
 	// the URL keeps.
 	rect := b.eval(t, `(() => { const c = [...document.querySelectorAll('canvas.chart')].find(c => +c.dataset.points > 0); c.scrollIntoView(); const r = c.getBoundingClientRect(); return [r.left, r.top, r.width, r.height, c.dataset.range].join(' '); })()`)

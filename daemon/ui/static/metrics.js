@@ -39,7 +39,8 @@ const RES = [
 export async function mount(main, q, info) {
   // The daemon says whether its listener serves Prometheus's API (the
   // metrics engine is linked); asking /api/v1 blindly would log a 404.
-  const prom = !!(info && info.prometheus);
+  // ?source=res shows the res samples even where Prometheus's API is.
+  const prom = !!(info && info.prometheus) && q.get('source') !== 'res';
   main.dataset.source = prom ? 'prometheus' : 'res';
   const range = el('select', { 'aria-label': 'time range' }, RANGES.map(([k]) => el('option', { value: k, selected: k === (q.get('range') || '1h') }, 'last ' + k)));
   const query = el('input', { class: 'code', 'data-filter': true, 'aria-label': prom ? 'PromQL query' : 'CEL filter on the samples', value: q.get('q') || '', placeholder: prom ? 'PromQL, e.g. rate(node_cpu_seconds_total[1m])' : "CEL filter on samples, e.g. container.id != ''" });
@@ -56,8 +57,10 @@ export async function mount(main, q, info) {
   const grid = el('div', { class: 'charts' });
   main.append(el('h1', {}, 'Metrics'),
     el('p', { class: 'muted' }, prom
-      ? 'Prometheus API of the metrics engine (/api/v1/query_range). A query above adds a chart of it.'
-      : 'The metrics engine is not serving /api/v1 on this listener: the charts show the capture engine\'s res samples (capture start res). The filter narrows the samples.'),
+      ? ['Prometheus API of the metrics engine (/api/v1/query_range). A query above adds a chart of it. ', el('a', { href: '#/metrics?source=res' }, 'Show the capture engine\'s res samples instead.')]
+      : info && info.prometheus
+        ? ['The capture engine\'s res samples (capture start res); the filter narrows them. ', el('a', { href: '#/metrics' }, 'Back to Prometheus.')]
+        : 'The metrics engine is not serving /api/v1 on this listener: the charts show the capture engine\'s res samples (capture start res). The filter narrows the samples.'),
     form, grid);
   let charts = [];
 
@@ -142,6 +145,7 @@ export async function mount(main, q, info) {
     if (query.value.trim()) p.set('q', query.value.trim()); else p.delete('q');
     if (preset.value) p.set('container', preset.value); else p.delete('container');
     p.set('range', range.value);
+    if (!prom && info && info.prometheus) p.set('source', 'res');
     p.delete('since'); p.delete('until');
     q = p;
     setParams(p);
