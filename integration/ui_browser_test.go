@@ -223,6 +223,12 @@ resource "kv_key" "hash" {
 	b.until(t, "chain verified", `document.querySelector('.verify-result')?.textContent.startsWith('chain intact')`)
 	b.shoot(t, shots, "timeline-detail")
 
+	// An infra change's before → after are state records, shown as JSON.
+	b.do(t, "infra filter", chromedp.SetValue("#filter", `kind == "infra.create" && subject == "uitest/file.hello"`), submit("#filter"))
+	b.until(t, "the file's create", `(() => { const r = [...document.querySelectorAll('.row:not([hidden])')]; return r.length === 1 && r[0].dataset.kind === 'infra.create'; })()`)
+	b.do(t, "open the create", chromedp.Click(`.row[data-kind="infra.create"]:not([hidden])`))
+	b.until(t, "none → the state record", `(() => { const c = document.querySelector('.detail .change'); return !!c && c.querySelector('.before pre').textContent === '(none)' && c.querySelector('.after pre').textContent.includes('hello.txt') && c.querySelector('.after pre').textContent.includes('"attrs"'); })()`)
+
 	// Metrics: a chart with points.
 	b.do(t, "metrics", chromedp.Navigate(base+"/ui/#/metrics?range=15m"))
 	b.until(t, "a chart with points", `[...document.querySelectorAll('canvas.chart')].some(c => +c.dataset.points > 0)`)
