@@ -146,6 +146,21 @@ func TestUIAPI(t *testing.T) {
 		t.Fatalf("unknown verb answered %+v, want its place", bad)
 	}
 
+	// A name other than localhost, as a rebound DNS name would be, is
+	// refused; localhost is served.
+	for host, want := range map[string]int{"evil.example:80": 403, "localhost:" + strings.Split(d.Status.HTTP, ":")[1]: 200} {
+		req, _ := http.NewRequest("GET", base+"/ui/api/info", nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Host %s: %d, want %d", host, resp.StatusCode, want)
+		}
+	}
+
 	code, body := httpGet(t, base+"/ui/")
 	if code != 200 || !strings.Contains(string(body), "<html") {
 		t.Fatalf("/ui/: %d %.200s", code, body)

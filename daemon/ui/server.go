@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -96,8 +97,8 @@ func (s *Server) Routes() []engines.Route {
 		{Pattern: "GET /ui/api/verify", Handler: s.read("journal verify", http.HandlerFunc(s.serveVerify))},
 		{Pattern: "GET /ui/api/series", Handler: s.read("events", http.HandlerFunc(s.serveSeries))},
 		{Pattern: "GET /ui/api/live", Handler: s.read("tail", http.HandlerFunc(s.serveLive))},
-		{Pattern: "GET /ui/api/run", Handler: http.HandlerFunc(s.serveRun)},
-		{Pattern: "GET /ui/api/infra/graph.svg", Handler: http.HandlerFunc(s.serveInfraGraph)},
+		{Pattern: "GET /ui/api/run", Handler: guardHost(http.HandlerFunc(s.serveRun))},
+		{Pattern: "GET /ui/api/infra/graph.svg", Handler: guardHost(http.HandlerFunc(s.serveInfraGraph))},
 	}
 }
 
@@ -112,7 +113,7 @@ func noCache(h http.Handler) http.Handler {
 
 // read lets a request through when the caller may run verb.
 func (s *Server) read(verb string, h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return guardHost(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		actor, ok := engines.ActorFrom(r.Context())
 		if !ok {
 			writeError(w, http.StatusForbidden, errors.New("the caller of this connection is unknown"))
@@ -125,7 +126,39 @@ func (s *Server) read(verb string, h http.Handler) http.Handler {
 			}
 		}
 		h.ServeHTTP(w, r)
+	}))
+}
+
+// guardHost refuses a request from loopback whose Host is a name other
+// than localhost: a page of another site that rebinds its name to
+// 127.0.0.1 would otherwise read the dashboard with the uid of the
+// browser's user (DNS rebinding). A browser on this host asks for
+// 127.0.0.1, [::1] or localhost; a caller from elsewhere presents the
+// listener's token instead.
+func guardHost(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if loopback(r.RemoteAddr) && !localHost(r.Host) {
+			writeError(w, http.StatusForbidden, fmt.Errorf("host %q: the dashboard answers a local caller only at an address (127.0.0.1, [::1]) or localhost, so that another site's page cannot reach it through its own name", r.Host))
+			return
+		}
+		h.ServeHTTP(w, r)
 	})
+}
+
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	ip := net.ParseIP(host)
+	return err == nil && ip != nil && ip.IsLoopback()
+}
+
+// localHost reports whether a Host header names an IP address or
+// localhost.
+func localHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	return net.ParseIP(host) != nil || strings.EqualFold(host, "localhost")
 }
 
 // apiError is an endpoint's error as JSON; a CEL filter that does not

@@ -3,6 +3,7 @@ package ui
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -215,6 +216,12 @@ func (s *Server) serveTimeline(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tl, err := BuildTimeline(r.Context(), streams, q)
+	var ee *filter.EvalError
+	if errors.As(err, &ee) {
+		// The filter's own cost (or the caller leaving), not the journal.
+		writeError(w, http.StatusBadRequest, badParam("where", err))
+		return
+	}
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err)
 		return
