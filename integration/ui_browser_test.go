@@ -299,6 +299,18 @@ resource "kv_key" "hash" {
 	b.until(t, "dark background", `getComputedStyle(document.body).backgroundColor === 'rgb(15, 19, 24)'`)
 	b.shoot(t, shots, "timeline-dark")
 
+	// Brush on the timeline: a custom range of that span, not live.
+	rect = b.eval(t, `(() => { const r = document.querySelector('svg.timeline').getBoundingClientRect(); return [r.left, r.top, r.width, r.height].join(' '); })()`)
+	if _, err := fmt.Sscan(rect, &x, &y, &w, &h); err != nil {
+		t.Fatalf("timeline rect %q: %v", rect, err)
+	}
+	b.do(t, "brush the timeline",
+		chromedp.MouseEvent(input.DispatchMouseEventTypeMousePressed, x+w*0.5, y+h/2, chromedp.ButtonLeft),
+		chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, x+w*0.7, y+h/2, chromedp.ButtonLeft),
+		chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, x+w*0.9, y+h/2, chromedp.ButtonLeft),
+		chromedp.MouseEvent(input.DispatchMouseEventTypeMouseReleased, x+w*0.9, y+h/2, chromedp.ButtonLeft))
+	b.until(t, "a custom range", `document.getElementById('range').value === 'custom' && location.hash.includes('since=') && !document.getElementById('live').checked`)
+
 	if errs := b.consoleErrors(); len(errs) > 0 {
 		t.Fatalf("console errors:\n%s", strings.Join(errs, "\n"))
 	}

@@ -210,6 +210,43 @@ export async function mount(main, q) {
     legend.title = `UTC ${utcText(tl.since)} – ${utcText(tl.until)}`;
   }
 
+  // Brush: drag across the chart to look at that span (a custom range).
+  let brush = null;
+  const LEFTOF = () => (chart.clientWidth < 600 ? 64 : 92);
+  const xToT = (x) => {
+    const tl = state.data, L = LEFTOF(), W = chart.clientWidth;
+    return tl.since + (x - L) / (W - L) * (tl.until - tl.since);
+  };
+  chart.addEventListener('pointerdown', (e) => {
+    if (!state.data) return;
+    chart.setPointerCapture(e.pointerId);
+    const x = e.clientX - chart.getBoundingClientRect().left;
+    brush = { x0: x, rect: svg('rect', { class: 'brush', x, y: 0, width: 0, height: 172, fill: 'rgba(127,127,127,0.25)' }) };
+    chart.append(brush.rect);
+  });
+  chart.addEventListener('pointermove', (e) => {
+    if (!brush) return;
+    const x = e.clientX - chart.getBoundingClientRect().left;
+    brush.x1 = x;
+    brush.rect.setAttribute('x', Math.min(brush.x0, x));
+    brush.rect.setAttribute('width', Math.abs(x - brush.x0));
+  });
+  chart.addEventListener('pointerup', () => {
+    const b = brush;
+    brush = null;
+    if (!b) return;
+    b.rect.remove();
+    if (b.x1 == null || Math.abs(b.x1 - b.x0) < 6) return;
+    const [t0, t1] = [xToT(Math.min(b.x0, b.x1)), xToT(Math.max(b.x0, b.x1))];
+    const local = (ms) => new Date(ms - new Date().getTimezoneOffset() * 60e3).toISOString().slice(0, 19);
+    range.value = 'custom';
+    from.hidden = to.hidden = false;
+    from.value = local(Math.floor(t0 / 1000) * 1000);
+    to.value = local(Math.ceil(t1 / 1000) * 1000);
+    live.checked = false;
+    load();
+  });
+
   let lastWidth = 0;
   const ro = new ResizeObserver(() => { if (chart.clientWidth !== lastWidth) { lastWidth = chart.clientWidth; drawChart(); } });
   ro.observe(chart);
