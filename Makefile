@@ -72,7 +72,7 @@ bench: build
 	$(GO) run ./cmd/cairnbench --bin $(BIN)
 	CAIRN_BIN=$(CURDIR)/$(BIN) CAIRN_BENCH=1 $(GO) test -count=1 -run '^TestEtcdBench$$' -v ./integration/ | grep -v '^=== RUN'
 	$(GO) test -run XXX -bench BenchmarkTimeline -benchtime 10x ./daemon/ui/
-	CAIRN_BIN=$(CURDIR)/$(BIN) CAIRN_BENCH=1 $(GO) test -count=1 -run '^TestUILiveBench$$' -v ./integration/ | grep -v '^=== RUN'
+	CAIRN_BIN=$(CURDIR)/$(BIN) CAIRN_BENCH=1 $(GO) test -count=1 -run '^TestUI(LiveBench|FirstPaintBench)$$' -v ./integration/ | grep -v '^=== RUN'
 
 lint: vet
 

@@ -74,3 +74,30 @@ func TestUILiveBench(t *testing.T) {
 		t.Fatalf("console errors: %v", errs)
 	}
 }
+
+// TestUIFirstPaintBench measures the timeline's first paint over a journal
+// of a million events (the synthetic capture source fills the capture
+// stream): the time from navigation to the first contentful paint and to
+// the timeline's chart drawn with the counts (a performance mark the page
+// sets), in headless Chromium against the real daemon, three loads. It
+// asserts no duration; it runs only with CAIRN_BENCH=1.
+func TestUIFirstPaintBench(t *testing.T) {
+	if os.Getenv("CAIRN_BENCH") != "1" {
+		t.Skip("set CAIRN_BENCH=1")
+	}
+	d := startDaemon(t)
+	c := dial(t, d)
+	do(t, c, "capture start synthetic rate=200000")
+	do(t, c, "tail stream=capture from=1000000 limit=1") // returns once the millionth event is stored
+	do(t, c, "capture stop synthetic")
+	b := newBrowser(t)
+	base := "http://" + d.Status.HTTP
+	for round := range 3 {
+		b.do(t, "open the timeline", chromedp.Navigate(base+fmt.Sprintf("/ui/?r=%d", round)))
+		b.until(t, "drawn", `performance.getEntriesByName('cairn-timeline-drawn').length > 0 && document.getElementById('tl-status').textContent.includes('events in range')`)
+		fcp := b.eval(t, `(performance.getEntriesByName("first-contentful-paint")[0]?.startTime ?? -1).toFixed(0)`)
+		drawn := b.eval(t, `performance.getEntriesByName("cairn-timeline-drawn")[0].startTime.toFixed(0)`)
+		status := b.eval(t, `document.getElementById('tl-status').textContent`)
+		t.Logf("load %d: first contentful paint %s ms, timeline drawn %s ms after navigation (%s)", round+1, fcp, drawn, status)
+	}
+}

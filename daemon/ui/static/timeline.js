@@ -205,6 +205,7 @@ export async function mount(main, q) {
       kids.push(t);
     }
     chart.replaceChildren(...kids);
+    if (!performance.getEntriesByName('cairn-timeline-drawn').length) performance.mark('cairn-timeline-drawn');
     chart.dataset.changes = String(tl.streams.filter((s) => s.class === 'audit-like').reduce((n, s) => n + s.total, 0));
     legend.textContent = `${timeText(tl.since, true)} – ${timeText(tl.until, true)} · ${Math.round(tl.step / 1000)} s per bucket · marks: changes by engine · bands: observations by density`;
     legend.title = `UTC ${utcText(tl.since)} – ${utcText(tl.until)}`;
