@@ -31,8 +31,9 @@ export async function mount(main, q, info) {
     status.textContent = `${tl.streams[0].total} records in the last 24 h; following live`;
     const lp = new URLSearchParams({ streams: 'logs', from: `logs=${tl.streams[0].last}` });
     if (p.where) lp.set('where', p.where);
-    es = new EventSource('/ui/api/live?' + lp);
-    es.addEventListener('ev', (m) => { queue.push(JSON.parse(m.data)); if (!frame) frame = requestAnimationFrame(() => { frame = 0; const evs = queue.reverse(); queue = []; list.prepend(evs); }); });
+    queue = [];
+    const mine = es = new EventSource('/ui/api/live?' + lp);
+    es.addEventListener('ev', (m) => { if (es !== mine) return; queue.push(JSON.parse(m.data)); if (!frame) frame = requestAnimationFrame(() => { frame = 0; const evs = queue.reverse(); queue = []; list.prepend(evs); }); });
   }
   form.addEventListener('submit', (e) => { e.preventDefault(); load(); });
   await load();

@@ -154,4 +154,8 @@ export async function mount(main, q, info) {
   range.addEventListener('change', () => form.requestSubmit());
   preset.addEventListener('change', () => form.requestSubmit());
   await draw();
+  // A relative range follows the clock, as cAdvisor's live charts do; a
+  // zoomed one stays put.
+  const timer = setInterval(() => { if (!q.get('since') && !document.hidden) draw(); }, 10000);
+  return () => clearInterval(timer);
 }

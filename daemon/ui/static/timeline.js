@@ -81,6 +81,10 @@ export async function mount(main, q) {
       return;
     }
     showFilterError(filter, ferr, null);
+    // What the previous stream delivered and the page has not applied
+    // belongs to the previous view: the new counts hold what matters.
+    if (es) { es.close(); es = null; }
+    queue = [];
     state.data = tl;
     list.set(tl.events);
     drawChart();
@@ -102,9 +106,10 @@ export async function mount(main, q) {
     if (filter.value.trim()) p.set('where', filter.value.trim());
     // Resume right after what the timeline counted: no gap, no repeat.
     if (state.data) p.set('from', state.data.streams.map((s) => `${s.name}=${s.last}`).join(';'));
-    es = new EventSource('/ui/api/live?' + p);
+    const mine = es = new EventSource('/ui/api/live?' + p);
     es.addEventListener('ready', () => { chart.dataset.live = 'ready'; });
     es.addEventListener('ev', (m) => {
+      if (es !== mine) return; // a message of a stream already replaced
       queue.push(JSON.parse(m.data));
       if (!frame) frame = requestAnimationFrame(flush);
     });
