@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -241,4 +243,43 @@ func curlStatusAs(t *testing.T, uid uint32, u string) string {
 		t.Fatalf("curl %s as uid %d: %v %s", u, uid, err, out)
 	}
 	return string(out)
+}
+
+// TestUIInfraGraphStates: the infra graph colours a resource the last
+// apply failed to create as failed, and one that was created as in sync.
+func TestUIInfraGraphStates(t *testing.T) {
+	d := startDaemon(t)
+	base := "http://" + d.Status.HTTP
+	c := dial(t, d)
+	cfg := t.TempDir()
+	hcl := fmt.Sprintf(`resource "directory" "ok" {
+  path = %q
+}
+resource "file" "bad" {
+  path    = "/proc/cairn-ui-test/nope.txt"
+  content = "cannot be written"
+}
+`, filepath.Join(cfg, "out"))
+	if err := os.WriteFile(filepath.Join(cfg, "main.hcl"), []byte(hcl), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := c.Do(ctx, fmt.Sprintf("infra apply %s workspace=broken auto-approve", cfg)); err == nil {
+		t.Fatal("an apply writing under /proc succeeded")
+	}
+	code, svg := httpGet(t, base+"/ui/api/infra/graph.svg?workspace=broken")
+	if code != 200 {
+		t.Fatalf("graph: %d %s", code, svg)
+	}
+	svg = []byte(strings.ReplaceAll(string(svg), "&#45;", "-")) // Graphviz writes - as &#45;
+	for _, want := range []string{`id="res-directory.ok"`, `id="res-file.bad"`} {
+		if !strings.Contains(string(svg), want) {
+			t.Fatalf("graph lacks %s:\n%s", want, svg)
+		}
+	}
+	// Each node's group carries its state as a class.
+	if !regexp.MustCompile(`id="res-directory\.ok" class="[^"]*state-in_sync`).Match(svg) || !regexp.MustCompile(`id="res-file\.bad" class="[^"]*state-failed`).Match(svg) {
+		t.Fatalf("states wrong in:\n%s", svg)
+	}
 }
