@@ -139,6 +139,11 @@ func (b *browser) shoot(t *testing.T, dir, name string) {
 		b.eval(t, `(window.scrollTo(0, 0), "")`)
 		// Two frames: the page lays out and draws at the new width.
 		b.until(t, "redraw", `new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))`)
+		// Readable at this width: the page does not scroll sideways (wide
+		// tables scroll in their own box).
+		if over := b.eval(t, `String(document.documentElement.scrollWidth - window.innerWidth)`); over != "0" && !strings.HasPrefix(over, "-") {
+			t.Errorf("%s at %dx%d: the page is %s px wider than the window", name, size[0], size[1], over)
+		}
 		png, err := chromedp.Run(b.ctx, chromedp.CaptureScreenshot())
 		if err != nil {
 			t.Fatalf("screenshot %s: %v", name, err)
