@@ -65,10 +65,14 @@ busybox-image:
 
 # bench measures the issue targets in one run on this machine and prints
 # the ratios (journal vs raw pebble, socket load, latency, scan, start-up),
-# then cairn's etcd API against the real etcd with the same client.
+# then cairn's etcd API against the real etcd with the same client, then the
+# dashboard's timeline over a million events and its page at 1,000 live
+# events a second (headless Chromium).
 bench: build
 	$(GO) run ./cmd/cairnbench --bin $(BIN)
 	CAIRN_BIN=$(CURDIR)/$(BIN) CAIRN_BENCH=1 $(GO) test -count=1 -run '^TestEtcdBench$$' -v ./integration/ | grep -v '^=== RUN'
+	$(GO) test -run XXX -bench BenchmarkTimeline -benchtime 10x ./daemon/ui/
+	CAIRN_BIN=$(CURDIR)/$(BIN) CAIRN_BENCH=1 $(GO) test -count=1 -run '^TestUI(LiveBench|FirstPaintBench)$$' -v ./integration/ | grep -v '^=== RUN'
 
 lint: vet
 

@@ -32,20 +32,32 @@ type httpPeerKey struct{}
 // serve. A route that conflicts with another is an error naming its owner.
 func (s *Server) listenHTTP(addr string) (*httpListener, error) {
 	mux := http.NewServeMux()
-	for _, r := range s.httpRoutes() {
-		if err := handle(mux, r.Pattern, r.Handler); err != nil {
-			return nil, fmt.Errorf("daemon HTTP route: %w", err)
-		}
+	// Each module is asked for its routes once; the dashboard learns
+	// their patterns (whether Prometheus's API is served).
+	type moduleRoute struct {
+		module string
+		engines.Route
 	}
+	var modRoutes []moduleRoute
+	var patterns []string
 	for _, m := range s.cfg.Modules {
 		hr, ok := m.(engines.HTTPRouter)
 		if !ok {
 			continue
 		}
 		for _, r := range hr.HTTPRoutes() {
-			if err := handle(mux, r.Pattern, r.Handler); err != nil {
-				return nil, fmt.Errorf("engine %s: HTTP route: %w", m.Name(), err)
-			}
+			modRoutes = append(modRoutes, moduleRoute{m.Name(), r})
+			patterns = append(patterns, r.Pattern)
+		}
+	}
+	for _, r := range s.httpRoutes(patterns) {
+		if err := handle(mux, r.Pattern, r.Handler); err != nil {
+			return nil, fmt.Errorf("daemon HTTP route: %w", err)
+		}
+	}
+	for _, r := range modRoutes {
+		if err := handle(mux, r.Pattern, r.Handler); err != nil {
+			return nil, fmt.Errorf("engine %s: HTTP route: %w", r.module, err)
 		}
 	}
 	ln, err := net.Listen("tcp", addr)
@@ -73,6 +85,11 @@ func (s *Server) listenHTTP(addr string) (*httpListener, error) {
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			return context.WithValue(ctx, httpPeerKey{}, httpActor(c.LocalAddr(), c.RemoteAddr()))
 		},
+	}
+	if s.dashboard != nil {
+		// Its live streams end when the server shuts down, rather than
+		// holding the stop for the whole drain timeout.
+		h.srv.RegisterOnShutdown(s.dashboard.Shutdown)
 	}
 	return h, nil
 }

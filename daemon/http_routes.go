@@ -24,14 +24,14 @@ const maxEventPayload = 64 << 10
 // kindEventFire is the kind of a user event fired over HTTP.
 const kindEventFire = "event.fire"
 
-// httpRoutes are the routes the daemon itself serves. Engines add theirs
-// through engines.HTTPRouter.
-func (s *Server) httpRoutes() []engines.Route {
-	return []engines.Route{
+// httpRoutes are the routes the daemon itself serves, the dashboard's
+// among them; patterns are the modules' (engines.HTTPRouter).
+func (s *Server) httpRoutes(patterns []string) []engines.Route {
+	return append([]engines.Route{
 		{Pattern: "GET /healthz", Handler: http.HandlerFunc(s.serveHealthz)},
 		{Pattern: "PUT /v1/event/fire/{name}", Handler: http.HandlerFunc(s.serveEventFire)},
 		{Pattern: "GET /v1/status/leader", Handler: http.HandlerFunc(s.serveStatusLeader)},
-	}
+	}, s.uiServer(patterns).Routes()...)
 }
 
 // serveHealthz answers that the daemon serves.

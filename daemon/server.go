@@ -24,6 +24,7 @@ import (
 
 	"github.com/cairnhq/cairn/client/wire"
 	"github.com/cairnhq/cairn/daemon/authz"
+	"github.com/cairnhq/cairn/daemon/ui"
 	"github.com/cairnhq/cairn/dsl"
 	"github.com/cairnhq/cairn/engines"
 	"github.com/cairnhq/cairn/journal"
@@ -94,6 +95,8 @@ type Server struct {
 	// goroutines read it while Run sets it).
 	pub  atomic.Pointer[bus]
 	http *httpListener
+	// dashboard is the web UI on the HTTP listener (daemon/ui).
+	dashboard *ui.Server
 
 	limits    *connLimits
 	socketGID int // the socket's group from --socket-group, or -1
@@ -471,7 +474,7 @@ func (s *Server) execute(ctx context.Context, cn *conn, id int64, text string, r
 			return
 		}
 		start := time.Now()
-		err := s.callHandler(ctx, handler, r)
+		err := s.callHandler(ctx, handler, st.Spec.Verb, r)
 		s.requests.observe(st.Spec.Verb, time.Since(start), st.Spec.Stream, err != nil && !errors.Is(err, errClientGone) && ctx.Err() == nil)
 		if err != nil {
 			if errors.Is(err, errClientGone) {
@@ -494,11 +497,11 @@ func (s *Server) execute(ctx context.Context, cn *conn, id int64, text string, r
 
 // callHandler runs one statement's handler; a panic in it fails that
 // request, logged with its stack, and leaves the daemon running.
-func (s *Server) callHandler(ctx context.Context, handler engines.Handler, r *request) (err error) {
+func (s *Server) callHandler(ctx context.Context, handler engines.Handler, verb string, r engines.Request) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			s.log.Error("handler panicked", "verb", r.stmt.Spec.Verb, "panic", p, "stack", string(debug.Stack()))
-			err = wire.Errorf(wire.Internal, "%s failed on an internal error (%v); the daemon keeps running — please report it with the statement", r.stmt.Spec.Verb, p)
+			s.log.Error("handler panicked", "verb", verb, "panic", p, "stack", string(debug.Stack()))
+			err = wire.Errorf(wire.Internal, "%s failed on an internal error (%v); the daemon keeps running — please report it with the statement", verb, p)
 		}
 	}()
 	return handler(ctx, r)

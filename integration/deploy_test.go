@@ -294,8 +294,8 @@ func TestDeployRedisStyle(t *testing.T) {
 	}
 
 	// instances ps: the job's process, from its pid file.
-	if out := cliOK(t, d, "-o", "json", "deploy", "instances", "redis", "ps", "details"); strings.Count(out, `{"job":"httpd","process":"httpd","state":"running"}`) != 3 || strings.Count(out, `"process":"sidecar","state":"running"`) != 3 || !strings.Contains(out, `"vm_cid"`) {
-		t.Errorf("deploy instances ps details:\n%s", out)
+	if out := cliOK(t, d, "-o", "json", "deploy", "instances", "redis", "ps", "details"); strings.Count(out, `{"job":"httpd","process":"httpd","state":"running"}`) != 3 || strings.Count(out, `"process":"sidecar","state":"running"`) != 3 || !strings.Contains(out, `"vm_cid"`) || strings.Count(out, `"az":"z1"`) != 3 {
+		t.Errorf("deploy instances ps details (each instance with its AZ, z1):\n%s", out)
 	}
 
 	// The errand checks the master's page from a container of its own.

@@ -330,3 +330,31 @@ func (it *Iter) closeIters() {
 func (it *Iter) forceClose() {
 	it.closeIters()
 }
+
+// SeqsAt returns, for each of times (ns), the first durable seq whose
+// event's time is at or after it, or DurableSeq()+1 when no event is: the
+// boundaries between which a stream's events are counted without reading
+// them (times never decrease within a stream, so the count of events in
+// [t0, t1) is SeqsAt(t1) - SeqsAt(t0)). Each time costs one binary search
+// over the stored events.
+func (s *Stream) SeqsAt(times []int64) ([]int64, error) {
+	st := s.acquire()
+	if st == nil {
+		return nil, ErrClosed
+	}
+	defer st.release()
+	s.rw.RLock()
+	defer s.rw.RUnlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	out := make([]int64, len(times))
+	for i, t := range times {
+		lo, _, err := timeRange(st.snap, t, 0, st.seq)
+		if err != nil {
+			return nil, s.readError(err, 0)
+		}
+		out[i] = min(lo, st.seq+1)
+	}
+	return out, nil
+}

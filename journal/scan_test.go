@@ -78,6 +78,25 @@ func scanMatchesBruteForce(t *testing.T, stream string) {
 		{Kind: "infra.create", Subject: "app/*"},
 		{Subject: "x.y", Kind: "kv.*", Until: mid.time},
 	}
+	t.Run("SeqsAt", func(t *testing.T) {
+		times := []int64{0, ref[0].time - 1, ref[0].time, mid.time, mid.time + 1, ref[2000].time, last.time, last.time + 1}
+		got, err := s.SeqsAt(times)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, tm := range times {
+			want := last.seq + 1
+			for _, e := range ref {
+				if e.time >= tm {
+					want = e.seq
+					break
+				}
+			}
+			if got[i] != want {
+				t.Errorf("SeqsAt(%d) = %d, want %d", tm, got[i], want)
+			}
+		}
+	})
 	for _, q := range queries {
 		t.Run(fmt.Sprintf("%+v", q), func(t *testing.T) {
 			var want []int64

@@ -281,9 +281,18 @@ func (m *module) runInstances(ctx context.Context, r engines.Request) error {
 	m.mu.Lock()
 	d := m.st.Deployments[w.Text]
 	var list []Instance
+	azs := map[string]string{} // instance name -> AZ, as the manifest places it
 	if d != nil {
+		man, _ := parseManifest(w.Text, []byte(d.Resolved))
 		for _, in := range sortedInstances(d.Instances) {
 			list = append(list, *in)
+			if man != nil {
+				for i := range man.InstanceGroups {
+					if g := &man.InstanceGroups[i]; g.Name == in.Group {
+						azs[in.Name()] = azOf(g, in.Index)
+					}
+				}
+			}
 		}
 	}
 	m.mu.Unlock()
@@ -304,6 +313,9 @@ func (m *module) runInstances(ctx context.Context, r engines.Request) error {
 		}
 		row := map[string]any{"instance": in.Name(), "id": in.ID, "container": in.Container, "ip": in.IP,
 			"process_state": ps, "desired": in.State, "disk": in.Disk, "hash": in.Hash}
+		if az, ok := azs[in.Name()]; ok {
+			row["az"] = az
+		}
 		st := r.Statement()
 		if st.Flags["details"] {
 			if info, err := m.rt.Inspect(in.Container); err == nil {
