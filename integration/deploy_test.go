@@ -551,6 +551,22 @@ compilation: {workers: 1, network: default, vm_type: default, az: z1}
 	if out, err := exec.Command("ip", "-4", "-o", "addr", "show", "dev", net.Bridge).Output(); err != nil || !strings.Contains(string(out), fmt.Sprintf("10.94.%d.254/24", k)) {
 		t.Errorf("the manual network's bridge %q: %s %v", net.Bridge, out, err)
 	}
+	// The runtime's verbs take an instance as bosh ssh does: GROUP/INDEX,
+	// GROUP/UUID, DEPLOYMENT/GROUP/INDEX.
+	master := got["redis-master/0"]
+	for _, ref := range []string{"redis-master/0", "redis-master/" + master.ID, "redis/redis-master/0", "redis-master/" + master.ID[:8]} {
+		if out := strings.TrimSpace(cliOK(t, d, "exec", ref, "--", "hostname")); out != master.ID {
+			t.Errorf("exec %s -- hostname: %q, want the instance id %s", ref, out, master.ID)
+		}
+	}
+	if out := cliOK(t, d, "top", "redis-slave/1"); !strings.Contains(out, "httpd") {
+		t.Errorf("top redis-slave/1:\n%s", out)
+	}
+	cliOK(t, d, "stats", "redis-slave/1")
+	cliOK(t, d, "logs", "redis-slave/1")
+	if _, errOut, code := cli(t, d, "exec", "redis-slave/7", "--", "true"); code == 0 || !strings.Contains(errOut, "no instance redis-slave/7") {
+		t.Errorf("exec of an instance that is not there: exit %d, %s", code, errOut)
+	}
 	// Recreated, every instance keeps its address.
 	cliInOK(t, d, dir, "deploy", "./redis.yml", "recreate")
 	for name, in := range deployInstances(t, d) {

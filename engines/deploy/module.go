@@ -126,6 +126,7 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 		return fmt.Errorf("deploy: %w", err)
 	}
 	m.rt = rt
+	h.Services.Provide(InstancesService, instanceNames{m})
 	if err := os.MkdirAll(m.dir, 0o700); err != nil {
 		return fmt.Errorf("deploy: %w", err)
 	}

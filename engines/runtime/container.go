@@ -129,6 +129,10 @@ type containers struct {
 
 	mu   sync.Mutex
 	byID map[string]*entry
+
+	// alias resolves a reference with a '/' the table does not know
+	// (a BOSH instance, GROUP/INDEX) to a container's name; nil for none.
+	alias func(ref string) (string, error)
 }
 
 // entry is one container with its locks and its live parts.
@@ -236,6 +240,19 @@ func (t *containers) load() (list []Container, unfinished []string, err error) {
 // find returns the container named by ref: a name, a full id, or an id
 // prefix naming one container.
 func (t *containers) find(ref string) (*entry, error) {
+	e, err := t.findLocal(ref)
+	if err != nil && t.alias != nil && strings.Contains(ref, "/") {
+		name, aerr := t.alias(ref)
+		if aerr != nil {
+			return nil, fmt.Errorf("no such container: %s (%v)", ref, aerr)
+		}
+		return t.findLocal(name)
+	}
+	return e, err
+}
+
+// findLocal finds ref among the table's names, ids and id prefixes.
+func (t *containers) findLocal(ref string) (*entry, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if e, ok := t.byID[ref]; ok {

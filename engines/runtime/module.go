@@ -6,6 +6,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -134,6 +135,14 @@ func (m *module) Start(ctx context.Context, h engines.Host) error {
 		return fmt.Errorf("runtime: image store: %w", err)
 	}
 	h.Services.Provide(image.StoreService, m.images)
+	services := h.Services
+	m.table.alias = func(ref string) (string, error) {
+		r, err := engines.Lookup[instanceResolver](services, instancesService)
+		if err != nil {
+			return "", errors.New("no deploy engine to name instances")
+		}
+		return r.InstanceContainer(ref)
+	}
 	h.Services.Provide(ServiceName, &Service{m: m})
 	m.runc = findRunc(m.runcPath)
 	m.runc.root = m.runcRoot
@@ -184,4 +193,13 @@ func (m *module) record(ctx context.Context, actor journal.Actor, kind, subject 
 		return fmt.Errorf("record %s: %w", kind, err)
 	}
 	return nil
+}
+
+// instancesService is the deploy engine's (deploy.InstancesService): it
+// names the container of a BOSH instance, so that exec, logs, top and
+// stats take web/0 as bosh ssh and bosh logs do.
+const instancesService = "deploy.instances"
+
+type instanceResolver interface {
+	InstanceContainer(ref string) (string, error)
 }

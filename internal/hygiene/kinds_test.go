@@ -25,8 +25,9 @@ var notKinds = map[string]bool{
 	"daemon.log": true, // the benchmark's log file
 	"kv.store":   true, // the service the kv engine provides its *Store as
 	// Services (engines.Services) named under a reserved prefix.
-	"capture.sources": true, // the capture engine's sources' counters
-	"daemon.requests": true, // the daemon's request counters
+	"capture.sources":  true, // the capture engine's sources' counters
+	"daemon.requests":  true, // the daemon's request counters
+	"deploy.instances": true, // the deploy engine's instance names
 	// Filter fields under the runtime engine's container. prefix.
 	"container.id":    true,
 	"container.name":  true,
