@@ -719,12 +719,14 @@ func TestDeployBadInput(t *testing.T) {
 	cliOK(t, d, "release", "upload", rel)
 	good := redisManifest("hello", "80", false)
 	dir := t.TempDir()
+	bogus := strings.Replace(good, "  instances: 2\n", "  instances: 2\n  bogus: 1\n", 1)
+	bogusLine := 1 + strings.Count(bogus[:strings.Index(bogus, "bogus:")], "\n")
 	for _, c := range []struct{ manifest, want string }{
 		{"name: x\ninstance_groups:\n  - name: a\n   instances: 1\n", "redis.yml:"},
 		{strings.Replace(good, "{name: web, version: latest}", "{name: nope, version: latest}", 1), "releases: nope/latest is not uploaded"},
 		{strings.Replace(good, "os: bosh-busybox", "os: windows", 1), "stemcells: windows/latest is not uploaded"},
 		{strings.Replace(good, "- name: httpd\n    release: web\n    properties: {greeting: hello, secret", "- name: nginx\n    release: web\n    properties: {greeting: hello, secret", 1), "job nginx is not in release web/1"},
-		{strings.Replace(good, "  instances: 2\n", "  instances: 2\n  bogus: 1\n", 1), "field bogus not found"},
+		{bogus, fmt.Sprintf("redis.yml:%d:3: field bogus not found", bogusLine)},
 		{strings.Replace(good, "greeting: hello, secret: ((page_secret))", "greeting: ((nobody_gives_this))", 1), "((nobody_gives_this)) has no value"},
 		{strings.Replace(good, "fail_render: false", "fail_render: true", 1), "httpd/templates/index.html.erb:7: Can't find property 'no.such.property'"},
 	} {

@@ -73,7 +73,7 @@ func parseCloudConfig(file string, src []byte) (*CloudConfig, error) {
 	dec.KnownFields(true)
 	var c CloudConfig
 	if err := dec.Decode(&c); err != nil {
-		return nil, yamlError(file, err)
+		return nil, yamlError(file, src, err)
 	}
 	seen := map[string]bool{}
 	for _, n := range c.Networks {

@@ -88,15 +88,49 @@ type NetworkRef struct {
 	Default   []string `yaml:"default"`
 }
 
+// checkShape decodes a manifest as written, ((variables)) and all, as
+// parseManifest will once they are interpolated, and answers its unknown
+// fields and values of the wrong type at their place in the file. A value
+// that is a ((variable)) is not judged: its type is known only once it is
+// given.
+func checkShape(file string, src []byte) error {
+	var probe map[string]any
+	if err := yaml.Unmarshal(src, &probe); err != nil {
+		return yamlError(file, src, err)
+	}
+	var into any = &Manifest{}
+	if _, isV1 := probe["jobs"]; isV1 {
+		into = &v1{}
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(src))
+	dec.KnownFields(true)
+	err := dec.Decode(into)
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return nil // a syntax error the probe did not find, or none: parseManifest says it
+	}
+	var kept []string
+	for _, e := range te.Errors {
+		if !strings.Contains(e, "((") {
+			kept = append(kept, e)
+		}
+	}
+	if len(kept) == 0 {
+		return nil
+	}
+	return yamlError(file, src, &yaml.TypeError{Errors: kept})
+}
+
 // parseManifest reads a v2 manifest; errors name file:line.
 func parseManifest(file string, src []byte) (*Manifest, error) {
 	if i := bytes.Index(src, []byte("((")); i >= 0 {
 		line := 1 + bytes.Count(src[:i], []byte("\n"))
-		return nil, fmt.Errorf("%s:%d: a ((variable)) has no value", file, line)
+		col := i - bytes.LastIndexByte(src[:i], '\n')
+		return nil, fmt.Errorf("%s:%d:%d: a ((variable)) has no value", file, line, col)
 	}
 	var probe map[string]any
 	if err := yaml.Unmarshal(src, &probe); err != nil {
-		return nil, yamlError(file, err)
+		return nil, yamlError(file, src, err)
 	}
 	var m Manifest
 	if _, v1 := probe["jobs"]; v1 {
@@ -109,7 +143,7 @@ func parseManifest(file string, src []byte) (*Manifest, error) {
 		dec := yaml.NewDecoder(bytes.NewReader(src))
 		dec.KnownFields(true)
 		if err := dec.Decode(&m); err != nil {
-			return nil, yamlError(file, err)
+			return nil, yamlError(file, src, err)
 		}
 	}
 	if m.Name == "" {
@@ -238,8 +272,12 @@ func (u Update) watch(canary bool) (watchRange, error) {
 
 var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 
-// yamlError says a YAML error as file:line: message, one per problem.
-func yamlError(file string, err error) error {
+// yamlError says a YAML error as file:line:col: message, one per problem.
+// yaml.v3 gives lines only: the column is the node's the problem names
+// (an unknown or repeated field's key, a value of the wrong type), found
+// in src parsed as nodes. A syntax error, which leaves no nodes, says
+// file:line: message.
+func yamlError(file string, src []byte, err error) error {
 	var msgs []string
 	for _, line := range strings.Split(strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n"), "\n") {
 		line = strings.TrimSpace(line)
@@ -247,12 +285,70 @@ func yamlError(file string, err error) error {
 			continue
 		}
 		if m := yamlLineRE.FindStringSubmatch(line); m != nil {
-			msgs = append(msgs, file+":"+m[1]+": "+m[2])
+			n, _ := strconv.Atoi(m[1])
+			if col := yamlColumn(src, n, m[2]); col > 0 {
+				msgs = append(msgs, fmt.Sprintf("%s:%d:%d: %s", file, n, col, m[2]))
+			} else {
+				msgs = append(msgs, file+":"+m[1]+": "+m[2])
+			}
 		} else {
 			msgs = append(msgs, file+": "+strings.TrimPrefix(line, "yaml: "))
 		}
 	}
 	return errors.New(strings.Join(msgs, "; "))
+}
+
+// yamlNamedRE finds what a yaml.v3 type error names: a field, a mapping
+// key, or a value that does not fit.
+var yamlNamedRE = regexp.MustCompile("^(?:field (\\S+) (?:not found|already set)|mapping key \"(.*)\" already defined|cannot unmarshal !!\\w+ `(.*)` into)")
+
+// yamlColumn returns the column of the node on line that msg names: the
+// key or value it quotes, else for a mapping or sequence that does not fit
+// the innermost one on the line, else the line's first node; 0 when src
+// has no node there.
+func yamlColumn(src []byte, line int, msg string) int {
+	var root yaml.Node
+	if len(src) == 0 || yaml.Unmarshal(src, &root) != nil {
+		return 0
+	}
+	want := ""
+	if m := yamlNamedRE.FindStringSubmatch(msg); m != nil {
+		want = m[1] + m[2] + m[3]
+	}
+	var kind yaml.Kind
+	switch {
+	case strings.HasPrefix(msg, "cannot unmarshal !!map "):
+		kind = yaml.MappingNode
+	case strings.HasPrefix(msg, "cannot unmarshal !!seq "):
+		kind = yaml.SequenceNode
+	}
+	named, ofKind, first := 0, 0, 0
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		if n.Line == line {
+			if named == 0 && want != "" && n.Kind == yaml.ScalarNode &&
+				(n.Value == want || strings.HasSuffix(want, "...") && strings.HasPrefix(n.Value, strings.TrimSuffix(want, "..."))) {
+				named = n.Column
+			}
+			if kind != 0 && n.Kind == kind {
+				ofKind = n.Column // the last in document order: the innermost
+			}
+			if first == 0 || n.Column < first {
+				first = n.Column
+			}
+		}
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	walk(&root)
+	switch {
+	case named > 0:
+		return named
+	case ofKind > 0:
+		return ofKind
+	}
+	return first
 }
 
 // v1 is BOSH's v1 manifest: networks, resource pools and compilation in
@@ -311,7 +407,7 @@ func parseV1(file string, src []byte) (*Manifest, error) {
 	dec.KnownFields(true)
 	var v v1
 	if err := dec.Decode(&v); err != nil {
-		return nil, yamlError(file, err)
+		return nil, yamlError(file, src, err)
 	}
 	m := &Manifest{Name: v.Name, DirectorUUID: v.DirectorUUID, Releases: v.Releases, Update: v.Update, Properties: v.Properties,
 		cloud: &CloudConfig{Networks: v.Networks, DiskTypes: v.DiskPools}}

@@ -184,7 +184,7 @@ func parseRelease(fsys files) (*parsed, error) {
 		Version any    `yaml:"version"`
 	}
 	if err := yaml.Unmarshal(mf, &head); err != nil {
-		return nil, yamlError("release.MF", err)
+		return nil, yamlError("release.MF", mf, err)
 	}
 	if head.Name == "" || head.Version == nil {
 		return nil, errors.New("release.MF: name and version are required")
@@ -253,7 +253,7 @@ func parseJob(fsys files, dir string) (*Job, files, error) {
 	}
 	var j Job
 	if err := yaml.Unmarshal(b, &j); err != nil {
-		return nil, nil, yamlError(specPath, err)
+		return nil, nil, yamlError(specPath, b, err)
 	}
 	if j.Name == "" {
 		j.Name = path.Base(dir)
@@ -282,7 +282,7 @@ func parsePackage(fsys files, dir string) (*Package, files, error) {
 	}
 	var pk Package
 	if err := yaml.Unmarshal(b, &pk); err != nil {
-		return nil, nil, yamlError(specPath, err)
+		return nil, nil, yamlError(specPath, b, err)
 	}
 	if pk.Name == "" {
 		pk.Name = path.Base(dir)

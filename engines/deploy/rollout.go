@@ -120,6 +120,12 @@ func (m *module) deploy(ctx context.Context, actor journal.Actor, file string, s
 	if err != nil {
 		return err
 	}
+	// The manifest's shape is checked as written, so that an error's line
+	// and column are the file's (the interpolated manifest parsed below is
+	// the same document re-encoded, whose lines differ).
+	if err := checkShape(file, src); err != nil {
+		return err
+	}
 	lock := m.depLock(name)
 	if !lock.TryLock() {
 		out(map[string]any{"task": "queued", "deployment": name, "note": "another task of this deployment runs; this one waits"})
@@ -658,7 +664,7 @@ func manifestName(file string, src []byte, given map[string]any) (string, error)
 		Name string `yaml:"name"`
 	}
 	if err := yaml.Unmarshal(src, &head); err != nil {
-		return "", yamlError(file, err)
+		return "", yamlError(file, src, err)
 	}
 	name := head.Name
 	if m := varRE.FindStringSubmatch(name); m != nil && m[0] == name {

@@ -219,7 +219,7 @@ func resolveVars(file string, src []byte, given map[string]any, stored map[strin
 		Variables []VarDef `yaml:"variables"`
 	}
 	if err := yaml.Unmarshal(src, &head); err != nil {
-		return nil, nil, yamlError(file, err)
+		return nil, nil, yamlError(file, src, err)
 	}
 	vars := map[string]any{}
 	for k, v := range stored {
@@ -248,7 +248,7 @@ func resolveVars(file string, src []byte, given map[string]any, stored map[strin
 	}
 	out, missing, err := interpolate(src, vars)
 	if err != nil {
-		return nil, nil, yamlError(file, err)
+		return nil, nil, yamlError(file, src, err)
 	}
 	if len(missing) > 0 {
 		sort.Strings(missing)

@@ -235,7 +235,7 @@ func (m *module) runDeploy(ctx context.Context, r engines.Request) error {
 			return engines.Errorf(wire.InvalidArgument, w, "%v", err)
 		}
 		if err := yaml.Unmarshal(b, &vars); err != nil {
-			return engines.Errorf(wire.InvalidArgument, w, "%v", yamlError(filepath.Base(w.Text), err))
+			return engines.Errorf(wire.InvalidArgument, w, "%v", yamlError(filepath.Base(w.Text), b, err))
 		}
 	}
 	for _, kv := range st.Bag {
