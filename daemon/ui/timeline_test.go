@@ -1,8 +1,10 @@
 package ui
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"io"
 	"log/slog"
 	"math"
@@ -121,18 +123,56 @@ func TestParseDOT(t *testing.T) {
 	}
 }
 
-// TestRenderSVG: Graphviz lays the styled graph out; each node is filled
-// by its state and links to its history.
+// TestRenderSVG: the styled graph laid out: each node filled by its
+// state, classed and linked to its history, and the SVG well-formed XML.
 func TestRenderSVG(t *testing.T) {
 	g := Graph{Nodes: []string{"net_link.br0", "net_addr.a"}, Edges: [][2]string{{"net_addr.a", "net_link.br0"}}}
-	dot := StyledDOT(g, map[string]string{"net_link.br0": StateInSync, "net_addr.a": StateDrifted}, func(a string) string { return "ws/" + a }, "#/history?subject=")
-	svg, err := RenderSVG(context.Background(), dot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{"<svg", `#/history?subject=ws%2Fnet_link.br0`, stateStyle[StateInSync][0], stateStyle[StateDrifted][0], "net_addr.a"} {
+	svg := RenderSVG(g, map[string]string{"net_link.br0": StateInSync, "net_addr.a": StateDrifted}, func(a string) string { return "ws/" + a }, "#/history?subject=")
+	for _, want := range []string{"<svg", `#/history?subject=ws%2Fnet_link.br0`, stateStyle[StateInSync][0], stateStyle[StateDrifted][0], "net_addr.a",
+		`id="res-net_link.br0" class="node state-in_sync"`, `id="res-net_addr.a" class="node state-drifted"`, `class="edge"`} {
 		if !strings.Contains(string(svg), want) {
 			t.Errorf("SVG lacks %q:\n%s", want, svg)
 		}
+	}
+	dec := xml.NewDecoder(bytes.NewReader(svg))
+	for {
+		if _, err := dec.Token(); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatalf("not well-formed XML: %v\n%s", err, svg)
+		}
+	}
+	// A name that needs escaping stays text.
+	svg = RenderSVG(Graph{Nodes: []string{`file.a<b&"c"`}}, nil, func(a string) string { return a }, "#")
+	if !strings.Contains(string(svg), "file.a&lt;b&amp;") {
+		t.Errorf("a node name is not escaped:\n%s", svg)
+	}
+}
+
+// TestLayout: an edge goes at least one layer right (a → b: b right of a,
+// as dot with rankdir=LR draws it), boxes of one layer do not overlap,
+// and a cycle does not hang the layout.
+func TestLayout(t *testing.T) {
+	g := Graph{Nodes: []string{"a", "b", "c", "d", "e"}, Edges: [][2]string{{"a", "b"}, {"b", "c"}, {"a", "c"}, {"d", "c"}, {"e", "e"}}}
+	at, w, h := layout(g)
+	for _, e := range g.Edges[:4] {
+		if at[e[1]].x <= at[e[0]].x {
+			t.Errorf("%s → %s: %s at x %.0f is not right of %s at %.0f", e[0], e[1], e[1], at[e[1]].x, e[0], at[e[0]].x)
+		}
+	}
+	for i, a := range g.Nodes {
+		for _, b := range g.Nodes[i+1:] {
+			pa, pb := at[a], at[b]
+			if pa.x == pb.x && math.Abs(pa.y-pb.y) < nodeHeight {
+				t.Errorf("%s and %s overlap: %+v %+v", a, b, pa, pb)
+			}
+		}
+		if p := at[a]; p.x+p.w > w || p.y+nodeHeight > h {
+			t.Errorf("%s outside the drawing %.0f×%.0f: %+v", a, w, h, p)
+		}
+	}
+	cyc := Graph{Nodes: []string{"x", "y"}, Edges: [][2]string{{"x", "y"}, {"y", "x"}}}
+	if at, _, _ := layout(cyc); len(at) != 2 {
+		t.Errorf("a cycle: %+v", at)
 	}
 }
