@@ -654,6 +654,18 @@ compilation: {workers: 1, network: default, vm_type: default, az: z1}
 		}
 		t.Errorf("deploy task %v: %v", task, kinds)
 	}
+	// deploy delete leaves no container, and the manual network's bridge
+	// goes with its last deployment.
+	cliOK(t, d, "deploy", "delete", "redis")
+	if out := cliOK(t, d, "ps", "all"); strings.Contains(out, "redis.") {
+		t.Errorf("containers left after deploy delete:\n%s", out)
+	}
+	if ls := cliOK(t, d, "network", "ls"); strings.Contains(ls, "bosh-default") {
+		t.Errorf("network ls after deploy delete:\n%s", ls)
+	}
+	if err := exec.Command("ip", "link", "show", net.Bridge).Run(); err == nil {
+		t.Errorf("bridge %s is still there after deploy delete", net.Bridge)
+	}
 }
 
 // TestDeployMeltdown: with 6 of 6 instances down at once (more than the

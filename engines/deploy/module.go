@@ -44,6 +44,7 @@ type containers interface {
 	Exec(ctx context.Context, actor journal.Actor, ref string, cmd []string) (string, int, error)
 	Stats(ref string) (cgstat.Stats, error)
 	EnsureNetwork(ctx context.Context, actor journal.Actor, name, subnet, gateway string) error
+	RemoveNetwork(ctx context.Context, actor journal.Actor, name string) error
 }
 
 type module struct {

@@ -260,6 +260,12 @@ func (m *module) runDelete(ctx context.Context, r engines.Request) error {
 	lock.Lock()
 	defer lock.Unlock()
 	t, ctx := m.startTask(ctx, r.Actor(), d.Name, "delete deployment")
+	networks := map[string]bool{}
+	for _, in := range d.Instances {
+		if in.Network != "" && in.Network != "bridge" {
+			networks[in.Network] = true
+		}
+	}
 	for _, in := range sortedInstances(d.Instances) {
 		m.deleteInstance(ctx, r.Actor(), t.ID, d.Name, in)
 		_ = r.Row(map[string]any{"instance": in.Name(), "id": in.ID, "state": "deleted"})
@@ -270,7 +276,19 @@ func (m *module) runDelete(ctx context.Context, r engines.Request) error {
 	delete(m.st.Deployments, d.Name)
 	delete(m.st.Variables, d.Name)
 	m.saveLocked()
+	// A manual network's bridge goes with the last deployment on it (the
+	// next deploy onto it makes it again).
+	for _, other := range m.st.Deployments {
+		for _, in := range other.Instances {
+			delete(networks, in.Network)
+		}
+	}
 	m.mu.Unlock()
+	for name := range networks {
+		if err := m.rt.RemoveNetwork(ctx, journal.SystemActor(), name); err != nil {
+			m.log.Warn("deploy delete: remove the manual network", "network", name, "err", err)
+		}
+	}
 	m.record(ctx, r.Actor(), "deploy.delete", d.Name, map[string]any{"task": t.ID, "deployment": d.Name})
 	m.endTask(ctx, r.Actor(), t, nil)
 	return nil

@@ -238,3 +238,8 @@ func (s *Service) EnsureNetwork(ctx context.Context, actor journal.Actor, name, 
 	_, err := s.m.createNetwork(ctx, actor, name, subnet, gateway)
 	return err
 }
+
+// RemoveNetwork removes a network no container uses, as network rm.
+func (s *Service) RemoveNetwork(ctx context.Context, actor journal.Actor, name string) error {
+	return s.m.removeNetwork(ctx, actor, name)
+}
