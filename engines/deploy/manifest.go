@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	goyaml "github.com/goccy/go-yaml"
+	goyamlparser "github.com/goccy/go-yaml/parser"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -273,11 +275,19 @@ func (u Update) watch(canary bool) (watchRange, error) {
 var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 
 // yamlError says a YAML error as file:line:col: message, one per problem.
-// yaml.v3 gives lines only: the column is the node's the problem names
-// (an unknown or repeated field's key, a value of the wrong type), found
-// in src parsed as nodes. A syntax error, which leaves no nodes, says
-// file:line: message.
+// yaml.v3 gives lines only: for a type error the column is the node's the
+// problem names (an unknown or repeated field's key, a value of the wrong
+// type), found in src parsed as nodes; a syntax error leaves no nodes: it
+// is said as goccy/go-yaml's parser, which keeps each token's place, finds
+// it (yaml.v3 names the line its block began on, goccy the token that
+// breaks it), and as yaml.v3 says it when goccy finds none.
 func yamlError(file string, src []byte, err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		if line, col, msg, ok := syntaxPlace(src); ok {
+			return fmt.Errorf("%s:%d:%d: %s", file, line, col, msg)
+		}
+	}
 	var msgs []string
 	for _, line := range strings.Split(strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n"), "\n") {
 		line = strings.TrimSpace(line)
@@ -457,4 +467,15 @@ func parseV1(file string, src []byte) (*Manifest, error) {
 		m.InstanceGroups = append(m.InstanceGroups, g)
 	}
 	return m, nil
+}
+
+// syntaxPlace finds src's YAML syntax error with goccy/go-yaml's parser:
+// its line, column and message.
+func syntaxPlace(src []byte) (line, col int, msg string, ok bool) {
+	_, err := goyamlparser.ParseBytes(src, 0)
+	var se *goyaml.SyntaxError
+	if !errors.As(err, &se) || se.Token == nil || se.Token.Position == nil {
+		return 0, 0, "", false
+	}
+	return se.Token.Position.Line, se.Token.Position.Column, se.Message, true
 }
