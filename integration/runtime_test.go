@@ -210,6 +210,14 @@ func TestRuntimeContainers(t *testing.T) {
 		t.Fatalf("inspect nosuch: %+v", in.State)
 	}
 	cliOK(t, d, "rm", "nosuch")
+	// With rm, as docker run --rm: gone when run answers, whether its
+	// command ran or not.
+	for _, cmd := range [][]string{{"true"}, {"nosuchcommand"}} {
+		cli(t, d, append([]string{"run", "busybox", "name=gone", "rm", "network=none", "--"}, cmd...)...)
+		if out := cliOK(t, d, "ps", "all"); strings.Contains(out, "gone") {
+			t.Fatalf("run rm -- %s: the container is still there when run answers:\n%s", cmd[0], out)
+		}
+	}
 
 	// A detached container: ps, inspect, logs, top, stats, exec, stop, rm.
 	cliOK(t, d, "run", "busybox", "name=web", "detach", "--", "sh", "-c", "echo started; while true; do sleep 1; done")

@@ -543,14 +543,17 @@ func (m *module) exited(e *entry, exited chan struct{}, finished time.Time) {
 	if err := m.record(ctx, journal.SystemActor(), "container.exit", c.Name, data); err != nil {
 		m.log.Warn("record a container exit", "container", c.ID[:12], "err", err)
 	}
-	close(exited)
-	if removed {
-		return
-	}
-	if c.Host.AutoRemove {
+	if c.Host.AutoRemove && !removed {
+		// Removed before the run is said to have ended, so that run rm
+		// answers once the container is gone, as docker run --rm.
 		if err := m.remove(ctx, journal.SystemActor(), e, false); err != nil {
 			m.log.Warn("remove a container (rm)", "container", c.ID[:12], "err", err)
 		}
+		close(exited)
+		return
+	}
+	close(exited)
+	if removed {
 		return
 	}
 	m.applyPolicy(e, c, false)
