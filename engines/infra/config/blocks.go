@@ -290,8 +290,13 @@ func (c *Config) addTerraform(b *hcl.Block) hcl.Diagnostics {
 							rp.Version = x.AsString()
 						}
 					}
-				case v.Type().IsPrimitiveType() && !v.IsNull():
+				case v.Type() == cty.String && !v.IsNull():
 					rp.Version = v.AsString() // the pre-0.13 form: name = "~> 3.0"
+				default:
+					diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid required_providers entry",
+						Detail:  fmt.Sprintf("required_providers.%s must be { source = \"NAMESPACE/%s\", version = \"CONSTRAINT\" } or a version constraint string.", name, name),
+						Subject: a.Expr.Range().Ptr()})
+					continue
 				}
 				c.Terraform.RequiredProviders[name] = rp
 			}
