@@ -67,6 +67,12 @@ func main() {
 		floodChild(sock, n)
 		return
 	}
+	// The daemons it starts bind DogStatsD on a free port unless a part
+	// says otherwise: the default, 127.0.0.1:8125, would make them refuse
+	// to start beside another daemon (CAIRN_STATSD is --statsd's default).
+	if os.Getenv("CAIRN_STATSD") == "" {
+		os.Setenv("CAIRN_STATSD", "127.0.0.1:0")
+	}
 	var cfg config
 	var only string
 	flag.StringVar(&cfg.bin, "bin", "", "the cairn binary, for the end-to-end parts (load, scan, startup)")
