@@ -52,16 +52,11 @@ func (m *module) lifecycle(ctx context.Context, actor journal.Actor, verb, dep, 
 	if err != nil {
 		return err
 	}
-	man, err := parseManifest(dep, []byte(src))
+	p, err := m.deployedPlan(dep, src)
 	if err != nil {
 		return err
 	}
-	m.mu.Lock()
-	p, err := m.st.resolve(man)
-	m.mu.Unlock()
-	if err != nil {
-		return err
-	}
+	man := p.man
 	t, ctx := m.startTask(ctx, actor, dep, verb+" "+strings.TrimSpace(dep+" "+sel))
 	err = func() error {
 		for _, in := range list {
@@ -176,16 +171,11 @@ func (m *module) cck(ctx context.Context, actor journal.Actor, dep string, auto 
 		}
 		return nil
 	}
-	man, err := parseManifest(dep, []byte(src))
+	p, err := m.deployedPlan(dep, src)
 	if err != nil {
 		return err
 	}
-	m.mu.Lock()
-	p, err := m.st.resolve(man)
-	m.mu.Unlock()
-	if err != nil {
-		return err
-	}
+	man := p.man
 	t, ctx := m.startTask(ctx, actor, dep, "cloud check "+dep)
 	var first error
 	for i, in := range found {
@@ -225,13 +215,7 @@ func (m *module) runErrand(ctx context.Context, actor journal.Actor, dep, name s
 	src := d.Resolved
 	all := append([]*Instance(nil), d.Instances...)
 	m.mu.Unlock()
-	man, err := parseManifest(dep, []byte(src))
-	if err != nil {
-		return err
-	}
-	m.mu.Lock()
-	p, err := m.st.resolve(man)
-	m.mu.Unlock()
+	p, err := m.deployedPlan(dep, src)
 	if err != nil {
 		return err
 	}

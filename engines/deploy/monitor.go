@@ -78,16 +78,9 @@ func (m *module) checkDeployment(ctx context.Context, dep string, melted map[str
 		return
 	}
 	melted[dep] = false
-	man, err := parseManifest(dep, []byte(src))
+	p, err := m.deployedPlan(dep, src)
 	if err != nil {
 		m.log.Warn("deploy: resurrector: the deployment's manifest", "deployment", dep, "err", err)
-		return
-	}
-	m.mu.Lock()
-	p, err := m.st.resolve(man)
-	m.mu.Unlock()
-	if err != nil {
-		m.log.Warn("deploy: resurrector", "deployment", dep, "err", err)
 		return
 	}
 	for _, in := range down {
@@ -95,7 +88,7 @@ func (m *module) checkDeployment(ctx context.Context, dep string, melted map[str
 		if g == nil {
 			continue
 		}
-		w, _ := g.update(man.Update).watch(false)
+		w, _ := g.update(p.man.Update).watch(false)
 		err := m.updateInstance(ctx, journal.SystemActor(), &Task{}, p, all, in, true, w)
 		data := map[string]any{"deployment": dep, "group": in.Group, "index": in.Index, "id": in.ID, "container": in.Container, "ip": in.IP}
 		if err != nil {

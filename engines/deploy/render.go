@@ -45,6 +45,18 @@ type plan struct {
 	cloud *CloudConfig
 }
 
+// deployedPlan is the plan of a deployment as deployed: its resolved
+// manifest (src) parsed and checked against what was uploaded.
+func (m *module) deployedPlan(dep, src string) (*plan, error) {
+	man, err := parseManifest(dep, []byte(src))
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.st.resolve(man)
+}
+
 // resolve checks a manifest against what was uploaded: every release,
 // stemcell and job exists.
 func (s *state) resolve(man *Manifest) (*plan, error) {
