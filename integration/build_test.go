@@ -488,6 +488,64 @@ func TestBuildCancel(t *testing.T) {
 	}
 }
 
+// TestBuildSurvivesKill: the daemon SIGKILLed while a RUN step runs. The
+// next daemon kills the step's container and removes its mounts and work
+// directory; the build is listed as interrupted and tagged nothing; a new
+// build of the same Dockerfile runs to the end.
+func TestBuildSurvivesKill(t *testing.T) {
+	d := buildDaemon(t)
+	dir := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nRUN echo started; sleep 600\n"})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := cliCommand(ctx, d, "build", dir, "tag=never")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	var id string
+	for sc.Scan() {
+		l := sc.Text()
+		if rest, ok := strings.CutPrefix(l, "build "); ok && id == "" {
+			id, _, _ = strings.Cut(rest, ":")
+		}
+		if l == "started" {
+			break
+		}
+	}
+	if id == "" {
+		t.Fatal("the build never said its id and started")
+	}
+	d.Kill()
+	for sc.Scan() {
+	}
+	cmd.Wait()
+	d.start()
+	buildRoot := filepath.Join(d.Data, "build", "runc")
+	if out, err := exec.Command("runc", "--root", buildRoot, "list", "-q").CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "" {
+		t.Errorf("runc list of the build's root after the restart: %v %q", err, out)
+	}
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mi), filepath.Join(d.Data, "build", "work")) {
+		t.Errorf("a build mount is left after the restart:\n%s", mi)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(d.Data, "build", "work")); len(ents) > 0 {
+		t.Errorf("the interrupted build's work directory is left: %v", ents)
+	}
+	if _, _, code := cli(t, d, "image", "inspect", "never"); code == 0 {
+		t.Error("the interrupted build tagged its image")
+	}
+	if list := cliOK(t, d, "build", "list"); !strings.Contains(list, id) || !strings.Contains(list, "interrupted") {
+		t.Errorf("build list after the restart: %s", list)
+	}
+	writeTree(t, dir, map[string]string{"Dockerfile": "FROM busybox\nRUN echo again\n"})
+	cliOK(t, d, "build", dir, "tag=after")
+	cliOK(t, d, "image", "inspect", "after")
+}
+
 // tarGz writes a gzipped tar of files (name → content) to path.
 func tarGz(t *testing.T, path string, files map[string]string) {
 	t.Helper()
