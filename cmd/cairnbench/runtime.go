@@ -118,36 +118,60 @@ func runRuntime(ctx context.Context, b *bench) error {
 		rounds = 5
 	}
 	var cairnT, cliT, runcT, podmanT []float64
-	for r := range rounds {
-		// Through the socket, as any client asks: the request is the
-		// start, its exit answer the end.
-		start := time.Now()
-		res, err := c.Do(ctx, "run busybox rm network=none -- true")
-		if err != nil {
-			return err
-		}
-		if res.Exit == nil || *res.Exit != 0 {
-			return fmt.Errorf("run rm -- true: no exit 0 answered")
-		}
-		cairnT = append(cairnT, time.Since(start).Seconds())
-		// The same from the shell: the cairn CLI process included.
-		start = time.Now()
-		if err := cliRun("run", "busybox", "rm", "network=none", "--", "true"); err != nil {
-			return err
-		}
-		cliT = append(cliT, time.Since(start).Seconds())
-		start = time.Now()
-		if out, err := exec.CommandContext(ctx, runcBin, "--root", bareRoot, "run", "--bundle", bundle, fmt.Sprintf("bare%d", r)).CombinedOutput(); err != nil {
-			return fmt.Errorf("bare runc run: %v: %s", err, out)
-		}
-		runcT = append(runcT, time.Since(start).Seconds())
-		if podman != "" {
-			start = time.Now()
+	// Each round runs the four once; the order turns by one each round, so
+	// that each follows each of the others equally often: a run pays for
+	// what the one before it left the kernel to do (a cgroup's and a
+	// mount's release are deferred work), and podman's leaves the most.
+	steps := []func(r int) error{
+		func(int) error {
+			// Through the socket, as any client asks: the request is the
+			// start, its exit answer the end.
+			start := time.Now()
+			res, err := c.Do(ctx, "run busybox rm network=none -- true")
+			if err != nil {
+				return err
+			}
+			if res.Exit == nil || *res.Exit != 0 {
+				return fmt.Errorf("run rm -- true: no exit 0 answered")
+			}
+			cairnT = append(cairnT, time.Since(start).Seconds())
+			return nil
+		},
+		func(int) error {
+			// The same from the shell: the cairn CLI process included.
+			start := time.Now()
+			if err := cliRun("run", "busybox", "rm", "network=none", "--", "true"); err != nil {
+				return err
+			}
+			cliT = append(cliT, time.Since(start).Seconds())
+			return nil
+		},
+		func(r int) error {
+			start := time.Now()
+			if out, err := exec.CommandContext(ctx, runcBin, "--root", bareRoot, "run", "--bundle", bundle, fmt.Sprintf("bare%d", r)).CombinedOutput(); err != nil {
+				return fmt.Errorf("bare runc run: %v: %s", err, out)
+			}
+			runcT = append(runcT, time.Since(start).Seconds())
+			return nil
+		},
+		func(int) error {
+			if podman == "" {
+				return nil
+			}
+			start := time.Now()
 			if out, err := exec.CommandContext(ctx, podman, append(podmanArgs, "run", "--rm", "--network", "none", "busybox", "true")...).CombinedOutput(); err != nil {
 				b.logf("podman run failed, podman left out: %v: %s", err, out)
 				podman = ""
 			} else {
 				podmanT = append(podmanT, time.Since(start).Seconds())
+			}
+			return nil
+		},
+	}
+	for r := range rounds {
+		for i := range steps {
+			if err := steps[(r+i)%len(steps)](r); err != nil {
+				return err
 			}
 		}
 	}
