@@ -156,6 +156,21 @@ func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
 	}
 }
 
+// awaitDiscarded waits until the removed containers' directories
+// (.rm-ID) under dir are gone.
+func awaitDiscarded(t *testing.T, dir string) {
+	t.Helper()
+	waitFor(t, "removed containers' directories to go", 30*time.Second, func() bool {
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), ".rm-") {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 func runcList(t *testing.T, d *daemonProc) string {
 	t.Helper()
 	out, err := exec.Command("runc", "--root", filepath.Join(d.Data, "runtime", "runc"), "list", "-q").CombinedOutput()
@@ -166,11 +181,14 @@ func runcList(t *testing.T, d *daemonProc) string {
 }
 
 // requireNoLeaks checks that no container of d left a mount, runc state
-// or cgroup behind.
+// or cgroup behind. A removed container's directory is renamed at once
+// and unmounted and deleted aside: that is awaited first.
 func requireNoLeaks(t *testing.T, d *daemonProc, ids []string) {
 	t.Helper()
+	containers := filepath.Join(d.Data, "runtime", "containers")
+	awaitDiscarded(t, containers)
 	mi, _ := os.ReadFile("/proc/self/mountinfo")
-	if strings.Contains(string(mi), filepath.Join(d.Data, "runtime", "containers")) {
+	if strings.Contains(string(mi), containers) {
 		t.Errorf("a container rootfs is still mounted:\n%s", mi)
 	}
 	if l := runcList(t, d); l != "" {
@@ -687,17 +705,28 @@ func TestRuntimeInterruptedCreate(t *testing.T) {
 	d, _ := runtimeDaemon(t)
 	d.Stop()
 	dir := filepath.Join(d.Data, "runtime", "containers", strings.Repeat("ab", 32))
-	rootfs := filepath.Join(dir, "rootfs")
-	if err := os.MkdirAll(rootfs, 0o700); err != nil {
-		t.Fatal(err)
+	// And a removal the daemon's end interrupted: the directory renamed,
+	// its rootfs still mounted.
+	discarded := filepath.Join(d.Data, "runtime", "containers", ".rm-"+strings.Repeat("cd", 32))
+	for _, dir := range []string{dir, discarded} {
+		rootfs := filepath.Join(dir, "rootfs")
+		if err := os.MkdirAll(rootfs, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Mount("tmpfs", rootfs, "tmpfs", 0, "size=1m"); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(rootfs, "file"), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = syscall.Unmount(rootfs, syscall.MNT_DETACH) })
 	}
-	if err := syscall.Mount("tmpfs", rootfs, "tmpfs", 0, "size=1m"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = syscall.Unmount(rootfs, syscall.MNT_DETACH) })
 	d.start()
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Fatalf("the interrupted create's directory is still there (%v)", err)
+	}
+	if _, err := os.Stat(discarded); !os.IsNotExist(err) {
+		t.Fatalf("the interrupted removal's directory is still there (%v)", err)
 	}
 	requireNoLeaks(t, d, nil)
 }

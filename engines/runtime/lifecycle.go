@@ -357,15 +357,61 @@ func (m *module) teardown(ctx context.Context, c *Container) {
 			m.log.Warn("detach a container's network", "container", c.ID[:12], "err", err)
 		}
 	}
-	dir := m.table.dirOf(c.ID)
+	m.discard(c.ID)
+}
+
+// discardPrefix names a removed container's directory until it is gone.
+const discardPrefix = ".rm-"
+
+// discard removes a container's directory: at once out of the table's
+// sight (one rename), then, aside, its rootfs unmounted and its files
+// deleted, which take milliseconds (the unmount waits for an RCU grace
+// period, each unlink for ext4's journal) that the verb need not wait
+// for: nothing reads the directory once it is renamed. A daemon that ends
+// before it is done finishes at its next start (sweepDiscarded).
+func (m *module) discard(id string) {
+	dir := m.table.dirOf(id)
+	trash := filepath.Join(filepath.Dir(dir), discardPrefix+id)
+	if err := os.Rename(dir, trash); err != nil {
+		if !os.IsNotExist(err) {
+			m.log.Warn("rename a removed container's directory", "container", shortContainerID(id), "err", err)
+		}
+		m.removeDir(dir) // a directory left over, or none at all
+		return
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.removeDir(trash)
+	}()
+}
+
+// removeDir unmounts the container directory's rootfs, if it is mounted,
+// and then deletes the directory: never the other way round, which would
+// delete through the overlay.
+func (m *module) removeDir(dir string) {
 	rootfs := filepath.Join(dir, "rootfs")
 	if mounted(rootfs) {
 		if err := unix.Unmount(rootfs, unix.MNT_DETACH); err != nil {
-			m.log.Warn("unmount a container's rootfs", "container", c.ID[:12], "err", err)
+			m.log.Warn("unmount a removed container's rootfs", "dir", dir, "err", err)
+			return // deleting would reach into the mounted image
 		}
 	}
 	if err := os.RemoveAll(dir); err != nil {
-		m.log.Warn("remove a container's directory", "container", c.ID[:12], "err", err)
+		m.log.Warn("remove a container's directory", "dir", dir, "err", err)
+	}
+}
+
+// sweepDiscarded finishes the removals an earlier daemon did not.
+func (m *module) sweepDiscarded() {
+	ents, err := os.ReadDir(m.table.dir)
+	if err != nil {
+		return
+	}
+	for _, de := range ents {
+		if de.IsDir() && strings.HasPrefix(de.Name(), discardPrefix) {
+			m.removeDir(filepath.Join(m.table.dir, de.Name()))
+		}
 	}
 }
 
@@ -529,7 +575,10 @@ func (m *module) exited(e *entry, exited chan struct{}, finished time.Time) {
 	e.c.State.FinishedAt = finished
 	c := e.c
 	removed := e.removed
-	if !removed {
+	autoRemove := c.Host.AutoRemove && !removed
+	// A container about to be removed needs no record: a daemon that
+	// ends before the removal finds its exit again in the shim's file.
+	if !removed && !autoRemove {
 		if err := m.table.save(&e.c); err != nil {
 			m.log.Warn("save a container's record", "container", c.ID[:12], "err", err)
 		}
@@ -540,17 +589,19 @@ func (m *module) exited(e *entry, exited chan struct{}, finished time.Time) {
 	if msg != "" {
 		data["error"] = msg
 	}
-	if err := m.record(ctx, journal.SystemActor(), "container.exit", c.Name, data); err != nil {
-		m.log.Warn("record a container exit", "container", c.ID[:12], "err", err)
-	}
-	if c.Host.AutoRemove && !removed {
+	exit := &journal.Body{Kind: "container.exit", Subject: c.Name, Node: m.node, Actor: journal.SystemActor(), Data: data}
+	if autoRemove {
 		// Removed before the run is said to have ended, so that run rm
-		// answers once the container is gone, as docker run --rm.
-		if err := m.remove(ctx, journal.SystemActor(), e, false); err != nil {
+		// answers once the container is gone, as docker run --rm; the
+		// exit and the removal are one append (one fsync).
+		if err := m.removeAfter(ctx, journal.SystemActor(), e, false, exit); err != nil {
 			m.log.Warn("remove a container (rm)", "container", c.ID[:12], "err", err)
 		}
 		close(exited)
 		return
+	}
+	if _, err := m.audit.Append(ctx, exit); err != nil {
+		m.log.Warn("record a container exit", "container", c.ID[:12], "err", err)
 	}
 	close(exited)
 	if removed {
@@ -701,12 +752,25 @@ func gone(err error) bool {
 
 // remove removes a stopped container (force: kills a running one first).
 func (m *module) remove(ctx context.Context, actor journal.Actor, e *entry, force bool) error {
+	return m.removeAfter(ctx, actor, e, force, nil)
+}
+
+// removeAfter is remove, with the record of what came just before the
+// removal (a container's exit), when there is one, appended with the
+// container.rm; it is appended alone when the container was removed
+// already.
+func (m *module) removeAfter(ctx context.Context, actor journal.Actor, e *entry, force bool, before *journal.Body) error {
 	for {
 		e.op.Lock()
 		e.mu.Lock()
 		if e.removed {
 			e.mu.Unlock()
 			e.op.Unlock()
+			if before != nil {
+				if _, err := m.audit.Append(ctx, before); err != nil {
+					return fmt.Errorf("record %s: %w", before.Kind, err)
+				}
+			}
 			return nil
 		}
 		if !e.c.State.Running {
@@ -717,12 +781,26 @@ func (m *module) remove(ctx context.Context, actor journal.Actor, e *entry, forc
 			m.teardown(ctx, &c)
 			m.table.remove(c.ID)
 			e.op.Unlock()
-			return m.record(ctx, actor, "container.rm", c.Name, map[string]any{"id": c.ID, "name": c.Name, "force": force})
+			rm := &journal.Body{Kind: "container.rm", Subject: c.Name, Node: m.node, Actor: actor,
+				Data: map[string]any{"id": c.ID, "name": c.Name, "force": force}}
+			bodies := []*journal.Body{rm}
+			if before != nil {
+				bodies = []*journal.Body{before, rm}
+			}
+			if _, err := m.audit.Append(ctx, bodies...); err != nil {
+				return fmt.Errorf("record container.rm: %w", err)
+			}
+			return nil
 		}
 		name := e.c.Name
 		e.mu.Unlock()
 		e.op.Unlock()
 		if !force {
+			if before != nil {
+				if _, err := m.audit.Append(ctx, before); err != nil {
+					m.log.Warn("record "+before.Kind, "container", shortContainerID(e.id), "err", err)
+				}
+			}
 			return fmt.Errorf("container %s is running: stop it first, or rm force", name)
 		}
 		// Stopped, it stays stopped (no restart policy brings it back);
@@ -741,6 +819,7 @@ func (m *module) adopt(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("runtime: read containers: %w", err)
 	}
+	m.sweepDiscarded()
 	// What an interrupted create made (its rootfs mount, runc state,
 	// network endpoint, directory) goes, as its failure would have.
 	for _, id := range unfinished {
