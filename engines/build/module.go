@@ -18,6 +18,7 @@ import (
 
 	"github.com/cairnhq/cairn/engines"
 	"github.com/cairnhq/cairn/engines/runtime/image"
+	"github.com/cairnhq/cairn/internal/mountinfo"
 	"github.com/cairnhq/cairn/journal"
 )
 
@@ -125,11 +126,10 @@ func (m *module) cleanLeftovers() {
 		}
 	}
 	work := filepath.Join(m.dir, "work")
-	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			f := strings.Fields(line)
-			if len(f) > 4 && strings.HasPrefix(f[4], work+"/") {
-				_ = unmount(f[4])
+	if mounts, err := mountinfo.Self(); err == nil {
+		for _, mi := range mounts {
+			if strings.HasPrefix(mi.MountPoint, work+"/") {
+				_ = unmount(mi.MountPoint)
 			}
 		}
 	}

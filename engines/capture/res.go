@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/cairnhq/cairn/internal/mountinfo"
 )
 
 // This file holds the pure parsers of the res source: the /proc/PID files
@@ -196,31 +198,20 @@ type cgroupMounts struct {
 	V1 map[string]cgroupMount // by controller
 }
 
-// parseCgroupMounts finds the cgroup v1 and v2 mounts in mountinfo:
-// "id parent maj:min root mountpoint opts [optional…] - fstype source superopts".
+// parseCgroupMounts finds the cgroup v1 and v2 mounts in mountinfo; the
+// first mount of a hierarchy wins.
 func parseCgroupMounts(b []byte) cgroupMounts {
 	var m cgroupMounts
-	for line := range strings.SplitSeq(string(b), "\n") {
-		pre, post, ok := strings.Cut(line, " - ")
-		if !ok {
-			continue
-		}
-		f, g := strings.Fields(pre), strings.Fields(post)
-		if len(f) < 5 || len(g) < 1 {
-			continue
-		}
-		mnt := cgroupMount{Dir: unescapeMountinfo(f[4]), Root: unescapeMountinfo(f[3])}
-		switch g[0] {
+	for _, mi := range mountinfo.Parse(b) {
+		mnt := cgroupMount{Dir: mi.MountPoint, Root: mi.Root}
+		switch mi.FSType {
 		case "cgroup2":
 			if m.V2 == nil {
 				m.V2 = &mnt
 			}
 		case "cgroup":
-			if len(g) < 3 {
-				continue
-			}
-			for opt := range strings.SplitSeq(g[2], ",") {
-				if opt == "rw" || opt == "ro" {
+			for opt := range strings.SplitSeq(mi.SuperOptions, ",") {
+				if opt == "rw" || opt == "ro" || opt == "" {
 					continue
 				}
 				if m.V1 == nil {
@@ -233,26 +224,6 @@ func parseCgroupMounts(b []byte) cgroupMounts {
 		}
 	}
 	return m
-}
-
-// unescapeMountinfo undoes the octal escapes (\040 for a space) that
-// mountinfo writes in paths.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // dir is the directory of cgroup path under this mount, or "" when the

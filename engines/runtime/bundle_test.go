@@ -140,12 +140,6 @@ func TestStartError(t *testing.T) {
 	}
 }
 
-func TestUnescapeMount(t *testing.T) {
-	if got := unescapeMount(`/a\040b/c`); got != "/a b/c" {
-		t.Fatalf("unescapeMount: %q", got)
-	}
-}
-
 func TestStatusLine(t *testing.T) {
 	c := Container{State: State{Status: "exited", ExitCode: 3}}
 	if s := status(c); !strings.HasPrefix(s, "Exited (3) ") {

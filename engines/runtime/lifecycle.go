@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/cairnhq/cairn/engines/runtime/cgstat"
 	"github.com/cairnhq/cairn/engines/runtime/netcfg"
 	"github.com/cairnhq/cairn/internal/ascaller"
+	"github.com/cairnhq/cairn/internal/mountinfo"
 	"github.com/cairnhq/cairn/journal"
 )
 
@@ -259,7 +259,7 @@ func writeEtcFiles(dir string, c *Container) error {
 func (m *module) mountRootfs(c *Container) error {
 	dir := m.table.dirOf(c.ID)
 	target := filepath.Join(dir, "rootfs")
-	if mounted(target) {
+	if mountinfo.Mounted(target) {
 		return nil
 	}
 	opts := "lowerdir=" + strings.Join(c.Lowerdirs, ":") + ",upperdir=" + filepath.Join(dir, "upper") + ",workdir=" + filepath.Join(dir, "work")
@@ -270,39 +270,6 @@ func (m *module) mountRootfs(c *Container) error {
 		return fmt.Errorf("mount the container's rootfs (overlayfs): %w", err)
 	}
 	return nil
-}
-
-// mounted reports whether path is a mount point (from mountinfo).
-func mounted(path string) bool {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && unescapeMount(f[4]) == path {
-			return true
-		}
-	}
-	return false
-}
-
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // publish starts the container's port forwards.
@@ -391,7 +358,7 @@ func (m *module) discard(id string) {
 // delete through the overlay.
 func (m *module) removeDir(dir string) {
 	rootfs := filepath.Join(dir, "rootfs")
-	if mounted(rootfs) {
+	if mountinfo.Mounted(rootfs) {
 		if err := unix.Unmount(rootfs, unix.MNT_DETACH); err != nil {
 			m.log.Warn("unmount a removed container's rootfs", "dir", dir, "err", err)
 			return // deleting would reach into the mounted image

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/cairnhq/cairn/internal/mountinfo"
 )
 
 // This file holds the pure parsers of the cgroup and /proc files Stats and
@@ -241,24 +243,18 @@ func (m cgroupMount) dir(path string) string {
 	return strings.TrimRight(m.Dir+path, "/")
 }
 
-// parseV1Mounts maps each cgroup v1 controller to its mount in
-// /proc/self/mountinfo ("id parent maj:min root mountpoint opts
-// [optional…] - fstype source superopts"); a hierarchy mounting several
-// controllers ("cpu,cpuacct") appears under each. The first mount wins.
+// parseV1Mounts maps each cgroup v1 controller to its mount in mountinfo;
+// a hierarchy mounting several controllers ("cpu,cpuacct") appears under
+// each. The first mount wins.
 func parseV1Mounts(b []byte) map[string]cgroupMount {
 	m := map[string]cgroupMount{}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		pre, post, ok := strings.Cut(line, " - ")
-		if !ok {
+	for _, mi := range mountinfo.Parse(b) {
+		if mi.FSType != "cgroup" {
 			continue
 		}
-		f, g := strings.Fields(pre), strings.Fields(post)
-		if len(f) < 5 || len(g) < 3 || g[0] != "cgroup" {
-			continue
-		}
-		mnt := cgroupMount{Dir: unescapeMountinfo(f[4]), Root: unescapeMountinfo(f[3])}
-		for opt := range strings.SplitSeq(g[2], ",") {
-			if opt == "rw" || opt == "ro" {
+		mnt := cgroupMount{Dir: mi.MountPoint, Root: mi.Root}
+		for opt := range strings.SplitSeq(mi.SuperOptions, ",") {
+			if opt == "rw" || opt == "ro" || opt == "" {
 				continue
 			}
 			if _, dup := m[opt]; !dup {
@@ -267,26 +263,6 @@ func parseV1Mounts(b []byte) map[string]cgroupMount {
 		}
 	}
 	return m
-}
-
-// unescapeMountinfo undoes the octal escapes (\040 for a space) that
-// mountinfo writes in paths.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // clip shortens file contents quoted in an error.
