@@ -16,40 +16,12 @@ import (
 
 func init() { provider.Register(New()) }
 
-// Provider is the null provider.
-type Provider struct{}
-
-var (
-	_ provider.Provider = (*Provider)(nil)
-	_ provider.Sourced  = (*Provider)(nil)
-)
-
-// New returns the null provider.
-func New() *Provider { return &Provider{} }
-
-// Name returns "null".
-func (*Provider) Name() string { return "null" }
-
-// Source is the Terraform provider it stands for.
-func (*Provider) Source() string { return "hashicorp/null" }
-
-// Resources returns null_resource.
-func (*Provider) Resources() map[string]provider.Resource {
-	return map[string]provider.Resource{"null_resource": nullResource{}}
+// New returns the null provider: null_resource (null_data_source is
+// deprecated in the provider; locals do its work).
+func New() *provider.Stateless {
+	return &provider.Stateless{ProviderName: "null", ProviderSource: "hashicorp/null",
+		Types: map[string]provider.Resource{"null_resource": nullResource{}}}
 }
-
-// DataSources returns none (null_data_source is deprecated in the
-// provider; locals do its work).
-func (*Provider) DataSources() map[string]provider.DataSource { return nil }
-
-// Open returns a session; there is nothing to hold.
-func (*Provider) Open(ctx context.Context, env provider.Env) (provider.Session, error) {
-	return session{}, nil
-}
-
-type session struct{}
-
-func (session) Close() error { return nil }
 
 type nullResource struct{}
 

@@ -16,39 +16,11 @@ import (
 
 func init() { provider.Register(New()) }
 
-// Provider is the built-in terraform provider.
-type Provider struct{}
-
-var (
-	_ provider.Provider = (*Provider)(nil)
-	_ provider.Sourced  = (*Provider)(nil)
-)
-
-// New returns the provider.
-func New() *Provider { return &Provider{} }
-
-// Name returns "terraform".
-func (*Provider) Name() string { return "terraform" }
-
-// Source is Terraform's built-in provider's.
-func (*Provider) Source() string { return "terraform.io/builtin/terraform" }
-
-// Resources returns terraform_data.
-func (*Provider) Resources() map[string]provider.Resource {
-	return map[string]provider.Resource{"terraform_data": dataResource{}}
+// New returns the built-in terraform provider: terraform_data.
+func New() *provider.Stateless {
+	return &provider.Stateless{ProviderName: "terraform", ProviderSource: "terraform.io/builtin/terraform",
+		Types: map[string]provider.Resource{"terraform_data": dataResource{}}}
 }
-
-// DataSources returns none.
-func (*Provider) DataSources() map[string]provider.DataSource { return nil }
-
-// Open returns a session; there is nothing to hold.
-func (*Provider) Open(ctx context.Context, env provider.Env) (provider.Session, error) {
-	return session{}, nil
-}
-
-type session struct{}
-
-func (session) Close() error { return nil }
 
 type dataResource struct{}
 

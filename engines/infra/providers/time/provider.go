@@ -15,44 +15,16 @@ import (
 
 func init() { provider.Register(New()) }
 
-// Provider is the time provider.
-type Provider struct{}
-
-var (
-	_ provider.Provider = (*Provider)(nil)
-	_ provider.Sourced  = (*Provider)(nil)
-)
-
 // New returns the time provider.
-func New() *Provider { return &Provider{} }
-
-// Name returns "time".
-func (*Provider) Name() string { return "time" }
-
-// Source is the Terraform provider it stands for.
-func (*Provider) Source() string { return "hashicorp/time" }
-
-// Resources returns the time resource types.
-func (*Provider) Resources() map[string]provider.Resource {
-	return map[string]provider.Resource{
-		"time_static":   staticResource{},
-		"time_sleep":    sleepResource{},
-		"time_rotating": rotatingResource{},
-		"time_offset":   offsetResource{},
-	}
+func New() *provider.Stateless {
+	return &provider.Stateless{ProviderName: "time", ProviderSource: "hashicorp/time",
+		Types: map[string]provider.Resource{
+			"time_static":   staticResource{},
+			"time_sleep":    sleepResource{},
+			"time_rotating": rotatingResource{},
+			"time_offset":   offsetResource{},
+		}}
 }
-
-// DataSources returns none.
-func (*Provider) DataSources() map[string]provider.DataSource { return nil }
-
-// Open returns a session; there is nothing to hold.
-func (*Provider) Open(ctx context.Context, env provider.Env) (provider.Session, error) {
-	return session{}, nil
-}
-
-type session struct{}
-
-func (session) Close() error { return nil }
 
 // now is the clock; a variable so the rotation test can move it.
 var now = time.Now

@@ -15,7 +15,7 @@ func TestRotatingGoesWhenDue(t *testing.T) {
 	now = func() time.Time { return t0 }
 	defer func() { now = time.Now }()
 	ctx := context.Background()
-	got, err := rotatingResource{}.Create(ctx, session{}, provider.Values{"rotation_days": int64(30)})
+	got, err := rotatingResource{}.Create(ctx, provider.NoSession{}, provider.Values{"rotation_days": int64(30)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,11 +23,11 @@ func TestRotatingGoesWhenDue(t *testing.T) {
 		t.Fatalf("%v", got)
 	}
 	now = func() time.Time { return t0.Add(29 * 24 * time.Hour) }
-	if _, found, err := (rotatingResource{}).ReadState(ctx, session{}, got.String("id"), got); !found || err != nil {
+	if _, found, err := (rotatingResource{}).ReadState(ctx, provider.NoSession{}, got.String("id"), got); !found || err != nil {
 		t.Fatalf("before the rotation: found %v, %v", found, err)
 	}
 	now = func() time.Time { return t0.Add(30 * 24 * time.Hour) }
-	if _, found, err := (rotatingResource{}).ReadState(ctx, session{}, got.String("id"), got); found || err != nil {
+	if _, found, err := (rotatingResource{}).ReadState(ctx, provider.NoSession{}, got.String("id"), got); found || err != nil {
 		t.Fatalf("at the rotation: found %v, %v", found, err)
 	}
 }
@@ -38,7 +38,7 @@ func TestStaticKeepsAGivenTimestamp(t *testing.T) {
 	if err != nil || id != "2020-02-29T09:11:12Z" {
 		t.Fatalf("id %q %v", id, err)
 	}
-	got, err := staticResource{}.Create(context.Background(), session{}, v)
+	got, err := staticResource{}.Create(context.Background(), provider.NoSession{}, v)
 	if err != nil || got.Int("unix") != 1582967472 || got.Int("hour") != 9 {
 		t.Fatalf("%v %v", got, err)
 	}
@@ -48,7 +48,7 @@ func TestStaticKeepsAGivenTimestamp(t *testing.T) {
 }
 
 func TestOffset(t *testing.T) {
-	got, err := offsetResource{}.Create(context.Background(), session{}, provider.Values{"base_rfc3339": "2020-01-31T00:00:00Z", "offset_months": int64(1), "offset_hours": int64(25)})
+	got, err := offsetResource{}.Create(context.Background(), provider.NoSession{}, provider.Values{"base_rfc3339": "2020-01-31T00:00:00Z", "offset_months": int64(1), "offset_hours": int64(25)})
 	if err != nil || got.String("rfc3339") != "2020-03-03T01:00:00Z" || got.String("id") != "2020-01-31T00:00:00Z" || got.Int("day") != 3 {
 		t.Fatalf("%v %v", got, err)
 	}
