@@ -88,14 +88,14 @@ func runDiscovery(ctx context.Context, b *bench) error {
 				if puts == "socket" {
 					continue
 				}
-				if err := consulPut.measure(pid, func() (float64, int64, error) { return consulPutLoad(ctx, st.HTTP, 64, dur, r) }); err != nil {
+				if err := consulPut.measure(st.HTTP, pid, func() (float64, int64, error) { return consulPutLoad(ctx, st.HTTP, 64, dur, r) }); err != nil {
 					return err
 				}
 			} else {
 				if puts == "consul" {
 					continue
 				}
-				if err := socketPut.measure(pid, func() (float64, int64, error) { return socketPutLoad(ctx, d.Socket, 64, dur, r) }); err != nil {
+				if err := socketPut.measure(st.HTTP, pid, func() (float64, int64, error) { return socketPutLoad(ctx, d.Socket, 64, dur, r) }); err != nil {
 					return err
 				}
 			}
@@ -116,8 +116,8 @@ func runDiscovery(ctx context.Context, b *bench) error {
 		s    *putStats
 	}{{"consul/api", &consulPut}, {"socket", &socketPut}} {
 		if len(p.s.rate) > 0 {
-			b.add("KV PUT, 64 clients, "+p.name+": CPU per PUT", "", fmt.Sprintf("daemon %.1f µs, load generator %.1f µs (rates %s)",
-				median(p.s.daemonCPU), median(p.s.genCPU), rates(p.s.rate)), nil)
+			b.add("KV PUT, 64 clients, "+p.name+": CPU per PUT", "", fmt.Sprintf("daemon %.1f µs, load generator %.1f µs; %.1f events a commit, fsync %.2f ms (rates %s)",
+				median(p.s.daemonCPU), median(p.s.genCPU), median(p.s.group), median(p.s.syncMS), rates(p.s.rate)), nil)
 		}
 	}
 	if puts != "" {
@@ -126,12 +126,19 @@ func runDiscovery(ctx context.Context, b *bench) error {
 	return checksLoad(ctx, b, c, pid)
 }
 
-// putStats are one PUT load's rounds: PUTs/s, and the daemon's and the
-// load generator's (this process's) CPU time per PUT in µs.
-type putStats struct{ rate, daemonCPU, genCPU []float64 }
+// putStats are one PUT load's rounds: PUTs/s, the daemon's and the load
+// generator's (this process's) CPU time per PUT in µs, and the journal's
+// mean events per commit group and mean fsync time (ms) from the daemon's
+// /metrics.
+type putStats struct{ rate, daemonCPU, genCPU, group, syncMS []float64 }
 
-// measure runs load once, reading both processes' CPU time around it.
-func (s *putStats) measure(pid int, load func() (float64, int64, error)) error {
+// measure runs load once, reading both processes' CPU time and the
+// journal's commit figures around it.
+func (s *putStats) measure(httpAddr string, pid int, load func() (float64, int64, error)) error {
+	c0, err := commitFigures(httpAddr)
+	if err != nil {
+		return err
+	}
 	d0, err := procCPU(pid)
 	if err != nil {
 		return err
@@ -152,13 +159,58 @@ func (s *putStats) measure(pid int, load func() (float64, int64, error)) error {
 	if err != nil {
 		return err
 	}
+	c1, err := commitFigures(httpAddr)
+	if err != nil {
+		return err
+	}
 	if n == 0 {
 		return fmt.Errorf("a PUT load did nothing")
+	}
+	if groups := c1.commits - c0.commits; groups > 0 {
+		s.group = append(s.group, (c1.events-c0.events)/groups)
+		s.syncMS = append(s.syncMS, (c1.syncSec-c0.syncSec)/groups*1e3)
 	}
 	s.rate = append(s.rate, r)
 	s.daemonCPU = append(s.daemonCPU, float64((d1-d0).Microseconds())/float64(n))
 	s.genCPU = append(s.genCPU, float64((g1-g0).Microseconds())/float64(n))
 	return nil
+}
+
+// commits are the audit stream's commit figures: groups committed, events
+// in them, and the seconds their fsyncs took.
+type commits struct{ commits, events, syncSec float64 }
+
+// commitFigures reads them from the daemon's /metrics.
+func commitFigures(httpAddr string) (commits, error) {
+	var c commits
+	resp, err := http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		return c, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return c, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		name, val, ok := strings.Cut(line, " ")
+		if !ok || !strings.Contains(name, `stream="audit"`) {
+			continue
+		}
+		v, err := strconv.ParseFloat(val, 64)
+		if err != nil {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(name, "cairn_journal_commit_events_count"):
+			c.commits = v
+		case strings.HasPrefix(name, "cairn_journal_commit_events_sum"):
+			c.events = v
+		case strings.HasPrefix(name, "cairn_journal_sync_seconds_sum"):
+			c.syncSec = v
+		}
+	}
+	return c, nil
 }
 
 // rates lists each round's rate, in thousands a second.
