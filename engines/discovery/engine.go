@@ -61,8 +61,9 @@ type proposal struct {
 }
 
 // engine is the journal engine: Decide runs a proposal against the
-// projection, Fold writes an event's records into it.
-type engine struct{}
+// projection, Fold writes an event's records into it and hands them to
+// mir (when set), so that the mirror need not decode the event again.
+type engine struct{ mir *mirror }
 
 var (
 	_ journal.Engine     = engine{}
@@ -104,7 +105,7 @@ func (engine) Decide(v *journal.View, req any) (journal.Decision, error) {
 	}, nil
 }
 
-func (engine) Fold(t *journal.Txn, ev *journal.Event) error {
+func (e engine) Fold(t *journal.Txn, ev *journal.Event) error {
 	if !ours(ev.Kind) {
 		return nil
 	}
@@ -134,6 +135,9 @@ func (engine) Fold(t *journal.Txn, ev *journal.Event) error {
 		if err := t.Set([]byte("idx/"+table), strconv.AppendInt(nil, ev.Seq, 10)); err != nil {
 			return err
 		}
+	}
+	if e.mir != nil {
+		e.mir.offer(ev.Seq, ops)
 	}
 	return nil
 }

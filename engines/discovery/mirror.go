@@ -29,6 +29,17 @@ type mirror struct {
 	idx      map[string]int64 // table -> seq of its last change
 	changed  chan struct{}
 
+	// handed are the ops of events the committer folded, by seq (offer):
+	// the subscription applies them without decoding the event a second
+	// time. An entry is taken when its seq is applied; one the commit
+	// did not keep (a commit group rebuilt, its seqs given to other
+	// events) is either replaced by the fold of the event that gets its
+	// seq, when that event is this engine's, or never asked for.
+	handedMu sync.Mutex
+	handed   map[int64][]op
+	applied  atomic.Int64 // seq, for offer without the read lock
+	live     atomic.Bool  // loaded: offers are kept (none while the journal replays before)
+
 	// target is the newest seq this engine committed: a read waits until
 	// the mirror holds it, so a caller reads its own writes without each
 	// write waiting for the subscription.
@@ -39,7 +50,7 @@ func newMirror() *mirror {
 	return &mirror{
 		kv: map[string]*kvEntry{}, services: map[string]*service{},
 		checks: map[string]*check{}, sessions: map[string]*session{},
-		idx: map[string]int64{}, changed: make(chan struct{}),
+		idx: map[string]int64{}, changed: make(chan struct{}), handed: map[int64][]op{},
 	}
 }
 
@@ -48,6 +59,8 @@ func (m *mirror) load(sn *journal.Snapshot) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.seq = sn.Seq()
+	m.applied.Store(m.seq)
+	m.live.Store(true)
 	return sn.Iter(Name, nil, nil, func(k, v []byte) error {
 		table, id, ok := strings.Cut(string(k), "/")
 		if !ok {
@@ -135,8 +148,56 @@ func (m *mirror) apply(ev *journal.Event) error {
 	if err != nil {
 		return err
 	}
+	return m.applyOps(ev.Seq, ops)
+}
+
+// offer hands over the ops of the event at seq, as the committer's fold
+// decoded them, unless the mirror is not loaded yet or that seq is
+// applied already (a rebuild refolds).
+// It never waits for the mirror's readers.
+func (m *mirror) offer(seq int64, ops []op) {
+	if !m.live.Load() || seq <= m.applied.Load() {
+		return
+	}
+	m.handedMu.Lock()
+	m.handed[seq] = ops
+	m.handedMu.Unlock()
+}
+
+// takeHanded returns the ops offered for seq, if any.
+func (m *mirror) takeHanded(seq int64) ([]op, bool) {
+	m.handedMu.Lock()
+	defer m.handedMu.Unlock()
+	ops, ok := m.handed[seq]
+	delete(m.handed, seq)
+	return ops, ok
+}
+
+// maxHanded bounds the offers kept: past it, those at or below the applied
+// seq (left by commit groups that were rebuilt) are dropped.
+const maxHanded = 1024
+
+// applied notes that seq is applied: its offer, if one came late, and
+// stale ones are dropped.
+func (m *mirror) noteApplied(seq int64) {
+	m.applied.Store(seq)
+	m.handedMu.Lock()
+	defer m.handedMu.Unlock()
+	delete(m.handed, seq)
+	if len(m.handed) > maxHanded {
+		for s := range m.handed {
+			if s <= seq {
+				delete(m.handed, s)
+			}
+		}
+	}
+}
+
+// applyOps folds the ops of the event at seq into memory.
+func (m *mirror) applyOps(seq int64, ops []op) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	defer m.noteApplied(seq)
 	for _, o := range ops {
 		if o.Rec == nil {
 			switch o.Table {
@@ -152,9 +213,9 @@ func (m *mirror) apply(ev *journal.Event) error {
 		} else if err := m.setRec(o.Table, o.ID, o.Rec); err != nil {
 			return err
 		}
-		m.idx[o.Table] = ev.Seq
+		m.idx[o.Table] = seq
 	}
-	m.seq = ev.Seq
+	m.seq = seq
 	close(m.changed)
 	m.changed = make(chan struct{})
 	return nil
@@ -178,6 +239,15 @@ func (m *mirror) follow(ctx context.Context, st *journal.Stream, from int64, log
 		}
 		if it.Raw == nil {
 			continue // a lag notice: nothing is lost, the events follow
+		}
+		// The committer's fold handed over the ops of the events it
+		// folded; an event without (folded before this daemon started)
+		// is decoded.
+		if ops, ok := m.takeHanded(it.Raw.Seq); ok {
+			if err := m.applyOps(it.Raw.Seq, ops); err != nil {
+				log.Error("discovery: apply an event", "seq", it.Raw.Seq, "err", err)
+			}
+			continue
 		}
 		ev, err := it.Raw.Decode()
 		if err != nil {
