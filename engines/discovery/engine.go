@@ -113,6 +113,10 @@ func (e engine) Fold(t *journal.Txn, ev *journal.Event) error {
 	if err != nil {
 		return fmt.Errorf("discovery: fold %s seq %d: %w", ev.Kind, ev.Seq, err)
 	}
+	if e.mir != nil {
+		// Before the writes: a fold that fails half-way still counts.
+		e.mir.noteWritten(ev.Seq, ops)
+	}
 	touched := map[string]bool{}
 	for _, o := range ops {
 		key := []byte(o.Table + "/" + o.ID)

@@ -180,6 +180,7 @@ func (m *Module) kvDelete(w http.ResponseWriter, r *http.Request) {
 func (m *Module) kvWrite(ctx context.Context, actor journal.Actor, wr kvWrite) (bool, error) {
 	reply, _, err := m.propose(ctx, actor, func(rd reader, seq int64) (*change, error) {
 		t := newKVTx(rd, seq, m.lockDelayed)
+		t.current = m.mir.kvCurrent
 		ok, err := t.apply(wr, m.sessionExists(rd))
 		if err != nil {
 			return nil, err
@@ -258,6 +259,7 @@ func (m *Module) txn(w http.ResponseWriter, r *http.Request) {
 	}
 	reply, seq, err := m.propose(r.Context(), actor, func(rd reader, seq int64) (*change, error) {
 		t := newKVTx(rd, seq, m.lockDelayed)
+		t.current = m.mir.kvCurrent
 		var res api.TxnResponse
 		fail := func(i int, what string) (*change, error) {
 			return &change{Reply: txnReply{api.TxnResponse{Errors: api.TxnErrors{{OpIndex: i, What: what}}}}}, nil

@@ -40,6 +40,14 @@ type mirror struct {
 	applied  atomic.Int64 // seq, for offer without the read lock
 	live     atomic.Bool  // loaded: offers are kept (none while the journal replays before)
 
+	// written is the seq of the last fold that touched each KV key,
+	// for the keys folded since the mirror's snapshot (older entries are
+	// pruned once applied). It belongs to the journal's committer
+	// goroutine, the only one that runs the engine's Fold and Decide:
+	// kvCurrent reads it there without a lock.
+	written      map[string]int64
+	writtenLimit int
+
 	// target is the newest seq this engine committed: a read waits until
 	// the mirror holds it, so a caller reads its own writes without each
 	// write waiting for the subscription.
@@ -51,6 +59,7 @@ func newMirror() *mirror {
 		kv: map[string]*kvEntry{}, services: map[string]*service{},
 		checks: map[string]*check{}, sessions: map[string]*session{},
 		idx: map[string]int64{}, changed: make(chan struct{}), handed: map[int64][]op{},
+		written: map[string]int64{}, writtenLimit: minWrittenLimit,
 	}
 }
 
@@ -191,6 +200,47 @@ func (m *mirror) noteApplied(seq int64) {
 			}
 		}
 	}
+}
+
+// minWrittenLimit is the size of written past which applied entries are
+// pruned (the limit doubles with what stays, so pruning stays rare).
+const minWrittenLimit = 4096
+
+// noteWritten records the KV keys an event folded at seq touches. The
+// committer's goroutine only.
+func (m *mirror) noteWritten(seq int64, ops []op) {
+	for _, o := range ops {
+		if o.Table == tabKV {
+			m.written[o.ID] = seq
+		}
+	}
+	if len(m.written) <= m.writtenLimit || !m.live.Load() {
+		return
+	}
+	applied := m.applied.Load()
+	for k, s := range m.written {
+		if s <= applied {
+			delete(m.written, k)
+		}
+	}
+	m.writtenLimit = max(minWrittenLimit, 2*len(m.written))
+}
+
+// kvCurrent answers the committed state of a KV key from memory (nil: no
+// such key) when the mirror holds every event that wrote it: none was
+// folded after the mirror's last applied seq (the event batch being
+// built included). ok is false otherwise, or when a writer holds the
+// mirror (the committer never waits for readers): the caller reads the
+// projection. The committer's goroutine only (Decide).
+func (m *mirror) kvCurrent(key string) (e *kvEntry, ok bool) {
+	if !m.live.Load() || !m.mu.TryRLock() {
+		return nil, false
+	}
+	defer m.mu.RUnlock()
+	if s, seen := m.written[key]; seen && s > m.seq {
+		return nil, false
+	}
+	return m.kv[key], true
 }
 
 // applyOps folds the ops of the event at seq into memory.

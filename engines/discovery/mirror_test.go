@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"reflect"
+	"strconv"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -104,5 +105,101 @@ func TestOfferBookkeeping(t *testing.T) {
 	applyKV(t, m, 7+maxHanded+1, "k", "x")
 	if len(m.handed) != 0 {
 		t.Fatalf("%d offers left behind", len(m.handed))
+	}
+}
+
+// TestKVCurrent: the committer reads a key from memory only when the
+// mirror holds every event that wrote it; while a folded write is not
+// applied yet, and while a writer holds the mirror, it reads the
+// projection, so a CAS decided in that window still sees the write.
+func TestKVCurrent(t *testing.T) {
+	m := newModule()
+	if _, ok := m.mir.kvCurrent("k"); ok {
+		t.Fatal("kvCurrent answered before the mirror was loaded")
+	}
+	j, err := journal.Open(journal.Options{Dir: "data", FS: vfs.NewMem(), Node: "test", Logger: slog.New(slog.DiscardHandler), Engines: m.Engines()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	m.st = j.Stream(journal.Audit)
+	sn := m.st.Snapshot()
+	err = m.mir.load(sn)
+	sn.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, ok := m.mir.kvCurrent("k"); !ok || e != nil {
+		t.Fatalf("kvCurrent(k) of an empty mirror = %v %v, want absent from memory", e, ok)
+	}
+	ctx := context.Background()
+	put := func(w kvWrite) bool {
+		t.Helper()
+		ok, err := m.kvWrite(ctx, journal.SystemActor(), w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	// The mirror's subscription is not running: what the commits fold is
+	// not applied, so the committer must read the projection.
+	if !put(kvWrite{Verb: "set", Key: "k", Value: []byte("a")}) {
+		t.Fatal("set k refused")
+	}
+	first := m.st.DurableSeq()
+	if _, ok := m.mir.kvCurrent("k"); ok {
+		t.Fatal("kvCurrent(k) answered from a mirror that lacks its write")
+	}
+	if put(kvWrite{Verb: "cas", Key: "k", Value: []byte("b"), Index: 0}) {
+		t.Fatal("cas index 0 (create only) took a key that exists: the write was not seen")
+	}
+	if !put(kvWrite{Verb: "cas", Key: "k", Value: []byte("b"), Index: uint64(first)}) {
+		t.Fatalf("cas at the key's index %d refused", first)
+	}
+	second := m.st.DurableSeq()
+	// Applied (as the subscription does with the handed ops): from memory.
+	for _, seq := range []int64{first, second} {
+		ops, ok := m.mir.takeHanded(seq)
+		if !ok {
+			t.Fatalf("no ops handed for %d", seq)
+		}
+		if err := m.mir.applyOps(seq, ops); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e, ok := m.mir.kvCurrent("k")
+	if !ok || e == nil || string(e.Value) != "b" || e.ModifyIndex != second || e.CreateIndex != first {
+		t.Fatalf("kvCurrent(k) once applied = %+v %v, want b at %d created at %d", e, ok, second, first)
+	}
+	if !put(kvWrite{Verb: "cas", Key: "k", Value: []byte("c"), Index: uint64(second)}) || put(kvWrite{Verb: "cas", Key: "k", Value: []byte("d"), Index: uint64(second)}) {
+		t.Fatal("cas from memory: the first at the current index must hold, the second (stale) must not")
+	}
+	// A writer holding the mirror: the committer does not wait for it.
+	m.mir.mu.Lock()
+	_, ok = m.mir.kvCurrent("other")
+	m.mir.mu.Unlock()
+	if ok {
+		t.Fatal("kvCurrent answered while a writer held the mirror")
+	}
+}
+
+// TestWrittenPruned: keys whose last fold is applied leave written once it
+// passes its limit; the others stay.
+func TestWrittenPruned(t *testing.T) {
+	m := newMirror()
+	m.live.Store(true)
+	m.applied.Store(10)
+	for i := 0; i <= minWrittenLimit; i++ { // the last one passes the limit
+		m.noteWritten(int64(i+1), []op{{Table: tabKV, ID: "k" + strconv.Itoa(i)}})
+	}
+	m.noteWritten(minWrittenLimit+2, []op{{Table: tabKV, ID: "last"}, {Table: tabService, ID: "svc"}})
+	if want := minWrittenLimit + 1 - 10 + 1; len(m.written) != want {
+		t.Fatalf("written holds %d keys, want %d (those folded after seq 10)", len(m.written), want)
+	}
+	if _, ok := m.written["k9"]; ok { // seq 10
+		t.Fatal("a key applied at seq 10 was kept")
+	}
+	if _, ok := m.written["svc"]; ok {
+		t.Fatal("a service id was noted as a KV key")
 	}
 }
