@@ -47,6 +47,10 @@ type mirror struct {
 	// kvCurrent reads it there without a lock.
 	written      map[string]int64
 	writtenLimit int
+	// missed is set once an event could not be decoded or applied: the
+	// mirror lacks a committed change, so the committer no longer reads
+	// from it (kvCurrent), until the daemon restarts.
+	missed atomic.Bool
 
 	// target is the newest seq this engine committed: a read waits until
 	// the mirror holds it, so a caller reads its own writes without each
@@ -155,6 +159,7 @@ func (m *mirror) setRec(table, id string, rec map[string]any) error {
 func (m *mirror) apply(ev *journal.Event) error {
 	ops, err := opsOf(ev.Data)
 	if err != nil {
+		m.missed.Store(true)
 		return err
 	}
 	return m.applyOps(ev.Seq, ops)
@@ -229,11 +234,12 @@ func (m *mirror) noteWritten(seq int64, ops []op) {
 // kvCurrent answers the committed state of a KV key from memory (nil: no
 // such key) when the mirror holds every event that wrote it: none was
 // folded after the mirror's last applied seq (the event batch being
-// built included). ok is false otherwise, or when a writer holds the
-// mirror (the committer never waits for readers): the caller reads the
-// projection. The committer's goroutine only (Decide).
+// built included). ok is false otherwise, when a writer holds the mirror
+// (the committer never waits for readers), or once the mirror missed an
+// event: the caller reads the projection. The committer's goroutine only
+// (Decide).
 func (m *mirror) kvCurrent(key string) (e *kvEntry, ok bool) {
-	if !m.live.Load() || !m.mu.TryRLock() {
+	if !m.live.Load() || m.missed.Load() || !m.mu.TryRLock() {
 		return nil, false
 	}
 	defer m.mu.RUnlock()
@@ -261,6 +267,7 @@ func (m *mirror) applyOps(seq int64, ops []op) error {
 				delete(m.sessions, o.ID)
 			}
 		} else if err := m.setRec(o.Table, o.ID, o.Rec); err != nil {
+			m.missed.Store(true)
 			return err
 		}
 		m.idx[o.Table] = seq
@@ -301,6 +308,7 @@ func (m *mirror) follow(ctx context.Context, st *journal.Stream, from int64, log
 		}
 		ev, err := it.Raw.Decode()
 		if err != nil {
+			m.missed.Store(true)
 			log.Error("discovery: decode an event", "err", err)
 			continue
 		}

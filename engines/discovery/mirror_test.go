@@ -203,3 +203,21 @@ func TestWrittenPruned(t *testing.T) {
 		t.Fatal("a service id was noted as a KV key")
 	}
 }
+
+// TestKVCurrentAfterMissedEvent: once the mirror fails to apply an event
+// it lacks a committed change, and the committer reads the projection
+// from then on.
+func TestKVCurrentAfterMissedEvent(t *testing.T) {
+	m := newMirror()
+	m.live.Store(true)
+	if _, ok := m.kvCurrent("k"); !ok {
+		t.Fatal("kvCurrent refused on a live mirror")
+	}
+	bad := []op{{Table: tabKV, ID: "k", Rec: map[string]any{"key": "k", "flags": "not a number", "create_index": int64(2), "modify_index": int64(2)}}}
+	if err := m.applyOps(2, bad); err == nil {
+		t.Fatal("an op with bad flags applied")
+	}
+	if _, ok := m.kvCurrent("other"); ok {
+		t.Fatal("kvCurrent answered from a mirror that missed an event")
+	}
+}
