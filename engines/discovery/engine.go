@@ -94,7 +94,7 @@ func (engine) Decide(v *journal.View, req any) (journal.Decision, error) {
 		}
 		return journal.Decision{Reply: noChange{reply}}, nil
 	}
-	data := map[string]any{}
+	data := make(map[string]any, len(c.Data)+1)
 	for k, v := range c.Data {
 		data[k] = v
 	}

@@ -102,7 +102,7 @@ func (t *kvTx) ops() []op {
 	for _, k := range t.order {
 		o := op{Table: tabKV, ID: k}
 		if e := t.over[k]; e != nil {
-			o.Rec = recordOf(e)
+			o.kv = e
 		}
 		out = append(out, o)
 	}

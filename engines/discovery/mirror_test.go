@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"reflect"
@@ -219,5 +220,38 @@ func TestKVCurrentAfterMissedEvent(t *testing.T) {
 	}
 	if _, ok := m.kvCurrent("other"); ok {
 		t.Fatal("kvCurrent answered from a mirror that missed an event")
+	}
+}
+
+// TestOpsDataEncoding: ops written from structs (a KV record from its
+// kvEntry, the op itself) encode to exactly the bytes the maps they
+// replace did, so events stay as they were and decode as before.
+func TestOpsDataEncoding(t *testing.T) {
+	entries := []*kvEntry{
+		{Key: "plain", Value: []byte("v"), CreateIndex: 3, ModifyIndex: 4},
+		{Key: "empty", Value: []byte{}, CreateIndex: 5, ModifyIndex: 5},
+		{Key: "novalue", CreateIndex: 5, ModifyIndex: 6},
+		{Key: "bin", Value: []byte{0xff, 0xfe, 0}, Flags: 1<<63 + 1, Session: "s", LockIndex: 2, CreateIndex: 1, ModifyIndex: 9},
+		{Key: "ünï/cødé", Value: []byte("ü"), Flags: 42, CreateIndex: 7, ModifyIndex: 8},
+	}
+	svc := recordOf(&service{ID: "web-1", Name: "web", Tags: []string{"a"}, Port: 80, CreateIndex: 1, ModifyIndex: 1})
+	for _, e := range entries {
+		ops := []op{{Table: tabKV, ID: e.Key, kv: e}, {Table: tabKV, ID: "gone"}, {Table: tabService, ID: "web-1", Rec: svc}}
+		asMaps := []any{
+			map[string]any{"t": tabKV, "id": e.Key, "rec": kvRecord(e)},
+			map[string]any{"t": tabKV, "id": "gone"},
+			map[string]any{"t": tabService, "id": "web-1", "rec": svc},
+		}
+		got, err := journal.EncodeBody(&journal.Body{Kind: KindKVTxn, Data: map[string]any{"op": "set", "ops": opsData(ops)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := journal.EncodeBody(&journal.Body{Kind: KindKVTxn, Data: map[string]any{"op": "set", "ops": asMaps}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%q: ops from structs encode as\n%x\nthe maps as\n%x", e.Key, got, want)
+		}
 	}
 }
