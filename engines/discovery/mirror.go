@@ -255,6 +255,11 @@ func (m *mirror) applyOps(seq int64, ops []op) error {
 	defer m.mu.Unlock()
 	defer m.noteApplied(seq)
 	for _, o := range ops {
+		if o.kv != nil { // a KV record FoldRaw decoded into its entry
+			m.kv[o.ID] = o.kv
+			m.idx[o.Table] = seq
+			continue
+		}
 		if o.Rec == nil {
 			switch o.Table {
 			case tabKV:

@@ -53,14 +53,111 @@ func TestFoldHandsOps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(got, want) || len(got) != 1 {
+	if len(got) != 1 || len(want) != 1 {
 		t.Fatalf("handed %#v, the event holds %#v", got, want)
+	}
+	// The handed ops fold into the mirror as the decoded event does.
+	viaEvent := newMirror()
+	if err := viaEvent.applyOps(seq, want); err != nil {
+		t.Fatal(err)
 	}
 	if err := m.mir.applyOps(seq, got); err != nil {
 		t.Fatal(err)
 	}
+	if !reflect.DeepEqual(m.mir.kv, viaEvent.kv) {
+		t.Fatalf("mirror from the handed ops %+v, from the event %+v", m.mir.kv["k"], viaEvent.kv["k"])
+	}
 	if e := m.mir.kv["k"]; e == nil || string(e.Value) != "\xff\x01" || e.Flags != 7 || e.ModifyIndex != seq {
 		t.Fatalf("mirror after the handed ops: %+v", e)
+	}
+}
+
+// TestFoldRawAsFold: FoldRaw's partial decoding of a KV write gives every
+// op the projection bytes and the mirror state Fold gives it from the
+// decoded event, and leaves other kinds and anything odd to Fold.
+func TestFoldRawAsFold(t *testing.T) {
+	kvs := []*kvEntry{
+		{Key: "plain", Value: []byte("v"), CreateIndex: 3, ModifyIndex: 4},
+		{Key: "empty", Value: []byte{}, CreateIndex: 5, ModifyIndex: 5},
+		{Key: "novalue", CreateIndex: 5, ModifyIndex: 6},
+		{Key: "bin", Value: []byte{0xff, 0xfe, 0}, Flags: 1<<63 + 1, Session: "s", LockIndex: 2, CreateIndex: 1, ModifyIndex: 9},
+		{Key: "ünï/cødé", Value: []byte("ü"), Flags: 42, CreateIndex: 7, ModifyIndex: 8},
+	}
+	var ops []op
+	for _, e := range kvs {
+		ops = append(ops, op{Table: tabKV, ID: e.Key, kv: e})
+	}
+	ops = append(ops, op{Table: tabKV, ID: "gone"})
+	encode := func(data map[string]any) []byte {
+		b, err := journal.EncodeBody(&journal.Body{Kind: KindKVTxn, Subject: "x", Actor: journal.SystemActor(), Data: data})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	body := encode(map[string]any{"op": "set", "ops": opsData(ops)})
+	got, stored, ok := rawOps(KindKVTxn, body)
+	if !ok {
+		t.Fatal("rawOps refused a well-formed KV write")
+	}
+	dec, err := journal.DecodeBody(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := opsOf(dec.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d ops, the event has %d", len(got), len(want))
+	}
+	for i, w := range want {
+		if got[i].Table != w.Table || got[i].ID != w.ID || (w.Rec == nil) != (got[i].kv == nil) {
+			t.Fatalf("op %d: %+v, want %+v", i, got[i], w)
+		}
+		if w.Rec == nil {
+			continue
+		}
+		wb, err := storedRecord(w.Table, w.Rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(stored[i], wb) {
+			t.Errorf("op %d (%s) stored as %s, Fold stores %s", i, w.ID, stored[i], wb)
+		}
+	}
+	a, b := newMirror(), newMirror()
+	if err := a.applyOps(7, got); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.applyOps(7, want); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(a.kv, b.kv) || !reflect.DeepEqual(a.idx, b.idx) {
+		t.Errorf("the mirror from FoldRaw's ops differs from Fold's:\n%+v\n%+v", a.kv, b.kv)
+	}
+	// Other kinds, and anything odd, are Fold's to judge.
+	svc := encode(map[string]any{"ops": opsData([]op{{Table: tabService, ID: "s", Rec: recordOf(&service{ID: "s", Name: "s"})}})})
+	if _, _, ok := rawOps(KindServiceRegister, svc); ok {
+		t.Error("rawOps took a service registration")
+	}
+	for name, data := range map[string]map[string]any{
+		"ops not a list":    {"ops": "x"},
+		"an op not a map":   {"ops": []any{"x"}},
+		"no table":          {"ops": []any{map[string]any{"id": "k"}}},
+		"another table":     {"ops": []any{map[string]any{"t": tabSession, "id": "k"}}},
+		"a record not map":  {"ops": []any{map[string]any{"t": tabKV, "id": "k", "rec": "x"}}},
+		"bad flags":         {"ops": []any{map[string]any{"t": tabKV, "id": "k", "rec": map[string]any{"key": "k", "flags": "x"}}}},
+		"bad base64":        {"ops": []any{map[string]any{"t": tabKV, "id": "k", "rec": map[string]any{"key": "k", "value_b64": "%%"}}}},
+		"a number value":    {"ops": []any{map[string]any{"t": tabKV, "id": "k", "rec": map[string]any{"key": "k", "value": int64(3)}}}},
+		"a string lock idx": {"ops": []any{map[string]any{"t": tabKV, "id": "k", "rec": map[string]any{"key": "k", "lock_index": "1"}}}},
+	} {
+		if _, _, ok := rawOps(KindKVSet, encode(data)); ok {
+			t.Errorf("%s: rawOps took it", name)
+		}
+	}
+	if ops, _, ok := rawOps(KindKVSet, encode(map[string]any{"op": "x"})); !ok || len(ops) != 0 {
+		t.Errorf("an event without ops: %v %v, want none", ops, ok)
 	}
 }
 
