@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/cairnhq/cairn/engines"
-	"github.com/cairnhq/cairn/journal"
 )
 
 // httpListener is the daemon's one HTTP server (--http): the daemon's own
@@ -24,9 +23,6 @@ type httpListener struct {
 	addr string // the bound address, host:port
 	done chan struct{}
 }
-
-// httpPeerKey keys the caller of a connection in its context.
-type httpPeerKey struct{}
 
 // listenHTTP binds addr and builds the server; nothing is served until
 // serve. A route that conflicts with another is an error naming its owner.
@@ -75,15 +71,17 @@ func (s *Server) listenHTTP(addr string) (*httpListener, error) {
 		}
 	}
 	h.srv = &http.Server{
-		Handler:           withCaller(mux, token),
+		Handler:           withToken(mux, token),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.With("component", "http").Handler(), slog.LevelWarn),
 		// The caller is looked up once per connection, as soon as it is
 		// accepted: the later, the likelier the caller has closed its
-		// socket and the kernel no longer knows its owner.
+		// socket and the kernel no longer knows its owner. It goes into the
+		// connection's context, from which every request's derives, where
+		// engines.ActorFrom finds it (no copy of each request to add it).
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			return context.WithValue(ctx, httpPeerKey{}, httpActor(c.LocalAddr(), c.RemoteAddr()))
+			return engines.WithActor(ctx, httpActor(c.LocalAddr(), c.RemoteAddr()))
 		},
 	}
 	if s.dashboard != nil {
@@ -109,14 +107,17 @@ func handle(mux *http.ServeMux, pattern string, h http.Handler) (err error) {
 	return nil
 }
 
-// withCaller puts the connection's caller into every request's context,
-// where engines.ActorFrom finds it. With a token (a listener bound beyond
-// loopback), a caller not on loopback must present it in X-Consul-Token
-// (or ?token=, or Authorization: Bearer, as Consul accepts) or is refused
-// with Consul's 403 "ACL not found".
-func withCaller(next http.Handler, token string) http.Handler {
+// withToken guards a listener bound beyond loopback (a token): a caller
+// not on loopback must present it in X-Consul-Token (or ?token=, or
+// Authorization: Bearer, as Consul accepts) or is refused with Consul's
+// 403 "ACL not found". The caller itself is in every request's context
+// already (ConnContext).
+func withToken(next http.Handler, token string) http.Handler {
+	if token == "" {
+		return next
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if token != "" && !loopbackAddr(r.RemoteAddr) {
+		if !loopbackAddr(r.RemoteAddr) {
 			got := r.Header.Get("X-Consul-Token")
 			if got == "" {
 				got = strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -128,9 +129,6 @@ func withCaller(next http.Handler, token string) http.Handler {
 				http.Error(w, "ACL not found", http.StatusForbidden)
 				return
 			}
-		}
-		if a, ok := r.Context().Value(httpPeerKey{}).(journal.Actor); ok {
-			r = r.WithContext(engines.WithActor(r.Context(), a))
 		}
 		next.ServeHTTP(w, r)
 	})

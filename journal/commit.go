@@ -419,7 +419,8 @@ func (s *Stream) put(b *pebble.Batch, kbuf []byte, raw *Raw, kind, subject strin
 }
 
 // fold applies every engine's Fold to one event, decoded from its stored
-// bytes exactly as Rebuild decodes it.
+// bytes exactly as Rebuild decodes it (or FoldRaw, for an engine that
+// decodes the stored bytes itself).
 func (s *Stream) fold(b *pebble.Batch, raw *Raw) error {
 	if len(s.engines) == 0 {
 		return nil
@@ -434,6 +435,17 @@ func (s *Stream) fold(b *pebble.Batch, raw *Raw) error {
 			if !kf.FoldsKind(kind) {
 				continue
 			}
+		}
+		if rf, ok := e.(RawFolder); ok {
+			if err := CheckRecord(raw.Record); err != nil {
+				return fmt.Errorf("%s seq %d: %w", raw.Stream, raw.Seq, err)
+			}
+			t := &Txn{View: View{r: b, prefix: projPrefix(e.Name()), lastSeq: raw.Seq}, b: b}
+			if err := rf.FoldRaw(t, raw); err != nil {
+				kind, _ := raw.Kind()
+				return fmt.Errorf("engine %s: fold %s seq %d: %w", e.Name(), kind, raw.Seq, err)
+			}
+			continue
 		}
 		if ev == nil {
 			var err error

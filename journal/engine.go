@@ -28,6 +28,16 @@ type KindFilter interface {
 	FoldsKind(kind string) bool
 }
 
+// RawFolder is implemented by an engine that folds an event from its
+// stored bytes itself, decoding only the part it reads (DecodeValue on
+// Raw.Body into a struct of those fields), where Fold gets the whole event
+// decoded. The committer and Rebuild then call FoldRaw in place of Fold,
+// after checking the record; it must fold exactly as Fold folds the
+// decoded event.
+type RawFolder interface {
+	FoldRaw(t *Txn, raw *Raw) error
+}
+
 // Decision is what Decide returns: the events to append and a reply handed
 // back to the proposer untouched.
 type Decision struct {

@@ -31,6 +31,12 @@ func runDiscovery(ctx context.Context, b *bench) error {
 	if err != nil {
 		return err
 	}
+	if p := os.Getenv("CAIRNBENCH_DAEMON_PROFILE"); p != "" {
+		d.Extra = append(d.Extra, "--cpuprofile", p+".discovery")
+	}
+	// CAIRNBENCH_DISCOVERY_PUTS=both|consul|socket runs only the PUT
+	// loads (both, or one of them: a daemon profile of one load alone).
+	puts := os.Getenv("CAIRNBENCH_DISCOVERY_PUTS")
 	_, st, err := d.start(ctx)
 	if err != nil {
 		return err
@@ -60,42 +66,163 @@ func runDiscovery(ctx context.Context, b *bench) error {
 	}
 	rounds := b.cfg.rounds
 
-	var srv, passing, consulPut, socketPut []float64
+	pid := d.Cmd.Process.Pid
+	var srv, passing []float64
+	var consulPut, socketPut putStats
 	for r := 0; r < rounds; r++ {
-		q, err := dnsLoad(ctx, st.Listeners["dns"], "api.service.consul.", 32, dur)
-		if err != nil {
-			return err
+		if puts == "" {
+			q, err := dnsLoad(ctx, st.Listeners["dns"], "api.service.consul.", 32, dur)
+			if err != nil {
+				return err
+			}
+			srv = append(srv, q)
+			h, err := httpLoad(ctx, "http://"+st.HTTP+"/v1/health/service/web?passing", 64, dur)
+			if err != nil {
+				return err
+			}
+			passing = append(passing, h)
 		}
-		srv = append(srv, q)
-		h, err := httpLoad(ctx, "http://"+st.HTTP+"/v1/health/service/web?passing", 64, dur)
-		if err != nil {
-			return err
-		}
-		passing = append(passing, h)
 		// The two PUT loads alternate which goes first, round by round.
 		for k := 0; k < 2; k++ {
 			if (r+k)%2 == 0 {
-				cp, err := consulPutLoad(ctx, st.HTTP, 64, dur, r)
-				if err != nil {
+				if puts == "socket" {
+					continue
+				}
+				if err := consulPut.measure(st.HTTP, pid, func() (float64, int64, error) { return consulPutLoad(ctx, st.HTTP, 64, dur, r) }); err != nil {
 					return err
 				}
-				consulPut = append(consulPut, cp)
 			} else {
-				sp, err := socketPutLoad(ctx, d.Socket, 64, dur, r)
-				if err != nil {
+				if puts == "consul" {
+					continue
+				}
+				if err := socketPut.measure(st.HTTP, pid, func() (float64, int64, error) { return socketPutLoad(ctx, d.Socket, 64, dur, r) }); err != nil {
 					return err
 				}
-				socketPut = append(socketPut, sp)
 			}
 		}
 	}
-	mSRV, mPass := median(srv), median(passing)
-	b.add("DNS SRV api.service.consul (50 instances), 32 UDP clients", "≥ 50k queries/s", fmt.Sprintf("%.1fk queries/s", mSRV/1e3), ptr(mSRV >= 50e3))
-	b.add("HTTP /v1/health/service/web?passing (3 instances), 64 conns", "≥ 10k req/s", fmt.Sprintf("%.1fk req/s", mPass/1e3), ptr(mPass >= 10e3))
-	mc, ms := median(consulPut), median(socketPut)
-	ratio := ms / mc
-	b.add("KV PUT, 64 clients: consul/api vs kv put on the socket", "within 1.2×", fmt.Sprintf("consul/api %s, socket %s: socket/consul %.2f×", rate(mc), rate(ms), ratio), ptr(ratio <= 1.2))
-	return checksLoad(ctx, b, c, d.Cmd.Process.Pid)
+	if puts == "" {
+		mSRV, mPass := median(srv), median(passing)
+		b.add("DNS SRV api.service.consul (50 instances), 32 UDP clients", "≥ 50k queries/s", fmt.Sprintf("%.1fk queries/s", mSRV/1e3), ptr(mSRV >= 50e3))
+		b.add("HTTP /v1/health/service/web?passing (3 instances), 64 conns", "≥ 10k req/s", fmt.Sprintf("%.1fk req/s", mPass/1e3), ptr(mPass >= 10e3))
+	}
+	mc, ms := median(consulPut.rate), median(socketPut.rate)
+	if mc > 0 && ms > 0 {
+		ratio := ms / mc
+		b.add("KV PUT, 64 clients: consul/api vs kv put on the socket", "within 1.2×", fmt.Sprintf("consul/api %s, socket %s: socket/consul %.2f×", rate(mc), rate(ms), ratio), ptr(ratio <= 1.2))
+	}
+	for _, p := range []struct {
+		name string
+		s    *putStats
+	}{{"consul/api", &consulPut}, {"socket", &socketPut}} {
+		if len(p.s.rate) > 0 {
+			b.add("KV PUT, 64 clients, "+p.name+": CPU per PUT", "", fmt.Sprintf("daemon %.1f µs, load generator %.1f µs; %.1f events a commit, fsync %.2f ms (rates %s)",
+				median(p.s.daemonCPU), median(p.s.genCPU), median(p.s.group), median(p.s.syncMS), rates(p.s.rate)), nil)
+		}
+	}
+	if puts != "" {
+		return nil
+	}
+	return checksLoad(ctx, b, c, pid)
+}
+
+// putStats are one PUT load's rounds: PUTs/s, the daemon's and the load
+// generator's (this process's) CPU time per PUT in µs, and the journal's
+// mean events per commit group and mean fsync time (ms) from the daemon's
+// /metrics.
+type putStats struct{ rate, daemonCPU, genCPU, group, syncMS []float64 }
+
+// measure runs load once, reading both processes' CPU time and the
+// journal's commit figures around it.
+func (s *putStats) measure(httpAddr string, pid int, load func() (float64, int64, error)) error {
+	c0, err := commitFigures(httpAddr)
+	if err != nil {
+		return err
+	}
+	d0, err := procCPU(pid)
+	if err != nil {
+		return err
+	}
+	g0, err := procCPU(os.Getpid())
+	if err != nil {
+		return err
+	}
+	r, n, err := load()
+	if err != nil {
+		return err
+	}
+	d1, err := procCPU(pid)
+	if err != nil {
+		return err
+	}
+	g1, err := procCPU(os.Getpid())
+	if err != nil {
+		return err
+	}
+	c1, err := commitFigures(httpAddr)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("a PUT load did nothing")
+	}
+	if groups := c1.commits - c0.commits; groups > 0 {
+		s.group = append(s.group, (c1.events-c0.events)/groups)
+		s.syncMS = append(s.syncMS, (c1.syncSec-c0.syncSec)/groups*1e3)
+	}
+	s.rate = append(s.rate, r)
+	s.daemonCPU = append(s.daemonCPU, float64((d1-d0).Microseconds())/float64(n))
+	s.genCPU = append(s.genCPU, float64((g1-g0).Microseconds())/float64(n))
+	return nil
+}
+
+// commits are the audit stream's commit figures: groups committed, events
+// in them, and the seconds their fsyncs took.
+type commits struct{ commits, events, syncSec float64 }
+
+// commitFigures reads them from the daemon's /metrics.
+func commitFigures(httpAddr string) (commits, error) {
+	var c commits
+	resp, err := http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		return c, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return c, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		name, val, ok := strings.Cut(line, " ")
+		if !ok || !strings.Contains(name, `stream="audit"`) {
+			continue
+		}
+		v, err := strconv.ParseFloat(val, 64)
+		if err != nil {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(name, "cairn_journal_commit_events_count"):
+			c.commits = v
+		case strings.HasPrefix(name, "cairn_journal_commit_events_sum"):
+			c.events = v
+		case strings.HasPrefix(name, "cairn_journal_sync_seconds_sum"):
+			c.syncSec = v
+		}
+	}
+	return c, nil
+}
+
+// rates lists each round's rate, in thousands a second.
+func rates(xs []float64) string {
+	var b strings.Builder
+	for i, x := range xs {
+		if i > 0 {
+			b.WriteString(" ")
+		}
+		fmt.Fprintf(&b, "%.1fk", x/1e3)
+	}
+	return b.String()
 }
 
 // checksLoad registers 1,000 services with an HTTP check every second
@@ -300,14 +427,14 @@ func httpLoad(ctx context.Context, url string, conns int, dur time.Duration) (fl
 }
 
 // consulPutLoad PUTs keys through consul/api from clients goroutines (one
-// connection each) for dur; it answers PUTs/s.
-func consulPutLoad(ctx context.Context, addr string, clients int, dur time.Duration, round int) (float64, error) {
+// connection each) for dur; it answers PUTs/s and their number.
+func consulPutLoad(ctx context.Context, addr string, clients int, dur time.Duration, round int) (float64, int64, error) {
 	cfg := api.DefaultConfig()
 	cfg.Address = addr
 	cfg.Transport.MaxIdleConnsPerHost = clients
 	c, err := api.NewClient(cfg)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer cfg.Transport.CloseIdleConnections()
 	return loop(ctx, clients, dur, func(i, j int) error {
@@ -317,13 +444,13 @@ func consulPutLoad(ctx context.Context, addr string, clients int, dur time.Durat
 }
 
 // socketPutLoad runs `kv put` from clients socket connections for dur; it
-// answers PUTs/s.
-func socketPutLoad(ctx context.Context, socket string, clients int, dur time.Duration, round int) (float64, error) {
+// answers PUTs/s and their number.
+func socketPutLoad(ctx context.Context, socket string, clients int, dur time.Duration, round int) (float64, int64, error) {
 	cs := make([]*client.Client, clients)
 	for i := range cs {
 		c, err := client.Dial(ctx, socket)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		defer c.Close()
 		cs[i] = c
@@ -335,8 +462,8 @@ func socketPutLoad(ctx context.Context, socket string, clients int, dur time.Dur
 }
 
 // loop runs fn(worker, n) from workers goroutines for dur and answers
-// calls/s.
-func loop(ctx context.Context, workers int, dur time.Duration, fn func(i, j int) error) (float64, error) {
+// calls/s and the number of calls.
+func loop(ctx context.Context, workers int, dur time.Duration, fn func(i, j int) error) (float64, int64, error) {
 	var n atomic.Int64
 	var firstErr error
 	var once sync.Once
@@ -357,5 +484,5 @@ func loop(ctx context.Context, workers int, dur time.Duration, fn func(i, j int)
 		}()
 	}
 	wg.Wait()
-	return float64(n.Load()) / time.Since(start).Seconds(), firstErr
+	return float64(n.Load()) / time.Since(start).Seconds(), n.Load(), firstErr
 }

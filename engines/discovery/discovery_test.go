@@ -45,6 +45,18 @@ func (r mapReader) each(table, prefix string, fn func(id string, b []byte) error
 // commit writes a request's ops into r, as Fold does.
 func (r mapReader) commit(t *testing.T, ops []op) {
 	t.Helper()
+	// Through the journal's encoding and back, as Fold sees them.
+	b, err := journal.EncodeBody(&journal.Body{Kind: KindKVTxn, Data: map[string]any{"ops": opsData(ops)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := journal.DecodeBody(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ops, err = opsOf(body.Data); err != nil {
+		t.Fatal(err)
+	}
 	for _, o := range ops {
 		if o.Rec == nil {
 			delete(r, o.Table+"/"+o.ID)
@@ -245,8 +257,15 @@ func TestKVFromRec(t *testing.T) {
 func applyKV(t *testing.T, m *mirror, seq int64, key, value string) {
 	t.Helper()
 	e := &kvEntry{Key: key, Value: []byte(value), CreateIndex: seq, ModifyIndex: seq}
-	ev := &journal.Event{Seq: seq, Body: journal.Body{Kind: KindKVSet, Data: map[string]any{"ops": opsData([]op{{Table: tabKV, ID: key, Rec: recordOf(e)}})}}}
-	if err := m.apply(ev); err != nil {
+	b, err := journal.EncodeBody(&journal.Body{Kind: KindKVSet, Data: map[string]any{"ops": opsData([]op{{Table: tabKV, ID: key, kv: e}})}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := journal.DecodeBody(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.apply(&journal.Event{Seq: seq, Body: body}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -61,12 +62,14 @@ type proposal struct {
 }
 
 // engine is the journal engine: Decide runs a proposal against the
-// projection, Fold writes an event's records into it.
-type engine struct{}
+// projection, Fold writes an event's records into it and hands them to
+// mir (when set), so that the mirror need not decode the event again.
+type engine struct{ mir *mirror }
 
 var (
 	_ journal.Engine     = engine{}
 	_ journal.KindFilter = engine{}
+	_ journal.RawFolder  = engine{}
 )
 
 func (engine) Name() string { return Name }
@@ -93,7 +96,7 @@ func (engine) Decide(v *journal.View, req any) (journal.Decision, error) {
 		}
 		return journal.Decision{Reply: noChange{reply}}, nil
 	}
-	data := map[string]any{}
+	data := make(map[string]any, len(c.Data)+1)
 	for k, v := range c.Data {
 		data[k] = v
 	}
@@ -104,7 +107,7 @@ func (engine) Decide(v *journal.View, req any) (journal.Decision, error) {
 	}, nil
 }
 
-func (engine) Fold(t *journal.Txn, ev *journal.Event) error {
+func (e engine) Fold(t *journal.Txn, ev *journal.Event) error {
 	if !ours(ev.Kind) {
 		return nil
 	}
@@ -112,30 +115,148 @@ func (engine) Fold(t *journal.Txn, ev *journal.Event) error {
 	if err != nil {
 		return fmt.Errorf("discovery: fold %s seq %d: %w", ev.Kind, ev.Seq, err)
 	}
+	return e.foldOps(t, ev.Seq, ev.Kind, ops, nil)
+}
+
+// FoldRaw folds a KV write from its stored bytes, decoding only data.ops
+// (each record straight into its struct) rather than the whole event; any
+// other event, or one whose ops are anything but well-formed, goes through
+// Fold, so the two fold alike (TestFoldRawAsFold).
+func (e engine) FoldRaw(t *journal.Txn, raw *journal.Raw) error {
+	kind, err := raw.Kind()
+	if err != nil {
+		return err
+	}
+	if !ours(kind) {
+		return nil
+	}
+	ops, stored, ok := rawOps(kind, raw.Body())
+	if !ok {
+		ev, err := raw.Decode()
+		if err != nil {
+			return err
+		}
+		return e.Fold(t, ev)
+	}
+	return e.foldOps(t, raw.Seq, kind, ops, stored)
+}
+
+// foldOps writes an event's ops into the projection; stored, when set,
+// holds each KV record's stored bytes already.
+func (e engine) foldOps(t *journal.Txn, seq int64, kind string, ops []op, stored [][]byte) error {
+	if e.mir != nil {
+		// Before the writes: a fold that fails half-way still counts.
+		e.mir.noteWritten(seq, ops)
+	}
 	touched := map[string]bool{}
-	for _, o := range ops {
+	for i, o := range ops {
 		key := []byte(o.Table + "/" + o.ID)
 		touched[o.Table] = true
-		if o.Rec == nil {
+		if o.Rec == nil && o.kv == nil {
 			if err := t.Delete(key); err != nil {
 				return err
 			}
 			continue
 		}
-		b, err := storedRecord(o.Table, o.Rec)
-		if err != nil {
-			return fmt.Errorf("discovery: fold %s seq %d: %s/%s: %w", ev.Kind, ev.Seq, o.Table, o.ID, err)
+		var b []byte
+		if stored != nil && stored[i] != nil {
+			b = stored[i]
+		} else {
+			var err error
+			if b, err = storedRecord(o.Table, o.Rec); err != nil {
+				return fmt.Errorf("discovery: fold %s seq %d: %s/%s: %w", kind, seq, o.Table, o.ID, err)
+			}
 		}
 		if err := t.Set(key, b); err != nil {
 			return err
 		}
 	}
 	for table := range touched {
-		if err := t.Set([]byte("idx/"+table), strconv.AppendInt(nil, ev.Seq, 10)); err != nil {
+		if err := t.Set([]byte("idx/"+table), strconv.AppendInt(nil, seq, 10)); err != nil {
 			return err
 		}
 	}
+	if e.mir != nil {
+		e.mir.offer(seq, ops)
+	}
 	return nil
+}
+
+// kvOpsWire is the part of a consul_kv event FoldRaw decodes: its ops,
+// each record straight into a kvWire.
+type kvOpsWire struct {
+	Data struct {
+		Ops []struct {
+			T   string  `cbor:"t"`
+			ID  string  `cbor:"id"`
+			Rec *kvWire `cbor:"rec"`
+		} `cbor:"ops"`
+	} `cbor:"data"`
+}
+
+// kvWire is a KV record of an event's ops, each field as kvFromRec reads
+// it (pointers: present or not).
+type kvWire struct {
+	Key         string  `cbor:"key"`
+	Value       *string `cbor:"value"`
+	ValueB64    *string `cbor:"value_b64"`
+	Flags       *string `cbor:"flags"`
+	Session     string  `cbor:"session"`
+	LockIndex   int64   `cbor:"lock_index"`
+	CreateIndex int64   `cbor:"create_index"`
+	ModifyIndex int64   `cbor:"modify_index"`
+}
+
+// rawOps decodes the ops of a consul_kv event's body (the KV writes, the
+// hot path; the other kinds are Fold's): each record into its entry
+// (op.kv) and its stored bytes, no record a removal. ok is false for any
+// other kind or anything not well-formed, which Fold then decides as it
+// always has.
+func rawOps(kind string, body []byte) (ops []op, stored [][]byte, ok bool) {
+	if !strings.HasPrefix(kind, "consul_kv.") {
+		return nil, nil, false
+	}
+	var w kvOpsWire
+	if err := journal.DecodeValue(body, &w); err != nil {
+		return nil, nil, false
+	}
+	ops = make([]op, len(w.Data.Ops))
+	stored = make([][]byte, len(w.Data.Ops))
+	for i, o := range w.Data.Ops {
+		if o.T != tabKV {
+			return nil, nil, false
+		}
+		ops[i] = op{Table: o.T, ID: o.ID}
+		kw := o.Rec
+		if kw == nil {
+			continue // a removal
+		}
+		e := &kvEntry{Key: kw.Key, Session: kw.Session, LockIndex: kw.LockIndex, CreateIndex: kw.CreateIndex, ModifyIndex: kw.ModifyIndex}
+		j := kvJSON{Key: e.Key, Session: e.Session, LockIndex: e.LockIndex, CreateIndex: e.CreateIndex, ModifyIndex: e.ModifyIndex}
+		var err error
+		if kw.Flags != nil {
+			if e.Flags, err = strconv.ParseUint(*kw.Flags, 10, 64); err != nil {
+				return nil, nil, false
+			}
+			if e.Flags != 0 {
+				j.Flags = strconv.FormatUint(e.Flags, 10)
+			}
+		}
+		switch {
+		case kw.Value != nil:
+			e.Value, j.Value = []byte(*kw.Value), kw.Value
+		case kw.ValueB64 != nil:
+			if e.Value, err = base64.StdEncoding.DecodeString(*kw.ValueB64); err != nil {
+				return nil, nil, false
+			}
+			j.ValueB64 = *kw.ValueB64
+		}
+		if stored[i], err = json.Marshal(&j); err != nil {
+			return nil, nil, false
+		}
+		ops[i].kv = e
+	}
+	return ops, stored, true
 }
 
 // storedRecord is a record as the projection keeps it: JSON, a KV entry's

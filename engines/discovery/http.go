@@ -82,6 +82,21 @@ func writeJSON(w http.ResponseWriter, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
+// jsonType is the Content-Type of a JSON answer, shared by every answer
+// (net/http only reads a header's values).
+var jsonType = []string{"application/json"}
+
+// writeBool answers a write's true or false as writeJSON would, without
+// an encoder: the answer of every KV write.
+func writeBool(w http.ResponseWriter, ok bool) {
+	w.Header()["Content-Type"] = jsonType
+	if ok {
+		io.WriteString(w, "true\n")
+	} else {
+		io.WriteString(w, "false\n")
+	}
+}
+
 // httpError answers err with Consul's status for it and its text.
 func (m *Module) httpError(w http.ResponseWriter, err error) {
 	var br *badRequest

@@ -205,7 +205,7 @@ func (m *Module) sessionDestroy(w http.ResponseWriter, r *http.Request) {
 		m.httpError(w, err)
 		return
 	}
-	writeJSON(w, true)
+	writeBool(w, true)
 }
 
 func (m *Module) sessionEntry(s *session) *api.SessionEntry {

@@ -85,32 +85,34 @@ func (m *Module) kvPut(w http.ResponseWriter, r *http.Request) {
 		m.httpError(w, err)
 		return
 	}
-	q := r.URL.Query()
 	wr := kvWrite{Verb: "set", Key: key}
-	if s := q.Get("flags"); s != "" {
-		if wr.Flags, err = strconv.ParseUint(s, 10, 64); err != nil {
-			http.Error(w, fmt.Sprintf("Invalid flags: %v", err), http.StatusBadRequest)
-			return
+	if r.URL.RawQuery != "" { // a plain PUT has none: no map to parse
+		q := r.URL.Query()
+		if s := q.Get("flags"); s != "" {
+			if wr.Flags, err = strconv.ParseUint(s, 10, 64); err != nil {
+				http.Error(w, fmt.Sprintf("Invalid flags: %v", err), http.StatusBadRequest)
+				return
+			}
 		}
-	}
-	if s, ok := q["cas"]; ok {
-		if wr.Index, err = strconv.ParseUint(s[0], 10, 64); err != nil {
-			http.Error(w, fmt.Sprintf("Invalid cas index: %v", err), http.StatusBadRequest)
-			return
+		if s, ok := q["cas"]; ok {
+			if wr.Index, err = strconv.ParseUint(s[0], 10, 64); err != nil {
+				http.Error(w, fmt.Sprintf("Invalid cas index: %v", err), http.StatusBadRequest)
+				return
+			}
+			wr.Verb = "cas"
 		}
-		wr.Verb = "cas"
-	}
-	if s, ok := q["acquire"]; ok {
-		wr.Verb, wr.Session = "lock", s[0]
-	}
-	if s, ok := q["release"]; ok {
-		wr.Verb, wr.Session = "unlock", s[0]
+		if s, ok := q["acquire"]; ok {
+			wr.Verb, wr.Session = "lock", s[0]
+		}
+		if s, ok := q["release"]; ok {
+			wr.Verb, wr.Session = "unlock", s[0]
+		}
 	}
 	if r.ContentLength > maxKVValue {
 		http.Error(w, fmt.Sprintf("Request body(%d bytes) too large, max size: %d bytes. See https://developer.hashicorp.com/docs/agent/config/config-files#kv_max_value_size.", r.ContentLength, maxKVValue), http.StatusRequestEntityTooLarge)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxKVValue))
+	body, err := readValue(w, r)
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
 		http.Error(w, fmt.Sprintf("Request body too large, max size: %d bytes.", maxKVValue), http.StatusRequestEntityTooLarge)
@@ -125,7 +127,22 @@ func (m *Module) kvPut(w http.ResponseWriter, r *http.Request) {
 		m.httpError(w, err)
 		return
 	}
-	writeJSON(w, ok)
+	writeBool(w, ok)
+}
+
+// readValue reads a PUT's value: a body of known length (as consul/api
+// sends) into a slice of exactly its size, one of unknown length (chunked)
+// up to maxKVValue. An empty body is an empty value, not a missing one.
+func readValue(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if r.ContentLength < 0 {
+		return io.ReadAll(http.MaxBytesReader(w, r.Body, maxKVValue))
+	}
+	// net/http's body stops at Content-Length (at most maxKVValue here).
+	b := make([]byte, r.ContentLength)
+	if _, err := io.ReadFull(r.Body, b); err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
 // kvDelete is DELETE /v1/kv/KEY: one key, ?recurse, ?cas=INDEX.
@@ -156,13 +173,14 @@ func (m *Module) kvDelete(w http.ResponseWriter, r *http.Request) {
 		m.httpError(w, err)
 		return
 	}
-	writeJSON(w, ok)
+	writeBool(w, ok)
 }
 
 // kvWrite decides one KV write in the commit pipeline.
 func (m *Module) kvWrite(ctx context.Context, actor journal.Actor, wr kvWrite) (bool, error) {
 	reply, _, err := m.propose(ctx, actor, func(rd reader, seq int64) (*change, error) {
 		t := newKVTx(rd, seq, m.lockDelayed)
+		t.current = m.mir.kvCurrent
 		ok, err := t.apply(wr, m.sessionExists(rd))
 		if err != nil {
 			return nil, err
@@ -241,6 +259,7 @@ func (m *Module) txn(w http.ResponseWriter, r *http.Request) {
 	}
 	reply, seq, err := m.propose(r.Context(), actor, func(rd reader, seq int64) (*change, error) {
 		t := newKVTx(rd, seq, m.lockDelayed)
+		t.current = m.mir.kvCurrent
 		var res api.TxnResponse
 		fail := func(i int, what string) (*change, error) {
 			return &change{Reply: txnReply{api.TxnResponse{Errors: api.TxnErrors{{OpIndex: i, What: what}}}}}, nil

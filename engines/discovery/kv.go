@@ -17,6 +17,9 @@ type kvTx struct {
 	// locked says whether a session may take a key now: false while the
 	// key is in a lock delay after its holder's session ended.
 	locked func(key string) bool
+	// current, when set, answers a key's committed state from memory
+	// (mirror.kvCurrent); ok false sends the read to the projection.
+	current func(key string) (e *kvEntry, ok bool)
 }
 
 func newKVTx(r reader, seq int64, locked func(string) bool) *kvTx {
@@ -29,6 +32,15 @@ func newKVTx(r reader, seq int64, locked func(string) bool) *kvTx {
 func (t *kvTx) get(key string) (*kvEntry, error) {
 	if e, ok := t.over[key]; ok {
 		return e, nil
+	}
+	if t.current != nil {
+		if e, ok := t.current(key); ok {
+			if e == nil {
+				return nil, nil
+			}
+			c := *e // the mirror's entries are shared
+			return &c, nil
+		}
 	}
 	var e kvEntry
 	ok, err := t.r.get(tabKV, key, &e)
@@ -90,7 +102,7 @@ func (t *kvTx) ops() []op {
 	for _, k := range t.order {
 		o := op{Table: tabKV, ID: k}
 		if e := t.over[k]; e != nil {
-			o.Rec = recordOf(e)
+			o.kv = e
 		}
 		out = append(out, o)
 	}

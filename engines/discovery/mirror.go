@@ -29,6 +29,29 @@ type mirror struct {
 	idx      map[string]int64 // table -> seq of its last change
 	changed  chan struct{}
 
+	// handed are the ops of events the committer folded, by seq (offer):
+	// the subscription applies them without decoding the event a second
+	// time. An entry is taken when its seq is applied; one the commit
+	// did not keep (a commit group rebuilt, its seqs given to other
+	// events) is either replaced by the fold of the event that gets its
+	// seq, when that event is this engine's, or never asked for.
+	handedMu sync.Mutex
+	handed   map[int64][]op
+	applied  atomic.Int64 // seq, for offer without the read lock
+	live     atomic.Bool  // loaded: offers are kept (none while the journal replays before)
+
+	// written is the seq of the last fold that touched each KV key,
+	// for the keys folded since the mirror's snapshot (older entries are
+	// pruned once applied). It belongs to the journal's committer
+	// goroutine, the only one that runs the engine's Fold and Decide:
+	// kvCurrent reads it there without a lock.
+	written      map[string]int64
+	writtenLimit int
+	// missed is set once an event could not be decoded or applied: the
+	// mirror lacks a committed change, so the committer no longer reads
+	// from it (kvCurrent), until the daemon restarts.
+	missed atomic.Bool
+
 	// target is the newest seq this engine committed: a read waits until
 	// the mirror holds it, so a caller reads its own writes without each
 	// write waiting for the subscription.
@@ -39,7 +62,8 @@ func newMirror() *mirror {
 	return &mirror{
 		kv: map[string]*kvEntry{}, services: map[string]*service{},
 		checks: map[string]*check{}, sessions: map[string]*session{},
-		idx: map[string]int64{}, changed: make(chan struct{}),
+		idx: map[string]int64{}, changed: make(chan struct{}), handed: map[int64][]op{},
+		written: map[string]int64{}, writtenLimit: minWrittenLimit,
 	}
 }
 
@@ -48,6 +72,8 @@ func (m *mirror) load(sn *journal.Snapshot) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.seq = sn.Seq()
+	m.applied.Store(m.seq)
+	m.live.Store(true)
 	return sn.Iter(Name, nil, nil, func(k, v []byte) error {
 		table, id, ok := strings.Cut(string(k), "/")
 		if !ok {
@@ -133,11 +159,107 @@ func (m *mirror) setRec(table, id string, rec map[string]any) error {
 func (m *mirror) apply(ev *journal.Event) error {
 	ops, err := opsOf(ev.Data)
 	if err != nil {
+		m.missed.Store(true)
 		return err
 	}
+	return m.applyOps(ev.Seq, ops)
+}
+
+// offer hands over the ops of the event at seq, as the committer's fold
+// decoded them, unless the mirror is not loaded yet or that seq is
+// applied already (a rebuild refolds).
+// It never waits for the mirror's readers.
+func (m *mirror) offer(seq int64, ops []op) {
+	if !m.live.Load() || seq <= m.applied.Load() {
+		return
+	}
+	m.handedMu.Lock()
+	m.handed[seq] = ops
+	m.handedMu.Unlock()
+}
+
+// takeHanded returns the ops offered for seq, if any.
+func (m *mirror) takeHanded(seq int64) ([]op, bool) {
+	m.handedMu.Lock()
+	defer m.handedMu.Unlock()
+	ops, ok := m.handed[seq]
+	delete(m.handed, seq)
+	return ops, ok
+}
+
+// maxHanded bounds the offers kept: past it, those at or below the applied
+// seq (left by commit groups that were rebuilt) are dropped.
+const maxHanded = 1024
+
+// applied notes that seq is applied: its offer, if one came late, and
+// stale ones are dropped.
+func (m *mirror) noteApplied(seq int64) {
+	m.applied.Store(seq)
+	m.handedMu.Lock()
+	defer m.handedMu.Unlock()
+	delete(m.handed, seq)
+	if len(m.handed) > maxHanded {
+		for s := range m.handed {
+			if s <= seq {
+				delete(m.handed, s)
+			}
+		}
+	}
+}
+
+// minWrittenLimit is the size of written past which applied entries are
+// pruned (the limit doubles with what stays, so pruning stays rare).
+const minWrittenLimit = 4096
+
+// noteWritten records the KV keys an event folded at seq touches. The
+// committer's goroutine only.
+func (m *mirror) noteWritten(seq int64, ops []op) {
+	for _, o := range ops {
+		if o.Table == tabKV {
+			m.written[o.ID] = seq
+		}
+	}
+	if len(m.written) <= m.writtenLimit || !m.live.Load() {
+		return
+	}
+	applied := m.applied.Load()
+	for k, s := range m.written {
+		if s <= applied {
+			delete(m.written, k)
+		}
+	}
+	m.writtenLimit = max(minWrittenLimit, 2*len(m.written))
+}
+
+// kvCurrent answers the committed state of a KV key from memory (nil: no
+// such key) when the mirror holds every event that wrote it: none was
+// folded after the mirror's last applied seq (the event batch being
+// built included). ok is false otherwise, when a writer holds the mirror
+// (the committer never waits for readers), or once the mirror missed an
+// event: the caller reads the projection. The committer's goroutine only
+// (Decide).
+func (m *mirror) kvCurrent(key string) (e *kvEntry, ok bool) {
+	if !m.live.Load() || m.missed.Load() || !m.mu.TryRLock() {
+		return nil, false
+	}
+	defer m.mu.RUnlock()
+	if s, seen := m.written[key]; seen && s > m.seq {
+		return nil, false
+	}
+	return m.kv[key], true
+}
+
+// applyOps folds the ops of the event at seq into memory.
+func (m *mirror) applyOps(seq int64, ops []op) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	defer m.noteApplied(seq)
 	for _, o := range ops {
+		if o.kv != nil { // a KV record FoldRaw decoded into its entry
+			m.kv[o.ID] = o.kv
+			m.idx[o.Table] = seq
+			continue
+		}
 		if o.Rec == nil {
 			switch o.Table {
 			case tabKV:
@@ -150,11 +272,12 @@ func (m *mirror) apply(ev *journal.Event) error {
 				delete(m.sessions, o.ID)
 			}
 		} else if err := m.setRec(o.Table, o.ID, o.Rec); err != nil {
+			m.missed.Store(true)
 			return err
 		}
-		m.idx[o.Table] = ev.Seq
+		m.idx[o.Table] = seq
 	}
-	m.seq = ev.Seq
+	m.seq = seq
 	close(m.changed)
 	m.changed = make(chan struct{})
 	return nil
@@ -179,8 +302,18 @@ func (m *mirror) follow(ctx context.Context, st *journal.Stream, from int64, log
 		if it.Raw == nil {
 			continue // a lag notice: nothing is lost, the events follow
 		}
+		// The committer's fold handed over the ops of the events it
+		// folded; an event without (folded before this daemon started)
+		// is decoded.
+		if ops, ok := m.takeHanded(it.Raw.Seq); ok {
+			if err := m.applyOps(it.Raw.Seq, ops); err != nil {
+				log.Error("discovery: apply an event", "seq", it.Raw.Seq, "err", err)
+			}
+			continue
+		}
 		ev, err := it.Raw.Decode()
 		if err != nil {
+			m.missed.Store(true)
 			log.Error("discovery: decode an event", "err", err)
 			continue
 		}

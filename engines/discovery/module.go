@@ -85,7 +85,7 @@ func (m *Module) Provides() []string { return []string{ServicesService} }
 
 // Engines folds the engine's events on the audit stream.
 func (m *Module) Engines() map[string][]journal.Engine {
-	return map[string][]journal.Engine{journal.Audit: {engine{}}}
+	return map[string][]journal.Engine{journal.Audit: {engine{mir: m.mir}}}
 }
 
 // Start loads the state, follows the journal, resumes the checks and

@@ -125,22 +125,36 @@ type session struct {
 	ModifyIndex int64    `json:"modify_index"`
 }
 
-// op is one record an event sets (Rec) or removes (Rec nil).
+// op is one record an event sets (Rec, or kv) or removes (neither). kv is
+// a KV record as Decide writes it, encoded from its struct (kvRecData);
+// ops read back from an event always carry Rec.
 type op struct {
 	Table string
 	ID    string
 	Rec   map[string]any
+	kv    *kvEntry
+}
+
+// opData is one op as an event's data["ops"] carries it. A struct encodes
+// as the map {"t", "id", "rec"} would: deterministic CBOR sorts a struct's
+// keys as a map's, and an absent rec is omitted.
+type opData struct {
+	T   string `cbor:"t"`
+	ID  string `cbor:"id"`
+	Rec any    `cbor:"rec,omitempty"`
 }
 
 // opsData encodes ops as an event's data["ops"].
-func opsData(ops []op) []any {
-	out := make([]any, len(ops))
+func opsData(ops []op) []opData {
+	out := make([]opData, len(ops))
 	for i, o := range ops {
-		m := map[string]any{"t": o.Table, "id": o.ID}
-		if o.Rec != nil {
-			m["rec"] = o.Rec
+		out[i] = opData{T: o.Table, ID: o.ID}
+		switch {
+		case o.kv != nil:
+			out[i].Rec = kvRecData(o.kv)
+		case o.Rec != nil:
+			out[i].Rec = o.Rec
 		}
-		out[i] = m
 	}
 	return out
 }
@@ -191,7 +205,26 @@ func kvRecord(e *kvEntry) map[string]any {
 	return m
 }
 
-// kvJSON is a KV record as the projection stores it (recordBytes).
+// kvRecData is kvRecord as a struct: the same CBOR (its keys, and the same
+// ones left out), without building a map; KV writes are the hot path.
+func kvRecData(e *kvEntry) *kvJSON {
+	j := &kvJSON{Key: e.Key, Session: e.Session, LockIndex: e.LockIndex, CreateIndex: e.CreateIndex, ModifyIndex: e.ModifyIndex}
+	if e.Flags != 0 {
+		j.Flags = strconv.FormatUint(e.Flags, 10)
+	}
+	if e.Value != nil {
+		if utf8.Valid(e.Value) {
+			v := string(e.Value)
+			j.Value = &v
+		} else {
+			j.ValueB64 = base64.StdEncoding.EncodeToString(e.Value)
+		}
+	}
+	return j
+}
+
+// kvJSON is a KV record as the projection stores it (recordBytes), and as
+// an event carries it (kvRecData; CBOR reads the json tags).
 type kvJSON struct {
 	Key         string  `json:"key"`
 	Value       *string `json:"value,omitempty"`
