@@ -35,10 +35,11 @@ type mirror struct {
 	// did not keep (a commit group rebuilt, its seqs given to other
 	// events) is either replaced by the fold of the event that gets its
 	// seq, when that event is this engine's, or never asked for.
-	handedMu sync.Mutex
-	handed   map[int64][]op
-	applied  atomic.Int64 // seq, for offer without the read lock
-	live     atomic.Bool  // loaded: offers are kept (none while the journal replays before)
+	handedMu    sync.Mutex
+	handed      map[int64][]op
+	handedLimit int
+	applied     atomic.Int64 // seq, for offer without the read lock
+	live        atomic.Bool  // loaded: offers are kept (none while the journal replays before)
 
 	// written is the seq of the last fold that touched each KV key,
 	// for the keys folded since the mirror's snapshot (older entries are
@@ -47,6 +48,10 @@ type mirror struct {
 	// kvCurrent reads it there without a lock.
 	written      map[string]int64
 	writtenLimit int
+	// preLive is the seq of the last KV fold before the mirror was
+	// loaded (the committer's goroutine only): those are not kept one by
+	// one, and kvCurrent answers nothing until the mirror holds them.
+	preLive int64
 	// missed is set once an event could not be decoded or applied: the
 	// mirror lacks a committed change, so the committer no longer reads
 	// from it (kvCurrent), until the daemon restarts.
@@ -62,7 +67,7 @@ func newMirror() *mirror {
 	return &mirror{
 		kv: map[string]*kvEntry{}, services: map[string]*service{},
 		checks: map[string]*check{}, sessions: map[string]*session{},
-		idx: map[string]int64{}, changed: make(chan struct{}), handed: map[int64][]op{},
+		idx: map[string]int64{}, changed: make(chan struct{}), handed: map[int64][]op{}, handedLimit: maxHanded,
 		written: map[string]int64{}, writtenLimit: minWrittenLimit,
 	}
 }
@@ -170,7 +175,7 @@ func (m *mirror) apply(ev *journal.Event) error {
 // applied already (a rebuild refolds).
 // It never waits for the mirror's readers.
 func (m *mirror) offer(seq int64, ops []op) {
-	if !m.live.Load() || seq <= m.applied.Load() {
+	if !m.live.Load() || m.missed.Load() || seq <= m.applied.Load() {
 		return
 	}
 	m.handedMu.Lock()
@@ -187,8 +192,10 @@ func (m *mirror) takeHanded(seq int64) ([]op, bool) {
 	return ops, ok
 }
 
-// maxHanded bounds the offers kept: past it, those at or below the applied
-// seq (left by commit groups that were rebuilt) are dropped.
+// maxHanded is the least number of offers kept before those at or below
+// the applied seq (left by commit groups that were rebuilt) are swept; the
+// limit doubles with what a sweep leaves (a subscription far behind), so
+// that sweeps stay rare.
 const maxHanded = 1024
 
 // applied notes that seq is applied: its offer, if one came late, and
@@ -198,13 +205,23 @@ func (m *mirror) noteApplied(seq int64) {
 	m.handedMu.Lock()
 	defer m.handedMu.Unlock()
 	delete(m.handed, seq)
-	if len(m.handed) > maxHanded {
+	if len(m.handed) > m.handedLimit {
 		for s := range m.handed {
 			if s <= seq {
 				delete(m.handed, s)
 			}
 		}
+		m.handedLimit = max(maxHanded, 2*len(m.handed))
 	}
+}
+
+// stop marks the mirror as no longer following the stream: the committer
+// stops reading from it and offering to it.
+func (m *mirror) stop() {
+	m.missed.Store(true)
+	m.handedMu.Lock()
+	clear(m.handed)
+	m.handedMu.Unlock()
 }
 
 // minWrittenLimit is the size of written past which applied entries are
@@ -214,12 +231,23 @@ const minWrittenLimit = 4096
 // noteWritten records the KV keys an event folded at seq touches. The
 // committer's goroutine only.
 func (m *mirror) noteWritten(seq int64, ops []op) {
+	if !m.live.Load() {
+		m.preLive = max(m.preLive, seq)
+		return
+	}
+	if seq <= m.applied.Load() {
+		// A fold of an event the mirror holds: a rebuild refolds every
+		// event into a new projection, which the mirror, loaded before,
+		// need not match.
+		m.missed.Store(true)
+		return
+	}
 	for _, o := range ops {
 		if o.Table == tabKV {
 			m.written[o.ID] = seq
 		}
 	}
-	if len(m.written) <= m.writtenLimit || !m.live.Load() {
+	if len(m.written) <= m.writtenLimit {
 		return
 	}
 	applied := m.applied.Load()
@@ -243,6 +271,9 @@ func (m *mirror) kvCurrent(key string) (e *kvEntry, ok bool) {
 		return nil, false
 	}
 	defer m.mu.RUnlock()
+	if m.preLive > m.seq {
+		return nil, false
+	}
 	if s, seen := m.written[key]; seen && s > m.seq {
 		return nil, false
 	}
@@ -294,6 +325,7 @@ func (m *mirror) follow(ctx context.Context, st *journal.Stream, from int64, log
 	for {
 		it, err := sub.Next(ctx)
 		if err != nil {
+			m.stop()
 			if ctx.Err() == nil && !errors.Is(err, journal.ErrClosed) {
 				log.Error("discovery: the journal subscription ended", "err", err)
 			}

@@ -352,3 +352,56 @@ func TestOpsDataEncoding(t *testing.T) {
 		}
 	}
 }
+
+// TestMirrorBounds: folds before the mirror is loaded are not kept key by
+// key (a restore never loads it), yet kvCurrent answers nothing until the
+// mirror holds them; a refold of an applied event (a rebuild) and a
+// subscription's end stop the committer reading from the mirror; and a
+// backlog of offers is swept with a limit that grows with it.
+func TestMirrorBounds(t *testing.T) {
+	m := newMirror()
+	kvOp := func(key string, seq int64) []op {
+		return []op{{Table: tabKV, ID: key, Rec: recordOf(&kvEntry{Key: key, Value: []byte("v"), CreateIndex: seq, ModifyIndex: seq})}}
+	}
+	for i := range 10000 {
+		m.noteWritten(int64(i+1), kvOp("k"+strconv.Itoa(i), int64(i+1)))
+	}
+	if len(m.written) != 0 {
+		t.Fatalf("%d keys kept before the mirror was loaded", len(m.written))
+	}
+	m.seq = 9000
+	m.live.Store(true)
+	if _, ok := m.kvCurrent("k1"); ok {
+		t.Fatal("kvCurrent answered before the mirror held the folds made before its load")
+	}
+	m.seq = 10000
+	m.applied.Store(10000)
+	if _, ok := m.kvCurrent("k1"); !ok {
+		t.Fatal("kvCurrent refused once the mirror held every fold")
+	}
+
+	// A backlog: 3,000 offers above the applied seq.
+	for s := int64(10001); s <= 13000; s++ {
+		m.offer(s, kvOp("b", s))
+	}
+	m.noteApplied(10000)
+	if m.handedLimit < 2*len(m.handed) || len(m.handed) != 3000 {
+		t.Fatalf("after a sweep: %d offers, limit %d", len(m.handed), m.handedLimit)
+	}
+
+	m.noteWritten(500, kvOp("k1", 500)) // a rebuild refolding
+	if !m.missed.Load() {
+		t.Fatal("a refold of an applied event left the mirror trusted")
+	}
+	m2 := newMirror()
+	m2.live.Store(true)
+	m2.offer(1, kvOp("k", 1))
+	m2.stop()
+	if _, ok := m2.kvCurrent("k"); ok || len(m2.handed) != 0 {
+		t.Fatalf("after stop: kvCurrent ok=%v, %d offers kept", ok, len(m2.handed))
+	}
+	m2.offer(2, kvOp("k", 2))
+	if len(m2.handed) != 0 {
+		t.Fatal("an offer was kept after stop")
+	}
+}

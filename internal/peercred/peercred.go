@@ -53,8 +53,16 @@ func Owner(ours, theirs *net.TCPAddr) (uid int, err error) {
 	if inode == 0 {
 		return -1, ErrNoOwner
 	}
+	// The exact lookup falls back to a listener on the caller's address
+	// when its connected socket is gone: that is someone else's socket.
+	if msgs[0][1] == tcpListen {
+		return -1, ErrNoOwner
+	}
 	return int(u), nil
 }
+
+// tcpListen is TCP_LISTEN, idiag_state of a listening socket.
+const tcpListen = 10
 
 // diagRequest is the exact request (no NLM_F_DUMP) for the TCP socket whose
 // local address is src and remote dst: struct inet_diag_req_v2.

@@ -81,3 +81,23 @@ func BenchmarkOwner(b *testing.B) {
 		}
 	})
 }
+
+// TestOwnerNotAListener: with no connected socket for the four-tuple, the
+// kernel's exact lookup falls back to a listener on the caller's address,
+// which is not the caller's: Owner says it knows no owner.
+func TestOwnerNotAListener(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	other, err := net.Listen("tcp4", "127.0.0.1:0") // a port nobody connects from
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	uid, err := Owner(other.Addr().(*net.TCPAddr), ln.Addr().(*net.TCPAddr))
+	if err == nil {
+		t.Fatalf("Owner answered uid %d: the listener's, not a caller's", uid)
+	}
+}
