@@ -314,6 +314,12 @@ func decodeTime(d *msgpack.Decoder) (time.Time, error) {
 		}
 		return time.Time{}, fmt.Errorf("time is extension %d of %d bytes, not Fluentd's EventTime", id, n)
 	}
+	// Only a number or nil is decoded: msgpack's own decoding of a map
+	// makes a Go map of its declared length first, gigabytes for a few
+	// bytes of input.
+	if !(msgpcode.IsFixedNum(c) || c >= msgpcode.Float && c <= msgpcode.Int64 || c == msgpcode.Nil) {
+		return time.Time{}, fmt.Errorf("time is not seconds or EventTime (msgpack code %#x)", c)
+	}
 	v, err := d.DecodeInterface()
 	if err != nil {
 		return time.Time{}, err

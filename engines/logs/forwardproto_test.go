@@ -154,6 +154,17 @@ func TestDecodeForwardBad(t *testing.T) {
 	if _, err := decodeAll(t, huge, 1<<20); err == nil {
 		t.Error("a map of 2^32-1 entries with none there decoded")
 	}
+	// So does one where the time goes (msgpack's own map decoding would
+	// make a Go map of 2 billion entries: FuzzForward found it).
+	hugeTime := append([]byte{0x93, 0xa1, 't', 0xdf}, 0x78, 0x30, 0xd0, 0x30)
+	if _, err := decodeAll(t, hugeTime, 1<<20); err == nil || !strings.Contains(err.Error(), "not seconds or EventTime") {
+		t.Errorf("a time that is a map of 2 billion entries: %v", err)
+	}
+	// And a packed entry's.
+	hugePacked := append([]byte{0x92, 0xdf}, 0x78, 0x30, 0xd0, 0x30)
+	if _, err := decodeAll(t, mustMarshal(t, []any{"t", hugePacked}), 1<<20); err == nil {
+		t.Error("a packed entry whose time is a map of 2 billion entries decoded")
+	}
 
 	msgs, err := decodeAll(t, mustMarshal(t, []any{"t", []any{[]any{1, "a string"}, []any{1, []any{1}}, []any{1, map[string]any{"ok": true}}}}), defaultMaxFrame)
 	if err != nil || len(msgs) != 1 || msgs[0].bad != 2 || len(msgs[0].records) != 1 {
