@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
@@ -68,11 +70,14 @@ func (kc *keyCache) decode(d *msgpack.Decoder) (string, error) {
 		if err := d.ReadFull(b); err != nil {
 			return "", err
 		}
-		return string(b), nil
+		return validKey(b), nil
 	}
 	b := kc.buf[:n]
 	if err := d.ReadFull(b); err != nil {
 		return "", err
+	}
+	if !utf8.Valid(b) {
+		return validKey(b), nil
 	}
 	if k, ok := kc.m[string(b)]; ok {
 		return k, nil
@@ -85,6 +90,16 @@ func (kc *keyCache) decode(d *msgpack.Decoder) (string, error) {
 		kc.m[k] = k
 	}
 	return k, nil
+}
+
+// validKey returns a map key as a string of UTF-8, each invalid byte
+// replaced: the journal stores keys as CBOR text, which must be UTF-8 for
+// the event to be read again.
+func validKey(b []byte) string {
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	return strings.ToValidUTF8(string(b), "\ufffd")
 }
 
 // limitReader counts the bytes the decoder reads from a connection's
@@ -209,10 +224,10 @@ func decodeForward(d *msgpack.Decoder) (forwardMsg, error) {
 		fm.chunk = c
 	}
 	if packed != nil {
-		var r io.Reader = bytes.NewReader(packed)
+		entries := packed
 		if comp, _ := opt["compressed"].(string); comp == "gzip" {
 			fm.mode = "compressed"
-			zr, err := gzip.NewReader(r)
+			zr, err := gzip.NewReader(bytes.NewReader(packed))
 			if err != nil {
 				return fm, fmt.Errorf("compressed entries: %w", err)
 			}
@@ -226,16 +241,12 @@ func decodeForward(d *msgpack.Decoder) (forwardMsg, error) {
 			if len(b) > maxInflated {
 				return fm, fmt.Errorf("compressed entries inflate beyond %d bytes: %w", maxInflated, errFrameTooLarge)
 			}
-			r = bytes.NewReader(b)
+			entries = b
 		} else if comp != "" && comp != "text" {
 			return fm, fmt.Errorf("compressed=%q: only gzip is known", comp)
 		}
-		br := r.(*bytes.Reader)
-		pd := msgpack.NewDecoder(br)
-		for br.Len() > 0 {
-			if err := fm.decodeEntry(pd); err != nil {
-				return fm, fmt.Errorf("packed entries: %w", err)
-			}
+		if err := fm.decodePacked(entries); err != nil {
+			return fm, fmt.Errorf("packed entries: %w", err)
 		}
 	}
 	return fm, nil
@@ -351,7 +362,12 @@ func decodeValue(d *msgpack.Decoder, depth int, kc *keyCache) (any, error) {
 	}
 	switch {
 	case msgpcode.IsString(c):
-		return d.DecodeString()
+		s, err := d.DecodeString()
+		if err == nil && !utf8.ValidString(s) {
+			// As bin that is not UTF-8: bytes, since CBOR text must be.
+			return []byte(s), nil
+		}
+		return s, err
 	case msgpcode.IsFixedNum(c) || c == msgpcode.Int8 || c == msgpcode.Int16 || c == msgpcode.Int32 || c == msgpcode.Int64 ||
 		c == msgpcode.Uint8 || c == msgpcode.Uint16 || c == msgpcode.Uint32:
 		return d.DecodeInt64()
