@@ -13,6 +13,8 @@ import (
 
 	"github.com/fxamacker/cbor/v2"
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/cairnhq/cairn/journal/cbordet"
 )
 
 // A PackedForward message's records go from msgpack straight to the CBOR
@@ -47,95 +49,14 @@ var cborMode = func() cbor.EncMode {
 	return em
 }()
 
-// CBOR major types.
-const (
-	cborUint  = 0
-	cborNeg   = 1
-	cborBytes = 2
-	cborText  = 3
-	cborArray = 4
-	cborMap   = 5
-)
-
-func appendHead(dst []byte, major byte, n uint64) []byte {
-	m := major << 5
-	switch {
-	case n < 24:
-		return append(dst, m|byte(n))
-	case n <= math.MaxUint8:
-		return append(dst, m|24, byte(n))
-	case n <= math.MaxUint16:
-		return binary.BigEndian.AppendUint16(append(dst, m|25), uint16(n))
-	case n <= math.MaxUint32:
-		return binary.BigEndian.AppendUint32(append(dst, m|26), uint32(n))
-	}
-	return binary.BigEndian.AppendUint64(append(dst, m|27), n)
-}
-
-func appendInt(dst []byte, i int64) []byte {
-	if i >= 0 {
-		return appendHead(dst, cborUint, uint64(i))
-	}
-	return appendHead(dst, cborNeg, uint64(-1-i))
-}
-
-// appendFloat encodes f in the shortest of half, single and double
-// precision that holds it exactly, NaN and the infinities as halves, as
-// the core deterministic encoding wants.
-func appendFloat(dst []byte, f float64) []byte {
-	switch {
-	case math.IsNaN(f):
-		return append(dst, 0xf9, 0x7e, 0x00)
-	case math.IsInf(f, 1):
-		return append(dst, 0xf9, 0x7c, 0x00)
-	case math.IsInf(f, -1):
-		return append(dst, 0xf9, 0xfc, 0x00)
-	}
-	f32 := float32(f)
-	if float64(f32) != f {
-		return binary.BigEndian.AppendUint64(append(dst, 0xfb), math.Float64bits(f))
-	}
-	if h, ok := half(f32); ok {
-		return binary.BigEndian.AppendUint16(append(dst, 0xf9), h)
-	}
-	return binary.BigEndian.AppendUint32(append(dst, 0xfa), math.Float32bits(f32))
-}
-
-// half returns f as an IEEE 754 half if it is one exactly (subnormal
-// halves included).
-func half(f float32) (uint16, bool) {
-	bits := math.Float32bits(f)
-	sign := uint16(bits>>16) & 0x8000
-	if bits&0x7fffffff == 0 {
-		return sign, true
-	}
-	exp := int(bits>>23&0xff) - 127
-	mant := bits & 0x7fffff
-	switch {
-	case exp >= -14 && exp <= 15:
-		if mant&0x1fff != 0 {
-			return 0, false
-		}
-		return sign | uint16(exp+15)<<10 | uint16(mant>>13), true
-	case exp >= -24 && exp < -14:
-		full := mant | 0x800000
-		shift := uint(13 + (-14 - exp))
-		if full&(1<<shift-1) != 0 {
-			return 0, false
-		}
-		return sign | uint16(full>>shift), true
-	}
-	return 0, false
-}
-
 // appendString encodes s as a text string, or as a byte string when it is
 // not UTF-8 (a text string that is not would make the event unreadable).
 func appendString(dst, s []byte) []byte {
-	major := byte(cborText)
+	major := byte(cbordet.Text)
 	if !utf8.Valid(s) {
-		major = cborBytes
+		major = cbordet.Bytes
 	}
-	return append(appendHead(dst, major, uint64(len(s))), s...)
+	return append(cbordet.AppendHead(dst, major, uint64(len(s))), s...)
 }
 
 // need reports whether b holds n bytes from pos.
@@ -182,10 +103,10 @@ func (tc *transcoder) value(b []byte, pos, depth int) (int, error) {
 	c := b[pos]
 	switch {
 	case c <= 0x7f:
-		tc.out = appendHead(tc.out, cborUint, uint64(c))
+		tc.out = cbordet.AppendHead(tc.out, cbordet.Uint, uint64(c))
 		return pos + 1, nil
 	case c >= 0xe0:
-		tc.out = appendInt(tc.out, int64(int8(c)))
+		tc.out = cbordet.AppendInt(tc.out, int64(int8(c)))
 		return pos + 1, nil
 	case c <= 0x8f:
 		return tc.mapValue(b, pos+1, int(c&0x0f), depth)
@@ -198,13 +119,13 @@ func (tc *transcoder) value(b []byte, pos, depth int) (int, error) {
 	var err error
 	switch c {
 	case 0xc0:
-		tc.out = append(tc.out, 0xf6)
+		tc.out = append(tc.out, cbordet.Null)
 		return pos + 1, nil
 	case 0xc2:
-		tc.out = append(tc.out, 0xf4)
+		tc.out = append(tc.out, cbordet.False)
 		return pos + 1, nil
 	case 0xc3:
-		tc.out = append(tc.out, 0xf5)
+		tc.out = append(tc.out, cbordet.True)
 		return pos + 1, nil
 	case 0xc4, 0xd9: // bin 8, str 8
 		n, pos, err = length(b, pos+1, 1)
@@ -216,20 +137,20 @@ func (tc *transcoder) value(b []byte, pos, depth int) (int, error) {
 		if err := need(b, pos+1, 4); err != nil {
 			return pos, err
 		}
-		tc.out = appendFloat(tc.out, float64(math.Float32frombits(binary.BigEndian.Uint32(b[pos+1:]))))
+		tc.out = cbordet.AppendFloat(tc.out, float64(math.Float32frombits(binary.BigEndian.Uint32(b[pos+1:]))))
 		return pos + 5, nil
 	case 0xcb:
 		if err := need(b, pos+1, 8); err != nil {
 			return pos, err
 		}
-		tc.out = appendFloat(tc.out, math.Float64frombits(binary.BigEndian.Uint64(b[pos+1:])))
+		tc.out = cbordet.AppendFloat(tc.out, math.Float64frombits(binary.BigEndian.Uint64(b[pos+1:])))
 		return pos + 9, nil
 	case 0xcc, 0xcd, 0xce, 0xcf:
 		size := 1 << (c - 0xcc)
 		if err := need(b, pos+1, size); err != nil {
 			return pos, err
 		}
-		tc.out = appendHead(tc.out, cborUint, beUint(b[pos+1:pos+1+size]))
+		tc.out = cbordet.AppendHead(tc.out, cbordet.Uint, beUint(b[pos+1:pos+1+size]))
 		return pos + 1 + size, nil
 	case 0xd0, 0xd1, 0xd2, 0xd3:
 		size := 1 << (c - 0xd0)
@@ -238,7 +159,7 @@ func (tc *transcoder) value(b []byte, pos, depth int) (int, error) {
 		}
 		u := beUint(b[pos+1 : pos+1+size])
 		shift := 64 - 8*size
-		tc.out = appendInt(tc.out, int64(u<<shift)>>shift)
+		tc.out = cbordet.AppendInt(tc.out, int64(u<<shift)>>shift)
 		return pos + 1 + size, nil
 	case 0xdc:
 		n, pos, err = length(b, pos+1, 2)
@@ -299,7 +220,7 @@ func (tc *transcoder) array(b []byte, pos, n, depth int) (int, error) {
 	if err := need(b, pos, n); err != nil { // each item takes a byte at least
 		return pos, err
 	}
-	tc.out = appendHead(tc.out, cborArray, uint64(n))
+	tc.out = cbordet.AppendHead(tc.out, cbordet.Array, uint64(n))
 	var err error
 	for range n {
 		if pos, err = tc.value(b, pos, depth+1); err != nil {
@@ -343,7 +264,20 @@ func (tc *transcoder) mapValue(b []byte, pos, n, depth int) (int, error) {
 	}
 	ents := tc.ents[base:]
 	out := tc.out
-	slices.SortStableFunc(ents, func(x, y mapEntry) int { return bytes.Compare(out[x.k:x.v], out[y.k:y.v]) })
+	if len(ents) <= 32 {
+		// Insertion sort, stable: a record's few keys.
+		for i := 1; i < len(ents); i++ {
+			e := ents[i]
+			key := out[e.k:e.v]
+			j := i
+			for ; j > 0 && bytes.Compare(out[ents[j-1].k:ents[j-1].v], key) > 0; j-- {
+				ents[j] = ents[j-1]
+			}
+			ents[j] = e
+		}
+	} else {
+		slices.SortStableFunc(ents, func(x, y mapEntry) int { return bytes.Compare(out[x.k:x.v], out[y.k:y.v]) })
+	}
 	kept := ents[:0]
 	for i, e := range ents {
 		if i+1 < len(ents) && bytes.Equal(out[e.k:e.v], out[ents[i+1].k:ents[i+1].v]) {
@@ -352,7 +286,7 @@ func (tc *transcoder) mapValue(b []byte, pos, n, depth int) (int, error) {
 		kept = append(kept, e)
 	}
 	tc.tmp = append(tc.tmp[:0], out[start:]...)
-	tc.out = appendHead(out[:start], cborMap, uint64(len(kept)))
+	tc.out = cbordet.AppendHead(out[:start], cbordet.Map, uint64(len(kept)))
 	for _, e := range kept {
 		tc.out = append(tc.out, tc.tmp[e.k-start:e.end-start]...)
 	}
@@ -382,7 +316,7 @@ func (tc *transcoder) key(b []byte, pos int) (int, error) {
 	if !utf8.Valid(k) {
 		k = []byte(strings.ToValidUTF8(string(k), "\ufffd"))
 	}
-	tc.out = append(appendHead(tc.out, cborText, uint64(len(k))), k...)
+	tc.out = append(cbordet.AppendHead(tc.out, cbordet.Text, uint64(len(k))), k...)
 	return pos + n, nil
 }
 
@@ -402,7 +336,7 @@ func (tc *transcoder) otherKey(b []byte, pos, depth int) (int, error) {
 	if !ok {
 		key = fmt.Sprint(k)
 	}
-	tc.out = append(appendHead(tc.out, cborText, uint64(len(key))), key...)
+	tc.out = append(cbordet.AppendHead(tc.out, cbordet.Text, uint64(len(key))), key...)
 	return end, nil
 }
 
