@@ -87,6 +87,34 @@ func (s *Stream) Append(ctx context.Context, bodies ...*Body) ([]Committed, erro
 	return r.committed, nil
 }
 
+// AppendEncoded appends bodies already encoded, each as EncodeBody
+// encodes a Body (deterministic CBOR, Node set): for an engine that writes
+// the bytes of a high-rate event kind itself, without building a Body.
+// The encoding is the caller's to get right (its tests compare it with
+// EncodeBody's); the journal checks that each is a CBOR map with a valid
+// kind, then commits them as Append does.
+func (s *Stream) AppendEncoded(ctx context.Context, bodies ...[]byte) ([]Committed, error) {
+	if len(bodies) == 0 {
+		return nil, nil
+	}
+	units := make([]unit, len(bodies))
+	for i, p := range bodies {
+		kind, subject, err := peekEnvelope(p)
+		if err == nil {
+			err = ValidateKind(string(kind))
+		}
+		if err != nil {
+			return nil, invalidf("encoded body %d: %s", i, err)
+		}
+		units[i] = unit{body: p, kind: string(kind), subject: string(subject)}
+	}
+	r := &request{ctx: ctx, kind: reqAppend, units: units}
+	if err := s.submit(ctx, r); err != nil {
+		return nil, err
+	}
+	return r.committed, nil
+}
+
 // Propose queues req for the named engine's Decide, in commit order, and
 // returns once the events it decided on are durable, with Decide's reply.
 func (s *Stream) Propose(ctx context.Context, engine string, req any) ([]Committed, any, error) {
@@ -306,7 +334,9 @@ func (s *Stream) buildOnce(group []*request, now int64) (bt *built, failed *requ
 	if len(s.engines) > 0 {
 		b = s.db.NewIndexedBatch()
 	} else {
-		b = s.db.NewBatch()
+		// Sized for the appended events, so that a group of megabytes
+		// is not copied again each time the batch doubles.
+		b = s.db.NewBatchWithSize(groupSize(group))
 	}
 	bt = &built{b: b, tip: s.last, owed: s.owed}
 	defer func() {
@@ -399,6 +429,18 @@ func (s *Stream) buildOnce(group []*request, now int64) (bt *built, failed *requ
 		}
 	}
 	return bt, nil, nil
+}
+
+// groupSize estimates the bytes a batch of group's appended events takes:
+// each record (header and body) under its key, and its index keys.
+func groupSize(group []*request) int {
+	n := 0
+	for _, r := range group {
+		for _, u := range r.units {
+			n += recordHeaderLen + len(u.body) + 2*len(u.kind) + 2*len(u.subject) + 64
+		}
+	}
+	return n
 }
 
 // put writes one event's record and its subject (except on a stream
