@@ -318,3 +318,45 @@ func TestFoldErrorFailsOnlyItsRequest(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendEncoded: bodies an engine encoded itself are committed as
+// Append commits them (same seqs, hashes over the same bytes, indexes by
+// kind), and what is not a body with a valid kind is refused whole.
+func TestAppendEncoded(t *testing.T) {
+	j := mustOpen(t, testOptions(vfs.NewMem()))
+	defer j.Close()
+	s := j.Stream(Capture)
+	b1 := body("logs.record", "app.web", map[string]any{"n": int64(1)})
+	b1.Node = "testnode"
+	enc, err := EncodeBody(b1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	notMap, _ := EncodeBody(b1)
+	notMap[0] = 0x80 // an empty array, then garbage
+	badKind, _ := EncodeBody(&Body{Kind: "logs.record", Node: "n"})
+	copy(badKind[bytes.Index(badKind, []byte("logs.record")):], "LOGS")
+	for _, bad := range [][]byte{notMap, badKind, {}} {
+		if _, err := s.AppendEncoded(context.Background(), enc, bad); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("AppendEncoded(%x): %v", bad, err)
+		}
+	}
+	if s.DurableSeq() != 0 {
+		t.Fatalf("a refused append committed: seq %d", s.DurableSeq())
+	}
+	c, err := s.AppendEncoded(context.Background(), enc, enc)
+	if err != nil || len(c) != 2 {
+		t.Fatalf("AppendEncoded: %v %v", c, err)
+	}
+	raws := collect(t, s.Scan(Query{Kind: "logs.record", Subject: "app.web"}))
+	if len(raws) != 2 || !bytes.Equal(raws[1].Body(), enc) || raws[1].Hash() != c[1].Hash {
+		t.Fatalf("scan: %d events", len(raws))
+	}
+	ev, err := raws[0].Decode()
+	if err != nil || ev.Data["n"] != int64(1) || ev.Node != "testnode" {
+		t.Fatalf("decode: %+v %v", ev, err)
+	}
+	if rep, err := s.Verify(context.Background()); err != nil || rep.BadSeq != 0 || rep.Events != 2 {
+		t.Fatalf("verify: %+v %v", rep, err)
+	}
+}

@@ -163,6 +163,7 @@ func decodeForward(d *msgpack.Decoder) (forwardMsg, error) {
 	if fm.tag == "" {
 		return fm, errors.New("empty tag")
 	}
+	fm.tag = validKey([]byte(fm.tag)) // stored as text: UTF-8
 	c, err := d.PeekCode()
 	if err != nil {
 		return fm, err

@@ -42,8 +42,13 @@ func (m *module) store(ctx context.Context, actor journal.Actor, src source, rec
 	if recs = m.routes.apply(recs, m.stats, src.input); len(recs) == 0 {
 		return nil
 	}
-	bodies := recordBodies(m.node, actor, src, recs)
-	if _, err := m.logs.Append(ctx, bodies...); err != nil {
+	var err error
+	if enc, ok := encodeRecords(m.node, actor, src, recs); ok {
+		_, err = m.logs.AppendEncoded(ctx, enc...)
+	} else {
+		_, err = m.logs.Append(ctx, recordBodies(m.node, actor, src, recs)...)
+	}
+	if err != nil {
 		m.stats.add(src.input, "store_failed", int64(len(recs)))
 		return fmt.Errorf("store %d log records: %w", len(recs), err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -220,5 +221,68 @@ func TestRoutesOnTranscodedRecords(t *testing.T) {
 		if rec["team"] != "web" || rec["level"] != "error" || rec["n"] != int64(1) || got.Data["route"] != "errs" {
 			t.Fatalf("stored %#v", got.Data)
 		}
+	}
+}
+
+// TestEncodeRecordsMatchesJournal: the logs.record bodies encodeRecords
+// writes are what the journal's EncodeBody writes for recordBodies' Bodies
+// of the same records, byte for byte, whatever the source, actor and
+// route.
+func TestEncodeRecordsMatchesJournal(t *testing.T) {
+	var entries []byte
+	for _, b := range transcodeSeeds(t) {
+		var fm forwardMsg
+		if fm.decodePacked(b) == nil {
+			entries = append(entries, b...)
+		}
+	}
+	fm := forwardMsg{tag: "app.web"}
+	if err := fm.decodePacked(entries); err != nil || len(fm.records) < 10 {
+		t.Fatalf("%d records: %v", len(fm.records), err)
+	}
+	actors := []journal.Actor{
+		inputActor("forward", "127.0.0.1:5000"),
+		{UID: 1000, GID: 1000, PID: 42, User: "alice", Comm: "fluent-bit", Via: "forward", Addr: "[::1]:5", Principal: "p"},
+		{UID: 0, Via: "system"},
+	}
+	sources := []source{
+		{input: "forward", addr: "127.0.0.1:5000", uid: -1},
+		{input: "forward", addr: "127.0.0.1:5000", uid: 1000},
+		{input: "tail", uid: 0},
+		{input: "syslog", uid: -1},
+		{input: "http", addr: "10.0.0.1:1", uid: 70000},
+	}
+	for _, actor := range actors {
+		for _, src := range sources {
+			recs := slices.Clone(fm.records)
+			for i := range recs {
+				if i%3 == 1 {
+					recs[i].route = "r" + strings.Repeat("x", i)
+				}
+				if i%4 == 2 {
+					recs[i].Tag = "tag.é." + strings.Repeat("t", 20*i)
+				}
+			}
+			got, ok := encodeRecords("node-1", actor, src, recs)
+			if !ok {
+				t.Fatal("transcoded records not encoded")
+			}
+			for i, b := range recordBodies("node-1", actor, src, recs) {
+				want, err := journal.EncodeBody(b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got[i], want) {
+					t.Fatalf("actor %+v, source %+v, record %d:\n  got  %x\n  want %x", actor, src, i, got[i], want)
+				}
+			}
+		}
+	}
+	// A record that is a map, or no node: the journal encodes them.
+	if _, ok := encodeRecords("", actors[0], sources[0], fm.records); ok {
+		t.Error("encoded without a node")
+	}
+	if _, ok := encodeRecords("n", actors[0], sources[0], []Record{{Tag: "t", Fields: map[string]any{}}}); ok {
+		t.Error("encoded a record that is a map")
 	}
 }
