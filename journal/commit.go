@@ -87,26 +87,42 @@ func (s *Stream) Append(ctx context.Context, bodies ...*Body) ([]Committed, erro
 	return r.committed, nil
 }
 
-// AppendEncoded appends bodies already encoded, each as EncodeBody
-// encodes a Body (deterministic CBOR, Node set): for an engine that writes
+// Encoded is an event body an engine encoded itself, as EncodeBody
+// encodes a Body (deterministic CBOR, Node set), with its kind and subject,
+// which index it and must be the body's own.
+type Encoded struct {
+	Body          []byte
+	Kind, Subject string
+}
+
+// AppendEncoded appends bodies already encoded: for an engine that writes
 // the bytes of a high-rate event kind itself, without building a Body.
 // The encoding is the caller's to get right (its tests compare it with
-// EncodeBody's); the journal checks that each is a CBOR map with a valid
-// kind, then commits them as Append does.
-func (s *Stream) AppendEncoded(ctx context.Context, bodies ...[]byte) ([]Committed, error) {
+// EncodeBody's); the journal checks each kind, and that the first body of
+// the call is a CBOR map whose kind and subject are the ones given, then
+// commits them as Append does.
+func (s *Stream) AppendEncoded(ctx context.Context, bodies ...Encoded) ([]Committed, error) {
 	if len(bodies) == 0 {
 		return nil, nil
 	}
+	kind, subject, err := peekEnvelope(bodies[0].Body)
+	if err != nil {
+		return nil, invalidf("encoded body: %s", err)
+	}
+	if string(kind) != bodies[0].Kind || string(subject) != bodies[0].Subject {
+		return nil, invalidf("encoded body of kind %q and subject %q given as %q and %q", kind, subject, bodies[0].Kind, bodies[0].Subject)
+	}
 	units := make([]unit, len(bodies))
-	for i, p := range bodies {
-		kind, subject, err := peekEnvelope(p)
-		if err == nil {
-			err = ValidateKind(string(kind))
+	for i, e := range bodies {
+		if i == 0 || e.Kind != bodies[i-1].Kind {
+			if err := ValidateKind(e.Kind); err != nil {
+				return nil, invalidf("encoded body %d: %s", i, err)
+			}
 		}
-		if err != nil {
-			return nil, invalidf("encoded body %d: %s", i, err)
+		if len(e.Body) == 0 || e.Body[0]>>5 != 5 {
+			return nil, invalidf("encoded body %d is not a CBOR map", i)
 		}
-		units[i] = unit{body: p, kind: string(kind), subject: string(subject)}
+		units[i] = unit{body: e.Body, kind: e.Kind, subject: e.Subject}
 	}
 	r := &request{ctx: ctx, kind: reqAppend, units: units}
 	if err := s.submit(ctx, r); err != nil {

@@ -321,7 +321,8 @@ func TestFoldErrorFailsOnlyItsRequest(t *testing.T) {
 
 // TestAppendEncoded: bodies an engine encoded itself are committed as
 // Append commits them (same seqs, hashes over the same bytes, indexes by
-// kind), and what is not a body with a valid kind is refused whole.
+// kind), and what is not a body with a valid kind, or whose kind or
+// subject is not the one given, is refused whole.
 func TestAppendEncoded(t *testing.T) {
 	j := mustOpen(t, testOptions(vfs.NewMem()))
 	defer j.Close()
@@ -332,19 +333,27 @@ func TestAppendEncoded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	notMap, _ := EncodeBody(b1)
-	notMap[0] = 0x80 // an empty array, then garbage
+	notMap := append([]byte{0x80}, enc[1:]...) // an empty array, then garbage
 	badKind, _ := EncodeBody(&Body{Kind: "logs.record", Node: "n"})
 	copy(badKind[bytes.Index(badKind, []byte("logs.record")):], "LOGS")
-	for _, bad := range [][]byte{notMap, badKind, {}} {
-		if _, err := s.AppendEncoded(context.Background(), enc, bad); !errors.Is(err, ErrInvalid) {
-			t.Fatalf("AppendEncoded(%x): %v", bad, err)
+	ok := Encoded{Body: enc, Kind: "logs.record", Subject: "app.web"}
+	for _, bad := range [][]Encoded{
+		{{Body: notMap, Kind: "logs.record", Subject: "app.web"}},
+		{{Body: badKind, Kind: "logs.record"}},
+		{{Body: enc, Kind: "logs.other", Subject: "app.web"}},
+		{{Body: enc, Kind: "logs.record", Subject: "app.db"}},
+		{ok, {Body: notMap, Kind: "logs.record", Subject: "app.web"}},
+		{ok, {Body: enc, Kind: "Logs", Subject: "app.web"}},
+		{ok, {}},
+	} {
+		if _, err := s.AppendEncoded(context.Background(), bad...); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("AppendEncoded(%+v): %v", bad, err)
 		}
 	}
 	if s.DurableSeq() != 0 {
 		t.Fatalf("a refused append committed: seq %d", s.DurableSeq())
 	}
-	c, err := s.AppendEncoded(context.Background(), enc, enc)
+	c, err := s.AppendEncoded(context.Background(), ok, ok)
 	if err != nil || len(c) != 2 {
 		t.Fatalf("AppendEncoded: %v %v", c, err)
 	}

@@ -13,7 +13,7 @@ import (
 // encodeRecords returns the encoded logs.record bodies of recs, all
 // transcoded (raw set), or ok false when one is not or node is empty (the
 // journal fills the node in).
-func encodeRecords(node string, actor journal.Actor, src source, recs []Record) (bodies [][]byte, ok bool) {
+func encodeRecords(node string, actor journal.Actor, src source, recs []Record) (bodies []journal.Encoded, ok bool) {
 	if node == "" {
 		return nil, false
 	}
@@ -51,7 +51,7 @@ func encodeRecords(node string, actor journal.Actor, src source, recs []Record) 
 	common = cbordet.AppendText(common, "subject")
 	sourcePart, envPart := common[:sourceEnd], common[sourceEnd:]
 
-	bodies = make([][]byte, len(recs))
+	bodies = make([]journal.Encoded, len(recs))
 	for i, r := range recs {
 		b := make([]byte, 0, 64+len(common)+len(r.raw)+2*len(r.Tag)+len(r.route))
 		b = cbordet.AppendHead(b, cbordet.Map, 5)
@@ -71,7 +71,7 @@ func encodeRecords(node string, actor journal.Actor, src source, recs []Record) 
 		b = append(b, sourcePart...)
 		b = append(b, envPart...)
 		b = cbordet.AppendText(b, r.Tag)
-		bodies[i] = b
+		bodies[i] = journal.Encoded{Body: b, Kind: RecordKind, Subject: r.Tag}
 	}
 	return bodies, true
 }

@@ -272,8 +272,8 @@ func TestEncodeRecordsMatchesJournal(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if !bytes.Equal(got[i], want) {
-					t.Fatalf("actor %+v, source %+v, record %d:\n  got  %x\n  want %x", actor, src, i, got[i], want)
+				if !bytes.Equal(got[i].Body, want) || got[i].Kind != b.Kind || got[i].Subject != b.Subject {
+					t.Fatalf("actor %+v, source %+v, record %d:\n  got  %x %q %q\n  want %x", actor, src, i, got[i].Body, got[i].Kind, got[i].Subject, want)
 				}
 			}
 		}
