@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -66,8 +67,8 @@ func (kc *keyCache) decode(d *msgpack.Decoder) (string, error) {
 		return "", nil
 	}
 	if n > len(kc.buf) {
-		b := make([]byte, n)
-		if err := d.ReadFull(b); err != nil {
+		b, err := readGrowing(d, n)
+		if err != nil {
 			return "", err
 		}
 		return validKey(b), nil
@@ -100,6 +101,22 @@ func validKey(b []byte) string {
 		return string(b)
 	}
 	return strings.ToValidUTF8(string(b), "\ufffd")
+}
+
+// readGrowing reads n bytes, the buffer growing as they arrive rather than
+// by the length a client declares (which may be gigabytes sent in a few
+// bytes).
+func readGrowing(d *msgpack.Decoder, n int) ([]byte, error) {
+	p := make([]byte, 0, min(n, 1<<20))
+	for len(p) < n {
+		k := min(n-len(p), max(cap(p)-len(p), 1<<20))
+		p = slices.Grow(p, k)
+		if err := d.ReadFull(p[len(p) : len(p)+k]); err != nil {
+			return nil, err
+		}
+		p = p[:len(p)+k]
+	}
+	return p, nil
 }
 
 // limitReader counts the bytes the decoder reads from a connection's

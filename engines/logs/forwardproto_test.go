@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -170,6 +171,18 @@ func TestDecodeForwardBad(t *testing.T) {
 	hugeTime := append([]byte{0x93, 0xa1, 't', 0xdf}, 0x78, 0x30, 0xd0, 0x30)
 	if _, err := decodeAll(t, hugeTime, 1<<20); err == nil || !strings.Contains(err.Error(), "not seconds or EventTime") {
 		t.Errorf("a time that is a map of 2 billion entries: %v", err)
+	}
+	// A key declaring 3.6 GB allocates as its bytes arrive (FuzzForward
+	// found it allocating the lot first).
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	hugeKey := []byte{0x93, 0xa1, 't', 0x01, 0x81, 0xdb, 0xdb, 0xdb, 0xdb, 0xdb}
+	if _, err := decodeAll(t, hugeKey, 1<<20); err == nil {
+		t.Error("a key of 3.6 GB with one byte there decoded")
+	}
+	runtime.ReadMemStats(&after)
+	if n := after.TotalAlloc - before.TotalAlloc; n > 64<<20 {
+		t.Errorf("a key declaring 3.6 GB allocated %d bytes", n)
 	}
 	// And a packed entry's.
 	hugePacked := append([]byte{0x92, 0xdf}, 0x78, 0x30, 0xd0, 0x30)
