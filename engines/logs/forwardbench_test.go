@@ -21,7 +21,7 @@ func BenchmarkDecodePackedForward(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		lr := &limitReader{r: bufio.NewReader(bytes.NewReader(msg)), max: defaultMaxFrame}
-		fm, err := decodeForward(msgpack.NewDecoder(lr))
+		fm, err := decodeForward(msgpack.NewDecoder(lr), nil)
 		if err != nil || len(fm.records) != 500 {
 			b.Fatal(err)
 		}
@@ -39,7 +39,7 @@ func BenchmarkPackedForwardToBodies(b *testing.B) {
 	src := source{input: "forward", addr: "127.0.0.1:5000", uid: -1}
 	for b.Loop() {
 		lr := &limitReader{r: bufio.NewReader(bytes.NewReader(msg)), max: defaultMaxFrame}
-		fm, err := decodeForward(msgpack.NewDecoder(lr))
+		fm, err := decodeForward(msgpack.NewDecoder(lr), nil)
 		if err != nil || len(fm.records) != 500 {
 			b.Fatal(err)
 		}

@@ -47,6 +47,55 @@ type forwardMsg struct {
 	mode    string // message, forward, packed, compressed
 	bad     int
 	keys    keyCache
+	bufs    *forwardBufs // nil: fresh buffers
+}
+
+// forwardBufs are the buffers of one connection's messages, used again
+// from one message to the next once its records are stored: the packed
+// entries and their records' CBOR.
+type forwardBufs struct {
+	packed, out []byte
+}
+
+// maxKeptBuf bounds a buffer kept for the next message.
+const maxKeptBuf = 16 << 20
+
+// readBytes reads a bin or str into the packed buffer when it fits, else
+// as msgpack reads it (growing as the bytes arrive, never by the length a
+// client declares).
+func (b *forwardBufs) readBytes(d *msgpack.Decoder) ([]byte, error) {
+	if b == nil {
+		return d.DecodeBytes()
+	}
+	c, err := d.PeekCode()
+	if err != nil {
+		return nil, err
+	}
+	if c == msgpcode.Bin32 || c == msgpcode.Str32 || c == msgpcode.Bin16 || c == msgpcode.Str16 ||
+		c == msgpcode.Bin8 || c == msgpcode.Str8 || msgpcode.IsFixedString(c) {
+		n, err := d.DecodeBytesLen()
+		if err != nil {
+			return nil, err
+		}
+		if n <= cap(b.packed) || n <= 64<<10 {
+			// What the buffer holds already, or a length too short to
+			// matter: read as it is declared.
+			if cap(b.packed) < n {
+				b.packed = make([]byte, n)
+			}
+			p := b.packed[:n]
+			return p, d.ReadFull(p)
+		}
+		p, err := readGrowing(d, n)
+		if err != nil {
+			return nil, err
+		}
+		if len(p) <= maxKeptBuf {
+			b.packed = p[:0]
+		}
+		return p, nil
+	}
+	return d.DecodeBytes()
 }
 
 // keyCache interns a message's map keys: the records of one message
@@ -164,9 +213,10 @@ func (l *limitReader) UnreadByte() error {
 // Protocol Specification v1): [tag, time, record, option?] (Message),
 // [tag, [[time, record]…], option?] (Forward), [tag, bin, option?]
 // (PackedForward; CompressedPackedForward when option.compressed is
-// "gzip").
-func decodeForward(d *msgpack.Decoder) (forwardMsg, error) {
-	var fm forwardMsg
+// "gzip"). bufs, when not nil, are the connection's buffers, reused: the
+// records alias them until the next message.
+func decodeForward(d *msgpack.Decoder, bufs *forwardBufs) (forwardMsg, error) {
+	fm := forwardMsg{bufs: bufs}
 	n, err := d.DecodeArrayLen()
 	if err != nil {
 		return fm, err
@@ -201,7 +251,7 @@ func decodeForward(d *msgpack.Decoder) (forwardMsg, error) {
 		}
 	case msgpcode.IsString(c) || msgpcode.IsBin(c):
 		fm.mode = "packed"
-		if packed, err = d.DecodeBytes(); err != nil {
+		if packed, err = bufs.readBytes(d); err != nil {
 			return fm, err
 		}
 	default:

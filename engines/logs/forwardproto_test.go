@@ -32,7 +32,7 @@ func decodeAll(t *testing.T, b []byte, max int64) ([]forwardMsg, error) {
 		if _, err := lr.Peek(1); err != nil {
 			return out, nil
 		}
-		fm, err := decodeForward(dec)
+		fm, err := decodeForward(dec, nil)
 		if err != nil {
 			return out, err
 		}
@@ -160,6 +160,13 @@ func TestDecodeForwardBad(t *testing.T) {
 	big = append(big, make([]byte, 2<<20)...)
 	if _, err := decodeAll(t, big, 1<<20); !errors.Is(err, errFrameTooLarge) {
 		t.Errorf("a 100 MB frame: %v", err)
+	}
+	// The same through a connection's buffers, which a bin that long does
+	// not grow by its declared length either.
+	var bufs forwardBufs
+	lr := &limitReader{r: bufio.NewReader(bytes.NewReader(big)), max: 1 << 20}
+	if _, err := decodeForward(msgpack.NewDecoder(lr), &bufs); !errors.Is(err, errFrameTooLarge) || cap(bufs.packed) > 4<<20 {
+		t.Errorf("a 100 MB frame through buffers: %v, %d bytes kept", err, cap(bufs.packed))
 	}
 	// A map declaring 2^32-1 entries allocates nothing up front.
 	huge := append([]byte{0x93, 0xa1, 't', 0x01, 0xdf}, 0xff, 0xff, 0xff, 0xff)

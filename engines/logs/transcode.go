@@ -442,7 +442,17 @@ func skipValue(b []byte, pos, depth int) (int, error) {
 // decodePacked reads a PackedForward message's entries, [time, record]
 // one after another, transcoding each record.
 func (fm *forwardMsg) decodePacked(b []byte) error {
-	tc := &transcoder{out: make([]byte, 0, len(b)+len(b)/8)}
+	tc := &transcoder{}
+	if fm.bufs != nil && cap(fm.bufs.out) >= len(b)+len(b)/8 {
+		tc.out = fm.bufs.out[:0]
+	} else {
+		tc.out = make([]byte, 0, len(b)+len(b)/8)
+	}
+	defer func() {
+		if fm.bufs != nil && cap(tc.out) <= maxKeptBuf {
+			fm.bufs.out = tc.out[:0]
+		}
+	}()
 	for pos := 0; pos < len(b); {
 		var n int
 		var err error
