@@ -431,7 +431,7 @@ func (s *Stream) buildOnce(group []*request, now int64) (bt *built, failed *requ
 			seq := t.seq + 1
 			tm := max(now, t.time)
 			h := ChainHash(s.name, seq, tm, t.hash, u.body)
-			raw := Raw{Stream: s.name, Seq: seq, Record: EncodeRecord(tm, t.hash, h, u.body)}
+			raw := Raw{Stream: s.name, Seq: seq, Record: EncodeRecord(tm, t.hash, h, u.body), kind: u.kind}
 			if kbuf, err = s.put(b, kbuf, &raw, u.kind, u.subject); err != nil {
 				return nil, nil, err
 			}
