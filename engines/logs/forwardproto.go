@@ -64,38 +64,37 @@ const maxKeptBuf = 16 << 20
 // as msgpack reads it (growing as the bytes arrive, never by the length a
 // client declares).
 func (b *forwardBufs) readBytes(d *msgpack.Decoder) ([]byte, error) {
-	if b == nil {
-		return d.DecodeBytes()
-	}
 	c, err := d.PeekCode()
 	if err != nil {
 		return nil, err
 	}
-	if c == msgpcode.Bin32 || c == msgpcode.Str32 || c == msgpcode.Bin16 || c == msgpcode.Str16 ||
-		c == msgpcode.Bin8 || c == msgpcode.Str8 || msgpcode.IsFixedString(c) {
-		n, err := d.DecodeBytesLen()
-		if err != nil {
-			return nil, err
-		}
-		if n <= cap(b.packed) || n <= 64<<10 {
-			// What the buffer holds already, or a length too short to
-			// matter: read as it is declared.
-			if cap(b.packed) < n {
-				b.packed = make([]byte, n)
-			}
-			p := b.packed[:n]
-			return p, d.ReadFull(p)
-		}
-		p, err := readGrowing(d, n)
-		if err != nil {
-			return nil, err
-		}
-		if len(p) <= maxKeptBuf {
-			b.packed = p[:0]
-		}
-		return p, nil
+	if !msgpcode.IsBin(c) && !msgpcode.IsString(c) {
+		return d.DecodeBytes() // nil, or msgpack's error
 	}
-	return d.DecodeBytes()
+	n, err := d.DecodeBytesLen()
+	if err != nil {
+		return nil, err
+	}
+	if b == nil {
+		b = &forwardBufs{}
+	}
+	if n <= cap(b.packed) || n <= 64<<10 {
+		// What the buffer holds already, or a length too short to
+		// matter: read as it is declared.
+		if cap(b.packed) < n {
+			b.packed = make([]byte, n)
+		}
+		p := b.packed[:n]
+		return p, d.ReadFull(p)
+	}
+	p, err := readGrowing(d, n)
+	if err != nil {
+		return nil, err
+	}
+	if len(p) <= maxKeptBuf {
+		b.packed = p[:0]
+	}
+	return p, nil
 }
 
 // keyCache interns a message's map keys: the records of one message
@@ -488,6 +487,19 @@ func decodeValue(d *msgpack.Decoder, depth int, kc *keyCache) (any, error) {
 			a = append(a, v)
 		}
 		return a, nil
+	}
+	if msgpcode.IsBin(c) {
+		// Read here: msgpack's own reading of a bin makes a buffer of
+		// its declared length first, gigabytes for a few bytes of input.
+		n, err := d.DecodeBytesLen()
+		if err != nil {
+			return nil, err
+		}
+		b, err := readGrowing(d, n)
+		if err != nil {
+			return nil, err
+		}
+		return normalize(b), nil
 	}
 	v, err := d.DecodeInterface()
 	if err != nil {

@@ -191,6 +191,22 @@ func TestDecodeForwardBad(t *testing.T) {
 	if n := after.TotalAlloc - before.TotalAlloc; n > 64<<20 {
 		t.Errorf("a key declaring 3.6 GB allocated %d bytes", n)
 	}
+	// So does a record's bin (msgpack's own reading made a buffer of its
+	// declared length first), in a Message and in a packed entry.
+	runtime.ReadMemStats(&before)
+	for _, msg := range [][]byte{
+		{0x93, 0xa1, 't', 0x01, 0x81, 0xa1, 'k', 0xc6, 0xff, 0x30, 0x30, 0x30, 0x30},
+		mustMarshal(t, []any{"t", []byte{0x92, 0x01, 0x81, 0xa1, 'k', 0xc6, 0xff, 0x30, 0x30, 0x30, 0x30}}),
+		{0x93, 0xa1, '0', 0xdb, 0xff, 0x30, 0x30, 0x30, 0x30},
+	} {
+		if _, err := decodeAll(t, msg, 1<<20); err == nil {
+			t.Errorf("%x: a bin of 4 GB with a byte there decoded", msg)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if n := after.TotalAlloc - before.TotalAlloc; n > 64<<20 {
+		t.Errorf("bins declaring 4 GB allocated %d bytes", n)
+	}
 	// And a packed entry's.
 	hugePacked := append([]byte{0x92, 0xdf}, 0x78, 0x30, 0xd0, 0x30)
 	if _, err := decodeAll(t, mustMarshal(t, []any{"t", hugePacked}), 1<<20); err == nil {
