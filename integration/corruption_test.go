@@ -3,11 +3,16 @@ package integration
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/cairnhq/cairn/client"
 )
@@ -157,5 +162,67 @@ func TestJournalRepairAfterWALDamage(t *testing.T) {
 	emit(t, c, "emit app.wal after")
 	if out, errOut, code := cli(t, d, "journal", "verify"); code != 0 {
 		t.Fatalf("journal verify after a new write: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// TestDamagedBlobFileIsDataLoss: the logs stream keeps its 1 KiB records
+// in pebble's blob files (value separation); a byte flipped in one is
+// data_loss naming the file for the reads that reach it, and journal
+// verify reports it, as a damaged sstable is.
+func TestDamagedBlobFileIsDataLoss(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t)
+	host, port := forwardAddr(t, d)
+	addr := net.JoinHostPort(host, strconv.Itoa(port))
+	// Incompressible records, so that the blob file is mostly them.
+	rnd := rand.New(rand.NewPCG(5, 6))
+	for m := range 10 {
+		var entries []byte
+		for i := range 200 {
+			msg := make([]byte, 600)
+			for k := range msg {
+				msg[k] = byte(rnd.Uint32())
+			}
+			e, err := msgpack.Marshal([]any{int64(1700000000), map[string]any{"i": m*200 + i, "msg": fmt.Sprintf("%x", msg)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			entries = append(entries, e...)
+		}
+		chunk := fmt.Sprint("c", m)
+		b, err := msgpack.Marshal([]any{"app.blob", entries, map[string]any{"chunk": chunk}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sendRaw(t, addr, b, chunk)
+	}
+	d.Stop() // flushes the memtable: the records go to blob files
+
+	blobs, _ := filepath.Glob(filepath.Join(d.Data, "logs", "*.blob"))
+	var biggest string
+	var size int64
+	for _, p := range blobs {
+		if fi, err := os.Stat(p); err == nil && fi.Size() > size {
+			biggest, size = p, fi.Size()
+		}
+	}
+	if size < 1<<20 {
+		t.Fatalf("no blob file of the logs stream to damage (found %v)", blobs)
+	}
+	flipByte(t, biggest, size/2)
+
+	d.Restart()
+	c := dial(t, d)
+	_, err := c.Do(t.Context(), "events stream=logs where 'record.i >= 0' count")
+	var de *client.DaemonError
+	if !errors.As(err, &de) || de.Code != "data_loss" {
+		t.Fatalf("events over a damaged blob file: %v, want data_loss", err)
+	}
+	if !strings.Contains(de.Message, filepath.Base(biggest)) || strings.Contains(de.Message, "goroutine") {
+		t.Errorf("data_loss message does not name the file %s, or carries a stack:\n%s", filepath.Base(biggest), de.Message)
+	}
+	out, errOut, code := cli(t, d, "journal", "verify", "stream=logs")
+	if code == 0 || !strings.Contains(out+errOut, "damaged") {
+		t.Errorf("journal verify over a damaged blob file: exit %d\n%s%s", code, out, errOut)
 	}
 }

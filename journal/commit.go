@@ -87,6 +87,50 @@ func (s *Stream) Append(ctx context.Context, bodies ...*Body) ([]Committed, erro
 	return r.committed, nil
 }
 
+// Encoded is an event body an engine encoded itself, as EncodeBody
+// encodes a Body (deterministic CBOR, Node set), with its kind and subject,
+// which index it and must be the body's own.
+type Encoded struct {
+	Body          []byte
+	Kind, Subject string
+}
+
+// AppendEncoded appends bodies already encoded: for an engine that writes
+// the bytes of a high-rate event kind itself, without building a Body.
+// The encoding is the caller's to get right (its tests compare it with
+// EncodeBody's); the journal checks each kind, and that the first body of
+// the call is a CBOR map whose kind and subject are the ones given, then
+// commits them as Append does.
+func (s *Stream) AppendEncoded(ctx context.Context, bodies ...Encoded) ([]Committed, error) {
+	if len(bodies) == 0 {
+		return nil, nil
+	}
+	kind, subject, err := peekEnvelope(bodies[0].Body)
+	if err != nil {
+		return nil, invalidf("encoded body: %s", err)
+	}
+	if string(kind) != bodies[0].Kind || string(subject) != bodies[0].Subject {
+		return nil, invalidf("encoded body of kind %q and subject %q given as %q and %q", kind, subject, bodies[0].Kind, bodies[0].Subject)
+	}
+	units := make([]unit, len(bodies))
+	for i, e := range bodies {
+		if i == 0 || e.Kind != bodies[i-1].Kind {
+			if err := ValidateKind(e.Kind); err != nil {
+				return nil, invalidf("encoded body %d: %s", i, err)
+			}
+		}
+		if len(e.Body) == 0 || e.Body[0]>>5 != 5 {
+			return nil, invalidf("encoded body %d is not a CBOR map", i)
+		}
+		units[i] = unit{body: e.Body, kind: e.Kind, subject: e.Subject}
+	}
+	r := &request{ctx: ctx, kind: reqAppend, units: units}
+	if err := s.submit(ctx, r); err != nil {
+		return nil, err
+	}
+	return r.committed, nil
+}
+
 // Propose queues req for the named engine's Decide, in commit order, and
 // returns once the events it decided on are durable, with Decide's reply.
 func (s *Stream) Propose(ctx context.Context, engine string, req any) ([]Committed, any, error) {
@@ -306,7 +350,9 @@ func (s *Stream) buildOnce(group []*request, now int64) (bt *built, failed *requ
 	if len(s.engines) > 0 {
 		b = s.db.NewIndexedBatch()
 	} else {
-		b = s.db.NewBatch()
+		// Sized for the appended events, so that a group of megabytes
+		// is not copied again each time the batch doubles.
+		b = s.db.NewBatchWithSize(groupSize(group))
 	}
 	bt = &built{b: b, tip: s.last, owed: s.owed}
 	defer func() {
@@ -385,7 +431,7 @@ func (s *Stream) buildOnce(group []*request, now int64) (bt *built, failed *requ
 			seq := t.seq + 1
 			tm := max(now, t.time)
 			h := ChainHash(s.name, seq, tm, t.hash, u.body)
-			raw := Raw{Stream: s.name, Seq: seq, Record: EncodeRecord(tm, t.hash, h, u.body)}
+			raw := Raw{Stream: s.name, Seq: seq, Record: EncodeRecord(tm, t.hash, h, u.body), kind: u.kind}
 			if kbuf, err = s.put(b, kbuf, &raw, u.kind, u.subject); err != nil {
 				return nil, nil, err
 			}
@@ -399,6 +445,18 @@ func (s *Stream) buildOnce(group []*request, now int64) (bt *built, failed *requ
 		}
 	}
 	return bt, nil, nil
+}
+
+// groupSize estimates the bytes a batch of group's appended events takes:
+// each record (header and body) under its key, and its index keys.
+func groupSize(group []*request) int {
+	n := 0
+	for _, r := range group {
+		for _, u := range r.units {
+			n += recordHeaderLen + len(u.body) + 2*len(u.kind) + 2*len(u.subject) + 64
+		}
+	}
+	return n
 }
 
 // put writes one event's record and its subject (except on a stream

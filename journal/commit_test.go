@@ -318,3 +318,54 @@ func TestFoldErrorFailsOnlyItsRequest(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendEncoded: bodies an engine encoded itself are committed as
+// Append commits them (same seqs, hashes over the same bytes, indexes by
+// kind), and what is not a body with a valid kind, or whose kind or
+// subject is not the one given, is refused whole.
+func TestAppendEncoded(t *testing.T) {
+	j := mustOpen(t, testOptions(vfs.NewMem()))
+	defer j.Close()
+	s := j.Stream(Capture)
+	b1 := body("logs.record", "app.web", map[string]any{"n": int64(1)})
+	b1.Node = "testnode"
+	enc, err := EncodeBody(b1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	notMap := append([]byte{0x80}, enc[1:]...) // an empty array, then garbage
+	badKind, _ := EncodeBody(&Body{Kind: "logs.record", Node: "n"})
+	copy(badKind[bytes.Index(badKind, []byte("logs.record")):], "LOGS")
+	ok := Encoded{Body: enc, Kind: "logs.record", Subject: "app.web"}
+	for _, bad := range [][]Encoded{
+		{{Body: notMap, Kind: "logs.record", Subject: "app.web"}},
+		{{Body: badKind, Kind: "logs.record"}},
+		{{Body: enc, Kind: "logs.other", Subject: "app.web"}},
+		{{Body: enc, Kind: "logs.record", Subject: "app.db"}},
+		{ok, {Body: notMap, Kind: "logs.record", Subject: "app.web"}},
+		{ok, {Body: enc, Kind: "Logs", Subject: "app.web"}},
+		{ok, {}},
+	} {
+		if _, err := s.AppendEncoded(context.Background(), bad...); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("AppendEncoded(%+v): %v", bad, err)
+		}
+	}
+	if s.DurableSeq() != 0 {
+		t.Fatalf("a refused append committed: seq %d", s.DurableSeq())
+	}
+	c, err := s.AppendEncoded(context.Background(), ok, ok)
+	if err != nil || len(c) != 2 {
+		t.Fatalf("AppendEncoded: %v %v", c, err)
+	}
+	raws := collect(t, s.Scan(Query{Kind: "logs.record", Subject: "app.web"}))
+	if len(raws) != 2 || !bytes.Equal(raws[1].Body(), enc) || raws[1].Hash() != c[1].Hash {
+		t.Fatalf("scan: %d events", len(raws))
+	}
+	ev, err := raws[0].Decode()
+	if err != nil || ev.Data["n"] != int64(1) || ev.Node != "testnode" {
+		t.Fatalf("decode: %+v %v", ev, err)
+	}
+	if rep, err := s.Verify(context.Background()); err != nil || rep.BadSeq != 0 || rep.Events != 2 {
+		t.Fatalf("verify: %+v %v", rep, err)
+	}
+}

@@ -3,6 +3,7 @@ package journal
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -102,7 +103,30 @@ func (s *Stream) readError(err error, afterSeq int64) error {
 		return err
 	}
 	file, _ := s.lastCorrupt.Load().(string)
+	if file == "" {
+		file = s.damagedFile(err)
+	}
 	return &DataLossError{Stream: s.name, AfterSeq: afterSeq, File: file, Cause: err}
+}
+
+// pebbleFile is how pebble names a file in a corruption error it does not
+// report to the event listener (a blob file's).
+var pebbleFile = regexp.MustCompile(`\bfile (\d{6,})\b`)
+
+// damagedFile finds the file a corruption error names by number, a blob
+// file or an sstable of the stream, or "".
+func (s *Stream) damagedFile(err error) string {
+	m := pebbleFile.FindStringSubmatch(err.Error())
+	if m == nil {
+		return ""
+	}
+	for _, ext := range []string{".blob", ".sst"} {
+		p := s.j.opts.FS.PathJoin(s.dir, m[1]+ext)
+		if _, err := s.j.opts.FS.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
 }
 
 // IsDataLoss reports whether err comes from damaged storage: a

@@ -348,6 +348,9 @@ type Raw struct {
 	Record []byte // the stored bytes; owned by the Raw
 
 	shared *rawCache // set on a Raw several readers share
+	// kind is the body's kind where the committer knew it (a live
+	// event), so that Kind need not walk the body to it.
+	kind string
 }
 
 // CheckRecord reports whether r is a well-formed record of a known version.

@@ -254,6 +254,15 @@ const MaxOpenFiles = 1000
 // append-only log whose e/ keys arrive in order and whose only index is by
 // kind. Larger memtables and files and a deeper L0 mean fewer, larger
 // flushes and compactions (docs/benchmarks.md, "Capture ingest").
+//
+// A record of 256 bytes or more (a log line of the logs stream, a long
+// command line) goes to a blob file at flush (pebble's value separation),
+// and its sstable keeps a reference: compactions then move keys and
+// references rather than rewrite every record once per level. A flush's
+// blob files hold a contiguous range of seqs, so a retention pass that
+// drops a range frees whole blob files; the one it cuts through is
+// rewritten once a fifth of it is garbage and it is five minutes old
+// (docs/benchmarks.md, "Logs: forward").
 func captureOptions(o *pebble.Options) {
 	o.MemTableSize = 64 << 20
 	o.MemTableStopWritesThreshold = 4
@@ -262,6 +271,15 @@ func captureOptions(o *pebble.Options) {
 	o.LBaseMaxBytes = 256 << 20
 	o.TargetFileSizes[0] = 16 << 20
 	o.CompactionConcurrencyRange = func() (int, int) { return 1, 2 }
+	o.Experimental.ValueSeparationPolicy = func() pebble.ValueSeparationPolicy {
+		return pebble.ValueSeparationPolicy{
+			Enabled:               true,
+			MinimumSize:           256,
+			MaxBlobReferenceDepth: 10,
+			RewriteMinimumAge:     5 * time.Minute,
+			TargetGarbageRatio:    0.2,
+		}
+	}
 }
 
 // auditOptions tunes pebble for the audit stream, whose engines read

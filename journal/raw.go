@@ -7,7 +7,7 @@ import (
 
 // Clone returns a copy of r whose Record does not alias any other memory.
 func (r *Raw) Clone() *Raw {
-	return &Raw{Stream: r.Stream, Seq: r.Seq, Record: append([]byte(nil), r.Record...)}
+	return &Raw{Stream: r.Stream, Seq: r.Seq, Record: append([]byte(nil), r.Record...), kind: r.kind}
 }
 
 // rawCache holds the JSON of an event that several readers share (every
@@ -38,6 +38,9 @@ func (r *Raw) encodeJSON() ([]byte, error) {
 
 // Kind returns the event's kind without decoding the rest of its body.
 func (r *Raw) Kind() (string, error) {
+	if r.kind != "" {
+		return r.kind, nil
+	}
 	if err := CheckRecord(r.Record); err != nil {
 		return "", err
 	}

@@ -76,6 +76,10 @@ func (s *Stream) Verify(ctx context.Context) (VerifyReport, error) {
 		}
 		rec, err := it.ValueAndErr()
 		if err != nil {
+			// A record in a damaged blob file.
+			if de := (*DataLossError)(nil); errors.As(s.readError(err, prevSeq), &de) {
+				return bad(seq, "unreadable: %s is damaged (%v)", de.File, firstLine(err))
+			}
 			return rep, err
 		}
 		if err := CheckRecord(rec); err != nil {

@@ -87,7 +87,7 @@ func packedMessage(client, from, n int, chunk string) ([]byte, error) {
 }
 
 func runLogs(ctx context.Context, b *bench) error {
-	if err := runLogsForward(ctx, b); err != nil {
+	if err := runLogsForward(ctx, b); err != nil || b.cfg.logsForwardOnly {
 		return err
 	}
 	if err := runLogsTail(ctx, b); err != nil {

@@ -33,6 +33,9 @@ type config struct {
 	only   map[string]bool
 	dir    string // where temporary data directories go
 	keep   bool
+	// logsForwardOnly: --only logs-forward runs the logs part's forward
+	// rows alone (the tail and syslog rows take minutes).
+	logsForwardOnly bool
 }
 
 // parts lists the benchmarks in the order they run; --only selects among them.
@@ -78,7 +81,7 @@ func main() {
 	flag.StringVar(&cfg.bin, "bin", "", "the cairn binary, for the end-to-end parts (load, scan, startup)")
 	flag.BoolVar(&cfg.quick, "quick", false, "smaller sizes, for a smoke run")
 	flag.IntVar(&cfg.rounds, "rounds", 5, "rounds per measurement; the table shows medians")
-	flag.StringVar(&only, "only", "", "comma-separated parts to run: fsync, append, load, scan, startup, infra, storm, ingest, limits, runtime, build, discovery, logs, deploy, metrics (default all)")
+	flag.StringVar(&only, "only", "", "comma-separated parts to run: fsync, append, load, scan, startup, infra, storm, ingest, limits, runtime, build, discovery, logs (logs-forward: its forward rows alone), deploy, metrics (default all)")
 	flag.StringVar(&cfg.dir, "dir", os.TempDir(), "directory for the temporary data directories (its filesystem is what is measured)")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the temporary directories")
 	cpuprofile := flag.String("cpuprofile", "", "write the benchmark process's own CPU profile (clients included) to this file")
@@ -100,6 +103,8 @@ func main() {
 				n = "load"
 			case "rss":
 				n = "startup"
+			case "logs-forward":
+				n, cfg.logsForwardOnly = "logs", true
 			case "fsync", "append", "load", "scan", "startup", "infra", "storm", "ingest", "limits", "runtime", "build", "discovery", "logs", "deploy", "metrics", "collectors":
 			default:
 				fmt.Fprintf(os.Stderr, "cairnbench: --only %q: want fsync, append, load, latency, scan, startup, infra, storm, ingest, limits, runtime, build, discovery, logs, deploy, metrics or collectors\n", n)

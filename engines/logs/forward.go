@@ -97,6 +97,7 @@ func (m *module) serveForward(ctx context.Context, conn net.Conn) {
 	lr := &limitReader{r: bufio.NewReaderSize(conn, 64<<10), max: m.maxFrame}
 	dec := msgpack.NewDecoder(lr)
 	m.stats.add("forward", "connections", 1)
+	var bufs forwardBufs
 	var jdec *json.Decoder // set once the client sends JSON (fluent-logger's MarshalAsJSON)
 	for {
 		lr.n = 0
@@ -115,7 +116,7 @@ func (m *module) serveForward(ctx context.Context, conn net.Conn) {
 		if jdec != nil {
 			fm, err = decodeForwardJSON(jdec)
 		} else {
-			fm, err = decodeForward(dec)
+			fm, err = decodeForward(dec, &bufs)
 		}
 		if err != nil {
 			if ctx.Err() != nil {

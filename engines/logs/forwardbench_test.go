@@ -8,12 +8,50 @@ import (
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/cairnhq/cairn/journal"
 )
 
 // BenchmarkDecodePackedForward decodes a PackedForward message of 500
 // records of about 1 KiB, as cmd/cairnbench's logs part sends: the forward
 // input's own share of a record's cost.
 func BenchmarkDecodePackedForward(b *testing.B) {
+	msg := benchPacked()
+	b.SetBytes(int64(len(msg)))
+	b.ReportAllocs()
+	for b.Loop() {
+		lr := &limitReader{r: bufio.NewReader(bytes.NewReader(msg)), max: defaultMaxFrame}
+		fm, err := decodeForward(msgpack.NewDecoder(lr), nil)
+		if err != nil || len(fm.records) != 500 {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPackedForwardToBodies takes the same message to the encoded
+// bodies the journal stores and hashes: the input's whole share of a
+// record's cost before the committer.
+func BenchmarkPackedForwardToBodies(b *testing.B) {
+	msg := benchPacked()
+	b.SetBytes(int64(len(msg)))
+	b.ReportAllocs()
+	actor := inputActor("forward", "127.0.0.1:5000")
+	src := source{input: "forward", addr: "127.0.0.1:5000", uid: -1}
+	for b.Loop() {
+		lr := &limitReader{r: bufio.NewReader(bytes.NewReader(msg)), max: defaultMaxFrame}
+		fm, err := decodeForward(msgpack.NewDecoder(lr), nil)
+		if err != nil || len(fm.records) != 500 {
+			b.Fatal(err)
+		}
+		for _, body := range recordBodies("node", actor, src, fm.records) {
+			if _, err := journal.EncodeBody(body); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+func benchPacked() []byte {
 	var packed []byte
 	for i := range 500 {
 		e, _ := msgpack.Marshal([]any{extTime(time.Now()), map[string]any{
@@ -22,13 +60,5 @@ func BenchmarkDecodePackedForward(b *testing.B) {
 		packed = append(packed, e...)
 	}
 	msg, _ := msgpack.Marshal([]any{"bench.fwd", packed, map[string]any{"chunk": "c", "size": 500}})
-	b.SetBytes(int64(len(msg)))
-	b.ReportAllocs()
-	for b.Loop() {
-		lr := &limitReader{r: bufio.NewReader(bytes.NewReader(msg)), max: defaultMaxFrame}
-		fm, err := decodeForward(msgpack.NewDecoder(lr))
-		if err != nil || len(fm.records) != 500 {
-			b.Fatal(err)
-		}
-	}
+	return msg
 }

@@ -9,7 +9,10 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
@@ -44,6 +47,54 @@ type forwardMsg struct {
 	mode    string // message, forward, packed, compressed
 	bad     int
 	keys    keyCache
+	bufs    *forwardBufs // nil: fresh buffers
+}
+
+// forwardBufs are the buffers of one connection's messages, used again
+// from one message to the next once its records are stored: the packed
+// entries and their records' CBOR.
+type forwardBufs struct {
+	packed, out []byte
+}
+
+// maxKeptBuf bounds a buffer kept for the next message.
+const maxKeptBuf = 16 << 20
+
+// readBytes reads a bin or str into the packed buffer when it fits, else
+// as msgpack reads it (growing as the bytes arrive, never by the length a
+// client declares).
+func (b *forwardBufs) readBytes(d *msgpack.Decoder) ([]byte, error) {
+	c, err := d.PeekCode()
+	if err != nil {
+		return nil, err
+	}
+	if !msgpcode.IsBin(c) && !msgpcode.IsString(c) {
+		return d.DecodeBytes() // nil, or msgpack's error
+	}
+	n, err := d.DecodeBytesLen()
+	if err != nil {
+		return nil, err
+	}
+	if b == nil {
+		b = &forwardBufs{}
+	}
+	if n <= cap(b.packed) || n <= 64<<10 {
+		// What the buffer holds already, or a length too short to
+		// matter: read as it is declared.
+		if cap(b.packed) < n {
+			b.packed = make([]byte, n)
+		}
+		p := b.packed[:n]
+		return p, d.ReadFull(p)
+	}
+	p, err := readGrowing(d, n)
+	if err != nil {
+		return nil, err
+	}
+	if len(p) <= maxKeptBuf {
+		b.packed = p[:0]
+	}
+	return p, nil
 }
 
 // keyCache interns a message's map keys: the records of one message
@@ -64,15 +115,18 @@ func (kc *keyCache) decode(d *msgpack.Decoder) (string, error) {
 		return "", nil
 	}
 	if n > len(kc.buf) {
-		b := make([]byte, n)
-		if err := d.ReadFull(b); err != nil {
+		b, err := readGrowing(d, n)
+		if err != nil {
 			return "", err
 		}
-		return string(b), nil
+		return validKey(b), nil
 	}
 	b := kc.buf[:n]
 	if err := d.ReadFull(b); err != nil {
 		return "", err
+	}
+	if !utf8.Valid(b) {
+		return validKey(b), nil
 	}
 	if k, ok := kc.m[string(b)]; ok {
 		return k, nil
@@ -85,6 +139,32 @@ func (kc *keyCache) decode(d *msgpack.Decoder) (string, error) {
 		kc.m[k] = k
 	}
 	return k, nil
+}
+
+// validKey returns a map key as a string of UTF-8, each invalid byte
+// replaced: the journal stores keys as CBOR text, which must be UTF-8 for
+// the event to be read again.
+func validKey(b []byte) string {
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	return strings.ToValidUTF8(string(b), "\ufffd")
+}
+
+// readGrowing reads n bytes, the buffer growing as they arrive rather than
+// by the length a client declares (which may be gigabytes sent in a few
+// bytes).
+func readGrowing(d *msgpack.Decoder, n int) ([]byte, error) {
+	p := make([]byte, 0, min(n, 1<<20))
+	for len(p) < n {
+		k := min(n-len(p), max(cap(p)-len(p), 1<<20))
+		p = slices.Grow(p, k)
+		if err := d.ReadFull(p[len(p) : len(p)+k]); err != nil {
+			return nil, err
+		}
+		p = p[:len(p)+k]
+	}
+	return p, nil
 }
 
 // limitReader counts the bytes the decoder reads from a connection's
@@ -132,9 +212,10 @@ func (l *limitReader) UnreadByte() error {
 // Protocol Specification v1): [tag, time, record, option?] (Message),
 // [tag, [[time, record]…], option?] (Forward), [tag, bin, option?]
 // (PackedForward; CompressedPackedForward when option.compressed is
-// "gzip").
-func decodeForward(d *msgpack.Decoder) (forwardMsg, error) {
-	var fm forwardMsg
+// "gzip"). bufs, when not nil, are the connection's buffers, reused: the
+// records alias them until the next message.
+func decodeForward(d *msgpack.Decoder, bufs *forwardBufs) (forwardMsg, error) {
+	fm := forwardMsg{bufs: bufs}
 	n, err := d.DecodeArrayLen()
 	if err != nil {
 		return fm, err
@@ -148,6 +229,7 @@ func decodeForward(d *msgpack.Decoder) (forwardMsg, error) {
 	if fm.tag == "" {
 		return fm, errors.New("empty tag")
 	}
+	fm.tag = validKey([]byte(fm.tag)) // stored as text: UTF-8
 	c, err := d.PeekCode()
 	if err != nil {
 		return fm, err
@@ -168,7 +250,7 @@ func decodeForward(d *msgpack.Decoder) (forwardMsg, error) {
 		}
 	case msgpcode.IsString(c) || msgpcode.IsBin(c):
 		fm.mode = "packed"
-		if packed, err = d.DecodeBytes(); err != nil {
+		if packed, err = bufs.readBytes(d); err != nil {
 			return fm, err
 		}
 	default:
@@ -209,10 +291,10 @@ func decodeForward(d *msgpack.Decoder) (forwardMsg, error) {
 		fm.chunk = c
 	}
 	if packed != nil {
-		var r io.Reader = bytes.NewReader(packed)
+		entries := packed
 		if comp, _ := opt["compressed"].(string); comp == "gzip" {
 			fm.mode = "compressed"
-			zr, err := gzip.NewReader(r)
+			zr, err := gzip.NewReader(bytes.NewReader(packed))
 			if err != nil {
 				return fm, fmt.Errorf("compressed entries: %w", err)
 			}
@@ -226,16 +308,12 @@ func decodeForward(d *msgpack.Decoder) (forwardMsg, error) {
 			if len(b) > maxInflated {
 				return fm, fmt.Errorf("compressed entries inflate beyond %d bytes: %w", maxInflated, errFrameTooLarge)
 			}
-			r = bytes.NewReader(b)
+			entries = b
 		} else if comp != "" && comp != "text" {
 			return fm, fmt.Errorf("compressed=%q: only gzip is known", comp)
 		}
-		br := r.(*bytes.Reader)
-		pd := msgpack.NewDecoder(br)
-		for br.Len() > 0 {
-			if err := fm.decodeEntry(pd); err != nil {
-				return fm, fmt.Errorf("packed entries: %w", err)
-			}
+		if err := fm.decodePacked(entries); err != nil {
+			return fm, fmt.Errorf("packed entries: %w", err)
 		}
 	}
 	return fm, nil
@@ -314,6 +392,12 @@ func decodeTime(d *msgpack.Decoder) (time.Time, error) {
 		}
 		return time.Time{}, fmt.Errorf("time is extension %d of %d bytes, not Fluentd's EventTime", id, n)
 	}
+	// Only a number or nil is decoded: msgpack's own decoding of a map
+	// makes a Go map of its declared length first, gigabytes for a few
+	// bytes of input.
+	if !(msgpcode.IsFixedNum(c) || c >= msgpcode.Float && c <= msgpcode.Int64 || c == msgpcode.Nil) {
+		return time.Time{}, fmt.Errorf("time is not seconds or EventTime (msgpack code %#x)", c)
+	}
 	v, err := d.DecodeInterface()
 	if err != nil {
 		return time.Time{}, err
@@ -345,7 +429,12 @@ func decodeValue(d *msgpack.Decoder, depth int, kc *keyCache) (any, error) {
 	}
 	switch {
 	case msgpcode.IsString(c):
-		return d.DecodeString()
+		s, err := d.DecodeString()
+		if err == nil && !utf8.ValidString(s) {
+			// As bin that is not UTF-8: bytes, since CBOR text must be.
+			return []byte(s), nil
+		}
+		return s, err
 	case msgpcode.IsFixedNum(c) || c == msgpcode.Int8 || c == msgpcode.Int16 || c == msgpcode.Int32 || c == msgpcode.Int64 ||
 		c == msgpcode.Uint8 || c == msgpcode.Uint16 || c == msgpcode.Uint32:
 		return d.DecodeInt64()
@@ -398,6 +487,19 @@ func decodeValue(d *msgpack.Decoder, depth int, kc *keyCache) (any, error) {
 			a = append(a, v)
 		}
 		return a, nil
+	}
+	if msgpcode.IsBin(c) {
+		// Read here: msgpack's own reading of a bin makes a buffer of
+		// its declared length first, gigabytes for a few bytes of input.
+		n, err := d.DecodeBytesLen()
+		if err != nil {
+			return nil, err
+		}
+		b, err := readGrowing(d, n)
+		if err != nil {
+			return nil, err
+		}
+		return normalize(b), nil
 	}
 	v, err := d.DecodeInterface()
 	if err != nil {

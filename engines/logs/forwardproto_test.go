@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -31,12 +32,23 @@ func decodeAll(t *testing.T, b []byte, max int64) ([]forwardMsg, error) {
 		if _, err := lr.Peek(1); err != nil {
 			return out, nil
 		}
-		fm, err := decodeForward(dec)
+		fm, err := decodeForward(dec, nil)
 		if err != nil {
 			return out, err
 		}
 		out = append(out, fm)
 	}
+}
+
+// recordFields is a record's fields, decoded from the CBOR the
+// transcoder wrote for a PackedForward one.
+func recordFields(t testing.TB, r Record) map[string]any {
+	t.Helper()
+	f, err := r.fields()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
 
 func mustMarshal(t *testing.T, v any) []byte {
@@ -109,7 +121,7 @@ func TestDecodeForward(t *testing.T) {
 	if got := msgs[0].records[0].Fields; got["level"] != "error" || got["n"] != int64(3) {
 		t.Errorf("record fields: %#v", got)
 	}
-	if got := msgs[6].records[2].Fields["i"]; got != int64(2) {
+	if got := recordFields(t, msgs[6].records[2])["i"]; got != int64(2) {
 		t.Errorf("the last compressed entry: %#v", got)
 	}
 }
@@ -149,10 +161,56 @@ func TestDecodeForwardBad(t *testing.T) {
 	if _, err := decodeAll(t, big, 1<<20); !errors.Is(err, errFrameTooLarge) {
 		t.Errorf("a 100 MB frame: %v", err)
 	}
+	// The same through a connection's buffers, which a bin that long does
+	// not grow by its declared length either.
+	var bufs forwardBufs
+	lr := &limitReader{r: bufio.NewReader(bytes.NewReader(big)), max: 1 << 20}
+	if _, err := decodeForward(msgpack.NewDecoder(lr), &bufs); !errors.Is(err, errFrameTooLarge) || cap(bufs.packed) > 4<<20 {
+		t.Errorf("a 100 MB frame through buffers: %v, %d bytes kept", err, cap(bufs.packed))
+	}
 	// A map declaring 2^32-1 entries allocates nothing up front.
 	huge := append([]byte{0x93, 0xa1, 't', 0x01, 0xdf}, 0xff, 0xff, 0xff, 0xff)
 	if _, err := decodeAll(t, huge, 1<<20); err == nil {
 		t.Error("a map of 2^32-1 entries with none there decoded")
+	}
+	// So does one where the time goes (msgpack's own map decoding would
+	// make a Go map of 2 billion entries: FuzzForward found it).
+	hugeTime := append([]byte{0x93, 0xa1, 't', 0xdf}, 0x78, 0x30, 0xd0, 0x30)
+	if _, err := decodeAll(t, hugeTime, 1<<20); err == nil || !strings.Contains(err.Error(), "not seconds or EventTime") {
+		t.Errorf("a time that is a map of 2 billion entries: %v", err)
+	}
+	// A key declaring 3.6 GB allocates as its bytes arrive (FuzzForward
+	// found it allocating the lot first).
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	hugeKey := []byte{0x93, 0xa1, 't', 0x01, 0x81, 0xdb, 0xdb, 0xdb, 0xdb, 0xdb}
+	if _, err := decodeAll(t, hugeKey, 1<<20); err == nil {
+		t.Error("a key of 3.6 GB with one byte there decoded")
+	}
+	runtime.ReadMemStats(&after)
+	if n := after.TotalAlloc - before.TotalAlloc; n > 64<<20 {
+		t.Errorf("a key declaring 3.6 GB allocated %d bytes", n)
+	}
+	// So does a record's bin (msgpack's own reading made a buffer of its
+	// declared length first), in a Message and in a packed entry.
+	runtime.ReadMemStats(&before)
+	for _, msg := range [][]byte{
+		{0x93, 0xa1, 't', 0x01, 0x81, 0xa1, 'k', 0xc6, 0xff, 0x30, 0x30, 0x30, 0x30},
+		mustMarshal(t, []any{"t", []byte{0x92, 0x01, 0x81, 0xa1, 'k', 0xc6, 0xff, 0x30, 0x30, 0x30, 0x30}}),
+		{0x93, 0xa1, '0', 0xdb, 0xff, 0x30, 0x30, 0x30, 0x30},
+	} {
+		if _, err := decodeAll(t, msg, 1<<20); err == nil {
+			t.Errorf("%x: a bin of 4 GB with a byte there decoded", msg)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if n := after.TotalAlloc - before.TotalAlloc; n > 64<<20 {
+		t.Errorf("bins declaring 4 GB allocated %d bytes", n)
+	}
+	// And a packed entry's.
+	hugePacked := append([]byte{0x92, 0xdf}, 0x78, 0x30, 0xd0, 0x30)
+	if _, err := decodeAll(t, mustMarshal(t, []any{"t", hugePacked}), 1<<20); err == nil {
+		t.Error("a packed entry whose time is a map of 2 billion entries decoded")
 	}
 
 	msgs, err := decodeAll(t, mustMarshal(t, []any{"t", []any{[]any{1, "a string"}, []any{1, []any{1}}, []any{1, map[string]any{"ok": true}}}}), defaultMaxFrame)

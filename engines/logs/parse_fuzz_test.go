@@ -24,8 +24,20 @@ func FuzzForward(f *testing.F) {
 		}
 		f.Add(b)
 	}
+	// A connection's buffers, used again from one input to the next:
+	// what they decode is what fresh buffers decode.
+	var bufs forwardBufs
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_, _ = decodeForward(msgpack.NewDecoder(bytes.NewReader(b)))
+		fm, err := decodeForward(msgpack.NewDecoder(bytes.NewReader(b)), nil)
+		fm2, err2 := decodeForward(msgpack.NewDecoder(bytes.NewReader(b)), &bufs)
+		if (err == nil) != (err2 == nil) || len(fm.records) != len(fm2.records) || fm.bad != fm2.bad {
+			t.Fatalf("fresh buffers: %d records, %v; reused: %d records, %v", len(fm.records), err, len(fm2.records), err2)
+		}
+		for i := range fm.records {
+			if !bytes.Equal(fm.records[i].raw, fm2.records[i].raw) {
+				t.Fatalf("record %d: %x with fresh buffers, %x reused", i, fm.records[i].raw, fm2.records[i].raw)
+			}
+		}
 	})
 }
 

@@ -6,6 +6,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/fxamacker/cbor/v2"
+
 	"github.com/cairnhq/cairn/journal"
 )
 
@@ -15,6 +17,10 @@ type Record struct {
 	Tag    string
 	Time   time.Time
 	Fields map[string]any
+	// raw, when set, is Fields as the journal encodes them (deterministic
+	// CBOR), and Fields is nil until fields decodes it: a PackedForward
+	// record transcoded from msgpack.
+	raw []byte
 	// route is the route that took the record, whose output follows it.
 	route string
 	// offset is a tailed line's end in its file.
@@ -36,6 +42,22 @@ func (m *module) store(ctx context.Context, actor journal.Actor, src source, rec
 	if recs = m.routes.apply(recs, m.stats, src.input); len(recs) == 0 {
 		return nil
 	}
+	var err error
+	if enc, ok := encodeRecords(m.node, actor, src, recs); ok {
+		_, err = m.logs.AppendEncoded(ctx, enc...)
+	} else {
+		_, err = m.logs.Append(ctx, recordBodies(m.node, actor, src, recs)...)
+	}
+	if err != nil {
+		m.stats.add(src.input, "store_failed", int64(len(recs)))
+		return fmt.Errorf("store %d log records: %w", len(recs), err)
+	}
+	m.stats.add(src.input, "records", int64(len(recs)))
+	return nil
+}
+
+// recordBodies returns the logs.record events of recs.
+func recordBodies(node string, actor journal.Actor, src source, recs []Record) []*journal.Body {
 	bodies := make([]*journal.Body, len(recs))
 	srcMap := map[string]any{"input": src.input}
 	if src.addr != "" {
@@ -45,18 +67,27 @@ func (m *module) store(ctx context.Context, actor journal.Actor, src source, rec
 		srcMap["uid"] = int64(src.uid)
 	}
 	for i, r := range recs {
-		bodies[i] = &journal.Body{Kind: RecordKind, Subject: r.Tag, Node: m.node, Actor: actor,
+		bodies[i] = &journal.Body{Kind: RecordKind, Subject: r.Tag, Node: node, Actor: actor,
 			Data: map[string]any{"tag": r.Tag, "time": r.Time.UnixNano(), "record": r.Fields, "source": srcMap}}
+		if r.raw != nil {
+			bodies[i].Data["record"] = cbor.RawMessage(r.raw)
+		}
 		if r.route != "" {
 			bodies[i].Data["route"] = r.route
 		}
 	}
-	if _, err := m.logs.Append(ctx, bodies...); err != nil {
-		m.stats.add(src.input, "store_failed", int64(len(recs)))
-		return fmt.Errorf("store %d log records: %w", len(recs), err)
+	return bodies
+}
+
+// fields returns the record's fields, decoding them from raw the first
+// time.
+func (r *Record) fields() (map[string]any, error) {
+	if r.Fields == nil && r.raw != nil {
+		if err := journal.DecodeValue(r.raw, &r.Fields); err != nil {
+			return nil, fmt.Errorf("record of %s: %w", r.Tag, err)
+		}
 	}
-	m.stats.add(src.input, "records", int64(len(recs)))
-	return nil
+	return r.Fields, nil
 }
 
 // inputActor is who sends records through a network input: not a local

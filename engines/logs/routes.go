@@ -109,16 +109,29 @@ func (t *routeTable) apply(recs []Record, st *stats, input string) []Record {
 			out = append(out, rec)
 			continue
 		}
+		if r.where == nil && len(r.cfg.Set) == 0 {
+			rec.route = r.cfg.Name
+			out = append(out, rec)
+			continue
+		}
+		fields, err := rec.fields()
+		if err != nil {
+			st.add(input, "dropped_by_route", 1) // a record the transcoder wrote always decodes
+			continue
+		}
 		if r.where != nil {
 			ev := &journal.Event{Stream: Stream, Body: journal.Body{Kind: RecordKind, Subject: rec.Tag,
-				Data: map[string]any{"tag": rec.Tag, "time": rec.Time.UnixNano(), "record": rec.Fields}}}
+				Data: map[string]any{"tag": rec.Tag, "time": rec.Time.UnixNano(), "record": fields}}}
 			if !r.where.MatchEvent(ev) {
 				st.add(input, "dropped_by_route", 1)
 				continue
 			}
 		}
 		for k, v := range r.cfg.Set {
-			rec.Fields[k] = v
+			fields[k] = v
+		}
+		if len(r.cfg.Set) > 0 {
+			rec.raw = nil // Fields are the record now
 		}
 		rec.route = r.cfg.Name
 		out = append(out, rec)
