@@ -223,8 +223,9 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 }
 
 var (
-	bodyEnc cbor.EncMode
-	bodyDec cbor.DecMode
+	bodyEnc   cbor.EncMode
+	bodyDec   cbor.DecMode
+	fieldsDec cbor.DecMode
 )
 
 func init() {
@@ -232,13 +233,18 @@ func init() {
 	if bodyEnc, err = cbor.CoreDetEncOptions().EncMode(); err != nil {
 		panic(err)
 	}
-	bodyDec, err = cbor.DecOptions{
+	opts := cbor.DecOptions{
 		DefaultMapType:  reflect.TypeOf(map[string]any(nil)),
 		IntDec:          cbor.IntDecConvertSignedOrBigInt,
 		BigIntDec:       cbor.BigIntDecodePointer,
 		MaxNestedLevels: 64,
-	}.DecMode()
-	if err != nil {
+	}
+	if bodyDec, err = opts.DecMode(); err != nil {
+		panic(err)
+	}
+	opts.FieldNameMatching = cbor.FieldNameMatchingCaseSensitive
+	opts.DupMapKey = cbor.DupMapKeyEnforcedAPF
+	if fieldsDec, err = opts.DecMode(); err != nil {
 		panic(err)
 	}
 }
@@ -272,6 +278,16 @@ func DecodeBody(p []byte) (Body, error) {
 // event that was committed can always be read).
 func DecodeValue(p []byte, v any) error {
 	return bodyDec.Unmarshal(p, v)
+}
+
+// DecodeFields decodes one CBOR value of a body into a struct that reads
+// some of its fields, for an engine's FoldRaw: keys match field names (or
+// cbor tags) exactly, as a lookup in the decoded map would, and a map with
+// a key twice is an error, where the map decoding keeps one of them. So a
+// value DecodeFields reads, it reads as the map decoding does; one it
+// refuses, the engine reads through the whole decoded event.
+func DecodeFields(p []byte, v any) error {
+	return fieldsDec.Unmarshal(p, v)
 }
 
 // ValidateKind reports whether kind is dotted lowercase words,

@@ -217,7 +217,7 @@ func rawOps(kind string, body []byte) (ops []op, stored [][]byte, ok bool) {
 		return nil, nil, false
 	}
 	var w kvOpsWire
-	if err := journal.DecodeValue(body, &w); err != nil {
+	if err := journal.DecodeFields(body, &w); err != nil {
 		return nil, nil, false
 	}
 	ops = make([]op, len(w.Data.Ops))

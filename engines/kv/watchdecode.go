@@ -15,7 +15,7 @@ type opData struct {
 	KeyB64   *string `cbor:"key_b64"`
 	Value    *string `cbor:"value"`
 	ValueB64 *string `cbor:"value_b64"`
-	Lease    string  `cbor:"lease"` // hex, as FormatLeaseID
+	Lease    *string `cbor:"lease"` // hex, as FormatLeaseID
 
 	CreateRev int64 `cbor:"create_rev"`
 	Version   int64 `cbor:"version"`
@@ -42,10 +42,19 @@ func pickBytes(s, b64 *string) ([]byte, error) {
 }
 
 func (d *opData) op(del bool) (op, error) {
-	o := op{Del: del || d.Op == "delete", CreateRev: d.CreateRev, Version: d.Version, PrevRev: d.PrevRev}
+	o := op{Del: del, CreateRev: d.CreateRev, Version: d.Version, PrevRev: d.PrevRev}
+	switch d.Op { // as opFromData reads it
+	case "":
+	case "put":
+		o.Del = false
+	case "delete":
+		o.Del = true
+	default:
+		return o, fmt.Errorf("unknown op %q", d.Op)
+	}
 	var err error
-	if d.Lease != "" {
-		if o.Lease, err = ParseLeaseID(d.Lease); err != nil {
+	if d.Lease != nil && !o.Del {
+		if o.Lease, err = ParseLeaseID(*d.Lease); err != nil {
 			return o, err
 		}
 	}
@@ -66,7 +75,7 @@ func (d *opData) op(del bool) (op, error) {
 // rawOps decodes the key changes of a stored kv or lease event.
 func rawOps(raw *journal.Raw) ([]op, error) {
 	var b watchBody
-	if err := journal.DecodeValue(raw.Body(), &b); err != nil {
+	if err := journal.DecodeFields(raw.Body(), &b); err != nil {
 		return nil, fmt.Errorf("seq %d: %w", raw.Seq, err)
 	}
 	var list []opData
