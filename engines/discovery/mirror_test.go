@@ -13,17 +13,16 @@ import (
 	"github.com/cairnhq/cairn/journal"
 )
 
-// TestFoldHandsOps: the committer's fold of a KV write hands the event's
-// ops to the loaded mirror, keyed by its seq, and they are the ops the
-// committed event holds (the subscription applies them instead of
-// decoding the event again).
-func TestFoldHandsOps(t *testing.T) {
-	m := newModule()
+// openLoaded opens an in-memory journal with m's engines as m's audit
+// stream and loads m's mirror from it, as Start does; the test's end
+// closes the journal.
+func openLoaded(t *testing.T, m *Module) {
+	t.Helper()
 	j, err := journal.Open(journal.Options{Dir: "data", FS: vfs.NewMem(), Node: "test", Logger: slog.New(slog.DiscardHandler), Engines: m.Engines()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer j.Close()
+	t.Cleanup(func() { j.Close() })
 	m.st = j.Stream(journal.Audit)
 	sn := m.st.Snapshot()
 	err = m.mir.load(sn)
@@ -31,6 +30,15 @@ func TestFoldHandsOps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestFoldHandsOps: the committer's fold of a KV write hands the event's
+// ops to the loaded mirror, keyed by its seq, and they are the ops the
+// committed event holds (the subscription applies them instead of
+// decoding the event again).
+func TestFoldHandsOps(t *testing.T) {
+	m := newModule()
+	openLoaded(t, m)
 	ok, err := m.kvWrite(context.Background(), journal.SystemActor(), kvWrite{Verb: "set", Key: "k", Value: []byte{0xff, 1}, Flags: 7})
 	if err != nil || !ok {
 		t.Fatalf("kvWrite: %v %v", ok, err)
@@ -215,18 +223,7 @@ func TestKVCurrent(t *testing.T) {
 	if _, ok := m.mir.kvCurrent("k"); ok {
 		t.Fatal("kvCurrent answered before the mirror was loaded")
 	}
-	j, err := journal.Open(journal.Options{Dir: "data", FS: vfs.NewMem(), Node: "test", Logger: slog.New(slog.DiscardHandler), Engines: m.Engines()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
-	m.st = j.Stream(journal.Audit)
-	sn := m.st.Snapshot()
-	err = m.mir.load(sn)
-	sn.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	openLoaded(t, m)
 	if e, ok := m.mir.kvCurrent("k"); !ok || e != nil {
 		t.Fatalf("kvCurrent(k) of an empty mirror = %v %v, want absent from memory", e, ok)
 	}
