@@ -299,6 +299,34 @@ resource "kv_key" "hash" {
 	b.do(t, "keys", chromedp.Focus(`.list`), chromedp.KeyEvent(kb.ArrowDown), chromedp.KeyEvent(kb.ArrowDown), chromedp.KeyEvent(kb.Enter))
 	// (Live events may arrive meanwhile: the selection stays on its event.)
 	b.until(t, "an event selected and its detail focused", `(() => { const r = document.querySelector('.row[aria-selected="true"]'), d = document.querySelector('.detail'); return !!r && document.activeElement === d && d.querySelector('h2 .code')?.textContent === r.dataset.kind; })()`)
+	// The detail draws the last event asked for, whatever order the
+	// answers come in: the first request is held back until the second
+	// has been drawn (moving fast through the list asks for several).
+	b.eval(t, `(() => {
+		window.detailRace = undefined;
+		const orig = window.fetch;
+		let release;
+		const held = new Promise((r) => { release = r; });
+		window.fetch = (u, o) => {
+			const q = new URL(String(u), location.href).searchParams;
+			return q.get('seq') === '1' ? held.then(() => orig(u, o)) : orig(u, o);
+		};
+		import(new URL('detail.js', location.href).href).then(async ({ renderDetail }) => {
+			const box = document.createElement('section');
+			const first = renderDetail(box, 'audit', 1);
+			const second = await renderDetail(box, 'audit', 2);
+			release();
+			const firstDrawn = await first;
+			window.fetch = orig;
+			const dd = [...box.querySelectorAll('dd')].map((d) => d.textContent);
+			window.detailRace = JSON.stringify({ firstDrawn, second, seq: dd[2] });
+		}).catch((e) => { window.fetch = orig; window.detailRace = JSON.stringify({ error: String(e) }); });
+		return '';
+	})()`)
+	b.until(t, "the detail race settled", `window.detailRace !== undefined`)
+	if got, want := b.eval(t, `window.detailRace`), `{"firstDrawn":false,"second":true,"seq":"audit 2"}`; got != want {
+		t.Errorf("two details asked in a row, the first answered last: %s, want %s", got, want)
+	}
 	// Dark, as the system says.
 	if _, err := chromedp.Call(b.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}}); err != nil {
 		t.Fatal(err)

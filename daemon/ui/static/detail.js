@@ -25,15 +25,26 @@ function side(cls, label, text) {
     text == null ? el('pre', { class: 'none' }, '(none)') : el('pre', {}, text));
 }
 
+// pending holds, per detail box, the last event asked for: a reader moving
+// through the list asks for several, and the answers may come back in any
+// order; only the last one asked is drawn.
+const pending = new WeakMap();
+
+// renderDetail draws one event's detail into box. It answers false when a
+// later call for the same box superseded it (nothing drawn), else true.
 export async function renderDetail(box, stream, seq) {
+  const mine = {};
+  pending.set(box, mine);
   box.replaceChildren(el('p', { class: 'muted' }, `Loading ${stream} seq ${seq}…`));
   let d;
   try {
     d = await api('/ui/api/event', { stream, seq });
   } catch (e) {
+    if (pending.get(box) !== mine) return false;
     box.replaceChildren(note(e.message));
-    return;
+    return true;
   }
+  if (pending.get(box) !== mine) return false;
   const ev = d.event;
   const ms = eventMs(ev);
   const changes = d.changes.length ? d.changes.map((c) => el('div', { class: 'change', 'data-subject': c.subject },
@@ -68,4 +79,5 @@ export async function renderDetail(box, stream, seq) {
       el('dt', {}, 'prev'), el('dd', { class: 'code' }, d.chain.prev)),
     el('p', {}, chainBadge(d.chain.hash_ok, 'hash'), ' ', chainBadge(d.chain.prev_ok, 'link to prev'), ' ', verify, ' ', verifyOut),
   );
+  return true;
 }

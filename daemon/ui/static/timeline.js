@@ -44,7 +44,7 @@ export async function mount(main, q) {
       const p = params().q;
       p.set('ev', `${ev.stream}:${ev.seq}`);
       setParams(p);
-      renderDetail(detail, ev.stream, ev.seq).then(() => { if (focus) detail.focus(); });
+      renderDetail(detail, ev.stream, ev.seq).then((drawn) => { if (drawn && focus) detail.focus(); });
     },
   });
   main.append(el('h1', {}, 'Timeline'), form,
