@@ -427,12 +427,16 @@ func toStrings(v any) []string {
 	return out
 }
 
-func TestBuildCancel(t *testing.T) {
-	d := buildDaemon(t)
-	dir := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nRUN echo started; sleep 600\n"})
+// startSleepingBuild starts `build DIR tag=never` of a Dockerfile whose
+// RUN step prints "started" and sleeps, and returns once the step has
+// started: the context directory, the client's command (its output read
+// up to "started" by sc) and the build's id.
+func startSleepingBuild(t *testing.T, d *daemonProc) (dir string, cmd *exec.Cmd, sc *bufio.Scanner, id string) {
+	t.Helper()
+	dir = writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nRUN echo started; sleep 600\n"})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := cliCommand(ctx, d, "build", dir, "tag=never")
+	t.Cleanup(cancel)
+	cmd = cliCommand(ctx, d, "build", dir, "tag=never")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -440,8 +444,7 @@ func TestBuildCancel(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	sc := bufio.NewScanner(stdout)
-	var id string
+	sc = bufio.NewScanner(stdout)
 	for sc.Scan() {
 		l := sc.Text()
 		if rest, ok := strings.CutPrefix(l, "build "); ok && id == "" {
@@ -454,6 +457,12 @@ func TestBuildCancel(t *testing.T) {
 	if id == "" {
 		t.Fatal("the build never said its id and started")
 	}
+	return dir, cmd, sc, id
+}
+
+func TestBuildCancel(t *testing.T) {
+	d := buildDaemon(t)
+	_, cmd, sc, id := startSleepingBuild(t, d)
 	if out := cliOK(t, d, "build", "cancel", id); !strings.Contains(out, "canceled") {
 		t.Errorf("build cancel answered %q", out)
 	}
@@ -494,31 +503,7 @@ func TestBuildCancel(t *testing.T) {
 // build of the same Dockerfile runs to the end.
 func TestBuildSurvivesKill(t *testing.T) {
 	d := buildDaemon(t)
-	dir := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nRUN echo started; sleep 600\n"})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := cliCommand(ctx, d, "build", dir, "tag=never")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(stdout)
-	var id string
-	for sc.Scan() {
-		l := sc.Text()
-		if rest, ok := strings.CutPrefix(l, "build "); ok && id == "" {
-			id, _, _ = strings.Cut(rest, ":")
-		}
-		if l == "started" {
-			break
-		}
-	}
-	if id == "" {
-		t.Fatal("the build never said its id and started")
-	}
+	dir, cmd, sc, id := startSleepingBuild(t, d)
 	d.Kill()
 	for sc.Scan() {
 	}
