@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/cairnhq/cairn/journal/cborwalk"
 )
 
 // Committed is the acknowledgement of one durable event.
@@ -119,7 +121,7 @@ func (s *Stream) AppendEncoded(ctx context.Context, bodies ...Encoded) ([]Commit
 				return nil, invalidf("encoded body %d: %s", i, err)
 			}
 		}
-		if len(e.Body) == 0 || e.Body[0]>>5 != 5 {
+		if major, _, _, _, ok := cborwalk.Head(e.Body, 0); !ok || major != cborwalk.MajorMap {
 			return nil, invalidf("encoded body %d is not a CBOR map", i)
 		}
 		units[i] = unit{body: e.Body, kind: e.Kind, subject: e.Subject}
@@ -500,8 +502,9 @@ func groupSize(group []*request) int {
 	return n
 }
 
-// put writes one event's record and its subject (except on a stream
-// without that index) and kind index keys into b. Every event is written through it, appended or imported.
+// put writes one event's record and its index keys (putIndexes) into b:
+// an imported event, or an import's record. A group's appended events are
+// written by buildOnce, their index keys after all their records.
 func (s *Stream) put(b *pebble.Batch, kbuf []byte, raw *Raw, kind, subject string) ([]byte, error) {
 	kbuf = appendEventKey(kbuf[:0], raw.Seq)
 	if err := b.Set(kbuf, raw.Record, nil); err != nil {

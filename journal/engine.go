@@ -29,7 +29,7 @@ type KindFilter interface {
 }
 
 // RawFolder is implemented by an engine that folds an event from its
-// stored bytes itself, decoding only the part it reads (DecodeValue on
+// stored bytes itself, decoding only the part it reads (DecodeFields on
 // Raw.Body into a struct of those fields), where Fold gets the whole event
 // decoded. The committer and Rebuild then call FoldRaw in place of Fold,
 // after checking the record; it must fold exactly as Fold folds the

@@ -102,9 +102,9 @@ func (s *Stream) readError(err error, afterSeq int64) error {
 	if err == nil || !pebble.IsCorruptionError(err) {
 		return err
 	}
-	file, _ := s.lastCorrupt.Load().(string)
+	file := s.damagedFile(err)
 	if file == "" {
-		file = s.damagedFile(err)
+		file, _ = s.lastCorrupt.Load().(string)
 	}
 	return &DataLossError{Stream: s.name, AfterSeq: afterSeq, File: file, Cause: err}
 }

@@ -56,7 +56,7 @@ func (r *rawCounter) FoldRaw(t *Txn, raw *Raw) error {
 	var b struct {
 		Kind string `cbor:"kind"`
 	}
-	if err := DecodeValue(raw.Body(), &b); err != nil {
+	if err := DecodeFields(raw.Body(), &b); err != nil {
 		return err
 	}
 	r.folded = append(r.folded, b.Kind)

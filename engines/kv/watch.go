@@ -200,7 +200,7 @@ func (s *Store) readChunk(w *watcher, upTo int64) (out []*revOps, full bool, err
 		if !matchKeyEvents(r) {
 			continue
 		}
-		ops, err := rawOps(r)
+		ops, err := storedOps(r)
 		if err != nil {
 			it.Close()
 			return nil, false, err

@@ -72,6 +72,21 @@ func (d *opData) op(del bool) (op, error) {
 	return o, nil
 }
 
+// storedOps returns the key changes of a stored kv or lease event: from
+// rawOps, or, for an event rawOps refuses (an imported one with a key
+// twice, say), from the whole event decoded, as Fold reads it.
+func storedOps(raw *journal.Raw) ([]op, error) {
+	ops, err := rawOps(raw)
+	if err == nil {
+		return ops, nil
+	}
+	ev, derr := raw.Decode()
+	if derr != nil {
+		return nil, err
+	}
+	return eventOps(ev.Kind, ev.Data)
+}
+
 // rawOps decodes the key changes of a stored kv or lease event.
 func rawOps(raw *journal.Raw) ([]op, error) {
 	var b watchBody

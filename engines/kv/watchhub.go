@@ -101,7 +101,7 @@ func (h *watchHub) dispatch(raw *journal.Raw) {
 	)
 	// With no watch, the event is not even decoded.
 	if h.count.Load() > 0 {
-		ops, err = rawOps(raw)
+		ops, err = storedOps(raw)
 		decoded = true
 	}
 	h.mu.Lock()
@@ -111,7 +111,7 @@ func (h *watchHub) dispatch(raw *journal.Raw) {
 		return
 	}
 	if !decoded {
-		ops, err = rawOps(raw)
+		ops, err = storedOps(raw)
 	}
 	if err != nil {
 		// Not expected of an event the engine wrote; every synced watch

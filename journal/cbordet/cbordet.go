@@ -8,16 +8,20 @@ package cbordet
 import (
 	"encoding/binary"
 	"math"
+
+	"github.com/x448/float16"
+
+	"github.com/cairnhq/cairn/journal/cborwalk"
 )
 
-// Major types.
+// Major types, as cborwalk reads them.
 const (
-	Uint  = 0
-	Neg   = 1
-	Bytes = 2
-	Text  = 3
-	Array = 4
-	Map   = 5
+	Uint  = cborwalk.MajorUint
+	Neg   = cborwalk.MajorNegint
+	Bytes = cborwalk.MajorBytes
+	Text  = cborwalk.MajorText
+	Array = cborwalk.MajorArray
+	Map   = cborwalk.MajorMap
 )
 
 // Simple values.
@@ -81,35 +85,10 @@ func AppendFloat(dst []byte, f float64) []byte {
 	if float64(f32) != f {
 		return binary.BigEndian.AppendUint64(append(dst, 0xfb), math.Float64bits(f))
 	}
-	if h, ok := half(f32); ok {
-		return binary.BigEndian.AppendUint16(append(dst, 0xf9), h)
+	// A half when it holds f exactly (subnormal halves included), as the
+	// CBOR library decides with the same package.
+	if h := float16.Fromfloat32(f32); h.Float32() == f32 {
+		return binary.BigEndian.AppendUint16(append(dst, 0xf9), h.Bits())
 	}
 	return binary.BigEndian.AppendUint32(append(dst, 0xfa), math.Float32bits(f32))
-}
-
-// half returns f as an IEEE 754 half if it is one exactly (subnormal
-// halves included).
-func half(f float32) (uint16, bool) {
-	bits := math.Float32bits(f)
-	sign := uint16(bits>>16) & 0x8000
-	if bits&0x7fffffff == 0 {
-		return sign, true
-	}
-	exp := int(bits>>23&0xff) - 127
-	mant := bits & 0x7fffff
-	switch {
-	case exp >= -14 && exp <= 15:
-		if mant&0x1fff != 0 {
-			return 0, false
-		}
-		return sign | uint16(exp+15)<<10 | uint16(mant>>13), true
-	case exp >= -24 && exp < -14:
-		full := mant | 0x800000
-		shift := uint(13 + (-14 - exp))
-		if full&(1<<shift-1) != 0 {
-			return 0, false
-		}
-		return sign | uint16(full>>shift), true
-	}
-	return 0, false
 }
