@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cairnhq/cairn/internal/mountinfo"
 )
 
 // buildDaemon starts a daemon that builds images, with busybox:latest
@@ -39,11 +41,10 @@ func buildLeftovers(d *daemonProc) {
 	for _, e := range ents {
 		exec.Command("runc", "--root", root, "delete", "--force", e.Name()).Run()
 	}
-	mi, _ := os.ReadFile("/proc/self/mountinfo")
-	for _, line := range strings.Split(string(mi), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && strings.HasPrefix(f[4], filepath.Join(d.Data, "build")+"/") {
-			exec.Command("umount", "-l", f[4]).Run()
+	mounts, _ := mountinfo.Self()
+	for _, m := range mounts {
+		if strings.HasPrefix(m.MountPoint, filepath.Join(d.Data, "build")+"/") {
+			exec.Command("umount", "-l", m.MountPoint).Run()
 		}
 	}
 }

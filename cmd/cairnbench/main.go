@@ -107,7 +107,7 @@ func main() {
 				n, cfg.logsForwardOnly = "logs", true
 			case "fsync", "append", "load", "scan", "startup", "infra", "storm", "ingest", "limits", "runtime", "build", "discovery", "logs", "deploy", "metrics", "collectors":
 			default:
-				fmt.Fprintf(os.Stderr, "cairnbench: --only %q: want fsync, append, load, latency, scan, startup, infra, storm, ingest, limits, runtime, build, discovery, logs, deploy, metrics or collectors\n", n)
+				fmt.Fprintf(os.Stderr, "cairnbench: --only %q: want fsync, append, load (or latency), scan, startup (or rss), infra, storm, ingest, limits, runtime, build, discovery, logs, logs-forward, deploy, metrics or collectors\n", n)
 				os.Exit(2)
 			}
 			cfg.only[n] = true

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cairnhq/cairn/internal/mountinfo"
 )
 
 // bench carries one run: its configuration, its scratch directory, the
@@ -97,24 +99,20 @@ func (b *bench) printFacts() {
 	}
 }
 
-// fsOf names the filesystem holding dir, from /proc/self/mounts.
+// fsOf names the filesystem holding dir, from /proc/self/mountinfo.
 func fsOf(dir string) string {
-	data, err := os.ReadFile("/proc/self/mounts")
+	mounts, err := mountinfo.Self()
 	if err != nil {
 		return "?"
 	}
-	best, bestType, bestDev := "", "?", ""
-	for _, l := range strings.Split(string(data), "\n") {
-		f := strings.Fields(l)
-		if len(f) < 3 {
-			continue
-		}
-		mp := f[1]
-		if (dir == mp || strings.HasPrefix(dir, strings.TrimSuffix(mp, "/")+"/")) && len(mp) >= len(best) {
-			best, bestType, bestDev = mp, f[2], f[0]
+	best := mountinfo.Mount{FSType: "?"}
+	for _, m := range mounts {
+		mp := m.MountPoint
+		if (dir == mp || strings.HasPrefix(dir, strings.TrimSuffix(mp, "/")+"/")) && len(mp) >= len(best.MountPoint) {
+			best = m
 		}
 	}
-	return fmt.Sprintf("%s (%s at %s)", bestType, bestDev, best)
+	return fmt.Sprintf("%s (%s at %s)", best.FSType, best.Source, best.MountPoint)
 }
 
 func (b *bench) printTable() {

@@ -542,10 +542,13 @@ func (m *module) exited(e *entry, exited chan struct{}, finished time.Time) {
 	e.c.State.FinishedAt = finished
 	c := e.c
 	removed := e.removed
-	autoRemove := c.Host.AutoRemove && !removed
 	// A container about to be removed needs no record: a daemon that
 	// ends before the removal finds its exit again in the shim's file.
-	if !removed && !autoRemove {
+	// (One that ends after the removal renamed the directory and before
+	// it appended exit and rm loses both events: the sweep at the next
+	// start deletes the directory without them.)
+	autoRemove := c.Host.AutoRemove && !removed
+	if !removed && !c.Host.AutoRemove {
 		if err := m.table.save(&e.c); err != nil {
 			m.log.Warn("save a container's record", "container", c.ID[:12], "err", err)
 		}

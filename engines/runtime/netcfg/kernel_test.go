@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netns"
+
+	"github.com/cairnhq/cairn/internal/mountinfo"
 )
 
 // The kernel tests run in a network namespace of their own: the test's
@@ -181,15 +183,12 @@ func ipAddrs(t testing.TB, nsPath, link string) []string {
 // mounted reports whether path is a mount point, per /proc/self/mountinfo.
 func mounted(t testing.TB, path string) bool {
 	t.Helper()
-	f, err := os.Open("/proc/self/mountinfo")
+	mounts, err := mountinfo.Self()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		// The fifth field is the mount point.
-		if fields := strings.Fields(s.Text()); len(fields) > 4 && fields[4] == path {
+	for _, m := range mounts {
+		if m.MountPoint == path {
 			return true
 		}
 	}
