@@ -164,7 +164,7 @@ func (m *mirror) setRec(table, id string, rec map[string]any) error {
 func (m *mirror) apply(ev *journal.Event) error {
 	ops, err := opsOf(ev.Data)
 	if err != nil {
-		m.missed.Store(true)
+		m.markMissed()
 		return err
 	}
 	return m.applyOps(ev.Seq, ops)
@@ -215,9 +215,12 @@ func (m *mirror) noteApplied(seq int64) {
 	}
 }
 
-// stop marks the mirror as no longer following the stream: the committer
-// stops reading from it and offering to it.
-func (m *mirror) stop() {
+// markMissed marks the mirror as no longer following the stream (an event
+// it could not decode or apply, a refold, the subscription's end): the
+// committer stops reading from it and offering to it, and the ops already
+// offered are dropped, so none of them is taken for another event at
+// the same seq.
+func (m *mirror) markMissed() {
 	m.missed.Store(true)
 	m.handedMu.Lock()
 	clear(m.handed)
@@ -239,7 +242,7 @@ func (m *mirror) noteWritten(seq int64, ops []op) {
 		// A fold of an event the mirror holds: a rebuild refolds every
 		// event into a new projection, which the mirror, loaded before,
 		// need not match.
-		m.missed.Store(true)
+		m.markMissed()
 		return
 	}
 	for _, o := range ops {
@@ -303,7 +306,7 @@ func (m *mirror) applyOps(seq int64, ops []op) error {
 				delete(m.sessions, o.ID)
 			}
 		} else if err := m.setRec(o.Table, o.ID, o.Rec); err != nil {
-			m.missed.Store(true)
+			m.markMissed()
 			return err
 		}
 		m.idx[o.Table] = seq
@@ -325,7 +328,7 @@ func (m *mirror) follow(ctx context.Context, st *journal.Stream, from int64, log
 	for {
 		it, err := sub.Next(ctx)
 		if err != nil {
-			m.stop()
+			m.markMissed()
 			if ctx.Err() == nil && !errors.Is(err, journal.ErrClosed) {
 				log.Error("discovery: the journal subscription ended", "err", err)
 			}
@@ -345,7 +348,7 @@ func (m *mirror) follow(ctx context.Context, st *journal.Stream, from int64, log
 		}
 		ev, err := it.Raw.Decode()
 		if err != nil {
-			m.missed.Store(true)
+			m.markMissed()
 			log.Error("discovery: decode an event", "err", err)
 			continue
 		}

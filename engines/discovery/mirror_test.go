@@ -390,10 +390,13 @@ func TestMirrorBounds(t *testing.T) {
 	if !m.missed.Load() {
 		t.Fatal("a refold of an applied event left the mirror trusted")
 	}
+	if len(m.handed) != 0 {
+		t.Fatalf("a refold left %d offers to be taken for other events at their seqs", len(m.handed))
+	}
 	m2 := newMirror()
 	m2.live.Store(true)
 	m2.offer(1, kvOp("k", 1))
-	m2.stop()
+	m2.markMissed()
 	if _, ok := m2.kvCurrent("k"); ok || len(m2.handed) != 0 {
 		t.Fatalf("after stop: kvCurrent ok=%v, %d offers kept", ok, len(m2.handed))
 	}
