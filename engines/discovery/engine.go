@@ -232,16 +232,13 @@ func rawOps(kind string, body []byte) (ops []op, stored [][]byte, ok bool) {
 			continue // a removal
 		}
 		e := &kvEntry{Key: kw.Key, Session: kw.Session, LockIndex: kw.LockIndex, CreateIndex: kw.CreateIndex, ModifyIndex: kw.ModifyIndex}
-		j := kvJSON{Key: e.Key, Session: e.Session, LockIndex: e.LockIndex, CreateIndex: e.CreateIndex, ModifyIndex: e.ModifyIndex}
 		var err error
 		if kw.Flags != nil {
 			if e.Flags, err = strconv.ParseUint(*kw.Flags, 10, 64); err != nil {
 				return nil, nil, false
 			}
-			if e.Flags != 0 {
-				j.Flags = strconv.FormatUint(e.Flags, 10)
-			}
 		}
+		j := kvJSONOf(e)
 		switch {
 		case kw.Value != nil:
 			e.Value, j.Value = []byte(*kw.Value), kw.Value
@@ -269,10 +266,7 @@ func storedRecord(table string, rec map[string]any) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	j := kvJSON{Key: e.Key, Session: e.Session, LockIndex: e.LockIndex, CreateIndex: e.CreateIndex, ModifyIndex: e.ModifyIndex}
-	if e.Flags != 0 {
-		j.Flags = strconv.FormatUint(e.Flags, 10)
-	}
+	j := kvJSONOf(e)
 	if v, ok := rec["value"].(string); ok {
 		j.Value = &v
 	} else if v, ok := rec["value_b64"].(string); ok {

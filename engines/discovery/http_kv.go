@@ -176,11 +176,19 @@ func (m *Module) kvDelete(w http.ResponseWriter, r *http.Request) {
 	writeBool(w, ok)
 }
 
+// kvTx begins a KV transaction at seq in the commit pipeline: keys in a
+// lock delay stay locked, and a key's committed state is read from the
+// mirror where it can be.
+func (m *Module) kvTx(rd reader, seq int64) *kvTx {
+	t := newKVTx(rd, seq, m.lockDelayed)
+	t.current = m.mir.kvCurrent
+	return t
+}
+
 // kvWrite decides one KV write in the commit pipeline.
 func (m *Module) kvWrite(ctx context.Context, actor journal.Actor, wr kvWrite) (bool, error) {
 	reply, _, err := m.propose(ctx, actor, func(rd reader, seq int64) (*change, error) {
-		t := newKVTx(rd, seq, m.lockDelayed)
-		t.current = m.mir.kvCurrent
+		t := m.kvTx(rd, seq)
 		ok, err := t.apply(wr, m.sessionExists(rd))
 		if err != nil {
 			return nil, err
@@ -258,8 +266,7 @@ func (m *Module) txn(w http.ResponseWriter, r *http.Request) {
 		resp api.TxnResponse
 	}
 	reply, seq, err := m.propose(r.Context(), actor, func(rd reader, seq int64) (*change, error) {
-		t := newKVTx(rd, seq, m.lockDelayed)
-		t.current = m.mir.kvCurrent
+		t := m.kvTx(rd, seq)
 		var res api.TxnResponse
 		fail := func(i int, what string) (*change, error) {
 			return &change{Reply: txnReply{api.TxnResponse{Errors: api.TxnErrors{{OpIndex: i, What: what}}}}}, nil

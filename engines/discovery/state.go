@@ -208,10 +208,7 @@ func kvRecord(e *kvEntry) map[string]any {
 // kvRecData is kvRecord as a struct: the same CBOR (its keys, and the same
 // ones left out), without building a map; KV writes are the hot path.
 func kvRecData(e *kvEntry) *kvJSON {
-	j := &kvJSON{Key: e.Key, Session: e.Session, LockIndex: e.LockIndex, CreateIndex: e.CreateIndex, ModifyIndex: e.ModifyIndex}
-	if e.Flags != 0 {
-		j.Flags = strconv.FormatUint(e.Flags, 10)
-	}
+	j := kvJSONOf(e)
 	if e.Value != nil {
 		if utf8.Valid(e.Value) {
 			v := string(e.Value)
@@ -219,6 +216,16 @@ func kvRecData(e *kvEntry) *kvJSON {
 		} else {
 			j.ValueB64 = base64.StdEncoding.EncodeToString(e.Value)
 		}
+	}
+	return &j
+}
+
+// kvJSONOf is e as a kvJSON but for its value, which each caller writes
+// as it has it.
+func kvJSONOf(e *kvEntry) kvJSON {
+	j := kvJSON{Key: e.Key, Session: e.Session, LockIndex: e.LockIndex, CreateIndex: e.CreateIndex, ModifyIndex: e.ModifyIndex}
+	if e.Flags != 0 {
+		j.Flags = strconv.FormatUint(e.Flags, 10)
 	}
 	return j
 }
