@@ -359,6 +359,25 @@ func (fm *forwardMsg) add(t time.Time, rec any) {
 	fm.records = append(fm.records, Record{Tag: fm.tag, Time: t, Fields: m})
 }
 
+// timeExt reads a time extension's data p of type id: Fluentd's EventTime
+// (0: seconds and nanoseconds, big-endian uint32s) or msgpack's timestamp
+// (-1: 32, 64 or 96 bits).
+func timeExt(id int8, p []byte) (time.Time, error) {
+	n := len(p)
+	switch {
+	case id == 0 && n == 8:
+		return time.Unix(int64(binary.BigEndian.Uint32(p[:4])), int64(binary.BigEndian.Uint32(p[4:]))), nil
+	case id == -1 && n == 4:
+		return time.Unix(int64(binary.BigEndian.Uint32(p)), 0), nil
+	case id == -1 && n == 8:
+		v := binary.BigEndian.Uint64(p)
+		return time.Unix(int64(v&0x3ffffffff), int64(v>>34)), nil
+	case id == -1 && n == 12:
+		return time.Unix(int64(binary.BigEndian.Uint64(p[4:])), int64(binary.BigEndian.Uint32(p[:4]))), nil
+	}
+	return time.Time{}, fmt.Errorf("time is extension %d of %d bytes, not Fluentd's EventTime", id, n)
+}
+
 // decodeTime reads an entry's time: an integer or float of seconds, or
 // Fluentd's EventTime (ext type 0: seconds and nanoseconds, big-endian
 // uint32s), or msgpack's timestamp extension (-1).
@@ -379,18 +398,7 @@ func decodeTime(d *msgpack.Decoder) (time.Time, error) {
 		if err := d.ReadFull(b); err != nil {
 			return time.Time{}, err
 		}
-		switch {
-		case id == 0 && n == 8:
-			return time.Unix(int64(binary.BigEndian.Uint32(b[:4])), int64(binary.BigEndian.Uint32(b[4:]))), nil
-		case id == -1 && n == 4:
-			return time.Unix(int64(binary.BigEndian.Uint32(b)), 0), nil
-		case id == -1 && n == 8:
-			v := binary.BigEndian.Uint64(b)
-			return time.Unix(int64(v&0x3ffffffff), int64(v>>34)), nil
-		case id == -1 && n == 12:
-			return time.Unix(int64(binary.BigEndian.Uint64(b[4:])), int64(binary.BigEndian.Uint32(b[:4]))), nil
-		}
-		return time.Time{}, fmt.Errorf("time is extension %d of %d bytes, not Fluentd's EventTime", id, n)
+		return timeExt(id, b)
 	}
 	// Only a number or nil is decoded: msgpack's own decoding of a map
 	// makes a Go map of its declared length first, gigabytes for a few

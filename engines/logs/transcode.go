@@ -161,27 +161,13 @@ func (tc *transcoder) value(b []byte, pos, depth int) (int, error) {
 		shift := 64 - 8*size
 		tc.out = cbordet.AppendInt(tc.out, int64(u<<shift)>>shift)
 		return pos + 1 + size, nil
-	case 0xdc:
-		n, pos, err = length(b, pos+1, 2)
-		if err != nil {
+	case 0xdc, 0xdd: // array 16, array 32
+		if n, pos, err = length(b, pos+1, 2<<(c-0xdc)); err != nil {
 			return pos, err
 		}
 		return tc.array(b, pos, n, depth)
-	case 0xdd:
-		n, pos, err = length(b, pos+1, 4)
-		if err != nil {
-			return pos, err
-		}
-		return tc.array(b, pos, n, depth)
-	case 0xde:
-		n, pos, err = length(b, pos+1, 2)
-		if err != nil {
-			return pos, err
-		}
-		return tc.mapValue(b, pos, n, depth)
-	case 0xdf:
-		n, pos, err = length(b, pos+1, 4)
-		if err != nil {
+	case 0xde, 0xdf: // map 16, map 32
+		if n, pos, err = length(b, pos+1, 2<<(c-0xde)); err != nil {
 			return pos, err
 		}
 		return tc.mapValue(b, pos, n, depth)
@@ -542,27 +528,19 @@ func timeAt(b []byte, pos int) (time.Time, int, error) {
 		t, err := decodeTime(msgpack.NewDecoder(bytes.NewReader(b[pos:end])))
 		return t, end, err
 	}
+	// In decodeTime's order: the type byte, the length's bound, the data.
+	if err == nil {
+		err = need(b, pos, 1)
+	}
+	if err == nil && n > 12 {
+		err = fmt.Errorf("time extension of %d bytes", n)
+	}
 	if err == nil {
 		err = need(b, pos, 1+n)
 	}
 	if err != nil {
 		return time.Time{}, pos, err
 	}
-	if n > 12 {
-		return time.Time{}, pos, fmt.Errorf("time extension of %d bytes", n)
-	}
-	id, p := int8(b[pos]), b[pos+1:pos+1+n]
-	pos += 1 + n
-	switch {
-	case id == 0 && n == 8:
-		return time.Unix(int64(binary.BigEndian.Uint32(p[:4])), int64(binary.BigEndian.Uint32(p[4:]))), pos, nil
-	case id == -1 && n == 4:
-		return time.Unix(int64(binary.BigEndian.Uint32(p)), 0), pos, nil
-	case id == -1 && n == 8:
-		v := binary.BigEndian.Uint64(p)
-		return time.Unix(int64(v&0x3ffffffff), int64(v>>34)), pos, nil
-	case id == -1 && n == 12:
-		return time.Unix(int64(binary.BigEndian.Uint64(p[4:])), int64(binary.BigEndian.Uint32(p[:4]))), pos, nil
-	}
-	return time.Time{}, pos, fmt.Errorf("time is extension %d of %d bytes, not Fluentd's EventTime", id, n)
+	t, err := timeExt(int8(b[pos]), b[pos+1:pos+1+n])
+	return t, pos + 1 + n, err
 }

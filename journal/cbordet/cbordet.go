@@ -62,14 +62,6 @@ func AppendText(dst []byte, s string) []byte {
 	return append(AppendHead(dst, Text, uint64(len(s))), s...)
 }
 
-// AppendBool appends true or false.
-func AppendBool(dst []byte, b bool) []byte {
-	if b {
-		return append(dst, True)
-	}
-	return append(dst, False)
-}
-
 // AppendFloat appends f in the shortest of half, single and double
 // precision that holds it exactly; NaN and the infinities as halves.
 func AppendFloat(dst []byte, f float64) []byte {
