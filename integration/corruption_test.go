@@ -33,18 +33,7 @@ func TestDamagedSSTableIsDataLoss(t *testing.T) {
 	c.Close()
 	d.Stop()
 
-	ssts, _ := filepath.Glob(filepath.Join(d.Data, "audit", "*.sst"))
-	var biggest string
-	var size int64
-	for _, p := range ssts {
-		if fi, err := os.Stat(p); err == nil && fi.Size() > size {
-			biggest, size = p, fi.Size()
-		}
-	}
-	if size < 100<<10 {
-		t.Fatalf("no sstable of the audit stream to damage (found %v)", ssts)
-	}
-	flipByte(t, biggest, size/2)
+	biggest := flipBiggest(t, filepath.Join(d.Data, "audit", "*.sst"), 100<<10)
 
 	d.Restart()
 	c = dial(t, d)
@@ -198,18 +187,7 @@ func TestDamagedBlobFileIsDataLoss(t *testing.T) {
 	}
 	d.Stop() // flushes the memtable: the records go to blob files
 
-	blobs, _ := filepath.Glob(filepath.Join(d.Data, "logs", "*.blob"))
-	var biggest string
-	var size int64
-	for _, p := range blobs {
-		if fi, err := os.Stat(p); err == nil && fi.Size() > size {
-			biggest, size = p, fi.Size()
-		}
-	}
-	if size < 1<<20 {
-		t.Fatalf("no blob file of the logs stream to damage (found %v)", blobs)
-	}
-	flipByte(t, biggest, size/2)
+	biggest := flipBiggest(t, filepath.Join(d.Data, "logs", "*.blob"), 1<<20)
 
 	d.Restart()
 	c := dial(t, d)
@@ -225,4 +203,23 @@ func TestDamagedBlobFileIsDataLoss(t *testing.T) {
 	if code == 0 || !strings.Contains(out+errOut, "damaged") {
 		t.Errorf("journal verify over a damaged blob file: exit %d\n%s%s", code, out, errOut)
 	}
+}
+
+// flipBiggest flips a byte in the middle of the biggest file glob finds,
+// failing the test when it is smaller than min bytes, and returns its path.
+func flipBiggest(t *testing.T, glob string, min int64) string {
+	t.Helper()
+	files, _ := filepath.Glob(glob)
+	var biggest string
+	var size int64
+	for _, p := range files {
+		if fi, err := os.Stat(p); err == nil && fi.Size() > size {
+			biggest, size = p, fi.Size()
+		}
+	}
+	if size < min {
+		t.Fatalf("no file of %s to damage (found %v)", glob, files)
+	}
+	flipByte(t, biggest, size/2)
+	return biggest
 }
