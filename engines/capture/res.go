@@ -185,12 +185,8 @@ func parseCgroupPaths(b []byte) cgroupPaths {
 	return p
 }
 
-// cgroupMount is where a cgroup hierarchy is mounted: Dir is the mount
-// point, Root the hierarchy's directory that appears there ("/" on a host,
-// the container's own cgroup inside a container with a private view).
-type cgroupMount struct {
-	Dir, Root string
-}
+// cgroupMount is where a cgroup hierarchy is mounted.
+type cgroupMount = mountinfo.CgroupMount
 
 // cgroupMounts are the cgroup hierarchies of /proc/self/mountinfo.
 type cgroupMounts struct {
@@ -201,42 +197,15 @@ type cgroupMounts struct {
 // parseCgroupMounts finds the cgroup v1 and v2 mounts in mountinfo; the
 // first mount of a hierarchy wins.
 func parseCgroupMounts(b []byte) cgroupMounts {
-	var m cgroupMounts
-	for _, mi := range mountinfo.Parse(b) {
-		mnt := cgroupMount{Dir: mi.MountPoint, Root: mi.Root}
-		switch mi.FSType {
-		case "cgroup2":
-			if m.V2 == nil {
-				m.V2 = &mnt
-			}
-		case "cgroup":
-			for opt := range strings.SplitSeq(mi.SuperOptions, ",") {
-				if opt == "rw" || opt == "ro" || opt == "" {
-					continue
-				}
-				if m.V1 == nil {
-					m.V1 = map[string]cgroupMount{}
-				}
-				if _, dup := m.V1[opt]; !dup {
-					m.V1[opt] = mnt
-				}
-			}
+	mounts := mountinfo.Parse(b)
+	m := cgroupMounts{V1: mountinfo.CgroupV1(mounts)}
+	for _, mi := range mounts {
+		if mi.FSType == "cgroup2" {
+			m.V2 = &cgroupMount{Dir: mi.MountPoint, Root: mi.Root}
+			break
 		}
 	}
 	return m
-}
-
-// dir is the directory of cgroup path under this mount, or "" when the
-// path lies outside what the mount shows.
-func (m cgroupMount) dir(path string) string {
-	if m.Root != "/" {
-		rest, ok := strings.CutPrefix(path, m.Root)
-		if !ok || (rest != "" && rest[0] != '/') {
-			return ""
-		}
-		path = rest
-	}
-	return strings.TrimRight(m.Dir+path, "/")
 }
 
 // cgroupSample is one reading of a cgroup's accounting. A Has flag is

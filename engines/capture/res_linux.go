@@ -306,13 +306,13 @@ func (s *resSource) trackCgroup(cp cgroupPaths, container string) string {
 		if cp.V2 == "" {
 			return ""
 		}
-		d := s.mounts.V2.dir(cp.V2)
+		d := s.mounts.V2.Path(cp.V2)
 		c.path, c.v2, c.dirs = cp.V2, true, [3]string{d, d, d}
 	case 1:
 		for i, ctrl := range []string{"cpuacct", "memory", "blkio"} {
 			if m, ok := s.mounts.V1[ctrl]; ok {
 				if path, ok := cp.V1[ctrl]; ok {
-					c.dirs[i] = m.dir(path)
+					c.dirs[i] = m.Path(path)
 				}
 			}
 		}

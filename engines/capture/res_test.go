@@ -189,10 +189,10 @@ func TestResParseCgroupMounts(t *testing.T) {
 	if v2.V2 == nil || *v2.V2 != (cgroupMount{Dir: "/sys/fs/cgroup", Root: "/"}) || v2.V1 != nil {
 		t.Errorf("v2 host: %+v", v2)
 	}
-	if d := v2.V2.dir("/system.slice/a.service"); d != "/sys/fs/cgroup/system.slice/a.service" {
+	if d := v2.V2.Path("/system.slice/a.service"); d != "/sys/fs/cgroup/system.slice/a.service" {
 		t.Errorf("v2 dir %q", d)
 	}
-	if d := v2.V2.dir("/"); d != "/sys/fs/cgroup" {
+	if d := v2.V2.Path("/"); d != "/sys/fs/cgroup" {
 		t.Errorf("v2 root dir %q", d)
 	}
 
@@ -219,7 +219,7 @@ func TestResParseCgroupMounts(t *testing.T) {
 		"/docker/3f1c9a2b7d4eX":    "",
 		"/other":                   "",
 	} {
-		if d := m.dir(path); d != want {
+		if d := m.Path(path); d != want {
 			t.Errorf("dir(%q) = %q, want %q", path, d, want)
 		}
 	}

@@ -56,7 +56,7 @@ func Open(path string) (*Cgroup, error) {
 		if !ok {
 			continue
 		}
-		dir := m.dir(path)
+		dir := m.Path(path)
 		if dir == "" {
 			continue
 		}

@@ -55,7 +55,7 @@ func newTestCgroup(t *testing.T) *testCgroup {
 		if !ok {
 			t.Fatalf("no cgroup v1 %s controller mounted", ctl)
 		}
-		dir := m.dir(tc.path)
+		dir := m.Path(tc.path)
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}

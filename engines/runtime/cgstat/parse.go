@@ -223,46 +223,13 @@ func parsePids(b []byte) ([]int, error) {
 	return pids, nil
 }
 
-// cgroupMount is where a v1 hierarchy is mounted: Dir is the mount point,
-// Root the hierarchy's directory that appears there ("/" on a host, the
-// daemon's own cgroup when it runs in a container with a private view).
-type cgroupMount struct {
-	Dir, Root string
-}
+// cgroupMount is where a v1 hierarchy is mounted.
+type cgroupMount = mountinfo.CgroupMount
 
-// dir is the directory of cgroup path under this mount, or "" when the
-// path lies outside what the mount shows.
-func (m cgroupMount) dir(path string) string {
-	if m.Root != "/" {
-		rest, ok := strings.CutPrefix(path, m.Root)
-		if !ok || (rest != "" && rest[0] != '/') {
-			return ""
-		}
-		path = rest
-	}
-	return strings.TrimRight(m.Dir+path, "/")
-}
-
-// parseV1Mounts maps each cgroup v1 controller to its mount in mountinfo;
-// a hierarchy mounting several controllers ("cpu,cpuacct") appears under
-// each. The first mount wins.
+// parseV1Mounts maps each cgroup v1 controller to its mount in mountinfo
+// (mountinfo.CgroupV1).
 func parseV1Mounts(b []byte) map[string]cgroupMount {
-	m := map[string]cgroupMount{}
-	for _, mi := range mountinfo.Parse(b) {
-		if mi.FSType != "cgroup" {
-			continue
-		}
-		mnt := cgroupMount{Dir: mi.MountPoint, Root: mi.Root}
-		for opt := range strings.SplitSeq(mi.SuperOptions, ",") {
-			if opt == "rw" || opt == "ro" || opt == "" {
-				continue
-			}
-			if _, dup := m[opt]; !dup {
-				m[opt] = mnt
-			}
-		}
-	}
-	return m
+	return mountinfo.CgroupV1(mountinfo.Parse(b))
 }
 
 // clip shortens file contents quoted in an error.

@@ -155,8 +155,8 @@ func TestParseV1Mounts(t *testing.T) {
 		{want["memory"], "/docker/abcd", ""},
 		{want["memory"], "/cairn/x", ""},
 	} {
-		if got := tc.mount.dir(tc.path); got != tc.want {
-			t.Errorf("%+v.dir(%q) = %q, want %q", tc.mount, tc.path, got, tc.want)
+		if got := tc.mount.Path(tc.path); got != tc.want {
+			t.Errorf("%+v.Path(%q) = %q, want %q", tc.mount, tc.path, got, tc.want)
 		}
 	}
 }
