@@ -193,11 +193,11 @@ func (m *module) create(ctx context.Context, actor journal.Actor, o runOptions) 
 	e.mu.Lock()
 	e.c = c
 	// Recorded with the start that follows, in one append (one fsync).
-	e.created = &journal.Body{Kind: "container.create", Subject: c.Name, Node: m.node, Actor: actor, Data: map[string]any{
+	e.created = m.body(actor, "container.create", c.Name, map[string]any{
 		"id": c.ID, "name": c.Name, "image": c.Image, "image_id": c.ImageID, "cmd": c.Config.Cmd,
 		"network": c.Host.Network, "ip": c.Net.IPAddress, "memory": c.Host.Memory, "nano_cpus": c.Host.NanoCPUs,
 		"pids_limit": c.Host.PidsLimit, "binds": c.Host.Binds, "publish": c.Host.Publish, "restart": c.Host.RestartPolicy.Name,
-	}}
+	})
 	e.mu.Unlock()
 	return e, nil
 }
@@ -559,7 +559,7 @@ func (m *module) exited(e *entry, exited chan struct{}, finished time.Time) {
 	if msg != "" {
 		data["error"] = msg
 	}
-	exit := &journal.Body{Kind: "container.exit", Subject: c.Name, Node: m.node, Actor: journal.SystemActor(), Data: data}
+	exit := m.body(journal.SystemActor(), "container.exit", c.Name, data)
 	if autoRemove {
 		// Removed before the run is said to have ended, so that run rm
 		// answers once the container is gone, as docker run --rm; the
@@ -751,8 +751,7 @@ func (m *module) removeAfter(ctx context.Context, actor journal.Actor, e *entry,
 			m.teardown(ctx, &c)
 			m.table.remove(c.ID)
 			e.op.Unlock()
-			rm := &journal.Body{Kind: "container.rm", Subject: c.Name, Node: m.node, Actor: actor,
-				Data: map[string]any{"id": c.ID, "name": c.Name, "force": force}}
+			rm := m.body(actor, "container.rm", c.Name, map[string]any{"id": c.ID, "name": c.Name, "force": force})
 			bodies := []*journal.Body{rm}
 			if before != nil {
 				bodies = []*journal.Body{before, rm}

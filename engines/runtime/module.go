@@ -186,9 +186,14 @@ func (m *module) Stop() error {
 	return nil
 }
 
+// body is one audit event of the engine, from this node.
+func (m *module) body(actor journal.Actor, kind, subject string, data map[string]any) *journal.Body {
+	return &journal.Body{Kind: kind, Subject: subject, Node: m.node, Actor: actor, Data: data}
+}
+
 // record appends one audit event of the engine.
 func (m *module) record(ctx context.Context, actor journal.Actor, kind, subject string, data map[string]any) error {
-	_, err := m.audit.Append(ctx, &journal.Body{Kind: kind, Subject: subject, Node: m.node, Actor: actor, Data: data})
+	_, err := m.audit.Append(ctx, m.body(actor, kind, subject, data))
 	if err != nil {
 		return fmt.Errorf("record %s: %w", kind, err)
 	}
