@@ -82,6 +82,11 @@ func (s *Stream) Append(ctx context.Context, bodies ...*Body) ([]Committed, erro
 	if err != nil {
 		return nil, invalidf("%s", err)
 	}
+	return s.appendUnits(ctx, units)
+}
+
+// appendUnits commits encoded units as one request.
+func (s *Stream) appendUnits(ctx context.Context, units []unit) ([]Committed, error) {
 	r := &request{ctx: ctx, kind: reqAppend, units: units}
 	if err := s.submit(ctx, r); err != nil {
 		return nil, err
@@ -126,11 +131,7 @@ func (s *Stream) AppendEncoded(ctx context.Context, bodies ...Encoded) ([]Commit
 		}
 		units[i] = unit{body: e.Body, kind: e.Kind, subject: e.Subject}
 	}
-	r := &request{ctx: ctx, kind: reqAppend, units: units}
-	if err := s.submit(ctx, r); err != nil {
-		return nil, err
-	}
-	return r.committed, nil
+	return s.appendUnits(ctx, units)
 }
 
 // Propose queues req for the named engine's Decide, in commit order, and

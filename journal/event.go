@@ -280,6 +280,12 @@ func DecodeValue(p []byte, v any) error {
 	return bodyDec.Unmarshal(p, v)
 }
 
+// EncodeValue encodes one value of a body (such as a field of its data)
+// as EncodeBody encodes it inside the body: core deterministic CBOR.
+func EncodeValue(v any) ([]byte, error) {
+	return bodyEnc.Marshal(v)
+}
+
 // DecodeFields decodes one CBOR value of a body into a struct that reads
 // some of its fields, for an engine's FoldRaw: keys match field names (or
 // cbor tags) exactly, as a lookup in the decoded map would, and a map with

@@ -11,9 +11,9 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/fxamacker/cbor/v2"
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/cairnhq/cairn/journal"
 	"github.com/cairnhq/cairn/journal/cbordet"
 )
 
@@ -38,16 +38,6 @@ type transcoder struct {
 // mapEntry is one entry of a map in out: its key from k, its value from
 // v, up to end.
 type mapEntry struct{ k, v, end int }
-
-// cborMode encodes what the transcoder leaves to the library (extension
-// types, keys that are not strings) as the journal encodes a body.
-var cborMode = func() cbor.EncMode {
-	em, err := cbor.CoreDetEncOptions().EncMode()
-	if err != nil {
-		panic(err)
-	}
-	return em
-}()
 
 // appendString encodes s as a text string, or as a byte string when it is
 // not UTF-8 (a text string that is not would make the event unreadable).
@@ -338,7 +328,9 @@ func (tc *transcoder) viaDecoder(b []byte, pos, depth int) (int, error) {
 	if err != nil {
 		return pos, err
 	}
-	enc, err := cborMode.Marshal(v)
+	// What the transcoder leaves to the library (extension types, keys
+	// that are not strings), encoded as the journal encodes a body.
+	enc, err := journal.EncodeValue(v)
 	if err != nil {
 		return pos, err
 	}

@@ -27,7 +27,7 @@ func viaMaps(b []byte) (raws [][]byte, times []time.Time, bad int, err error) {
 		}
 	}
 	for _, r := range fm.records {
-		enc, err := cborMode.Marshal(r.Fields)
+		enc, err := journal.EncodeValue(r.Fields)
 		if err != nil {
 			return nil, nil, 0, err
 		}
