@@ -136,15 +136,20 @@ type putStats struct{ rate, daemonCPU, genCPU, group, syncMS []float64 }
 // measure runs load once, reading both processes' CPU time and the
 // journal's commit figures around it.
 func (s *putStats) measure(httpAddr string, pid int, load func() (float64, int64, error)) error {
+	// cpu reads both processes' CPU time; the commit figures are read
+	// outside it, so that serving /metrics is not counted.
+	cpu := func() (daemon, gen time.Duration, err error) {
+		if daemon, err = procCPU(pid); err != nil {
+			return
+		}
+		gen, err = procCPU(os.Getpid())
+		return
+	}
 	c0, err := commitFigures(httpAddr)
 	if err != nil {
 		return err
 	}
-	d0, err := procCPU(pid)
-	if err != nil {
-		return err
-	}
-	g0, err := procCPU(os.Getpid())
+	d0, g0, err := cpu()
 	if err != nil {
 		return err
 	}
@@ -152,11 +157,7 @@ func (s *putStats) measure(httpAddr string, pid int, load func() (float64, int64
 	if err != nil {
 		return err
 	}
-	d1, err := procCPU(pid)
-	if err != nil {
-		return err
-	}
-	g1, err := procCPU(os.Getpid())
+	d1, g1, err := cpu()
 	if err != nil {
 		return err
 	}
@@ -183,35 +184,14 @@ type commits struct{ commits, events, syncSec float64 }
 
 // commitFigures reads them from the daemon's /metrics.
 func commitFigures(httpAddr string) (commits, error) {
-	var c commits
-	resp, err := http.Get("http://" + httpAddr + "/metrics")
+	v, err := scrapeValues("http://"+httpAddr+"/metrics",
+		`cairn_journal_commit_events_count{stream="audit"}`,
+		`cairn_journal_commit_events_sum{stream="audit"}`,
+		`cairn_journal_sync_seconds_sum{stream="audit"}`)
 	if err != nil {
-		return c, err
+		return commits{}, err
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return c, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		name, val, ok := strings.Cut(line, " ")
-		if !ok || !strings.Contains(name, `stream="audit"`) {
-			continue
-		}
-		v, err := strconv.ParseFloat(val, 64)
-		if err != nil {
-			continue
-		}
-		switch {
-		case strings.HasPrefix(name, "cairn_journal_commit_events_count"):
-			c.commits = v
-		case strings.HasPrefix(name, "cairn_journal_commit_events_sum"):
-			c.events = v
-		case strings.HasPrefix(name, "cairn_journal_sync_seconds_sum"):
-			c.syncSec = v
-		}
-	}
-	return c, nil
+	return commits{commits: v[0], events: v[1], syncSec: v[2]}, nil
 }
 
 // rates lists each round's rate, in thousands a second.

@@ -304,19 +304,34 @@ func instantSum(base, q string, at time.Time) (float64, error) {
 
 // scrapeValue reads one sample of a text-format page.
 func scrapeValue(u, series string) (float64, error) {
-	resp, err := http.Get(u)
+	v, err := scrapeValues(u, series)
 	if err != nil {
 		return 0, err
+	}
+	return v[0], nil
+}
+
+// scrapeValues reads several series from one GET of u, in their order, as
+// scrapeValue reads one.
+func scrapeValues(u string, series ...string) ([]float64, error) {
+	resp, err := http.Get(u)
+	if err != nil {
+		return nil, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
+	out := make([]float64, len(series))
 	for _, l := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(l, series+" "); ok {
-			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		for i, name := range series {
+			if v, ok := strings.CutPrefix(l, name+" "); ok {
+				if out[i], err = strconv.ParseFloat(strings.TrimSpace(v), 64); err != nil {
+					return nil, err
+				}
+			}
 		}
 	}
-	return 0, nil
+	return out, nil
 }
