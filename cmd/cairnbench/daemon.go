@@ -33,6 +33,14 @@ func (b *bench) newDaemon(data string) (*daemonProc, error) {
 	return d, nil
 }
 
+// profileAs adds --cpuprofile FILE.part when CAIRNBENCH_DAEMON_PROFILE=FILE
+// is set: the daemon's own CPU profile of that part, for performance work.
+func (d *daemonProc) profileAs(part string) {
+	if p := os.Getenv("CAIRNBENCH_DAEMON_PROFILE"); p != "" {
+		d.Extra = append(d.Extra, "--cpuprofile", p+"."+part)
+	}
+}
+
 // start launches the daemon and returns the time from exec to its first
 // successful status answer, polling the socket every millisecond.
 func (d *daemonProc) start(ctx context.Context) (time.Duration, wire.StatusRow, error) {

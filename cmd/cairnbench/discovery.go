@@ -32,9 +32,7 @@ func runDiscovery(ctx context.Context, b *bench) error {
 	if err != nil {
 		return err
 	}
-	if p := os.Getenv("CAIRNBENCH_DAEMON_PROFILE"); p != "" {
-		d.Extra = append(d.Extra, "--cpuprofile", p+".discovery")
-	}
+	d.profileAs("discovery")
 	// CAIRNBENCH_DISCOVERY_PUTS=both|consul|socket runs only the PUT
 	// loads (both, or one of them: a daemon profile of one load alone).
 	puts := os.Getenv("CAIRNBENCH_DISCOVERY_PUTS")

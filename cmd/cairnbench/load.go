@@ -139,9 +139,7 @@ func runLoad(ctx context.Context, b *bench) error {
 	if err != nil {
 		return err
 	}
-	if p := os.Getenv("CAIRNBENCH_DAEMON_CPUPROFILE"); p != "" {
-		d.Extra = append(d.Extra, "--cpuprofile", p)
-	}
+	d.profileAs("load")
 	_, st, err := d.start(ctx)
 	if err != nil {
 		return err

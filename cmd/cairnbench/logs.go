@@ -37,9 +37,7 @@ func (b *bench) logsDaemon(ctx context.Context, name string) (*daemonProc, *clie
 		return nil, nil, err
 	}
 	d.Extra = append(d.Extra, "--syslog", "127.0.0.1:0", "--logs-retention-bytes", "0")
-	if p := os.Getenv("CAIRNBENCH_DAEMON_PROFILE"); p != "" {
-		d.Extra = append(d.Extra, "--cpuprofile", p+"."+name)
-	}
+	d.profileAs(name)
 	if _, _, err := d.start(ctx); err != nil {
 		return nil, nil, err
 	}
