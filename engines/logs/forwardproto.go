@@ -229,7 +229,9 @@ func decodeForward(d *msgpack.Decoder, bufs *forwardBufs) (forwardMsg, error) {
 	if fm.tag == "" {
 		return fm, errors.New("empty tag")
 	}
-	fm.tag = validKey([]byte(fm.tag)) // stored as text: UTF-8
+	if !utf8.ValidString(fm.tag) { // stored as text: UTF-8
+		fm.tag = strings.ToValidUTF8(fm.tag, "\ufffd")
+	}
 	c, err := d.PeekCode()
 	if err != nil {
 		return fm, err

@@ -7,7 +7,6 @@ import (
 	"io"
 	"math"
 	"slices"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -290,7 +289,7 @@ func (tc *transcoder) key(b []byte, pos int) (int, error) {
 	}
 	k := b[pos : pos+n]
 	if !utf8.Valid(k) {
-		k = []byte(strings.ToValidUTF8(string(k), "\ufffd"))
+		k = []byte(validKey(k))
 	}
 	tc.out = append(cbordet.AppendHead(tc.out, cbordet.Text, uint64(len(k))), k...)
 	return pos + n, nil
