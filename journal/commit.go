@@ -323,6 +323,8 @@ type built struct {
 	// owed is the import record owed after this batch (nil: none),
 	// which the committer keeps as the stream's once the batch is durable.
 	owed *unit
+	// ov holds the batch's projection writes for the cache (nil: no cache).
+	ov *overlay
 }
 
 // build writes the group's events, indexes and folds into one batch. A
@@ -357,7 +359,7 @@ func (s *Stream) buildOnce(group []*request, now int64) (bt *built, failed *requ
 		// is not copied again each time the batch doubles.
 		b = s.db.NewBatchWithSize(groupSize(group))
 	}
-	bt = &built{b: b, tip: s.last, owed: s.owed}
+	bt = &built{b: b, tip: s.last, owed: s.owed, ov: s.pcache.overlay()}
 	defer func() {
 		if failed != nil || err != nil {
 			_ = b.Close()
@@ -371,7 +373,7 @@ func (s *Stream) buildOnce(group []*request, now int64) (bt *built, failed *requ
 		case reqAppend:
 			r.planned = r.units
 		case reqPropose:
-			v := &View{r: b, prefix: projPrefix(r.engine.Name()), lastSeq: bt.tip.seq}
+			v := &View{r: b, ov: bt.ov, prefix: projPrefix(r.engine.Name()), lastSeq: bt.tip.seq}
 			dec, err := r.engine.Decide(v, r.req)
 			if err != nil {
 				r.err = err
@@ -441,7 +443,7 @@ func (s *Stream) buildOnce(group []*request, now int64) (bt *built, failed *requ
 				return nil, nil, err
 			}
 			idx = append(idx, indexEntry{seq: seq, kind: u.kind, subject: u.subject})
-			if err := s.fold(b, &raw); err != nil {
+			if err := s.fold(b, bt.ov, &raw); err != nil {
 				r.err = err
 				return bt, r, nil
 			}
@@ -517,7 +519,7 @@ func (s *Stream) put(b *pebble.Batch, kbuf []byte, raw *Raw, kind, subject strin
 // fold applies every engine's Fold to one event, decoded from its stored
 // bytes exactly as Rebuild decodes it (or FoldRaw, for an engine that
 // decodes the stored bytes itself).
-func (s *Stream) fold(b *pebble.Batch, raw *Raw) error {
+func (s *Stream) fold(b *pebble.Batch, ov *overlay, raw *Raw) error {
 	if len(s.engines) == 0 {
 		return nil
 	}
@@ -536,7 +538,7 @@ func (s *Stream) fold(b *pebble.Batch, raw *Raw) error {
 			if err := CheckRecord(raw.Record); err != nil {
 				return fmt.Errorf("%s seq %d: %w", raw.Stream, raw.Seq, err)
 			}
-			t := &Txn{View: View{r: b, prefix: projPrefix(e.Name()), lastSeq: raw.Seq}, b: b}
+			t := &Txn{View: View{r: b, ov: ov, prefix: projPrefix(e.Name()), lastSeq: raw.Seq}, b: b}
 			if err := rf.FoldRaw(t, raw); err != nil {
 				kind, _ := raw.Kind()
 				return fmt.Errorf("engine %s: fold %s seq %d: %w", e.Name(), kind, raw.Seq, err)
@@ -549,7 +551,7 @@ func (s *Stream) fold(b *pebble.Batch, raw *Raw) error {
 				return err
 			}
 		}
-		t := &Txn{View: View{r: b, prefix: projPrefix(e.Name()), lastSeq: ev.Seq}, b: b}
+		t := &Txn{View: View{r: b, ov: ov, prefix: projPrefix(e.Name()), lastSeq: ev.Seq}, b: b}
 		if err := e.Fold(t, ev); err != nil {
 			return fmt.Errorf("engine %s: fold %s seq %d: %w", e.Name(), ev.Kind, ev.Seq, err)
 		}
@@ -594,6 +596,7 @@ func (s *Stream) commitGroup(group []*request) {
 		return
 	}
 	_ = bt.b.Close()
+	bt.ov.commit()
 	s.last = bt.tip
 	s.owed = bt.owed
 	s.owedKnown.Store(bt.owed != nil)
@@ -675,7 +678,7 @@ func (s *Stream) rebuild() error {
 			return err
 		}
 		raw := Raw{Stream: s.name, Seq: seq, Record: it.Value()}
-		if err := s.fold(b, &raw); err != nil {
+		if err := s.fold(b, nil, &raw); err != nil {
 			_ = it.Close()
 			return fmt.Errorf("rebuild: %w", err)
 		}
@@ -690,6 +693,7 @@ func (s *Stream) rebuild() error {
 		s.failed = fmt.Errorf("%s stream stopped after a write error; restart cairn: %w", s.name, err)
 		return s.failed
 	}
+	s.pcache.clear()
 	s.publish(&built{tip: s.last})
 	return nil
 }

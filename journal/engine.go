@@ -50,6 +50,7 @@ type Decision struct {
 // group.
 type View struct {
 	r       pebble.Reader
+	ov      *overlay // the committer's cache of durable values; nil: read r only
 	prefix  []byte
 	lastSeq int64
 	kbuf    []byte
@@ -62,6 +63,9 @@ func (v *View) key(k []byte) []byte {
 
 // Get returns a copy of the value of key, and whether it exists.
 func (v *View) Get(key []byte) ([]byte, bool, error) {
+	if v.ov != nil {
+		return v.ov.get(v.r, v.key(key))
+	}
 	return readerGet(v.r, v.key(key))
 }
 
@@ -89,10 +93,22 @@ func (t *Txn) wkey(k []byte) []byte {
 }
 
 // Set sets key to value.
-func (t *Txn) Set(key, value []byte) error { return t.b.Set(t.wkey(key), value, nil) }
+func (t *Txn) Set(key, value []byte) error {
+	k := t.wkey(key)
+	if t.ov != nil {
+		t.ov.set(k, value)
+	}
+	return t.b.Set(k, value, nil)
+}
 
 // Delete deletes key.
-func (t *Txn) Delete(key []byte) error { return t.b.Delete(t.wkey(key), nil) }
+func (t *Txn) Delete(key []byte) error {
+	k := t.wkey(key)
+	if t.ov != nil {
+		t.ov.delete(k)
+	}
+	return t.b.Delete(k, nil)
+}
 
 // DeleteRange deletes the keys in [start, end); end nil means the end of
 // the engine's prefix.
@@ -103,6 +119,9 @@ func (t *Txn) DeleteRange(start, end []byte) error {
 		hi = PrefixEnd(t.prefix)
 	} else {
 		hi = append(append([]byte(nil), t.prefix...), end...)
+	}
+	if t.ov != nil {
+		t.ov.deleteRange(lo, hi)
 	}
 	return t.b.DeleteRange(lo, hi, nil)
 }

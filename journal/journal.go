@@ -55,6 +55,10 @@ type Options struct {
 	MaxGroupEvents int
 	// Signing signs each stream's chain heads with the node's key (sign.go).
 	Signing Signing
+	// ProjectionCache bounds, in bytes, the memory each stream with engines
+	// keeps of the projection values its engines read (projcache.go);
+	// default 32 MiB, negative for none.
+	ProjectionCache int
 }
 
 // Retention bounds a capture-like stream by age and size; zero is unlimited.
@@ -105,6 +109,9 @@ func Open(opts Options) (*Journal, error) {
 	}
 	if opts.MaxGroupEvents <= 0 {
 		opts.MaxGroupEvents = 1024
+	}
+	if opts.ProjectionCache == 0 {
+		opts.ProjectionCache = 32 << 20
 	}
 	specs, err := streamSpecs(opts)
 	if err != nil {
@@ -199,6 +206,7 @@ type Stream struct {
 	committerDone chan struct{}
 
 	// Owned by the committer goroutine.
+	pcache  *projCache // nil for a stream without engines
 	last    tip
 	failed  error
 	pending *request
@@ -385,6 +393,9 @@ func openStream(j *Journal, spec StreamSpec) (*Stream, error) {
 		}
 		s.engineByName[en] = e
 		s.engines = append(s.engines, e)
+	}
+	if len(s.engines) > 0 {
+		s.pcache = newProjCache(opts.ProjectionCache)
 	}
 	if err := s.load(); err != nil {
 		_ = db.Close()
