@@ -318,6 +318,52 @@ func TestReserve(t *testing.T) {
 	}
 }
 
+// TestReserveTrustedReading: with DiskFreeTrusted, a reading far above
+// the reserve spares the next groups a statfs; near the reserve, or once
+// enough was written since, each group reads the free space again.
+func TestReserveTrustedReading(t *testing.T) {
+	var free atomic.Uint64
+	var reads atomic.Int64
+	opts := testOptions(vfs.NewMem())
+	opts.Reserve = 100 << 20
+	opts.DiskFree = func(string) (uint64, error) { reads.Add(1); return free.Load(), nil }
+	opts.DiskFreeTrusted = true
+	j := mustOpen(t, opts)
+	defer j.Close()
+	s := j.Stream(Audit)
+	appends := func(n, size int) int64 {
+		t.Helper()
+		before := reads.Load()
+		for i := range n {
+			mustAppend(t, s, body("test.emit", "a", map[string]any{"i": i, "pad": strings.Repeat("x", size)}))
+		}
+		return reads.Load() - before
+	}
+
+	free.Store(1 << 40)
+	start := time.Now()
+	// Each reading is trusted for freeTrustFor: one at the start and one
+	// per window that passed, however slow the machine.
+	if n, most := appends(50, 10), 1+int64(time.Since(start)/freeTrustFor); n > most {
+		t.Errorf("far from the reserve: %d free-space reads for 50 groups, want at most %d", n, most)
+	}
+	// 100 MiB + the 64 MiB margin + 1 MiB: 128 KiB written since the
+	// reading (×8) spends the rest, so every group or so reads again.
+	free.Store(165 << 20)
+	s.freeSeen = freeReading{} // forget the reading of 1 TiB (the committer is idle)
+	if n := appends(20, 200<<10); n < 10 {
+		t.Errorf("1 MiB above the margin, 200 KiB a group: %d reads for 20 groups, want one every group or two", n)
+	}
+	free.Store(110 << 20)
+	if n := appends(20, 10); n != 20 {
+		t.Errorf("near the reserve: %d reads for 20 groups, want 20", n)
+	}
+	free.Store(50 << 20)
+	if _, err := s.Append(context.Background(), body("test.emit", "b", nil)); !errors.Is(err, ErrResourceExhausted) {
+		t.Fatalf("append below the reserve: %v", err)
+	}
+}
+
 func TestTypedErrors(t *testing.T) {
 	for _, c := range []struct {
 		err  error

@@ -40,6 +40,11 @@ type Options struct {
 	// is statfs (Bavail×Bsize) on vfs.Default, and FS.GetDiskUsage on any
 	// other FS (unlimited where that is unsupported, as on vfs.NewMem()).
 	DiskFree func(dir string) (uint64, error)
+	// DiskFreeTrusted lets the committer, far from the reserve, trust a
+	// reading of DiskFree for up to 100ms (commitReserve). Open sets it
+	// when it supplies DiskFree itself; a DiskFree that a test changes at
+	// will is asked before every commit group.
+	DiskFreeTrusted bool
 	// Retention limits the capture stream.
 	Retention Retention
 	// Streams are the streams beyond audit and capture, declared by the
@@ -103,6 +108,7 @@ func Open(opts Options) (*Journal, error) {
 	}
 	if opts.DiskFree == nil {
 		opts.DiskFree = defaultDiskFree(opts.FS)
+		opts.DiskFreeTrusted = true
 	}
 	if opts.SubscriberBuffer <= 0 {
 		opts.SubscriberBuffer = 4096
@@ -206,11 +212,13 @@ type Stream struct {
 	committerDone chan struct{}
 
 	// Owned by the committer goroutine.
-	pcache  *projCache // nil for a stream without engines
-	last    tip
-	failed  error
-	pending *request
-	owed    *unit // the record of an unfinished import (ImportOptions.Pending)
+	pcache *projCache // nil for a stream without engines
+	// freeSeen is the last free-space reading commitReserve trusts.
+	freeSeen freeReading
+	last     tip
+	failed   error
+	pending  *request
+	owed     *unit // the record of an unfinished import (ImportOptions.Pending)
 	// owedKnown mirrors owed != nil for PendingImport.
 	owedKnown atomic.Bool
 
