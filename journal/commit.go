@@ -337,19 +337,25 @@ type freeReading struct {
 	at      time.Time
 	free    uint64
 	written uint64 // batch bytes committed since
+	// trustFor, when set, replaces freeTrustFor (tests).
+	trustFor time.Duration
 }
 
 // commitReserve is checkReserve for the committer, which may trust its
 // last reading (freeTrustFor).
 func (s *Stream) commitReserve() error {
 	r := &s.freeSeen
-	if !r.at.IsZero() && time.Since(r.at) < freeTrustFor &&
+	trust := freeTrustFor
+	if r.trustFor > 0 {
+		trust = r.trustFor
+	}
+	if !r.at.IsZero() && time.Since(r.at) < trust &&
 		r.free > s.reserve+freeTrustMargin+8*r.written {
 		return nil
 	}
 	free, err := s.readReserve()
 	if free > 0 && s.j.opts.DiskFreeTrusted {
-		*r = freeReading{at: time.Now(), free: free}
+		*r = freeReading{at: time.Now(), free: free, trustFor: r.trustFor}
 	}
 	return err
 }
@@ -624,6 +630,9 @@ func (s *Stream) commitGroup(group []*request) {
 	// ApplyNoSyncWait + SyncWait rather than Apply: pebble hands a failed
 	// WAL write or fsync back to SyncWait as an error, where Apply would
 	// call Logger.Fatalf.
+	// Counted before the apply: pebble takes over a batch larger than
+	// half a memtable and empties it.
+	size := uint64(len(bt.b.Repr()))
 	start := time.Now()
 	err = s.db.ApplyNoSyncWait(bt.b, pebble.Sync)
 	if err == nil {
@@ -643,7 +652,7 @@ func (s *Stream) commitGroup(group []*request) {
 		}
 		return
 	}
-	s.freeSeen.written += uint64(len(bt.b.Repr()))
+	s.freeSeen.written += size
 	_ = bt.b.Close()
 	bt.ov.commit()
 	s.last = bt.tip
@@ -735,6 +744,7 @@ func (s *Stream) rebuild() error {
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return err
 	}
+	s.freeSeen.written += uint64(len(b.Repr()))
 	if err := s.db.ApplyNoSyncWait(b, pebble.Sync); err != nil {
 		return err
 	}

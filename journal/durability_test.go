@@ -354,7 +354,17 @@ func TestReserveTrustedReading(t *testing.T) {
 	if n := appends(20, 200<<10); n < 10 {
 		t.Errorf("1 MiB above the margin, 200 KiB a group: %d reads for 20 groups, want one every group or two", n)
 	}
+	// A batch over half a memtable (25 MiB here: a quarter of the
+	// reserve), which pebble takes over and empties, counts all the same:
+	// 13 MiB ×8 spends 100 MiB of room.
+	free.Store((100 + 64 + 100) << 20)
+	s.freeSeen = freeReading{trustFor: time.Hour} // however long 13 MiB takes to hash
+	appends(1, 10)
+	if n := appends(1, 13<<20) + appends(1, 10); n < 1 {
+		t.Errorf("after a 13 MiB group with 100 MiB to spare: %d reads, want the next group to read", n)
+	}
 	free.Store(110 << 20)
+	s.freeSeen = freeReading{} // another writer took 154 MiB
 	if n := appends(20, 10); n != 20 {
 		t.Errorf("near the reserve: %d reads for 20 groups, want 20", n)
 	}

@@ -2,6 +2,7 @@ package journal
 
 import (
 	"bytes"
+	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -22,6 +23,36 @@ type projCache struct {
 	m     map[string]cachedValue
 	bytes int
 	limit int
+	// subs counts the keys held in each subspace (subspaceOf), so that a
+	// range delete within a subspace the cache holds nothing of (the KV's
+	// lease → keys index, which is only ever iterated) costs no scan.
+	subs map[string]int
+}
+
+// subspaceOf returns the subspace of a projection key: its engine prefix
+// "p/<engine>/" and the byte after it ("p/kv/k", "p/kv/x"), or the whole
+// key when it is shorter.
+func subspaceOf(k string) string {
+	if !strings.HasPrefix(k, "p/") {
+		return k
+	}
+	i := strings.IndexByte(k[2:], '/')
+	if i < 0 {
+		return k
+	}
+	return k[:min(len(k), 2+i+2)]
+}
+
+// rangeIsCold reports whether the cache holds no key in [lo, hi) because
+// the range lies within one subspace it holds no key of.
+func (c *projCache) rangeIsCold(lo, hi string) bool {
+	sub := subspaceOf(lo)
+	// A subspace proper: "p/", an engine name, "/" and one byte.
+	if strings.Count(sub, "/") != 2 || !strings.HasSuffix(sub[:len(sub)-1], "/") {
+		return false
+	}
+	// lo starts with sub; the range stays in it if hi does not pass its end.
+	return c.subs[sub] == 0 && hi <= string(PrefixEnd([]byte(sub)))
 }
 
 type cachedValue struct {
@@ -37,30 +68,37 @@ func newProjCache(limit int) *projCache {
 	if limit <= 0 {
 		return nil
 	}
-	return &projCache{m: make(map[string]cachedValue), limit: limit}
+	return &projCache{m: make(map[string]cachedValue), limit: limit, subs: make(map[string]int)}
 }
 
 func (c *projCache) set(k string, v cachedValue) {
 	if old, ok := c.m[k]; ok {
 		c.bytes -= len(k) + len(old.val) + cacheEntryOverhead
+	} else {
+		c.subs[subspaceOf(k)]++
 	}
 	c.m[k] = v
 	c.bytes += len(k) + len(v.val) + cacheEntryOverhead
 	if c.bytes > c.limit {
-		for k2, v2 := range c.m {
+		for k2 := range c.m {
 			if c.bytes <= c.limit*3/4 {
 				break
 			}
-			delete(c.m, k2)
-			c.bytes -= len(k2) + len(v2.val) + cacheEntryOverhead
+			c.drop(k2)
 		}
 	}
 }
 
 func (c *projCache) drop(k string) {
-	if old, ok := c.m[k]; ok {
-		delete(c.m, k)
-		c.bytes -= len(k) + len(old.val) + cacheEntryOverhead
+	old, ok := c.m[k]
+	if !ok {
+		return
+	}
+	delete(c.m, k)
+	c.bytes -= len(k) + len(old.val) + cacheEntryOverhead
+	sub := subspaceOf(k)
+	if c.subs[sub]--; c.subs[sub] <= 0 {
+		delete(c.subs, sub)
 	}
 }
 
@@ -68,6 +106,7 @@ func (c *projCache) drop(k string) {
 func (c *projCache) clear() {
 	if c != nil {
 		clear(c.m)
+		clear(c.subs)
 		c.bytes = 0
 	}
 }
@@ -154,6 +193,9 @@ func (o *overlay) commit() {
 	}
 	c := o.c
 	for _, r := range o.ranges {
+		if c.rangeIsCold(string(r[0]), string(r[1])) {
+			continue
+		}
 		for k := range c.m {
 			if k >= string(r[0]) && k < string(r[1]) {
 				c.drop(k)

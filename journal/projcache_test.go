@@ -93,7 +93,9 @@ func (o *oracleEngine) Fold(t *Txn, ev *Event) error {
 }
 
 func randomOracleReq(rng *rand.Rand, n int) oracleReq {
-	key := func() string { return fmt.Sprintf("k%02d", rng.IntN(24)) }
+	// Two subspaces (p/oracle/j, p/oracle/k), and ranges within one or
+	// across both.
+	key := func() string { return fmt.Sprintf("%c%02d", "jk"[rng.IntN(2)], rng.IntN(24)) }
 	var r oracleReq
 	for range rng.IntN(3) {
 		r.Reads = append(r.Reads, key())
@@ -108,6 +110,9 @@ func randomOracleReq(rng *rand.Rand, n int) oracleReq {
 			r.Ops = append(r.Ops, []any{"del", key()})
 		default:
 			lo, hi := key(), key()
+			if rng.IntN(4) > 0 {
+				hi = lo[:1] + hi[1:] // within one subspace
+			}
 			if hi < lo {
 				lo, hi = hi, lo
 			}
@@ -171,6 +176,13 @@ func TestProjectionCacheOracle(t *testing.T) {
 				if ok != v.ok || !bytes.Equal(val, v.val) {
 					t.Errorf("cache %s = %q %v, stored %q %v", k, v.val, v.ok, val, ok)
 				}
+			}
+			subs := map[string]int{}
+			for k := range c.m {
+				subs[subspaceOf(k)]++
+			}
+			if fmt.Sprint(subs) != fmt.Sprint(c.subs) {
+				t.Errorf("subspace counts %v, the cache holds %v", c.subs, subs)
 			}
 			t.Logf("%d reads checked, %d keys cached (%d bytes)", eng.reads, len(c.m), c.bytes)
 		})
