@@ -163,10 +163,12 @@ func (o *overlay) get(b pebble.Reader, key []byte) ([]byte, bool, error) {
 func (o *overlay) set(key, value []byte) {
 	k := string(key)
 	w := overlayWrite{cachedValue: cachedValue{ok: true}}
-	if _, cached := o.c.m[k]; cached {
-		w.known, w.val = true, bytes.Clone(value)
-	} else if prev, ok := o.writes[k]; ok && prev.known {
-		w.known, w.val = true, bytes.Clone(value)
+	_, cached := o.c.m[k]
+	if prev, ok := o.writes[k]; cached || ok && prev.known {
+		w.known = true
+		if len(value) > 0 { // an empty value reads back nil, as from pebble
+			w.val = bytes.Clone(value)
+		}
 	}
 	o.writes[k] = w
 }
