@@ -37,7 +37,9 @@ func (n instanceNames) InstanceContainer(ref string) (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	type hit struct{ dep, container string }
-	var hits []hit
+	// An index is meant when one matches; else an id prefix, which may
+	// be all digits too (a UUID's first eight are in one of ~40).
+	var hits, idHits []hit
 	deps := make([]string, 0, len(m.st.Deployments))
 	for name := range m.st.Deployments {
 		deps = append(deps, name)
@@ -52,10 +54,16 @@ func (n instanceNames) InstanceContainer(ref string) (string, error) {
 				continue
 			}
 			idx, err := strconv.Atoi(which)
-			if (err == nil && in.Index == idx) || (err != nil && len(which) >= 4 && strings.HasPrefix(in.ID, which)) {
+			switch {
+			case err == nil && in.Index == idx:
 				hits = append(hits, hit{name, in.Container})
+			case len(which) >= 4 && strings.HasPrefix(in.ID, which):
+				idHits = append(idHits, hit{name, in.Container})
 			}
 		}
+	}
+	if len(hits) == 0 {
+		hits = idHits
 	}
 	switch len(hits) {
 	case 0:
