@@ -731,6 +731,109 @@ func TestRuntimeInterruptedCreate(t *testing.T) {
 	requireNoLeaks(t, d, nil)
 }
 
+// TestRuntimeInterruptedRemoval: a daemon that ends after a removal
+// renamed the container's directory and before it recorded the removal
+// (run rm's exit and rm are one append after the rename) leaves a .rm-ID
+// directory and no event; the next daemon records the container.rm, and
+// the container.exit before it when the record says the container was
+// running, with the status its shim wrote, then deletes the directory. A
+// removal the journal holds already is not recorded twice.
+func TestRuntimeInterruptedRemoval(t *testing.T) {
+	requireRuntime(t)
+	d, _ := runtimeDaemon(t)
+	importBusybox(t, d, nil)
+	idOf := func(out string) string {
+		var row struct{ ID string }
+		if err := json.Unmarshal([]byte(out), &row); err != nil || row.ID == "" {
+			t.Fatalf("run answered %q (%v)", out, err)
+		}
+		return row.ID
+	}
+	// done: ran and exited, its record saved as exited.
+	done := idOf(cliOK(t, d, "-o", "json", "run", "busybox", "name=done", "detach", "network=none", "--", "true"))
+	waitFor(t, "done's exit", 10*time.Second, func() bool {
+		return strings.Contains(cliOK(t, d, "events", "kind=container.exit", "subject=done"), "container.exit")
+	})
+	// removed: removed properly, its rm in the journal.
+	removed := idOf(cliOK(t, d, "-o", "json", "run", "busybox", "name=removed", "detach", "network=none", "--", "true"))
+	containers := filepath.Join(d.Data, "runtime", "containers")
+	waitFor(t, "removed's exit", 10*time.Second, func() bool {
+		return strings.Contains(cliOK(t, d, "events", "kind=container.exit", "subject=removed"), "container.exit")
+	})
+	removedRec, err := os.ReadFile(filepath.Join(containers, removed, "container.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cliOK(t, d, "rm", "removed")
+	// running: its record says running when the daemon dies, and it ends
+	// (status 3) while no daemon runs.
+	running := idOf(cliOK(t, d, "-o", "json", "run", "busybox", "name=running", "detach", "network=none", "--", "sh", "-c", "sleep 1; exit 3"))
+	d.Kill()
+	waitFor(t, "running's shim to record its exit", 10*time.Second, func() bool {
+		_, err := os.Stat(filepath.Join(containers, running, "exit"))
+		return err == nil
+	})
+	for _, id := range []string{done, running} {
+		if err := os.Rename(filepath.Join(containers, id), filepath.Join(containers, ".rm-"+id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(containers, ".rm-"+removed), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(containers, ".rm-"+removed, "container.json"), removedRec, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d.start()
+
+	type event struct {
+		Kind    string
+		Subject string
+		Data    map[string]any
+	}
+	var rms, exits []event
+	for _, line := range strings.Split(strings.TrimSpace(cliOK(t, d, "-o", "json", "events", "kind=container.*")), "\n") {
+		var ev event
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("event %q: %v", line, err)
+		}
+		switch ev.Kind {
+		case "container.rm":
+			rms = append(rms, ev)
+		case "container.exit":
+			exits = append(exits, ev)
+		}
+	}
+	count := func(evs []event, id string) (n int, last event) {
+		for _, ev := range evs {
+			if ev.Data["id"] == id {
+				n, last = n+1, ev
+			}
+		}
+		return n, last
+	}
+	for _, id := range []string{done, running, removed} {
+		if n, _ := count(rms, id); n != 1 {
+			t.Errorf("container %s: %d container.rm events, want 1", id[:12], n)
+		}
+	}
+	if n, ev := count(exits, running); n != 1 || ev.Data["exit_code"] != float64(3) {
+		t.Errorf("running: %d container.exit events, last %+v; want one with exit_code 3", n, ev.Data)
+	}
+	if n, _ := count(exits, done); n != 1 {
+		t.Errorf("done: %d container.exit events, want the one of its run only", n)
+	}
+	for _, id := range []string{done, running, removed} {
+		if _, err := os.Stat(filepath.Join(containers, ".rm-"+id)); !os.IsNotExist(err) {
+			t.Errorf("the interrupted removal's directory %s is still there (%v)", id[:12], err)
+		}
+	}
+	if ps := cliOK(t, d, "ps", "all"); strings.Contains(ps, "done") || strings.Contains(ps, "running") {
+		t.Errorf("ps all after the sweep:\n%s", ps)
+	}
+	requireNoLeaks(t, d, []string{done, running, removed})
+}
+
 // TestRuntimeLogsFollowEnds: as docker logs --follow, a follow of a
 // container's output ends when its run does, with every line answered;
 // of a container that is not running, it answers what is stored and ends.

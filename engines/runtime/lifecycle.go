@@ -369,17 +369,90 @@ func (m *module) removeDir(dir string) {
 	}
 }
 
-// sweepDiscarded finishes the removals an earlier daemon did not.
-func (m *module) sweepDiscarded() {
+// sweepDiscarded finishes the removals an earlier daemon did not. One that
+// ended after a removal renamed the directory and before it recorded the
+// removal (and, for run rm, the exit before it) left no event of either:
+// they are recorded now, from the container's record and the exit status
+// its shim wrote, before the directory goes.
+func (m *module) sweepDiscarded(ctx context.Context) {
 	ents, err := os.ReadDir(m.table.dir)
 	if err != nil {
 		return
 	}
 	for _, de := range ents {
-		if de.IsDir() && strings.HasPrefix(de.Name(), discardPrefix) {
-			m.removeDir(filepath.Join(m.table.dir, de.Name()))
+		if !de.IsDir() || !strings.HasPrefix(de.Name(), discardPrefix) {
+			continue
+		}
+		dir := filepath.Join(m.table.dir, de.Name())
+		if err := m.recordDiscarded(ctx, dir); err != nil {
+			// Kept, so that the next start records it.
+			m.log.Warn("record an interrupted removal", "dir", dir, "err", err)
+			continue
+		}
+		// The removal deleted runc's state before the rename; a removal
+		// that did not get that far leaves it.
+		if id := strings.TrimPrefix(de.Name(), discardPrefix); idRE.MatchString(id) {
+			_ = m.runc.delete(ctx, id, true)
+		}
+		m.removeDir(dir)
+	}
+}
+
+// recordDiscarded appends the container.rm of the removed container whose
+// directory is dir, and its container.exit if its record says it was
+// running, unless the journal holds its container.rm already.
+func (m *module) recordDiscarded(ctx context.Context, dir string) error {
+	b, err := os.ReadFile(filepath.Join(dir, "container.json"))
+	if os.IsNotExist(err) {
+		return nil // an interrupted create's: no container to record
+	}
+	if err != nil {
+		return err
+	}
+	var c Container
+	if err := json.Unmarshal(b, &c); err != nil {
+		return fmt.Errorf("read its record: %w", err)
+	}
+	if c.ID == "" || c.Name == "" {
+		return errors.New("its record names no container")
+	}
+	done, err := m.rmRecorded(c)
+	if err != nil || done {
+		return err
+	}
+	var bodies []*journal.Body
+	if c.State.Running {
+		code, at, ok := readExit(dir)
+		data := map[string]any{"id": c.ID, "name": c.Name, "exit_code": code, "oom_killed": false}
+		if !ok {
+			data["exit_code"], data["error"] = 255, "the container's shim left no exit status"
+		}
+		if !at.IsZero() {
+			data["duration_s"] = at.Sub(c.State.StartedAt).Seconds()
+		}
+		bodies = append(bodies, m.body(journal.SystemActor(), "container.exit", c.Name, data))
+	}
+	bodies = append(bodies, m.body(journal.SystemActor(), "container.rm", c.Name,
+		map[string]any{"id": c.ID, "name": c.Name, "force": false, "interrupted": true}))
+	_, err = m.audit.Append(ctx, bodies...)
+	return err
+}
+
+// rmRecorded reports whether the audit stream holds container c's
+// container.rm (by its id: a name is reused).
+func (m *module) rmRecorded(c Container) (bool, error) {
+	it := m.audit.Scan(journal.Query{Kind: "container.rm", Subject: c.Name, Reverse: true})
+	defer it.Close()
+	for it.Next() {
+		ev, err := it.Raw().Decode()
+		if err != nil {
+			return false, err
+		}
+		if id, _ := ev.Data["id"].(string); id == c.ID {
+			return true, nil
 		}
 	}
+	return false, it.Err()
 }
 
 // start runs the container's process: the shim runs `runc run`, the
@@ -543,10 +616,10 @@ func (m *module) exited(e *entry, exited chan struct{}, finished time.Time) {
 	c := e.c
 	removed := e.removed
 	// A container about to be removed needs no record: a daemon that
-	// ends before the removal finds its exit again in the shim's file.
-	// (One that ends after the removal renamed the directory and before
-	// it appended exit and rm loses both events: the sweep at the next
-	// start deletes the directory without them.)
+	// ends before the removal finds its exit again in the shim's file,
+	// and one that ends after the removal renamed the directory and
+	// before it appended exit and rm has them appended by the sweep at
+	// its next start (sweepDiscarded), from the record saved at start.
 	autoRemove := c.Host.AutoRemove && !removed
 	if !removed && !c.Host.AutoRemove {
 		if err := m.table.save(&e.c); err != nil {
@@ -788,7 +861,7 @@ func (m *module) adopt(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("runtime: read containers: %w", err)
 	}
-	m.sweepDiscarded()
+	m.sweepDiscarded(ctx)
 	// What an interrupted create made (its rootfs mount, runc state,
 	// network endpoint, directory) goes, as its failure would have.
 	for _, id := range unfinished {
