@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"errors"
 	"strings"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -47,12 +48,27 @@ func (fs sizedWALFS) ReuseForWrite(oldname, newname string, category vfs.DiskWri
 
 // sizedWALFile is a log pebble writes from its start, in order, from one
 // goroutine (its log writer's).
+//
+// It also gathers pebble's writes of whole blocks: a log is a run of 32 KiB
+// blocks from offset 0, and pebble's log writer writes each full block it
+// has queued with its own write(2), then the filled part of the current
+// block, then syncs. A write that ends on a block boundary is held, and the
+// next one that does not (the current block's part), or a sync, or Close,
+// writes what is held and itself at once: a 1 MiB commit group of the logs
+// stream took 33 writes, and takes one. What is held is at most walHoldMax.
+// Only a log write that ends exactly on a block boundary and is not synced
+// (a signature, written without sync) can stay held until the next write:
+// such a write is not durable anyway, and a crash loses it either way.
 type sizedWALFile struct {
 	vfs.File
 	fd     int
-	off    int64 // where the next Write lands
-	extent int64 // the file's size: a recycled log's, or how far it was extended
+	off    int64  // where the next Write lands, held bytes included
+	extent int64  // the file's size: a recycled log's, or how far it was extended
+	held   []byte // whole blocks written by pebble and not yet to the file
 }
+
+// walHoldMax bounds the bytes a log holds back.
+const walHoldMax = 1 << 20
 
 func newSizedWALFile(f vfs.File) vfs.File {
 	fd := f.Fd()
@@ -67,16 +83,67 @@ func newSizedWALFile(f vfs.File) vfs.File {
 }
 
 func (f *sizedWALFile) Write(p []byte) (int, error) {
-	if end := f.off + int64(len(p)); end > f.extent {
+	end := f.off + int64(len(p))
+	if end > f.extent {
 		grow := (end - f.extent + walExtend - 1) / walExtend * walExtend
 		// A file system without fallocate appends as before.
 		if err := unix.Fallocate(f.fd, 0, f.extent, grow); err == nil {
 			f.extent += grow
 		}
 	}
-	n, err := f.File.Write(p)
-	f.off += int64(n)
-	return n, err
+	if end%walBlock == 0 && len(f.held)+len(p) <= walHoldMax {
+		f.held = append(f.held, p...) // pebble reuses the block once Write returns
+		f.off = end
+		return len(p), nil
+	}
+	if len(f.held) == 0 {
+		n, err := f.File.Write(p)
+		f.off += int64(n)
+		return n, err
+	}
+	f.held = append(f.held, p...)
+	if err := f.writeHeld(); err != nil {
+		return 0, err
+	}
+	f.off = end
+	return len(p), nil
+}
+
+// writeHeld writes the held blocks (and whatever Write appended to them).
+// After an error the log is broken, as pebble takes it: the error stops its
+// log writer, and no sync after it reports success.
+func (f *sizedWALFile) writeHeld() error {
+	if len(f.held) == 0 {
+		return nil
+	}
+	_, err := f.File.Write(f.held)
+	f.held = f.held[:0]
+	return err
+}
+
+func (f *sizedWALFile) Sync() error {
+	if err := f.writeHeld(); err != nil {
+		return err
+	}
+	return f.File.Sync()
+}
+
+func (f *sizedWALFile) SyncData() error {
+	if err := f.writeHeld(); err != nil {
+		return err
+	}
+	return f.File.SyncData()
+}
+
+func (f *sizedWALFile) SyncTo(length int64) (fullSync bool, err error) {
+	if err := f.writeHeld(); err != nil {
+		return false, err
+	}
+	return f.File.SyncTo(length)
+}
+
+func (f *sizedWALFile) Close() error {
+	return errors.Join(f.writeHeld(), f.File.Close())
 }
 
 // Preallocate is pebble's KEEP_SIZE reservation, replaced by Write's.

@@ -95,3 +95,80 @@ func TestJournalOverSizedWALs(t *testing.T) {
 	}
 	mustAppend(t, s, body("test.emit", "wal", nil))
 }
+
+// countingFile counts the writes that reach the file.
+type countingFile struct {
+	vfs.File
+	writes int
+}
+
+func (c *countingFile) Write(p []byte) (int, error) { c.writes++; return c.File.Write(p) }
+
+// TestSizedWALFileGathersBlocks: writes that end on a block boundary are
+// held and go out with the next write that does not, or at a sync or
+// Close, in one write; what reaches the file is what pebble wrote, in
+// order, even though pebble reuses its buffers as soon as Write returns.
+func TestSizedWALFileGathersBlocks(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "000001.log")
+	inner, err := vfs.Default.Create(path, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf := &countingFile{File: inner}
+	f := newSizedWALFile(cf)
+	var want []byte
+	buf := make([]byte, walBlock)
+	write := func(n int, b byte) {
+		t.Helper()
+		p := buf[:n]
+		for i := range p {
+			p[i] = b
+		}
+		if m, err := f.Write(p); err != nil || m != n {
+			t.Fatalf("write %d: %d %v", n, m, err)
+		}
+		want = append(want, p...)
+		clear(p) // as pebble reuses a block's buffer
+	}
+	check := func(writes int) {
+		t.Helper()
+		if cf.writes != writes {
+			t.Fatalf("%d writes reached the file, want %d", cf.writes, writes)
+		}
+		got, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) < len(want) || !bytes.Equal(got[:len(want)], want) {
+			t.Fatalf("the file does not hold the %d bytes written", len(want))
+		}
+	}
+
+	write(walBlock, 1) // three whole blocks: held
+	write(walBlock, 2)
+	write(walBlock, 3)
+	if cf.writes != 0 {
+		t.Fatalf("%d writes of whole blocks reached the file, want them held", cf.writes)
+	}
+	write(1000, 4) // the current block's part: one write of all four
+	check(1)
+	write(walBlock-1000, 5) // the rest of that block, queued later: held
+	if err := f.SyncData(); err != nil {
+		t.Fatal(err)
+	}
+	check(2)
+	write(100, 6) // nothing held: written as it comes
+	check(3)
+	write(walBlock-100, 7)
+	for range 40 { // past walHoldMax: written without waiting for a part
+		write(walBlock, 8)
+	}
+	if cf.writes < 4 {
+		t.Fatalf("%d writes after 41 whole blocks: more than walHoldMax held", cf.writes)
+	}
+	write(walBlock, 9)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	check(cf.writes)
+}
