@@ -299,6 +299,17 @@ resource "kv_key" "hash" {
 	b.do(t, "keys", chromedp.Focus(`.list`), chromedp.KeyEvent(kb.ArrowDown), chromedp.KeyEvent(kb.ArrowDown), chromedp.KeyEvent(kb.Enter))
 	// (Live events may arrive meanwhile: the selection stays on its event.)
 	b.until(t, "an event selected and its detail focused", `(() => { const r = document.querySelector('.row[aria-selected="true"]'), d = document.querySelector('.detail'); return !!r && document.activeElement === d && d.querySelector('h2 .code')?.textContent === r.dataset.kind; })()`)
+	// A burst of live events does not push the selected event out of
+	// sight (the list is at its top; the rows are drawn only in view).
+	selected := b.eval(t, `document.querySelector('.row[aria-selected="true"]').id`)
+	received := b.eval(t, `document.querySelector('svg.timeline').dataset.received || '0'`)
+	for i := range 40 {
+		cliOK(t, d, "emit", "app.burst", fmt.Sprintf("b/%d", i))
+	}
+	b.until(t, "the burst received", fmt.Sprintf(`+(document.querySelector('svg.timeline').dataset.received || 0) >= %s + 40`, received))
+	if got := b.eval(t, `document.querySelector('.row[aria-selected="true"]')?.id || 'none in view'`); got != selected {
+		t.Errorf("after 40 live events the selected row is %s, want %s still in view", got, selected)
+	}
 	// The detail draws the last event asked for, whatever order the
 	// answers come in: the first request is held back until the second
 	// has been drawn (moving fast through the list asks for several).

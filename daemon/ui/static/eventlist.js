@@ -52,13 +52,19 @@ export class EventList {
     this.draw();
   }
 
-  // prepend adds newer events on top; the rows in view stay where they are.
+  // prepend adds newer events on top. At the top of the list with nothing
+  // selected, they show; else the rows in view stay where they are, so a
+  // selected event is not pushed out of sight by a burst of new ones.
   prepend(evs, cap = 10000) {
     if (!evs.length) return;
     this.events = evs.concat(this.events);
     if (this.events.length > cap) this.events.length = cap;
     if (this.sel >= 0) this.sel = Math.min(this.sel + evs.length, this.events.length - 1);
-    if (this.box.scrollTop > 0) this.box.scrollTop += evs.length * ROW;
+    if (this.box.scrollTop > 0 || this.sel >= 0) {
+      // Tall enough first, or the new scroll offset would be cut short.
+      this.rows.style.height = this.events.length * ROW + 'px';
+      this.box.scrollTop += evs.length * ROW;
+    }
     this.draw();
   }
 
