@@ -307,7 +307,7 @@ func (g *signer) run() {
 			return
 		case <-g.kick:
 			if h := g.current(); h.seq-g.latest >= g.every {
-				g.sign(h, pebble.NoSync)
+				g.sign(h)
 			}
 		case now := <-tick.C:
 			h := g.current()
@@ -316,15 +316,16 @@ func (g *signer) run() {
 				continue
 			}
 			if h.seq > g.latest && now.Sub(changed) >= g.idle {
-				g.sign(h, pebble.NoSync)
+				g.sign(h)
 			}
 		}
 	}
 }
 
-// sign writes the signature of head h. NoSync is enough while the stream
-// runs: the committer's next fsync makes it durable.
-func (g *signer) sign(h tip, opts *pebble.WriteOptions) {
+// sign writes the signature of head h, durably: the log file holds back
+// whole blocks until a sync (sizedWALFile), so nothing the journal writes
+// is left unsynced.
+func (g *signer) sign(h tip) {
 	s := g.s
 	if h.seq <= 0 {
 		return
@@ -342,7 +343,13 @@ func (g *signer) sign(h tip, opts *pebble.WriteOptions) {
 		s.log.Error("sign chain head", "seq", h.seq, "err", err)
 		return
 	}
-	if err := b.Commit(opts); err != nil {
+	// ApplyNoSyncWait + SyncWait, as the committer commits: a failed
+	// fsync comes back as an error rather than a pebble Fatalf.
+	err := s.db.ApplyNoSyncWait(b, pebble.Sync)
+	if err == nil {
+		err = b.SyncWait()
+	}
+	if err != nil {
 		s.log.Error("sign chain head", "seq", h.seq, "err", err)
 		return
 	}
@@ -362,6 +369,6 @@ func (g *signer) finish() {
 	close(g.stop)
 	<-g.done
 	if h := g.current(); g.s.failed == nil && h.seq > g.latest {
-		g.sign(h, pebble.Sync)
+		g.sign(h)
 	}
 }

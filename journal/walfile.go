@@ -56,9 +56,10 @@ func (fs sizedWALFS) ReuseForWrite(oldname, newname string, category vfs.DiskWri
 // next one that does not (the current block's part), or a sync, or Close,
 // writes what is held and itself at once: a 1 MiB commit group of the logs
 // stream took 33 writes, and takes one. What is held is at most walHoldMax.
-// Only a log write that ends exactly on a block boundary and is not synced
-// (a signature, written without sync) can stay held until the next write:
-// such a write is not durable anyway, and a crash loses it either way.
+// A write that ends on a block boundary and is never synced would stay held
+// until the next write, and a crash of the process would lose it where the
+// page cache would have kept it: so the journal syncs every write it makes
+// (the committer's groups, the signer's signatures).
 type sizedWALFile struct {
 	vfs.File
 	fd     int
