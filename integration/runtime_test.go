@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -778,6 +779,24 @@ func TestRuntimeInterruptedRemoval(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// done's record says running, as a run rm container's does when a
+	// plain rm raced its exit: the journal, which holds its exit, decides.
+	rec := filepath.Join(containers, ".rm-"+done, "container.json")
+	b, err := os.ReadFile(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(rec, bytes.Replace(b, []byte(`"Running": false`), []byte(`"Running": true`), 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A record that cannot be read: the directory goes, with no event.
+	garbled := filepath.Join(containers, ".rm-"+strings.Repeat("ef", 32))
+	if err := os.MkdirAll(garbled, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(garbled, "container.json"), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.MkdirAll(filepath.Join(containers, ".rm-"+removed), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -823,7 +842,7 @@ func TestRuntimeInterruptedRemoval(t *testing.T) {
 	if n, _ := count(exits, done); n != 1 {
 		t.Errorf("done: %d container.exit events, want the one of its run only", n)
 	}
-	for _, id := range []string{done, running, removed} {
+	for _, id := range []string{done, running, removed, strings.Repeat("ef", 32)} {
 		if _, err := os.Stat(filepath.Join(containers, ".rm-"+id)); !os.IsNotExist(err) {
 			t.Errorf("the interrupted removal's directory %s is still there (%v)", id[:12], err)
 		}

@@ -372,8 +372,8 @@ func (m *module) removeDir(dir string) {
 // sweepDiscarded finishes the removals an earlier daemon did not. One that
 // ended after a removal renamed the directory and before it recorded the
 // removal (and, for run rm, the exit before it) left no event of either:
-// they are recorded now, from the container's record and the exit status
-// its shim wrote, before the directory goes.
+// they are recorded now, from the container's record, the journal and the
+// exit status its shim wrote, before the directory goes.
 func (m *module) sweepDiscarded(ctx context.Context) {
 	ents, err := os.ReadDir(m.table.dir)
 	if err != nil {
@@ -385,7 +385,8 @@ func (m *module) sweepDiscarded(ctx context.Context) {
 		}
 		dir := filepath.Join(m.table.dir, de.Name())
 		if err := m.recordDiscarded(ctx, dir); err != nil {
-			// Kept, so that the next start records it.
+			// The journal could not be read or written: kept, so that the
+			// next start records it.
 			m.log.Warn("record an interrupted removal", "dir", dir, "err", err)
 			continue
 		}
@@ -399,29 +400,32 @@ func (m *module) sweepDiscarded(ctx context.Context) {
 }
 
 // recordDiscarded appends the container.rm of the removed container whose
-// directory is dir, and its container.exit if its record says it was
-// running, unless the journal holds its container.rm already.
+// directory is dir, unless the journal holds it, after a container.exit
+// when the journal's last word on the container's run is its start. Its
+// error is the journal's: a record that cannot be read is logged and the
+// directory goes without events, as before there were any.
 func (m *module) recordDiscarded(ctx context.Context, dir string) error {
 	b, err := os.ReadFile(filepath.Join(dir, "container.json"))
 	if os.IsNotExist(err) {
 		return nil // an interrupted create's: no container to record
 	}
-	if err != nil {
-		return err
-	}
 	var c Container
-	if err := json.Unmarshal(b, &c); err != nil {
-		return fmt.Errorf("read its record: %w", err)
+	if err == nil {
+		err = json.Unmarshal(b, &c)
 	}
-	if c.ID == "" || c.Name == "" {
-		return errors.New("its record names no container")
+	if err == nil && (c.ID == "" || c.Name == "") {
+		err = errors.New("it names no container")
 	}
-	done, err := m.rmRecorded(c)
-	if err != nil || done {
+	if err != nil {
+		m.log.Warn("an interrupted removal's record cannot be read: removed without its events", "dir", dir, "err", err)
+		return nil
+	}
+	last, err := m.lastRunEvent(c)
+	if err != nil || last == "container.rm" {
 		return err
 	}
 	var bodies []*journal.Body
-	if c.State.Running {
+	if last == "container.start" {
 		code, at, ok := readExit(dir)
 		data := map[string]any{"id": c.ID, "name": c.Name, "exit_code": code, "oom_killed": false}
 		if !ok {
@@ -438,21 +442,32 @@ func (m *module) recordDiscarded(ctx context.Context, dir string) error {
 	return err
 }
 
-// rmRecorded reports whether the audit stream holds container c's
-// container.rm (by its id: a name is reused).
-func (m *module) rmRecorded(c Container) (bool, error) {
-	it := m.audit.Scan(journal.Query{Kind: "container.rm", Subject: c.Name, Reverse: true})
+// lastRunEvent returns the kind of the audit stream's latest
+// container.create, start, exit or rm of container c (by its id: a name
+// is reused), "" when there is none.
+func (m *module) lastRunEvent(c Container) (string, error) {
+	it := m.audit.Scan(journal.Query{Kind: "container.*", Subject: c.Name, Reverse: true})
 	defer it.Close()
 	for it.Next() {
-		ev, err := it.Raw().Decode()
+		raw := it.Raw()
+		kind, err := raw.Kind()
 		if err != nil {
-			return false, err
+			continue
+		}
+		switch kind {
+		case "container.create", "container.start", "container.exit", "container.rm":
+		default:
+			continue
+		}
+		ev, err := raw.Decode()
+		if err != nil {
+			continue // not this container's, as far as can be told
 		}
 		if id, _ := ev.Data["id"].(string); id == c.ID {
-			return true, nil
+			return kind, nil
 		}
 	}
-	return false, it.Err()
+	return "", it.Err()
 }
 
 // start runs the container's process: the shim runs `runc run`, the
