@@ -627,17 +627,11 @@ func (s *Stream) commitGroup(group []*request) {
 		}
 		return
 	}
-	// ApplyNoSyncWait + SyncWait rather than Apply: pebble hands a failed
-	// WAL write or fsync back to SyncWait as an error, where Apply would
-	// call Logger.Fatalf.
 	// Counted before the apply: pebble takes over a batch larger than
 	// half a memtable and empties it.
-	size := uint64(len(bt.b.Repr()))
+	size := uint64(bt.b.Len())
 	start := time.Now()
-	err = s.db.ApplyNoSyncWait(bt.b, pebble.Sync)
-	if err == nil {
-		err = bt.b.SyncWait()
-	}
+	err = applySynced(s.db, bt.b)
 	if err == nil {
 		s.cstats.observeCommit(time.Since(start), len(bt.raws))
 	}
@@ -667,6 +661,16 @@ func (s *Stream) commitGroup(group []*request) {
 		}
 		answer(r, r.err)
 	}
+}
+
+// applySynced commits b durably: ApplyNoSyncWait and SyncWait rather than
+// Apply, as pebble hands a failed WAL write or fsync back to SyncWait as an
+// error, where Apply would call Logger.Fatalf.
+func applySynced(db *pebble.DB, b *pebble.Batch) error {
+	if err := db.ApplyNoSyncWait(b, pebble.Sync); err != nil {
+		return err
+	}
+	return b.SyncWait()
 }
 
 func (s *Stream) fail(group []*request, err error) {
@@ -744,7 +748,7 @@ func (s *Stream) rebuild() error {
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return err
 	}
-	s.freeSeen.written += uint64(len(b.Repr()))
+	s.freeSeen.written += uint64(b.Len())
 	if err := s.db.ApplyNoSyncWait(b, pebble.Sync); err != nil {
 		return err
 	}

@@ -343,13 +343,7 @@ func (g *signer) sign(h tip) {
 		s.log.Error("sign chain head", "seq", h.seq, "err", err)
 		return
 	}
-	// ApplyNoSyncWait + SyncWait, as the committer commits: a failed
-	// fsync comes back as an error rather than a pebble Fatalf.
-	err := s.db.ApplyNoSyncWait(b, pebble.Sync)
-	if err == nil {
-		err = b.SyncWait()
-	}
-	if err != nil {
+	if err := applySynced(s.db, b); err != nil {
 		s.log.Error("sign chain head", "seq", h.seq, "err", err)
 		return
 	}

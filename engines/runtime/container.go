@@ -205,6 +205,17 @@ func (t *containers) save(c *Container) error {
 	return nil
 }
 
+// readRecord reads the container record in a container's directory (an
+// error matching os.ErrNotExist when it has none).
+func readRecord(dir string) (Container, error) {
+	var c Container
+	b, err := os.ReadFile(filepath.Join(dir, "container.json"))
+	if err == nil {
+		err = json.Unmarshal(b, &c)
+	}
+	return c, err
+}
+
 // load reads every container record under dir. unfinished are the ids
 // of directories with no record: creates a daemon's end interrupted,
 // which the caller cleans.
@@ -220,16 +231,12 @@ func (t *containers) load() (list []Container, unfinished []string, err error) {
 		if !de.IsDir() || !idRE.MatchString(de.Name()) {
 			continue // not a container's: leave it
 		}
-		b, err := os.ReadFile(filepath.Join(t.dir, de.Name(), "container.json"))
+		c, err := readRecord(filepath.Join(t.dir, de.Name()))
 		if os.IsNotExist(err) {
 			unfinished = append(unfinished, de.Name())
 			continue
 		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("container %s: %w", de.Name(), err)
-		}
-		var c Container
-		if err := json.Unmarshal(b, &c); err != nil {
 			return nil, nil, fmt.Errorf("container %s: %w", de.Name(), err)
 		}
 		list = append(list, c)

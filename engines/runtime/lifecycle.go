@@ -405,13 +405,9 @@ func (m *module) sweepDiscarded(ctx context.Context) {
 // error is the journal's: a record that cannot be read is logged and the
 // directory goes without events, as before there were any.
 func (m *module) recordDiscarded(ctx context.Context, dir string) error {
-	b, err := os.ReadFile(filepath.Join(dir, "container.json"))
+	c, err := readRecord(dir)
 	if os.IsNotExist(err) {
 		return nil // an interrupted create's: no container to record
-	}
-	var c Container
-	if err == nil {
-		err = json.Unmarshal(b, &c)
 	}
 	if err == nil && (c.ID == "" || c.Name == "") {
 		err = errors.New("it names no container")
