@@ -12,7 +12,8 @@ type Query struct {
 	From, To     int64 // inclusive seq bounds
 	Since, Until int64 // inclusive time bounds in ns, turned into seqs by binary search
 	// Kind is a glob ('*' any run, '?' one byte, '\' escapes); an exact kind
-	// uses the kind index.
+	// uses the kind index, and so does a glob whose kinds are a small part
+	// of the stream (kindglob.go).
 	Kind string
 	// Subject is a glob as Kind ('*' also crosses '/'); an exact subject uses
 	// the subject history index, except on capture, which keeps none.
@@ -30,9 +31,9 @@ type Iter struct {
 	started, done bool
 	err           error
 
-	it       *pebble.Iterator // over e/ or over an index
+	it       cursor           // over e/, or over the index entries in use
 	ev       *pebble.Iterator // over e/, for index hits
-	index    []byte           // the index prefix in use, or nil
+	index    []byte           // the index prefix in use (the first, for a kind glob), or nil
 	byKind   bool             // the index is the kind index
 	lo, hi   int64
 	kbuf     []byte
@@ -194,23 +195,60 @@ func (it *Iter) init() error {
 			return nil
 		}
 	}
-	var err error
+	var indexes [][]byte
 	switch {
 	case it.q.Subject != "" && !isGlob(it.q.Subject) && !it.s.noSubjectIndex:
-		it.index = indexPrefix(prefixSubject, it.q.Subject)
+		indexes = [][]byte{indexPrefix(prefixSubject, it.q.Subject)}
 	case it.q.Kind != "" && !isGlob(it.q.Kind):
-		it.index, it.byKind = indexPrefix(prefixKind, it.q.Kind), true
-	}
-	if it.index != nil {
-		lo := appendSeq(append([]byte(nil), it.index...), it.lo)
-		hi := appendSeq(append([]byte(nil), it.index...), it.hi+1)
-		if it.it, err = snap.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi}); err != nil {
+		indexes, it.byKind = [][]byte{indexPrefix(prefixKind, it.q.Kind)}, true
+	case it.q.Kind != "":
+		kinds, err := kindsMatching(snap, it.q.Kind)
+		if err != nil {
 			return err
 		}
-		it.ev, err = snap.NewIter(&pebble.IterOptions{LowerBound: prefixEvent, UpperBound: PrefixEnd(prefixEvent)})
-		return err
+		if len(kinds) == 0 {
+			return nil // no event has such a kind
+		}
+		byIndex, err := it.s.globByIndex(kinds)
+		if err != nil {
+			return err
+		}
+		if byIndex {
+			it.byKind = true
+			for _, k := range kinds {
+				indexes = append(indexes, indexPrefix(prefixKind, k))
+			}
+		}
 	}
-	it.it, err = snap.NewIter(&pebble.IterOptions{LowerBound: eventKey(it.lo), UpperBound: eventKey(it.hi + 1)})
+	if len(indexes) == 0 {
+		eit, err := snap.NewIter(&pebble.IterOptions{LowerBound: eventKey(it.lo), UpperBound: eventKey(it.hi + 1)})
+		if err != nil {
+			return err
+		}
+		it.it = eit
+		return nil
+	}
+	its := make([]*pebble.Iterator, 0, len(indexes))
+	for _, p := range indexes {
+		lo := appendSeq(append([]byte(nil), p...), it.lo)
+		hi := appendSeq(append([]byte(nil), p...), it.hi+1)
+		iit, err := snap.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+		if err != nil {
+			for _, o := range its {
+				_ = o.Close()
+			}
+			return err
+		}
+		its = append(its, iit)
+	}
+	if len(its) == 1 {
+		it.it = its[0]
+	} else {
+		it.it = newSeqMerge(its)
+	}
+	it.index = indexes[0]
+	var err error
+	it.ev, err = snap.NewIter(&pebble.IterOptions{LowerBound: prefixEvent, UpperBound: PrefixEnd(prefixEvent)})
 	return err
 }
 

@@ -77,6 +77,10 @@ func scanMatchesBruteForce(t *testing.T, stream string) {
 		{Kind: "*.d*", Since: ref[100].time, To: 2500},
 		{Kind: "infra.create", Subject: "app/*"},
 		{Subject: "x.y", Kind: "kv.*", Until: mid.time},
+		{Kind: "kv.*", Reverse: true, From: 500, To: 2500},
+		{Kind: "*", Since: ref[300].time},
+		{Kind: "infra.*", Reverse: true, Until: mid.time},
+		{Kind: "nothing.*"},
 	}
 	t.Run("SeqsAt", func(t *testing.T) {
 		times := []int64{0, ref[0].time - 1, ref[0].time, mid.time, mid.time + 1, ref[2000].time, last.time, last.time + 1}
@@ -133,6 +137,71 @@ func scanMatchesBruteForce(t *testing.T, stream string) {
 }
 
 func head(s []int64) []int64 { return s[:min(len(s), 20)] }
+
+// TestKindGlobByIndex: on a stream whose events are on disk, a kind glob
+// matching a few configuration events among many reads them through the
+// kind index (an engine's start-up replay), and one matching most events
+// scans e/; both find exactly the matching events, in both directions.
+func TestKindGlobByIndex(t *testing.T) {
+	j := mustOpen(t, testOptions(vfs.NewMem()))
+	defer j.Close()
+	s := j.Stream(Audit)
+	var cfgSeqs, bulkSeqs []int64
+	for g := range 40 {
+		var bodies []*Body
+		for range 500 {
+			bodies = append(bodies, body("bulk.write", "app/x", map[string]any{"pad": fmt.Sprint(g)}))
+		}
+		kind := "cfg.add"
+		if g%3 == 2 {
+			kind = "cfg.rm"
+		}
+		bodies = append(bodies, body(kind, "cfg", nil))
+		for i, c := range mustAppend(t, s, bodies...) {
+			if i == len(bodies)-1 {
+				cfgSeqs = append(cfgSeqs, c.Seq)
+			} else {
+				bulkSeqs = append(bulkSeqs, c.Seq)
+			}
+		}
+	}
+	if err := s.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		q         Query
+		want      []int64
+		wantIndex bool
+	}{
+		{Query{Kind: "cfg.*"}, cfgSeqs, true},
+		{Query{Kind: "cfg.*", Reverse: true}, cfgSeqs, true},
+		{Query{Kind: "c?g.*", From: cfgSeqs[10], To: cfgSeqs[20]}, cfgSeqs[10:21], true},
+		{Query{Kind: "bulk.*"}, bulkSeqs, false},
+		{Query{Kind: "bulk.*", Reverse: true}, bulkSeqs, false},
+	} {
+		t.Run(fmt.Sprintf("%+v", tc.q), func(t *testing.T) {
+			want := slices.Clone(tc.want)
+			if tc.q.Reverse {
+				slices.Reverse(want)
+			}
+			it := s.Scan(tc.q)
+			var got []int64
+			for it.Next() {
+				got = append(got, it.Raw().Seq)
+			}
+			usedIndex := it.index != nil
+			if err := it.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("got %d events, want %d\ngot  %v\nwant %v", len(got), len(want), head(got), head(want))
+			}
+			if usedIndex != tc.wantIndex {
+				t.Errorf("read through the kind index: %v, want %v", usedIndex, tc.wantIndex)
+			}
+		})
+	}
+}
 
 func TestGlob(t *testing.T) {
 	for _, c := range []struct {
