@@ -24,6 +24,11 @@ const globIndexShare = 4 // one quarter
 // globIndexMaxKinds bounds the index iterators one glob query merges.
 const globIndexMaxKinds = 64
 
+// globIndexMaxDistinct bounds the distinct kinds listed for a glob: a
+// stream with more (kinds that embed an id) is scanned, as listing them
+// would cost a seek each.
+const globIndexMaxDistinct = 1024
+
 // cursor is what an Iter steps through: a pebble iterator over e/ or over
 // one index's entries, or a seqMerge of several.
 type cursor interface {
@@ -119,19 +124,24 @@ func (m *seqMerge) Close() error {
 }
 
 // kindsMatching lists the kinds in r's kind index that glob matches, with
-// one seek per distinct kind.
-func kindsMatching(r pebble.Reader, glob string) ([]string, error) {
+// one seek per distinct kind; listed is false when the index holds more
+// than globIndexMaxDistinct kinds.
+func kindsMatching(r pebble.Reader, glob string) (kinds []string, listed bool, err error) {
 	it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefixKind, UpperBound: PrefixEnd(prefixKind)})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	var kinds []string
+	distinct := 0
 	for ok := it.First(); ok; {
+		if distinct++; distinct > globIndexMaxDistinct {
+			return nil, false, it.Close()
+		}
 		k := it.Key()[len(prefixKind):]
 		n, w := binary.Uvarint(k)
 		if w <= 0 || uint64(len(k)-w) < n {
+			err := fmt.Errorf("malformed kind index key %q", it.Key())
 			_ = it.Close()
-			return nil, fmt.Errorf("malformed kind index key %q", it.Key())
+			return nil, false, err
 		}
 		kind := k[w : w+int(n)]
 		if globMatch(glob, kind) {
@@ -139,7 +149,7 @@ func kindsMatching(r pebble.Reader, glob string) ([]string, error) {
 		}
 		ok = it.SeekGE(PrefixEnd(indexPrefix(prefixKind, string(kind))))
 	}
-	return kinds, errors.Join(it.Error(), it.Close())
+	return kinds, true, errors.Join(it.Error(), it.Close())
 }
 
 // globByIndex reports whether the kinds are few enough, and hold a small

@@ -202,16 +202,18 @@ func (it *Iter) init() error {
 	case it.q.Kind != "" && !isGlob(it.q.Kind):
 		indexes, it.byKind = [][]byte{indexPrefix(prefixKind, it.q.Kind)}, true
 	case it.q.Kind != "":
-		kinds, err := kindsMatching(snap, it.q.Kind)
+		kinds, listed, err := kindsMatching(snap, it.q.Kind)
 		if err != nil {
 			return err
 		}
-		if len(kinds) == 0 {
+		if listed && len(kinds) == 0 {
 			return nil // no event has such a kind
 		}
-		byIndex, err := it.s.globByIndex(kinds)
-		if err != nil {
-			return err
+		byIndex := false
+		if listed {
+			if byIndex, err = it.s.globByIndex(kinds); err != nil {
+				return err
+			}
 		}
 		if byIndex {
 			it.byKind = true

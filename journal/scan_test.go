@@ -178,6 +178,7 @@ func TestKindGlobByIndex(t *testing.T) {
 		{Query{Kind: "c?g.*", From: cfgSeqs[10], To: cfgSeqs[20]}, cfgSeqs[10:21], true},
 		{Query{Kind: "bulk.*"}, bulkSeqs, false},
 		{Query{Kind: "bulk.*", Reverse: true}, bulkSeqs, false},
+		{Query{Kind: "job.*"}, nil, false},
 	} {
 		t.Run(fmt.Sprintf("%+v", tc.q), func(t *testing.T) {
 			want := slices.Clone(tc.want)
@@ -200,6 +201,27 @@ func TestKindGlobByIndex(t *testing.T) {
 				t.Errorf("read through the kind index: %v, want %v", usedIndex, tc.wantIndex)
 			}
 		})
+	}
+	// A kind glob is scanned, not listed, once the index holds more
+	// distinct kinds than are worth a seek each.
+	if _, listed, err := kindsMatching(s.db, "job.*"); err != nil || !listed {
+		t.Fatalf("kinds listed %v (%v), want true", listed, err)
+	}
+	var many []*Body
+	for i := range globIndexMaxDistinct {
+		many = append(many, body(fmt.Sprintf("many.k%04d", i), "", nil))
+	}
+	mustAppend(t, s, many...)
+	if _, listed, err := kindsMatching(s.db, "job.*"); err != nil || listed {
+		t.Fatalf("kinds listed %v (%v) with %d distinct kinds, want false", listed, err, globIndexMaxDistinct+3)
+	}
+	it := s.Scan(Query{Kind: "cfg.*"})
+	var got []int64
+	for it.Next() {
+		got = append(got, it.Raw().Seq)
+	}
+	if usedIndex := it.index != nil; usedIndex || it.Close() != nil || !slices.Equal(got, cfgSeqs) {
+		t.Fatalf("with many kinds: index %v, got %v, want %v", usedIndex, head(got), head(cfgSeqs))
 	}
 }
 
