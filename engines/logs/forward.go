@@ -11,6 +11,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/cairnhq/cairn/internal/peercred"
+	"github.com/cairnhq/cairn/journal"
 )
 
 // startForward listens for Fluentd's forward protocol on addr (TCP) and
@@ -97,7 +98,6 @@ func (m *module) serveForward(ctx context.Context, conn net.Conn) {
 	lr := &limitReader{r: bufio.NewReaderSize(conn, 64<<10), max: m.maxFrame}
 	dec := msgpack.NewDecoder(lr)
 	m.stats.add("forward", "connections", 1)
-	var bufs forwardBufs
 	var jdec *json.Decoder // set once the client sends JSON (fluent-logger's MarshalAsJSON)
 	for {
 		lr.n = 0
@@ -112,53 +112,68 @@ func (m *module) serveForward(ctx context.Context, conn net.Conn) {
 			jdec = json.NewDecoder(lr)
 			jdec.UseNumber()
 		}
-		var fm forwardMsg
-		if jdec != nil {
-			fm, err = decodeForwardJSON(jdec)
-		} else {
-			fm, err = decodeForward(dec, &bufs)
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			reason := "invalid_msgpack"
-			if jdec != nil {
-				reason = "invalid_json"
-			}
-			if errors.Is(err, errFrameTooLarge) {
-				reason = "frame_too_large"
-			} else if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
-				reason = "truncated"
-			}
-			m.stats.add("forward", reason, 1)
-			m.log.Info("forward: bad input, connection closed", "peer", addr, "reason", reason, "err", err, "read", lr.n)
+		if !m.forwardMessage(ctx, conn, lr, dec, jdec, actor, addr) {
 			return
-		}
-		m.stats.add("forward", "messages", 1)
-		m.stats.add("forward", "mode_"+fm.mode, 1)
-		if fm.bad > 0 {
-			m.stats.add("forward", "not_a_map", int64(fm.bad))
-		}
-		if err := m.store(ctx, actor, source{input: "forward", addr: addr, uid: actor.UID}, fm.records); err != nil {
-			// No ack: the client sends the chunk again.
-			m.log.Warn("forward: store", "peer", addr, "err", err)
-			return
-		}
-		if fm.chunk != "" {
-			marshal := msgpack.Marshal
-			if jdec != nil {
-				marshal = json.Marshal
-			}
-			ack, err := marshal(map[string]string{"ack": fm.chunk})
-			if err == nil {
-				_, err = conn.Write(ack)
-			}
-			if err != nil {
-				return
-			}
 		}
 	}
+}
+
+// forwardMessage reads, stores and acks one message, in one of the
+// input's slots and with buffers lent for it; it reports whether the
+// connection goes on.
+func (m *module) forwardMessage(ctx context.Context, conn net.Conn, lr *limitReader, dec *msgpack.Decoder, jdec *json.Decoder, actor journal.Actor, addr string) bool {
+	bufs, err := m.fwdBufs.get(ctx)
+	if err != nil {
+		return false
+	}
+	defer m.fwdBufs.put(bufs) // the records alias the buffers until stored
+	var fm forwardMsg
+	if jdec != nil {
+		fm, err = decodeForwardJSON(jdec)
+	} else {
+		fm, err = decodeForward(dec, bufs)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return false
+		}
+		reason := "invalid_msgpack"
+		if jdec != nil {
+			reason = "invalid_json"
+		}
+		if errors.Is(err, errFrameTooLarge) {
+			reason = "frame_too_large"
+		} else if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
+			reason = "truncated"
+		}
+		m.stats.add("forward", reason, 1)
+		m.log.Info("forward: bad input, connection closed", "peer", addr, "reason", reason, "err", err, "read", lr.n)
+		return false
+	}
+	m.stats.add("forward", "messages", 1)
+	m.stats.add("forward", "mode_"+fm.mode, 1)
+	if fm.bad > 0 {
+		m.stats.add("forward", "not_a_map", int64(fm.bad))
+	}
+	if err := m.store(ctx, actor, source{input: "forward", addr: addr, uid: actor.UID}, fm.records); err != nil {
+		// No ack: the client sends the chunk again.
+		m.log.Warn("forward: store", "peer", addr, "err", err)
+		return false
+	}
+	if fm.chunk != "" {
+		marshal := msgpack.Marshal
+		if jdec != nil {
+			marshal = json.Marshal
+		}
+		ack, err := marshal(map[string]string{"ack": fm.chunk})
+		if err == nil {
+			_, err = conn.Write(ack)
+		}
+		if err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // peek gives the limit reader's buffer a Peek, to wait for a message

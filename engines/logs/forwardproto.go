@@ -3,6 +3,7 @@ package logs
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -50,15 +52,57 @@ type forwardMsg struct {
 	bufs    *forwardBufs // nil: fresh buffers
 }
 
-// forwardBufs are the buffers of one connection's messages, used again
-// from one message to the next once its records are stored: the packed
-// entries and their records' CBOR.
+// forwardBufs are the buffers of one message: the packed entries and
+// their records' CBOR. A connection borrows them from a bufPool for each
+// message and gives them back once its records are stored, so an idle
+// connection holds none.
 type forwardBufs struct {
 	packed, out []byte
 }
 
 // maxKeptBuf bounds a buffer kept for the next message.
 const maxKeptBuf = 16 << 20
+
+// bufPool lends forward messages their buffers, and bounds how many
+// messages are read and stored at once: the forward input's memory is at
+// most that many messages' (each within --forward-max-frame), however
+// many connections are open. A connection whose message finds every slot
+// taken waits, unread, as TCP's flow control then makes its client do.
+type bufPool struct {
+	slots chan struct{}
+	pool  sync.Pool
+}
+
+// forwardInFlight is how many forward messages are decoded and stored at
+// once, across connections.
+const forwardInFlight = 32
+
+func newBufPool(n int) *bufPool {
+	return &bufPool{slots: make(chan struct{}, n), pool: sync.Pool{New: func() any { return new(forwardBufs) }}}
+}
+
+// get takes a slot and buffers, waiting for a slot; it fails only when ctx
+// ends.
+func (p *bufPool) get(ctx context.Context) (*forwardBufs, error) {
+	select {
+	case p.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return p.pool.Get().(*forwardBufs), nil
+}
+
+// put gives back what get lent, once nothing refers to the buffers.
+func (p *bufPool) put(b *forwardBufs) {
+	if cap(b.packed) > maxKeptBuf {
+		b.packed = nil
+	}
+	if cap(b.out) > maxKeptBuf {
+		b.out = nil
+	}
+	p.pool.Put(b)
+	<-p.slots
+}
 
 // readBytes reads a bin or str into the packed buffer when it fits, else
 // as msgpack reads it (growing as the bytes arrive, never by the length a

@@ -63,6 +63,7 @@ type module struct {
 	audit    *journal.Stream
 	services *engines.Services
 	stats    *stats
+	fwdBufs  *bufPool // the forward input's message buffers and slots
 
 	mu        sync.Mutex
 	listeners map[string]string
@@ -83,7 +84,7 @@ var (
 )
 
 func newModule() *module {
-	return &module{log: slog.Default(), stats: newStats(), listeners: map[string]string{}}
+	return &module{log: slog.Default(), stats: newStats(), fwdBufs: newBufPool(forwardInFlight), listeners: map[string]string{}}
 }
 
 func (m *module) Name() string { return Name }
