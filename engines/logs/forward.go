@@ -126,7 +126,14 @@ func (m *module) forwardMessage(ctx context.Context, conn net.Conn, lr *limitRea
 	if err != nil {
 		return false
 	}
-	defer m.fwdBufs.put(bufs) // the records alias the buffers until stored
+	journalMayRead := false // after a failed store: a request whose context ended may still be committed
+	defer func() {
+		if journalMayRead {
+			m.fwdBufs.drop()
+		} else {
+			m.fwdBufs.put(bufs)
+		}
+	}()
 	var fm forwardMsg
 	if jdec != nil {
 		fm, err = decodeForwardJSON(jdec)
@@ -155,9 +162,11 @@ func (m *module) forwardMessage(ctx context.Context, conn net.Conn, lr *limitRea
 	if fm.bad > 0 {
 		m.stats.add("forward", "not_a_map", int64(fm.bad))
 	}
-	if err := m.store(ctx, actor, source{input: "forward", addr: addr, uid: actor.UID}, fm.records); err != nil {
+	bufs.records = fm.records[:0] // grown for this message: kept for the next
+	if err := m.store(ctx, actor, source{input: "forward", addr: addr, uid: actor.UID}, fm.records, &bufs.scratch); err != nil {
 		// No ack: the client sends the chunk again.
 		m.log.Warn("forward: store", "peer", addr, "err", err)
+		journalMayRead = true
 		return false
 	}
 	if fm.chunk != "" {

@@ -43,7 +43,7 @@ func BenchmarkPackedForwardToBodies(b *testing.B) {
 		if err != nil || len(fm.records) != 500 {
 			b.Fatal(err)
 		}
-		if _, ok := encodeRecords("node", actor, src, fm.records); !ok {
+		if _, ok := encodeRecords("node", actor, src, fm.records, &bufs.scratch); !ok {
 			b.Fatal("encodeRecords left the records to EncodeBody")
 		}
 	}

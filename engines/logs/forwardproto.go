@@ -58,6 +58,8 @@ type forwardMsg struct {
 // connection holds none.
 type forwardBufs struct {
 	packed, out []byte
+	records     []Record
+	scratch     encodeScratch // the records' events
 }
 
 // maxKeptBuf bounds a buffer kept for the next message.
@@ -100,9 +102,19 @@ func (p *bufPool) put(b *forwardBufs) {
 	if cap(b.out) > maxKeptBuf {
 		b.out = nil
 	}
+	if cap(b.scratch.buf) > maxKeptBuf {
+		b.scratch.buf = nil
+	}
+	clear(b.records[:cap(b.records)]) // nothing kept alive through them
+	b.records = b.records[:0]
+	clear(b.scratch.bodies[:cap(b.scratch.bodies)])
 	p.pool.Put(b)
 	<-p.slots
 }
+
+// drop gives back get's slot but not its buffers, which something may still
+// read.
+func (p *bufPool) drop() { <-p.slots }
 
 // readBytes reads a bin or str into the packed buffer when it fits, else
 // as msgpack reads it (growing as the bytes arrive, never by the length a
@@ -260,6 +272,9 @@ func (l *limitReader) UnreadByte() error {
 // records alias them until the next message.
 func decodeForward(d *msgpack.Decoder, bufs *forwardBufs) (forwardMsg, error) {
 	fm := forwardMsg{bufs: bufs}
+	if bufs != nil {
+		fm.records = bufs.records[:0]
+	}
 	n, err := d.DecodeArrayLen()
 	if err != nil {
 		return fm, err

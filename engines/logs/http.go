@@ -80,7 +80,7 @@ func (m *module) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		actor = inputActor("http", r.RemoteAddr)
 	}
-	if err := m.store(r.Context(), actor, source{input: "http", addr: r.RemoteAddr, uid: actor.UID}, recs); err != nil {
+	if err := m.store(r.Context(), actor, source{input: "http", addr: r.RemoteAddr, uid: actor.UID}, recs, nil); err != nil {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	}

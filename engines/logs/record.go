@@ -38,12 +38,17 @@ type source struct {
 // store appends records to the logs stream in one append: when it returns
 // without error they are durable (the journal fsyncs before it answers),
 // which is what a forward ack promises.
-func (m *module) store(ctx context.Context, actor journal.Actor, src source, recs []Record) error {
+//
+// scratch, when not nil, is memory to encode the records' events into; the
+// caller may use it again once store returned nil. After an error the
+// journal may still read it (a request whose context ended can still be
+// committed): it must not be used again.
+func (m *module) store(ctx context.Context, actor journal.Actor, src source, recs []Record, scratch *encodeScratch) error {
 	if recs = m.routes.apply(recs, m.stats, src.input); len(recs) == 0 {
 		return nil
 	}
 	var err error
-	if enc, ok := encodeRecords(m.node, actor, src, recs); ok {
+	if enc, ok := encodeRecords(m.node, actor, src, recs, scratch); ok {
 		_, err = m.logs.AppendEncoded(ctx, enc...)
 	} else {
 		_, err = m.logs.Append(ctx, recordBodies(m.node, actor, src, recs)...)

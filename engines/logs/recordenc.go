@@ -10,10 +10,18 @@ import (
 // (TestEncodeRecordsMatchesJournal): the record's CBOR is copied in, the
 // rest is a few known keys, in the order of their encodings.
 
+// encodeScratch is memory encodeRecords may write its bodies into and
+// use again for the next call, once the journal is done with them.
+type encodeScratch struct {
+	buf    []byte
+	bodies []journal.Encoded
+}
+
 // encodeRecords returns the encoded logs.record bodies of recs, all
 // transcoded (raw set), or ok false when one is not or node is empty (the
-// journal fills the node in).
-func encodeRecords(node string, actor journal.Actor, src source, recs []Record) (bodies []journal.Encoded, ok bool) {
+// journal fills the node in). With scratch, the bodies are written one
+// after another into its buffer and alias it, until the next call with it.
+func encodeRecords(node string, actor journal.Actor, src source, recs []Record, scratch *encodeScratch) (bodies []journal.Encoded, ok bool) {
 	if node == "" {
 		return nil, false
 	}
@@ -51,9 +59,32 @@ func encodeRecords(node string, actor journal.Actor, src source, recs []Record) 
 	common = cbordet.AppendText(common, "subject")
 	sourcePart, envPart := common[:sourceEnd], common[sourceEnd:]
 
-	bodies = make([]journal.Encoded, len(recs))
+	size := func(r *Record) int { return 64 + len(common) + len(r.raw) + 2*len(r.Tag) + len(r.route) }
+	var buf []byte // where bodies are written, when scratch is given
+	if scratch != nil {
+		total := 0
+		for i := range recs {
+			total += size(&recs[i])
+		}
+		if cap(scratch.buf) < total {
+			scratch.buf = make([]byte, 0, total)
+		}
+		if cap(scratch.bodies) < len(recs) {
+			scratch.bodies = make([]journal.Encoded, len(recs))
+		}
+		buf, bodies = scratch.buf[:0], scratch.bodies[:len(recs)]
+	} else {
+		bodies = make([]journal.Encoded, len(recs))
+	}
 	for i, r := range recs {
-		b := make([]byte, 0, 64+len(common)+len(r.raw)+2*len(r.Tag)+len(r.route))
+		var b []byte
+		if scratch != nil {
+			// Each body gets its reservation within what was sized above;
+			// its capacity ends there, so it never writes into the next.
+			b = buf[len(buf):len(buf):len(buf)+size(&r)]
+		} else {
+			b = make([]byte, 0, size(&r))
+		}
 		b = cbordet.AppendHead(b, cbordet.Map, 5)
 		b = cbordet.AppendText(b, "data")
 		fields := uint64(4)
@@ -72,6 +103,11 @@ func encodeRecords(node string, actor journal.Actor, src source, recs []Record) 
 		b = append(b, envPart...)
 		b = cbordet.AppendText(b, r.Tag)
 		bodies[i] = journal.Encoded{Body: b, Kind: RecordKind, Subject: r.Tag}
+		if scratch != nil {
+			// The whole reservation: a body that outgrew it was moved by
+			// append and left it unused.
+			buf = buf[:len(buf)+size(&r)]
+		}
 	}
 	return bodies, true
 }

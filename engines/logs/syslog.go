@@ -85,7 +85,7 @@ func (m *module) syslogUDP(ctx context.Context, pc net.PacketConn) {
 				byAddr[x.addr] = append(byAddr[x.addr], x.rec)
 			}
 			for addr, recs := range byAddr {
-				if err := m.store(ctx, inputActor("syslog", addr), source{input: "syslog", addr: addr, uid: -1}, recs); err != nil && ctx.Err() == nil {
+				if err := m.store(ctx, inputActor("syslog", addr), source{input: "syslog", addr: addr, uid: -1}, recs, nil); err != nil && ctx.Err() == nil {
 					m.log.Warn("syslog: store", "err", err)
 				}
 			}
@@ -181,7 +181,7 @@ func (m *module) syslogTCP(ctx context.Context, conn net.Conn) {
 			m.stats.add("syslog", "unparsed", 1)
 			continue
 		}
-		if err := m.store(ctx, actor, src, []Record{rec}); err != nil {
+		if err := m.store(ctx, actor, src, []Record{rec}, nil); err != nil {
 			return
 		}
 	}

@@ -263,9 +263,23 @@ func TestEncodeRecordsMatchesJournal(t *testing.T) {
 					recs[i].Tag = "tag.é." + strings.Repeat("t", 20*i)
 				}
 			}
-			got, ok := encodeRecords("node-1", actor, src, recs)
+			got, ok := encodeRecords("node-1", actor, src, recs, nil)
 			if !ok {
 				t.Fatal("transcoded records not encoded")
+			}
+			// Into reused memory (a forward connection's), the same bytes;
+			// the scratch starts dirty and too small for the second pass.
+			scratch := &encodeScratch{buf: bytes.Repeat([]byte{0xee}, 100)}
+			for range 2 {
+				again, ok := encodeRecords("node-1", actor, src, recs, scratch)
+				if !ok || len(again) != len(got) {
+					t.Fatalf("into scratch: %d bodies, %v; want %d", len(again), ok, len(got))
+				}
+				for i := range got {
+					if !bytes.Equal(again[i].Body, got[i].Body) || again[i].Kind != got[i].Kind || again[i].Subject != got[i].Subject {
+						t.Fatalf("record %d into scratch:\n  got  %x\n  want %x", i, again[i].Body, got[i].Body)
+					}
+				}
 			}
 			for i, b := range recordBodies("node-1", actor, src, recs) {
 				want, err := journal.EncodeBody(b)
@@ -279,10 +293,10 @@ func TestEncodeRecordsMatchesJournal(t *testing.T) {
 		}
 	}
 	// A record that is a map, or no node: the journal encodes them.
-	if _, ok := encodeRecords("", actors[0], sources[0], fm.records); ok {
+	if _, ok := encodeRecords("", actors[0], sources[0], fm.records, nil); ok {
 		t.Error("encoded without a node")
 	}
-	if _, ok := encodeRecords("n", actors[0], sources[0], []Record{{Tag: "t", Fields: map[string]any{}}}); ok {
+	if _, ok := encodeRecords("n", actors[0], sources[0], []Record{{Tag: "t", Fields: map[string]any{}}}, nil); ok {
 		t.Error("encoded a record that is a map")
 	}
 }
