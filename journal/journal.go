@@ -218,7 +218,8 @@ type Stream struct {
 	last     tip
 	failed   error
 	pending  *request
-	owed     *unit // the record of an unfinished import (ImportOptions.Pending)
+	inflight *inflight // the group whose fsync runs while the next is built
+	owed     *unit     // the record of an unfinished import (ImportOptions.Pending)
 	// owedKnown mirrors owed != nil for PendingImport.
 	owedKnown atomic.Bool
 
