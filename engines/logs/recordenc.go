@@ -81,7 +81,7 @@ func encodeRecords(node string, actor journal.Actor, src source, recs []Record, 
 		if scratch != nil {
 			// Each body gets its reservation within what was sized above;
 			// its capacity ends there, so it never writes into the next.
-			b = buf[len(buf):len(buf):len(buf)+size(&r)]
+			b = buf[len(buf) : len(buf) : len(buf)+size(&r)]
 		} else {
 			b = make([]byte, 0, size(&r))
 		}
