@@ -293,6 +293,10 @@ func (s *Stream) process(group []*request) {
 	}
 	if !pipelined(live) {
 		s.settle()
+		if s.failed != nil { // the group in flight failed: nothing may build on it
+			s.fail(live, s.failed)
+			return
+		}
 	}
 	if live[0].kind == reqRebuild {
 		answer(live[0], s.rebuild())
@@ -390,7 +394,8 @@ type built struct {
 	raws []Raw
 	reqs []*request
 	// owed is the import record owed after this batch (nil: none),
-	// which the committer keeps as the stream's once the batch is durable.
+	// which the committer keeps as the stream's once the batch is applied
+	// (the next group is built on it; PendingImport moves once durable).
 	owed *unit
 	// ov holds the batch's projection writes for the cache (nil: no cache).
 	ov *overlay

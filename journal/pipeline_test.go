@@ -2,6 +2,7 @@ package journal
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,10 +14,12 @@ import (
 
 // gateEngine's Fold waits for its gate at the first test.gated event: it
 // holds the committer in a build while the test queues what should follow.
+// It counts the test.gated events it folds.
 type gateEngine struct {
 	entered chan struct{}
 	gate    chan struct{}
 	once    *atomic.Bool
+	folds   *atomic.Int32
 }
 
 func (gateEngine) Name() string { return "gate" }
@@ -24,38 +27,84 @@ func (gateEngine) Name() string { return "gate" }
 func (gateEngine) Decide(v *View, req any) (Decision, error) { return Decision{}, nil }
 
 func (g gateEngine) Fold(t *Txn, ev *Event) error {
-	if ev.Kind == "test.gated" && g.once.CompareAndSwap(false, true) {
+	if ev.Kind != "test.gated" {
+		return nil
+	}
+	g.folds.Add(1)
+	if g.once.CompareAndSwap(false, true) {
 		g.entered <- struct{}{}
 		<-g.gate
 	}
 	return nil
 }
 
-// pipelineSetup opens a stream whose WAL syncs wait for a release, or
-// fail, while the returned mode says so, and holds its committer building
-// a group of appends; appends queued meanwhile form the group after it.
-func pipelineSetup(t *testing.T, mode *atomic.Int32, release chan struct{}) (*Stream, *Journal, *vfs.MemFS, gateEngine) {
+// Modes of pipelineSetup's WAL syncs.
+const (
+	syncPass = iota
+	syncHold // until release is closed
+	syncFail
+)
+
+// pipelineSetup opens a stream (on a file system that can be crashed)
+// whose WAL syncs pass, wait for release, or fail as mode says, with one
+// durable event, and starts a gated append: the committer is left
+// building its group (entered received), so what the test queues next
+// forms the group after it. first receives the gated append's result.
+func pipelineSetup(t *testing.T, mode *atomic.Int32, release chan struct{}) (s *Stream, j *Journal, mem *vfs.MemFS, g gateEngine, first chan result) {
 	t.Helper()
-	mem := vfs.NewMem()
+	mem = vfs.NewCrashableMem()
 	fs := errorfs.Wrap(mem, errorfs.InjectorFunc(func(op errorfs.Op) error {
 		if !isWAL(op) || !isSync(op) {
 			return nil
 		}
 		switch mode.Load() {
-		case 1:
+		case syncHold:
 			<-release
-		case 2:
+		case syncFail:
 			return errorfs.ErrInjected
 		}
 		return nil
 	}))
-	g := gateEngine{entered: make(chan struct{}), gate: make(chan struct{}), once: new(atomic.Bool)}
+	g = gateEngine{entered: make(chan struct{}), gate: make(chan struct{}), once: new(atomic.Bool), folds: new(atomic.Int32)}
 	opts := testOptions(fs)
 	opts.Engines = map[string][]Engine{Audit: {g}}
-	j := mustOpen(t, opts)
-	s := j.Stream(Audit)
+	j = mustOpen(t, opts)
+	s = j.Stream(Audit)
 	mustAppend(t, s, body("test.emit", "a", nil)) // seq 1, durable
-	return s, j, mem, g
+	first = make(chan result, 1)
+	go func() {
+		c, err := s.Append(context.Background(), body("test.gated", "g", nil))
+		first <- result{c, err}
+	}()
+	within(t, g.entered, "the gated append's build")
+	return s, j, mem, g, first
+}
+
+type result struct {
+	c   []Committed
+	err error
+}
+
+// within receives from ch, or fails the test after 5 s.
+func within[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s: nothing after 5 s", what)
+		panic("unreachable")
+	}
+}
+
+// queued waits until n requests wait in the committer's queue.
+func queued(t *testing.T, s *Stream, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); len(s.reqs) != n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests queued, want %d", len(s.reqs), n)
+		}
+	}
 }
 
 // TestPipelinedAppendsWaitForTheGroupBefore: a group of appends is built
@@ -64,39 +113,21 @@ func pipelineSetup(t *testing.T, mode *atomic.Int32, release chan struct{}) (*St
 func TestPipelinedAppendsWaitForTheGroupBefore(t *testing.T) {
 	var mode atomic.Int32
 	release := make(chan struct{})
-	s, j, _, g := pipelineSetup(t, &mode, release)
+	s, j, _, g, first := pipelineSetup(t, &mode, release)
 	defer j.Close()
 	var releaseOnce sync.Once
-	unblock := func() { releaseOnce.Do(func() { mode.Store(0); close(release) }) }
+	unblock := func() { releaseOnce.Do(func() { mode.Store(syncPass); close(release) }) }
 	defer unblock() // before Close, which waits for a held commit
-	ctx := context.Background()
 
-	type result struct {
-		c   []Committed
-		err error
-	}
-	first := make(chan result, 1)
-	go func() {
-		c, err := s.Append(ctx, body("test.gated", "g", nil))
-		first <- result{c, err}
-	}()
-	<-g.entered // the committer is building the first group
 	second := make(chan result, 1)
 	go func() {
-		c, err := s.Append(ctx, body("test.emit", "b", nil))
+		c, err := s.Append(context.Background(), body("test.emit", "b", nil))
 		second <- result{c, err}
 	}()
-	for len(s.reqs) == 0 { // the append is queued behind the first group
-		time.Sleep(time.Millisecond)
-	}
-	mode.Store(1) // the first group's fsync waits for release
+	queued(t, s, 1)      // behind the first group
+	mode.Store(syncHold) // the first group's fsync waits for release
 	close(g.gate)
-	// The committer takes the append and builds it during that fsync.
-	for deadline := time.Now().Add(5 * time.Second); len(s.reqs) > 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the append was not taken while the group before it synced")
-		}
-	}
+	queued(t, s, 0) // taken, and built, while that fsync is held
 	select {
 	case r := <-first:
 		t.Fatalf("first group answered before its fsync returned: %+v", r)
@@ -108,7 +139,7 @@ func TestPipelinedAppendsWaitForTheGroupBefore(t *testing.T) {
 		t.Fatalf("durable %d while the first group syncs", d)
 	}
 	unblock()
-	a, b := <-first, <-second
+	a, b := within(t, first, "first group"), within(t, second, "second group")
 	if a.err != nil || b.err != nil || len(a.c) != 1 || len(b.c) != 1 {
 		t.Fatalf("first %+v, second %+v", a, b)
 	}
@@ -123,47 +154,60 @@ func TestPipelinedAppendsWaitForTheGroupBefore(t *testing.T) {
 }
 
 // TestPipelinedAppendsFailWithTheGroupBefore: when the fsync of the group
-// before fails, the group built on it is not written or acknowledged, and
-// a restart finds neither.
+// before fails, the group built on it is not acknowledged, and a crash
+// image (unsynced writes lost) holds neither.
 func TestPipelinedAppendsFailWithTheGroupBefore(t *testing.T) {
 	var mode atomic.Int32
-	release := make(chan struct{})
-	s, j, mem, g := pipelineSetup(t, &mode, release)
-	ctx := context.Background()
-	first := make(chan error, 1)
-	go func() {
-		_, err := s.Append(ctx, body("test.gated", "g", nil))
-		first <- err
-	}()
-	<-g.entered
+	s, j, mem, g, first := pipelineSetup(t, &mode, nil)
+	defer j.Close()
+	defer mode.Store(syncPass) // before Close: the other streams flush
 	second := make(chan error, 1)
 	go func() {
-		_, err := s.Append(ctx, body("test.emit", "b", nil))
+		_, err := s.Append(context.Background(), body("test.emit", "b", nil))
 		second <- err
 	}()
-	for len(s.reqs) == 0 {
-		time.Sleep(time.Millisecond)
-	}
-	mode.Store(2) // the first group's fsync fails
+	queued(t, s, 1)
+	mode.Store(syncFail) // the first group's fsync fails
 	close(g.gate)
-	if err := <-first; err == nil {
+	if r := within(t, first, "first group"); r.err == nil {
 		t.Fatal("first group acknowledged despite its failed fsync")
 	}
-	if err := <-second; err == nil {
+	if err := within(t, second, "second group"); err == nil {
 		t.Fatal("append acknowledged though the group it was built on failed")
 	}
 	if d := s.DurableSeq(); d != 1 {
 		t.Fatalf("durable %d after the failure", d)
 	}
-	mode.Store(0)
-	_ = j.Close()
-	j = mustOpen(t, testOptions(mem))
-	defer j.Close()
-	raws := collect(t, j.Stream(Audit).Scan(Query{}))
+	crashed := mem.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0})
+	cj := mustOpen(t, testOptions(crashed))
+	defer cj.Close()
+	raws := collect(t, cj.Stream(Audit).Scan(Query{}))
 	checkChain(t, raws, 1)
-	for _, r := range raws[1:] {
-		if k, _, _ := peekEnvelope(r.Body()); string(k) == "test.emit" {
-			t.Fatalf("seq %d, the failed append, was written", r.Seq)
-		}
+	if len(raws) != 1 {
+		t.Fatalf("the crash image holds %d events, want the 1 acknowledged", len(raws))
+	}
+}
+
+// TestRebuildAfterFailedPipelinedGroup: a rebuild queued behind a group of
+// appends whose fsync fails does not run on that group's undurable events;
+// it fails with the stream.
+func TestRebuildAfterFailedPipelinedGroup(t *testing.T) {
+	var mode atomic.Int32
+	s, j, _, g, first := pipelineSetup(t, &mode, nil)
+	defer j.Close()
+	defer mode.Store(syncPass) // before Close: the other streams flush
+	rebuilt := make(chan error, 1)
+	go func() { rebuilt <- s.Rebuild(context.Background()) }()
+	queued(t, s, 1)
+	mode.Store(syncFail)
+	close(g.gate)
+	if r := within(t, first, "first group"); r.err == nil {
+		t.Fatal("first group acknowledged despite its failed fsync")
+	}
+	if err := within(t, rebuilt, "rebuild"); err == nil || !errors.Is(err, errorfs.ErrInjected) {
+		t.Fatalf("rebuild after the failed group: %v, want the stream's write error", err)
+	}
+	if n := g.folds.Load(); n != 1 {
+		t.Fatalf("the failed group's event was folded %d times, want once (by its own build)", n)
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// projCache holds projection values as the durable state has them, for the
+// projCache holds projection values as the applied state has them, for the
 // keys the engines' Decide and Fold read: a KV put reads its key's current
 // version in Decide and again in Fold, and in pebble that lookup reads
 // index, filter and data blocks of tables that compactions keep rewriting
@@ -16,8 +16,10 @@ import (
 //
 // Only the committer touches it. A key enters when it is read (its value,
 // or that it is absent); a build's writes change it only once the build's
-// batch is durable (overlay.commit), and only for keys it holds, so keys
-// written and never read (a KV key's history) take no room. Past limit
+// batch is applied to pebble (overlay.commit; a group of appends is built
+// on the one before while that one's fsync runs, and if the fsync fails
+// the stream stops and the cache is read no more), and only for keys it
+// holds, so keys written and never read (a KV key's history) take no room. Past limit
 // bytes, random entries go until it is down to three quarters.
 type projCache struct {
 	m     map[string]cachedValue
@@ -112,7 +114,7 @@ func (c *projCache) clear() {
 }
 
 // overlay is one build's view of the cache: the projection keys the build
-// wrote, over the durable values. A key written in the build is read from
+// wrote, over the applied values. A key written in the build is read from
 // the build's batch, or from the value kept here when the cache held the
 // key (so that commit can update it).
 type overlay struct {
@@ -133,7 +135,7 @@ func (c *projCache) overlay() *overlay {
 	return &overlay{c: c, writes: make(map[string]overlayWrite)}
 }
 
-// get returns a copy of key's value as the batch b (over the durable
+// get returns a copy of key's value as the batch b (over the applied
 // state) has it.
 func (o *overlay) get(b pebble.Reader, key []byte) ([]byte, bool, error) {
 	if w, ok := o.writes[string(key)]; ok {
@@ -151,7 +153,7 @@ func (o *overlay) get(b pebble.Reader, key []byte) ([]byte, bool, error) {
 		return bytes.Clone(v.val), v.ok, nil
 	}
 	// Written neither by this build nor by a range delete of it: the
-	// batch reads the durable value.
+	// batch reads the applied value.
 	val, ok, err := readerGet(b, key)
 	if err != nil {
 		return nil, false, err
@@ -187,7 +189,7 @@ func (o *overlay) deleteRange(lo, hi []byte) {
 }
 
 // commit applies the build's writes to the cache once its batch is
-// durable: range deletes first (the writes left are later than them), then
+// applied to pebble: range deletes first (the writes left are later than them), then
 // each written key the cache holds.
 func (o *overlay) commit() {
 	if o == nil {
