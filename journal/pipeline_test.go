@@ -45,12 +45,13 @@ const (
 	syncFail
 )
 
-// pipelineSetup opens a stream (on a file system that can be crashed)
-// whose WAL syncs pass, wait for release, or fail as mode says, with one
-// durable event, and starts a gated append: the committer is left
-// building its group (entered received), so what the test queues next
-// forms the group after it. first receives the gated append's result.
-func pipelineSetup(t *testing.T, mode *atomic.Int32, release chan struct{}) (s *Stream, j *Journal, mem *vfs.MemFS, g gateEngine, first chan result) {
+// pipelineSetup opens a stream (on a file system that can be crashed,
+// closed when the test ends) whose WAL syncs pass, wait for release, or
+// fail as mode says, with one durable event, and starts a gated append:
+// the committer is left building its group (entered received), so what
+// the test queues next forms the group after it. first receives the
+// gated append's result.
+func pipelineSetup(t *testing.T, mode *atomic.Int32, release chan struct{}) (s *Stream, mem *vfs.MemFS, g gateEngine, first chan result) {
 	t.Helper()
 	mem = vfs.NewCrashableMem()
 	fs := errorfs.Wrap(mem, errorfs.InjectorFunc(func(op errorfs.Op) error {
@@ -68,7 +69,11 @@ func pipelineSetup(t *testing.T, mode *atomic.Int32, release chan struct{}) (s *
 	g = gateEngine{entered: make(chan struct{}), gate: make(chan struct{}), once: new(atomic.Bool), folds: new(atomic.Int32)}
 	opts := testOptions(fs)
 	opts.Engines = map[string][]Engine{Audit: {g}}
-	j = mustOpen(t, opts)
+	j := mustOpen(t, opts)
+	t.Cleanup(func() {
+		mode.Store(syncPass) // the other streams flush at Close
+		_ = j.Close()
+	})
 	s = j.Stream(Audit)
 	mustAppend(t, s, body("test.emit", "a", nil)) // seq 1, durable
 	first = make(chan result, 1)
@@ -77,7 +82,7 @@ func pipelineSetup(t *testing.T, mode *atomic.Int32, release chan struct{}) (s *
 		first <- result{c, err}
 	}()
 	within(t, g.entered, "the gated append's build")
-	return s, j, mem, g, first
+	return s, mem, g, first
 }
 
 type result struct {
@@ -107,17 +112,28 @@ func queued(t *testing.T, s *Stream, n int) {
 	}
 }
 
+// failFirstGroup waits for the request queued behind the gated group,
+// makes that group's fsync fail and lets it go on, and checks it fails.
+func failFirstGroup(t *testing.T, s *Stream, mode *atomic.Int32, g gateEngine, first chan result) {
+	t.Helper()
+	queued(t, s, 1)
+	mode.Store(syncFail)
+	close(g.gate)
+	if r := within(t, first, "first group"); r.err == nil {
+		t.Fatal("first group acknowledged despite its failed fsync")
+	}
+}
+
 // TestPipelinedAppendsWaitForTheGroupBefore: a group of appends is built
 // while the group before it is being made durable, and answered only after
 // it; neither is visible before its fsync returns.
 func TestPipelinedAppendsWaitForTheGroupBefore(t *testing.T) {
 	var mode atomic.Int32
 	release := make(chan struct{})
-	s, j, _, g, first := pipelineSetup(t, &mode, release)
-	defer j.Close()
+	s, _, g, first := pipelineSetup(t, &mode, release)
 	var releaseOnce sync.Once
 	unblock := func() { releaseOnce.Do(func() { mode.Store(syncPass); close(release) }) }
-	defer unblock() // before Close, which waits for a held commit
+	defer unblock() // before the cleanup's Close, which waits for a held commit
 
 	second := make(chan result, 1)
 	go func() {
@@ -158,20 +174,13 @@ func TestPipelinedAppendsWaitForTheGroupBefore(t *testing.T) {
 // image (unsynced writes lost) holds neither.
 func TestPipelinedAppendsFailWithTheGroupBefore(t *testing.T) {
 	var mode atomic.Int32
-	s, j, mem, g, first := pipelineSetup(t, &mode, nil)
-	defer j.Close()
-	defer mode.Store(syncPass) // before Close: the other streams flush
+	s, mem, g, first := pipelineSetup(t, &mode, nil)
 	second := make(chan error, 1)
 	go func() {
 		_, err := s.Append(context.Background(), body("test.emit", "b", nil))
 		second <- err
 	}()
-	queued(t, s, 1)
-	mode.Store(syncFail) // the first group's fsync fails
-	close(g.gate)
-	if r := within(t, first, "first group"); r.err == nil {
-		t.Fatal("first group acknowledged despite its failed fsync")
-	}
+	failFirstGroup(t, s, &mode, g, first)
 	if err := within(t, second, "second group"); err == nil {
 		t.Fatal("append acknowledged though the group it was built on failed")
 	}
@@ -193,17 +202,10 @@ func TestPipelinedAppendsFailWithTheGroupBefore(t *testing.T) {
 // it fails with the stream.
 func TestRebuildAfterFailedPipelinedGroup(t *testing.T) {
 	var mode atomic.Int32
-	s, j, _, g, first := pipelineSetup(t, &mode, nil)
-	defer j.Close()
-	defer mode.Store(syncPass) // before Close: the other streams flush
+	s, _, g, first := pipelineSetup(t, &mode, nil)
 	rebuilt := make(chan error, 1)
 	go func() { rebuilt <- s.Rebuild(context.Background()) }()
-	queued(t, s, 1)
-	mode.Store(syncFail)
-	close(g.gate)
-	if r := within(t, first, "first group"); r.err == nil {
-		t.Fatal("first group acknowledged despite its failed fsync")
-	}
+	failFirstGroup(t, s, &mode, g, first)
 	if err := within(t, rebuilt, "rebuild"); err == nil || !errors.Is(err, errorfs.ErrInjected) {
 		t.Fatalf("rebuild after the failed group: %v, want the stream's write error", err)
 	}
