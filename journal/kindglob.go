@@ -152,6 +152,26 @@ func kindsMatching(r pebble.Reader, glob string) (kinds []string, listed bool, e
 	return kinds, true, errors.Join(it.Error(), it.Close())
 }
 
+// kindGlobIndexes returns the kind index prefixes a glob is read through,
+// or nil when it is cheaper to scan e/; none is true when the index holds
+// no kind the glob matches.
+func (s *Stream) kindGlobIndexes(r pebble.Reader, glob string) (prefixes [][]byte, none bool, err error) {
+	kinds, listed, err := kindsMatching(r, glob)
+	if err != nil || !listed {
+		return nil, false, err
+	}
+	if len(kinds) == 0 {
+		return nil, true, nil
+	}
+	if byIndex, err := s.globByIndex(kinds); err != nil || !byIndex {
+		return nil, false, err
+	}
+	for _, k := range kinds {
+		prefixes = append(prefixes, indexPrefix(prefixKind, k))
+	}
+	return prefixes, false, nil
+}
+
 // globByIndex reports whether the kinds are few enough, and hold a small
 // enough part of the kind index, to read them through it. Data still in
 // the memtable counts for nothing on disk: a stream that small is read

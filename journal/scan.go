@@ -33,7 +33,7 @@ type Iter struct {
 
 	it       cursor           // over e/, or over the index entries in use
 	ev       *pebble.Iterator // over e/, for index hits
-	index    []byte           // the index prefix in use (the first, for a kind glob), or nil
+	indexed  bool             // it is over index entries, not e/
 	byKind   bool             // the index is the kind index
 	lo, hi   int64
 	kbuf     []byte
@@ -137,7 +137,7 @@ func (it *Iter) load() (bool, error) {
 	var seq int64
 	var rec []byte
 	var err error
-	if it.index != nil {
+	if it.indexed {
 		seq = seqOfIndexKey(it.it.Key())
 		it.kbuf = appendEventKey(it.kbuf[:0], seq)
 		if !it.ev.SeekGE(it.kbuf) || !bytes.Equal(it.ev.Key(), it.kbuf) {
@@ -157,8 +157,8 @@ func (it *Iter) load() (bool, error) {
 		return false, fmt.Errorf("%s seq %d: %w", it.s.name, seq, err)
 	}
 	it.raw.Seq, it.raw.Record = seq, rec
-	needKind := it.q.Kind != "" && !(it.index != nil && it.byKind)
-	needSubject := it.q.Subject != "" && !(it.index != nil && !it.byKind)
+	needKind := it.q.Kind != "" && !(it.indexed && it.byKind)
+	needSubject := it.q.Subject != "" && !(it.indexed && !it.byKind)
 	if !needKind && !needSubject {
 		return true, nil
 	}
@@ -202,25 +202,12 @@ func (it *Iter) init() error {
 	case it.q.Kind != "" && !isGlob(it.q.Kind):
 		indexes, it.byKind = [][]byte{indexPrefix(prefixKind, it.q.Kind)}, true
 	case it.q.Kind != "":
-		kinds, listed, err := kindsMatching(snap, it.q.Kind)
-		if err != nil {
-			return err
+		var none bool
+		var err error
+		if indexes, none, err = it.s.kindGlobIndexes(snap, it.q.Kind); err != nil || none {
+			return err // none: no event has such a kind
 		}
-		if listed && len(kinds) == 0 {
-			return nil // no event has such a kind
-		}
-		byIndex := false
-		if listed {
-			if byIndex, err = it.s.globByIndex(kinds); err != nil {
-				return err
-			}
-		}
-		if byIndex {
-			it.byKind = true
-			for _, k := range kinds {
-				indexes = append(indexes, indexPrefix(prefixKind, k))
-			}
-		}
+		it.byKind = indexes != nil
 	}
 	if len(indexes) == 0 {
 		eit, err := snap.NewIter(&pebble.IterOptions{LowerBound: eventKey(it.lo), UpperBound: eventKey(it.hi + 1)})
@@ -248,7 +235,7 @@ func (it *Iter) init() error {
 	} else {
 		it.it = newSeqMerge(its)
 	}
-	it.index = indexes[0]
+	it.indexed = true
 	var err error
 	it.ev, err = snap.NewIter(&pebble.IterOptions{LowerBound: prefixEvent, UpperBound: PrefixEnd(prefixEvent)})
 	return err

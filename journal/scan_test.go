@@ -190,7 +190,7 @@ func TestKindGlobByIndex(t *testing.T) {
 			for it.Next() {
 				got = append(got, it.Raw().Seq)
 			}
-			usedIndex := it.index != nil
+			usedIndex := it.indexed
 			if err := it.Close(); err != nil {
 				t.Fatal(err)
 			}
@@ -220,7 +220,7 @@ func TestKindGlobByIndex(t *testing.T) {
 	for it.Next() {
 		got = append(got, it.Raw().Seq)
 	}
-	if usedIndex := it.index != nil; usedIndex || it.Close() != nil || !slices.Equal(got, cfgSeqs) {
+	if usedIndex := it.indexed; usedIndex || it.Close() != nil || !slices.Equal(got, cfgSeqs) {
 		t.Fatalf("with many kinds: index %v, got %v, want %v", usedIndex, head(got), head(cfgSeqs))
 	}
 }
