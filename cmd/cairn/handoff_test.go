@@ -72,3 +72,26 @@ func TestNeedsWhole(t *testing.T) {
 		}
 	}
 }
+
+// TestHandOffEnv: the daemon gets glibc's huge-page tunable added, unless
+// the caller set glibc.malloc.hugetlb; nothing else changes, and other
+// statements get the environment as it was.
+func TestHandOffEnv(t *testing.T) {
+	for _, c := range []struct {
+		env, args, want []string
+	}{
+		{[]string{"A=1"}, []string{"daemon", "--data", "/x"}, []string{"A=1", "GLIBC_TUNABLES=glibc.malloc.hugetlb=1"}},
+		{[]string{"A=1"}, []string{"--socket", "/s", "daemon"}, []string{"A=1", "GLIBC_TUNABLES=glibc.malloc.hugetlb=1"}},
+		{[]string{"GLIBC_TUNABLES=glibc.malloc.arena_max=2", "B=2"}, []string{"-o", "json", "daemon"},
+			[]string{"GLIBC_TUNABLES=glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1", "B=2"}},
+		{[]string{"GLIBC_TUNABLES="}, []string{"daemon"}, []string{"GLIBC_TUNABLES=glibc.malloc.hugetlb=1"}},
+		{[]string{"GLIBC_TUNABLES=glibc.malloc.hugetlb=0"}, []string{"daemon"}, []string{"GLIBC_TUNABLES=glibc.malloc.hugetlb=0"}},
+		{[]string{"A=1"}, []string{"shell"}, []string{"A=1"}},
+		{[]string{"A=1"}, []string{"kv", "put", "daemon", "x"}, []string{"A=1"}},
+		{[]string{"A=1"}, []string{"-f", "daemon"}, []string{"A=1"}}, // a file named daemon
+	} {
+		if got := handOffEnv(c.env, c.args); !slices.Equal(got, c.want) {
+			t.Errorf("handOffEnv(%q, %q) = %q, want %q", c.env, c.args, got, c.want)
+		}
+	}
+}

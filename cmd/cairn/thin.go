@@ -27,7 +27,7 @@ func handOff(args []string) (code int, handed bool) {
 		return exitUsage, true
 	}
 	path := filepath.Join(filepath.Dir(self), wholeBinary)
-	err = syscall.Exec(path, append([]string{path}, args...), os.Environ())
+	err = syscall.Exec(path, append([]string{path}, args...), handOffEnv(os.Environ(), args))
 	fmt.Fprintf(os.Stderr, "cairn: this statement runs in %s, the binary with every engine, which should be beside cairn (make build writes both): %v\n", path, err)
 	return exitUsage, true
 }
