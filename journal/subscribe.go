@@ -21,6 +21,7 @@ type Subscription struct {
 	s     *Stream
 	ctx   context.Context
 	match func(*Raw) bool
+	kinds func(kind string) bool // nil: every kind; see SubscribeKinds
 
 	next   int64 // the next seq to deliver
 	buf    []*Raw
@@ -60,6 +61,29 @@ func (s *Stream) Subscribe(ctx context.Context, from int64, match func(*Raw) boo
 	return sub
 }
 
+// SubscribeKinds is Subscribe for a subscriber that reads only some kinds:
+// events whose kind kinds rejects are skipped before they are handed over,
+// so commits of other kinds do not wake it (a KV put woke every
+// subscriber of the audit stream). kinds runs in the committer with the
+// stream's lock held: it must be quick and must not block, a lookup or a
+// prefix test. match, if not nil, then selects among the kinds' events.
+func (s *Stream) SubscribeKinds(ctx context.Context, from int64, kinds func(kind string) bool, match func(*Raw) bool) *Subscription {
+	sub := s.Subscribe(ctx, from, match)
+	sub.kinds = kinds
+	return sub
+}
+
+// wants reports whether r passes the subscription's kinds and match.
+func (sub *Subscription) wants(r *Raw) bool {
+	if sub.kinds != nil {
+		k, err := r.Kind()
+		if err != nil || !sub.kinds(k) {
+			return false
+		}
+	}
+	return sub.match == nil || sub.match(r)
+}
+
 // Next returns the next matching event or a lag notice. It returns
 // ErrClosed once the subscription or the journal is closed, and the
 // context's error when ctx or the subscription's context ends.
@@ -88,7 +112,7 @@ func (sub *Subscription) take(ctx context.Context, wait bool) (Item, bool, error
 			sub.buf[0] = nil
 			sub.buf = sub.buf[1:]
 			sub.next = r.Seq + 1
-			if sub.match == nil || sub.match(r) {
+			if sub.wants(r) {
 				return Item{Raw: r}, true, nil
 			}
 			continue
@@ -107,11 +131,12 @@ func (sub *Subscription) take(ctx context.Context, wait bool) (Item, bool, error
 			if r.Seq < sub.next {
 				continue
 			}
-			if r.Seq != sub.next {
+			// With kinds, deliver skips the other kinds' events: a gap.
+			if r.Seq != sub.next && sub.kinds == nil {
 				return Item{}, false, fmt.Errorf("%s subscription: live event %d after %d", sub.s.name, r.Seq, sub.next-1)
 			}
-			sub.next++
-			if sub.match == nil || sub.match(r) {
+			sub.next = r.Seq + 1
+			if sub.wants(r) {
 				return Item{Raw: r}, true, nil
 			}
 		case <-sub.kick:
@@ -193,6 +218,11 @@ func (sub *Subscription) catchUp() error {
 // live feed and tells it so.
 func (sub *Subscription) deliver(raws []*Raw) {
 	for _, r := range raws {
+		if sub.kinds != nil {
+			if k, err := r.Kind(); err == nil && !sub.kinds(k) {
+				continue
+			}
+		}
 		select {
 		case sub.ch <- r:
 		default:

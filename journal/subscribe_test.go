@@ -244,3 +244,68 @@ func TestCloseWithOpenReaders(t *testing.T) {
 	}
 	sn.Close()
 }
+
+// TestSubscribeKinds: a live SubscribeKinds subscriber is handed only the
+// kinds it reads (a commit of others leaves its buffer empty, so it is
+// not woken), it still gets those in order across the gaps, from disk
+// and live, and with a buffer of 8 a hundred events of other kinds do not
+// make it lag.
+func TestSubscribeKinds(t *testing.T) {
+	opts := testOptions(vfs.NewMem())
+	opts.SubscriberBuffer = 8
+	j := mustOpen(t, opts)
+	defer j.Close()
+	s := j.Stream(Audit)
+	ctx := t.Context()
+	for i := range 10 { // seqs 1-10 on disk: 3, 6 and 9 are test.emit
+		kind := "test.other"
+		if i%3 == 2 {
+			kind = "test.emit"
+		}
+		mustAppend(t, s, body(kind, fmt.Sprint(i), nil))
+	}
+	emits := func(kind string) bool { return kind == "test.emit" }
+	sub := s.SubscribeKinds(ctx, 1, emits, func(r *Raw) bool { return string(r.Body()) != "" })
+	defer sub.Close()
+	for _, want := range []int64{3, 6, 9} {
+		it, err := sub.Next(ctx)
+		if err != nil || it.Lagged || it.Raw.Seq != want {
+			t.Fatalf("from disk: %+v %v, want seq %d", it, err, want)
+		}
+	}
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	if _, err := sub.Next(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("idle Next: %v", err)
+	}
+	cancel()
+	if !sub.live {
+		t.Fatal("not live")
+	}
+	for i := range 100 {
+		mustAppend(t, s, body("test.other", fmt.Sprint(i), nil))
+	}
+	if n := len(sub.ch); n != 0 {
+		t.Fatalf("%d events of another kind handed to the subscriber", n)
+	}
+	mustAppend(t, s, body("test.emit", "a", nil)) // seq 111
+	mustAppend(t, s, body("test.other", "b", nil))
+	mustAppend(t, s, body("test.emit", "c", nil)) // seq 113
+	for _, want := range []int64{111, 113} {
+		it, err := sub.Next(ctx)
+		if err != nil || it.Lagged || it.Raw.Seq != want {
+			t.Fatalf("live: %+v %v, want seq %d", it, err, want)
+		}
+	}
+	// A plain subscriber with the same buffer lags on the same load.
+	plain := s.Subscribe(ctx, 0, nil)
+	defer plain.Close()
+	short, cancel = context.WithTimeout(ctx, 20*time.Millisecond)
+	plain.Next(short)
+	cancel()
+	for i := range 20 {
+		mustAppend(t, s, body("test.other", fmt.Sprint(i), nil))
+	}
+	if it, err := plain.Next(ctx); err != nil || !it.Lagged {
+		t.Fatalf("plain subscriber: %+v %v, want a lag notice", it, err)
+	}
+}

@@ -320,10 +320,7 @@ func (m *mirror) applyOps(seq int64, ops []op) error {
 // follow applies the stream's events of this engine from seq from on,
 // until ctx ends.
 func (m *mirror) follow(ctx context.Context, st *journal.Stream, from int64, log *slog.Logger) {
-	sub := st.Subscribe(ctx, from, func(r *journal.Raw) bool {
-		k, err := r.Kind()
-		return err == nil && ours(k)
-	})
+	sub := st.SubscribeKinds(ctx, from, ours, nil)
 	defer sub.Close()
 	for {
 		it, err := sub.Next(ctx)

@@ -3,6 +3,7 @@ package kv
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/cairnhq/cairn/client/wire"
 	"github.com/cairnhq/cairn/journal"
@@ -17,6 +18,12 @@ var (
 // without decoding the body.
 func matchKeyEvents(r *journal.Raw) bool {
 	return journal.MatchQuery(qKV, r) || journal.MatchQuery(qLease, r)
+}
+
+// keyEventKinds is the committer's side of matchKeyEvents: the kinds the
+// hub is handed at all (no other engine's commit wakes it).
+func keyEventKinds(kind string) bool {
+	return strings.HasPrefix(kind, "kv.") || strings.HasPrefix(kind, "lease.")
 }
 
 // WatchOptions are the options of a watch beyond its range and start.

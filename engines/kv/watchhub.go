@@ -74,7 +74,7 @@ func newWatchHub(from int64) *watchHub {
 // reason.
 func (h *watchHub) run(ctx context.Context, st *journal.Stream) {
 	defer close(h.done)
-	sub := st.Subscribe(ctx, h.rev+1, matchKeyEvents)
+	sub := st.SubscribeKinds(ctx, h.rev+1, keyEventKinds, matchKeyEvents)
 	defer sub.Close()
 	for {
 		it, err := sub.Next(ctx)

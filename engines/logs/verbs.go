@@ -183,10 +183,7 @@ func (m *module) runLogs(ctx context.Context, r engines.Request) error {
 // exit only once the run's output is stored in the logs stream.
 func (m *module) watchExit(ctx context.Context, id string) <-chan struct{} {
 	ended := make(chan struct{})
-	sub := m.audit.Subscribe(ctx, m.audit.DurableSeq()+1, func(raw *journal.Raw) bool {
-		k, err := raw.Kind()
-		return err == nil && k == "container.exit"
-	})
+	sub := m.audit.SubscribeKinds(ctx, m.audit.DurableSeq()+1, func(kind string) bool { return kind == "container.exit" }, nil)
 	go func() {
 		defer sub.Close()
 		for {
