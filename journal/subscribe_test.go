@@ -84,6 +84,20 @@ func TestSubscribeCatchUpThenLive(t *testing.T) {
 	sub.Close()
 }
 
+// goLive waits briefly on sub with nothing to read, so that it joins the
+// live feed.
+func goLive(t *testing.T, sub *Subscription) {
+	t.Helper()
+	short, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := sub.Next(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("idle Next: %v", err)
+	}
+	if !sub.live {
+		t.Fatal("not live")
+	}
+}
+
 func TestSubscribeLagged(t *testing.T) {
 	opts := testOptions(vfs.NewMem())
 	opts.SubscriberBuffer = 8
@@ -99,15 +113,7 @@ func TestSubscribeLagged(t *testing.T) {
 	if it, err := sub.Next(ctx); err != nil || it.Raw.Seq != 1 {
 		t.Fatalf("first: %+v %v", it, err)
 	}
-	// Wait briefly with nothing to read: the subscription joins the live feed.
-	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
-	if _, err := sub.Next(short); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("idle Next: %v", err)
-	}
-	cancel()
-	if !sub.live {
-		t.Fatal("not live")
-	}
+	goLive(t, sub)
 	// Now write far more than the buffer while the subscriber sleeps.
 	for i := range 100 {
 		mustAppend(t, s, body("test.emit", fmt.Sprint(i), nil))
@@ -273,14 +279,7 @@ func TestSubscribeKinds(t *testing.T) {
 			t.Fatalf("from disk: %+v %v, want seq %d", it, err, want)
 		}
 	}
-	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
-	if _, err := sub.Next(short); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("idle Next: %v", err)
-	}
-	cancel()
-	if !sub.live {
-		t.Fatal("not live")
-	}
+	goLive(t, sub)
 	for i := range 100 {
 		mustAppend(t, s, body("test.other", fmt.Sprint(i), nil))
 	}
@@ -299,9 +298,7 @@ func TestSubscribeKinds(t *testing.T) {
 	// A plain subscriber with the same buffer lags on the same load.
 	plain := s.Subscribe(ctx, 0, nil)
 	defer plain.Close()
-	short, cancel = context.WithTimeout(ctx, 20*time.Millisecond)
-	plain.Next(short)
-	cancel()
+	goLive(t, plain)
 	for i := range 20 {
 		mustAppend(t, s, body("test.other", fmt.Sprint(i), nil))
 	}
