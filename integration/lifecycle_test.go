@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -179,4 +180,46 @@ func TestDefaultPaths(t *testing.T) {
 		t.Errorf("cairn status without --socket printed %s, want the row of pid %d", r.Stdout, d.Pid())
 	}
 	d.Stop()
+}
+
+// TestDaemonHugePagesTunable: `cairn daemon` hands cairnd glibc's
+// huge-page tunable for pebble's memtables (README, "Daemon flags"), and
+// a caller's own glibc.malloc.hugetlb stands. The daemon's environment is
+// read from /proc, where glibc's start-up leaves only the first of several
+// tunables in view, so a list of them is TestHandOffEnv's to check.
+func TestDaemonHugePagesTunable(t *testing.T) {
+	if _, err := os.Stat(filepath.Join(filepath.Dir(cairnBin), "cairnd")); err != nil {
+		t.Skipf("%s is not the thin client with cairnd beside it: %v", cairnBin, err)
+	}
+	for _, c := range []struct{ set, want string }{
+		{"", "glibc.malloc.hugetlb=1"},
+		{"glibc.malloc.hugetlb=0", "glibc.malloc.hugetlb=0"},
+	} {
+		var env []string
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "GLIBC_TUNABLES=") {
+				env = append(env, kv)
+			}
+		}
+		if c.set != "" {
+			env = append(env, "GLIBC_TUNABLES="+c.set)
+		}
+		d := newDaemon(t)
+		d.Env = env
+		d.start()
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", d.Pid()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := "(unset)"
+		for _, kv := range strings.Split(string(b), "\x00") {
+			if v, ok := strings.CutPrefix(kv, "GLIBC_TUNABLES="); ok {
+				got = v
+			}
+		}
+		if got != c.want {
+			t.Errorf("GLIBC_TUNABLES=%q: the daemon has %q, want %q", c.set, got, c.want)
+		}
+		d.Stop()
+	}
 }
