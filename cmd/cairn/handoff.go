@@ -127,18 +127,6 @@ func handOffEnv(env, args []string) []string {
 	return out
 }
 
-// isDaemon reports whether args (cairn's flags, then the statement) run
-// the daemon: `daemon` is the first word after the flags.
-func isDaemon(args []string) bool {
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if !strings.HasPrefix(a, "-") {
-			return a == "daemon"
-		}
-		switch strings.TrimLeft(a, "-") {
-		case "o", "socket", "f":
-			i++ // the flag's value follows
-		}
-	}
-	return false
-}
+// isDaemon reports whether args run the daemon: `cairn daemon [FLAGS…]`,
+// daemon the first word (whole.go runs it only so).
+func isDaemon(args []string) bool { return len(args) > 0 && args[0] == "daemon" }

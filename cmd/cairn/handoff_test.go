@@ -81,8 +81,8 @@ func TestHandOffEnv(t *testing.T) {
 		env, args, want []string
 	}{
 		{[]string{"A=1"}, []string{"daemon", "--data", "/x"}, []string{"A=1", "GLIBC_TUNABLES=glibc.malloc.hugetlb=1"}},
-		{[]string{"A=1"}, []string{"--socket", "/s", "daemon"}, []string{"A=1", "GLIBC_TUNABLES=glibc.malloc.hugetlb=1"}},
-		{[]string{"GLIBC_TUNABLES=glibc.malloc.arena_max=2", "B=2"}, []string{"-o", "json", "daemon"},
+		{[]string{"A=1"}, []string{"--socket", "/s", "daemon"}, []string{"A=1"}}, // a statement, not the daemon (whole.go)
+		{[]string{"GLIBC_TUNABLES=glibc.malloc.arena_max=2", "B=2"}, []string{"daemon", "--etcd", "127.0.0.1:2379"},
 			[]string{"GLIBC_TUNABLES=glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1", "B=2"}},
 		{[]string{"GLIBC_TUNABLES="}, []string{"daemon"}, []string{"GLIBC_TUNABLES=glibc.malloc.hugetlb=1"}},
 		{[]string{"GLIBC_TUNABLES=glibc.malloc.hugetlb=0"}, []string{"daemon"}, []string{"GLIBC_TUNABLES=glibc.malloc.hugetlb=0"}},
