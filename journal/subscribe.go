@@ -73,15 +73,18 @@ func (s *Stream) SubscribeKinds(ctx context.Context, from int64, kinds func(kind
 	return sub
 }
 
+// ofKind reports whether r passes the subscription's kinds.
+func (sub *Subscription) ofKind(r *Raw) bool {
+	if sub.kinds == nil {
+		return true
+	}
+	k, err := r.Kind()
+	return err == nil && sub.kinds(k)
+}
+
 // wants reports whether r passes the subscription's kinds and match.
 func (sub *Subscription) wants(r *Raw) bool {
-	if sub.kinds != nil {
-		k, err := r.Kind()
-		if err != nil || !sub.kinds(k) {
-			return false
-		}
-	}
-	return sub.match == nil || sub.match(r)
+	return sub.ofKind(r) && (sub.match == nil || sub.match(r))
 }
 
 // Next returns the next matching event or a lag notice. It returns
@@ -218,10 +221,8 @@ func (sub *Subscription) catchUp() error {
 // live feed and tells it so.
 func (sub *Subscription) deliver(raws []*Raw) {
 	for _, r := range raws {
-		if sub.kinds != nil {
-			if k, err := r.Kind(); err == nil && !sub.kinds(k) {
-				continue
-			}
+		if !sub.ofKind(r) {
+			continue
 		}
 		select {
 		case sub.ch <- r:

@@ -84,6 +84,17 @@ func TestSubscribeCatchUpThenLive(t *testing.T) {
 	sub.Close()
 }
 
+// auditWithBuffer opens a journal whose subscribers buffer n live events
+// and returns its audit stream; the journal closes when the test ends.
+func auditWithBuffer(t *testing.T, n int) *Stream {
+	t.Helper()
+	opts := testOptions(vfs.NewMem())
+	opts.SubscriberBuffer = n
+	j := mustOpen(t, opts)
+	t.Cleanup(func() { j.Close() })
+	return j.Stream(Audit)
+}
+
 // goLive waits briefly on sub with nothing to read, so that it joins the
 // live feed.
 func goLive(t *testing.T, sub *Subscription) {
@@ -99,11 +110,7 @@ func goLive(t *testing.T, sub *Subscription) {
 }
 
 func TestSubscribeLagged(t *testing.T) {
-	opts := testOptions(vfs.NewMem())
-	opts.SubscriberBuffer = 8
-	j := mustOpen(t, opts)
-	defer j.Close()
-	s := j.Stream(Audit)
+	s := auditWithBuffer(t, 8)
 	ctx := t.Context()
 	sub := s.Subscribe(ctx, 0, nil) // from the current end
 	defer sub.Close()
@@ -144,11 +151,7 @@ func TestSubscribeLagged(t *testing.T) {
 }
 
 func TestSubscribeLaggedUnderLoad(t *testing.T) {
-	opts := testOptions(vfs.NewMem())
-	opts.SubscriberBuffer = 4
-	j := mustOpen(t, opts)
-	defer j.Close()
-	s := j.Stream(Audit)
+	s := auditWithBuffer(t, 4)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for range 4 {
@@ -257,11 +260,7 @@ func TestCloseWithOpenReaders(t *testing.T) {
 // and live, and with a buffer of 8 a hundred events of other kinds do not
 // make it lag.
 func TestSubscribeKinds(t *testing.T) {
-	opts := testOptions(vfs.NewMem())
-	opts.SubscriberBuffer = 8
-	j := mustOpen(t, opts)
-	defer j.Close()
-	s := j.Stream(Audit)
+	s := auditWithBuffer(t, 8)
 	ctx := t.Context()
 	for i := range 10 { // seqs 1-10 on disk: 3, 6 and 9 are test.emit
 		kind := "test.other"
