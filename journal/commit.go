@@ -43,6 +43,7 @@ type request struct {
 
 	engine Engine // reqPropose
 	req    any
+	fold   func(t *Txn, i int, seq int64) error // reqPropose: its Decision's Fold
 
 	prune *pruneRequest // reqPrune
 
@@ -443,7 +444,7 @@ func (s *Stream) buildOnce(group []*request, now int64) (bt *built, failed *requ
 	var kbuf []byte
 	var idx []indexEntry // the group's index keys, written after its records
 	for _, r := range group {
-		r.committed, r.reply, r.err, r.planned = r.committed[:0], nil, nil, nil
+		r.committed, r.reply, r.err, r.planned, r.fold = r.committed[:0], nil, nil, nil, nil
 		switch r.kind {
 		case reqAppend:
 			r.planned = r.units
@@ -459,7 +460,7 @@ func (s *Stream) buildOnce(group []*request, now int64) (bt *built, failed *requ
 				r.err = fmt.Errorf("engine %s: %w", r.engine.Name(), err)
 				continue
 			}
-			r.planned, r.reply = units, dec.Reply
+			r.planned, r.reply, r.fold = units, dec.Reply, dec.Fold
 		case reqPrune:
 			if err := s.planPrune(b, r); err != nil {
 				r.err = err
@@ -507,7 +508,7 @@ func (s *Stream) buildOnce(group []*request, now int64) (bt *built, failed *requ
 				}
 			}
 		}
-		for _, u := range r.planned {
+		for i, u := range r.planned {
 			t := bt.tip
 			seq := t.seq + 1
 			tm := max(now, t.time)
@@ -518,7 +519,11 @@ func (s *Stream) buildOnce(group []*request, now int64) (bt *built, failed *requ
 				return nil, nil, err
 			}
 			idx = append(idx, indexEntry{seq: seq, kind: u.kind, subject: u.subject})
-			if err := s.fold(b, bt.ov, &raw); err != nil {
+			var known knownFold
+			if r.fold != nil {
+				known = knownFold{engine: r.engine.Name(), fold: r.fold, i: i}
+			}
+			if err := s.fold(b, bt.ov, &raw, known); err != nil {
 				r.err = err
 				return bt, r, nil
 			}
@@ -591,15 +596,32 @@ func (s *Stream) put(b *pebble.Batch, kbuf []byte, raw *Raw, kind, subject strin
 	return s.putIndexes(b, kbuf, []indexEntry{{seq: raw.Seq, kind: kind, subject: subject}})
 }
 
+// knownFold is the Decision.Fold of the engine that decided an event (its
+// body i), or nothing (fold nil).
+type knownFold struct {
+	engine string
+	fold   func(t *Txn, i int, seq int64) error
+	i      int
+}
+
 // fold applies every engine's Fold to one event, decoded from its stored
 // bytes exactly as Rebuild decodes it (or FoldRaw, for an engine that
-// decodes the stored bytes itself).
-func (s *Stream) fold(b *pebble.Batch, ov *overlay, raw *Raw) error {
+// decodes the stored bytes itself); the engine that decided the event, if
+// its Decision has a Fold (known), folds it from what it knew instead.
+func (s *Stream) fold(b *pebble.Batch, ov *overlay, raw *Raw, known knownFold) error {
 	if len(s.engines) == 0 {
 		return nil
 	}
 	var ev *Event
 	for _, e := range s.engines {
+		if known.fold != nil && e.Name() == known.engine {
+			t := &Txn{View: View{r: b, ov: ov, prefix: projPrefix(e.Name()), lastSeq: raw.Seq}, b: b}
+			if err := known.fold(t, known.i, raw.Seq); err != nil {
+				kind, _ := raw.Kind()
+				return fmt.Errorf("engine %s: fold %s seq %d: %w", e.Name(), kind, raw.Seq, err)
+			}
+			continue
+		}
 		if kf, ok := e.(KindFilter); ok {
 			kind, err := raw.Kind()
 			if err != nil {
@@ -824,7 +846,7 @@ func (s *Stream) rebuild() error {
 			return err
 		}
 		raw := Raw{Stream: s.name, Seq: seq, Record: it.Value()}
-		if err := s.fold(b, nil, &raw); err != nil {
+		if err := s.fold(b, nil, &raw, knownFold{}); err != nil {
 			_ = it.Close()
 			return fmt.Errorf("rebuild: %w", err)
 		}

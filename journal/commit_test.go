@@ -134,10 +134,16 @@ func TestAppendAllOrNothing(t *testing.T) {
 
 func projection(t *testing.T, s *Stream) map[string]string {
 	t.Helper()
+	return projectionOf(t, s, "ctr")
+}
+
+// projectionOf is the projection of engine, key by key.
+func projectionOf(t *testing.T, s *Stream, engine string) map[string]string {
+	t.Helper()
 	sn := s.Snapshot()
 	defer sn.Close()
 	out := map[string]string{}
-	if err := sn.Iter("ctr", nil, nil, func(k, v []byte) error {
+	if err := sn.Iter(engine, nil, nil, func(k, v []byte) error {
 		out[string(k)] = string(v)
 		return nil
 	}); err != nil {

@@ -43,6 +43,13 @@ type RawFolder interface {
 type Decision struct {
 	Bodies []*Body
 	Reply  any
+	// Fold, when set, folds body i, committed at seq, into the engine's
+	// projection from what Decide already knows of it, in place of Fold
+	// (or FoldRaw) of the stored event: the committer then neither
+	// decodes the event it has just encoded nor has the engine read again
+	// what Decide read. It must write exactly what Fold of the stored
+	// event writes, as Rebuild and imports fold those.
+	Fold func(t *Txn, i int, seq int64) error
 }
 
 // View reads an engine's projection through the batch being built, so a

@@ -167,7 +167,7 @@ func (s *Stream) buildImport(b *pebble.Batch, bt *built, r *request, kbuf []byte
 		if kbuf, err = s.put(b, kbuf, &raw, string(kind), string(subject)); err != nil {
 			return kbuf, err
 		}
-		if err := s.fold(b, bt.ov, &raw); err != nil {
+		if err := s.fold(b, bt.ov, &raw, knownFold{}); err != nil {
 			r.err = invalidf("import into %s: %v", s.name, err)
 			return kbuf, r.err
 		}
@@ -225,7 +225,7 @@ func (s *Stream) putPending(b *pebble.Batch, bt *built, kbuf []byte) ([]byte, er
 	if err != nil {
 		return kbuf, err
 	}
-	if err := s.fold(b, bt.ov, &raw); err != nil {
+	if err := s.fold(b, bt.ov, &raw, knownFold{}); err != nil {
 		return kbuf, fmt.Errorf("%w: %v", errPendingFold, err)
 	}
 	if err := b.Delete(keyPendingImport, nil); err != nil {

@@ -147,6 +147,7 @@ type evalState struct {
 	rev  int64 // the revision a write gets
 	over map[string]*KeyValue
 	ops  []op
+	prev *KeyValue // the version the latest put found (nil: none)
 }
 
 func newEval(r reader, rev int64) *evalState {
@@ -259,6 +260,7 @@ func (s *evalState) put(p *PutRequest) (*PutResponse, error) {
 	}
 	o.CreateRev, o.Version = kv.CreateRev, kv.Version
 	s.ops = append(s.ops, o)
+	s.prev = prev
 	s.over[string(p.Key)] = kv
 	resp := &PutResponse{Rev: s.rev}
 	if p.PrevKV && prev != nil {
@@ -614,8 +616,17 @@ func (e *engine) Decide(v *journal.View, req any) (journal.Decision, error) {
 		if err != nil {
 			return journal.Decision{}, err
 		}
-		body := &journal.Body{Kind: KindPut, Subject: subjectOf(r.r.Key), Actor: r.actor, Data: s.ops[0].data(false)}
-		return journal.Decision{Bodies: []*journal.Body{body}, Reply: resp}, nil
+		o, prev := s.ops[0], s.prev
+		body := &journal.Body{Kind: KindPut, Subject: subjectOf(r.r.Key), Actor: r.actor, Data: o.data(false)}
+		// The put's fold from what it read: the committer need not decode
+		// the event again, nor the fold read the key again.
+		fold := func(t *journal.Txn, _ int, seq int64) error {
+			if err := foldOpOnto(t, seq, &o, prev); err != nil {
+				return err
+			}
+			return setKVRev(t, seq)
+		}
+		return journal.Decision{Bodies: []*journal.Body{body}, Reply: resp, Fold: fold}, nil
 	case *deleteReq:
 		resp, err := s.del(&r.r)
 		if err != nil {
@@ -885,14 +896,18 @@ func foldOps(t *journal.Txn, rev int64, ops []op) error {
 	if len(ops) == 0 {
 		return nil
 	}
+	return setKVRev(t, rev)
+}
+
+// setKVRev moves the KV revision to rev.
+func setKVRev(t *journal.Txn, rev int64) error {
 	return t.Set(keyKVRev, binary.BigEndian.AppendUint64(nil, uint64(rev)))
 }
 
 // foldOp applies one key change at revision rev. Create revision and
 // version come from the projection, not from the event's copy of them.
 func foldOp(t *journal.Txn, rev int64, o *op) error {
-	ck := curKey(o.Key)
-	b, ok, err := t.Get(ck)
+	b, ok, err := t.Get(curKey(o.Key))
 	if err != nil {
 		return err
 	}
@@ -904,6 +919,13 @@ func foldOp(t *journal.Txn, rev int64, o *op) error {
 		}
 		prev = &kv
 	}
+	return foldOpOnto(t, rev, o, prev)
+}
+
+// foldOpOnto is foldOp given the key's version in the projection (prev;
+// nil: the key is not there).
+func foldOpOnto(t *journal.Txn, rev int64, o *op, prev *KeyValue) error {
+	ck := curKey(o.Key)
 	if prev != nil && prev.Lease != 0 && (o.Del || prev.Lease != o.Lease) {
 		if err := t.Delete(leaseKeysKey(prev.Lease, o.Key)); err != nil {
 			return err
