@@ -267,6 +267,10 @@ func dropSubjectIndex(db *pebble.DB) error {
 // connection limits.
 const MaxOpenFiles = 1000
 
+// auditBlockCache is the audit stream's block cache for sstable blocks,
+// beyond what its memtables reserve in it (auditOptions).
+const auditBlockCache = 64 << 20
+
 // captureOptions tunes pebble for the capture stream: a high-rate,
 // append-only log whose e/ keys arrive in order and whose only index is by
 // kind. Larger memtables and files and a deeper L0 mean fewer, larger
@@ -327,9 +331,16 @@ func splitByFamily(start []byte) (pebble.SpanPolicy, []byte, error) {
 // table beside its log, so the memtable is a quarter of the free-space
 // reserve, between pebble's 4 MiB and 64 MiB (64 MiB at the default
 // 256 MiB reserve).
+//
+// pebble reserves every memtable's size in the block cache (the one being
+// filled, one waiting to be reused, one being flushed): with a 64 MiB
+// cache, one 64 MiB memtable left it no room, and every lookup read its
+// sstable's index blocks from the file again, on the committer's
+// goroutine (docs/benchmarks.md, "Session 15"). So the cache is
+// auditBlockCache beside room for two memtables' reservations.
 func auditOptions(o *pebble.Options, reserve uint64) {
-	o.CacheSize = 64 << 20
 	o.MemTableSize = min(max(reserve/4>>20<<20, 4<<20), 64<<20)
+	o.CacheSize = auditBlockCache + 2*int64(o.MemTableSize)
 	for i := range o.Levels {
 		o.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
