@@ -50,6 +50,7 @@ unit:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /integration)
 	$(GO) test -count=1 -tags thin ./cmd/cairn
 	$(GO) test -count=1 -run 'TestForwardIdleConnectionsHoldNoBuffers' ./engines/logs/
+	$(GO) test -count=1 -run 'TestIdleWatchesKeepSmallStacks' ./engines/kv/
 
 integration: build
 	CAIRN_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m ./integration/...
