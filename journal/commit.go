@@ -609,51 +609,56 @@ type knownFold struct {
 // decodes the stored bytes itself); the engine that decided the event, if
 // its Decision has a Fold (known), folds it from what it knew instead.
 func (s *Stream) fold(b *pebble.Batch, ov *overlay, raw *Raw, known knownFold) error {
-	if len(s.engines) == 0 {
-		return nil
-	}
 	var ev *Event
 	for _, e := range s.engines {
-		if known.fold != nil && e.Name() == known.engine {
-			t := &Txn{View: View{r: b, ov: ov, prefix: projPrefix(e.Name()), lastSeq: raw.Seq}, b: b}
-			if err := known.fold(t, known.i, raw.Seq); err != nil {
-				kind, _ := raw.Kind()
-				return fmt.Errorf("engine %s: fold %s seq %d: %w", e.Name(), kind, raw.Seq, err)
-			}
-			continue
-		}
-		if kf, ok := e.(KindFilter); ok {
-			kind, err := raw.Kind()
+		decided := known.fold != nil && e.Name() == known.engine
+		if !decided {
+			wants, err := foldsKind(e, raw)
 			if err != nil {
 				return err
 			}
-			if !kf.FoldsKind(kind) {
+			if !wants {
 				continue
 			}
 		}
-		if rf, ok := e.(RawFolder); ok {
+		t := &Txn{View: View{r: b, ov: ov, prefix: projPrefix(e.Name()), lastSeq: raw.Seq}, b: b}
+		var err error
+		switch rf, isRaw := e.(RawFolder); {
+		case decided:
+			err = known.fold(t, known.i, raw.Seq)
+		case isRaw:
 			if err := CheckRecord(raw.Record); err != nil {
 				return fmt.Errorf("%s seq %d: %w", raw.Stream, raw.Seq, err)
 			}
-			t := &Txn{View: View{r: b, ov: ov, prefix: projPrefix(e.Name()), lastSeq: raw.Seq}, b: b}
-			if err := rf.FoldRaw(t, raw); err != nil {
-				kind, _ := raw.Kind()
-				return fmt.Errorf("engine %s: fold %s seq %d: %w", e.Name(), kind, raw.Seq, err)
+			err = rf.FoldRaw(t, raw)
+		default:
+			if ev == nil {
+				if ev, err = raw.Decode(); err != nil {
+					return err
+				}
 			}
-			continue
+			err = e.Fold(t, ev)
 		}
-		if ev == nil {
-			var err error
-			if ev, err = raw.Decode(); err != nil {
-				return err
-			}
-		}
-		t := &Txn{View: View{r: b, ov: ov, prefix: projPrefix(e.Name()), lastSeq: ev.Seq}, b: b}
-		if err := e.Fold(t, ev); err != nil {
-			return fmt.Errorf("engine %s: fold %s seq %d: %w", e.Name(), ev.Kind, ev.Seq, err)
+		if err != nil {
+			kind, _ := raw.Kind()
+			return fmt.Errorf("engine %s: fold %s seq %d: %w", e.Name(), kind, raw.Seq, err)
 		}
 	}
 	return nil
+}
+
+// foldsKind reports whether e folds raw's kind (every kind, unless it is a
+// KindFilter).
+func foldsKind(e Engine, raw *Raw) (bool, error) {
+	kf, ok := e.(KindFilter)
+	if !ok {
+		return true, nil
+	}
+	kind, err := raw.Kind()
+	if err != nil {
+		return false, err
+	}
+	return kf.FoldsKind(kind), nil
 }
 
 // commitGroup builds the group while the group before it (if any) is
