@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -39,21 +40,23 @@ const (
 	benchRounds   = 3 // the table shows each figure's median
 )
 
+// medianOf is the median of one figure over rounds.
+func medianOf[T any, V cmp.Ordered](rounds []T, f func(T) V) V {
+	v := make([]V, len(rounds))
+	for i, r := range rounds {
+		v[i] = f(r)
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
+}
+
 // medianResult is the per-figure median of rounds.
 func medianResult(rounds []benchResult) benchResult {
-	med := func(f func(benchResult) float64) float64 {
-		v := make([]float64, len(rounds))
-		for i, r := range rounds {
-			v[i] = f(r)
-		}
-		slices.Sort(v)
-		return v[len(v)/2]
-	}
 	out := rounds[0]
-	out.seqPerSec = med(func(r benchResult) float64 { return r.seqPerSec })
-	out.seqP50 = time.Duration(med(func(r benchResult) float64 { return float64(r.seqP50) }))
-	out.putsPerSec = med(func(r benchResult) float64 { return r.putsPerSec })
-	out.getsPerSec = med(func(r benchResult) float64 { return r.getsPerSec })
+	out.seqPerSec = medianOf(rounds, func(r benchResult) float64 { return r.seqPerSec })
+	out.seqP50 = medianOf(rounds, func(r benchResult) time.Duration { return r.seqP50 })
+	out.putsPerSec = medianOf(rounds, func(r benchResult) float64 { return r.putsPerSec })
+	out.getsPerSec = medianOf(rounds, func(r benchResult) float64 { return r.getsPerSec })
 	return out
 }
 
@@ -173,12 +176,7 @@ func medianFan(rounds [][]fanResult) []fanResult {
 	out := slices.Clone(rounds[0])
 	for i := range out {
 		med := func(f func(fanResult) time.Duration) time.Duration {
-			v := make([]time.Duration, len(rounds))
-			for r := range rounds {
-				v[r] = f(rounds[r][i])
-			}
-			slices.Sort(v)
-			return v[len(v)/2]
+			return medianOf(rounds, func(r []fanResult) time.Duration { return f(r[i]) })
 		}
 		out[i].putP50 = med(func(r fanResult) time.Duration { return r.putP50 })
 		out[i].putP99 = med(func(r fanResult) time.Duration { return r.putP99 })
